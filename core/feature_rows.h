@@ -1,0 +1,27 @@
+// Reads feature rows written as CSV text: one row per line, numbers
+// separated by commas. Blank lines and lines starting with '#' are skipped.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace seqserve {
+
+struct FeatureRows {
+  size_t rows = 0;
+  size_t width = 0;
+  std::vector<float> values;  // rows x width, row-major
+};
+
+// Every row must hold `width` numbers (0: take the first row's width).
+// INVALID_ARGUMENT names the line and column of the first bad field.
+absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
+                                             size_t width = 0);
+
+// The shortest text that reads back as exactly `value` (full precision).
+std::string FormatFloat(float value);
+
+}  // namespace seqserve

@@ -1,0 +1,97 @@
+#include "core/head.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace seqserve {
+
+absl::string_view HeadName(Head head) {
+  switch (head) {
+    case Head::kLogits:
+      return "logits";
+    case Head::kSigmoid:
+      return "sigmoid";
+    case Head::kSoftmax:
+      return "softmax";
+  }
+  return "logits";
+}
+
+std::optional<Head> ParseHeadName(absl::string_view name) {
+  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax}) {
+    if (name == HeadName(head)) return head;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// exp() of a non-positive argument only, so neither branch overflows.
+inline float StableSigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+  const float e = std::exp(x);
+  return e / (1.0f + e);
+}
+
+void SoftmaxRow(float* row, size_t width) {
+  const float max = *std::max_element(row, row + width);
+  float sum = 0.0f;
+  for (size_t i = 0; i < width; ++i) {
+    row[i] = std::exp(row[i] - max);
+    sum += row[i];
+  }
+  // sum >= 1 because the maximum contributes exp(0).
+  const float inv = 1.0f / sum;
+  for (size_t i = 0; i < width; ++i) row[i] *= inv;
+}
+
+}  // namespace
+
+void ApplyHead(Head head, size_t width, absl::Span<float> values) {
+  switch (head) {
+    case Head::kLogits:
+      return;
+    case Head::kSigmoid:
+      for (float& v : values) v = StableSigmoid(v);
+      return;
+    case Head::kSoftmax:
+      if (width == 0) return;
+      for (size_t start = 0; start + width <= values.size(); start += width) {
+        SoftmaxRow(values.data() + start, width);
+      }
+      return;
+  }
+}
+
+std::vector<ScoredIndex> TopK(absl::Span<const float> row, size_t k) {
+  k = std::min(k, row.size());
+  std::vector<int> order(row.size());
+  std::iota(order.begin(), order.end(), 0);
+  // Higher score first, lower index first among equal scores.
+  auto better = [&row](int a, int b) {
+    return row[a] > row[b] || (row[a] == row[b] && a < b);
+  };
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
+  std::vector<ScoredIndex> top;
+  top.reserve(k);
+  for (size_t i = 0; i < k; ++i) top.push_back({order[i], row[order[i]]});
+  return top;
+}
+
+int PredictedClass(Head head, absl::Span<const float> scores, float threshold) {
+  if (scores.size() == 1) {
+    switch (head) {
+      case Head::kSigmoid:
+        return scores[0] > threshold ? 1 : 0;
+      case Head::kLogits:
+        return scores[0] > std::log(threshold / (1.0f - threshold)) ? 1 : 0;
+      case Head::kSoftmax:
+        return 0;  // a one-way distribution has one class
+    }
+  }
+  if (scores.empty()) return 0;
+  return TopK(scores, 1)[0].index;
+}
+
+}  // namespace seqserve

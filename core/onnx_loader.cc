@@ -1,0 +1,604 @@
+#include "core/onnx_loader.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/file_util.h"
+
+namespace seqserve {
+namespace {
+
+constexpr int64_t kMinOpset = 9;
+constexpr int64_t kMaxOpset = 17;
+// Rows wider than this are not a classifier's features; it also keeps
+// every width inside BLAS's int arguments.
+constexpr int64_t kMaxWidth = 1 << 24;
+
+// What the converter knows about the tensor flowing down the chain.
+struct ChainState {
+  int rank = 2;
+  int64_t width = 0;  // 0 until known
+};
+
+class OnnxConverter {
+ public:
+  OnnxConverter(const onnx::ModelProto& model, absl::string_view name)
+      : model_(model), graph_(model.graph()), name_(name) {}
+
+  absl::StatusOr<std::unique_ptr<Sequential>> Convert();
+
+ private:
+  absl::Status CheckOpset();
+  absl::Status CollectConstants();
+  absl::Status ReadInput();
+  absl::Status AddNode(const onnx::NodeProto& node);
+  absl::Status AddGemm(const onnx::NodeProto& node);
+  absl::Status AddMatMul(const onnx::NodeProto& node);
+  absl::Status AddBias(const onnx::NodeProto& node);
+  absl::Status AddLinear(const onnx::NodeProto& node, int64_t in, int64_t out,
+                         std::vector<float> weight, std::vector<float> bias);
+  absl::Status AddActivation(Layer layer) {
+    layers_.push_back(std::move(layer));
+    return absl::OkStatus();
+  }
+  absl::Status CheckExtraOutputsUnused(const onnx::NodeProto& node);
+
+  // The initializer (or Constant) feeding `node` at input `index`.
+  absl::StatusOr<const onnx::TensorProto*> Weight(const onnx::NodeProto& node,
+                                                  int index) const;
+  absl::StatusOr<std::vector<float>> Floats(const onnx::NodeProto& node,
+                                            const onnx::TensorProto& tensor) const;
+
+  absl::Status Error(absl::StatusCode code, absl::string_view message) const;
+  absl::Status NodeError(absl::StatusCode code, const onnx::NodeProto& node,
+                         absl::string_view message) const;
+
+  const onnx::ModelProto& model_;
+  const onnx::GraphProto& graph_;
+  std::string name_;
+  int64_t opset_ = 0;
+  std::unordered_map<std::string, const onnx::TensorProto*> constants_;
+  std::unordered_map<std::string, std::vector<int>> consumers_;
+  std::string input_name_;
+  int64_t input_width_ = 0;
+  ChainState state_;
+  std::vector<Layer> layers_;
+  // A Softmax or Sigmoid seen at the end of the chain, or nullopt.
+  std::optional<Head> trailing_head_;
+  std::string trailing_head_node_;
+};
+
+std::string NodeLabel(const onnx::NodeProto& node, int index) {
+  if (!node.name().empty()) return node.name();
+  return absl::StrCat("#", index);
+}
+
+absl::Status OnnxConverter::Error(absl::StatusCode code,
+                                  absl::string_view message) const {
+  return absl::Status(code, absl::StrCat(name_, ": ", message));
+}
+
+absl::Status OnnxConverter::NodeError(absl::StatusCode code,
+                                      const onnx::NodeProto& node,
+                                      absl::string_view message) const {
+  const std::string label =
+      node.name().empty() ? absl::StrCat("output '", node.output_size() > 0
+                                                         ? node.output(0)
+                                                         : "",
+                                         "'")
+                          : absl::StrCat("'", node.name(), "'");
+  return Error(code,
+               absl::StrCat("node ", label, " (", node.op_type(), "): ", message));
+}
+
+absl::Status OnnxConverter::CheckOpset() {
+  for (const auto& opset : model_.opset_import()) {
+    if (opset.domain().empty() || opset.domain() == "ai.onnx") {
+      opset_ = opset.version();
+    }
+  }
+  if (opset_ < kMinOpset || opset_ > kMaxOpset) {
+    return Error(absl::StatusCode::kUnimplemented,
+                 absl::StrCat("opset ", opset_, " is not supported (", kMinOpset,
+                              " to ", kMaxOpset, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OnnxConverter::CollectConstants() {
+  for (const auto& tensor : graph_.initializer()) {
+    constants_[tensor.name()] = &tensor;
+  }
+  for (const auto& node : graph_.node()) {
+    if (node.op_type() != "Constant") continue;
+    for (const auto& attribute : node.attribute()) {
+      if (attribute.name() == "value" && node.output_size() == 1) {
+        constants_[node.output(0)] = &attribute.t();
+      }
+    }
+  }
+  for (int i = 0; i < graph_.node_size(); ++i) {
+    const auto& node = graph_.node(i);
+    if (node.op_type() == "Constant") continue;
+    for (const auto& input : node.input()) {
+      if (!input.empty()) consumers_[input].push_back(i);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OnnxConverter::ReadInput() {
+  std::vector<const onnx::ValueInfoProto*> data_inputs;
+  for (const auto& input : graph_.input()) {
+    if (constants_.count(input.name()) == 0) data_inputs.push_back(&input);
+  }
+  if (data_inputs.size() != 1) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("graph has ", data_inputs.size(),
+                              " data inputs; a Sequential model has one"));
+  }
+  if (graph_.output_size() != 1) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("graph has ", graph_.output_size(),
+                              " outputs; a Sequential model has one"));
+  }
+  const onnx::ValueInfoProto& input = *data_inputs[0];
+  input_name_ = input.name();
+  const auto& type = input.type().tensor_type();
+  if (type.elem_type() != onnx::TensorProto::FLOAT) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("input '", input_name_, "' has element type ",
+                              onnx::TensorProto::DataType_Name(
+                                  static_cast<onnx::TensorProto::DataType>(
+                                      type.elem_type())),
+                              "; only float32 inputs are supported"));
+  }
+  const auto& dims = type.shape().dim();
+  if (type.has_shape() && dims.size() < 2) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("input '", input_name_, "' has rank ", dims.size(),
+                              "; expected a batch of feature rows"));
+  }
+  state_.rank = type.has_shape() ? dims.size() : 2;
+  int64_t width = 1;
+  for (int i = 1; i < dims.size(); ++i) {
+    if (!dims[i].has_dim_value() || dims[i].dim_value() <= 0) {
+      width = 0;
+      break;
+    }
+    width *= dims[i].dim_value();
+    if (width > kMaxWidth) {
+      return Error(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("input '", input_name_, "' is wider than ",
+                                kMaxWidth, " features"));
+    }
+  }
+  if (width == 0 && state_.rank > 2) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("input '", input_name_,
+                              "' has rank ", state_.rank,
+                              " with unknown dimensions; cannot flatten"));
+  }
+  state_.width = width;
+  input_width_ = width;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const onnx::TensorProto*> OnnxConverter::Weight(
+    const onnx::NodeProto& node, int index) const {
+  if (index >= node.input_size() || node.input(index).empty()) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("input ", index, " is missing"));
+  }
+  auto it = constants_.find(node.input(index));
+  if (it == constants_.end()) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("input '", node.input(index),
+                                  "' is not an initializer; weights must be "
+                                  "constant"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::vector<float>> OnnxConverter::Floats(
+    const onnx::NodeProto& node, const onnx::TensorProto& tensor) const {
+  const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
+  if (tensor.data_type() != onnx::TensorProto::FLOAT) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat(what, " has data type ",
+                                  onnx::TensorProto::DataType_Name(
+                                      static_cast<onnx::TensorProto::DataType>(
+                                          tensor.data_type())),
+                                  "; only float32 weights are supported"));
+  }
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     absl::StrCat(what, " uses external data"));
+  }
+  int64_t count = 1;
+  for (int64_t dim : tensor.dims()) {
+    if (dim < 0 || (dim > 0 && count > std::numeric_limits<int32_t>::max() / dim)) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat(what, " has an invalid shape"));
+    }
+    count *= dim;
+  }
+  std::vector<float> values;
+  if (!tensor.raw_data().empty()) {
+    if (tensor.raw_data().size() != static_cast<size_t>(count) * sizeof(float)) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat(what, " holds ", tensor.raw_data().size(),
+                                    " bytes for ", count, " floats"));
+    }
+    values.resize(count);
+    std::memcpy(values.data(), tensor.raw_data().data(), count * sizeof(float));
+  } else {
+    if (tensor.float_data_size() != count) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat(what, " holds ", tensor.float_data_size(),
+                                    " values for ", count));
+    }
+    values.assign(tensor.float_data().begin(), tensor.float_data().end());
+  }
+  for (float v : values) {
+    if (!std::isfinite(v)) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat(what, " holds NaN or Inf"));
+    }
+  }
+  return values;
+}
+
+int64_t IntAttribute(const onnx::NodeProto& node, absl::string_view name,
+                     int64_t fallback) {
+  for (const auto& attribute : node.attribute()) {
+    if (attribute.name() == name) return attribute.i();
+  }
+  return fallback;
+}
+
+float FloatAttribute(const onnx::NodeProto& node, absl::string_view name,
+                     float fallback) {
+  for (const auto& attribute : node.attribute()) {
+    if (attribute.name() == name) return attribute.f();
+  }
+  return fallback;
+}
+
+absl::Status OnnxConverter::AddLinear(const onnx::NodeProto& node, int64_t in,
+                                      int64_t out, std::vector<float> weight,
+                                      std::vector<float> bias) {
+  if (state_.rank != 2) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     absl::StrCat("input has rank ", state_.rank,
+                                  "; add a Flatten before the first Linear"));
+  }
+  if (in <= 0 || out <= 0 || in > kMaxWidth || out > kMaxWidth) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("weight shape ", out, " x ", in,
+                                  " is not a valid Linear layer"));
+  }
+  if (state_.width != 0 && state_.width != in) {
+    return NodeError(
+        absl::StatusCode::kInvalidArgument, node,
+        absl::StrCat("expects ", in, " features but the ",
+                     layers_.empty() ? "input has " : "previous layer gives ",
+                     state_.width));
+  }
+  if (input_width_ == 0) input_width_ = in;
+  state_.width = out;
+  layers_.push_back(Layer::Linear(static_cast<int>(in), static_cast<int>(out),
+                                  std::move(weight), std::move(bias)));
+  return absl::OkStatus();
+}
+
+// Reads a bias operand that broadcasts over the rows: `out` values, or one.
+absl::StatusOr<std::vector<float>> BroadcastBias(std::vector<float> values,
+                                                 const onnx::TensorProto& tensor,
+                                                 int64_t out) {
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < tensor.dims_size(); ++i) rows *= tensor.dims(i);
+  if (rows != 1) return absl::InvalidArgumentError("not a row vector");
+  if (values.size() == static_cast<size_t>(out)) return values;
+  if (values.size() == 1) return std::vector<float>(out, values[0]);
+  return absl::InvalidArgumentError("wrong length");
+}
+
+absl::Status OnnxConverter::AddGemm(const onnx::NodeProto& node) {
+  if (IntAttribute(node, "transA", 0) != 0) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     "transA=1 would transpose the batch; not a Linear layer");
+  }
+  auto b = Weight(node, 1);
+  if (!b.ok()) return b.status();
+  if ((*b)->dims_size() != 2) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("weight '", (*b)->name(), "' has rank ",
+                                  (*b)->dims_size(), ", expected 2"));
+  }
+  auto weight = Floats(node, **b);
+  if (!weight.ok()) return weight.status();
+  const bool trans_b = IntAttribute(node, "transB", 0) != 0;
+  const int64_t rows = (*b)->dims(0);
+  const int64_t cols = (*b)->dims(1);
+  // Keep torch's layout, out x in: transB=1 already has it.
+  const int64_t in = trans_b ? cols : rows;
+  const int64_t out = trans_b ? rows : cols;
+  std::vector<float> w;
+  if (trans_b) {
+    w = std::move(*weight);
+  } else {
+    w.resize(weight->size());
+    for (int64_t i = 0; i < in; ++i) {
+      for (int64_t o = 0; o < out; ++o) w[o * in + i] = (*weight)[i * out + o];
+    }
+  }
+  const float alpha = FloatAttribute(node, "alpha", 1.0f);
+  if (alpha != 1.0f) {
+    for (float& v : w) v *= alpha;
+  }
+  std::vector<float> bias;
+  if (node.input_size() > 2 && !node.input(2).empty()) {
+    auto c = Weight(node, 2);
+    if (!c.ok()) return c.status();
+    auto values = Floats(node, **c);
+    if (!values.ok()) return values.status();
+    auto broadcast = BroadcastBias(std::move(*values), **c, out);
+    if (!broadcast.ok()) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat("bias '", (*c)->name(), "' does not match ",
+                                    out, " outputs: ",
+                                    broadcast.status().message()));
+    }
+    bias = std::move(*broadcast);
+    const float beta = FloatAttribute(node, "beta", 1.0f);
+    if (beta != 1.0f) {
+      for (float& v : bias) v *= beta;
+    }
+  }
+  return AddLinear(node, in, out, std::move(w), std::move(bias));
+}
+
+absl::Status OnnxConverter::AddMatMul(const onnx::NodeProto& node) {
+  auto b = Weight(node, 1);
+  if (!b.ok()) return b.status();
+  if ((*b)->dims_size() != 2) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("weight '", (*b)->name(), "' has rank ",
+                                  (*b)->dims_size(), ", expected 2"));
+  }
+  auto weight = Floats(node, **b);
+  if (!weight.ok()) return weight.status();
+  const int64_t in = (*b)->dims(0);
+  const int64_t out = (*b)->dims(1);
+  std::vector<float> w(weight->size());
+  for (int64_t i = 0; i < in; ++i) {
+    for (int64_t o = 0; o < out; ++o) w[o * in + i] = (*weight)[i * out + o];
+  }
+  return AddLinear(node, in, out, std::move(w), {});
+}
+
+// Add of a constant right after MatMul or Gemm: the Linear's bias.
+absl::Status OnnxConverter::AddBias(const onnx::NodeProto& node) {
+  if (layers_.empty() || layers_.back().kind != LayerKind::kLinear ||
+      node.input_size() != 2) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     "Add is supported only as the bias right after a Linear");
+  }
+  const int constant_index = node.input(0) == node.input(1) ? -1
+                             : constants_.count(node.input(0)) ? 0
+                                                               : 1;
+  if (constant_index < 0) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     "Add is supported only as the bias right after a Linear");
+  }
+  auto c = Weight(node, constant_index);
+  if (!c.ok()) return c.status();
+  auto values = Floats(node, **c);
+  if (!values.ok()) return values.status();
+  Layer& linear = layers_.back();
+  auto bias = BroadcastBias(std::move(*values), **c, linear.out_features);
+  if (!bias.ok()) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("bias '", (*c)->name(), "' does not match ",
+                                  linear.out_features, " outputs: ",
+                                  bias.status().message()));
+  }
+  if (linear.bias.empty()) linear.bias.assign(linear.out_features, 0.0f);
+  for (int i = 0; i < linear.out_features; ++i) linear.bias[i] += (*bias)[i];
+  return absl::OkStatus();
+}
+
+absl::Status OnnxConverter::CheckExtraOutputsUnused(const onnx::NodeProto& node) {
+  for (int i = 1; i < node.output_size(); ++i) {
+    const std::string& name = node.output(i);
+    if (name.empty()) continue;
+    bool is_graph_output = graph_.output(0).name() == name;
+    if (consumers_.count(name) > 0 || is_graph_output) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat("output '", name,
+                                    "' is used; not a chain"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OnnxConverter::AddNode(const onnx::NodeProto& node) {
+  const std::string& op = node.op_type();
+  if (!node.domain().empty() && node.domain() != "ai.onnx") {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     absl::StrCat("op domain '", node.domain(),
+                                  "' is not supported"));
+  }
+  if (trailing_head_) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     absl::StrCat("follows ", trailing_head_node_,
+                                  "; Softmax must be the last op"));
+  }
+  if (absl::Status status = CheckExtraOutputsUnused(node); !status.ok()) {
+    return status;
+  }
+  if (op == "Gemm") return AddGemm(node);
+  if (op == "MatMul") return AddMatMul(node);
+  if (op == "Add") return AddBias(node);
+  if (op == "Relu") return AddActivation(Layer::Relu());
+  if (op == "Tanh") return AddActivation(Layer::Tanh());
+  if (op == "Sigmoid") return AddActivation(Layer::Sigmoid());
+  if (op == "LeakyRelu") {
+    return AddActivation(Layer::LeakyRelu(FloatAttribute(node, "alpha", 0.01f)));
+  }
+  if (op == "Elu") {
+    return AddActivation(Layer::Elu(FloatAttribute(node, "alpha", 1.0f)));
+  }
+  if (op == "Identity" || op == "Dropout") return absl::OkStatus();
+  if (op == "Flatten") {
+    const int64_t axis = IntAttribute(node, "axis", 1);
+    if (axis != 1 && !(axis == -1 && state_.rank == 2)) {
+      return NodeError(absl::StatusCode::kUnimplemented, node,
+                       absl::StrCat("axis ", axis,
+                                    " would merge the batch; only axis 1 keeps "
+                                    "one row per example"));
+    }
+    state_.rank = 2;
+    return absl::OkStatus();
+  }
+  if (op == "Softmax") {
+    const int64_t axis = IntAttribute(node, "axis", opset_ >= 13 ? -1 : 1);
+    if (state_.rank != 2 || (axis != 1 && axis != -1)) {
+      return NodeError(absl::StatusCode::kUnimplemented, node,
+                       absl::StrCat("softmax over axis ", axis,
+                                    "; only the last axis of a batch of rows "
+                                    "is supported"));
+    }
+    trailing_head_ = Head::kSoftmax;
+    trailing_head_node_ = absl::StrCat("Softmax '", node.name(), "'");
+    return absl::OkStatus();
+  }
+  return NodeError(absl::StatusCode::kUnimplemented, node,
+                   absl::StrCat("op ", op,
+                                " is not supported in a Sequential model"));
+}
+
+absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
+  if (absl::Status s = CheckOpset(); !s.ok()) return s;
+  if (absl::Status s = CollectConstants(); !s.ok()) return s;
+  if (absl::Status s = ReadInput(); !s.ok()) return s;
+
+  // Walk the single path from the input to the output.
+  const std::string& output_name = graph_.output(0).name();
+  std::string current = input_name_;
+  std::vector<bool> on_chain(graph_.node_size(), false);
+  while (current != output_name) {
+    auto it = consumers_.find(current);
+    if (it == consumers_.end() || it->second.empty()) {
+      return Error(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("tensor '", current,
+                                "' feeds no node and is not the graph output"));
+    }
+    if (it->second.size() > 1) {
+      std::vector<std::string> names;
+      for (int index : it->second) {
+        names.push_back(absl::StrCat(graph_.node(index).op_type(), " ",
+                                     NodeLabel(graph_.node(index), index)));
+      }
+      return Error(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("not a chain: tensor '", current, "' feeds ",
+                                it->second.size(), " nodes (",
+                                absl::StrJoin(names, ", "), ")"));
+    }
+    const int index = it->second[0];
+    if (on_chain[index]) {
+      return Error(absl::StatusCode::kInvalidArgument, "graph has a cycle");
+    }
+    on_chain[index] = true;
+    const onnx::NodeProto& node = graph_.node(index);
+    const bool data_first = node.input_size() > 0 && node.input(0) == current;
+    if (!data_first && node.op_type() != "Add") {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat("takes '", current,
+                                    "' as a weight; not a chain"));
+    }
+    if (node.output_size() < 1 || node.output(0).empty()) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node, "has no output");
+    }
+    if (absl::Status s = AddNode(node); !s.ok()) return s;
+    current = node.output(0);
+  }
+
+  // Every node must sit on that path.
+  for (int i = 0; i < graph_.node_size(); ++i) {
+    const auto& node = graph_.node(i);
+    if (node.op_type() != "Constant" && !on_chain[i]) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       "is not on the chain from input to output");
+    }
+  }
+
+  Head head = trailing_head_.value_or(Head::kLogits);
+  if (!trailing_head_ && !layers_.empty() &&
+      layers_.back().kind == LayerKind::kSigmoid) {
+    // A final Sigmoid is the classifier's head, not a hidden layer.
+    layers_.pop_back();
+    head = Head::kSigmoid;
+  }
+  if (input_width_ == 0) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 "graph has no Linear layer (Gemm or MatMul)");
+  }
+  const auto& out_dims = graph_.output(0).type().tensor_type().shape().dim();
+  if (out_dims.size() == 2 && out_dims[1].has_dim_value() &&
+      out_dims[1].dim_value() != state_.width) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("output '", output_name, "' declares ",
+                              out_dims[1].dim_value(), " values but the last "
+                              "layer gives ", state_.width));
+  }
+  auto model = Sequential::Create(static_cast<int>(input_width_),
+                                  std::move(layers_), head);
+  if (!model.ok()) {
+    return Error(model.status().code(), model.status().message());
+  }
+  return model;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
+    absl::string_view bytes, absl::string_view name) {
+  onnx::ModelProto model;
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": not an ONNX model (protobuf parse failed; truncated?)"));
+  }
+  if (!model.has_graph()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": not an ONNX model (no graph)"));
+  }
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": ONNX checker: ", e.what()));
+  }
+  return OnnxConverter(model, name).Convert();
+}
+
+absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(
+    const std::string& path) {
+  auto bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseOnnxModel(*bytes, path);
+}
+
+}  // namespace seqserve

@@ -1,0 +1,178 @@
+#include "core/sequential.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace seqserve {
+namespace {
+
+bool AllFinite(const std::vector<float>& values) {
+  return std::all_of(values.begin(), values.end(),
+                     [](float v) { return std::isfinite(v); });
+}
+
+absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
+  const std::string where =
+      absl::StrCat("layer ", index, " (", layer.Describe(), ")");
+  if (layer.kind != LayerKind::kLinear) {
+    if (!std::isfinite(layer.alpha)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": parameter is NaN or Inf"));
+    }
+    return absl::OkStatus();
+  }
+  if (layer.in_features <= 0 || layer.out_features <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": in_features and out_features must be positive"));
+  }
+  if (layer.in_features != width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": expects ", layer.in_features, " features but the ",
+        index == 0 ? "input has " : "previous layer gives ", width));
+  }
+  const size_t want = static_cast<size_t>(layer.in_features) *
+                      static_cast<size_t>(layer.out_features);
+  if (layer.weight.size() != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": weight has ", layer.weight.size(), " values, expected ",
+        layer.out_features, " x ", layer.in_features, " = ", want));
+  }
+  if (!layer.bias.empty() &&
+      layer.bias.size() != static_cast<size_t>(layer.out_features)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": bias has ", layer.bias.size(),
+                     " values, expected ", layer.out_features));
+  }
+  if (!AllFinite(layer.weight) || !AllFinite(layer.bias)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": weights hold NaN or Inf"));
+  }
+  return absl::OkStatus();
+}
+
+// Per-thread ping-pong buffers for hidden activations; they only grow.
+struct ForwardScratch {
+  std::vector<float> buffers[2];
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sequential>> Sequential::Create(
+    int input_width, std::vector<Layer> layers, Head default_head) {
+  if (input_width <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input width must be positive, got ", input_width));
+  }
+  int width = input_width;
+  bool has_linear = false;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (absl::Status status = CheckLayer(layers[i], i, width); !status.ok()) {
+      return status;
+    }
+    if (layers[i].kind == LayerKind::kLinear) {
+      has_linear = true;
+      width = layers[i].out_features;
+    }
+  }
+  if (!has_linear) {
+    return absl::InvalidArgumentError(
+        "a Sequential model needs at least one Linear layer");
+  }
+  return std::unique_ptr<Sequential>(
+      new Sequential(input_width, std::move(layers), default_head));
+}
+
+Sequential::Sequential(int input_width, std::vector<Layer> layers,
+                       Head default_head)
+    : input_width_(input_width),
+      output_width_(input_width),
+      layers_(std::move(layers)),
+      default_head_(default_head) {
+  widest_ = input_width_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i].kind == LayerKind::kLinear) {
+      output_width_ = layers_[i].out_features;
+      widest_ = std::max<size_t>(widest_, output_width_);
+      last_linear_ = i;
+    }
+  }
+}
+
+size_t Sequential::ParameterCount() const {
+  size_t count = 0;
+  for (const Layer& layer : layers_) count += layer.ParameterCount();
+  return count;
+}
+
+absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
+                                 absl::Span<float> logits) const {
+  if (features.size() != rows * input_width_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("got ", features.size(), " feature values for ", rows,
+                     " rows of ", input_width_));
+  }
+  if (logits.size() != rows * output_width_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output buffer holds ", logits.size(), " values, need ",
+                     rows, " rows of ", output_width_));
+  }
+  if (rows == 0) return absl::OkStatus();
+
+  thread_local ForwardScratch scratch;
+  for (auto& buffer : scratch.buffers) {
+    if (buffer.size() < rows * widest_) buffer.resize(rows * widest_);
+  }
+  // `current` is the input, a scratch buffer, or (after the last Linear)
+  // the caller's output; `in_scratch` says which scratch buffer holds it.
+  const float* current = features.data();
+  int in_scratch = -1;
+  size_t width = input_width_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    if (layer.kind == LayerKind::kLinear) {
+      const int target = in_scratch == 0 ? 1 : 0;
+      float* out = i == last_linear_ ? logits.data()
+                                    : scratch.buffers[target].data();
+      RunLinear(layer, current, rows, out);
+      current = out;
+      in_scratch = i == last_linear_ ? -1 : target;
+      width = layer.out_features;
+      continue;
+    }
+    float* values;
+    if (current == features.data()) {
+      // An activation before the first Linear: never write the input.
+      values = scratch.buffers[0].data();
+      std::copy(features.begin(), features.end(), values);
+      in_scratch = 0;
+    } else {
+      values = const_cast<float*>(current);
+    }
+    RunActivation(layer, values, rows * width);
+    current = values;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Sequential::Predict(absl::Span<const float> features, size_t rows,
+                                 Head head, absl::Span<float> scores) const {
+  if (absl::Status status = Forward(features, rows, scores); !status.ok()) {
+    return status;
+  }
+  ApplyHead(head, output_width_, scores);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> Sequential::Predict(
+    absl::Span<const float> features, size_t rows, Head head) const {
+  std::vector<float> scores(rows * output_width_);
+  if (absl::Status status = Predict(features, rows, head, absl::MakeSpan(scores));
+      !status.ok()) {
+    return status;
+  }
+  return scores;
+}
+
+}  // namespace seqserve
