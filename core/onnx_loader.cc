@@ -553,7 +553,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   }
   if (input_width_ == 0) {
     return Error(absl::StatusCode::kInvalidArgument,
-                 "graph has no Linear layer (Gemm or MatMul)");
+                 "a Sequential model needs at least one Linear layer (Gemm or MatMul)");
   }
   const auto& out_dims = graph_.output(0).type().tensor_type().shape().dim();
   if (out_dims.size() == 2 && out_dims[1].has_dim_value() &&

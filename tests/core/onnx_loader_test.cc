@@ -1,0 +1,415 @@
+// The ONNX loader: what it accepts beyond the reference set, and every
+// refusal with its status code and a message naming the problem.
+#include "core/onnx_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include "tests/support/onnx_builder.h"
+#include "tests/support/reference_data.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::OnnxBuilder;
+using testing::SetFloat;
+using testing::SetInt;
+using testing::SmallClassifier;
+
+constexpr float kSmallLogits[] = {6.0f, 13.36f};  // SmallClassifier at {1,2,3}
+
+absl::StatusOr<std::unique_ptr<Sequential>> Parse(const OnnxBuilder& builder) {
+  return ParseOnnxModel(builder.Serialize(), "test.onnx");
+}
+
+void ExpectSmallLogits(const Sequential& model) {
+  const float row[] = {1, 2, 3};
+  auto logits = model.Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  ASSERT_EQ(logits->size(), 2u);
+  EXPECT_NEAR((*logits)[0], kSmallLogits[0], 1e-5);
+  EXPECT_NEAR((*logits)[1], kSmallLogits[1], 1e-5);
+}
+
+void ExpectRefused(const absl::StatusOr<std::unique_ptr<Sequential>>& result,
+                   absl::StatusCode code, const std::string& fragment) {
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), code) << result.status();
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr(fragment));
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("test.onnx"));
+}
+
+TEST(OnnxLoader, AcceptsGemmWithTransposedWeights) {
+  auto model = Parse(SmallClassifier());
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->default_head(), Head::kSoftmax);
+  ExpectSmallLogits(**model);
+}
+
+TEST(OnnxLoader, AcceptsEveryOpsetFrom9To17) {
+  for (int opset = 9; opset <= 17; ++opset) {
+    auto model = Parse(SmallClassifier(opset));
+    ASSERT_TRUE(model.ok()) << "opset " << opset << ": " << model.status();
+    ExpectSmallLogits(**model);
+  }
+}
+
+TEST(OnnxLoader, GemmWithoutTransBAlphaAndBetaFoldIntoTheLayer) {
+  OnnxBuilder builder(2);
+  // B is in x out = 2 x 1: y = alpha * (x . B) + beta * C.
+  builder.Weight("w", {2, 1}, {1.0f, 2.0f}).Weight("c", {1}, {3.0f});
+  auto* gemm = builder.Node("Gemm", {"features", "w", "c"}, {"scores"});
+  SetFloat(gemm, "alpha", 2.0f);
+  SetFloat(gemm, "beta", 0.5f);
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const float row[] = {1.0f, 1.0f};
+  auto out = (*model)->Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(out.ok());
+  EXPECT_FLOAT_EQ((*out)[0], 2.0f * 3.0f + 0.5f * 3.0f);
+}
+
+TEST(OnnxLoader, MatMulThenAddIsALinearWithBias) {
+  OnnxBuilder builder(3);
+  // The first layer of SmallClassifier as MatMul (weights in x out) + Add.
+  std::vector<float> w1(12), w2(8);
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 3; ++j) w1[j * 4 + i] = 0.1f * (i * 3 + j + 1);
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 4; ++j) w2[j * 2 + i] = 0.1f * (i * 4 + j + 1);
+  }
+  builder.Weight("w1", {3, 4}, w1).Weight("b1", {4}, {0.5f, 0.5f, 0.5f, 0.5f});
+  builder.Weight("w2", {4, 2}, w2).Weight("b2", {2}, {0.5f, 0.5f});
+  builder.Node("MatMul", {"features", "w1"}, {"m1"});
+  builder.Node("Add", {"m1", "b1"}, {"h1"});
+  builder.Node("Relu", {"h1"}, {"a1"});
+  builder.Node("MatMul", {"a1", "w2"}, {"m2"});
+  builder.Node("Add", {"b2", "m2"}, {"scores"});  // constant first works too
+  builder.Output("scores", 2);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->default_head(), Head::kLogits);
+  ExpectSmallLogits(**model);
+}
+
+TEST(OnnxLoader, MatMulWithoutBiasIsALinearWithoutBias) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {2, 1}, {1.0f, -1.0f});
+  builder.Node("MatMul", {"features", "w"}, {"scores"});
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE((*model)->layers()[0].bias.empty());
+  const float row[] = {5.0f, 2.0f};
+  EXPECT_FLOAT_EQ((*(*model)->Predict(row, 1, Head::kLogits))[0], 3.0f);
+}
+
+TEST(OnnxLoader, IdentityDropoutAndFlattenAreNoOps) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {1, 2}, {1.0f, 1.0f});
+  builder.Node("Flatten", {"features"}, {"f"});
+  builder.Node("Identity", {"f"}, {"i"});
+  SetInt(builder.Node("Gemm", {"i", "w"}, {"g"}), "transB", 1);
+  builder.Node("Dropout", {"g"}, {"d"});
+  builder.Node("Sigmoid", {"d"}, {"scores"});
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->layers().size(), 1u);
+  EXPECT_EQ((*model)->default_head(), Head::kSigmoid);
+}
+
+TEST(OnnxLoader, HiddenActivationsKeepTheirParameters) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {2, 2}, {1, 0, 0, 1});
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"g"}), "transB", 1);
+  SetFloat(builder.Node("LeakyRelu", {"g"}, {"l"}), "alpha", 0.2f);
+  SetFloat(builder.Node("Elu", {"l"}, {"e"}), "alpha", 0.7f);
+  builder.Node("Tanh", {"e"}, {"t"});
+  builder.Node("Sigmoid", {"t"}, {"s"});
+  SetInt(builder.Node("Gemm", {"s", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const auto& layers = (*model)->layers();
+  ASSERT_EQ(layers.size(), 6u);
+  EXPECT_EQ(layers[1].Describe(), "LeakyReLU(0.2)");
+  EXPECT_EQ(layers[2].Describe(), "ELU(0.7)");
+  EXPECT_EQ(layers[4].Describe(), "Sigmoid");  // hidden, not the head
+  const float row[] = {-1.0f, 2.0f};
+  auto out = (*model)->Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(out.ok());
+  auto chain = [](float x) {
+    x = x > 0 ? x : 0.2f * x;
+    x = x > 0 ? x : 0.7f * std::expm1(x);
+    x = std::tanh(x);
+    return 1.0f / (1.0f + std::exp(-x));
+  };
+  EXPECT_NEAR((*out)[0], chain(-1.0f), 1e-6);
+  EXPECT_NEAR((*out)[1], chain(2.0f), 1e-6);
+}
+
+TEST(OnnxLoader, ConstantNodesServeAsWeights) {
+  OnnxBuilder builder(2);
+  auto* constant = builder.Node("Constant", {}, {"w"});
+  auto* value = constant->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_dims(1);
+  value->mutable_t()->add_dims(2);
+  value->mutable_t()->add_float_data(2.0f);
+  value->mutable_t()->add_float_data(3.0f);
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const float row[] = {1.0f, 1.0f};
+  EXPECT_FLOAT_EQ((*(*model)->Predict(row, 1, Head::kLogits))[0], 5.0f);
+}
+
+TEST(OnnxLoader, RefusesAMissingFile) {
+  auto result = LoadOnnxModel("/nonexistent/model.onnx");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(result.status().message()),
+              HasSubstr("/nonexistent/model.onnx"));
+}
+
+TEST(OnnxLoader, RefusesATruncatedFile) {
+  const std::string bytes = testing::ReadReferenceBytes("species");
+  ASSERT_GT(bytes.size(), 200u);
+  ExpectRefused(ParseOnnxModel(bytes.substr(0, bytes.size() - 200), "test.onnx"),
+                absl::StatusCode::kInvalidArgument, "not an ONNX model");
+}
+
+TEST(OnnxLoader, RefusesAFileThatIsNotOnnx) {
+  ExpectRefused(ParseOnnxModel("name,limbs\ncat,4\n", "test.onnx"),
+                absl::StatusCode::kInvalidArgument, "not an ONNX model");
+  ExpectRefused(ParseOnnxModel("", "test.onnx"),
+                absl::StatusCode::kInvalidArgument, "not an ONNX model");
+}
+
+TEST(OnnxLoader, RefusesAGraphTheCheckerRejects) {
+  OnnxBuilder builder = SmallClassifier();
+  builder.model().mutable_graph()->mutable_node(1)->set_input(0, "undefined");
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "ONNX checker");
+}
+
+TEST(OnnxLoader, RefusesAnUnsupportedOp) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {1, 2}, {1.0f, 1.0f});
+  builder.Node("Abs", {"features"}, {"a"});
+  SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                "node 'Abs_0' (Abs): op Abs is not supported");
+}
+
+TEST(OnnxLoader, RefusesABranchingGraph) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {1, 2}, {1.0f, 1.0f});
+  builder.Node("Relu", {"features"}, {"r"});
+  builder.Node("Tanh", {"features"}, {"t"});
+  SetInt(builder.Node("Gemm", {"r", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "not a chain: tensor 'features' feeds 2 nodes");
+}
+
+TEST(OnnxLoader, RefusesNodesOffTheChain) {
+  OnnxBuilder builder = SmallClassifier();
+  builder.Weight("extra_in", {2}, {1.0f, 2.0f});
+  builder.Node("Relu", {"extra_in"}, {"dangling"});
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "is not on the chain");
+}
+
+TEST(OnnxLoader, RefusesLayersWhoseWidthsDoNotLineUp) {
+  OnnxBuilder builder(3);
+  builder.Weight("w1", {4, 3}, std::vector<float>(12, 0.1f));
+  builder.Weight("w2", {2, 5}, std::vector<float>(10, 0.1f));
+  SetInt(builder.Node("Gemm", {"features", "w1"}, {"h"}), "transB", 1);
+  SetInt(builder.Node("Gemm", {"h", "w2"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "expects 5 features but the previous layer gives 4");
+}
+
+TEST(OnnxLoader, RefusesAFirstLayerThatDoesNotFitTheInput) {
+  OnnxBuilder builder(3);
+  builder.Weight("w", {2, 4}, std::vector<float>(8, 0.1f));
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "expects 4 features but the input has 3");
+}
+
+TEST(OnnxLoader, RefusesAnOutputWidthThatDisagreesWithTheLastLayer) {
+  OnnxBuilder builder(3);
+  builder.Weight("w", {2, 3}, std::vector<float>(6, 0.1f));
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 7);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "declares 7 values but the last layer gives 2");
+}
+
+TEST(OnnxLoader, RefusesAWeightThatIsNotAnInitializer) {
+  OnnxBuilder builder(2);
+  // A second graph input used as the weight: data, not a constant.
+  auto* input = builder.model().mutable_graph()->add_input();
+  input->set_name("w");
+  auto* type = input->mutable_type()->mutable_tensor_type();
+  type->set_elem_type(onnx::TensorProto::FLOAT);
+  type->mutable_shape()->add_dim()->set_dim_value(1);
+  type->mutable_shape()->add_dim()->set_dim_value(2);
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "graph has 2 data inputs");
+}
+
+TEST(OnnxLoader, RefusesAMissingInitializer) {
+  OnnxBuilder builder(2);
+  SetInt(builder.Node("Gemm", {"features", "w_missing"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "w_missing");
+}
+
+TEST(OnnxLoader, RefusesNonFloatWeights) {
+  OnnxBuilder builder(2);
+  auto* tensor = builder.model().mutable_graph()->add_initializer();
+  tensor->set_name("w");
+  tensor->set_data_type(onnx::TensorProto::DOUBLE);
+  tensor->add_dims(1);
+  tensor->add_dims(2);
+  tensor->add_double_data(1.0);
+  tensor->add_double_data(2.0);
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "initializer 'w' has data type DOUBLE; only float32");
+}
+
+TEST(OnnxLoader, RefusesNonFloatInput) {
+  OnnxBuilder builder = SmallClassifier();
+  builder.model().mutable_graph()->mutable_input(0)->mutable_type()
+      ->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "only float32 inputs");
+}
+
+TEST(OnnxLoader, RefusesNanAndInfWeights) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    OnnxBuilder builder(2);
+    builder.Weight("w", {1, 2}, {1.0f, bad});
+    SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+    builder.Output("scores", 1);
+    ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                  "initializer 'w' holds NaN or Inf");
+  }
+}
+
+TEST(OnnxLoader, RefusesWeightsWithTheWrongNumberOfValues) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {1, 2}, {1.0f, 2.0f, 3.0f});
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "holds 3 values for 2");
+}
+
+TEST(OnnxLoader, RefusesABiasOfTheWrongLength) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {2, 2}, {1, 2, 3, 4}).Weight("b", {3}, {1, 2, 3});
+  SetInt(builder.Node("Gemm", {"features", "w", "b"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "bias 'b' does not match 2 outputs");
+}
+
+TEST(OnnxLoader, RefusesSoftmaxOverAnotherAxis) {
+  OnnxBuilder builder = SmallClassifier();
+  SetInt(builder.model().mutable_graph()->mutable_node(3), "axis", 0);
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                "softmax over axis 0");
+}
+
+TEST(OnnxLoader, RefusesOpsAfterSoftmax) {
+  OnnxBuilder builder = SmallClassifier();
+  auto* graph = builder.model().mutable_graph();
+  graph->mutable_node(3)->set_output(0, "probabilities");
+  builder.Node("Relu", {"probabilities"}, {"scores"});
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                "Softmax must be the last op");
+}
+
+TEST(OnnxLoader, RefusesTransposedActivations) {
+  OnnxBuilder builder = SmallClassifier();
+  SetInt(builder.model().mutable_graph()->mutable_node(0), "transA", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented, "transA=1");
+}
+
+TEST(OnnxLoader, RefusesAnAddThatIsNotABias) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {2, 2}, {1, 0, 0, 1}).Weight("b", {2}, {1, 1});
+  builder.Node("Add", {"features", "b"}, {"a"});
+  SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                "Add is supported only as the bias right after a Linear");
+}
+
+TEST(OnnxLoader, RefusesOpsetsOutsideNineToSeventeen) {
+  ExpectRefused(Parse(SmallClassifier(8)), absl::StatusCode::kUnimplemented,
+                "opset 8 is not supported");
+  ExpectRefused(Parse(SmallClassifier(18)), absl::StatusCode::kUnimplemented,
+                "opset 18 is not supported");
+}
+
+TEST(OnnxLoader, RefusesAGraphWithoutALinearLayer) {
+  OnnxBuilder builder(2);
+  builder.Node("Relu", {"features"}, {"scores"});
+  builder.Output("scores", 2);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "needs at least one Linear layer");
+}
+
+TEST(OnnxLoader, RefusesFlattenThatMergesTheBatch) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {1, 2}, {1.0f, 1.0f});
+  SetInt(builder.Node("Flatten", {"features"}, {"flat"}), "axis", 0);
+  SetInt(builder.Node("Gemm", {"flat", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                "would merge the batch");
+}
+
+TEST(OnnxLoader, LoadsFromAFileAndNamesItInErrors) {
+  const std::string path = ::testing::TempDir() + "/bad_width.onnx";
+  OnnxBuilder builder(3);
+  builder.Weight("w", {2, 4}, std::vector<float>(8, 0.1f));
+  SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  std::ofstream(path, std::ios::binary) << builder.Serialize();
+  auto result = LoadOnnxModel(path);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()),
+              HasSubstr(path + ": node 'Gemm_0' (Gemm): expects 4 features"));
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace seqserve

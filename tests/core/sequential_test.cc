@@ -1,0 +1,193 @@
+#include "core/sequential.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <thread>
+
+#include "core/onnx_loader.h"
+#include "tests/support/reference_data.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// The lesson's mammal classifier by hand: 3 inputs -> 2 hidden -> 1 output.
+std::unique_ptr<Sequential> TinyModel(Head head = Head::kSigmoid) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(3, 2, {1, 0, 0, 0, 1, -1}, {0.5f, -0.5f}));
+  layers.push_back(Layer::Relu());
+  layers.push_back(Layer::Linear(2, 1, {2, -3}, {0.25f}));
+  auto model = Sequential::Create(3, std::move(layers), head);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::move(*model);
+}
+
+void ExpectInvalid(const absl::StatusOr<std::unique_ptr<Sequential>>& result,
+                   const std::string& fragment) {
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr(fragment));
+}
+
+TEST(Sequential, ComputesLinearReluLinear) {
+  auto model = TinyModel();
+  // Row {4, 0, 1}: hidden = relu({4.5, -1.5}) = {4.5, 0}; logit = 9.25.
+  // Row {0, 2, 1}: hidden = relu({0.5, 0.5}); logit = 1 - 1.5 + 0.25 = -0.25.
+  const std::vector<float> rows = {4, 0, 1, 0, 2, 1};
+  auto logits = model->Predict(rows, 2, Head::kLogits);
+  ASSERT_TRUE(logits.ok());
+  EXPECT_THAT(*logits, ElementsAre(9.25f, -0.25f));
+  auto probabilities = model->Predict(rows, 2, Head::kSigmoid);
+  ASSERT_TRUE(probabilities.ok());
+  EXPECT_FLOAT_EQ((*probabilities)[0], 1.0f / (1.0f + std::exp(-9.25f)));
+  EXPECT_EQ(model->ParameterCount(), 6u + 2u + 2u + 1u);
+  EXPECT_EQ(model->layers()[0].Describe(), "Linear(3, 2)");
+}
+
+TEST(Sequential, LinearWithoutBias) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(2, 1, {1, 2}, {}));
+  auto model = Sequential::Create(2, std::move(layers), Head::kLogits);
+  ASSERT_TRUE(model.ok());
+  const float row[] = {3, 4};
+  EXPECT_THAT(*(*model)->Predict(row, 1, Head::kLogits), ElementsAre(11.0f));
+  EXPECT_EQ((*model)->layers()[0].Describe(), "Linear(2, 1, bias=False)");
+}
+
+TEST(Sequential, ActivationBeforeTheFirstLinearLeavesTheInputAlone) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Relu());
+  layers.push_back(Layer::Linear(2, 1, {1, 1}, {}));
+  auto model = Sequential::Create(2, std::move(layers), Head::kLogits);
+  ASSERT_TRUE(model.ok());
+  const std::vector<float> row = {-3, 4};
+  EXPECT_THAT(*(*model)->Predict(row, 1, Head::kLogits), ElementsAre(4.0f));
+  EXPECT_THAT(row, ElementsAre(-3.0f, 4.0f));
+}
+
+TEST(Sequential, ActivationsAfterTheLastLinearApplyToTheOutput) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(1, 2, {1, -1}, {}));
+  layers.push_back(Layer::Relu());
+  auto model = Sequential::Create(1, std::move(layers), Head::kLogits);
+  ASSERT_TRUE(model.ok());
+  const float row[] = {2};
+  EXPECT_THAT(*(*model)->Predict(row, 1, Head::kLogits), ElementsAre(2.0f, 0.0f));
+}
+
+TEST(Sequential, ZeroRowsIsAnEmptyAnswer) {
+  auto model = TinyModel();
+  auto out = model->Predict({}, 0, Head::kSigmoid);
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->empty());
+}
+
+TEST(Sequential, ForwardRefusesBuffersOfTheWrongSize) {
+  auto model = TinyModel();
+  const std::vector<float> rows = {1, 2, 3, 4};
+  std::vector<float> out(1);
+  absl::Status status = model->Forward(rows, 1, absl::MakeSpan(out));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("got 4 feature values for 1 rows of 3"));
+  status = model->Forward(absl::MakeConstSpan(rows).subspan(0, 3), 1,
+                          absl::MakeSpan(out.data(), 0));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("need 1 rows of 1"));
+}
+
+TEST(Sequential, CreateRefusesWidthsThatDoNotChain) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(3, 2, std::vector<float>(6), {}));
+  layers.push_back(Layer::Linear(4, 1, std::vector<float>(4), {}));
+  ExpectInvalid(Sequential::Create(3, std::move(layers), Head::kLogits),
+                "layer 1 (Linear(4, 1, bias=False)): expects 4 features but "
+                "the previous layer gives 2");
+}
+
+TEST(Sequential, CreateRefusesAFirstLayerThatDoesNotFitTheInput) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(3, 2, std::vector<float>(6), {}));
+  ExpectInvalid(Sequential::Create(4, std::move(layers), Head::kLogits),
+                "expects 3 features but the input has 4");
+}
+
+TEST(Sequential, CreateRefusesWrongWeightAndBiasCounts) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(3, 2, std::vector<float>(5), {}));
+  ExpectInvalid(Sequential::Create(3, std::move(layers), Head::kLogits),
+                "weight has 5 values, expected 2 x 3 = 6");
+  layers.clear();
+  layers.push_back(Layer::Linear(3, 2, std::vector<float>(6), {1, 2, 3}));
+  ExpectInvalid(Sequential::Create(3, std::move(layers), Head::kLogits),
+                "bias has 3 values, expected 2");
+}
+
+TEST(Sequential, CreateRefusesNanAndInf) {
+  std::vector<Layer> layers;
+  layers.push_back(
+      Layer::Linear(1, 1, {std::numeric_limits<float>::infinity()}, {}));
+  ExpectInvalid(Sequential::Create(1, std::move(layers), Head::kLogits),
+                "weights hold NaN or Inf");
+  layers.clear();
+  layers.push_back(Layer::Linear(1, 1, {1}, {}));
+  layers.push_back(Layer::LeakyRelu(std::nanf("")));
+  ExpectInvalid(Sequential::Create(1, std::move(layers), Head::kLogits),
+                "parameter is NaN or Inf");
+}
+
+TEST(Sequential, CreateRefusesModelsWithoutALinearOrInput) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Relu());
+  ExpectInvalid(Sequential::Create(2, std::move(layers), Head::kLogits),
+                "at least one Linear layer");
+  ExpectInvalid(Sequential::Create(0, {}, Head::kLogits),
+                "input width must be positive");
+  layers.clear();
+  layers.push_back(Layer::Linear(0, 0, {}, {}));
+  ExpectInvalid(Sequential::Create(1, std::move(layers), Head::kLogits),
+                "must be positive");
+}
+
+TEST(Sequential, ManyThreadsShareOneModel) {
+  auto reference = testing::LoadReference("deep_tanh_leaky_elu");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  auto model = LoadOnnxModel(reference->onnx_path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const Sequential& shared = **model;
+  const size_t in = reference->input_width;
+  const size_t out = reference->output_width;
+
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(8, 0);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int iteration = 0; iteration < 300; ++iteration) {
+        // A random slice of the reference batch: sizes differ per call, so
+        // the per-thread scratch grows and is reused.
+        const size_t first = rng() % reference->rows;
+        const size_t rows = 1 + rng() % (reference->rows - first);
+        auto scores = shared.Predict(
+            absl::MakeConstSpan(reference->inputs).subspan(first * in, rows * in),
+            rows, Head::kSoftmax);
+        if (!scores.ok() ||
+            testing::FirstMismatch(*scores, absl::MakeConstSpan(reference->softmax)
+                                                .subspan(first * out, rows * out)) != -1) {
+          ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_THAT(mismatches, ::testing::Each(0));
+}
+
+}  // namespace
+}  // namespace seqserve

@@ -1,0 +1,119 @@
+#include "core/text_loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/model_file.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kMammal[] = R"pb(
+  # 3 inputs (limbs, lays eggs, has hair) -> 2 hidden -> 1 sigmoid output.
+  input_width: 3
+  layers { linear { in_features: 3 out_features: 2
+                    weight: [1, 0, 0, 0, 1, -1] bias: [0.5, -0.5] } }
+  layers { relu {} }
+  layers { linear { in_features: 2 out_features: 1 weight: [2, -3] bias: 0.25 } }
+  head: HEAD_SIGMOID
+)pb";
+
+void ExpectInvalid(const absl::StatusOr<std::unique_ptr<Sequential>>& result,
+                   const std::string& fragment) {
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("mammal.textproto: "));
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr(fragment));
+}
+
+TEST(TextLoader, LoadsAHandWrittenModel) {
+  auto model = ParseTextModel(kMammal, "mammal.textproto");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->default_head(), Head::kSigmoid);
+  EXPECT_EQ((*model)->input_width(), 3);
+  EXPECT_EQ((*model)->output_width(), 1);
+  const float row[] = {4, 0, 1};
+  EXPECT_THAT(*(*model)->Predict(row, 1, Head::kLogits), ElementsAre(9.25f));
+}
+
+TEST(TextLoader, EveryActivationKindLoadsWithTorchDefaults) {
+  auto model = ParseTextModel(R"pb(
+    input_width: 1
+    layers { linear { in_features: 1 out_features: 1 weight: 1 } }
+    layers { leaky_relu {} }
+    layers { leaky_relu { negative_slope: 0.3 } }
+    layers { elu {} }
+    layers { elu { alpha: 0.5 } }
+    layers { tanh {} }
+    layers { sigmoid {} }
+    layers { relu {} }
+  )pb", "all.textproto");
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> names;
+  for (const auto& layer : (*model)->layers()) names.push_back(layer.Describe());
+  EXPECT_THAT(names, ElementsAre("Linear(1, 1, bias=False)", "LeakyReLU(0.01)",
+                                 "LeakyReLU(0.3)", "ELU(1)", "ELU(0.5)", "Tanh",
+                                 "Sigmoid", "ReLU"));
+  EXPECT_EQ((*model)->default_head(), Head::kLogits);
+}
+
+TEST(TextLoader, SyntaxErrorsGiveLineAndColumn) {
+  ExpectInvalid(ParseTextModel("input_width: 3\nlayers { linaer {} }\n",
+                               "mammal.textproto"),
+                "line 2 column 17: Message type \"seqserve.v1.Layer\" has no "
+                "field named \"linaer\"");
+}
+
+TEST(TextLoader, RefusesALayerWithoutAKind) {
+  ExpectInvalid(ParseTextModel("input_width: 3\nlayers {}\n", "mammal.textproto"),
+                "layer 0 names no kind");
+}
+
+TEST(TextLoader, RefusesWidthsThatDoNotChain) {
+  ExpectInvalid(
+      ParseTextModel(R"pb(
+        input_width: 3
+        layers { linear { in_features: 3 out_features: 2 weight: [1, 0, 0, 0, 1, -1] } }
+        layers { linear { in_features: 3 out_features: 1 weight: [1, 1, 1] } }
+      )pb", "mammal.textproto"),
+      "expects 3 features but the previous layer gives 2");
+}
+
+TEST(TextLoader, RefusesNanWeights) {
+  ExpectInvalid(
+      ParseTextModel(R"pb(
+        input_width: 1
+        layers { linear { in_features: 1 out_features: 1 weight: nan } }
+      )pb", "mammal.textproto"),
+      "NaN or Inf");
+}
+
+TEST(TextLoader, RefusesAMissingInputWidth) {
+  ExpectInvalid(ParseTextModel("layers { relu {} }", "mammal.textproto"),
+                "input width must be positive");
+}
+
+TEST(TextLoader, LoadModelFileReadsTextprotoFiles) {
+  const std::string path = ::testing::TempDir() + "/mammal.textproto";
+  std::ofstream(path) << kMammal;
+  auto model = LoadModelFile(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->output_width(), 1);
+  std::remove(path.c_str());
+
+  auto missing = LoadModelFile(::testing::TempDir() + "/absent.textproto");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  auto unknown = LoadModelFile("model.h5");
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("model.h5: unknown model file type"));
+}
+
+}  // namespace
+}  // namespace seqserve

@@ -1,0 +1,146 @@
+// seqmodel end to end: the built binary on the reference models.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "tests/support/reference_data.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs seqmodel with `arguments`, feeding `input` on stdin.
+Result RunSeqmodel(const std::string& arguments, const std::string& input = "") {
+  // One file per test: ctest runs tests in parallel.
+  const std::string stdin_path =
+      absl::StrCat(::testing::TempDir(), "/",
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                   ".stdin");
+  std::ofstream(stdin_path) << input;
+  const std::string command = absl::StrCat(SEQMODEL_PATH, " ", arguments,
+                                           " < ", stdin_path, " 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  Result result{-1, ""};
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string WriteRows(const testing::ReferenceCase& reference) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/", reference.name, "_rows.csv");
+  std::ofstream out(path);
+  for (size_t r = 0; r < reference.rows; ++r) {
+    std::vector<std::string> fields;
+    for (size_t c = 0; c < reference.input_width; ++c) {
+      fields.push_back(absl::StrCat(reference.inputs[r * reference.input_width + c]));
+    }
+    out << absl::StrJoin(fields, ",") << "\n";
+  }
+  return path;
+}
+
+TEST(Seqmodel, InspectPrintsLayersWidthsHeadAndParameters) {
+  const Result result = RunSeqmodel(testing::ReferenceDir() + "/species.onnx inspect");
+  // Positional order is "inspect FILE"; the reversed call is a usage error.
+  EXPECT_EQ(result.exit_code, 2);
+  const Result ok = RunSeqmodel("inspect " + testing::ReferenceDir() + "/species.onnx");
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  EXPECT_THAT(ok.out, HasSubstr("input width:  3"));
+  EXPECT_THAT(ok.out, HasSubstr("output width: 3"));
+  EXPECT_THAT(ok.out, HasSubstr("default head: softmax"));
+  EXPECT_THAT(ok.out, HasSubstr("parameters:   115"));
+  EXPECT_THAT(ok.out, HasSubstr("(0) Linear(3, 16)"));
+  EXPECT_THAT(ok.out, HasSubstr("(2) Linear(16, 3)"));
+}
+
+TEST(Seqmodel, InspectReportsTheLoadError) {
+  const std::string path = ::testing::TempDir() + "/garbage.onnx";
+  std::ofstream(path) << "not a model";
+  const Result result = RunSeqmodel("inspect " + path);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(result.out, HasSubstr("not an ONNX model"));
+}
+
+TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
+  for (const char* name : {"species", "mammal", "multilabel_logits"}) {
+    auto reference = testing::LoadReference(name);
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    for (auto [output, expected] :
+         {std::pair{"default", &reference->output},
+          std::pair{"logits", &reference->logits},
+          std::pair{"sigmoid", &reference->sigmoid},
+          std::pair{"softmax", &reference->softmax}}) {
+      const Result result =
+          RunSeqmodel(absl::StrCat("run ", reference->onnx_path, " --format csv --output ",
+                           output, " --input ", WriteRows(*reference)));
+      ASSERT_EQ(result.exit_code, 0) << result.out;
+      std::vector<std::string> lines =
+          absl::StrSplit(result.out, '\n', absl::SkipEmpty());
+      ASSERT_EQ(lines.size(), reference->rows + 1) << result.out;
+      EXPECT_EQ(lines[0].rfind("row,predicted,score_0", 0), 0u) << lines[0];
+      const size_t width = reference->output_width;
+      for (size_t r = 0; r < reference->rows; ++r) {
+        std::vector<std::string> fields = absl::StrSplit(lines[r + 1], ',');
+        ASSERT_EQ(fields.size(), width + 2) << lines[r + 1];
+        for (size_t c = 0; c < width; ++c) {
+          const float value = std::strtof(fields[2 + c].c_str(), nullptr);
+          EXPECT_TRUE(testing::CloseToReference(value, (*expected)[r * width + c]))
+              << name << " " << output << " row " << r << ": " << lines[r + 1];
+        }
+      }
+    }
+  }
+}
+
+TEST(Seqmodel, RunReadsStdinAndPrintsJson) {
+  const std::string model = testing::ReferenceDir() + "/mammal.onnx";
+  const Result empty = RunSeqmodel("run " + model + " --format json");
+  ASSERT_EQ(empty.exit_code, 0) << empty.out;
+  EXPECT_EQ(empty.out, "{\"output\":\"sigmoid\",\"rows\":[]}\n");
+  // The mammal reference gives 0.99997437 for an all-zero row.
+  const Result one = RunSeqmodel("run " + model + " --format json", "0,0,0\n");
+  ASSERT_EQ(one.exit_code, 0) << one.out;
+  EXPECT_THAT(one.out,
+              HasSubstr("{\"row\":0,\"predicted\":1,\"scores\":[0.99997437"));
+}
+
+TEST(Seqmodel, RunNamesTheBadRowAndColumn) {
+  const std::string path = ::testing::TempDir() + "/bad_rows.csv";
+  std::ofstream(path) << "4,0,1\n2,zero,1\n";
+  const Result result =
+      RunSeqmodel("run " + testing::ReferenceDir() + "/mammal.onnx --input " + path);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, HasSubstr("line 2 column 2: 'zero' is not a finite number"));
+}
+
+TEST(Seqmodel, RunRefusesUnknownOutputAndFormat) {
+  const std::string model = testing::ReferenceDir() + "/mammal.onnx";
+  Result result = RunSeqmodel("run " + model + " --output probits");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, HasSubstr("unknown --output 'probits'"));
+  result = RunSeqmodel("run " + model + " --format xml");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, HasSubstr("unknown --format 'xml'"));
+}
+
+}  // namespace
+}  // namespace seqserve
