@@ -1,31 +1,14 @@
 #include "core/text_loader.h"
 
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
-
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/file_util.h"
+#include "core/text_proto.h"
 #include "seqserve/v1/model.pb.h"
 
 namespace seqserve {
 namespace {
-
-// Keeps the first syntax error with its position instead of logging it.
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, int column, const std::string& message) override {
-    if (error_.empty()) {
-      error_ = absl::StrCat("line ", line + 1, " column ", column + 1, ": ",
-                            message);
-    }
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string error_;
-};
 
 absl::StatusOr<Layer> ToLayer(const v1::Layer& layer, int index) {
   switch (layer.kind_case()) {
@@ -73,12 +56,9 @@ Head ToHead(v1::Head head) {
 absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(
     absl::string_view text, absl::string_view name) {
   v1::SequentialModel proto;
-  google::protobuf::TextFormat::Parser parser;
-  FirstErrorCollector errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(std::string(text), &proto)) {
+  if (absl::Status parsed = ParseTextProto(text, &proto); !parsed.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": not a text model: ", errors.error()));
+        absl::StrCat(name, ": not a text model: ", parsed.message()));
   }
   std::vector<Layer> layers;
   layers.reserve(proto.layers_size());

@@ -1,0 +1,109 @@
+#include "server/classifier_service.h"
+
+#include <vector>
+
+#include "server/classify.h"
+#include "server/grpc_status.h"
+#include "server/output_mode.h"
+#include "spdlog/spdlog.h"
+
+namespace seqserve {
+namespace {
+
+grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor,
+                                 const char* method, const std::string& model,
+                                 const absl::Status& status) {
+  if (!status.ok()) {
+    spdlog::debug("{} model={}: {}", method, model, status.ToString());
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+void FillVersions(const ModelRecord& record,
+                  google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
+  for (const auto& [version, entry] : record.versions) {
+    v1::VersionStatus* status = out->Add();
+    status->set_version(version);
+    status->set_state(entry.state);
+    status->set_error(entry.error);
+  }
+}
+
+}  // namespace
+
+ClassifierService::ClassifierService(const ModelManager* models,
+                                     InferenceRunner* runner,
+                                     uint32_t max_request_rows)
+    : models_(models), runner_(runner), max_request_rows_(max_request_rows) {}
+
+grpc::ServerUnaryReactor* ClassifierService::Classify(
+    grpc::CallbackServerContext* context, const v1::ClassifyRequest* request,
+    v1::ClassifyResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto served = models_->Find(request->model(), request->version());
+  if (!served.ok()) {
+    return Finish(reactor, "Classify", request->model(), served.status());
+  }
+  auto plan = PlanClassify(*request, **served, max_request_rows_);
+  if (!plan.ok()) return Finish(reactor, "Classify", request->model(), plan.status());
+
+  // The runner is inline, so a per-thread buffer outlives the forward pass.
+  thread_local std::vector<float> logits;
+  logits.resize(plan->rows * (*served)->model->output_width());
+  runner_->Run(*served, request->features(), plan->rows, absl::MakeSpan(logits),
+               [&, reactor](absl::Status status) {
+                 if (status.ok()) {
+                   BuildClassifyResponse(**served, *plan, absl::MakeSpan(logits),
+                                         response);
+                 }
+                 Finish(reactor, "Classify", request->model(), status);
+               });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ClassifierService::GetModelMetadata(
+    grpc::CallbackServerContext* context,
+    const v1::GetModelMetadataRequest* request,
+    v1::GetModelMetadataResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const auto snapshot = models_->Snapshot();
+  auto served = models_->Find(request->model(), request->version());
+  if (!served.ok()) {
+    return Finish(reactor, "GetModelMetadata", request->model(), served.status());
+  }
+  const ServedModel& model = **served;
+  response->set_model(model.name);
+  response->set_version(model.version);
+  response->set_description(model.config.description());
+  response->set_input_width(model.model->input_width());
+  response->set_output_width(model.model->output_width());
+  *response->mutable_labels() = model.config.labels();
+  for (const Layer& layer : model.model->layers()) {
+    response->add_layers(layer.Describe());
+  }
+  response->set_default_output(OutputModeForHead(model.default_head));
+  response->set_parameter_count(model.model->ParameterCount());
+  response->set_threshold(model.threshold);
+  auto record = snapshot->models.find(model.name);
+  if (record != snapshot->models.end()) {
+    FillVersions(record->second, response->mutable_versions());
+  }
+  return Finish(reactor, "GetModelMetadata", request->model(), absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ClassifierService::ListModels(
+    grpc::CallbackServerContext* context, const v1::ListModelsRequest*,
+    v1::ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const auto snapshot = models_->Snapshot();
+  for (const auto& [name, record] : snapshot->models) {
+    v1::ModelStatus* status = response->add_models();
+    status->set_name(name);
+    status->set_error(record.error);
+    FillVersions(record, status->mutable_versions());
+  }
+  return Finish(reactor, "ListModels", "", absl::OkStatus());
+}
+
+}  // namespace seqserve

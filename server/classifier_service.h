@@ -1,0 +1,37 @@
+// The seqserve.v1.Classifier gRPC service: each handler looks up the model,
+// calls core through classify.h, converts the status once and finishes.
+#pragma once
+
+#include <cstdint>
+
+#include "seqserve/v1/classifier.grpc.pb.h"
+#include "server/inference_runner.h"
+#include "server/model_manager.h"
+
+namespace seqserve {
+
+class ClassifierService final : public v1::Classifier::CallbackService {
+ public:
+  // `models` and `runner` must outlive the service. `max_request_rows`
+  // applies to models whose config sets no limit (0: none).
+  ClassifierService(const ModelManager* models, InferenceRunner* runner,
+                    uint32_t max_request_rows);
+
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
+                                     const v1::ClassifyRequest* request,
+                                     v1::ClassifyResponse* response) override;
+  grpc::ServerUnaryReactor* GetModelMetadata(
+      grpc::CallbackServerContext* context,
+      const v1::GetModelMetadataRequest* request,
+      v1::GetModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+
+ private:
+  const ModelManager* models_;
+  InferenceRunner* runner_;
+  const uint32_t max_request_rows_;
+};
+
+}  // namespace seqserve

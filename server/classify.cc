@@ -1,0 +1,124 @@
+#include "server/classify.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "server/output_mode.h"
+
+namespace seqserve {
+namespace {
+
+std::string LabelOf(const ServedModel& served, uint32_t index) {
+  const auto& labels = served.config.labels();
+  return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
+}
+
+// Binary models: one label names the positive class, two name both.
+std::string BinaryLabel(const ServedModel& served, bool positive) {
+  const auto& labels = served.config.labels();
+  if (labels.size() == 2) return labels[positive ? 1 : 0];
+  if (labels.size() == 1) return positive ? labels[0] : absl::StrCat("not ", labels[0]);
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
+                                          const ServedModel& served,
+                                          uint32_t server_max_rows) {
+  const Sequential& model = *served.model;
+  ClassifyPlan plan;
+  plan.rows = request.rows();
+  if (plan.rows == 0) {
+    return absl::InvalidArgumentError("empty batch: rows must be positive");
+  }
+  const uint32_t limit = served.max_request_rows ? served.max_request_rows : server_max_rows;
+  if (limit != 0 && plan.rows > limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", plan.rows, " rows is over the limit of ", limit,
+        " rows per request for model '", served.name, "'; split it"));
+  }
+  const size_t want = plan.rows * static_cast<size_t>(model.input_width());
+  if (static_cast<size_t>(request.features_size()) != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' takes ", model.input_width(),
+        " features per row: ", plan.rows, " rows need ", want, " values, got ",
+        request.features_size()));
+  }
+  for (int i = 0; i < request.features_size(); ++i) {
+    if (!std::isfinite(request.features(i))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", i / model.input_width(), " feature ", i % model.input_width(),
+          " is NaN or Inf"));
+    }
+  }
+  if (request.output() == v1::OUTPUT_MODE_DEFAULT) {
+    plan.head = served.default_head;
+  } else {
+    auto head = HeadForOutputMode(request.output());
+    if (!head) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown output mode ", request.output()));
+    }
+    plan.head = *head;
+  }
+  if (plan.head == Head::kSoftmax && model.output_width() == 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' has one output; softmax over it is always 1, "
+        "ask for sigmoid"));
+  }
+  if (request.top_k() > static_cast<uint32_t>(model.output_width())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_k ", request.top_k(), " is more than the ", model.output_width(),
+        " outputs of model '", served.name, "'"));
+  }
+  plan.top_k = request.top_k();
+  if (request.threshold() != 0.0f) {
+    if (!(request.threshold() > 0.0f && request.threshold() < 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "threshold ", request.threshold(), " is outside (0, 1)"));
+    }
+    plan.threshold = request.threshold();
+  } else {
+    plan.threshold = served.threshold;
+  }
+  return plan;
+}
+
+void BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
+                           absl::Span<float> logits,
+                           v1::ClassifyResponse* response) {
+  const size_t width = served.model->output_width();
+  ApplyHead(plan.head, width, logits);
+  response->set_model(served.name);
+  response->set_version(served.version);
+  response->set_output(OutputModeForHead(plan.head));
+  auto* results = response->mutable_results();
+  results->Reserve(static_cast<int>(plan.rows));
+  for (size_t r = 0; r < plan.rows; ++r) {
+    absl::Span<const float> row = logits.subspan(r * width, width);
+    v1::RowResult* result = results->Add();
+    result->mutable_scores()->Add(row.begin(), row.end());
+    const int predicted = PredictedClass(plan.head, row, plan.threshold);
+    result->set_predicted_index(predicted);
+    result->set_predicted_label(width == 1 ? BinaryLabel(served, predicted == 1)
+                                           : LabelOf(served, predicted));
+    if (plan.head == Head::kSigmoid && width > 1) {
+      for (size_t i = 0; i < width; ++i) {
+        if (row[i] <= plan.threshold) continue;
+        v1::ScoredClass* positive = result->add_positive();
+        positive->set_index(i);
+        positive->set_label(LabelOf(served, i));
+        positive->set_score(row[i]);
+      }
+    }
+    for (const ScoredIndex& top : TopK(row, plan.top_k)) {
+      v1::ScoredClass* entry = result->add_top_k();
+      entry->set_index(top.index);
+      entry->set_label(LabelOf(served, top.index));
+      entry->set_score(top.score);
+    }
+  }
+}
+
+}  // namespace seqserve

@@ -1,0 +1,38 @@
+// Classify, apart from gRPC: check a request against a served model, run the
+// rows, and shape the response. The RPC handler calls these in order; the
+// forward pass in between is the InferenceRunner's.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/head.h"
+#include "seqserve/v1/classifier.pb.h"
+#include "server/served_model.h"
+
+namespace seqserve {
+
+// A request that passed every check.
+struct ClassifyPlan {
+  size_t rows = 0;
+  Head head = Head::kLogits;
+  float threshold = 0.5f;
+  uint32_t top_k = 0;
+};
+
+// INVALID_ARGUMENT for an empty batch, a feature count that is not rows x
+// input width, NaN/Inf features, top_k beyond the outputs, a threshold
+// outside (0, 1) or an output mode the model cannot give; RESOURCE_EXHAUSTED
+// for more rows than the model's or the server's limit (0: none).
+absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
+                                          const ServedModel& served,
+                                          uint32_t server_max_rows);
+
+// Fills `response` from the logits of plan.rows rows: applies the head,
+// predicted classes, labels and top-k.
+void BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
+                           absl::Span<float> logits,
+                           v1::ClassifyResponse* response);
+
+}  // namespace seqserve

@@ -1,0 +1,80 @@
+// seqserve: serves the Sequential models of a model repository over gRPC.
+#include <csignal>
+#include <cstdlib>
+#include <pthread.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "server/model_server.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(int, port, 8500, "gRPC port to listen on (0 picks a free one)");
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
+ABSL_FLAG(std::string, model_repository, "models",
+          "Model repository: <model>/<version>/model.onnx|model.textproto");
+ABSL_FLAG(double, poll_seconds, 5,
+          "Seconds between looks for new, replaced and removed models; 0 loads once");
+ABSL_FLAG(uint32_t, max_request_rows, 4096,
+          "Most rows in one Classify request, unless a model's config sets its own");
+ABSL_FLAG(int, max_message_bytes, 16 * 1024 * 1024,
+          "Largest request or response message in bytes");
+ABSL_FLAG(double, keepalive_seconds, 60, "Keepalive ping interval on idle connections");
+ABSL_FLAG(double, keepalive_timeout_seconds, 20, "How long to wait for a keepalive ack");
+ABSL_FLAG(double, drain_seconds, 0,
+          "On SIGTERM/SIGINT, keep answering this long with health NOT_SERVING, "
+          "so load balancers stop sending calls before the port closes");
+ABSL_FLAG(double, shutdown_grace_seconds, 10,
+          "After draining, how long calls in flight may take before they are cancelled");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
+
+namespace seqserve {
+namespace {
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Serves Sequential classifiers over gRPC.\n"
+                               "  seqserve --model_repository=models --port=8500");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+
+  // Signals go to one waiting thread: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ModelServer::Options options;
+  options.address =
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
+  options.model_repository = absl::GetFlag(FLAGS_model_repository);
+  options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_seconds));
+  options.max_request_rows = absl::GetFlag(FLAGS_max_request_rows);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_seconds));
+  options.keepalive_timeout =
+      absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_seconds));
+  auto server = ModelServer::Start(options);
+  if (!server.ok()) {
+    spdlog::critical("{}", server.status().ToString());
+    return 1;
+  }
+  spdlog::info("seqserve listening on {}:{} (model repository {})",
+               absl::GetFlag(FLAGS_host), (*server)->port(),
+               options.model_repository);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("{} received: draining", strsignal(signal));
+  (*server)->StartDraining();
+  absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace seqserve
+
+int main(int argc, char** argv) { return seqserve::Main(argc, argv); }

@@ -1,0 +1,74 @@
+// The whole server: model manager, Classifier service, health and
+// reflection on one gRPC server. main() and the integration tests both run
+// it through this class.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/classifier_service.h"
+#include "server/inference_runner.h"
+#include "server/model_manager.h"
+
+namespace seqserve {
+
+class ModelServer {
+ public:
+  struct Options {
+    // host:port to listen on; port 0 picks a free one (see port()).
+    std::string address = "0.0.0.0:8500";
+    std::string model_repository = "models";
+    // How often to look for new, replaced and removed models; 0 loads once.
+    absl::Duration poll_interval = absl::Seconds(5);
+    // Rows one Classify may carry unless a model's config says otherwise.
+    uint32_t max_request_rows = 4096;
+    // Largest request or response message.
+    int max_message_bytes = 16 * 1024 * 1024;
+    // Keepalive pings on idle connections, and how long to wait for the ack.
+    absl::Duration keepalive_time = absl::Seconds(60);
+    absl::Duration keepalive_timeout = absl::Seconds(20);
+  };
+
+  // Binds the port and starts serving; health is NOT_SERVING until the
+  // repository's first load finishes (see WaitUntilReady()).
+  static absl::StatusOr<std::unique_ptr<ModelServer>> Start(Options options);
+
+  ~ModelServer();  // Shutdown() with no grace if still running
+
+  int port() const { return port_; }
+  ModelManager& models() { return *models_; }
+
+  // Blocks until the first load finished and health says SERVING.
+  void WaitUntilReady();
+
+  // Health goes NOT_SERVING so load balancers and probes move traffic
+  // away, while calls are still answered.
+  void StartDraining();
+
+  // Health goes NOT_SERVING, polling stops, new calls are refused, and calls
+  // in flight may finish until `grace` has passed; then they are cancelled.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  explicit ModelServer(Options options);
+
+  Options options_;
+  std::unique_ptr<ModelManager> models_;
+  InferenceRunner runner_;
+  std::unique_ptr<ClassifierService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::thread first_load_;
+  absl::Notification ready_;
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace seqserve

@@ -1,0 +1,38 @@
+// One loaded version of one model, as the server answers with it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/head.h"
+#include "core/sequential.h"
+#include "seqserve/v1/config.pb.h"
+
+namespace seqserve {
+
+// Immutable after creation and shared by every request that uses it: a
+// reload swaps in a new ServedModel while requests in flight finish on the
+// one they hold.
+struct ServedModel {
+  std::string name;
+  int64_t version = 0;
+  std::shared_ptr<const Sequential> model;
+  v1::ModelConfig config;
+  Head default_head = Head::kLogits;  // config's default_output, else the graph's
+  float threshold = 0.5f;  // default sigmoid threshold
+  uint32_t max_request_rows = 0;  // 0: no limit of its own
+};
+
+}  // namespace seqserve
+
+namespace seqserve {
+
+// Combines a loaded model with its config; INVALID_ARGUMENT when they do not
+// fit (label count, a softmax default on one output, threshold range).
+absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
+    const std::string& name, int64_t version,
+    std::shared_ptr<const Sequential> model, const v1::ModelConfig& config);
+
+}  // namespace seqserve
