@@ -1,6 +1,5 @@
 #include "server/classifier_service.h"
 
-#include <vector>
 
 #include "server/classify.h"
 #include "server/grpc_status.h"
@@ -41,23 +40,26 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
     grpc::CallbackServerContext* context, const v1::ClassifyRequest* request,
     v1::ClassifyResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ++calls_in_flight_;
+  auto finish = [this, reactor, request](const absl::Status& status) {
+    Finish(reactor, "Classify", request->model(), status);
+    --calls_in_flight_;
+    return reactor;
+  };
   auto served = models_->Find(request->model(), request->version());
-  if (!served.ok()) {
-    return Finish(reactor, "Classify", request->model(), served.status());
-  }
+  if (!served.ok()) return finish(served.status());
   auto plan = PlanClassify(*request, **served, max_request_rows_);
-  if (!plan.ok()) return Finish(reactor, "Classify", request->model(), plan.status());
+  if (!plan.ok()) return finish(plan.status());
 
-  // The runner is inline, so a per-thread buffer outlives the forward pass.
-  thread_local std::vector<float> logits;
-  logits.resize(plan->rows * (*served)->model->output_width());
-  runner_->Run(*served, request->features(), plan->rows, absl::MakeSpan(logits),
-               [&, reactor](absl::Status status) {
-                 if (status.ok()) {
-                   BuildClassifyResponse(**served, *plan, absl::MakeSpan(logits),
-                                         response);
+  runner_->Run(*served, request->features(), plan->rows,
+               [served = *served, plan = *plan, response, context,
+                finish](absl::StatusOr<absl::Span<float>> logits) {
+                 if (!logits.ok()) return finish(logits.status());
+                 if (context->IsCancelled()) {
+                   return finish(absl::CancelledError("cancelled by the client"));
                  }
-                 Finish(reactor, "Classify", request->model(), status);
+                 BuildClassifyResponse(*served, plan, *logits, response);
+                 return finish(absl::OkStatus());
                });
   return reactor;
 }

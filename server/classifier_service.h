@@ -2,6 +2,7 @@
 // calls core through classify.h, converts the status once and finishes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "seqserve/v1/classifier.grpc.pb.h"
@@ -28,10 +29,14 @@ class ClassifierService final : public v1::Classifier::CallbackService {
                                        const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
 
+ // Classify calls received and not yet finished.
+  int calls_in_flight() const { return calls_in_flight_.load(); }
+
  private:
   const ModelManager* models_;
   InferenceRunner* runner_;
   const uint32_t max_request_rows_;
+  std::atomic<int> calls_in_flight_{0};
 };
 
 }  // namespace seqserve

@@ -1,15 +1,20 @@
-// Runs forward passes for the RPC handlers.
+// Runs forward passes for the RPC handlers on a fixed pool of inference
+// threads, so gRPC's threads only parse, queue and answer.
 //
-// Today the calling thread runs the model at once. The call's shape (the
-// model, the rows, where the logits go, a completion callback) is what a
-// dynamic batcher needs, so one can take this class's place without
-// touching the handlers.
+// The call's shape (the model, the rows, a completion callback that sees
+// the logits) is what a dynamic batcher needs, so one can take this class's
+// place without touching the handlers.
 #pragma once
 
+#include <deque>
 #include <memory>
+#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "server/served_model.h"
 
@@ -17,12 +22,36 @@ namespace seqserve {
 
 class InferenceRunner {
  public:
-  // Writes rows x output-width logits to `logits`, then calls `done`.
-  // `features` and `logits` must stay valid until `done` runs.
+  // The logits of a finished pass, valid only during the callback.
+  using Done = absl::AnyInvocable<void(absl::StatusOr<absl::Span<float>>) &&>;
+
+  // Starts `threads` inference threads (at least one).
+  explicit InferenceRunner(int threads);
+  // Runs what is queued, then stops the threads.
+  ~InferenceRunner();
+
+  InferenceRunner(const InferenceRunner&) = delete;
+  InferenceRunner& operator=(const InferenceRunner&) = delete;
+
+  // Queues a forward pass of `rows` rows; `done` runs on an inference thread
+  // with rows x output-width logits. `features` must stay valid until then.
   void Run(std::shared_ptr<const ServedModel> served,
-           absl::Span<const float> features, size_t rows,
-           absl::Span<float> logits,
-           absl::AnyInvocable<void(absl::Status) &&> done);
+           absl::Span<const float> features, size_t rows, Done done);
+
+ private:
+  struct Task {
+    std::shared_ptr<const ServedModel> served;
+    absl::Span<const float> features;
+    size_t rows;
+    Done done;
+  };
+
+  void Work();
+
+  absl::Mutex mu_;
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace seqserve

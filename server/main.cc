@@ -69,6 +69,7 @@ int Main(int argc, char** argv) {
   spdlog::info("{} received: draining", strsignal(signal));
   (*server)->StartDraining();
   absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  spdlog::info("closing the port; {} calls in flight", (*server)->calls_in_flight());
   (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
   spdlog::info("stopped");
   return 0;

@@ -16,11 +16,14 @@ ModelServer::ModelServer(Options options) : options_(std::move(options)) {}
 absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options) {
   std::unique_ptr<ModelServer> server(new ModelServer(std::move(options)));
   const Options& o = server->options_;
-  // Each forward pass stays on the thread that asked for it.
+  // One BLAS thread per forward pass: the inference pool is the parallelism.
   UseSingleThreadedBlas();
   server->models_ = std::make_unique<ModelManager>(o.model_repository);
+  server->runner_ = std::make_unique<InferenceRunner>(
+      o.inference_threads > 0 ? o.inference_threads
+                              : static_cast<int>(std::thread::hardware_concurrency()));
   server->service_ = std::make_unique<ClassifierService>(
-      server->models_.get(), &server->runner_, o.max_request_rows);
+      server->models_.get(), server->runner_.get(), o.max_request_rows);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -42,12 +45,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
   }
-  grpc::HealthCheckServiceInterface* health =
-      server->server_->GetHealthCheckService();
-  health->SetServingStatus(false);
+  server->SetHealth(false);
 
   ModelServer* raw = server.get();
-  server->first_load_ = std::thread([raw, health] {
+  server->first_load_ = std::thread([raw] {
     const absl::Time start = absl::Now();
     raw->models_->Refresh();
     const auto snapshot = raw->models_->Snapshot();
@@ -61,7 +62,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
                  raw->options_.model_repository, snapshot->models.size(),
                  available, absl::FormatDuration(absl::Now() - start));
     if (!raw->shut_down_) {
-      health->SetServingStatus(true);
+      raw->SetHealth(true);
       raw->models_->StartPolling(raw->options_.poll_interval);
     }
     raw->ready_.Notify();
@@ -71,9 +72,14 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
 
 void ModelServer::WaitUntilReady() { ready_.WaitForNotification(); }
 
-void ModelServer::StartDraining() {
-  server_->GetHealthCheckService()->SetServingStatus(false);
+void ModelServer::SetHealth(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  // The server as a whole ("") and the Classifier service by name.
+  health->SetServingStatus(serving);
+  health->SetServingStatus(v1::Classifier::service_full_name(), serving);
 }
+
+void ModelServer::StartDraining() { SetHealth(false); }
 
 void ModelServer::Shutdown(absl::Duration grace) {
   if (shut_down_.exchange(true)) return;

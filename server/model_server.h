@@ -35,6 +35,8 @@ class ModelServer {
     // Keepalive pings on idle connections, and how long to wait for the ack.
     absl::Duration keepalive_time = absl::Seconds(60);
     absl::Duration keepalive_timeout = absl::Seconds(20);
+    // Threads running forward passes; 0 means one per core.
+    int inference_threads = 0;
   };
 
   // Binds the port and starts serving; health is NOT_SERVING until the
@@ -45,6 +47,8 @@ class ModelServer {
 
   int port() const { return port_; }
   ModelManager& models() { return *models_; }
+  // Classify calls received and not yet answered.
+  int calls_in_flight() const { return service_->calls_in_flight(); }
 
   // Blocks until the first load finished and health says SERVING.
   void WaitUntilReady();
@@ -59,10 +63,11 @@ class ModelServer {
 
  private:
   explicit ModelServer(Options options);
+  void SetHealth(bool serving);
 
   Options options_;
   std::unique_ptr<ModelManager> models_;
-  InferenceRunner runner_;
+  std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<ClassifierService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

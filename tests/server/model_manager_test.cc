@@ -1,0 +1,229 @@
+// The model manager on a real directory: loading, version policies, hot
+// reload, removal, failures that never replace a serving version.
+#include "server/model_manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TestRepository;
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  const VersionRecord* Version(const std::string& model, int64_t version) {
+    snapshot_ = manager_.Snapshot();
+    auto it = snapshot_->models.find(model);
+    if (it == snapshot_->models.end()) return nullptr;
+    auto entry = it->second.versions.find(version);
+    return entry == it->second.versions.end() ? nullptr : &entry->second;
+  }
+
+  int64_t ServedVersion(const std::string& model) {
+    auto served = manager_.Find(model, 0);
+    return served.ok() ? (*served)->version : -1;
+  }
+
+  void ExpectFindError(const std::string& model, int64_t version,
+                       absl::StatusCode code, const std::string& fragment) {
+    auto served = manager_.Find(model, version);
+    ASSERT_FALSE(served.ok());
+    EXPECT_EQ(served.status().code(), code) << served.status();
+    EXPECT_THAT(std::string(served.status().message()), HasSubstr(fragment));
+  }
+
+  TestRepository repository_;
+  ModelManager manager_{repository_.root()};
+  std::shared_ptr<const RepositorySnapshot> snapshot_;
+};
+
+TEST_F(ModelManagerTest, LoadsModelsWithTheirConfig) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteReferenceConfig("species", "species", "description: 'three kinds'");
+  manager_.Refresh();
+  auto served = manager_.Find("species", 0);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ((*served)->version, 1);
+  EXPECT_EQ((*served)->config.description(), "three kinds");
+  EXPECT_EQ((*served)->config.labels_size(), 3);
+  EXPECT_EQ((*served)->default_head, Head::kSoftmax);
+  EXPECT_EQ(Version("species", 1)->state, v1::MODEL_STATE_AVAILABLE);
+}
+
+TEST_F(ModelManagerTest, UnknownModelsAndVersionsAreNotFound) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  ExpectFindError("llama", 0, absl::StatusCode::kNotFound, "model 'llama' is not served");
+  ExpectFindError("species", 7, absl::StatusCode::kNotFound,
+                  "model 'species' has no version 7 (versions: 1)");
+}
+
+TEST_F(ModelManagerTest, AFailedModelDoesNotStopTheOthers) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteFile("broken/1/model.onnx", "not a model");
+  repository_.WriteFile("empty/1/README", "no model here");
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 1);
+  ExpectFindError("broken", 0, absl::StatusCode::kUnavailable,
+                  "model 'broken' has no loadable version: ");
+  ExpectFindError("broken", 1, absl::StatusCode::kUnavailable,
+                  "version 1 of model 'broken' failed to load");
+  EXPECT_EQ(Version("broken", 1)->state, v1::MODEL_STATE_FAILED);
+  EXPECT_THAT(Version("broken", 1)->error, HasSubstr("not an ONNX model"));
+  EXPECT_THAT(Version("empty", 1)->error, HasSubstr("no model.onnx or model.textproto"));
+}
+
+TEST_F(ModelManagerTest, ANewVersionReplacesTheOld) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  auto held = manager_.Find("species", 0);
+  ASSERT_TRUE(held.ok());
+  repository_.AddReferenceVersion("species", 2, "species");
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 2);
+  ExpectFindError("species", 1, absl::StatusCode::kNotFound, "no version 1");
+  // A request holding version 1 still runs on it.
+  const float row[] = {4, 0, 1};
+  EXPECT_TRUE((*held)->model->Predict(row, 1, Head::kSoftmax).ok());
+  EXPECT_EQ((*held)->version, 1);
+}
+
+TEST_F(ModelManagerTest, ACorruptNewVersionLeavesTheOldOneServing) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  repository_.WriteFile("species/2/model.onnx", "garbage");
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 1);
+  ASSERT_NE(Version("species", 2), nullptr);
+  EXPECT_EQ(Version("species", 2)->state, v1::MODEL_STATE_FAILED);
+  EXPECT_EQ(Version("species", 1)->state, v1::MODEL_STATE_AVAILABLE);
+  // Fixing the file brings version 2 in on the next pass.
+  repository_.AddReferenceVersion("species", 2, "species");
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 2);
+  EXPECT_EQ(Version("species", 1), nullptr);
+}
+
+TEST_F(ModelManagerTest, AReplacedFileIsReloaded) {
+  repository_.AddReferenceVersion("m", 1, "species");
+  manager_.Refresh();
+  auto before = manager_.Find("m", 1);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ((*before)->model->output_width(), 3);
+  repository_.AddReferenceVersion("m", 1, "multilabel_logits");
+  manager_.Refresh();
+  auto after = manager_.Find("m", 1);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)->model->output_width(), 4);
+  EXPECT_EQ((*before)->model->output_width(), 3);  // the old one lives on
+}
+
+TEST_F(ModelManagerTest, ACorruptReplacementKeepsThePreviousFileServing) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  repository_.WriteFile("species/1/model.onnx", "garbage!");
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 1);
+  EXPECT_EQ(Version("species", 1)->state, v1::MODEL_STATE_AVAILABLE);
+  EXPECT_THAT(Version("species", 1)->error,
+              HasSubstr("replacement failed to load, still serving the previous file"));
+}
+
+TEST_F(ModelManagerTest, RemovedModelsAndVersionsAreUnloaded) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.AddReferenceVersion("mammal", 1, "mammal");
+  repository_.AddReferenceVersion("mammal", 2, "mammal");
+  repository_.WriteFile("mammal/config.textproto", "version_policy { all {} }");
+  manager_.Refresh();
+  EXPECT_TRUE(manager_.Find("mammal", 1).ok());
+  repository_.Remove("species");
+  repository_.Remove("mammal/1");
+  manager_.Refresh();
+  ExpectFindError("species", 0, absl::StatusCode::kNotFound, "not served");
+  ExpectFindError("mammal", 1, absl::StatusCode::kNotFound, "no version 1");
+  EXPECT_EQ(ServedVersion("mammal"), 2);
+}
+
+TEST_F(ModelManagerTest, VersionPoliciesPickVersions) {
+  for (int version : {1, 2, 3}) repository_.AddReferenceVersion("m", version, "mammal");
+  auto versions = [&] {
+    std::vector<int64_t> numbers;
+    for (const auto& [number, entry] : manager_.Snapshot()->models.at("m").versions) {
+      if (entry.state == v1::MODEL_STATE_AVAILABLE) numbers.push_back(number);
+    }
+    return numbers;
+  };
+  manager_.Refresh();
+  EXPECT_THAT(versions(), ::testing::ElementsAre(3));
+  repository_.WriteFile("m/config.textproto", "version_policy { latest { num_versions: 2 } }");
+  manager_.Refresh();
+  EXPECT_THAT(versions(), ::testing::ElementsAre(3, 2));
+  repository_.WriteFile("m/config.textproto", "version_policy { all {} }");
+  manager_.Refresh();
+  EXPECT_THAT(versions(), ::testing::ElementsAre(3, 2, 1));
+  repository_.WriteFile("m/config.textproto",
+                        "version_policy { specific { versions: [1, 3] } }");
+  manager_.Refresh();
+  EXPECT_THAT(versions(), ::testing::ElementsAre(3, 1));
+}
+
+TEST_F(ModelManagerTest, AConfigChangeAppliesWithoutReloadingWeights) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  auto before = manager_.Find("species", 0);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ((*before)->config.labels_size(), 0);
+  repository_.WriteReferenceConfig("species", "species", "default_output: OUTPUT_MODE_LOGITS");
+  manager_.Refresh();
+  auto after = manager_.Find("species", 0);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)->config.labels(1), "mammal");
+  EXPECT_EQ((*after)->default_head, Head::kLogits);
+  EXPECT_EQ((*after)->model, (*before)->model);  // same weights, shared
+}
+
+TEST_F(ModelManagerTest, ABadConfigIsReportedAndKeepsTheLastGoodOne) {
+  repository_.WriteFile("new/config.textproto", "labels: [unterminated");
+  repository_.AddReferenceVersion("new", 1, "species");
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteReferenceConfig("species", "species");
+  manager_.Refresh();
+  EXPECT_THAT(manager_.Snapshot()->models.at("new").error,
+              HasSubstr("config.textproto: line 1"));
+  ExpectFindError("new", 0, absl::StatusCode::kUnavailable, "no loadable version");
+
+  repository_.WriteFile("species/config.textproto", "labels: 'only one'");
+  manager_.Refresh();
+  auto served = manager_.Find("species", 0);
+  ASSERT_TRUE(served.ok());
+  EXPECT_EQ((*served)->config.labels_size(), 3);  // the last config that fit
+  EXPECT_THAT(manager_.Snapshot()->models.at("species").error,
+              HasSubstr("config gives 1 labels for 3 outputs"));
+}
+
+TEST_F(ModelManagerTest, AMissingRepositoryServesNothingAndKeepsWhatWasLoaded) {
+  ModelManager missing("/nonexistent/repository");
+  missing.Refresh();
+  EXPECT_TRUE(missing.Snapshot()->models.empty());
+}
+
+TEST_F(ModelManagerTest, PollingPicksUpNewVersions) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  manager_.StartPolling(absl::Milliseconds(20));
+  repository_.AddReferenceVersion("species", 2, "species");
+  for (int i = 0; i < 500 && ServedVersion("species") != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(ServedVersion("species"), 2);
+  manager_.StopPolling();
+}
+
+}  // namespace
+}  // namespace seqserve

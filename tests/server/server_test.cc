@@ -1,0 +1,445 @@
+// The server end to end: a real ModelServer on a free port, a real channel,
+// the generated stubs. Every RPC, every output mode against PyTorch's
+// numbers, every error code, health, reflection, hot reload under load and
+// graceful shutdown with calls in flight.
+#include "server/model_server.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
+#include <gmock/gmock.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "seqserve/v1/classifier.grpc.pb.h"
+#include "tests/support/onnx_builder.h"
+#include "tests/support/reference_data.h"
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TestRepository;
+
+constexpr const char* kReferenceModels[] = {
+    "mammal", "species", "deep_tanh_leaky_elu", "multilabel_logits",
+    "extreme_logits", "opset17_binary_softmax"};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : kReferenceModels) {
+      repository_.AddReferenceVersion(name, 1, name);
+      repository_.WriteReferenceConfig(name, name);
+    }
+  }
+
+  void StartServer(absl::Duration poll = absl::ZeroDuration(),
+                   int max_message_bytes = 4 * 1024 * 1024) {
+    ModelServer::Options options;
+    options.address = "127.0.0.1:0";
+    options.model_repository = repository_.root();
+    options.poll_interval = poll;
+    options.max_request_rows = 1000;
+    options.max_message_bytes = max_message_bytes;
+    auto server = ModelServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    server_->WaitUntilReady();
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::Classifier::NewStub(channel_);
+  }
+
+  grpc::Status Classify(const v1::ClassifyRequest& request,
+                        v1::ClassifyResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub_->Classify(&context, request, response);
+  }
+
+  static v1::ClassifyRequest Request(const std::string& model,
+                                     const std::vector<float>& features,
+                                     uint32_t rows) {
+    v1::ClassifyRequest request;
+    request.set_model(model);
+    request.mutable_features()->Add(features.begin(), features.end());
+    request.set_rows(rows);
+    return request;
+  }
+
+  void ExpectError(const v1::ClassifyRequest& request, grpc::StatusCode code,
+                   const std::string& fragment) {
+    v1::ClassifyResponse response;
+    const grpc::Status status = Classify(request, &response);
+    EXPECT_EQ(status.error_code(), code) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(fragment));
+  }
+
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health(
+      const std::string& service = "") {
+    auto health = grpc::health::v1::Health::NewStub(channel_);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status = health->Check(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  }
+
+  TestRepository repository_;
+  std::unique_ptr<ModelServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Classifier::Stub> stub_;
+};
+
+TEST_F(ServerTest, EveryOutputModeMatchesPyTorch) {
+  StartServer();
+  for (const char* name : kReferenceModels) {
+    auto reference = testing::LoadReference(name);
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    const std::pair<v1::OutputMode, const std::vector<float>*> modes[] = {
+        {v1::OUTPUT_MODE_DEFAULT, &reference->output},
+        {v1::OUTPUT_MODE_LOGITS, &reference->logits},
+        {v1::OUTPUT_MODE_SIGMOID, &reference->sigmoid},
+        {v1::OUTPUT_MODE_SOFTMAX, &reference->softmax}};
+    for (const auto& [mode, expected] : modes) {
+      if (mode == v1::OUTPUT_MODE_SOFTMAX && reference->output_width == 1) continue;
+      auto request = Request(name, reference->inputs, reference->rows);
+      request.set_output(mode);
+      v1::ClassifyResponse response;
+      const grpc::Status status = Classify(request, &response);
+      ASSERT_TRUE(status.ok()) << name << ": " << status.error_message();
+      EXPECT_EQ(response.model(), name);
+      EXPECT_EQ(response.version(), 1);
+      ASSERT_EQ(response.results_size(), static_cast<int>(reference->rows));
+      std::vector<float> scores;
+      for (const auto& row : response.results()) {
+        scores.insert(scores.end(), row.scores().begin(), row.scores().end());
+      }
+      EXPECT_EQ(testing::FirstMismatch(scores, *expected), -1)
+          << name << " mode " << v1::OutputMode_Name(mode);
+    }
+  }
+}
+
+TEST_F(ServerTest, ClassifyAnswersWithLabelsAndTopK) {
+  StartServer();
+  auto request = Request("species", {4, 0, 1, 2, 1, 0, 0, 1, 0}, 3);
+  request.set_top_k(3);
+  v1::ClassifyResponse response;
+  ASSERT_TRUE(Classify(request, &response).ok());
+  EXPECT_EQ(response.output(), v1::OUTPUT_MODE_SOFTMAX);
+  ASSERT_EQ(response.results_size(), 3);
+  EXPECT_EQ(response.results(0).predicted_label(), "mammal");
+  EXPECT_EQ(response.results(1).predicted_label(), "bird");
+  EXPECT_EQ(response.results(2).predicted_label(), "reptile");
+  EXPECT_EQ(response.results(2).top_k_size(), 3);
+  EXPECT_EQ(response.results(2).top_k(0).label(), "reptile");
+
+  v1::ClassifyResponse binary;
+  ASSERT_TRUE(Classify(Request("mammal", {4, 0, 1, 2, 1, 0}, 2), &binary).ok());
+  EXPECT_EQ(binary.output(), v1::OUTPUT_MODE_SIGMOID);
+  EXPECT_EQ(binary.results(0).predicted_label(), "mammal");
+  EXPECT_EQ(binary.results(1).predicted_label(), "not mammal");
+}
+
+TEST_F(ServerTest, BadRequestsGetTheRightCodes) {
+  StartServer();
+  ExpectError(Request("unicorn", {1, 2, 3}, 1), grpc::StatusCode::NOT_FOUND,
+              "model 'unicorn' is not served");
+  auto versioned = Request("species", {1, 2, 3}, 1);
+  versioned.set_version(9);
+  ExpectError(versioned, grpc::StatusCode::NOT_FOUND, "has no version 9");
+  ExpectError(Request("species", {1, 2, 3, 4}, 1), grpc::StatusCode::INVALID_ARGUMENT,
+              "takes 3 features per row");
+  ExpectError(Request("species", {}, 0), grpc::StatusCode::INVALID_ARGUMENT,
+              "empty batch");
+  ExpectError(Request("species", {1, std::nanf(""), 3}, 1),
+              grpc::StatusCode::INVALID_ARGUMENT, "NaN or Inf");
+  auto top = Request("species", {1, 2, 3}, 1);
+  top.set_top_k(5);
+  ExpectError(top, grpc::StatusCode::INVALID_ARGUMENT, "top_k 5");
+  auto softmax = Request("mammal", {1, 2, 3}, 1);
+  softmax.set_output(v1::OUTPUT_MODE_SOFTMAX);
+  ExpectError(softmax, grpc::StatusCode::INVALID_ARGUMENT, "ask for sigmoid");
+  auto mode = Request("species", {1, 2, 3}, 1);
+  mode.set_output(static_cast<v1::OutputMode>(42));
+  ExpectError(mode, grpc::StatusCode::INVALID_ARGUMENT, "unknown output mode 42");
+  ExpectError(Request("species", std::vector<float>(3 * 1001, 1.0f), 1001),
+              grpc::StatusCode::RESOURCE_EXHAUSTED, "over the limit of 1000 rows");
+}
+
+TEST_F(ServerTest, AMessageOverTheSizeLimitIsResourceExhausted) {
+  StartServer(absl::ZeroDuration(), 64 * 1024);
+  ExpectError(Request("species", std::vector<float>(3 * 9000, 1.0f), 9000),
+              grpc::StatusCode::RESOURCE_EXHAUSTED, "");
+  v1::ClassifyResponse response;
+  EXPECT_TRUE(Classify(Request("species", {4, 0, 1}, 1), &response).ok());
+}
+
+TEST_F(ServerTest, AModelWithNoLoadableVersionIsUnavailable) {
+  repository_.WriteFile("broken/1/model.onnx", "not onnx");
+  StartServer();
+  ExpectError(Request("broken", {1}, 1), grpc::StatusCode::UNAVAILABLE,
+              "has no loadable version");
+}
+
+TEST_F(ServerTest, AnExpiredDeadlineIsReported) {
+  StartServer();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  v1::ClassifyResponse response;
+  const grpc::Status status =
+      stub_->Classify(&context, Request("species", {4, 0, 1}, 1), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_F(ServerTest, MetadataDescribesTheModel) {
+  repository_.WriteReferenceConfig("species", "species", "description: 'three kinds'");
+  StartServer();
+  grpc::ClientContext context;
+  v1::GetModelMetadataRequest request;
+  request.set_model("species");
+  v1::GetModelMetadataResponse response;
+  ASSERT_TRUE(stub_->GetModelMetadata(&context, request, &response).ok());
+  EXPECT_EQ(response.version(), 1);
+  EXPECT_EQ(response.description(), "three kinds");
+  EXPECT_EQ(response.input_width(), 3u);
+  EXPECT_EQ(response.output_width(), 3u);
+  EXPECT_THAT(response.labels(), ::testing::ElementsAre("bird", "mammal", "reptile"));
+  EXPECT_THAT(response.layers(),
+              ::testing::ElementsAre("Linear(3, 16)", "ReLU", "Linear(16, 3)"));
+  EXPECT_EQ(response.default_output(), v1::OUTPUT_MODE_SOFTMAX);
+  EXPECT_EQ(response.parameter_count(), 115u);
+  ASSERT_EQ(response.versions_size(), 1);
+  EXPECT_EQ(response.versions(0).state(), v1::MODEL_STATE_AVAILABLE);
+
+  grpc::ClientContext missing_context;
+  request.set_model("unicorn");
+  EXPECT_EQ(stub_->GetModelMetadata(&missing_context, request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServerTest, ListModelsShowsEveryModelAndFailures) {
+  repository_.WriteFile("broken/1/model.onnx", "not onnx");
+  StartServer();
+  grpc::ClientContext context;
+  v1::ListModelsResponse response;
+  ASSERT_TRUE(stub_->ListModels(&context, v1::ListModelsRequest(), &response).ok());
+  std::map<std::string, v1::ModelStatus> models;
+  for (const auto& model : response.models()) models[model.name()] = model;
+  EXPECT_EQ(models.size(), std::size(kReferenceModels) + 1);
+  ASSERT_EQ(models["species"].versions_size(), 1);
+  EXPECT_EQ(models["species"].versions(0).state(), v1::MODEL_STATE_AVAILABLE);
+  ASSERT_EQ(models["broken"].versions_size(), 1);
+  EXPECT_EQ(models["broken"].versions(0).state(), v1::MODEL_STATE_FAILED);
+  EXPECT_THAT(models["broken"].versions(0).error(), HasSubstr("not an ONNX model"));
+}
+
+TEST_F(ServerTest, HealthIsServingOnceLoadedAndNotServingWhenDraining) {
+  StartServer();
+  using Status = grpc::health::v1::HealthCheckResponse;
+  EXPECT_EQ(Health(), Status::SERVING);
+  EXPECT_EQ(Health("seqserve.v1.Classifier"), Status::SERVING);
+  server_->StartDraining();
+  EXPECT_EQ(Health(), Status::NOT_SERVING);
+  EXPECT_EQ(Health("seqserve.v1.Classifier"), Status::NOT_SERVING);
+  // Draining still answers calls.
+  v1::ClassifyResponse response;
+  EXPECT_TRUE(Classify(Request("species", {4, 0, 1}, 1), &response).ok());
+}
+
+TEST_F(ServerTest, ReflectionListsTheServices) {
+  StartServer();
+  // The reflection messages are in the generated pool through gRPC's
+  // reflection library; build them dynamically and call the stream raw.
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  const auto* request_type =
+      pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest");
+  const auto* response_type =
+      pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionResponse");
+  ASSERT_NE(request_type, nullptr);
+  ASSERT_NE(response_type, nullptr);
+  auto* factory = google::protobuf::MessageFactory::generated_factory();
+  std::unique_ptr<google::protobuf::Message> request(
+      factory->GetPrototype(request_type)->New());
+  request->GetReflection()->SetString(
+      request.get(), request_type->FindFieldByName("list_services"), "*");
+  std::string bytes = request->SerializeAsString();
+
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = generic.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  void* tag;
+  bool ok;
+  auto step = [&](int id) {
+    EXPECT_TRUE(queue.Next(&tag, &ok));
+    EXPECT_EQ(tag, reinterpret_cast<void*>(id));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer outgoing(&slice, 1);
+  call->Write(outgoing, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  grpc::ByteBuffer incoming;
+  call->Read(&incoming, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(incoming.Dump(&slices).ok());
+  std::string received;
+  for (const auto& s : slices) received.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  std::unique_ptr<google::protobuf::Message> response(
+      factory->GetPrototype(response_type)->New());
+  ASSERT_TRUE(response->ParseFromString(received));
+  const std::string text = response->DebugString();
+  EXPECT_THAT(text, HasSubstr("seqserve.v1.Classifier"));
+  EXPECT_THAT(text, HasSubstr("grpc.health.v1.Health"));
+}
+
+// A 3-in, 3-out text model whose logits are its bias: easy to tell apart.
+std::string ConstantModel(float first) {
+  return absl::StrCat(
+      "input_width: 3\n"
+      "layers { linear { in_features: 3 out_features: 3 weight: [0,0,0,0,0,0,0,0,0] "
+      "bias: [", first, ", 0, 0] } }\n");
+}
+
+TEST_F(ServerTest, HotReloadUnderLoadFailsNoCall) {
+  repository_.WriteFile("live/1/model.textproto", ConstantModel(1));
+  StartServer(absl::Milliseconds(20));
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failures{0};
+  std::atomic<int64_t> last_version{0};
+  std::atomic<float> last_logit{0};
+  std::string first_failure;
+  std::thread client([&] {
+    auto request = Request("live", {1, 2, 3}, 1);
+    request.set_output(v1::OUTPUT_MODE_LOGITS);
+    while (!stop) {
+      v1::ClassifyResponse response;
+      const grpc::Status status = Classify(request, &response);
+      ++calls;
+      if (!status.ok()) {
+        if (failures++ == 0) first_failure = status.error_message();
+        continue;
+      }
+      last_version = response.version();
+      last_logit = response.results(0).scores(0);
+    }
+  });
+  auto wait_for = [&](int64_t version, float logit) {
+    for (int i = 0; i < 1000; ++i) {
+      if (last_version == version && last_logit == logit) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  EXPECT_TRUE(wait_for(1, 1.0f));
+  repository_.WriteFile("live/2/model.textproto", ConstantModel(2));  // new version
+  EXPECT_TRUE(wait_for(2, 2.0f));
+  repository_.WriteFile("live/2/model.textproto", ConstantModel(3));  // replaced file
+  EXPECT_TRUE(wait_for(2, 3.0f));
+  repository_.WriteFile("live/3/model.textproto", "garbage {");  // corrupt new version
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(wait_for(2, 3.0f));
+  stop = true;
+  client.join();
+  EXPECT_EQ(failures, 0) << first_failure;
+  EXPECT_GT(calls, 10);
+}
+
+TEST_F(ServerTest, ARemovedModelStopsBeingServed) {
+  StartServer(absl::Milliseconds(20));
+  v1::ClassifyResponse response;
+  ASSERT_TRUE(Classify(Request("mammal", {4, 0, 1}, 1), &response).ok());
+  repository_.Remove("mammal");
+  grpc::Status status;
+  for (int i = 0; i < 500; ++i) {
+    status = Classify(Request("mammal", {4, 0, 1}, 1), &response);
+    if (!status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServerTest, ShutdownLetsCallsInFlightFinish) {
+  // A model big enough that a call of 512 rows takes a while.
+  testing::OnnxBuilder builder(1024);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
+  std::vector<float> w1(2048 * 1024), w2(2048 * 2048), w3(10 * 2048);
+  for (auto* w : {&w1, &w2, &w3}) for (float& v : *w) v = uniform(rng);
+  builder.Weight("w1", {2048, 1024}, w1).Weight("w2", {2048, 2048}, w2)
+      .Weight("w3", {10, 2048}, w3);
+  testing::SetInt(builder.Node("Gemm", {"features", "w1"}, {"h1"}), "transB", 1);
+  builder.Node("Relu", {"h1"}, {"a1"});
+  testing::SetInt(builder.Node("Gemm", {"a1", "w2"}, {"h2"}), "transB", 1);
+  builder.Node("Relu", {"h2"}, {"a2"});
+  testing::SetInt(builder.Node("Gemm", {"a2", "w3"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 10);
+  repository_.WriteFile("big/1/model.onnx", builder.Serialize());
+  StartServer();
+
+  constexpr int kCalls = 4;
+  const auto request = Request("big", std::vector<float>(512 * 1024, 0.5f), 512);
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kCalls; ++i) {
+    clients.emplace_back([&, i] {
+      v1::ClassifyResponse response;
+      grpc::ClientContext context;
+      statuses[i] = stub_->Classify(&context, request, &response);
+      if (statuses[i].ok() && response.results_size() != 512) {
+        statuses[i] = grpc::Status(grpc::StatusCode::INTERNAL, "short answer");
+      }
+    });
+  }
+  // Shut down once every call is in the server.
+  for (int i = 0; i < 20000 && server_->calls_in_flight() < kCalls; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  const int in_flight = server_->calls_in_flight();
+  server_->Shutdown(absl::Seconds(30));
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(in_flight, kCalls);
+  int ok = 0;
+  for (const auto& status : statuses) {
+    // A call either finished or, arriving after the port closed, was refused.
+    if (status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+          << status.error_message();
+    }
+  }
+  // Every call the server had started finished with its answer.
+  EXPECT_GE(ok, in_flight);
+  // New calls are refused once the server is down.
+  v1::ClassifyResponse response;
+  EXPECT_EQ(Classify(Request("species", {4, 0, 1}, 1), &response).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace seqserve
