@@ -11,7 +11,8 @@
 namespace seqserve {
 
 absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
-                                             size_t width) {
+                                             size_t width,
+                                             absl::string_view line_word) {
   FeatureRows result;
   result.width = width;
   size_t line_number = 0;
@@ -26,7 +27,7 @@ absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
       float value;
       if (!absl::SimpleAtof(field, &value) || !std::isfinite(value)) {
         return absl::InvalidArgumentError(
-            absl::StrCat("line ", line_number, " column ", column, ": '",
+            absl::StrCat(line_word, " ", line_number, " column ", column, ": '",
                          field, "' is not a finite number"));
       }
       result.values.push_back(value);
@@ -34,7 +35,7 @@ absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
     if (result.width == 0) result.width = column;
     if (column != result.width) {
       return absl::InvalidArgumentError(
-          absl::StrCat("line ", line_number, " has ", column,
+          absl::StrCat(line_word, " ", line_number, " has ", column,
                        " values, expected ", result.width));
     }
     ++result.rows;

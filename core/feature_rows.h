@@ -17,9 +17,11 @@ struct FeatureRows {
 };
 
 // Every row must hold `width` numbers (0: take the first row's width).
-// INVALID_ARGUMENT names the line and column of the first bad field.
+// INVALID_ARGUMENT names the line and column of the first bad field;
+// `line_word` names what a line is to the user ("line", "row", ...).
 absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
-                                             size_t width = 0);
+                                             size_t width = 0,
+                                             absl::string_view line_word = "line");
 
 // The shortest text that reads back as exactly `value` (full precision).
 std::string FormatFloat(float value);

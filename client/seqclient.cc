@@ -1,0 +1,276 @@
+// seqclient: query a seqserve server from a terminal or a script.
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <random>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/classification_format.h"
+#include "client/load_generator.h"
+#include "client/seqserve_client.h"
+#include "core/feature_rows.h"
+#include "core/file_util.h"
+
+ABSL_FLAG(std::string, target, "localhost:8500",
+          "Server: host:port, several separated by commas, or a gRPC target "
+          "such as dns:///seqserve-headless:8500");
+ABSL_FLAG(int, deadline_ms, 10000, "Deadline of each call");
+ABSL_FLAG(std::string, model, "", "classify, bench: model name");
+ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
+ABSL_FLAG(std::string, output, "default",
+          "classify: default, logits, sigmoid or softmax");
+ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
+ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
+ABSL_FLAG(std::string, format, "table", "classify: table, json or csv");
+ABSL_FLAG(std::string, input, "",
+          "classify: CSV file of feature rows ('-' for stdin); rows may also "
+          "be given as arguments");
+ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
+ABSL_FLAG(std::string, concurrency, "1,2,4,8,16,32,64",
+          "bench: calls kept outstanding, one step per value");
+ABSL_FLAG(double, duration_seconds, 5, "bench: measuring time per step");
+ABSL_FLAG(int64_t, requests, 0, "bench: calls per step instead of a duration");
+ABSL_FLAG(uint32_t, rows, 1, "bench: rows per Classify call");
+ABSL_FLAG(std::string, rpc, "classify",
+          "bench: classify, or health for the empty grpc.health.v1 Check");
+ABSL_FLAG(bool, csv, false, "bench: print the results as CSV");
+
+namespace seqserve {
+namespace {
+
+constexpr char kUsage[] =
+    "Queries a seqserve server.\n"
+    "  seqclient classify --model species 4,0,1 2,1,0   (or --input rows.csv)\n"
+    "  seqclient models\n"
+    "  seqclient metadata MODEL\n"
+    "  seqclient health                                 (exit 0 when SERVING)\n"
+    "  seqclient bench --model species --concurrency 1,2,4 --duration_seconds 5\n"
+    "Common flags: --target host:port --deadline_ms N";
+
+int Fail(const std::string& message) {
+  std::cerr << "seqclient: " << message << "\n";
+  return 1;
+}
+
+// Says what a failed call means for the person at the terminal.
+int FailCall(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      (absl::StrContains(status.message(), "connect") ||
+       absl::StrContains(status.message(), "Connection refused"))) {
+    return Fail(absl::StrCat("cannot reach ", absl::GetFlag(FLAGS_target),
+                             " (is seqserve running there?): ", status.ToString()));
+  }
+  return Fail(status.ToString());
+}
+
+std::string StateName(v1::ModelState state) {
+  std::string name = v1::ModelState_Name(state);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "MODEL_STATE_"));
+}
+
+int Classify(Client& client, const std::vector<std::string>& args) {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  if (model.empty()) return Fail("classify needs --model");
+  ClassifyOptions options;
+  const std::string output = absl::GetFlag(FLAGS_output);
+  if (!v1::OutputMode_Parse("OUTPUT_MODE_" + absl::AsciiStrToUpper(output),
+                            &options.output)) {
+    return Fail(absl::StrCat("unknown --output '", output, "'"));
+  }
+  options.top_k = absl::GetFlag(FLAGS_top_k);
+  options.threshold = absl::GetFlag(FLAGS_threshold);
+  options.version = absl::GetFlag(FLAGS_version);
+  const std::string format = absl::GetFlag(FLAGS_format);
+  if (format != "table" && format != "json" && format != "csv") {
+    return Fail(absl::StrCat("unknown --format '", format, "'"));
+  }
+
+  std::string text;
+  std::string line_word = "row";
+  const std::string input = absl::GetFlag(FLAGS_input);
+  if (!args.empty()) {
+    text = absl::StrJoin(args, "\n");
+  } else if (!input.empty() && input != "-") {
+    auto contents = ReadFileToString(input);
+    if (!contents.ok()) return Fail(std::string(contents.status().message()));
+    text = std::move(*contents);
+    line_word = absl::StrCat(input, " line");
+  } else {
+    text.assign(std::istreambuf_iterator<char>(std::cin), {});
+    line_word = "stdin line";
+  }
+  auto rows = ParseFeatureRows(text, 0, line_word);
+  if (!rows.ok()) return Fail(std::string(rows.status().message()));
+  if (rows->rows == 0) return Fail("no feature rows given");
+
+  auto result = client.Classify(model, rows->values, rows->rows, options);
+  if (!result.ok()) return FailCall(result.status());
+  std::vector<std::string> labels;
+  if (format != "json") {
+    // Labels name the score columns; a model without them still prints.
+    auto metadata = client.GetModelMetadata(model, result->version);
+    if (metadata.ok()) labels = metadata->labels;
+  }
+  if (format == "json") {
+    std::cout << FormatJson(*result);
+  } else if (format == "csv") {
+    std::cout << FormatCsv(*result, labels);
+  } else {
+    std::cout << FormatTable(*result, labels);
+  }
+  return 0;
+}
+
+int Models(Client& client) {
+  auto models = client.ListModels();
+  if (!models.ok()) return FailCall(models.status());
+  std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", "model", "version", "state", "error");
+  for (const ModelInfo& model : *models) {
+    if (model.versions.empty()) {
+      std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", model.name, "-", "-", model.error);
+    }
+    for (const ModelVersion& version : model.versions) {
+      std::cout << absl::StrFormat("%-24s %-8d %-10s %s\n", model.name, version.version,
+                                   StateName(version.state),
+                                   version.error.empty() ? model.error : version.error);
+    }
+  }
+  return 0;
+}
+
+int Metadata(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail("metadata takes one MODEL");
+  auto m = client.GetModelMetadata(args[0], absl::GetFlag(FLAGS_version));
+  if (!m.ok()) return FailCall(m.status());
+  std::cout << "model:          " << m->model << "\n"
+            << "version:        " << m->version << "\n"
+            << "description:    " << m->description << "\n"
+            << "input width:    " << m->input_width << "\n"
+            << "output width:   " << m->output_width << "\n"
+            << "labels:         " << absl::StrJoin(m->labels, ", ") << "\n"
+            << "default output: "
+            << absl::AsciiStrToLower(absl::StripPrefix(
+                   v1::OutputMode_Name(m->default_output), "OUTPUT_MODE_"))
+            << "\n"
+            << "threshold:      " << m->threshold << "\n"
+            << "parameters:     " << m->parameter_count << "\n"
+            << "layers:         " << absl::StrJoin(m->layers, " -> ") << "\n"
+            << "versions:\n";
+  for (const ModelVersion& version : m->versions) {
+    std::cout << "  " << version.version << " " << StateName(version.state)
+              << (version.error.empty() ? "" : " " + version.error) << "\n";
+  }
+  return 0;
+}
+
+int Health(Client& client) {
+  auto status = client.Health(absl::GetFlag(FLAGS_service));
+  if (!status.ok()) return FailCall(status.status());
+  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status) << "\n";
+  return *status == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
+int Bench(Client& client) {
+  LoadOptions options;
+  const std::string rpc = absl::GetFlag(FLAGS_rpc);
+  if (rpc == "classify") {
+    const std::string model = absl::GetFlag(FLAGS_model);
+    if (model.empty()) return Fail("bench --rpc classify needs --model");
+    auto metadata = client.GetModelMetadata(model, 0);
+    if (!metadata.ok()) return FailCall(metadata.status());
+    const uint32_t rows = std::max<uint32_t>(1, absl::GetFlag(FLAGS_rows));
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> uniform(0.0f, 4.0f);
+    options.request.set_model(model);
+    options.request.set_rows(rows);
+    for (size_t i = 0; i < rows * metadata->input_width; ++i) {
+      options.request.add_features(uniform(rng));
+    }
+  } else if (rpc != "health") {
+    return Fail(absl::StrCat("unknown --rpc '", rpc, "'"));
+  }
+  options.duration = absl::Seconds(absl::GetFlag(FLAGS_duration_seconds));
+  options.max_requests = absl::GetFlag(FLAGS_requests);
+  const bool csv = absl::GetFlag(FLAGS_csv);
+  std::vector<LoadStep> steps;
+  for (absl::string_view level : absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
+    if (!absl::SimpleAtoi(level, &options.concurrency) || options.concurrency <= 0) {
+      return Fail(absl::StrCat("bad --concurrency value '", level, "'"));
+    }
+    options.progress = [&](int64_t done, double seconds) {
+      std::cerr << absl::StrFormat("\r[concurrency %d] %lld calls, %.0f calls/s   ",
+                                   options.concurrency, static_cast<long long>(done),
+                                   seconds > 0 ? done / seconds : 0.0)
+                << std::flush;
+    };
+    steps.push_back(RunLoad(client, options));
+    const LoadStep& step = steps.back();
+    std::cerr << absl::StrFormat(
+        "\r[concurrency %d] %.0f calls/s, %.0f rows/s, p50 %.0f us, p99 %.0f us, "
+        "%lld errors\n",
+        step.concurrency, step.requests_per_second, step.rows_per_second, step.p50_us,
+        step.p99_us, static_cast<long long>(step.errors));
+    if (step.errors > 0) std::cerr << "  first error: " << step.first_error << "\n";
+  }
+  if (csv) {
+    std::cout << "rpc,concurrency,requests,errors,seconds,requests_per_s,rows_per_s,"
+                 "p50_us,p90_us,p95_us,p99_us\n";
+  } else {
+    std::cout << absl::StrFormat("%-8s %-11s %-9s %-7s %-12s %-12s %-9s %-9s %-9s %-9s\n",
+                                 "rpc", "concurrency", "requests", "errors", "calls/s",
+                                 "rows/s", "p50_us", "p90_us", "p95_us", "p99_us");
+  }
+  int64_t errors = 0;
+  for (const LoadStep& s : steps) {
+    errors += s.errors;
+    if (csv) {
+      std::cout << absl::StrFormat("%s,%d,%lld,%lld,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f\n",
+                                   rpc, s.concurrency, static_cast<long long>(s.requests),
+                                   static_cast<long long>(s.errors), s.seconds,
+                                   s.requests_per_second, s.rows_per_second, s.p50_us,
+                                   s.p90_us, s.p95_us, s.p99_us);
+    } else {
+      std::cout << absl::StrFormat(
+          "%-8s %-11d %-9lld %-7lld %-12.0f %-12.0f %-9.0f %-9.0f %-9.0f %-9.0f\n", rpc,
+          s.concurrency, static_cast<long long>(s.requests),
+          static_cast<long long>(s.errors), s.requests_per_second, s.rows_per_second,
+          s.p50_us, s.p90_us, s.p95_us, s.p99_us);
+    }
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() < 2) {
+    std::cerr << kUsage << "\n";
+    return 2;
+  }
+  const std::string command = positional[1];
+  const std::vector<std::string> args(positional.begin() + 2, positional.end());
+  ClientOptions options;
+  options.deadline = absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  auto client = Client::Create(absl::GetFlag(FLAGS_target), options);
+  if (!client.ok()) return Fail(std::string(client.status().message()));
+  if (command == "classify") return Classify(**client, args);
+  if (command == "models") return Models(**client);
+  if (command == "metadata") return Metadata(**client, args);
+  if (command == "health") return Health(**client);
+  if (command == "bench") return Bench(**client);
+  std::cerr << "seqclient: unknown command '" << command << "'\n" << kUsage << "\n";
+  return 2;
+}
+
+}  // namespace
+}  // namespace seqserve
+
+int main(int argc, char** argv) { return seqserve::Main(argc, argv); }

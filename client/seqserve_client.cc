@@ -1,0 +1,272 @@
+#include "client/seqserve_client.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace seqserve {
+namespace {
+
+absl::Status ToAbslStatus(const grpc::Status& status) {
+  // gRPC and absl share the canonical code numbers.
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+std::string ServiceConfig(const ClientOptions& options) {
+  std::string config = "{";
+  if (options.round_robin) {
+    absl::StrAppend(&config, R"("loadBalancingConfig": [{"round_robin": {}}])");
+  }
+  if (options.max_attempts > 1) {
+    absl::StrAppend(&config, options.round_robin ? ", " : "", R"(
+      "methodConfig": [{
+        "name": [{"service": "seqserve.v1.Classifier"},
+                 {"service": "grpc.health.v1.Health"}],
+        "retryPolicy": {
+          "maxAttempts": )", std::min(options.max_attempts, 5), R"(,
+          "initialBackoff": "0.05s",
+          "maxBackoff": "1s",
+          "backoffMultiplier": 2,
+          "retryableStatusCodes": ["UNAVAILABLE"]
+        }
+      }])");
+  }
+  return config + "}";
+}
+
+// "host:port" to "ipv4:a.b.c.d:port" or "ipv6:[::1]:port" entries.
+absl::StatusOr<std::vector<std::string>> ResolveHostPort(absl::string_view host_port) {
+  const size_t colon = host_port.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0 || colon + 1 == host_port.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target '", host_port, "' is not host:port"));
+  }
+  std::string host(host_port.substr(0, colon));
+  const std::string port(host_port.substr(colon + 1));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int error = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); error != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot resolve '", host, "': ", gai_strerror(error)));
+  }
+  std::vector<std::string> addresses;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char name[NI_MAXHOST];
+    if (getnameinfo(a->ai_addr, a->ai_addrlen, name, sizeof(name), nullptr, 0,
+                    NI_NUMERICHOST) != 0) {
+      continue;
+    }
+    addresses.push_back(a->ai_family == AF_INET6
+                            ? absl::StrCat("ipv6:[", name, "]:", port)
+                            : absl::StrCat("ipv4:", name, ":", port));
+    break;  // one address per host:port, so each server is one backend
+  }
+  freeaddrinfo(found);
+  if (addresses.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no address for '", host, "'"));
+  }
+  return addresses;
+}
+
+std::vector<ModelVersion> ToVersions(
+    const google::protobuf::RepeatedPtrField<v1::VersionStatus>& versions) {
+  std::vector<ModelVersion> result;
+  for (const auto& v : versions) result.push_back({v.version(), v.state(), v.error()});
+  return result;
+}
+
+std::vector<ScoredLabel> ToScored(
+    const google::protobuf::RepeatedPtrField<v1::ScoredClass>& classes) {
+  std::vector<ScoredLabel> result;
+  for (const auto& c : classes) result.push_back({c.index(), c.label(), c.score()});
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveTarget(const std::string& target) {
+  if (target.empty()) return absl::InvalidArgumentError("empty target");
+  if (absl::StrContains(target, "://") || absl::StartsWith(target, "dns:") ||
+      absl::StartsWith(target, "ipv4:") || absl::StartsWith(target, "ipv6:") ||
+      absl::StartsWith(target, "unix:")) {
+    return target;  // a gRPC target string already
+  }
+  // gRPC's static address lists take one scheme: ipv4 and ipv6 lists alike.
+  std::vector<std::string> ipv4, ipv6;
+  for (absl::string_view part : absl::StrSplit(target, ',', absl::SkipWhitespace())) {
+    auto addresses = ResolveHostPort(absl::StripAsciiWhitespace(part));
+    if (!addresses.ok()) return addresses.status();
+    for (auto& address : *addresses) {
+      if (absl::StartsWith(address, "ipv4:")) ipv4.push_back(address.substr(5));
+      if (absl::StartsWith(address, "ipv6:")) ipv6.push_back(address.substr(5));
+    }
+  }
+  if (!ipv4.empty()) return absl::StrCat("ipv4:", absl::StrJoin(ipv4, ","));
+  return absl::StrCat("ipv6:", absl::StrJoin(ipv6, ","));
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,
+                                                       const ClientOptions& options) {
+  auto resolved = ResolveTarget(target);
+  if (!resolved.ok()) return resolved.status();
+  grpc::ChannelArguments arguments;
+  arguments.SetServiceConfigJSON(ServiceConfig(options));
+  arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
+  arguments.SetMaxSendMessageSize(options.max_message_bytes);
+  auto credentials =
+      options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  auto channel = grpc::CreateCustomChannel(*resolved, credentials, arguments);
+  return std::unique_ptr<Client>(new Client(std::move(channel), options));
+}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
+    : channel_(std::move(channel)),
+      options_(options),
+      classifier_(v1::Classifier::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+Classification Client::ToClassification(const v1::ClassifyResponse& response) {
+  Classification result;
+  result.model = response.model();
+  result.version = response.version();
+  result.output = response.output();
+  for (const auto& row : response.results()) {
+    RowPrediction prediction;
+    prediction.scores.assign(row.scores().begin(), row.scores().end());
+    prediction.predicted_index = row.predicted_index();
+    prediction.predicted_label = row.predicted_label();
+    prediction.positive = ToScored(row.positive());
+    prediction.top_k = ToScored(row.top_k());
+    result.rows.push_back(std::move(prediction));
+  }
+  return result;
+}
+
+absl::StatusOr<Classification> Client::Classify(const std::string& model,
+                                                absl::Span<const float> features,
+                                                size_t rows,
+                                                const ClassifyOptions& options) {
+  v1::ClassifyRequest request;
+  request.set_model(model);
+  request.set_version(options.version);
+  request.mutable_features()->Add(features.begin(), features.end());
+  request.set_rows(static_cast<uint32_t>(rows));
+  request.set_output(options.output);
+  request.set_top_k(options.top_k);
+  request.set_threshold(options.threshold);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  v1::ClassifyResponse response;
+  grpc::Status status = classifier_->Classify(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return ToClassification(response);
+}
+
+absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
+                                                       int64_t version) {
+  v1::GetModelMetadataRequest request;
+  request.set_model(model);
+  request.set_version(version);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  v1::GetModelMetadataResponse response;
+  grpc::Status status = classifier_->GetModelMetadata(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  ModelMetadata metadata;
+  metadata.model = response.model();
+  metadata.version = response.version();
+  metadata.description = response.description();
+  metadata.input_width = response.input_width();
+  metadata.output_width = response.output_width();
+  metadata.labels.assign(response.labels().begin(), response.labels().end());
+  metadata.layers.assign(response.layers().begin(), response.layers().end());
+  metadata.default_output = response.default_output();
+  metadata.parameter_count = response.parameter_count();
+  metadata.threshold = response.threshold();
+  metadata.versions = ToVersions(response.versions());
+  return metadata;
+}
+
+absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  v1::ListModelsResponse response;
+  grpc::Status status =
+      classifier_->ListModels(&context, v1::ListModelsRequest(), &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  std::vector<ModelInfo> models;
+  for (const auto& model : response.models()) {
+    models.push_back({model.name(), model.error(), ToVersions(model.versions())});
+  }
+  return models;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::Health(
+    const std::string& service) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health_->Check(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response.status();
+}
+
+void Client::ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done) {
+  // One allocation holds everything the call needs until it completes.
+  struct Call {
+    grpc::ClientContext context;
+    v1::ClassifyRequest request;
+    v1::ClassifyResponse response;
+    ClassifyDone done;
+  };
+  auto* call = new Call;
+  call->request = request;
+  call->done = std::move(done);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  classifier_->async()->Classify(
+      &call->context, &call->request, &call->response, [call](grpc::Status status) {
+        std::unique_ptr<Call> owned(call);
+        if (status.ok()) {
+          owned->done(std::move(owned->response));
+        } else {
+          owned->done(ToAbslStatus(status));
+        }
+      });
+}
+
+void Client::HealthAsync(HealthDone done) {
+  struct Call {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    HealthDone done;
+  };
+  auto* call = new Call;
+  call->done = std::move(done);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  health_->async()->Check(&call->context, &call->request, &call->response,
+                          [call](grpc::Status status) {
+                            std::unique_ptr<Call> owned(call);
+                            owned->done(ToAbslStatus(status));
+                          });
+}
+
+}  // namespace seqserve

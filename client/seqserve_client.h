@@ -1,0 +1,142 @@
+// The seqserve C++ client: Classify, model metadata, listing and health
+// over one gRPC channel, with results as plain C++ values and errors as
+// absl::Status carrying the server's code and message.
+//
+// Thread-safe: one Client may be shared by many threads.
+#pragma once
+
+#include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "seqserve/v1/classifier.grpc.pb.h"
+
+namespace seqserve {
+
+struct ClientOptions {
+  // Deadline of each call unless the call gives its own.
+  absl::Duration deadline = absl::Seconds(10);
+  // Channel credentials; null means plaintext. Pass
+  // grpc::SslCredentials(...) for TLS.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Attempts per call when the server answers UNAVAILABLE (gRPC's retry
+  // policy in the service config); 1 turns retries off.
+  int max_attempts = 3;
+  // Spread calls over every address the target resolves to (gRPC's
+  // round_robin policy); false uses the first that connects.
+  bool round_robin = true;
+  // Largest message either way.
+  int max_message_bytes = 64 * 1024 * 1024;
+};
+
+struct ScoredLabel {
+  uint32_t index = 0;
+  std::string label;
+  float score = 0.0f;
+};
+
+// The answer for one input row.
+struct RowPrediction {
+  std::vector<float> scores;
+  uint32_t predicted_index = 0;
+  std::string predicted_label;
+  std::vector<ScoredLabel> positive;  // multi-label sigmoid
+  std::vector<ScoredLabel> top_k;
+};
+
+struct Classification {
+  std::string model;
+  int64_t version = 0;
+  v1::OutputMode output = v1::OUTPUT_MODE_DEFAULT;
+  std::vector<RowPrediction> rows;
+};
+
+struct ClassifyOptions {
+  v1::OutputMode output = v1::OUTPUT_MODE_DEFAULT;
+  uint32_t top_k = 0;
+  int64_t version = 0;  // 0: the highest available
+  float threshold = 0.0f;  // 0: the model's
+};
+
+struct ModelVersion {
+  int64_t version = 0;
+  v1::ModelState state = v1::MODEL_STATE_UNSPECIFIED;
+  std::string error;
+};
+
+struct ModelInfo {
+  std::string name;
+  std::string error;
+  std::vector<ModelVersion> versions;
+};
+
+struct ModelMetadata {
+  std::string model;
+  int64_t version = 0;
+  std::string description;
+  uint32_t input_width = 0;
+  uint32_t output_width = 0;
+  std::vector<std::string> labels;
+  std::vector<std::string> layers;
+  v1::OutputMode default_output = v1::OUTPUT_MODE_DEFAULT;
+  uint64_t parameter_count = 0;
+  float threshold = 0.5f;
+  std::vector<ModelVersion> versions;
+};
+
+class Client {
+ public:
+  // `target` is "host:port", several "host:port" separated by commas
+  // (resolved now, then balanced), or any gRPC target ("dns:///name:port",
+  // "ipv4:...", "unix:..."). INVALID_ARGUMENT for a malformed target.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(
+      const std::string& target, const ClientOptions& options = {});
+
+  // Classifies `rows` rows of features, row-major.
+  absl::StatusOr<Classification> Classify(const std::string& model,
+                                          absl::Span<const float> features,
+                                          size_t rows,
+                                          const ClassifyOptions& options = {});
+  absl::StatusOr<ModelMetadata> GetModelMetadata(const std::string& model,
+                                                 int64_t version = 0);
+  absl::StatusOr<std::vector<ModelInfo>> ListModels();
+  // The grpc.health.v1 status of `service` ("" for the whole server).
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(
+      const std::string& service = "");
+
+  // The asynchronous path for high-rate callers: returns at once, calls
+  // `done` on a gRPC thread. `request` is copied.
+  using ClassifyDone =
+      std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
+  void ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done);
+  using HealthDone = std::function<void(absl::Status)>;
+  // The empty health call, asynchronously: gRPC's own floor for benchmarks.
+  void HealthAsync(HealthDone done);
+
+  // Plain value types from the API messages.
+  static Classification ToClassification(const v1::ClassifyResponse& response);
+
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+ private:
+  Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
+
+  std::shared_ptr<grpc::Channel> channel_;
+  ClientOptions options_;
+  std::unique_ptr<v1::Classifier::Stub> classifier_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+// The target string gRPC is given for a Client target (see Client::Create).
+absl::StatusOr<std::string> ResolveTarget(const std::string& target);
+
+}  // namespace seqserve
