@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in scripts/debian-packages.txt that are
-# missing. Needs root (or sudo). Safe to run again: it installs nothing twice.
+# Installs the Debian packages of a list (scripts/debian-packages.txt unless
+# given) that are missing. Needs root (or sudo). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t packages < <(grep -v '^\s*#' scripts/debian-packages.txt | grep -v '^\s*$')
+list="${1:-scripts/debian-packages.txt}"
+mapfile -t packages < <(grep -v '^\s*#' "$list" | grep -v '^\s*$')
 missing=()
 for package in "${packages[@]}"; do
+  # A Node.js installed outside Debian's packages (with its npm) will do.
+  if [[ "$package" == nodejs || "$package" == npm ]] && command -v node >/dev/null &&
+     command -v npm >/dev/null; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$package")
   fi

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 preset="${1:-release}"
 
 scripts/install-deps.sh
+# The Node.js example's locked packages, for its test.
+(cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 cmake --preset "$preset"
 cmake --build --preset "$preset" -j "$(nproc)"
 ctest --preset "$preset" -j "$(nproc)"

@@ -1,0 +1,220 @@
+// The client library against in-process servers: results, every error
+// code, deadlines, retry past a dead server and round-robin spreading.
+#include "client/seqserve_client.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "server/model_server.h"
+#include "tests/support/reference_data.h"
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::TestRepository;
+
+// One in-process server whose species model carries version `version`, so
+// a response tells which server answered.
+struct Backend {
+  explicit Backend(int64_t version = 1) {
+    repository.AddReferenceVersion("species", version, "species");
+    repository.WriteReferenceConfig("species", "species");
+    repository.AddReferenceVersion("mammal", 1, "mammal");
+    repository.WriteReferenceConfig("mammal", "mammal");
+    ModelServer::Options options;
+    options.address = "127.0.0.1:0";
+    options.model_repository = repository.root();
+    options.poll_interval = absl::ZeroDuration();
+    options.max_request_rows = 100;
+    auto started = ModelServer::Start(options);
+    EXPECT_TRUE(started.ok()) << started.status();
+    server = std::move(*started);
+    server->WaitUntilReady();
+  }
+  std::string target() const { return absl::StrCat("127.0.0.1:", server->port()); }
+
+  TestRepository repository;
+  std::unique_ptr<ModelServer> server;
+};
+
+// A port nothing listens on: bound, then closed.
+int DeadPort() {
+  Backend probe;
+  const int port = probe.server->port();
+  probe.server->Shutdown(absl::ZeroDuration());
+  return port;
+}
+
+std::unique_ptr<Client> Connect(const std::string& target, ClientOptions options = {}) {
+  auto client = Client::Create(target, options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return std::move(*client);
+}
+
+TEST(Client, ClassifiesWithTypedResults) {
+  Backend backend;
+  auto client = Connect(backend.target());
+  ClassifyOptions options;
+  options.top_k = 2;
+  const std::vector<float> rows = {4, 0, 1, 2, 1, 0};
+  auto result = client->Classify("species", rows, 2, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->model, "species");
+  EXPECT_EQ(result->version, 1);
+  EXPECT_EQ(result->output, v1::OUTPUT_MODE_SOFTMAX);
+  ASSERT_EQ(result->rows.size(), 2u);
+  EXPECT_EQ(result->rows[0].predicted_label, "mammal");
+  EXPECT_EQ(result->rows[1].predicted_label, "bird");
+  ASSERT_EQ(result->rows[0].top_k.size(), 2u);
+  EXPECT_EQ(result->rows[0].top_k[0].label, "mammal");
+
+  auto reference = testing::LoadReference("species");
+  ASSERT_TRUE(reference.ok());
+  options = {};
+  options.output = v1::OUTPUT_MODE_LOGITS;
+  auto logits = client->Classify("species", reference->inputs, reference->rows, options);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  std::vector<float> flat;
+  for (const auto& row : logits->rows) flat.insert(flat.end(), row.scores.begin(), row.scores.end());
+  EXPECT_EQ(testing::FirstMismatch(flat, reference->logits), -1);
+}
+
+TEST(Client, MetadataListAndHealth) {
+  Backend backend;
+  auto client = Connect(backend.target());
+  auto metadata = client->GetModelMetadata("species");
+  ASSERT_TRUE(metadata.ok()) << metadata.status();
+  EXPECT_EQ(metadata->input_width, 3u);
+  EXPECT_THAT(metadata->labels, ElementsAre("bird", "mammal", "reptile"));
+  EXPECT_EQ(metadata->default_output, v1::OUTPUT_MODE_SOFTMAX);
+  ASSERT_EQ(metadata->versions.size(), 1u);
+  EXPECT_EQ(metadata->versions[0].state, v1::MODEL_STATE_AVAILABLE);
+
+  auto models = client->ListModels();
+  ASSERT_TRUE(models.ok()) << models.status();
+  std::vector<std::string> names;
+  for (const auto& model : *models) names.push_back(model.name);
+  EXPECT_THAT(names, ElementsAre("mammal", "species"));
+
+  auto health = client->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, grpc::health::v1::HealthCheckResponse::SERVING);
+  backend.server->StartDraining();
+  EXPECT_EQ(*client->Health(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
+TEST(Client, ErrorsCarryTheServersCodeAndMessage) {
+  Backend backend;
+  auto client = Connect(backend.target());
+  const std::vector<float> row = {4, 0, 1};
+  auto unknown = client->Classify("unicorn", row, 1);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("'unicorn' is not served"));
+  auto wide = client->Classify("species", {4, 0, 1, 1}, 1);
+  EXPECT_EQ(wide.status().code(), absl::StatusCode::kInvalidArgument);
+  auto many = client->Classify("species", std::vector<float>(303), 101);
+  EXPECT_EQ(many.status().code(), absl::StatusCode::kResourceExhausted);
+  ClassifyOptions softmax;
+  softmax.output = v1::OUTPUT_MODE_SOFTMAX;
+  EXPECT_EQ(client->Classify("mammal", row, 1, softmax).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client->GetModelMetadata("unicorn").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(Client, AnUnreachableServerIsUnavailable) {
+  ClientOptions options;
+  options.deadline = absl::Seconds(5);
+  auto client = Connect(absl::StrCat("127.0.0.1:", DeadPort()), options);
+  auto result = client->Health();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(Client, DeadlinesAreEnforced) {
+  Backend backend;
+  ClientOptions options;
+  options.deadline = absl::Microseconds(1);
+  auto client = Connect(backend.target(), options);
+  const std::vector<float> rows(3 * 100, 1.0f);
+  auto result = client->Classify("species", rows, 100);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(Client, CallsGoToTheLiveServerWhenTheFirstIsDown) {
+  Backend live;
+  auto client = Connect(absl::StrCat("127.0.0.1:", DeadPort(), ",", live.target()));
+  const std::vector<float> row = {4, 0, 1};
+  for (int i = 0; i < 20; ++i) {
+    auto result = client->Classify("species", row, 1);
+    ASSERT_TRUE(result.ok()) << "call " << i << ": " << result.status();
+  }
+}
+
+TEST(Client, RoundRobinSpreadsCallsOverThreeServers) {
+  Backend first(1), second(2), third(3);
+  auto client = Connect(absl::StrCat(first.target(), ",", second.target(), ",",
+                                     third.target()));
+  // Wait until every backend is connected, then count who answers.
+  ASSERT_TRUE(client->Health().ok());
+  std::map<int64_t, int> answers;
+  const std::vector<float> row = {4, 0, 1};
+  for (int i = 0; i < 300; ++i) {
+    auto result = client->Classify("species", row, 1);
+    ASSERT_TRUE(result.ok()) << result.status();
+    ++answers[result->version];
+  }
+  ASSERT_EQ(answers.size(), 3u) << "not every server answered";
+  for (const auto& [version, count] : answers) {
+    EXPECT_GE(count, 60) << "server with version " << version;
+  }
+}
+
+TEST(Client, AsyncCallsComplete) {
+  Backend backend;
+  auto client = Connect(backend.target());
+  v1::ClassifyRequest request;
+  request.set_model("species");
+  request.add_features(4);
+  request.add_features(0);
+  request.add_features(1);
+  request.set_rows(1);
+  absl::Notification done;
+  absl::StatusOr<v1::ClassifyResponse> answer;
+  client->ClassifyAsync(request, [&](absl::StatusOr<v1::ClassifyResponse> response) {
+    answer = std::move(response);
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->results(0).predicted_label(), "mammal");
+
+  absl::Notification health_done;
+  absl::Status health_status = absl::UnknownError("not called");
+  client->HealthAsync([&](absl::Status status) {
+    health_status = status;
+    health_done.Notify();
+  });
+  ASSERT_TRUE(health_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(health_status.ok()) << health_status;
+}
+
+TEST(Client, TargetsResolve) {
+  EXPECT_EQ(*ResolveTarget("127.0.0.1:8500"), "ipv4:127.0.0.1:8500");
+  EXPECT_EQ(*ResolveTarget("127.0.0.1:1, 127.0.0.1:2"), "ipv4:127.0.0.1:1,127.0.0.1:2");
+  EXPECT_EQ(*ResolveTarget("dns:///seqserve-headless:8500"), "dns:///seqserve-headless:8500");
+  EXPECT_EQ(ResolveTarget("no-port").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveTarget("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveTarget("host.invalid:1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace seqserve

@@ -1,0 +1,168 @@
+// seqclient end to end against the real seqserve binary on the sample
+// models in models/.
+#include <gmock/gmock.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/support/server_process.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RunCommand;
+using testing::ServerProcess;
+
+class SeqclientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess(SEQSERVE_PATH, {"--model_repository=" SEQSERVE_MODELS_DIR,
+                                                "--poll_seconds=0"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(server_->ready()) << server_->output(); }
+
+  static testing::CommandResult Seqclient(const std::string& arguments) {
+    return RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server_->target(), " ",
+                                   arguments));
+  }
+
+  static ServerProcess* server_;
+};
+
+ServerProcess* SeqclientTest::server_ = nullptr;
+
+TEST_F(SeqclientTest, ClassifyPrintsATable) {
+  const auto result = Seqclient("classify --model species 4,0,1 2,1,0 0,1,0");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << result.output;
+  EXPECT_THAT(lines[0], HasSubstr("bird"));
+  EXPECT_THAT(lines[1], ::testing::StartsWith("0     mammal"));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("1     bird"));
+  EXPECT_THAT(lines[3], ::testing::StartsWith("2     reptile"));
+}
+
+TEST_F(SeqclientTest, ClassifyCsvHasAHeaderAndOneLinePerRow) {
+  const std::string path = ::testing::TempDir() + "/animals.csv";
+  std::ofstream(path) << "# limbs,eggs,hair\n4,0,1\n2,1,0\n\n4,1,0\n";
+  const auto result =
+      Seqclient("classify --model species --format csv --output logits --input " + path);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << result.output;
+  EXPECT_EQ(lines[0], "row,predicted_index,predicted_label,bird,mammal,reptile");
+  std::vector<std::string> fields = absl::StrSplit(lines[1], ',');
+  ASSERT_EQ(fields.size(), 6u);
+  EXPECT_EQ(fields[2], "mammal");
+  // Logits: the mammal score is the largest of the three.
+  EXPECT_GT(std::stof(fields[4]), std::stof(fields[3]));
+  EXPECT_GT(std::stof(fields[4]), std::stof(fields[5]));
+}
+
+TEST_F(SeqclientTest, ClassifyJsonParses) {
+  const auto result = Seqclient("classify --model mammal --format json --top_k 1 4,0,1 2,1,0");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(result.output, &json).ok())
+      << result.output;
+  EXPECT_EQ(json.fields().at("model").string_value(), "mammal");
+  const auto& rows = json.fields().at("rows").list_value();
+  ASSERT_EQ(rows.values_size(), 2);
+  EXPECT_EQ(rows.values(0).struct_value().fields().at("predicted_label").string_value(),
+            "mammal");
+  EXPECT_EQ(rows.values(1).struct_value().fields().at("predicted_label").string_value(),
+            "not mammal");
+  const double p = rows.values(0).struct_value().fields().at("scores").list_value()
+                       .values(0).number_value();
+  EXPECT_GT(p, 0.5);
+  EXPECT_LE(p, 1.0);
+}
+
+TEST_F(SeqclientTest, ClassifyReadsStdin) {
+  const auto result = RunCommand(absl::StrCat("printf '4,0,1\\n' | ", SEQCLIENT_PATH,
+                                              " --target=", server_->target(),
+                                              " classify --model species --format csv"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\n0,1,mammal,"));
+}
+
+TEST_F(SeqclientTest, BadRowsNameTheRowAndColumn) {
+  auto result = Seqclient("classify --model species 4,0,1 2,eggs,0");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("row 2 column 2: 'eggs' is not a finite number"));
+  const std::string path = ::testing::TempDir() + "/bad.csv";
+  std::ofstream(path) << "4,0,1\n\n2,1\n";
+  result = Seqclient("classify --model species --input " + path);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr(path + " line 3 has 2 values, expected 3"));
+  result = Seqclient("classify --model species 4,0,1,7");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(result.output, HasSubstr("takes 3 features per row"));
+}
+
+TEST_F(SeqclientTest, UnknownModelExitsNonZero) {
+  const auto result = Seqclient("classify --model unicorn 1,2,3");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(result.output, HasSubstr("'unicorn' is not served"));
+}
+
+TEST_F(SeqclientTest, ModelsAndMetadata) {
+  auto result = Seqclient("models");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("mammal                   1        available"));
+  EXPECT_THAT(result.output, HasSubstr("species                  1        available"));
+  result = Seqclient("metadata species");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("labels:         bird, mammal, reptile"));
+  EXPECT_THAT(result.output, HasSubstr("input width:    3"));
+  EXPECT_THAT(result.output, HasSubstr("Linear(3, 16) -> ReLU -> Linear(16, 3)"));
+}
+
+TEST_F(SeqclientTest, HealthExitsZeroWhenServing) {
+  const auto result = Seqclient("health");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, "SERVING\n");
+}
+
+TEST_F(SeqclientTest, BenchReportsEverySteps) {
+  const auto result =
+      Seqclient("bench --model species --concurrency 1,2 --requests 200 --csv");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("rpc,concurrency,requests,errors,"));
+  EXPECT_THAT(result.output, HasSubstr("\nclassify,1,200,0,"));
+  EXPECT_THAT(result.output, HasSubstr("\nclassify,2,200,0,"));
+  const auto health = Seqclient("bench --rpc health --concurrency 4 --requests 100 --csv");
+  ASSERT_EQ(health.exit_code, 0) << health.output;
+  EXPECT_THAT(health.output, HasSubstr("\nhealth,4,100,0,"));
+}
+
+TEST(Seqclient, AnUnreachableServerExitsNonZeroWithAClearMessage) {
+  const auto result = RunCommand(absl::StrCat(SEQCLIENT_PATH,
+                                              " --target=127.0.0.1:1 --deadline_ms=3000 health"));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("cannot reach 127.0.0.1:1"));
+}
+
+TEST(Seqserve, SigtermDrainsAndExitsZero) {
+  ServerProcess server(SEQSERVE_PATH,
+                       {"--model_repository=" SEQSERVE_MODELS_DIR, "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
+  EXPECT_THAT(server.output(), HasSubstr("draining"));
+  EXPECT_THAT(server.output(), HasSubstr("stopped"));
+}
+
+}  // namespace
+}  // namespace seqserve

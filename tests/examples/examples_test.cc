@@ -1,0 +1,71 @@
+// The Python and Node.js examples against a live seqserve on the samples:
+// the "any language" promise, checked with real gRPC stacks.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/support/server_process.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RunCommand;
+using testing::ServerProcess;
+
+class ExamplesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess(SEQSERVE_PATH, {"--model_repository=" SEQSERVE_MODELS_DIR,
+                                                "--poll_seconds=0"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(server_->ready()) << server_->output(); }
+
+  static void ExpectSampleAnswers(const testing::CommandResult& result) {
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_THAT(result.output, HasSubstr("species v1 (OUTPUT_MODE_SOFTMAX)"));
+    EXPECT_THAT(result.output, HasSubstr("dog    -> mammal"));
+    EXPECT_THAT(result.output, HasSubstr("eagle  -> bird"));
+    EXPECT_THAT(result.output, HasSubstr("snake  -> reptile"));
+    EXPECT_THAT(result.output, HasSubstr("mammal v1 (OUTPUT_MODE_SIGMOID)"));
+    EXPECT_THAT(result.output, HasSubstr("eagle  -> not mammal"));
+  }
+
+  static ServerProcess* server_;
+};
+
+ServerProcess* ExamplesTest::server_ = nullptr;
+
+TEST_F(ExamplesTest, PythonClientClassifiesTheSamples) {
+  ExpectSampleAnswers(RunCommand(absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
+      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS)));
+}
+
+TEST_F(ExamplesTest, NodeClientClassifiesTheSamples) {
+  // scripts/test.sh installs the locked packages (npm ci) first.
+  ExpectSampleAnswers(RunCommand(
+      absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", server_->target())));
+}
+
+TEST_F(ExamplesTest, ClientsReportAnUnknownModel) {
+  // Both examples ask for species and mammal; a server without them fails.
+  ServerProcess empty(SEQSERVE_PATH, {"--model_repository=/nonexistent", "--poll_seconds=0"});
+  ASSERT_TRUE(empty.ready()) << empty.output();
+  const auto python = RunCommand(absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
+      empty.target(), " --stubs " SEQSERVE_PYTHON_STUBS));
+  EXPECT_EQ(python.exit_code, 1);
+  EXPECT_THAT(python.output, HasSubstr("NOT_FOUND"));
+  const auto node = RunCommand(
+      absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", empty.target()));
+  EXPECT_EQ(node.exit_code, 1);
+  EXPECT_THAT(node.output, HasSubstr("5: model 'species' is not served"));
+}
+
+}  // namespace
+}  // namespace seqserve
