@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages of a list (scripts/debian-packages.txt unless
-# given) that are missing. Needs root (or sudo). Safe to run again.
+# Installs the Debian packages named in the given lists (default:
+# scripts/debian-packages.txt) that are missing. Needs root (or sudo).
+# Safe to run again: it installs nothing twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-list="${1:-scripts/debian-packages.txt}"
-mapfile -t packages < <(grep -v '^\s*#' "$list" | grep -v '^\s*$')
+lists=("$@")
+if [ ${#lists[@]} -eq 0 ]; then lists=(scripts/debian-packages.txt); fi
+mapfile -t packages < <(cat "${lists[@]}" | grep -v '^\s*#' | grep -v '^\s*$')
 missing=()
 for package in "${packages[@]}"; do
   # A Node.js installed outside Debian's packages (with its npm) will do.

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 
-scripts/install-deps.sh
+scripts/install-deps.sh scripts/debian-packages.txt scripts/test-packages.txt
 # The Node.js example's locked packages, for its test.
 (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 cmake --preset "$preset"
