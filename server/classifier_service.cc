@@ -19,6 +19,15 @@ grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor,
   return reactor;
 }
 
+// The caller's deadline; calls without one never expire in a queue.
+absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
 void FillVersions(const ModelRecord& record,
                   google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
   for (const auto& [version, entry] : record.versions) {
@@ -51,13 +60,10 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
   auto plan = PlanClassify(*request, **served, max_request_rows_);
   if (!plan.ok()) return finish(plan.status());
 
-  runner_->Run(*served, request->features(), plan->rows,
-               [served = *served, plan = *plan, response, context,
+  runner_->Run(*served, request->features(), plan->rows, CallDeadline(*context),
+               [served = *served, plan = *plan, response,
                 finish](absl::StatusOr<absl::Span<float>> logits) {
                  if (!logits.ok()) return finish(logits.status());
-                 if (context->IsCancelled()) {
-                   return finish(absl::CancelledError("cancelled by the client"));
-                 }
                  BuildClassifyResponse(*served, plan, *logits, response);
                  return finish(absl::OkStatus());
                });

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace seqserve {
 
-InferenceRunner::InferenceRunner(int threads) {
-  for (int i = 0; i < std::max(1, threads); ++i) {
-    threads_.emplace_back([this] { Work(); });
-  }
+InferenceRunner::InferenceRunner(const Options& options) : options_(options) {
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : std::max(1u, std::thread::hardware_concurrency());
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
 
 InferenceRunner::~InferenceRunner() {
@@ -19,36 +22,137 @@ InferenceRunner::~InferenceRunner() {
   for (auto& thread : threads_) thread.join();
 }
 
+BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
+  BatchingLimits limits = options_.limits;
+  const v1::BatchingConfig& config = served.config.batching();
+  if (config.max_batch_rows() > 0) limits.max_batch_rows = config.max_batch_rows();
+  if (config.max_queue_delay_micros() > 0) {
+    limits.max_queue_delay = absl::Microseconds(config.max_queue_delay_micros());
+  }
+  if (config.max_queued_rows() > 0) limits.max_queued_rows = config.max_queued_rows();
+  return limits;
+}
+
 void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
                           absl::Span<const float> features, size_t rows,
-                          Done done) {
+                          absl::Time deadline, Done done) {
+  const BatchingLimits limits = LimitsFor(*served);
+  {
+    absl::MutexLock lock(&mu_);
+    Queue& queue = queues_[served.get()];
+    // An empty queue always takes a request, however large: the row limit
+    // per request is PlanClassify's job.
+    if (queue.rows == 0 || queue.rows + rows <= limits.max_queued_rows) {
+      queue.rows += rows;
+      queue.tasks.push_back(
+          Task{std::move(served), features, rows, deadline, absl::Now(), std::move(done)});
+      return;
+    }
+  }
+  std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+      "model '", served->name, "' has more than ", limits.max_queued_rows,
+      " rows waiting; retry later or add replicas")));
+}
+
+InferenceRunner::Stats InferenceRunner::stats() const {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(Task{std::move(served), features, rows, std::move(done)});
+  return stats_;
+}
+
+bool InferenceRunner::HasWork() const { return stopping_ || !queues_.empty(); }
+
+InferenceRunner::Queue* InferenceRunner::OldestQueue() {
+  Queue* oldest = nullptr;
+  for (auto& [model, queue] : queues_) {
+    if (oldest == nullptr || queue.tasks.front().queued < oldest->tasks.front().queued) {
+      oldest = &queue;
+    }
+  }
+  return oldest;
 }
 
 void InferenceRunner::Work() {
   // Reused by every pass on this thread: no allocation once warm.
-  std::vector<float> logits;
+  std::vector<Task> batch;
+  std::vector<float> features, logits;
+  absl::MutexLock lock(&mu_);
   while (true) {
-    Task task;
-    {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
+    mu_.Await(absl::Condition(this, &InferenceRunner::HasWork));
+    Queue* queue = OldestQueue();
+    if (queue == nullptr) return;  // stopping, and nothing left to run
+    const ServedModel* model = queue->tasks.front().served.get();
+    const BatchingLimits limits = LimitsFor(*model);
+    const absl::Time wait_until = queue->tasks.front().queued + limits.max_queue_delay;
+    if (queue->rows < limits.max_batch_rows && busy_threads_ > 0 && !stopping_ &&
+        absl::Now() < wait_until) {
+      // Busy server: give the batch a moment to fill, then look again.
+      auto full_or_stopping = [this, model, &limits]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        auto it = queues_.find(model);
+        return stopping_ || it == queues_.end() || it->second.rows >= limits.max_batch_rows;
       };
-      mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping and drained
-      task = std::move(queue_.front());
-      queue_.pop_front();
+      mu_.AwaitWithDeadline(absl::Condition(&full_or_stopping), wait_until);
+      continue;
     }
-    logits.resize(task.rows * task.served->model->output_width());
-    absl::Status status =
-        task.served->model->Forward(task.features, task.rows, absl::MakeSpan(logits));
+    // Take the first task, then whole tasks while they fit.
+    size_t rows = 0;
+    while (!queue->tasks.empty() &&
+           (batch.empty() || rows + queue->tasks.front().rows <= limits.max_batch_rows)) {
+      rows += queue->tasks.front().rows;
+      batch.push_back(std::move(queue->tasks.front()));
+      queue->tasks.pop_front();
+    }
+    queue->rows -= rows;
+    if (queue->tasks.empty()) queues_.erase(model);
+    ++busy_threads_;
+    ++stats_.passes;
+    stats_.requests += batch.size();
+    stats_.rows += rows;
+    mu_.Unlock();
+    RunBatch(batch, features, logits);
+    batch.clear();
+    mu_.Lock();
+    --busy_threads_;
+  }
+}
+
+void InferenceRunner::RunBatch(std::vector<Task>& batch, std::vector<float>& features,
+                               std::vector<float>& logits) {
+  // Requests whose callers gave up while queued do not run.
+  const absl::Time now = absl::Now();
+  auto expired = std::stable_partition(batch.begin(), batch.end(),
+                                       [now](const Task& t) { return t.deadline > now; });
+  for (auto it = expired; it != batch.end(); ++it) {
+    std::move(it->done)(
+        absl::DeadlineExceededError("deadline passed while waiting for a forward pass"));
+  }
+  batch.erase(expired, batch.end());
+  if (batch.empty()) return;
+
+  const Sequential& model = *batch.front().served->model;
+  const size_t width = model.output_width();
+  size_t rows = 0;
+  for (const Task& task : batch) rows += task.rows;
+  absl::Span<const float> input = batch.front().features;
+  if (batch.size() > 1) {
+    // Stack the requests' rows; a lone request runs on its own buffer.
+    features.resize(rows * model.input_width());
+    size_t offset = 0;
+    for (const Task& task : batch) {
+      std::copy(task.features.begin(), task.features.end(), features.begin() + offset);
+      offset += task.features.size();
+    }
+    input = features;
+  }
+  logits.resize(rows * width);
+  const absl::Status status = model.Forward(input, rows, absl::MakeSpan(logits));
+  size_t first_row = 0;
+  for (Task& task : batch) {
     if (status.ok()) {
-      std::move(task.done)(absl::MakeSpan(logits));
+      std::move(task.done)(absl::MakeSpan(logits).subspan(first_row * width, task.rows * width));
     } else {
-      std::move(task.done)(std::move(status));
+      std::move(task.done)(status);
     }
+    first_row += task.rows;
   }
 }
 

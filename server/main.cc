@@ -1,4 +1,5 @@
 // seqserve: serves the Sequential models of a model repository over gRPC.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <pthread.h>
@@ -27,6 +28,14 @@ ABSL_FLAG(double, drain_seconds, 0,
           "so load balancers stop sending calls before the port closes");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "After draining, how long calls in flight may take before they are cancelled");
+ABSL_FLAG(int, inference_threads, 0, "Threads running forward passes; 0: one per core");
+ABSL_FLAG(uint32_t, max_batch_rows, 256,
+          "Dynamic batching: most rows stacked into one forward pass (1: off)");
+ABSL_FLAG(uint32_t, max_queue_delay_micros, 0,
+          "Dynamic batching: how long a pass may wait for more rows while the "
+          "server is busy (never when idle)");
+ABSL_FLAG(uint32_t, max_queued_rows, 65536,
+          "Rows allowed to wait per model version; beyond it RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
 
 namespace seqserve {
@@ -55,6 +64,11 @@ int Main(int argc, char** argv) {
   options.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_seconds));
   options.keepalive_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_seconds));
+  options.inference.threads = absl::GetFlag(FLAGS_inference_threads);
+  options.inference.limits.max_batch_rows = std::max(1u, absl::GetFlag(FLAGS_max_batch_rows));
+  options.inference.limits.max_queue_delay =
+      absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_micros));
+  options.inference.limits.max_queued_rows = absl::GetFlag(FLAGS_max_queued_rows);
   auto server = ModelServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());

@@ -19,9 +19,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   // One BLAS thread per forward pass: the inference pool is the parallelism.
   UseSingleThreadedBlas();
   server->models_ = std::make_unique<ModelManager>(o.model_repository);
-  server->runner_ = std::make_unique<InferenceRunner>(
-      o.inference_threads > 0 ? o.inference_threads
-                              : static_cast<int>(std::thread::hardware_concurrency()));
+  server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   server->service_ = std::make_unique<ClassifierService>(
       server->models_.get(), server->runner_.get(), o.max_request_rows);
 

@@ -35,8 +35,8 @@ class ModelServer {
     // Keepalive pings on idle connections, and how long to wait for the ack.
     absl::Duration keepalive_time = absl::Seconds(60);
     absl::Duration keepalive_timeout = absl::Seconds(20);
-    // Threads running forward passes; 0 means one per core.
-    int inference_threads = 0;
+    // Forward-pass threads and dynamic batching defaults.
+    InferenceRunner::Options inference;
   };
 
   // Binds the port and starts serving; health is NOT_SERVING until the
@@ -49,6 +49,8 @@ class ModelServer {
   ModelManager& models() { return *models_; }
   // Classify calls received and not yet answered.
   int calls_in_flight() const { return service_->calls_in_flight(); }
+  // Forward passes and the requests they carried.
+  InferenceRunner::Stats inference_stats() const { return runner_->stats(); }
 
   // Blocks until the first load finished and health says SERVING.
   void WaitUntilReady();

@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "core/onnx_loader.h"
+#include "server/output_mode.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "tests/support/onnx_builder.h"
@@ -42,8 +44,9 @@ class ServerTest : public ::testing::Test {
   }
 
   void StartServer(absl::Duration poll = absl::ZeroDuration(),
-                   int max_message_bytes = 4 * 1024 * 1024) {
+                   int max_message_bytes = 4 * 1024 * 1024, int inference_threads = 0) {
     ModelServer::Options options;
+    options.inference.threads = inference_threads;
     options.address = "127.0.0.1:0";
     options.model_repository = repository_.root();
     options.poll_interval = poll;
@@ -129,6 +132,53 @@ TEST_F(ServerTest, EveryOutputModeMatchesPyTorch) {
           << name << " mode " << v1::OutputMode_Name(mode);
     }
   }
+}
+
+TEST_F(ServerTest, BatchedAnswersEqualUnbatchedOnesUnderConcurrency) {
+  // One inference thread and eight callers: requests queue and get stacked.
+  StartServer(absl::ZeroDuration(), 4 * 1024 * 1024, /*inference_threads=*/1);
+  auto reference = testing::LoadReference("deep_tanh_leaky_elu");
+  ASSERT_TRUE(reference.ok());
+  auto local = LoadOnnxModel(reference->onnx_path);
+  ASSERT_TRUE(local.ok());
+  const size_t in = reference->input_width;
+  const v1::OutputMode modes[] = {v1::OUTPUT_MODE_LOGITS, v1::OUTPUT_MODE_SIGMOID,
+                                  v1::OUTPUT_MODE_SOFTMAX, v1::OUTPUT_MODE_DEFAULT};
+  std::atomic<int> mismatches{0}, failures{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 8; ++t) {
+    callers.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::uniform_real_distribution<float> uniform(-3.0f, 3.0f);
+      for (int i = 0; i < 60; ++i) {
+        const uint32_t rows = 1 + rng() % 12;
+        std::vector<float> features(rows * in);
+        for (float& v : features) v = uniform(rng);
+        auto request = Request("deep_tanh_leaky_elu", features, rows);
+        request.set_output(modes[rng() % 4]);
+        v1::ClassifyResponse response;
+        if (!Classify(request, &response).ok()) {
+          ++failures;
+          continue;
+        }
+        const Head head = request.output() == v1::OUTPUT_MODE_DEFAULT
+                              ? Head::kSoftmax
+                              : *HeadForOutputMode(request.output());
+        auto expected = (*local)->Predict(features, rows, head);
+        std::vector<float> got;
+        for (const auto& row : response.results()) {
+          got.insert(got.end(), row.scores().begin(), row.scores().end());
+        }
+        if (testing::FirstMismatch(got, *expected) != -1) ++mismatches;
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(mismatches, 0);
+  const auto stats = server_->inference_stats();
+  EXPECT_GE(stats.requests, 480u);
+  EXPECT_LT(stats.passes, stats.requests) << "no request shared a forward pass";
 }
 
 TEST_F(ServerTest, ClassifyAnswersWithLabelsAndTopK) {

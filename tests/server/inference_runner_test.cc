@@ -1,0 +1,180 @@
+// Dynamic batching: stacking, limits, queue bounds and deadlines, on the
+// runner directly so the queue state is under the test's control.
+#include "server/inference_runner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "core/onnx_loader.h"
+#include "tests/support/reference_data.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::shared_ptr<const ServedModel> Species(uint32_t config_max_batch_rows = 0) {
+  auto model = LoadOnnxModel(testing::ReferenceDir() + "/species.onnx");
+  EXPECT_TRUE(model.ok()) << model.status();
+  v1::ModelConfig config;
+  config.mutable_batching()->set_max_batch_rows(config_max_batch_rows);
+  auto served = MakeServedModel("species", 1, std::move(*model), config);
+  EXPECT_TRUE(served.ok()) << served.status();
+  return *served;
+}
+
+// Collects one request's answer.
+struct Answer {
+  absl::Notification done;
+  absl::Status status;
+  std::vector<float> logits;
+
+  InferenceRunner::Done Callback() {
+    return [this](absl::StatusOr<absl::Span<float>> result) {
+      status = result.status();
+      if (result.ok()) logits.assign(result->begin(), result->end());
+      done.Notify();
+    };
+  }
+};
+
+class InferenceRunnerTest : public ::testing::Test {
+ protected:
+  // One thread, held inside a callback until Release(), so that later
+  // requests queue up behind it.
+  void StartBlocked(InferenceRunner::Options options) {
+    options.threads = 1;
+    runner_ = std::make_unique<InferenceRunner>(options);
+    runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
+                 [this](absl::StatusOr<absl::Span<float>>) {
+                   blocked_.Notify();
+                   release_.WaitForNotification();
+                 });
+    blocked_.WaitForNotification();
+  }
+  void Release() { release_.Notify(); }
+  // A failed test must not leave the thread blocked: the runner joins it.
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    runner_.reset();
+  }
+
+  std::shared_ptr<const ServedModel> model_ = Species();
+  const std::vector<float> blocker_row_ = {4, 0, 1};
+  absl::Notification blocked_, release_;
+  std::unique_ptr<InferenceRunner> runner_;
+};
+
+TEST_F(InferenceRunnerTest, QueuedRequestsShareOneForwardPass) {
+  StartBlocked({});
+  auto reference = testing::LoadReference("species");
+  ASSERT_TRUE(reference.ok());
+  // Five requests of 3 rows each, from different parts of the reference.
+  std::vector<Answer> answers(5);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    runner_->Run(model_, absl::MakeConstSpan(reference->inputs).subspan(i * 9, 9), 3,
+                 absl::InfiniteFuture(), answers[i].Callback());
+  }
+  const auto before = runner_->stats();
+  Release();
+  for (size_t i = 0; i < answers.size(); ++i) {
+    answers[i].done.WaitForNotification();
+    ASSERT_TRUE(answers[i].status.ok()) << answers[i].status;
+    // Each request gets exactly its own rows.
+    EXPECT_EQ(testing::FirstMismatch(
+                  answers[i].logits,
+                  absl::MakeConstSpan(reference->logits).subspan(i * 9, 9)),
+              -1)
+        << "request " << i;
+  }
+  const auto after = runner_->stats();
+  EXPECT_EQ(after.passes - before.passes, 1u);
+  EXPECT_EQ(after.requests - before.requests, 5u);
+  EXPECT_EQ(after.rows - before.rows, 15u);
+}
+
+TEST_F(InferenceRunnerTest, PassesStayWithinMaxBatchRows) {
+  InferenceRunner::Options options;
+  options.limits.max_batch_rows = 6;
+  StartBlocked(options);
+  std::vector<Answer> answers(5);
+  const std::vector<float> rows(9, 1.0f);
+  for (auto& answer : answers) {
+    runner_->Run(model_, rows, 3, absl::InfiniteFuture(), answer.Callback());
+  }
+  const auto before = runner_->stats();
+  Release();
+  for (auto& answer : answers) answer.done.WaitForNotification();
+  // 15 rows at most 6 per pass, whole requests only: 6 + 6 + 3.
+  EXPECT_EQ(runner_->stats().passes - before.passes, 3u);
+}
+
+TEST_F(InferenceRunnerTest, AModelsConfigOverridesTheDefaults) {
+  auto unbatched = Species(/*config_max_batch_rows=*/1);
+  InferenceRunner runner({});
+  EXPECT_EQ(runner.LimitsFor(*unbatched).max_batch_rows, 1u);
+  EXPECT_EQ(runner.LimitsFor(*model_).max_batch_rows, 256u);
+}
+
+TEST_F(InferenceRunnerTest, AFullQueueRefusesWithResourceExhausted) {
+  InferenceRunner::Options options;
+  options.limits.max_queued_rows = 10;
+  StartBlocked(options);
+  const std::vector<float> rows(3 * 4, 1.0f);
+  Answer first, second, third;
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(), first.Callback());
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(), second.Callback());
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(), third.Callback());  // 12 > 10
+  ASSERT_TRUE(third.done.HasBeenNotified());  // refused at once, not queued
+  EXPECT_EQ(third.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(third.status.message()),
+              HasSubstr("model 'species' has more than 10 rows waiting"));
+  Release();
+  first.done.WaitForNotification();
+  second.done.WaitForNotification();
+  EXPECT_TRUE(first.status.ok());
+  EXPECT_TRUE(second.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, ADeadlinePassedWhileQueuedIsNotRun) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  Answer expiring, patient;
+  runner_->Run(model_, row, 1, absl::Now() + absl::Milliseconds(20), expiring.Callback());
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), patient.Callback());
+  absl::SleepFor(absl::Milliseconds(60));
+  Release();
+  expiring.done.WaitForNotification();
+  patient.done.WaitForNotification();
+  EXPECT_EQ(expiring.status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(expiring.status.message()), HasSubstr("while waiting"));
+  EXPECT_TRUE(patient.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, ALoneRequestDoesNotWaitForTheQueueDelay) {
+  InferenceRunner::Options options;
+  options.threads = 1;
+  options.limits.max_queue_delay = absl::Seconds(30);
+  InferenceRunner runner(options);
+  Answer answer;
+  const std::vector<float> row = {4, 0, 1};
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), answer.Callback());
+  // Idle server: it runs at once, far inside the 30 s delay.
+  ASSERT_TRUE(answer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(answer.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
+  StartBlocked({});
+  Answer queued;
+  const std::vector<float> row = {4, 0, 1};
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), queued.Callback());
+  Release();
+  runner_.reset();  // joins the threads after draining the queue
+  ASSERT_TRUE(queued.done.HasBeenNotified());
+  EXPECT_TRUE(queued.status.ok());
+}
+
+}  // namespace
+}  // namespace seqserve
