@@ -51,9 +51,9 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ++calls_in_flight_;
   auto finish = [this, reactor, request](const absl::Status& status) {
-    Finish(reactor, "Classify", request->model(), status);
+    // Count down first: once finished, a shutting-down server may go away.
     --calls_in_flight_;
-    return reactor;
+    return Finish(reactor, "Classify", request->model(), status);
   };
   auto served = models_->Find(request->model(), request->version());
   if (!served.ok()) return finish(served.status());

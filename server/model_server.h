@@ -68,9 +68,11 @@ class ModelServer {
   void SetHealth(bool serving);
 
   Options options_;
+  // Destroyed bottom up: the server stops, the runner drains its queue,
+  // then the service and the models it used go.
   std::unique_ptr<ModelManager> models_;
-  std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<ClassifierService> service_;
+  std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::thread first_load_;
