@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "tests/support/server_process.h"
+#include "tests/support/sample_server_fixture.h"
 
 namespace seqserve {
 namespace {
@@ -19,27 +19,13 @@ using ::testing::HasSubstr;
 using testing::RunCommand;
 using testing::ServerProcess;
 
-class SeqclientTest : public ::testing::Test {
+class SeqclientTest : public testing::SampleServerTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new ServerProcess(SEQSERVE_PATH, {"--model_repository=" SEQSERVE_MODELS_DIR,
-                                                "--poll_seconds=0"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(server_->ready()) << server_->output(); }
-
   static testing::CommandResult Seqclient(const std::string& arguments) {
     return RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server_->target(), " ",
                                    arguments));
   }
-
-  static ServerProcess* server_;
 };
-
-ServerProcess* SeqclientTest::server_ = nullptr;
 
 TEST_F(SeqclientTest, ClassifyPrintsATable) {
   const auto result = Seqclient("classify --model species 4,0,1 2,1,0 0,1,0");

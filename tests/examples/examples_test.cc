@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "tests/support/server_process.h"
+#include "tests/support/sample_server_fixture.h"
 
 namespace seqserve {
 namespace {
@@ -13,18 +13,8 @@ using ::testing::HasSubstr;
 using testing::RunCommand;
 using testing::ServerProcess;
 
-class ExamplesTest : public ::testing::Test {
+class ExamplesTest : public testing::SampleServerTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new ServerProcess(SEQSERVE_PATH, {"--model_repository=" SEQSERVE_MODELS_DIR,
-                                                "--poll_seconds=0"});
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(server_->ready()) << server_->output(); }
-
   static void ExpectSampleAnswers(const testing::CommandResult& result) {
     ASSERT_EQ(result.exit_code, 0) << result.output;
     EXPECT_THAT(result.output, HasSubstr("species v1 (OUTPUT_MODE_SOFTMAX)"));
@@ -34,11 +24,7 @@ class ExamplesTest : public ::testing::Test {
     EXPECT_THAT(result.output, HasSubstr("mammal v1 (OUTPUT_MODE_SIGMOID)"));
     EXPECT_THAT(result.output, HasSubstr("eagle  -> not mammal"));
   }
-
-  static ServerProcess* server_;
 };
-
-ServerProcess* ExamplesTest::server_ = nullptr;
 
 TEST_F(ExamplesTest, PythonClientClassifiesTheSamples) {
   ExpectSampleAnswers(RunCommand(absl::StrCat(

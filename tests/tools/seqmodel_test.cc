@@ -1,9 +1,7 @@
 // seqmodel end to end: the built binary on the reference models.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -11,16 +9,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/support/reference_data.h"
+#include "tests/support/server_process.h"
 
 namespace seqserve {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
+using Result = testing::CommandResult;
 
 // Runs seqmodel with `arguments`, feeding `input` on stdin.
 Result RunSeqmodel(const std::string& arguments, const std::string& input = "") {
@@ -30,17 +26,8 @@ Result RunSeqmodel(const std::string& arguments, const std::string& input = "") 
                    ::testing::UnitTest::GetInstance()->current_test_info()->name(),
                    ".stdin");
   std::ofstream(stdin_path) << input;
-  const std::string command = absl::StrCat(SEQMODEL_PATH, " ", arguments,
-                                           " < ", stdin_path, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  Result result{-1, ""};
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return testing::RunCommand(
+      absl::StrCat(SEQMODEL_PATH, " ", arguments, " < ", stdin_path));
 }
 
 std::string WriteRows(const testing::ReferenceCase& reference) {
@@ -62,13 +49,13 @@ TEST(Seqmodel, InspectPrintsLayersWidthsHeadAndParameters) {
   // Positional order is "inspect FILE"; the reversed call is a usage error.
   EXPECT_EQ(result.exit_code, 2);
   const Result ok = RunSeqmodel("inspect " + testing::ReferenceDir() + "/species.onnx");
-  ASSERT_EQ(ok.exit_code, 0) << ok.out;
-  EXPECT_THAT(ok.out, HasSubstr("input width:  3"));
-  EXPECT_THAT(ok.out, HasSubstr("output width: 3"));
-  EXPECT_THAT(ok.out, HasSubstr("default head: softmax"));
-  EXPECT_THAT(ok.out, HasSubstr("parameters:   115"));
-  EXPECT_THAT(ok.out, HasSubstr("(0) Linear(3, 16)"));
-  EXPECT_THAT(ok.out, HasSubstr("(2) Linear(16, 3)"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_THAT(ok.output, HasSubstr("input width:  3"));
+  EXPECT_THAT(ok.output, HasSubstr("output width: 3"));
+  EXPECT_THAT(ok.output, HasSubstr("default head: softmax"));
+  EXPECT_THAT(ok.output, HasSubstr("parameters:   115"));
+  EXPECT_THAT(ok.output, HasSubstr("(0) Linear(3, 16)"));
+  EXPECT_THAT(ok.output, HasSubstr("(2) Linear(16, 3)"));
 }
 
 TEST(Seqmodel, InspectReportsTheLoadError) {
@@ -76,8 +63,8 @@ TEST(Seqmodel, InspectReportsTheLoadError) {
   std::ofstream(path) << "not a model";
   const Result result = RunSeqmodel("inspect " + path);
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.out, HasSubstr("INVALID_ARGUMENT"));
-  EXPECT_THAT(result.out, HasSubstr("not an ONNX model"));
+  EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(result.output, HasSubstr("not an ONNX model"));
 }
 
 TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
@@ -92,10 +79,10 @@ TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
       const Result result =
           RunSeqmodel(absl::StrCat("run ", reference->onnx_path, " --format csv --output ",
                            output, " --input ", WriteRows(*reference)));
-      ASSERT_EQ(result.exit_code, 0) << result.out;
+      ASSERT_EQ(result.exit_code, 0) << result.output;
       std::vector<std::string> lines =
-          absl::StrSplit(result.out, '\n', absl::SkipEmpty());
-      ASSERT_EQ(lines.size(), reference->rows + 1) << result.out;
+          absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+      ASSERT_EQ(lines.size(), reference->rows + 1) << result.output;
       EXPECT_EQ(lines[0].rfind("row,predicted,score_0", 0), 0u) << lines[0];
       const size_t width = reference->output_width;
       for (size_t r = 0; r < reference->rows; ++r) {
@@ -114,12 +101,12 @@ TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
 TEST(Seqmodel, RunReadsStdinAndPrintsJson) {
   const std::string model = testing::ReferenceDir() + "/mammal.onnx";
   const Result empty = RunSeqmodel("run " + model + " --format json");
-  ASSERT_EQ(empty.exit_code, 0) << empty.out;
-  EXPECT_EQ(empty.out, "{\"output\":\"sigmoid\",\"rows\":[]}\n");
+  ASSERT_EQ(empty.exit_code, 0) << empty.output;
+  EXPECT_EQ(empty.output, "{\"output\":\"sigmoid\",\"rows\":[]}\n");
   // The mammal reference gives 0.99997437 for an all-zero row.
   const Result one = RunSeqmodel("run " + model + " --format json", "0,0,0\n");
-  ASSERT_EQ(one.exit_code, 0) << one.out;
-  EXPECT_THAT(one.out,
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  EXPECT_THAT(one.output,
               HasSubstr("{\"row\":0,\"predicted\":1,\"scores\":[0.99997437"));
 }
 
@@ -129,17 +116,17 @@ TEST(Seqmodel, RunNamesTheBadRowAndColumn) {
   const Result result =
       RunSeqmodel("run " + testing::ReferenceDir() + "/mammal.onnx --input " + path);
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.out, HasSubstr("line 2 column 2: 'zero' is not a finite number"));
+  EXPECT_THAT(result.output, HasSubstr("line 2 column 2: 'zero' is not a finite number"));
 }
 
 TEST(Seqmodel, RunRefusesUnknownOutputAndFormat) {
   const std::string model = testing::ReferenceDir() + "/mammal.onnx";
   Result result = RunSeqmodel("run " + model + " --output probits");
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.out, HasSubstr("unknown --output 'probits'"));
+  EXPECT_THAT(result.output, HasSubstr("unknown --output 'probits'"));
   result = RunSeqmodel("run " + model + " --format xml");
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.out, HasSubstr("unknown --format 'xml'"));
+  EXPECT_THAT(result.output, HasSubstr("unknown --format 'xml'"));
 }
 
 }  // namespace
