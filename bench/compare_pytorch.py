@@ -16,8 +16,14 @@ import subprocess
 import tempfile
 import time
 
-import torch
-from torch import nn
+# One thread on both sides. torch.set_num_threads() covers PyTorch's own
+# pool, not the threads of the OpenBLAS it calls into: set those before
+# OpenBLAS loads.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 MODELS = {"3-16-3": [3, 16, 3], "784-1024-1024-10": [784, 1024, 1024, 10]}
 BATCHES = [1, 32, 256]
@@ -42,45 +48,39 @@ def export(model, width, path):
 
 
 def time_torch(body, rows, width, seconds):
-    """Median nanoseconds per forward call of the body (logits, as core's Forward)."""
+    """Nanoseconds per forward call of the body (logits, as core's Forward)."""
     x = torch.rand(rows, width)
-    samples = []
     with torch.inference_mode():
-        for _ in range(20):
+        for _ in range(10):
             body(x)
-        for _ in range(5):
-            calls, start = 0, time.perf_counter_ns()
-            while time.perf_counter_ns() - start < seconds * 1e9 / 5:
-                for _ in range(10):
-                    body(x)
-                calls += 10
-            samples.append((time.perf_counter_ns() - start) / calls)
-    return statistics.median(samples)
+        calls, start = 0, time.perf_counter_ns()
+        while time.perf_counter_ns() - start < seconds * 1e9:
+            for _ in range(10):
+                body(x)
+            calls += 10
+        return (time.perf_counter_ns() - start) / calls
 
 
-def time_core(binary, paths, seconds):
+def time_core(binary, paths, name, rows, seconds):
+    """Nanoseconds per Forward call of one case of bench/forward_bench."""
     env = dict(os.environ, SEQSERVE_BENCH_SMALL=paths["3-16-3"],
                SEQSERVE_BENCH_LARGE=paths["784-1024-1024-10"])
     out = subprocess.run([binary, "--benchmark_format=json",
-                          f"--benchmark_min_time={seconds / 5}",
-                          "--benchmark_repetitions=5",
-                          "--benchmark_report_aggregates_only=true"],
+                          f"--benchmark_filter=^forward/{name}/{rows}$",
+                          f"--benchmark_min_time={seconds}"],
                          env=env, check=True, capture_output=True, text=True).stdout
+    entry = json.loads(out)["benchmarks"][0]
     scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
-    result = {}
-    for entry in json.loads(out)["benchmarks"]:
-        if entry.get("aggregate_name") != "median":
-            continue
-        _, model, rows = entry["run_name"].split("/")
-        result[(model, int(rows))] = entry["real_time"] * scale[entry["time_unit"]]
-    return result
+    return entry["real_time"] * scale[entry["time_unit"]]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench-binary", default="build/release/bench/forward_bench")
-    parser.add_argument("--seconds", type=float, default=2.0,
+    parser.add_argument("--seconds", type=float, default=3.0,
                         help="measuring time per case and side")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternations of the two sides per case")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -91,15 +91,21 @@ def main():
             paths[name] = os.path.join(tmp, f"{name}.onnx")
             export(model, widths[0], paths[name])
             bodies[name] = model[:-1]  # without the Softmax: logits, as Forward
-        core = time_core(args.bench_binary, paths, args.seconds)
         print(f"{'model':<18} {'batch':>5} {'PyTorch us':>11} {'seqserve us':>12} "
               f"{'speedup':>8}")
         for name, widths in MODELS.items():
             for rows in BATCHES:
-                torch_ns = time_torch(bodies[name], rows, widths[0], args.seconds)
-                core_ns = core[(name, rows)]
-                print(f"{name:<18} {rows:>5} {torch_ns / 1e3:>11.3f} "
-                      f"{core_ns / 1e3:>12.3f} {torch_ns / core_ns:>7.2f}x")
+                # Alternate the two sides so drift on a shared machine hits
+                # both alike; report the medians.
+                torch_ns, core_ns = [], []
+                for _ in range(args.rounds):
+                    torch_ns.append(time_torch(bodies[name], rows, widths[0],
+                                               args.seconds / args.rounds))
+                    core_ns.append(time_core(args.bench_binary, paths, name, rows,
+                                             args.seconds / args.rounds))
+                t, c = statistics.median(torch_ns), statistics.median(core_ns)
+                print(f"{name:<18} {rows:>5} {t / 1e3:>11.3f} {c / 1e3:>12.3f} "
+                      f"{t / c:>7.2f}x", flush=True)
 
 
 if __name__ == "__main__":
