@@ -7,11 +7,18 @@
 
 namespace seqserve {
 
-InferenceRunner::InferenceRunner(const Options& options) : options_(options) {
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1u, std::thread::hardware_concurrency());
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+namespace {
+
+int PoolSize(int threads) {
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+InferenceRunner::InferenceRunner(const Options& options)
+    : options_(options), max_passes_(PoolSize(options.threads)) {
+  for (int i = 0; i < max_passes_; ++i) threads_.emplace_back([this] { Work(); });
 }
 
 InferenceRunner::~InferenceRunner() {
@@ -39,6 +46,23 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
   const BatchingLimits limits = LimitsFor(*served);
   {
     absl::MutexLock lock(&mu_);
+    if (served->model->ParameterCount() * rows <= options_.inline_max_macs &&
+        queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
+      // A small pass, a free slot and nobody waiting: run here and now.
+      ++passes_running_;
+      ++stats_.passes;
+      ++stats_.requests;
+      stats_.rows += rows;
+      mu_.Unlock();
+      thread_local std::vector<Task> alone;
+      alone.push_back(Task{std::move(served), features, rows, deadline, absl::Time(),
+                           std::move(done)});
+      RunBatch(alone);
+      alone.clear();
+      mu_.Lock();
+      --passes_running_;
+      return;
+    }
     Queue& queue = queues_[served.get()];
     // An empty queue always takes a request, however large: the row limit
     // per request is PlanClassify's job.
@@ -59,7 +83,9 @@ InferenceRunner::Stats InferenceRunner::stats() const {
   return stats_;
 }
 
-bool InferenceRunner::HasWork() const { return stopping_ || !queues_.empty(); }
+bool InferenceRunner::HasWork() const {
+  return stopping_ || (!queues_.empty() && passes_running_ < max_passes_);
+}
 
 InferenceRunner::Queue* InferenceRunner::OldestQueue() {
   Queue* oldest = nullptr;
@@ -72,9 +98,7 @@ InferenceRunner::Queue* InferenceRunner::OldestQueue() {
 }
 
 void InferenceRunner::Work() {
-  // Reused by every pass on this thread: no allocation once warm.
-  std::vector<Task> batch;
-  std::vector<float> features, logits;
+  std::vector<Task> batch;  // reused: no allocation once warm
   absl::MutexLock lock(&mu_);
   while (true) {
     mu_.Await(absl::Condition(this, &InferenceRunner::HasWork));
@@ -83,7 +107,7 @@ void InferenceRunner::Work() {
     const ServedModel* model = queue->tasks.front().served.get();
     const BatchingLimits limits = LimitsFor(*model);
     const absl::Time wait_until = queue->tasks.front().queued + limits.max_queue_delay;
-    if (queue->rows < limits.max_batch_rows && busy_threads_ > 0 && !stopping_ &&
+    if (queue->rows < limits.max_batch_rows && passes_running_ > 0 && !stopping_ &&
         absl::Now() < wait_until) {
       // Busy server: give the batch a moment to fill, then look again.
       auto full_or_stopping = [this, model, &limits]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -103,20 +127,21 @@ void InferenceRunner::Work() {
     }
     queue->rows -= rows;
     if (queue->tasks.empty()) queues_.erase(model);
-    ++busy_threads_;
+    ++passes_running_;
     ++stats_.passes;
     stats_.requests += batch.size();
     stats_.rows += rows;
     mu_.Unlock();
-    RunBatch(batch, features, logits);
+    RunBatch(batch);
     batch.clear();
     mu_.Lock();
-    --busy_threads_;
+    --passes_running_;
   }
 }
 
-void InferenceRunner::RunBatch(std::vector<Task>& batch, std::vector<float>& features,
-                               std::vector<float>& logits) {
+void InferenceRunner::RunBatch(std::vector<Task>& batch) {
+  // Per thread, reused by every pass: no allocation once warm.
+  thread_local std::vector<float> features, logits;
   // Requests whose callers gave up while queued do not run.
   const absl::Time now = absl::Now();
   auto expired = std::stable_partition(batch.begin(), batch.end(),

@@ -1,12 +1,15 @@
-// Runs forward passes for the RPC handlers on a fixed pool of inference
-// threads, batching dynamically: rows of concurrent requests for the same
-// model version are stacked into one forward pass and split back.
+// Runs forward passes for the RPC handlers, at most one per core at a time,
+// batching dynamically: rows of concurrent requests for the same model
+// version are stacked into one forward pass and split back.
 //
-// A free thread takes whatever is queued at once, so a lone request on an
-// idle server runs without waiting; under load, requests that queue up while
-// every thread is busy leave together as one matrix product. With a queue
-// delay configured, a thread also waits up to that long for more rows, but
-// only while another pass is running. Each model's queue is bounded
+// A small pass (see Options::inline_max_macs) that finds a free slot and
+// nothing queued runs at once on the calling thread: for tiny models a
+// thread hop costs more than the pass. Everything else goes to a fixed pool
+// of inference threads, which keeps gRPC's threads free for I/O; a free pool
+// thread takes work at once, so an idle server adds no delay. Under load,
+// requests queue and leave together as one matrix product. With a queue
+// delay configured, a pool thread also waits up to that long for more rows,
+// but only while another pass is running. Each model's queue is bounded
 // (RESOURCE_EXHAUSTED beyond it); requests whose deadline passes while
 // queued are answered DEADLINE_EXCEEDED without running.
 #pragma once
@@ -43,8 +46,11 @@ struct BatchingLimits {
 class InferenceRunner {
  public:
   struct Options {
-    // Inference threads; 0 means one per core.
+    // Inference threads, and forward passes at once; 0 means one per core.
     int threads = 0;
+    // Passes of at most this many multiply-adds (parameters x rows) run on
+    // the calling thread when a slot is free; 0 sends every pass to the pool.
+    uint64_t inline_max_macs = 1 << 16;
     // For models whose config does not say otherwise.
     BatchingLimits limits;
   };
@@ -59,9 +65,10 @@ class InferenceRunner {
   InferenceRunner(const InferenceRunner&) = delete;
   InferenceRunner& operator=(const InferenceRunner&) = delete;
 
-  // Queues `rows` rows; `done` runs on an inference thread with rows x
-  // output-width logits, or at once with RESOURCE_EXHAUSTED when the
-  // model's queue is full. `features` must stay valid until `done` runs.
+  // Runs or queues `rows` rows; `done` runs with rows x output-width logits
+  // (on this thread when the pass ran inline, else on a pool thread), or at
+  // once with RESOURCE_EXHAUSTED when the model's queue is full. `features`
+  // must stay valid until `done` runs.
   void Run(std::shared_ptr<const ServedModel> served,
            absl::Span<const float> features, size_t rows, absl::Time deadline,
            Done done);
@@ -97,13 +104,13 @@ class InferenceRunner {
   Queue* OldestQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs one forward pass over `batch` and answers every task in it.
-  void RunBatch(std::vector<Task>& batch, std::vector<float>& features,
-                std::vector<float>& logits);
+  void RunBatch(std::vector<Task>& batch);
 
   const Options options_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<const ServedModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);
-  int busy_threads_ ABSL_GUARDED_BY(mu_) = 0;
+  const int max_passes_;  // forward passes at once: the pool's size
+  int passes_running_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "absl/synchronization/notification.h"
 #include "core/onnx_loader.h"
 #include "tests/support/reference_data.h"
@@ -41,28 +43,33 @@ struct Answer {
 
 class InferenceRunnerTest : public ::testing::Test {
  protected:
-  // One thread, held inside a callback until Release(), so that later
-  // requests queue up behind it.
+  // One slot, held by a request whose callback waits for Release(), so that
+  // later requests queue up behind it. The request runs inline on the idle
+  // runner, so it is sent from a thread of its own.
   void StartBlocked(InferenceRunner::Options options) {
     options.threads = 1;
     runner_ = std::make_unique<InferenceRunner>(options);
-    runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
-                 [this](absl::StatusOr<absl::Span<float>>) {
-                   blocked_.Notify();
-                   release_.WaitForNotification();
-                 });
+    blocker_ = std::thread([this] {
+      runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
+                   [this](absl::StatusOr<absl::Span<float>>) {
+                     blocked_.Notify();
+                     release_.WaitForNotification();
+                   });
+    });
     blocked_.WaitForNotification();
   }
   void Release() { release_.Notify(); }
-  // A failed test must not leave the thread blocked: the runner joins it.
+  // A failed test must not leave the slot blocked: the runner joins it.
   void TearDown() override {
     if (!release_.HasBeenNotified()) release_.Notify();
+    if (blocker_.joinable()) blocker_.join();
     runner_.reset();
   }
 
   std::shared_ptr<const ServedModel> model_ = Species();
   const std::vector<float> blocker_row_ = {4, 0, 1};
   absl::Notification blocked_, release_;
+  std::thread blocker_;
   std::unique_ptr<InferenceRunner> runner_;
 };
 
@@ -159,10 +166,35 @@ TEST_F(InferenceRunnerTest, ALoneRequestDoesNotWaitForTheQueueDelay) {
   InferenceRunner runner(options);
   Answer answer;
   const std::vector<float> row = {4, 0, 1};
-  runner.Run(model_, row, 1, absl::InfiniteFuture(), answer.Callback());
-  // Idle server: it runs at once, far inside the 30 s delay.
+  const auto thread = std::this_thread::get_id();
+  std::thread::id ran_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<absl::Span<float>> result) {
+               ran_on = std::this_thread::get_id();
+               answer.Callback()(std::move(result));
+             });
+  // Idle runner: the pass ran before Run returned, on the caller's thread.
+  ASSERT_TRUE(answer.done.HasBeenNotified());
+  EXPECT_TRUE(answer.status.ok());
+  EXPECT_EQ(ran_on, thread);
+}
+
+TEST_F(InferenceRunnerTest, APassOverTheInlineLimitRunsOnThePool) {
+  InferenceRunner::Options options;
+  options.threads = 1;
+  options.inline_max_macs = 0;
+  InferenceRunner runner(options);
+  Answer answer;
+  const std::vector<float> row = {4, 0, 1};
+  std::thread::id ran_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<absl::Span<float>> result) {
+               ran_on = std::this_thread::get_id();
+               answer.Callback()(std::move(result));
+             });
   ASSERT_TRUE(answer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(answer.status.ok());
+  EXPECT_NE(ran_on, std::this_thread::get_id());
 }
 
 TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
@@ -171,7 +203,8 @@ TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
   const std::vector<float> row = {4, 0, 1};
   runner_->Run(model_, row, 1, absl::InfiniteFuture(), queued.Callback());
   Release();
-  runner_.reset();  // joins the threads after draining the queue
+  blocker_.join();
+  runner_.reset();  // joins the pool after draining the queue
   ASSERT_TRUE(queued.done.HasBeenNotified());
   EXPECT_TRUE(queued.status.ok());
 }
