@@ -162,10 +162,16 @@ TEST(Client, RoundRobinSpreadsCallsOverThreeServers) {
   Backend first(1), second(2), third(3);
   auto client = Connect(absl::StrCat(first.target(), ",", second.target(), ",",
                                      third.target()));
-  // Wait until every backend is connected, then count who answers.
-  ASSERT_TRUE(client->Health().ok());
-  std::map<int64_t, int> answers;
+  // Warm up until all three backends have answered (round_robin connects
+  // to them in the background), then count who answers.
   const std::vector<float> row = {4, 0, 1};
+  std::map<int64_t, int> answers;
+  for (int i = 0; i < 2000 && answers.size() < 3; ++i) {
+    auto result = client->Classify("species", row, 1);
+    ASSERT_TRUE(result.ok()) << result.status();
+    ++answers[result->version];
+  }
+  answers.clear();
   for (int i = 0; i < 300; ++i) {
     auto result = client->Classify("species", row, 1);
     ASSERT_TRUE(result.ok()) << result.status();
