@@ -33,6 +33,11 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
           absl::StrCat("config default_output ", config.default_output(),
                        " is not an output mode"));
     }
+    if (binary && *head == Head::kSoftmax) {
+      return absl::InvalidArgumentError(
+          "config default_output is softmax, which is always 1 for a one-output "
+          "model; use OUTPUT_MODE_SIGMOID");
+    }
     served->default_head = *head;
   }
   if (binary && served->default_head == Head::kSoftmax) {

@@ -25,12 +25,9 @@ struct ServedModel {
   uint32_t max_request_rows = 0;  // 0: no limit of its own
 };
 
-}  // namespace seqserve
-
-namespace seqserve {
-
 // Combines a loaded model with its config; INVALID_ARGUMENT when they do not
-// fit (label count, a softmax default on one output, threshold range).
+// fit (label count, threshold range, an unknown or softmax default output
+// for a one-output model).
 absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
     const std::string& name, int64_t version,
     std::shared_ptr<const Sequential> model, const v1::ModelConfig& config);

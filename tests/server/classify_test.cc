@@ -216,6 +216,13 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   config.set_threshold(1.5f);
   served = MakeServedModel("species", 1, shared, config);
   EXPECT_THAT(std::string(served.status().message()), HasSubstr("threshold 1.5"));
+  auto mammal = LoadOnnxModel(testing::ReferenceDir() + "/mammal.onnx");
+  ASSERT_TRUE(mammal.ok());
+  config.Clear();
+  config.set_default_output(v1::OUTPUT_MODE_SOFTMAX);
+  served = MakeServedModel("mammal", 1, std::move(*mammal), config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()), HasSubstr("use OUTPUT_MODE_SIGMOID"));
   config.Clear();
   config.set_default_output(v1::OUTPUT_MODE_LOGITS);
   served = MakeServedModel("species", 1, shared, config);
