@@ -43,7 +43,9 @@ void FillVersions(const ModelRecord& record,
 ClassifierService::ClassifierService(const ModelManager* models,
                                      InferenceRunner* runner,
                                      uint32_t max_request_rows)
-    : models_(models), runner_(runner), max_request_rows_(max_request_rows) {}
+    : models_(models), runner_(runner), max_request_rows_(max_request_rows) {
+  SetMessageAllocatorFor_Classify(&classify_messages_);
+}
 
 grpc::ServerUnaryReactor* ClassifierService::Classify(
     grpc::CallbackServerContext* context, const v1::ClassifyRequest* request,

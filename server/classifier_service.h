@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "seqserve/v1/classifier.grpc.pb.h"
+#include "server/arena_message_pool.h"
 #include "server/inference_runner.h"
 #include "server/model_manager.h"
 
@@ -37,6 +38,7 @@ class ClassifierService final : public v1::Classifier::CallbackService {
   InferenceRunner* runner_;
   const uint32_t max_request_rows_;
   std::atomic<int> calls_in_flight_{0};
+  ArenaMessagePool<v1::ClassifyRequest, v1::ClassifyResponse> classify_messages_;
 };
 
 }  // namespace seqserve
