@@ -29,6 +29,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   builder.AddListeningPort(o.address, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
+  // A port already in use is an error, not a second server sharing it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.SetMaxSendMessageSize(o.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
@@ -80,7 +82,7 @@ void ModelServer::SetHealth(bool serving) {
 void ModelServer::StartDraining() { SetHealth(false); }
 
 void ModelServer::Shutdown(absl::Duration grace) {
-  if (shut_down_.exchange(true)) return;
+  if (shut_down_.exchange(true) || server_ == nullptr) return;
   if (first_load_.joinable()) first_load_.join();
   StartDraining();
   models_->StopPolling();

@@ -97,6 +97,21 @@ TEST_F(SeqclientTest, BadRowsNameTheRowAndColumn) {
   EXPECT_THAT(result.output, HasSubstr("takes 3 features per row"));
 }
 
+TEST_F(SeqclientTest, UnknownOutputFormatAndCommandAreRefused) {
+  auto result = Seqclient("classify --model species --output probits 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("unknown --output 'probits'"));
+  result = Seqclient("classify --model species --format xml 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("unknown --format 'xml'"));
+  result = Seqclient("classify 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("classify needs --model"));
+  result = Seqclient("predict");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_THAT(result.output, HasSubstr("unknown command 'predict'"));
+}
+
 TEST_F(SeqclientTest, UnknownModelExitsNonZero) {
   const auto result = Seqclient("classify --model unicorn 1,2,3");
   EXPECT_EQ(result.exit_code, 1);

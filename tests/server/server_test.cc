@@ -243,6 +243,28 @@ TEST_F(ServerTest, AModelWithNoLoadableVersionIsUnavailable) {
               "has no loadable version");
 }
 
+TEST_F(ServerTest, AnAddressThatCannotBeBoundFailsToStart) {
+  ModelServer::Options options;
+  options.address = "256.0.0.1:0";
+  options.model_repository = repository_.root();
+  auto server = ModelServer::Start(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("cannot listen on 256.0.0.1:0"));
+}
+
+TEST_F(ServerTest, APortInUseFailsToStart) {
+  StartServer();
+  ModelServer::Options options;
+  options.address = absl::StrCat("127.0.0.1:", server_->port());
+  options.model_repository = repository_.root();
+  auto second = ModelServer::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen"));
+}
+
 TEST_F(ServerTest, AnExpiredDeadlineIsReported) {
   StartServer();
   grpc::ClientContext context;
