@@ -92,18 +92,13 @@ Sequential::Sequential(int input_width, std::vector<Layer> layers,
       default_head_(default_head) {
   widest_ = input_width_;
   for (size_t i = 0; i < layers_.size(); ++i) {
+    parameter_count_ += layers_[i].ParameterCount();
     if (layers_[i].kind == LayerKind::kLinear) {
       output_width_ = layers_[i].out_features;
       widest_ = std::max<size_t>(widest_, output_width_);
       last_linear_ = i;
     }
   }
-}
-
-size_t Sequential::ParameterCount() const {
-  size_t count = 0;
-  for (const Layer& layer : layers_) count += layer.ParameterCount();
-  return count;
 }
 
 absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,

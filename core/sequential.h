@@ -45,7 +45,7 @@ class Sequential {
   int output_width() const { return output_width_; }
   Head default_head() const { return default_head_; }
   const std::vector<Layer>& layers() const { return layers_; }
-  size_t ParameterCount() const;
+  size_t ParameterCount() const { return parameter_count_; }
 
  private:
   Sequential(int input_width, std::vector<Layer> layers, Head default_head);
@@ -56,6 +56,7 @@ class Sequential {
   Head default_head_;
   size_t widest_ = 0;  // widest row anywhere, to size scratch once per call
   size_t last_linear_ = 0;  // this layer writes straight into the output
+  size_t parameter_count_ = 0;
 };
 
 }  // namespace seqserve

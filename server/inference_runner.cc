@@ -43,7 +43,7 @@ BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
 void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
                           absl::Span<const float> features, size_t rows,
                           absl::Time deadline, Done done) {
-  const BatchingLimits limits = LimitsFor(*served);
+  uint32_t max_queued_rows;
   {
     absl::MutexLock lock(&mu_);
     if (served->model->ParameterCount() * rows <= options_.inline_max_macs &&
@@ -64,9 +64,10 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       return;
     }
     Queue& queue = queues_[served.get()];
+    max_queued_rows = LimitsFor(*served).max_queued_rows;
     // An empty queue always takes a request, however large: the row limit
     // per request is PlanClassify's job.
-    if (queue.rows == 0 || queue.rows + rows <= limits.max_queued_rows) {
+    if (queue.rows == 0 || queue.rows + rows <= max_queued_rows) {
       queue.rows += rows;
       queue.tasks.push_back(
           Task{std::move(served), features, rows, deadline, absl::Now(), std::move(done)});
@@ -74,7 +75,7 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
     }
   }
   std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
-      "model '", served->name, "' has more than ", limits.max_queued_rows,
+      "model '", served->name, "' has more than ", max_queued_rows,
       " rows waiting; retry later or add replicas")));
 }
 
