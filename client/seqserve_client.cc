@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -45,8 +46,14 @@ std::string ServiceConfig(const ClientOptions& options) {
   return config + "}";
 }
 
-// "host:port" to "ipv4:a.b.c.d:port" or "ipv6:[::1]:port" entries.
-absl::StatusOr<std::vector<std::string>> ResolveHostPort(absl::string_view host_port) {
+// One resolved server: a numeric address:port for gRPC's static lists.
+struct ResolvedAddress {
+  bool ipv6 = false;
+  std::string address;  // "a.b.c.d:port" or "[::1]:port"
+};
+
+// The first address of "host:port", so each server is one backend.
+absl::StatusOr<ResolvedAddress> ResolveHostPort(absl::string_view host_port) {
   const size_t colon = host_port.rfind(':');
   if (colon == absl::string_view::npos || colon == 0 || colon + 1 == host_port.size()) {
     return absl::InvalidArgumentError(
@@ -65,23 +72,22 @@ absl::StatusOr<std::vector<std::string>> ResolveHostPort(absl::string_view host_
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot resolve '", host, "': ", gai_strerror(error)));
   }
-  std::vector<std::string> addresses;
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+  std::optional<ResolvedAddress> resolved;
+  for (addrinfo* a = found; a != nullptr && !resolved; a = a->ai_next) {
     char name[NI_MAXHOST];
     if (getnameinfo(a->ai_addr, a->ai_addrlen, name, sizeof(name), nullptr, 0,
                     NI_NUMERICHOST) != 0) {
       continue;
     }
-    addresses.push_back(a->ai_family == AF_INET6
-                            ? absl::StrCat("ipv6:[", name, "]:", port)
-                            : absl::StrCat("ipv4:", name, ":", port));
-    break;  // one address per host:port, so each server is one backend
+    const bool ipv6 = a->ai_family == AF_INET6;
+    resolved = ResolvedAddress{
+        ipv6, ipv6 ? absl::StrCat("[", name, "]:", port) : absl::StrCat(name, ":", port)};
   }
   freeaddrinfo(found);
-  if (addresses.empty()) {
+  if (!resolved) {
     return absl::InvalidArgumentError(absl::StrCat("no address for '", host, "'"));
   }
-  return addresses;
+  return *resolved;
 }
 
 std::vector<ModelVersion> ToVersions(
@@ -107,18 +113,21 @@ absl::StatusOr<std::string> ResolveTarget(const std::string& target) {
       absl::StartsWith(target, "unix:")) {
     return target;  // a gRPC target string already
   }
-  // gRPC's static address lists take one scheme: ipv4 and ipv6 lists alike.
-  std::vector<std::string> ipv4, ipv6;
+  // gRPC's static address lists take one scheme: all ipv4 or all ipv6.
+  std::vector<std::string> addresses;
+  std::optional<bool> ipv6;
   for (absl::string_view part : absl::StrSplit(target, ',', absl::SkipWhitespace())) {
-    auto addresses = ResolveHostPort(absl::StripAsciiWhitespace(part));
-    if (!addresses.ok()) return addresses.status();
-    for (auto& address : *addresses) {
-      if (absl::StartsWith(address, "ipv4:")) ipv4.push_back(address.substr(5));
-      if (absl::StartsWith(address, "ipv6:")) ipv6.push_back(address.substr(5));
+    auto resolved = ResolveHostPort(absl::StripAsciiWhitespace(part));
+    if (!resolved.ok()) return resolved.status();
+    if (ipv6.has_value() && *ipv6 != resolved->ipv6) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "target '", target, "' mixes IPv4 and IPv6 servers; use one family"));
     }
+    ipv6 = resolved->ipv6;
+    addresses.push_back(std::move(resolved->address));
   }
-  if (!ipv4.empty()) return absl::StrCat("ipv4:", absl::StrJoin(ipv4, ","));
-  return absl::StrCat("ipv6:", absl::StrJoin(ipv6, ","));
+  if (addresses.empty()) return absl::InvalidArgumentError("empty target");
+  return absl::StrCat(*ipv6 ? "ipv6:" : "ipv4:", absl::StrJoin(addresses, ","));
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,

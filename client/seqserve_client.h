@@ -95,7 +95,8 @@ struct ModelMetadata {
 
 class Client {
  public:
-  // `target` is "host:port", several "host:port" separated by commas
+  // `target` is "host:port", several "host:port" of one address family
+  // separated by commas
   // (resolved now, then balanced), or any gRPC target ("dns:///name:port",
   // "ipv4:...", "unix:..."). INVALID_ARGUMENT for a malformed target.
   static absl::StatusOr<std::unique_ptr<Client>> Create(

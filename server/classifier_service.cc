@@ -77,8 +77,9 @@ grpc::ServerUnaryReactor* ClassifierService::GetModelMetadata(
     const v1::GetModelMetadataRequest* request,
     v1::GetModelMetadataResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // One snapshot: the versions listed are those of the moment that answered.
   const auto snapshot = models_->Snapshot();
-  auto served = models_->Find(request->model(), request->version());
+  auto served = ModelManager::FindIn(*snapshot, request->model(), request->version());
   if (!served.ok()) {
     return Finish(reactor, "GetModelMetadata", request->model(), served.status());
   }

@@ -216,9 +216,13 @@ void ModelManager::StopPolling() {
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::Find(
     const std::string& name, int64_t version) const {
-  const auto snapshot = Snapshot();
-  auto model = snapshot->models.find(name);
-  if (model == snapshot->models.end()) {
+  return FindIn(*Snapshot(), name, version);
+}
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::FindIn(
+    const RepositorySnapshot& snapshot, const std::string& name, int64_t version) {
+  auto model = snapshot.models.find(name);
+  if (model == snapshot.models.end()) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' is not served"));
   }
   const ModelRecord& record = model->second;

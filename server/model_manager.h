@@ -70,6 +70,10 @@ class ModelManager {
 
   std::shared_ptr<const RepositorySnapshot> Snapshot() const;
 
+  // Find() within one snapshot, for callers that also read the rest of it.
+  static absl::StatusOr<std::shared_ptr<const ServedModel>> FindIn(
+      const RepositorySnapshot& snapshot, const std::string& name, int64_t version);
+
  private:
   void Publish(std::shared_ptr<const RepositorySnapshot> snapshot);
 

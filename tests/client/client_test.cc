@@ -216,6 +216,10 @@ TEST(Client, TargetsResolve) {
   EXPECT_EQ(*ResolveTarget("127.0.0.1:8500"), "ipv4:127.0.0.1:8500");
   EXPECT_EQ(*ResolveTarget("127.0.0.1:1, 127.0.0.1:2"), "ipv4:127.0.0.1:1,127.0.0.1:2");
   EXPECT_EQ(*ResolveTarget("dns:///seqserve-headless:8500"), "dns:///seqserve-headless:8500");
+  EXPECT_EQ(*ResolveTarget("[::1]:8500"), "ipv6:[::1]:8500");
+  EXPECT_THAT(std::string(ResolveTarget("127.0.0.1:1,[::1]:2").status().message()),
+              HasSubstr("mixes IPv4 and IPv6"));
+  EXPECT_EQ(ResolveTarget(" , ").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ResolveTarget("no-port").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ResolveTarget("").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ResolveTarget("host.invalid:1").status().code(),
