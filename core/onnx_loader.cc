@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <new>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -22,7 +23,9 @@ constexpr int64_t kMinOpset = 9;
 constexpr int64_t kMaxOpset = 17;
 // Rows wider than this are not a classifier's features; it also keeps
 // every width inside BLAS's int arguments.
-constexpr int64_t kMaxWidth = 1 << 24;
+constexpr int64_t kMaxWidth = Sequential::kMaxWidth;
+// One weight tensor's values: 8 GiB of floats is past any file we read.
+constexpr int64_t kMaxWeightValues = std::numeric_limits<int32_t>::max();
 
 // What the converter knows about the tensor flowing down the chain.
 struct ChainState {
@@ -176,12 +179,13 @@ absl::Status OnnxConverter::ReadInput() {
       width = 0;
       break;
     }
-    width *= dims[i].dim_value();
-    if (width > kMaxWidth) {
+    // Checked before multiplying: a product of huge dims must not wrap.
+    if (dims[i].dim_value() > kMaxWidth / width) {
       return Error(absl::StatusCode::kInvalidArgument,
                    absl::StrCat("input '", input_name_, "' is wider than ",
                                 kMaxWidth, " features"));
     }
+    width *= dims[i].dim_value();
   }
   if (width == 0 && state_.rank > 2) {
     return Error(absl::StatusCode::kInvalidArgument,
@@ -227,9 +231,15 @@ absl::StatusOr<std::vector<float>> OnnxConverter::Floats(
   }
   int64_t count = 1;
   for (int64_t dim : tensor.dims()) {
-    if (dim < 0 || (dim > 0 && count > std::numeric_limits<int32_t>::max() / dim)) {
+    // Zero-element weights are refused too: a zero dim would otherwise let
+    // any other dim through unchecked.
+    if (dim <= 0 || dim > kMaxWidth || count > kMaxWeightValues / dim) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat(what, " has an invalid shape"));
+                       absl::StrCat(what, " has shape [",
+                                    absl::StrJoin(tensor.dims(), ", "),
+                                    "]; every dimension must be 1 to ",
+                                    kMaxWidth, " and the whole at most ",
+                                    kMaxWeightValues, " values"));
     }
     count *= dim;
   }
@@ -306,9 +316,12 @@ absl::Status OnnxConverter::AddLinear(const onnx::NodeProto& node, int64_t in,
 absl::StatusOr<std::vector<float>> BroadcastBias(std::vector<float> values,
                                                  const onnx::TensorProto& tensor,
                                                  int64_t out) {
-  int64_t rows = 1;
-  for (int i = 0; i + 1 < tensor.dims_size(); ++i) rows *= tensor.dims(i);
-  if (rows != 1) return absl::InvalidArgumentError("not a row vector");
+  // Every dim is positive (Floats checked), so this is a row vector exactly
+  // when all but the last are 1.
+  for (int i = 0; i + 1 < tensor.dims_size(); ++i) {
+    if (tensor.dims(i) != 1) return absl::InvalidArgumentError("not a row vector");
+  }
+  if (out <= 0 || out > kMaxWidth) return absl::InvalidArgumentError("bad width");
   if (values.size() == static_cast<size_t>(out)) return values;
   if (values.size() == 1) return std::vector<float>(out, values[0]);
   return absl::InvalidArgumentError("wrong length");
@@ -571,9 +584,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   return model;
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
     absl::string_view bytes, absl::string_view name) {
   onnx::ModelProto model;
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
@@ -592,6 +603,21 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
         absl::StrCat(name, ": ONNX checker: ", e.what()));
   }
   return OnnxConverter(model, name).Convert();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
+    absl::string_view bytes, absl::string_view name) {
+  // The loader boundary: nothing a file holds may throw past it.
+  try {
+    return ParseOnnxBytes(bytes, name);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(name, ": out of memory while loading"));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": ", e.what()));
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 
@@ -23,9 +24,12 @@ absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
     }
     return absl::OkStatus();
   }
-  if (layer.in_features <= 0 || layer.out_features <= 0) {
+  if (layer.in_features <= 0 || layer.out_features <= 0 ||
+      layer.in_features > Sequential::kMaxWidth ||
+      layer.out_features > Sequential::kMaxWidth) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, ": in_features and out_features must be positive"));
+        absl::StrCat(where, ": in_features and out_features must be 1 to ",
+                     Sequential::kMaxWidth));
   }
   if (layer.in_features != width) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -52,18 +56,25 @@ absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
   return absl::OkStatus();
 }
 
-// Per-thread ping-pong buffers for hidden activations; they only grow.
+// Per-thread ping-pong buffers for hidden activations, reused by every pass
+// up to the scratch budget; a larger one (a single very wide row) is freed
+// after its pass.
 struct ForwardScratch {
   std::vector<float> buffers[2];
 };
+
+ForwardScratch& ThreadScratch() {
+  thread_local ForwardScratch scratch;
+  return scratch;
+}
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Sequential>> Sequential::Create(
     int input_width, std::vector<Layer> layers, Head default_head) {
-  if (input_width <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input width must be positive, got ", input_width));
+  if (input_width <= 0 || input_width > kMaxWidth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input width must be 1 to ", kMaxWidth, ", got ", input_width));
   }
   int width = input_width;
   bool has_linear = false;
@@ -115,21 +126,51 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
   }
   if (rows == 0) return absl::OkStatus();
 
-  thread_local ForwardScratch scratch;
-  for (auto& buffer : scratch.buffers) {
-    if (buffer.size() < rows * widest_) buffer.resize(rows * widest_);
+  const size_t chunk_rows =
+      std::max<size_t>(1, kScratchBudgetBytes / (widest_ * sizeof(float)));
+  const size_t scratch_values = std::min(rows, chunk_rows) * widest_;
+  ForwardScratch& scratch = ThreadScratch();
+  try {
+    for (auto& buffer : scratch.buffers) {
+      if (buffer.size() < scratch_values) buffer.resize(scratch_values);
+    }
+  } catch (const std::bad_alloc&) {
+    for (auto& buffer : scratch.buffers) std::vector<float>().swap(buffer);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "no memory for ", 2 * scratch_values * sizeof(float),
+        " bytes of activations"));
   }
+  for (size_t first = 0; first < rows; first += chunk_rows) {
+    const size_t count = std::min(chunk_rows, rows - first);
+    ForwardChunk(features.data() + first * input_width_, count,
+                 logits.data() + first * output_width_,
+                 scratch.buffers[0].data(), scratch.buffers[1].data());
+  }
+  if (scratch_values * sizeof(float) > kScratchBudgetBytes) {
+    for (auto& buffer : scratch.buffers) std::vector<float>().swap(buffer);
+  }
+  return absl::OkStatus();
+}
+
+size_t Sequential::ThreadScratchBytes() {
+  const ForwardScratch& scratch = ThreadScratch();
+  return (scratch.buffers[0].capacity() + scratch.buffers[1].capacity()) *
+         sizeof(float);
+}
+
+void Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
+                              float* scratch0, float* scratch1) const {
+  float* const buffers[2] = {scratch0, scratch1};
   // `current` is the input, a scratch buffer, or (after the last Linear)
   // the caller's output; `in_scratch` says which scratch buffer holds it.
-  const float* current = features.data();
+  const float* current = features;
   int in_scratch = -1;
   size_t width = input_width_;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
     if (layer.kind == LayerKind::kLinear) {
       const int target = in_scratch == 0 ? 1 : 0;
-      float* out = i == last_linear_ ? logits.data()
-                                    : scratch.buffers[target].data();
+      float* out = i == last_linear_ ? logits : buffers[target];
       RunLinear(layer, current, rows, out);
       current = out;
       in_scratch = i == last_linear_ ? -1 : target;
@@ -137,10 +178,10 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
       continue;
     }
     float* values;
-    if (current == features.data()) {
+    if (current == features) {
       // An activation before the first Linear: never write the input.
-      values = scratch.buffers[0].data();
-      std::copy(features.begin(), features.end(), values);
+      values = buffers[0];
+      std::copy(features, features + rows * width, values);
       in_scratch = 0;
     } else {
       values = const_cast<float*>(current);
@@ -148,7 +189,6 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
     RunActivation(layer, values, rows * width);
     current = values;
   }
-  return absl::OkStatus();
 }
 
 absl::Status Sequential::Predict(absl::Span<const float> features, size_t rows,

@@ -19,6 +19,14 @@ namespace seqserve {
 // reused, so a warm thread allocates nothing.
 class Sequential {
  public:
+  // Widest row any layer may take or give: wider is not a classifier's
+  // features, and it keeps every width inside BLAS's int arguments.
+  static constexpr int kMaxWidth = 1 << 24;
+  // A forward pass runs in chunks of rows whose hidden activations fit in
+  // this many bytes per scratch buffer, so a wide model's scratch stays
+  // bounded however many rows a call brings.
+  static constexpr size_t kScratchBudgetBytes = size_t{16} << 20;
+
   // Validates and builds a model. Fails with INVALID_ARGUMENT when widths do
   // not chain, weight counts do not match, a value is NaN/Inf, or there is
   // no Linear layer.
@@ -29,7 +37,8 @@ class Sequential {
   Sequential& operator=(const Sequential&) = delete;
 
   // Runs the body on `rows` rows of `input_width()` features (row-major) and
-  // writes rows x `output_width()` logits. INVALID_ARGUMENT on size mismatch.
+  // writes rows x `output_width()` logits. INVALID_ARGUMENT on size mismatch,
+  // RESOURCE_EXHAUSTED when scratch cannot be allocated.
   absl::Status Forward(absl::Span<const float> features, size_t rows,
                        absl::Span<float> logits) const;
 
@@ -46,9 +55,18 @@ class Sequential {
   Head default_head() const { return default_head_; }
   const std::vector<Layer>& layers() const { return layers_; }
   size_t ParameterCount() const { return parameter_count_; }
+  // The widest row anywhere in the model (input, hidden or output).
+  size_t widest() const { return widest_; }
+
+  // Scratch bytes the calling thread holds for forward passes (for tests:
+  // what a pass leaves behind once it is over).
+  static size_t ThreadScratchBytes();
 
  private:
   Sequential(int input_width, std::vector<Layer> layers, Head default_head);
+  // Forward() over rows that fit the scratch budget (or a single row).
+  void ForwardChunk(const float* features, size_t rows, float* logits,
+                    float* scratch0, float* scratch1) const;
 
   int input_width_;
   int output_width_;

@@ -1,5 +1,7 @@
 #include "core/text_loader.h"
 
+#include <exception>
+#include <new>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -51,9 +53,7 @@ Head ToHead(v1::Head head) {
   }
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(
+absl::StatusOr<std::unique_ptr<Sequential>> ParseTextBytes(
     absl::string_view text, absl::string_view name) {
   v1::SequentialModel proto;
   if (absl::Status parsed = ParseTextProto(text, &proto); !parsed.ok()) {
@@ -77,6 +77,21 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(
                         absl::StrCat(name, ": ", model.status().message()));
   }
   return model;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(
+    absl::string_view text, absl::string_view name) {
+  // The loader boundary: nothing a file holds may throw past it.
+  try {
+    return ParseTextBytes(text, name);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(name, ": out of memory while loading"));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": ", e.what()));
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> LoadTextModel(

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -337,6 +338,54 @@ TEST(OnnxLoader, RefusesABiasOfTheWrongLength) {
   builder.Output("scores", 2);
   ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
                 "bias 'b' does not match 2 outputs");
+}
+
+// A weight with a zero dim has zero elements, so no value count can give
+// it away: [0, 2^62] once reached a 2^62-float allocation for its bias.
+TEST(OnnxLoader, RefusesZeroElementWeightsWithHugeDims) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {0, int64_t{1} << 62}, {}).Weight("b", {1}, {0.5f});
+  builder.Node("Gemm", {"features", "w", "b"}, {"scores"});
+  builder.Output("scores");
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "initializer 'w' has shape [0, 4611686018427387904]");
+}
+
+TEST(OnnxLoader, RefusesNegativeAndOversizedWeightDims) {
+  for (std::vector<int64_t> dims :
+       {std::vector<int64_t>{-1, 2}, std::vector<int64_t>{2, int64_t{1} << 25},
+        std::vector<int64_t>{1 << 20, 1 << 20}}) {
+    OnnxBuilder builder(2);
+    builder.Weight("w", dims, {1.0f, 2.0f});
+    SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
+    builder.Output("scores");
+    ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                  "every dimension must be 1 to 16777216");
+  }
+}
+
+// [N, 3, 6148914691236517206] once wrapped around to a width of 2.
+TEST(OnnxLoader, RefusesInputDimsWhoseProductOverflows) {
+  OnnxBuilder builder(3);
+  auto* shape = builder.model().mutable_graph()->mutable_input(0)
+                    ->mutable_type()->mutable_tensor_type()->mutable_shape();
+  shape->add_dim()->set_dim_value(6148914691236517206);
+  builder.Node("Flatten", {"features"}, {"flat"});
+  builder.Weight("w", {2, 2}, {1, 2, 3, 4});
+  SetInt(builder.Node("Gemm", {"flat", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "is wider than 16777216 features");
+}
+
+TEST(OnnxLoader, RefusesADirectoryNamedLikeAModel) {
+  const std::string path = ::testing::TempDir() + "/dir_model.onnx";
+  std::filesystem::create_directories(path);
+  auto result = LoadOnnxModel(path);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("is a directory"));
+  std::filesystem::remove(path);
 }
 
 TEST(OnnxLoader, RefusesSoftmaxOverAnotherAxis) {

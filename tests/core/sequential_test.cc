@@ -148,11 +148,63 @@ TEST(Sequential, CreateRefusesModelsWithoutALinearOrInput) {
   ExpectInvalid(Sequential::Create(2, std::move(layers), Head::kLogits),
                 "at least one Linear layer");
   ExpectInvalid(Sequential::Create(0, {}, Head::kLogits),
-                "input width must be positive");
+                "input width must be 1 to");
   layers.clear();
   layers.push_back(Layer::Linear(0, 0, {}, {}));
   ExpectInvalid(Sequential::Create(1, std::move(layers), Head::kLogits),
-                "must be positive");
+                "must be 1 to 16777216");
+}
+
+// in -> hidden -> out, ReLU between; weights small and varied.
+std::unique_ptr<Sequential> WideModel(int in, int hidden, int out) {
+  std::vector<float> w1(static_cast<size_t>(hidden) * in), w2(static_cast<size_t>(out) * hidden);
+  for (size_t i = 0; i < w1.size(); ++i) w1[i] = static_cast<float>(i % 7) * 0.01f - 0.02f;
+  for (size_t i = 0; i < w2.size(); ++i) w2[i] = static_cast<float>(i % 5) * 0.001f - 0.002f;
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(in, hidden, std::move(w1), {}));
+  layers.push_back(Layer::Relu());
+  layers.push_back(Layer::Linear(hidden, out, std::move(w2), {}));
+  auto model = Sequential::Create(in, std::move(layers), Head::kLogits);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::move(*model);
+}
+
+// 1000 rows through a 2^20-wide layer once took 8 GiB of scratch per thread,
+// kept forever; passes now run in chunks within the scratch budget.
+TEST(Sequential, AWideModelRunsManyRowsWithinTheScratchBudget) {
+  auto model = WideModel(3, 1 << 20, 3);
+  const size_t rows = 1000;
+  std::vector<float> features(rows * 3);
+  for (size_t i = 0; i < features.size(); ++i) features[i] = static_cast<float>(i % 11) - 5.0f;
+  std::vector<float> logits(rows * 3);
+  ASSERT_TRUE(model->Forward(features, rows, absl::MakeSpan(logits)).ok());
+  EXPECT_LE(Sequential::ThreadScratchBytes(), 2 * Sequential::kScratchBudgetBytes);
+  // Chunking changes nothing: each row alone gives the same logits.
+  for (size_t r : {size_t{0}, size_t{3}, size_t{4}, size_t{999}}) {
+    std::vector<float> alone(3);
+    ASSERT_TRUE(model->Forward(absl::MakeSpan(features).subspan(r * 3, 3), 1,
+                               absl::MakeSpan(alone)).ok());
+    for (int o = 0; o < 3; ++o) {
+      EXPECT_NEAR(logits[r * 3 + o], alone[o], 1e-3f * (1 + std::abs(alone[o])))
+          << "row " << r;
+    }
+  }
+}
+
+TEST(Sequential, ScratchBeyondTheBudgetIsFreedAfterThePass) {
+  auto model = WideModel(1, 1 << 23, 1);  // one row: 2 x 32 MiB of scratch
+  const float row[] = {1.0f};
+  float logit = 0;
+  ASSERT_TRUE(model->Forward(row, 1, absl::MakeSpan(&logit, 1)).ok());
+  EXPECT_LE(Sequential::ThreadScratchBytes(), 2 * Sequential::kScratchBudgetBytes);
+}
+
+TEST(Sequential, CreateRefusesWidthsBeyondTheLimit) {
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(2, 1, {1, 1}, {}));
+  ExpectInvalid(Sequential::Create(Sequential::kMaxWidth + 1, std::move(layers),
+                                   Head::kLogits),
+                "input width must be 1 to 16777216");
 }
 
 TEST(Sequential, ManyThreadsShareOneModel) {

@@ -96,7 +96,7 @@ TEST(TextLoader, RefusesNanWeights) {
 
 TEST(TextLoader, RefusesAMissingInputWidth) {
   ExpectInvalid(ParseTextModel("layers { relu {} }", "mammal.textproto"),
-                "input width must be positive");
+                "input width must be 1 to");
 }
 
 TEST(TextLoader, LoadModelFileReadsTextprotoFiles) {
