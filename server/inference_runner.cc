@@ -1,6 +1,7 @@
 #include "server/inference_runner.h"
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,9 @@
 namespace seqserve {
 
 namespace {
+
+// Passes running on this thread's stack: nonzero inside a `done` callback.
+thread_local int pass_depth = 0;
 
 int PoolSize(int threads) {
   return threads > 0 ? threads
@@ -46,19 +50,17 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
   uint32_t max_queued_rows;
   {
     absl::MutexLock lock(&mu_);
-    if (served->model->ParameterCount() * rows <= options_.inline_max_macs &&
+    // A `done` that calls Run() again (depth > 0) queues: running inline
+    // there would reuse this thread's pass buffers while they are read.
+    if (pass_depth == 0 &&
+        served->model->ParameterCount() * rows <= options_.inline_max_macs &&
         queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
       // A small pass, a free slot and nobody waiting: run here and now.
       ++passes_running_;
-      ++stats_.passes;
-      ++stats_.requests;
-      stats_.rows += rows;
       mu_.Unlock();
-      thread_local std::vector<Task> alone;
-      alone.push_back(Task{std::move(served), features, rows, deadline, absl::Time(),
-                           std::move(done)});
-      RunBatch(alone);
-      alone.clear();
+      Task alone[1] = {Task{std::move(served), features, rows, deadline,
+                            absl::Time(), std::move(done)}};
+      RunBatch(absl::MakeSpan(alone));
       mu_.Lock();
       --passes_running_;
       return;
@@ -77,6 +79,14 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
   std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
       "model '", served->name, "' has more than ", max_queued_rows,
       " rows waiting; retry later or add replicas")));
+}
+
+void InferenceRunner::Count(const Stats& ran) {
+  absl::MutexLock lock(&mu_);
+  stats_.passes += ran.passes;
+  stats_.requests += ran.requests;
+  stats_.rows += ran.rows;
+  stats_.expired += ran.expired;
 }
 
 InferenceRunner::Stats InferenceRunner::stats() const {
@@ -111,11 +121,15 @@ void InferenceRunner::Work() {
     if (queue->rows < limits.max_batch_rows && passes_running_ > 0 && !stopping_ &&
         absl::Now() < wait_until) {
       // Busy server: give the batch a moment to fill, then look again.
-      auto full_or_stopping = [this, model, &limits]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      // Also wake when the server goes idle: the wait is only worth it
+      // while another pass runs.
+      auto full_idle_or_stopping = [this, model, &limits]()
+                                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         auto it = queues_.find(model);
-        return stopping_ || it == queues_.end() || it->second.rows >= limits.max_batch_rows;
+        return stopping_ || passes_running_ == 0 || it == queues_.end() ||
+               it->second.rows >= limits.max_batch_rows;
       };
-      mu_.AwaitWithDeadline(absl::Condition(&full_or_stopping), wait_until);
+      mu_.AwaitWithDeadline(absl::Condition(&full_idle_or_stopping), wait_until);
       continue;
     }
     // Take the first task, then whole tasks while they fit.
@@ -129,29 +143,37 @@ void InferenceRunner::Work() {
     queue->rows -= rows;
     if (queue->tasks.empty()) queues_.erase(model);
     ++passes_running_;
-    ++stats_.passes;
-    stats_.requests += batch.size();
-    stats_.rows += rows;
     mu_.Unlock();
-    RunBatch(batch);
+    RunBatch(absl::MakeSpan(batch));
     batch.clear();
     mu_.Lock();
     --passes_running_;
   }
 }
 
-void InferenceRunner::RunBatch(std::vector<Task>& batch) {
+void InferenceRunner::RunBatch(absl::Span<Task> batch) {
+  ++pass_depth;
+  RunPass(batch);
+  --pass_depth;
+}
+
+void InferenceRunner::RunPass(absl::Span<Task> batch) {
   // Per thread, reused by every pass: no allocation once warm.
   thread_local std::vector<float> features, logits;
   // Requests whose callers gave up while queued do not run.
   const absl::Time now = absl::Now();
   auto expired = std::stable_partition(batch.begin(), batch.end(),
                                        [now](const Task& t) { return t.deadline > now; });
+  if (expired != batch.end()) {
+    Stats skipped;
+    skipped.expired = batch.end() - expired;
+    Count(skipped);
+  }
   for (auto it = expired; it != batch.end(); ++it) {
     std::move(it->done)(
         absl::DeadlineExceededError("deadline passed while waiting for a forward pass"));
   }
-  batch.erase(expired, batch.end());
+  batch = batch.subspan(0, expired - batch.begin());
   if (batch.empty()) return;
 
   const Sequential& model = *batch.front().served->model;
@@ -159,18 +181,32 @@ void InferenceRunner::RunBatch(std::vector<Task>& batch) {
   size_t rows = 0;
   for (const Task& task : batch) rows += task.rows;
   absl::Span<const float> input = batch.front().features;
-  if (batch.size() > 1) {
-    // Stack the requests' rows; a lone request runs on its own buffer.
-    features.resize(rows * model.input_width());
-    size_t offset = 0;
-    for (const Task& task : batch) {
-      std::copy(task.features.begin(), task.features.end(), features.begin() + offset);
-      offset += task.features.size();
+  absl::Status status;
+  try {
+    if (batch.size() > 1) {
+      // Stack the requests' rows; a lone request runs on its own buffer.
+      features.resize(rows * model.input_width());
+      size_t offset = 0;
+      for (const Task& task : batch) {
+        std::copy(task.features.begin(), task.features.end(), features.begin() + offset);
+        offset += task.features.size();
+      }
+      input = features;
     }
-    input = features;
+    logits.resize(rows * width);
+    status = model.Forward(input, rows, absl::MakeSpan(logits));
+  } catch (const std::bad_alloc&) {
+    status = absl::ResourceExhaustedError(absl::StrCat(
+        "no memory for a forward pass of ", rows, " rows; send fewer rows"));
   }
-  logits.resize(rows * width);
-  const absl::Status status = model.Forward(input, rows, absl::MakeSpan(logits));
+  if (status.ok()) {
+    // Counted before anyone hears the answer, so stats never lag it.
+    Stats ran;
+    ran.passes = 1;
+    ran.requests = batch.size();
+    ran.rows = rows;
+    Count(ran);
+  }
   size_t first_row = 0;
   for (Task& task : batch) {
     if (status.ok()) {
@@ -179,6 +215,12 @@ void InferenceRunner::RunBatch(std::vector<Task>& batch) {
       std::move(task.done)(status);
     }
     first_row += task.rows;
+  }
+  // Keep warm buffers, not the peak of one huge call.
+  for (std::vector<float>* buffer : {&features, &logits}) {
+    if (buffer->capacity() * sizeof(float) > Sequential::kScratchBudgetBytes) {
+      std::vector<float>().swap(*buffer);
+    }
   }
 }
 

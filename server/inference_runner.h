@@ -68,7 +68,8 @@ class InferenceRunner {
   // Runs or queues `rows` rows; `done` runs with rows x output-width logits
   // (on this thread when the pass ran inline, else on a pool thread), or at
   // once with RESOURCE_EXHAUSTED when the model's queue is full. `features`
-  // must stay valid until `done` runs.
+  // must stay valid until `done` runs. `done` may call Run() again: such a
+  // call always queues.
   void Run(std::shared_ptr<const ServedModel> served,
            absl::Span<const float> features, size_t rows, absl::Time deadline,
            Done done);
@@ -76,12 +77,14 @@ class InferenceRunner {
   // The limits that apply to `served`.
   BatchingLimits LimitsFor(const ServedModel& served) const;
 
-  // Totals since start, for logs and tests: forward passes run, the
-  // requests and rows they carried.
+  // Totals since start, for logs and tests: forward passes that ran, the
+  // requests and rows they carried, and requests answered
+  // DEADLINE_EXCEEDED without running.
   struct Stats {
     uint64_t passes = 0;
     uint64_t requests = 0;
     uint64_t rows = 0;
+    uint64_t expired = 0;
   };
   Stats stats() const;
 
@@ -104,7 +107,11 @@ class InferenceRunner {
   Queue* OldestQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs one forward pass over `batch` and answers every task in it.
-  void RunBatch(std::vector<Task>& batch);
+  // Never throws: an allocation failure is an answer.
+  void RunBatch(absl::Span<Task> batch);
+  void RunPass(absl::Span<Task> batch);
+  // Adds to the totals; called before the answers go out.
+  void Count(const Stats& ran) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;

@@ -95,6 +95,7 @@ TEST_F(InferenceRunnerTest, QueuedRequestsShareOneForwardPass) {
               -1)
         << "request " << i;
   }
+  // Counted before the answers go out, so no wait is needed to read them.
   const auto after = runner_->stats();
   EXPECT_EQ(after.passes - before.passes, 1u);
   EXPECT_EQ(after.requests - before.requests, 5u);
@@ -157,6 +158,107 @@ TEST_F(InferenceRunnerTest, ADeadlinePassedWhileQueuedIsNotRun) {
   EXPECT_EQ(expiring.status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(expiring.status.message()), HasSubstr("while waiting"));
   EXPECT_TRUE(patient.status.ok());
+  // Only the patient request ran: one row after the blocker's.
+  const auto stats = runner_->stats();
+  EXPECT_EQ(stats.expired, 1u);
+  EXPECT_EQ(stats.requests, 2u);
+  EXPECT_EQ(stats.rows, 2u);
+}
+
+TEST_F(InferenceRunnerTest, AFailedForwardPassAnswersItsRequestAndCountsNothing) {
+  InferenceRunner runner({});
+  Answer answer;
+  const std::vector<float> too_few = {4, 0};  // 2 values for one row of 3
+  runner.Run(model_, too_few, 1, absl::InfiniteFuture(), answer.Callback());
+  ASSERT_TRUE(answer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(answer.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(answer.status.message()), HasSubstr("got 2 feature values"));
+  EXPECT_EQ(runner.stats().passes, 0u);
+  EXPECT_EQ(runner.stats().rows, 0u);
+}
+
+// The oldest waiting request goes first, whatever its model: a busy model
+// cannot starve a quiet one.
+TEST_F(InferenceRunnerTest, ModelsAreServedInTheOrderTheirRequestsArrived) {
+  InferenceRunner::Options options;
+  options.limits.max_batch_rows = 1;  // one request per pass
+  StartBlocked(options);
+  auto other = Species();
+  const std::vector<float> row = {4, 0, 1};
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto record = [&](std::string name) {
+    return [&, name](absl::StatusOr<absl::Span<float>> result) {
+      EXPECT_TRUE(result.ok()) << result.status();
+      absl::MutexLock lock(&mu);
+      order.push_back(name);
+    };
+  };
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("a1"));
+  absl::SleepFor(absl::Milliseconds(2));
+  runner_->Run(other, row, 1, absl::InfiniteFuture(), record("b1"));
+  absl::SleepFor(absl::Milliseconds(2));
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("a2"));
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("a3"));
+  Release();
+  blocker_.join();
+  runner_.reset();  // drains the queue
+  EXPECT_THAT(order, ::testing::ElementsAre("a1", "b1", "a2", "a3"));
+}
+
+// A `done` that sends another request: that one queues and runs on the
+// pool, never nested inside the pass whose buffers are being read.
+TEST_F(InferenceRunnerTest, ADoneCallbackMayRunAnotherRequest) {
+  InferenceRunner::Options options;
+  options.threads = 2;  // a free slot, so only the nesting keeps it off inline
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  Answer outer, inner;
+  std::thread::id outer_thread, inner_thread;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<absl::Span<float>> result) {
+               outer_thread = std::this_thread::get_id();
+               runner.Run(model_, row, 1, absl::InfiniteFuture(),
+                          [&](absl::StatusOr<absl::Span<float>> nested) {
+                            inner_thread = std::this_thread::get_id();
+                            inner.Callback()(std::move(nested));
+                          });
+               outer.Callback()(std::move(result));
+             });
+  ASSERT_TRUE(outer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(inner.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(outer.status.ok()) << outer.status;
+  ASSERT_TRUE(inner.status.ok()) << inner.status;
+  EXPECT_EQ(inner.logits, outer.logits);
+  EXPECT_NE(inner_thread, outer_thread);
+}
+
+// A pool thread that waits for more rows because another pass runs must
+// stop waiting when that pass ends: an idle server never delays.
+TEST_F(InferenceRunnerTest, TheQueueDelayEndsWhenTheServerGoesIdle) {
+  InferenceRunner::Options options;
+  options.threads = 2;
+  options.inline_max_macs = 0;  // everything on the pool
+  options.limits.max_queue_delay = absl::Seconds(60);
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  absl::Notification running, release;
+  Answer blocker, waiting;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<absl::Span<float>> result) {
+               running.Notify();
+               release.WaitForNotification();
+               blocker.Callback()(std::move(result));
+             });
+  running.WaitForNotification();
+  // The second pool thread takes this and waits for more rows.
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), waiting.Callback());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(waiting.done.HasBeenNotified());
+  release.Notify();
+  // Far below the 60 s delay: the wait ended with the other pass.
+  ASSERT_TRUE(waiting.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(waiting.status.ok()) << waiting.status;
 }
 
 TEST_F(InferenceRunnerTest, ALoneRequestDoesNotWaitForTheQueueDelay) {
