@@ -2,6 +2,7 @@
 
 
 #include "server/classify.h"
+#include "server/client_text.h"
 #include "server/grpc_status.h"
 #include "server/output_mode.h"
 #include "spdlog/spdlog.h"
@@ -13,7 +14,7 @@ grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor,
                                  const char* method, const std::string& model,
                                  const absl::Status& status) {
   if (!status.ok()) {
-    spdlog::debug("{} model={}: {}", method, model, status.ToString());
+    spdlog::debug("{} model={}: {}", method, QuoteClientText(model), status.ToString());
   }
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -42,8 +43,8 @@ void FillVersions(const ModelRecord& record,
 
 ClassifierService::ClassifierService(const ModelManager* models,
                                      InferenceRunner* runner,
-                                     uint32_t max_request_rows)
-    : models_(models), runner_(runner), max_request_rows_(max_request_rows) {
+                                     const RequestLimits& limits)
+    : models_(models), runner_(runner), limits_(limits) {
   SetMessageAllocatorFor_Classify(&classify_messages_);
 }
 
@@ -57,17 +58,20 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
     --calls_in_flight_;
     return Finish(reactor, "Classify", request->model(), status);
   };
+  const absl::Time deadline = CallDeadline(*context);
+  if (deadline <= absl::Now()) {
+    return finish(absl::DeadlineExceededError("deadline passed before the call arrived"));
+  }
   auto served = models_->Find(request->model(), request->version());
   if (!served.ok()) return finish(served.status());
-  auto plan = PlanClassify(*request, **served, max_request_rows_);
+  auto plan = PlanClassify(*request, **served, limits_);
   if (!plan.ok()) return finish(plan.status());
 
-  runner_->Run(*served, request->features(), plan->rows, CallDeadline(*context),
+  runner_->Run(*served, request->features(), plan->rows, deadline,
                [served = *served, plan = *plan, response,
                 finish](absl::StatusOr<absl::Span<float>> logits) {
                  if (!logits.ok()) return finish(logits.status());
-                 BuildClassifyResponse(*served, plan, *logits, response);
-                 return finish(absl::OkStatus());
+                 return finish(BuildClassifyResponse(*served, plan, *logits, response));
                });
   return reactor;
 }

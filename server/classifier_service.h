@@ -7,6 +7,7 @@
 
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/arena_message_pool.h"
+#include "server/classify.h"
 #include "server/inference_runner.h"
 #include "server/model_manager.h"
 
@@ -14,10 +15,10 @@ namespace seqserve {
 
 class ClassifierService final : public v1::Classifier::CallbackService {
  public:
-  // `models` and `runner` must outlive the service. `max_request_rows`
-  // applies to models whose config sets no limit (0: none).
+  // `models` and `runner` must outlive the service. `limits` apply to
+  // every Classify (rows: unless a model's config sets its own).
   ClassifierService(const ModelManager* models, InferenceRunner* runner,
-                    uint32_t max_request_rows);
+                    const RequestLimits& limits);
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const v1::ClassifyRequest* request,
@@ -36,7 +37,7 @@ class ClassifierService final : public v1::Classifier::CallbackService {
  private:
   const ModelManager* models_;
   InferenceRunner* runner_;
-  const uint32_t max_request_rows_;
+  const RequestLimits limits_;
   std::atomic<int> calls_in_flight_{0};
   ArenaMessagePool<v1::ClassifyRequest, v1::ClassifyResponse> classify_messages_;
 };

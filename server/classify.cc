@@ -8,11 +8,6 @@
 namespace seqserve {
 namespace {
 
-std::string LabelOf(const ServedModel& served, uint32_t index) {
-  const auto& labels = served.config.labels();
-  return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
-}
-
 // Binary models: one label names the positive class, two name both.
 std::string BinaryLabel(const ServedModel& served, bool positive) {
   const auto& labels = served.config.labels();
@@ -21,22 +16,46 @@ std::string BinaryLabel(const ServedModel& served, bool positive) {
   return "";
 }
 
+// The class output `index` scores. A binary model's one output scores the
+// positive class, whichever label that is.
+std::string LabelOf(const ServedModel& served, uint32_t index) {
+  if (served.model->output_width() == 1) return BinaryLabel(served, true);
+  const auto& labels = served.config.labels();
+  return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
+}
+
+bool AllFinite(absl::Span<const float> values) {
+  for (float v : values) {
+    if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
                                           const ServedModel& served,
-                                          uint32_t server_max_rows) {
+                                          const RequestLimits& limits) {
   const Sequential& model = *served.model;
   ClassifyPlan plan;
   plan.rows = request.rows();
   if (plan.rows == 0) {
     return absl::InvalidArgumentError("empty batch: rows must be positive");
   }
-  const uint32_t limit = served.max_request_rows ? served.max_request_rows : server_max_rows;
+  const uint32_t limit = served.max_request_rows ? served.max_request_rows : limits.max_rows;
   if (limit != 0 && plan.rows > limit) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "batch of ", plan.rows, " rows is over the limit of ", limit,
         " rows per request for model '", served.name, "'; split it"));
+  }
+  // rows <= 2^32 and widest <= 2^24: the product fits in 64 bits.
+  const uint64_t memory = uint64_t{plan.rows} * model.widest() * sizeof(float);
+  if (limits.max_memory_bytes != 0 && memory > limits.max_memory_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", plan.rows, " rows needs ", memory, " bytes of activations (",
+        model.widest(), " values per row in model '", served.name,
+        "'), over the limit of ", limits.max_memory_bytes,
+        " bytes per request; split it"));
   }
   const size_t want = plan.rows * static_cast<size_t>(model.input_width());
   if (static_cast<size_t>(request.features_size()) != want) {
@@ -85,11 +104,18 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
   return plan;
 }
 
-void BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
-                           absl::Span<float> logits,
-                           v1::ClassifyResponse* response) {
+absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
+                                   absl::Span<float> logits,
+                                   v1::ClassifyResponse* response) {
   const size_t width = served.model->output_width();
   ApplyHead(plan.head, width, logits);
+  for (size_t r = 0; r < plan.rows; ++r) {
+    if (!AllFinite(logits.subspan(r * width, width))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", r, " gives scores that are not finite (NaN or Inf): its "
+          "features overflow model '", served.name, "'; scale them"));
+    }
+  }
   response->set_model(served.name);
   response->set_version(served.version);
   response->set_output(OutputModeForHead(plan.head));
@@ -119,6 +145,7 @@ void BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
       entry->set_score(top.score);
     }
   }
+  return absl::OkStatus();
 }
 
 }  // namespace seqserve

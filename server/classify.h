@@ -21,18 +21,29 @@ struct ClassifyPlan {
   uint32_t top_k = 0;
 };
 
+// The server's limits per request; 0 means none.
+struct RequestLimits {
+  // Rows, for models whose config sets no limit of its own.
+  uint32_t max_rows = 0;
+  // Activations: rows x the model's widest layer x 4 bytes, what one pass
+  // over the whole request would hold.
+  uint64_t max_memory_bytes = 0;
+};
+
 // INVALID_ARGUMENT for an empty batch, a feature count that is not rows x
 // input width, NaN/Inf features, top_k beyond the outputs, a threshold
 // outside (0, 1) or an output mode the model cannot give; RESOURCE_EXHAUSTED
-// for more rows than the model's or the server's limit (0: none).
+// for more rows than the model's or the server's limit, or more memory.
 absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
                                           const ServedModel& served,
-                                          uint32_t server_max_rows);
+                                          const RequestLimits& limits);
 
 // Fills `response` from the logits of plan.rows rows: applies the head,
-// predicted classes, labels and top-k.
-void BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
-                           absl::Span<float> logits,
-                           v1::ClassifyResponse* response);
+// predicted classes, labels and top-k. INVALID_ARGUMENT naming the first
+// row whose scores are not finite (finite but extreme features can overflow
+// a layer): the API promises probabilities, never NaN.
+absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
+                                   absl::Span<float> logits,
+                                   v1::ClassifyResponse* response);
 
 }  // namespace seqserve

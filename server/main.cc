@@ -2,12 +2,18 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <vector>
 #include <pthread.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 #include "server/model_server.h"
 #include "spdlog/spdlog.h"
 
@@ -36,15 +42,81 @@ ABSL_FLAG(uint32_t, max_queue_delay_micros, 0,
           "server is busy (never when idle)");
 ABSL_FLAG(uint32_t, max_queued_rows, 65536,
           "Rows allowed to wait per model version; beyond it RESOURCE_EXHAUSTED");
-ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
+ABSL_FLAG(uint64_t, max_request_memory_bytes, uint64_t{256} << 20,
+          "Most activation memory one Classify may need (rows x the model's "
+          "widest layer x 4 bytes); beyond it RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug, info, warn, error, critical or off");
 
 namespace seqserve {
 namespace {
+
+constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn",
+                                      "error", "critical", "off"};
+
+// Collects every flag that is out of its range, so one start names them all.
+class FlagChecker {
+ public:
+  template <typename T>
+  void Range(const char* flag, T value, T low, T high) {
+    if (!(value >= low && value <= high)) {  // also refuses NaN
+      errors_.push_back(absl::StrCat("--", flag, "=", value, " is out of range: allowed ",
+                                     low, " to ", high));
+    }
+  }
+  void OneOf(const char* flag, const std::string& value,
+             absl::Span<const char* const> allowed) {
+    for (const char* choice : allowed) {
+      if (value == choice) return;
+    }
+    errors_.push_back(absl::StrCat("--", flag, "=", value, " is not one of: ",
+                                   absl::StrJoin(allowed, ", ")));
+  }
+  void NotEmpty(const char* flag, const std::string& value) {
+    if (value.empty()) errors_.push_back(absl::StrCat("--", flag, " must not be empty"));
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::vector<std::string> errors_;
+};
+
+std::vector<std::string> CheckFlags() {
+  constexpr double kDay = 24 * 3600;
+  FlagChecker check;
+  check.Range("port", absl::GetFlag(FLAGS_port), 0, 65535);
+  check.NotEmpty("host", absl::GetFlag(FLAGS_host));
+  check.NotEmpty("model_repository", absl::GetFlag(FLAGS_model_repository));
+  check.Range("poll_seconds", absl::GetFlag(FLAGS_poll_seconds), 0.0, kDay);
+  check.Range("max_request_rows", absl::GetFlag(FLAGS_max_request_rows), 1u, 1u << 24);
+  check.Range("max_request_memory_bytes", absl::GetFlag(FLAGS_max_request_memory_bytes),
+              uint64_t{1} << 20, uint64_t{1} << 40);
+  // Below a few KiB not even a health check fits; gRPC's own cap is 2 GiB.
+  check.Range("max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes), 4096,
+              std::numeric_limits<int>::max());
+  check.Range("keepalive_seconds", absl::GetFlag(FLAGS_keepalive_seconds), 1.0, kDay);
+  check.Range("keepalive_timeout_seconds", absl::GetFlag(FLAGS_keepalive_timeout_seconds),
+              1.0, 3600.0);
+  check.Range("drain_seconds", absl::GetFlag(FLAGS_drain_seconds), 0.0, 3600.0);
+  check.Range("shutdown_grace_seconds", absl::GetFlag(FLAGS_shutdown_grace_seconds), 0.0,
+              3600.0);
+  check.Range("inference_threads", absl::GetFlag(FLAGS_inference_threads), 0, 256);
+  check.Range("max_batch_rows", absl::GetFlag(FLAGS_max_batch_rows), 1u, 1u << 20);
+  check.Range("max_queue_delay_micros", absl::GetFlag(FLAGS_max_queue_delay_micros), 0u,
+              10'000'000u);
+  check.Range("max_queued_rows", absl::GetFlag(FLAGS_max_queued_rows), 1u, 1u << 30);
+  check.OneOf("log_level", absl::GetFlag(FLAGS_log_level), kLogLevels);
+  return check.errors();
+}
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Serves Sequential classifiers over gRPC.\n"
                                "  seqserve --model_repository=models --port=8500");
   absl::ParseCommandLine(argc, argv);
+  if (const std::vector<std::string> errors = CheckFlags(); !errors.empty()) {
+    for (const std::string& error : errors) std::cerr << "seqserve: " << error << "\n";
+    return 2;
+  }
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
   // Signals go to one waiting thread: block them before any thread starts.
@@ -60,12 +132,13 @@ int Main(int argc, char** argv) {
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_seconds));
   options.max_request_rows = absl::GetFlag(FLAGS_max_request_rows);
+  options.max_request_memory_bytes = absl::GetFlag(FLAGS_max_request_memory_bytes);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_seconds));
   options.keepalive_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_seconds));
   options.inference.threads = absl::GetFlag(FLAGS_inference_threads);
-  options.inference.limits.max_batch_rows = std::max(1u, absl::GetFlag(FLAGS_max_batch_rows));
+  options.inference.limits.max_batch_rows = absl::GetFlag(FLAGS_max_batch_rows);
   options.inference.limits.max_queue_delay =
       absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_micros));
   options.inference.limits.max_queued_rows = absl::GetFlag(FLAGS_max_queued_rows);

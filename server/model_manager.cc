@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/model_file.h"
+#include "server/client_text.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -194,13 +195,14 @@ void ModelManager::Refresh() {
   Publish(std::move(loaded));
 }
 
-void ModelManager::StartPolling(absl::Duration interval) {
+void ModelManager::StartPolling(absl::Duration interval, Refreshed refreshed) {
   if (interval <= absl::ZeroDuration() || poller_.joinable()) return;
-  poller_ = std::thread([this, interval] {
+  poller_ = std::thread([this, interval, refreshed = std::move(refreshed)] {
     absl::MutexLock lock(&poll_mu_);
     while (!poll_mu_.AwaitWithTimeout(absl::Condition(&stop_polling_), interval)) {
       poll_mu_.Unlock();
       Refresh();
+      if (refreshed) refreshed(*Snapshot());
       poll_mu_.Lock();
     }
   });
@@ -223,7 +225,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::FindIn(
     const RepositorySnapshot& snapshot, const std::string& name, int64_t version) {
   auto model = snapshot.models.find(name);
   if (model == snapshot.models.end()) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' is not served"));
+    // The name is the client's: quoted, never echoed as is.
+    return absl::NotFoundError(
+        absl::StrCat("model ", QuoteClientText(name), " is not served"));
   }
   const ModelRecord& record = model->second;
   if (version == 0) {

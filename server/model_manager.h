@@ -58,8 +58,10 @@ class ModelManager {
   void Refresh();
 
   // Calls Refresh() every `interval` on a thread of its own until
-  // StopPolling() or destruction.
-  void StartPolling(absl::Duration interval);
+  // StopPolling() or destruction, then `refreshed` (if set) with the new
+  // snapshot.
+  using Refreshed = std::function<void(const RepositorySnapshot&)>;
+  void StartPolling(absl::Duration interval, Refreshed refreshed = nullptr);
   void StopPolling();
 
   // The version to answer with (0: the highest available). NOT_FOUND for an

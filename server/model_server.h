@@ -11,7 +11,9 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/classifier_service.h"
@@ -30,6 +32,8 @@ class ModelServer {
     absl::Duration poll_interval = absl::Seconds(5);
     // Rows one Classify may carry unless a model's config says otherwise.
     uint32_t max_request_rows = 4096;
+    // Activations one Classify may need: rows x widest layer x 4 bytes.
+    uint64_t max_request_memory_bytes = uint64_t{256} << 20;
     // Largest request or response message.
     int max_message_bytes = 16 * 1024 * 1024;
     // Keepalive pings on idle connections, and how long to wait for the ack.
@@ -39,8 +43,9 @@ class ModelServer {
     InferenceRunner::Options inference;
   };
 
-  // Binds the port and starts serving; health is NOT_SERVING until the
-  // repository's first load finishes (see WaitUntilReady()).
+  // Binds the port and starts serving; health is NOT_SERVING until a model
+  // version is available (the first load's end: WaitUntilReady()).
+  // FAILED_PRECONDITION when the repository is not a readable directory.
   static absl::StatusOr<std::unique_ptr<ModelServer>> Start(Options options);
 
   ~ModelServer();  // Shutdown() with no grace if still running
@@ -51,12 +56,14 @@ class ModelServer {
   int calls_in_flight() const { return service_->calls_in_flight(); }
   // Forward passes and the requests they carried.
   InferenceRunner::Stats inference_stats() const { return runner_->stats(); }
+  // The runner every Classify goes through (tests hold its slots with it).
+  InferenceRunner& runner() { return *runner_; }
 
   // Blocks until the first load finished and health says SERVING.
   void WaitUntilReady();
 
-  // Health goes NOT_SERVING so load balancers and probes move traffic
-  // away, while calls are still answered.
+  // Health goes NOT_SERVING for good, so load balancers and probes move
+  // traffic away, while calls are still answered.
   void StartDraining();
 
   // Health goes NOT_SERVING, polling stops, new calls are refused, and calls
@@ -65,7 +72,10 @@ class ModelServer {
 
  private:
   explicit ModelServer(Options options);
-  void SetHealth(bool serving);
+  // Health follows the repository: SERVING while some version is available
+  // and the server is not draining.
+  void OnRefresh(const RepositorySnapshot& snapshot);
+  void UpdateHealth();
 
   Options options_;
   // Destroyed bottom up: the server stops, the runner drains its queue,
@@ -78,6 +88,12 @@ class ModelServer {
   std::thread first_load_;
   absl::Notification ready_;
   std::atomic<bool> shut_down_{false};
+  // Serialises health changes; held while polling starts, so a drain can
+  // never be undone by the first load finishing.
+  absl::Mutex health_mu_;
+  bool draining_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool has_models_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool loaded_once_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 }  // namespace seqserve

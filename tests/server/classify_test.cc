@@ -48,37 +48,39 @@ void ExpectPlanError(const absl::StatusOr<ClassifyPlan>& plan,
 
 v1::ClassifyResponse RunPlan(const ServedModel& served,
                              const v1::ClassifyRequest& request) {
-  auto plan = PlanClassify(request, served, 0);
+  auto plan = PlanClassify(request, served, RequestLimits{});
   EXPECT_TRUE(plan.ok()) << plan.status();
   std::vector<float> logits(plan->rows * served.model->output_width());
   EXPECT_TRUE(served.model->Forward(request.features(), plan->rows,
                                     absl::MakeSpan(logits)).ok());
   v1::ClassifyResponse response;
-  BuildClassifyResponse(served, *plan, absl::MakeSpan(logits), &response);
+  const absl::Status built =
+      BuildClassifyResponse(served, *plan, absl::MakeSpan(logits), &response);
+  EXPECT_TRUE(built.ok()) << built;
   return response;
 }
 
 TEST(PlanClassify, RefusesAnEmptyBatch) {
   auto served = Serve("species");
-  ExpectPlanError(PlanClassify(Request({}, 0), *served, 0),
+  ExpectPlanError(PlanClassify(Request({}, 0), *served, {}),
                   absl::StatusCode::kInvalidArgument, "empty batch");
 }
 
 TEST(PlanClassify, RefusesRowsOfTheWrongWidth) {
   auto served = Serve("species");
-  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 1), *served, 0),
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 1), *served, {}),
                   absl::StatusCode::kInvalidArgument,
                   "takes 3 features per row: 1 rows need 3 values, got 4");
-  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, 1}, 2), *served, 0),
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, 1}, 2), *served, {}),
                   absl::StatusCode::kInvalidArgument, "2 rows need 6 values, got 5");
 }
 
 TEST(PlanClassify, RefusesNanAndInfFeatures) {
   auto served = Serve("species");
-  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, std::nanf(""), 0}, 2), *served, 0),
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, std::nanf(""), 0}, 2), *served, {}),
                   absl::StatusCode::kInvalidArgument, "row 1 feature 1 is NaN or Inf");
   ExpectPlanError(
-      PlanClassify(Request({std::numeric_limits<float>::infinity(), 0, 1}, 1), *served, 0),
+      PlanClassify(Request({std::numeric_limits<float>::infinity(), 0, 1}, 1), *served, {}),
       absl::StatusCode::kInvalidArgument, "row 0 feature 0 is NaN or Inf");
 }
 
@@ -86,7 +88,7 @@ TEST(PlanClassify, RefusesTopKBeyondTheOutputs) {
   auto served = Serve("species");
   auto request = Request({4, 0, 1}, 1);
   request.set_top_k(4);
-  ExpectPlanError(PlanClassify(request, *served, 0),
+  ExpectPlanError(PlanClassify(request, *served, {}),
                   absl::StatusCode::kInvalidArgument,
                   "top_k 4 is more than the 3 outputs");
 }
@@ -95,11 +97,11 @@ TEST(PlanClassify, RefusesUnknownOutputModesAndSoftmaxOfOneOutput) {
   auto species = Serve("species");
   auto request = Request({4, 0, 1}, 1);
   request.set_output(static_cast<v1::OutputMode>(9));
-  ExpectPlanError(PlanClassify(request, *species, 0),
+  ExpectPlanError(PlanClassify(request, *species, {}),
                   absl::StatusCode::kInvalidArgument, "unknown output mode 9");
   auto mammal = Serve("mammal");
   request.set_output(v1::OUTPUT_MODE_SOFTMAX);
-  ExpectPlanError(PlanClassify(request, *mammal, 0),
+  ExpectPlanError(PlanClassify(request, *mammal, {}),
                   absl::StatusCode::kInvalidArgument,
                   "has one output; softmax over it is always 1");
 }
@@ -109,20 +111,54 @@ TEST(PlanClassify, RefusesThresholdsOutsideZeroOne) {
   for (float threshold : {-0.5f, 1.0f, 2.0f, std::nanf("")}) {
     auto request = Request({4, 0, 1}, 1);
     request.set_threshold(threshold);
-    ExpectPlanError(PlanClassify(request, *served, 0),
+    ExpectPlanError(PlanClassify(request, *served, {}),
                     absl::StatusCode::kInvalidArgument, "is outside (0, 1)");
   }
 }
 
 TEST(PlanClassify, RowLimitsComeFromTheModelOrTheServer) {
   auto served = Serve("species");
-  ExpectPlanError(PlanClassify(Request(std::vector<float>(9), 3), *served, 2),
+  ExpectPlanError(PlanClassify(Request(std::vector<float>(9), 3), *served, {2}),
                   absl::StatusCode::kResourceExhausted,
                   "batch of 3 rows is over the limit of 2 rows per request");
   auto limited = Serve("species", "max_request_rows: 1");
-  ExpectPlanError(PlanClassify(Request(std::vector<float>(6), 2), *limited, 100),
+  ExpectPlanError(PlanClassify(Request(std::vector<float>(6), 2), *limited, {100}),
                   absl::StatusCode::kResourceExhausted, "over the limit of 1 rows");
-  EXPECT_TRUE(PlanClassify(Request(std::vector<float>(6), 2), *served, 2).ok());
+  EXPECT_TRUE(PlanClassify(Request(std::vector<float>(6), 2), *served, {2}).ok());
+}
+
+TEST(PlanClassify, RefusesRequestsWhoseActivationsOverflowTheMemoryLimit) {
+  // 3 -> 2^20 -> 3: 1000 rows would hold 4 GiB of activations in one pass.
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(3, 1 << 20, std::vector<float>(3 << 20, 0.01f), {}));
+  layers.push_back(Layer::Relu());
+  layers.push_back(Layer::Linear(1 << 20, 3, std::vector<float>(3 << 20, 0.01f), {}));
+  auto model = Sequential::Create(3, std::move(layers), Head::kSoftmax);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto wide = MakeServedModel("wide", 1, std::move(*model), v1::ModelConfig());
+  ASSERT_TRUE(wide.ok()) << wide.status();
+  RequestLimits limits;
+  limits.max_memory_bytes = uint64_t{256} << 20;
+  ExpectPlanError(PlanClassify(Request(std::vector<float>(3000), 1000), **wide, limits),
+                  absl::StatusCode::kResourceExhausted,
+                  "batch of 1000 rows needs 4194304000 bytes of activations (1048576 "
+                  "values per row in model 'wide'), over the limit of 268435456 bytes");
+  EXPECT_TRUE(PlanClassify(Request(std::vector<float>(3 * 64), 64), **wide, limits).ok());
+}
+
+TEST(BuildClassifyResponse, RowsWhoseScoresAreNotFiniteAreRefused) {
+  // Finite but extreme features: PyTorch gives NaN for this row too.
+  auto served = Serve("species");
+  auto request = Request({4, 0, 1, -3e38f, 1, 1}, 2);
+  auto plan = PlanClassify(request, *served, RequestLimits{});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<float> logits(2 * 3);
+  ASSERT_TRUE(served->model->Forward(request.features(), 2, absl::MakeSpan(logits)).ok());
+  v1::ClassifyResponse response;
+  const absl::Status built =
+      BuildClassifyResponse(*served, *plan, absl::MakeSpan(logits), &response);
+  EXPECT_EQ(built.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(built.message()), HasSubstr("row 1 gives scores that are not finite"));
 }
 
 TEST(BuildClassifyResponse, SoftmaxRowsCarryLabelsAndTopK) {
@@ -166,6 +202,15 @@ TEST(BuildClassifyResponse, BinarySigmoidNamesThePositiveClassOrItsAbsence) {
   ASSERT_TRUE(two.ok()) << two.status();
   EXPECT_EQ(RunPlan(**two, Request({2, 1, 0}, 1)).results(0).predicted_label(), "other");
   EXPECT_EQ(RunPlan(**two, Request({4, 0, 1}, 1)).results(0).predicted_label(), "mammal");
+
+  // The one output scores the positive class: top_k names it so.
+  auto request = Request({2, 1, 0}, 1);
+  request.set_top_k(1);
+  const v1::RowResult row = RunPlan(**two, request).results(0);
+  ASSERT_EQ(row.top_k_size(), 1);
+  EXPECT_EQ(row.top_k(0).index(), 0u);
+  EXPECT_EQ(row.top_k(0).label(), "mammal");
+  EXPECT_EQ(row.top_k(0).score(), row.scores(0));
 }
 
 TEST(BuildClassifyResponse, ThresholdMovesTheBinaryDecision) {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "core/onnx_loader.h"
 #include "server/output_mode.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -265,14 +266,100 @@ TEST_F(ServerTest, APortInUseFailsToStart) {
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen"));
 }
 
-TEST_F(ServerTest, AnExpiredDeadlineIsReported) {
-  StartServer();
+// The server's own check: a call whose deadline passes while it waits for
+// a forward pass is answered without running (the runner counts it).
+TEST_F(ServerTest, ACallWhoseDeadlinePassesWhileQueuedIsNotRun) {
+  StartServer(absl::ZeroDuration(), 4 * 1024 * 1024, /*inference_threads=*/1);
+  // Hold the only slot with a pass whose callback waits.
+  auto species = server_->models().Find("species", 0);
+  ASSERT_TRUE(species.ok());
+  const std::vector<float> row = {4, 0, 1};
+  absl::Notification holding, release;
+  std::thread holder([&] {
+    server_->runner().Run(*species, row, 1, absl::InfiniteFuture(),
+                          [&](absl::StatusOr<absl::Span<float>>) {
+                            holding.Notify();
+                            release.WaitForNotification();
+                          });
+  });
+  holding.WaitForNotification();
+  const auto before = server_->inference_stats();
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
   v1::ClassifyResponse response;
   const grpc::Status status =
       stub_->Classify(&context, Request("species", {4, 0, 1}, 1), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  release.Notify();
+  holder.join();
+  // The queued call is answered once the slot frees: poll for its count.
+  for (int i = 0; i < 1000 && server_->inference_stats().expired == before.expired; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const auto after = server_->inference_stats();
+  EXPECT_EQ(after.expired - before.expired, 1u);
+  EXPECT_EQ(after.rows, before.rows);
+}
+
+TEST_F(ServerTest, RowsWhoseScoresOverflowAreInvalidNotNaN) {
+  StartServer();
+  ExpectError(Request("species", {4, 0, 1, -3e38f, 1, 1}, 2),
+              grpc::StatusCode::INVALID_ARGUMENT, "row 1 gives scores that are not finite");
+}
+
+TEST_F(ServerTest, ClientTextInMessagesIsEscaped) {
+  StartServer();
+  ExpectError(Request(std::string("bad\0name\xe2\x80\xae", 11), {1, 2, 3}, 1),
+              grpc::StatusCode::NOT_FOUND, "model 'bad\\x00name\\xe2\\x80\\xae' is not served");
+  v1::ClassifyResponse response;
+  const grpc::Status status = Classify(Request(std::string(5000, 'x'), {1, 2, 3}, 1), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(status.error_message().size(), 200u);
+}
+
+TEST_F(ServerTest, AMissingRepositoryFailsToStart) {
+  ModelServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.model_repository = repository_.root() + "/no-such-dir";
+  auto server = ModelServer::Start(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(server.status().message()), HasSubstr("no-such-dir"));
+}
+
+TEST(ServerHealth, AnEmptyRepositoryIsNotServingUntilAModelLoads) {
+  TestRepository repository;
+  ModelServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.model_repository = repository.root();
+  options.poll_interval = absl::Milliseconds(50);
+  auto server = ModelServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  (*server)->WaitUntilReady();
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  auto check = [&] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    EXPECT_TRUE(health->Check(&context, request, &response).ok());
+    return response.status();
+  };
+  using Status = grpc::health::v1::HealthCheckResponse;
+  EXPECT_EQ(check(), Status::NOT_SERVING);
+  repository.AddReferenceVersion("species", 1, "species");
+  Status::ServingStatus status = Status::NOT_SERVING;
+  for (int i = 0; i < 500 && status != Status::SERVING; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    status = check();
+  }
+  EXPECT_EQ(status, Status::SERVING);
+  // A drain is for good: a later refresh does not bring SERVING back.
+  (*server)->StartDraining();
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(check(), Status::NOT_SERVING);
 }
 
 TEST_F(ServerTest, MetadataDescribesTheModel) {

@@ -1,0 +1,18 @@
+// Text a client sent, made safe to put in an error message or a log line.
+#pragma once
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace seqserve {
+
+// Longest client text quoted in full; longer text is cut and marked.
+inline constexpr size_t kMaxQuotedClientBytes = 128;
+
+// `text` in single quotes, with control bytes, quotes, backslashes and
+// non-ASCII bytes escaped as C escapes (a NUL or U+202E cannot reach a
+// terminal or a log as is), cut to kMaxQuotedClientBytes.
+std::string QuoteClientText(absl::string_view text);
+
+}  // namespace seqserve
