@@ -238,6 +238,25 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::Hea
   return response.status();
 }
 
+Client::~Client() {
+  // A call's ClientContext holds a reference to the channel. Were the last
+  // one dropped on gRPC's callback thread, gRPC 1.51 would free the queue
+  // that thread polls; waiting here keeps the last reference on this thread.
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* calls) { return *calls == 0; }, &async_calls_));
+}
+
+void Client::AsyncCallStarted() {
+  absl::MutexLock lock(&mu_);
+  ++async_calls_;
+}
+
+void Client::AsyncCallFinished() {
+  absl::MutexLock lock(&mu_);
+  --async_calls_;
+}
+
 void Client::ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done) {
   // One allocation holds everything the call needs until it completes.
   struct Call {
@@ -250,14 +269,17 @@ void Client::ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done
   call->request = request;
   call->done = std::move(done);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  AsyncCallStarted();
   classifier_->async()->Classify(
-      &call->context, &call->request, &call->response, [call](grpc::Status status) {
-        std::unique_ptr<Call> owned(call);
-        if (status.ok()) {
-          owned->done(std::move(owned->response));
-        } else {
-          owned->done(ToAbslStatus(status));
-        }
+      &call->context, &call->request, &call->response,
+      [this, call](grpc::Status status) {
+        ClassifyDone call_done = std::move(call->done);
+        absl::StatusOr<v1::ClassifyResponse> result =
+            status.ok() ? absl::StatusOr<v1::ClassifyResponse>(std::move(call->response))
+                        : ToAbslStatus(status);
+        delete call;  // the ClientContext and its channel reference
+        AsyncCallFinished();  // from here on ~Client may return
+        call_done(std::move(result));
       });
 }
 
@@ -271,10 +293,13 @@ void Client::HealthAsync(HealthDone done) {
   auto* call = new Call;
   call->done = std::move(done);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  AsyncCallStarted();
   health_->async()->Check(&call->context, &call->request, &call->response,
-                          [call](grpc::Status status) {
-                            std::unique_ptr<Call> owned(call);
-                            owned->done(ToAbslStatus(status));
+                          [this, call](grpc::Status status) {
+                            HealthDone call_done = std::move(call->done);
+                            delete call;  // as in ClassifyAsync
+                            AsyncCallFinished();
+                            call_done(ToAbslStatus(status));
                           });
 }
 

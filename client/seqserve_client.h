@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -102,6 +104,10 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Create(
       const std::string& target, const ClientOptions& options = {});
 
+  // Waits until every asynchronous call has released its gRPC state (its
+  // `done` may still be running), then drops this Client's channel.
+  ~Client();
+
   // Classifies `rows` rows of features, row-major.
   absl::StatusOr<Classification> Classify(const std::string& model,
                                           absl::Span<const float> features,
@@ -116,6 +122,14 @@ class Client {
 
   // The asynchronous path for high-rate callers: returns at once, calls
   // `done` on a gRPC thread. `request` is copied.
+  //
+  // Lifetime: the call's gRPC state is released before `done` runs, so
+  // `done` may wake a thread that then destroys this Client at once.
+  // ~Client waits for every call still in flight. A Client must not be
+  // destroyed from inside one of its own `done` callbacks: the channel would
+  // then be freed on gRPC's callback thread, which gRPC does not support
+  // (grpc/grpc#37858). The same holds for a copy of channel(): do not let a
+  // `done` callback drop the last one.
   using ClassifyDone =
       std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
   void ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done);
@@ -131,6 +145,12 @@ class Client {
  private:
   Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
 
+  // Bracket each asynchronous call; the end comes before its `done` runs.
+  void AsyncCallStarted();
+  void AsyncCallFinished();
+
+  absl::Mutex mu_;
+  int async_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
   std::unique_ptr<v1::Classifier::Stub> classifier_;

@@ -9,9 +9,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "server/model_server.h"
 #include "tests/support/reference_data.h"
+#include "tests/support/server_process.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -19,6 +21,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using testing::ServerProcess;
 using testing::TestRepository;
 
 // One in-process server whose species model carries version `version`, so
@@ -210,6 +213,91 @@ TEST(Client, AsyncCallsComplete) {
   });
   ASSERT_TRUE(health_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(health_status.ok()) << health_status;
+}
+
+v1::ClassifyRequest SpeciesRequest() {
+  v1::ClassifyRequest request;
+  request.set_model("species");
+  request.add_features(4);
+  request.add_features(0);
+  request.add_features(1);
+  request.set_rows(1);
+  return request;
+}
+
+// Counts down the `done` callbacks of a batch of asynchronous calls.
+class AsyncBatch {
+ public:
+  explicit AsyncBatch(int calls) : left_(calls) {}
+
+  void Done(const absl::Status& status) {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!status.ok() && first_error_.ok()) first_error_ = status;
+      last = --left_ == 0;
+    }
+    // Outside the lock: the waiter may destroy this batch as soon as it wakes.
+    if (last) all_done_.Notify();
+  }
+  bool Wait() { return all_done_.WaitForNotificationWithTimeout(absl::Seconds(20)); }
+  absl::Status first_error() {
+    absl::MutexLock lock(&mu_);
+    return first_error_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int left_ ABSL_GUARDED_BY(mu_);
+  absl::Status first_error_ ABSL_GUARDED_BY(mu_);
+  absl::Notification all_done_;
+};
+
+// The pattern of grpc/grpc#37858: a caller destroys its Client the moment
+// the last `done` returns. Before the call state was released ahead of
+// `done`, the channel's last reference could die on gRPC's callback thread
+// and abort the process about once in a thousand rounds. The server runs in
+// its own process so that this Client's channel is the only gRPC user here,
+// as in a real client program.
+TEST(Client, AClientCanBeDestroyedAsSoonAsItsLastAsyncCallIsDone) {
+  ServerProcess server(SEQSERVE_PATH,
+                       {"--model_repository=" SEQSERVE_MODELS_DIR, "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  const v1::ClassifyRequest request = SpeciesRequest();
+  constexpr int kRounds = 2000;
+  constexpr int kCallsPerRound = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    auto client = Connect(server.target());
+    AsyncBatch batch(kCallsPerRound);
+    for (int i = 0; i < kCallsPerRound; ++i) {
+      if (i % 2 == 0) {
+        client->ClassifyAsync(request, [&batch](absl::StatusOr<v1::ClassifyResponse> r) {
+          batch.Done(r.status());
+        });
+      } else {
+        client->HealthAsync([&batch](absl::Status status) { batch.Done(status); });
+      }
+    }
+    ASSERT_TRUE(batch.Wait()) << "round " << round;
+    client.reset();
+    ASSERT_TRUE(batch.first_error().ok()) << "round " << round << ": " << batch.first_error();
+  }
+}
+
+TEST(Client, DestroyingAClientWaitsForItsAsyncCalls) {
+  Backend backend;
+  const v1::ClassifyRequest request = SpeciesRequest();
+  constexpr int kCalls = 32;
+  AsyncBatch batch(kCalls);
+  auto client = Connect(backend.target());
+  for (int i = 0; i < kCalls; ++i) {
+    client->ClassifyAsync(request, [&batch](absl::StatusOr<v1::ClassifyResponse> r) {
+      batch.Done(r.status());
+    });
+  }
+  client.reset();  // with the calls in flight: they finish, not cancelled
+  ASSERT_TRUE(batch.Wait());
+  EXPECT_TRUE(batch.first_error().ok()) << batch.first_error();
 }
 
 TEST(Client, TargetsResolve) {
