@@ -36,6 +36,31 @@ std::set<int64_t> VersionsToKeep(const ModelRecord& record,
   return keep;
 }
 
+// A specific version policy naming versions that are not on disk.
+std::string MissingPolicyVersions(const ModelRecord& record, const ModelOnDisk& model) {
+  const auto& policy = record.config.version_policy();
+  if (!record.config_loaded || policy.policy_case() != v1::VersionPolicy::kSpecific) {
+    return "";
+  }
+  std::set<int64_t> on_disk;
+  for (const auto& version : model.versions) on_disk.insert(version.version);
+  std::set<int64_t> missing;
+  for (int64_t version : policy.specific().versions()) {
+    if (!on_disk.count(version)) missing.insert(version);
+  }
+  if (missing.empty()) return "";
+  return absl::StrCat("version_policy names versions that are not on disk: ",
+                      absl::StrJoin(missing, ", "));
+}
+
+std::string JoinProblems(std::initializer_list<absl::string_view> problems) {
+  std::vector<absl::string_view> present;
+  for (absl::string_view problem : problems) {
+    if (!problem.empty()) present.push_back(problem);
+  }
+  return absl::StrJoin(present, "; ");
+}
+
 }  // namespace
 
 ModelManager::ModelManager(std::string repository)
@@ -78,22 +103,32 @@ void ModelManager::Refresh() {
   for (const ModelOnDisk& model : *disk) {
     auto found = old->models.find(model.name);
     ModelRecord record = found != old->models.end() ? found->second : ModelRecord{};
+    if (model.problem != record.disk_problem && !model.problem.empty()) {
+      spdlog::error("model {}: {}", model.name, model.problem);
+    }
+    record.disk_problem = model.problem;
     bool config_changed = false;
-    if (!record.config_loaded || record.config_stamp != model.config_stamp) {
+    // A config is read again only when its file changed: a broken one is
+    // reported once, not on every poll.
+    if (record.config_stamp != model.config_stamp ||
+        (!record.config_loaded && record.config_error.empty())) {
       auto config = model.config_path.empty()
                         ? absl::StatusOr<v1::ModelConfig>(v1::ModelConfig())
                         : LoadModelConfig(model.config_path);
       record.config_stamp = model.config_stamp;
       if (config.ok()) {
+        config_changed = record.config_loaded;
         record.config = std::move(*config);
         record.config_loaded = true;
-        record.error.clear();
-        config_changed = found != old->models.end();
+        record.config_error.clear();
+        if (config_changed) spdlog::info("model {}: config applied", model.name);
       } else {
-        record.error = std::string(config.status().message());
-        spdlog::error("model {}: {}", model.name, record.error);
+        record.config_error = std::string(config.status().message());
+        spdlog::error("model {}: {}", model.name, record.config_error);
       }
     }
+    record.error = JoinProblems({record.config_error, record.disk_problem,
+                                 MissingPolicyVersions(record, model)});
     if (!record.config_loaded) {  // a new model whose config does not parse
       next->models[model.name] = std::move(record);
       continue;
@@ -127,8 +162,11 @@ void ModelManager::Refresh() {
         if (rebuilt.ok()) {
           entry.served = std::move(*rebuilt);
         } else {
-          record.error = absl::StrCat("config not applied: ", rebuilt.status().message());
-          spdlog::error("model {}: {}", model.name, record.error);
+          record.config_error =
+              absl::StrCat("config not applied: ", rebuilt.status().message());
+          record.error = JoinProblems({record.config_error, record.disk_problem,
+                                       MissingPolicyVersions(record, model)});
+          spdlog::error("model {}: {}", model.name, record.config_error);
         }
       }
     }

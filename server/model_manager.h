@@ -32,7 +32,11 @@ struct VersionRecord {
 };
 
 struct ModelRecord {
-  std::string error;  // the config could not be read
+  // Everything wrong with the model as a whole, for ListModels: the
+  // config's error and the directory's problems.
+  std::string error;
+  std::string config_error;  // the config could not be read or applied
+  std::string disk_problem;  // from the last scan, logged when it changes
   FileStamp config_stamp;
   v1::ModelConfig config;  // the last config that parsed
   bool config_loaded = false;

@@ -1,12 +1,16 @@
 #include "server/model_repository.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <system_error>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/file_util.h"
 #include "core/text_proto.h"
 
@@ -19,38 +23,104 @@ constexpr const char* kConfigFile = "config.textproto";
 constexpr const char* kModelFiles[] = {"model.onnx", "model.textproto"};
 
 FileStamp StampOf(const fs::path& path) {
-  std::error_code error;
   FileStamp stamp;
-  const auto size = fs::file_size(path, error);
-  if (error) return stamp;
-  const auto mtime = fs::last_write_time(path, error);
-  if (error) return stamp;
-  stamp.size = static_cast<int64_t>(size);
-  stamp.mtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       mtime.time_since_epoch())
-                       .count();
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) return stamp;
+  stamp.size = static_cast<int64_t>(info.st_size);
+  stamp.mtime_ns = int64_t{info.st_mtim.tv_sec} * 1'000'000'000 + info.st_mtim.tv_nsec;
+  stamp.ctime_ns = int64_t{info.st_ctim.tv_sec} * 1'000'000'000 + info.st_ctim.tv_nsec;
+  stamp.device = info.st_dev;
+  stamp.inode = info.st_ino;
   return stamp;
+}
+
+// What kind of entry `path` is, following symlinks; the error says why it
+// cannot be told (a symlink loop, no permission).
+fs::file_status StatusOf(const fs::path& path, std::error_code& error) {
+  fs::file_status status = fs::status(path, error);
+  if (error == std::errc::no_such_file_or_directory) error.clear();
+  return status;
 }
 
 VersionOnDisk ReadVersion(const fs::path& dir, int64_t version) {
   VersionOnDisk result;
   result.version = version;
   std::vector<fs::path> found;
+  std::vector<std::string> problems;
   for (const char* name : kModelFiles) {
     std::error_code error;
-    if (fs::is_regular_file(dir / name, error)) found.push_back(dir / name);
+    const fs::file_status status = StatusOf(dir / name, error);
+    if (error) {
+      problems.push_back(absl::StrCat(name, " cannot be read: ", error.message()));
+    } else if (fs::is_regular_file(status)) {
+      found.push_back(dir / name);
+    } else if (fs::is_directory(status)) {
+      problems.push_back(absl::StrCat(name, " is a directory, not a file"));
+    } else if (fs::exists(status)) {
+      problems.push_back(absl::StrCat(name, " is not a regular file"));
+    }
   }
-  if (found.size() == 1) {
-    result.model_path = found[0].string();
-    result.stamp = StampOf(found[0]);
-  } else if (found.empty()) {
-    result.problem = absl::StrCat(dir.string(),
-                                  ": no model.onnx or model.textproto");
-  } else {
+  if (found.size() == 2) {
     result.problem = absl::StrCat(
         dir.string(), ": both model.onnx and model.textproto; keep one");
+  } else if (!problems.empty()) {
+    result.problem = absl::StrCat(dir.string(), ": ", absl::StrJoin(problems, "; "));
+  } else if (found.empty()) {
+    result.problem = absl::StrCat(dir.string(), ": no model.onnx or model.textproto");
+  } else {
+    result.model_path = found[0].string();
+    result.stamp = StampOf(found[0]);
   }
   return result;
+}
+
+// The versions of one model directory. Two directories that name the same
+// number ("1" and "01") give one version with a problem and no file:
+// picking either would be a guess.
+std::vector<VersionOnDisk> ReadVersions(const fs::path& model_dir,
+                                        std::vector<std::string>* problems) {
+  std::error_code error;
+  fs::directory_iterator entries(model_dir, error);
+  if (error) {
+    problems->push_back(absl::StrCat("cannot be read: ", error.message()));
+    return {};
+  }
+  std::map<int64_t, std::vector<fs::path>> by_number;
+  for (const auto& entry : entries) {
+    int64_t version;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &version) || version <= 0) {
+      continue;  // config.textproto, notes, anything not a version
+    }
+    const fs::file_status status = StatusOf(entry.path(), error);
+    if (error) {
+      problems->push_back(absl::StrCat("version directory ", entry.path().filename().string(),
+                                       " cannot be read: ", error.message()));
+      error.clear();
+      continue;
+    }
+    if (fs::is_directory(status)) by_number[version].push_back(entry.path());
+  }
+  std::vector<VersionOnDisk> versions;
+  for (auto& [number, dirs] : by_number) {
+    if (dirs.size() == 1) {
+      versions.push_back(ReadVersion(dirs[0], number));
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const fs::path& dir : dirs) names.push_back(dir.filename().string());
+    std::sort(names.begin(), names.end());
+    VersionOnDisk clash;
+    clash.version = number;
+    clash.problem = absl::StrCat(model_dir.string(), ": directories ",
+                                 absl::StrJoin(names, " and "), " all claim version ",
+                                 number, "; none is loaded until one is renamed");
+    versions.push_back(std::move(clash));
+  }
+  std::sort(versions.begin(), versions.end(),
+            [](const VersionOnDisk& a, const VersionOnDisk& b) {
+              return a.version > b.version;
+            });
+  return versions;
 }
 
 }  // namespace
@@ -65,30 +135,33 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
   std::vector<ModelOnDisk> result;
   for (const auto& model_dir : models) {
     const std::string name = model_dir.path().filename().string();
-    if (name.empty() || name[0] == '.' || !model_dir.is_directory(error)) continue;
+    if (name.empty() || name[0] == '.') continue;
     ModelOnDisk model;
     model.name = name;
-    const fs::path config = model_dir.path() / kConfigFile;
-    if (fs::is_regular_file(config, error)) {
-      model.config_path = config.string();
-      model.config_stamp = StampOf(config);
-    }
-    fs::directory_iterator versions(model_dir.path(), error);
-    if (!error) {
-      for (const auto& version_dir : versions) {
-        int64_t version;
-        if (!version_dir.is_directory(error) ||
-            !absl::SimpleAtoi(version_dir.path().filename().string(), &version) ||
-            version <= 0) {
-          continue;
-        }
-        model.versions.push_back(ReadVersion(version_dir.path(), version));
+    std::vector<std::string> problems;
+    const fs::file_status status = StatusOf(model_dir.path(), error);
+    if (error) {
+      // A model directory we cannot look into is reported, not skipped.
+      problems.push_back(absl::StrCat("cannot be read: ", error.message()));
+      error.clear();
+    } else if (!fs::is_directory(status)) {
+      continue;  // a stray file beside the models
+    } else {
+      const fs::path config = model_dir.path() / kConfigFile;
+      if (fs::is_regular_file(config, error)) {
+        model.config_path = config.string();
+        model.config_stamp = StampOf(config);
+      }
+      model.versions = ReadVersions(model_dir.path(), &problems);
+      if (model.versions.empty() && problems.empty()) {
+        problems.push_back(
+            "no version directories (expected <model>/<positive integer>/model.onnx)");
       }
     }
-    std::sort(model.versions.begin(), model.versions.end(),
-              [](const VersionOnDisk& a, const VersionOnDisk& b) {
-                return a.version > b.version;
-              });
+    if (!problems.empty()) {
+      model.problem = absl::StrCat(model_dir.path().string(), ": ",
+                                   absl::StrJoin(problems, "; "));
+    }
     result.push_back(std::move(model));
   }
   std::sort(result.begin(), result.end(),
@@ -97,7 +170,7 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
 }
 
 absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path) {
-  auto text = ReadFileToString(path);
+  auto text = ReadFileToString(path, kMaxConfigFileBytes);
   if (!text.ok()) return text.status();
   v1::ModelConfig config;
   if (absl::Status parsed = ParseTextProto(*text, &config); !parsed.ok()) {

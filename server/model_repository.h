@@ -15,19 +15,29 @@
 
 namespace seqserve {
 
-// Enough of a file's identity to notice that it was replaced.
+// Enough of a file's identity to notice that it was replaced: a copy that
+// keeps size and mtime (`cp -p`, `rsync -a`, `tar x`) still changes the
+// inode or the ctime.
 struct FileStamp {
   int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
   int64_t size = -1;  // -1: no file
+  uint64_t device = 0;
+  uint64_t inode = 0;
   bool operator==(const FileStamp& other) const {
-    return mtime_ns == other.mtime_ns && size == other.size;
+    return mtime_ns == other.mtime_ns && ctime_ns == other.ctime_ns &&
+           size == other.size && device == other.device && inode == other.inode;
   }
   bool operator!=(const FileStamp& other) const { return !(*this == other); }
 };
 
+// Largest config.textproto read: a config is a few lines.
+inline constexpr uint64_t kMaxConfigFileBytes = 1 << 20;
+
 struct VersionOnDisk {
   int64_t version = 0;
-  // The model file; empty when the directory holds none (or two).
+  // The model file; empty when the directory holds none (or two), or when
+  // two directories claim this version.
   std::string model_path;
   // Why model_path is empty.
   std::string problem;
@@ -39,10 +49,14 @@ struct ModelOnDisk {
   std::string config_path;  // empty when the model has no config file
   FileStamp config_stamp;
   std::vector<VersionOnDisk> versions;  // highest first
+  // What is wrong with the model's directory as a whole (no versions, an
+  // entry that cannot be read); empty when nothing is.
+  std::string problem;
 };
 
 // Every model directory under `root`, by name. NOT_FOUND when `root` is not
-// a readable directory.
+// a readable directory. A model directory that cannot be read (a symlink
+// loop, say) is listed with its problem.
 absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root);
 
 // Parses a config.textproto; INVALID_ARGUMENT with line and column.

@@ -5,7 +5,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
+
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 
 #include "tests/support/test_repository.h"
 
@@ -211,6 +217,117 @@ TEST_F(ModelManagerTest, AMissingRepositoryServesNothingAndKeepsWhatWasLoaded) {
   ModelManager missing("/nonexistent/repository");
   missing.Refresh();
   EXPECT_TRUE(missing.Snapshot()->models.empty());
+
+  // A repository that goes away after a load: what was loaded keeps serving.
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  ASSERT_EQ(ServedVersion("species"), 1);
+  const std::string moved = repository_.root() + ".moved";
+  std::filesystem::rename(repository_.root(), moved);
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 1);
+  std::filesystem::rename(moved, repository_.root());
+}
+
+// A 3-in, 3-out text model whose first logit is `first`, always 3 digits.
+std::string ConstantModel(const std::string& first) {
+  return "input_width: 3\n"
+         "layers { linear { in_features: 3 out_features: 3 weight: [0,0,0,0,0,0,0,0,0] "
+         "bias: [" + first + ", 0, 0] } }\n";
+}
+
+float FirstLogit(const ServedModel& served) {
+  const float row[] = {1, 2, 3};
+  auto logits = served.model->Predict(row, 1, Head::kLogits);
+  return logits.ok() ? (*logits)[0] : -1.0f;
+}
+
+// `cp -p`, `rsync -a` and `tar x` keep the mtime, and a retrained model of
+// the same shape keeps the size: the file is still new.
+TEST_F(ModelManagerTest, AReplacementWithTheSameSizeAndMtimeIsReloaded) {
+  repository_.WriteFile("constant/1/model.textproto", ConstantModel("1.5"));
+  manager_.Refresh();
+  auto before = manager_.Find("constant", 0);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(FirstLogit(**before), 1.5f);
+  const std::filesystem::path path = repository_.root() + "/constant/1/model.textproto";
+  const auto mtime = std::filesystem::last_write_time(path);
+  const auto size = std::filesystem::file_size(path);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << ConstantModel("2.5");
+  std::filesystem::last_write_time(path, mtime);
+  ASSERT_EQ(std::filesystem::file_size(path), size);
+  manager_.Refresh();
+  auto after = manager_.Find("constant", 0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(FirstLogit(**after), 2.5f);
+}
+
+TEST_F(ModelManagerTest, TwoDirectoriesClaimingOneVersionLoadNeither) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  manager_.Refresh();
+  ASSERT_EQ(ServedVersion("species"), 1);
+  repository_.AddReferenceVersion("species", 2, "species");
+  repository_.WriteFile("species/02/model.textproto", ConstantModel("1.5"));
+  manager_.Refresh();
+  EXPECT_EQ(ServedVersion("species"), 1);  // not a guess between 2 and 02
+  const VersionRecord* clash = Version("species", 2);
+  ASSERT_NE(clash, nullptr);
+  EXPECT_EQ(clash->state, v1::MODEL_STATE_FAILED);
+  EXPECT_THAT(clash->error, HasSubstr("directories 02 and 2 all claim version 2"));
+}
+
+TEST_F(ModelManagerTest, RepositoryAmbiguitiesAreReportedWithTheirReason) {
+  // A version policy naming versions that are not there.
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteFile("species/config.textproto",
+                        "version_policy { specific { versions: [1, 3, 5] } }");
+  // A model directory with no versions.
+  std::filesystem::create_directories(repository_.root() + "/empty");
+  // A directory named like the model file.
+  std::filesystem::create_directories(repository_.root() + "/dir/1/model.onnx");
+  // A symlink loop as a model and as a version.
+  std::filesystem::create_symlink("loop", repository_.root() + "/loop");
+  repository_.AddReferenceVersion("looped", 1, "species");
+  std::filesystem::create_symlink("2", repository_.root() + "/looped/2");
+  manager_.Refresh();
+  const auto snapshot = manager_.Snapshot();
+  EXPECT_EQ(ServedVersion("species"), 1);
+  EXPECT_THAT(snapshot->models.at("species").error,
+              HasSubstr("version_policy names versions that are not on disk: 3, 5"));
+  EXPECT_THAT(snapshot->models.at("empty").error, HasSubstr("no version directories"));
+  ExpectFindError("empty", 0, absl::StatusCode::kUnavailable, "no version directories");
+  const VersionRecord* dir = Version("dir", 1);
+  ASSERT_NE(dir, nullptr);
+  EXPECT_THAT(dir->error, HasSubstr("model.onnx is a directory, not a file"));
+  EXPECT_THAT(snapshot->models.at("loop").error,
+              HasSubstr("Too many levels of symbolic links"));
+  EXPECT_EQ(ServedVersion("looped"), 1);
+  EXPECT_THAT(snapshot->models.at("looped").error,
+              HasSubstr("version directory 2 cannot be read: Too many levels"));
+}
+
+// A broken config is reported once, and again only when its file changes.
+TEST_F(ModelManagerTest, ABrokenConfigIsLoggedOncePerChange) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log, /*force_flush=*/true);
+  spdlog::default_logger()->sinks().push_back(sink);
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteFile("species/config.textproto", "labels: [unterminated");
+  for (int i = 0; i < 3; ++i) manager_.Refresh();
+  auto count = [&] {
+    const std::string text = log.str();
+    size_t n = 0;
+    for (size_t at = text.find("config.textproto: line"); at != std::string::npos;
+         at = text.find("config.textproto: line", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count(), 1u);
+  repository_.WriteFile("species/config.textproto", "labels: [still unterminated");
+  for (int i = 0; i < 3; ++i) manager_.Refresh();
+  EXPECT_EQ(count(), 2u);
+  spdlog::default_logger()->sinks().pop_back();
 }
 
 TEST_F(ModelManagerTest, PollingPicksUpNewVersions) {

@@ -290,6 +290,9 @@ TEST_F(ServerTest, ACallWhoseDeadlinePassesWhileQueuedIsNotRun) {
   const grpc::Status status =
       stub_->Classify(&context, Request("species", {4, 0, 1}, 1), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server's clock started when the call arrived, a little after the
+  // client's: let its deadline pass too before the slot frees.
+  absl::SleepFor(absl::Milliseconds(200));
   release.Notify();
   holder.join();
   // The queued call is answered once the slot frees: poll for its count.
