@@ -6,11 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# npm ci empties node_modules first: one run at a time (ctest of two presets).
-exec 9<tools/buf
-flock 9
-(cd tools/buf && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-buf=tools/buf/node_modules/.bin/buf
-echo "buf $("$buf" --version): linting proto/"
-"$buf" lint proto
+echo "buf $(scripts/buf.sh --version): linting proto/"
+scripts/buf.sh lint proto
 echo "proto/: no lint findings"

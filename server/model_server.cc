@@ -6,6 +6,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "core/layer.h"
 #include "spdlog/spdlog.h"
 
@@ -44,6 +45,9 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
       RequestLimits{o.max_request_rows, o.max_request_memory_bytes});
 
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's health service is built on its own C messages: reflection can
+  // describe it only once the C++ descriptors are linked in and registered.
+  grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.address, grpc::InsecureServerCredentials(),
