@@ -1,7 +1,13 @@
-// The client library against in-process servers: results, every error
-// code, deadlines, the retry policy, routing past a dead server and
-// round-robin spreading.
+// The client library against in-process servers (and, for the async
+// lifetime test, seqserve in its own process): results, every error code,
+// deadlines, the retry policy, routing past a dead server, round-robin
+// spreading and async call lifetime.
 #include "client/seqserve_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <grpcpp/security/server_credentials.h>
@@ -9,6 +15,8 @@
 #include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -52,13 +60,40 @@ struct Backend {
   std::unique_ptr<ModelServer> server;
 };
 
-// A port nothing listens on: bound, then closed.
-int DeadPort() {
-  Backend probe;
-  const int port = probe.server->port();
-  probe.server->Shutdown(absl::ZeroDuration());
-  return port;
-}
+// A loopback port that refuses connections for as long as this object
+// lives: a socket bound to it that never listens. Holding the socket keeps
+// the port from the tests that run beside this one (ctest -j); a port that
+// was bound and closed could be taken by another server in between. The
+// socket sets neither SO_REUSEADDR nor SO_REUSEPORT, so no other socket,
+// gRPC's included, can bind the port while it is held.
+class DeadPort {
+ public:
+  DeadPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ADD_FAILURE() << "cannot hold a loopback port: " << std::strerror(errno);
+      return;
+    }
+    port_ = ntohs(address.sin_port);
+  }
+  ~DeadPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  DeadPort(const DeadPort&) = delete;
+  DeadPort& operator=(const DeadPort&) = delete;
+
+  int port() const { return port_; }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 // A stand-in Classifier that refuses its first `failures` Classify calls
 // with `code`, then answers; it counts the attempts that reach it and the
@@ -197,9 +232,35 @@ TEST(Client, ErrorsCarryTheServersCodeAndMessage) {
 TEST(Client, AnUnreachableServerIsUnavailable) {
   ClientOptions options;
   options.deadline = absl::Seconds(5);
-  auto client = Connect(absl::StrCat("127.0.0.1:", DeadPort()), options);
+  DeadPort dead;
+  auto client = Connect(dead.target(), options);
   auto result = client->Health();
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+}
+
+// What the tests with a DeadPort rely on: the held port refuses connections,
+// and no server, though gRPC binds with SO_REUSEPORT, can take it meanwhile.
+TEST(Client, ADeadPortRefusesConnectionsAndCannotBeTaken) {
+  DeadPort dead;
+  ASSERT_GT(dead.port(), 0);
+  const int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(probe, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(dead.port()));
+  const int connected = connect(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  const int error = errno;
+  close(probe);
+  EXPECT_EQ(connected, -1);
+  EXPECT_EQ(error, ECONNREFUSED) << std::strerror(error);
+
+  grpc::ServerBuilder builder;
+  int bound_port = -1;
+  builder.AddListeningPort(dead.target(), grpc::InsecureServerCredentials(), &bound_port);
+  auto server = builder.BuildAndStart();
+  EXPECT_EQ(server, nullptr) << "a server took the held port " << bound_port;
+  if (server != nullptr) server->Shutdown();
 }
 
 TEST(Client, DeadlinesAreEnforced) {
@@ -264,7 +325,8 @@ TEST(Client, RoundRobinRoutesAroundADeadServer) {
   Backend live;
   ClientOptions options;
   options.max_attempts = 1;
-  auto client = Connect(absl::StrCat("127.0.0.1:", DeadPort(), ",", live.target()), options);
+  DeadPort dead;
+  auto client = Connect(absl::StrCat(dead.target(), ",", live.target()), options);
   const std::vector<float> row = {4, 0, 1};
   for (int i = 0; i < 20; ++i) {
     auto result = client->Classify("species", row, 1);
