@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 #include <vector>
+#include <google/protobuf/stubs/logging.h>
 #include <pthread.h>
 
 #include "absl/flags/flag.h"
@@ -109,6 +110,18 @@ std::vector<std::string> CheckFlags() {
   return check.errors();
 }
 
+// Protobuf logs what it finds wrong in a client's bytes (invalid UTF-8 in a
+// string, say) at error level on stderr: one bad client could flood the log.
+// The caller already gets INVALID_ARGUMENT, so these go to debug.
+void LogProtobufMessage(google::protobuf::LogLevel level, const char* file, int line,
+                        const std::string& message) {
+  if (level == google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+  }
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Serves Sequential classifiers over gRPC.\n"
                                "  seqserve --model_repository=models --port=8500");
@@ -118,6 +131,7 @@ int Main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  google::protobuf::SetLogHandler(&LogProtobufMessage);
 
   // Signals go to one waiting thread: block them before any thread starts.
   sigset_t signals;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/sample_server_fixture.h"
+#include "tests/support/test_repository.h"
 
 namespace seqserve {
 namespace {
@@ -40,7 +41,10 @@ TEST_F(ExamplesTest, NodeClientClassifiesTheSamples) {
 
 TEST_F(ExamplesTest, ClientsReportAnUnknownModel) {
   // Both examples ask for species and mammal; a server without them fails.
-  ServerProcess empty(SEQSERVE_PATH, {"--model_repository=/nonexistent", "--poll_seconds=0"});
+  testing::TestRepository repository;
+  repository.AddReferenceVersion("other", 1, "species");
+  ServerProcess empty(SEQSERVE_PATH, {absl::StrCat("--model_repository=", repository.root()),
+                                      "--poll_seconds=0"});
   ASSERT_TRUE(empty.ready()) << empty.output();
   const auto python = RunCommand(absl::StrCat(
       "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",

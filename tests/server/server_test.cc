@@ -320,6 +320,52 @@ TEST_F(ServerTest, ClientTextInMessagesIsEscaped) {
   EXPECT_LT(status.error_message().size(), 200u);
 }
 
+// Bytes that are not the method's message: random bytes, a truncated
+// message, invalid UTF-8 in a string field.
+TEST_F(ServerTest, UnparseableRequestBodiesAreInvalidArgument) {
+  StartServer();
+  std::string valid = Request("species", {4, 0, 1}, 1).SerializeAsString();
+  std::string bad_utf8;
+  {
+    v1::ClassifyRequest request = Request("species", {4, 0, 1}, 1);
+    request.set_model("x");
+    bad_utf8 = request.SerializeAsString();
+    bad_utf8[bad_utf8.find('x')] = '\xff';
+  }
+  const struct {
+    const char* method;
+    std::string body;
+  } cases[] = {
+      {"/seqserve.v1.Classifier/Classify", "\xff\xff\xff\xff\x0f"},
+      {"/seqserve.v1.Classifier/Classify", valid.substr(0, valid.size() - 3)},
+      {"/seqserve.v1.Classifier/Classify", bad_utf8},
+      {"/seqserve.v1.Classifier/GetModelMetadata", "\x0a\x10abc"},
+      {"/seqserve.v1.Classifier/ListModels", "\xff"},
+  };
+  grpc::GenericStub generic(channel_);
+  for (const auto& c : cases) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Slice slice(c.body);
+    grpc::ByteBuffer request(&slice, 1), response;
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(&context, c.method, grpc::StubOptions(), &request, &response,
+                      [&](grpc::Status s) {
+                        status = std::move(s);
+                        done.Notify();
+                      });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.method << ": " << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("request body is not a valid seqserve.v1."))
+        << c.method;
+  }
+  // The server goes on answering.
+  v1::ClassifyResponse response;
+  EXPECT_TRUE(Classify(Request("species", {4, 0, 1}, 1), &response).ok());
+}
+
 TEST_F(ServerTest, AMissingRepositoryFailsToStart) {
   ModelServer::Options options;
   options.address = "127.0.0.1:0";
