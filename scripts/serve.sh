@@ -11,14 +11,30 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target seqserve seqclient seqmodel
 
 bin=build/release
+# The banner names what seqserve will use: its defaults unless the extra
+# arguments say otherwise (--port=N or --port N, likewise the repository).
+port=8500
+repository=models
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in
+    --port=*) port="${args[$i]#--port=}" ;;
+    --port) port="${args[$((i + 1))]:-$port}" ;;
+    --model_repository=*) repository="${args[$i]#--model_repository=}" ;;
+    --model_repository) repository="${args[$((i + 1))]:-$repository}" ;;
+  esac
+done
+target=""
+if [ "$port" != 8500 ]; then target=" --target localhost:$port"; fi
+
 cat <<EOT
 
-seqserve is starting on port 8500 with the models in models/ (Ctrl-C stops it).
+seqserve is starting on port $port with the models in $repository (Ctrl-C stops it).
 Query it from another terminal:
-  $bin/client/seqclient models
-  $bin/client/seqclient classify --model species 4,0,1 2,1,0
-  $bin/client/seqclient classify --model mammal --format json 4,0,1
-  $bin/client/seqclient health
+  $bin/client/seqclient models$target
+  $bin/client/seqclient classify$target --model species 4,0,1 2,1,0
+  $bin/client/seqclient classify$target --model mammal --format json 4,0,1
+  $bin/client/seqclient health$target
 
 EOT
 exec "$bin/server/seqserve" --port=8500 --model_repository=models "$@"
