@@ -3,6 +3,11 @@
 // errors the plain build would miss.
 #include <gtest/gtest.h>
 
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstdint>
+#include <iterator>
 #include <random>
 
 #include "core/onnx_loader.h"
@@ -67,6 +72,116 @@ TEST_P(OnnxFuzzTest, CorruptedCopiesNeverCrash) {
   }
   EXPECT_EQ(loaded + refused, kCopiesPerModel);
   // Most corruptions break the file; the loader must notice them.
+  EXPECT_GT(refused, kCopiesPerModel / 2);
+}
+
+// One change at the ONNX message level, where byte flips rarely reach:
+// shapes (zero, huge, negative, wrong rank), attributes (missing, extra,
+// out of range, NaN), weight data and ops.
+void MutateMessage(onnx::ModelProto& model, std::mt19937& rng) {
+  constexpr int64_t kDims[] = {0, -1, 1, 2, 3, 1 << 24, (int64_t{1} << 24) + 1,
+                               int64_t{1} << 31, int64_t{1} << 62,
+                               6148914691236517206, INT64_MAX, INT64_MIN};
+  auto dim = [&] { return kDims[rng() % std::size(kDims)]; };
+  onnx::GraphProto& graph = *model.mutable_graph();
+  switch (rng() % 8) {
+    case 0: {  // a weight's shape
+      if (graph.initializer_size() == 0) break;
+      auto& tensor = *graph.mutable_initializer(rng() % graph.initializer_size());
+      if (tensor.dims_size() > 0 && rng() % 3 == 0) {
+        tensor.set_dims(rng() % tensor.dims_size(), dim());
+      } else if (tensor.dims_size() > 0 && rng() % 2 == 0) {
+        for (int d = 0; d < tensor.dims_size(); ++d) tensor.set_dims(d, dim());
+      } else if (rng() % 2 == 0) {
+        tensor.add_dims(dim());
+      } else {
+        tensor.clear_dims();
+      }
+      break;
+    }
+    case 1: {  // the input's shape
+      auto* shape = graph.mutable_input(0)->mutable_type()->mutable_tensor_type()
+                        ->mutable_shape();
+      if (shape->dim_size() > 0 && rng() % 3 != 0) {
+        shape->mutable_dim(rng() % shape->dim_size())->set_dim_value(dim());
+      } else {
+        shape->add_dim()->set_dim_value(dim());
+      }
+      break;
+    }
+    case 2: {  // drop an attribute
+      if (graph.node_size() == 0) break;
+      auto& node = *graph.mutable_node(rng() % graph.node_size());
+      if (node.attribute_size() > 0) {
+        node.mutable_attribute()->DeleteSubrange(rng() % node.attribute_size(), 1);
+      }
+      break;
+    }
+    case 3: {  // add or change an attribute
+      if (graph.node_size() == 0) break;
+      auto& node = *graph.mutable_node(rng() % graph.node_size());
+      constexpr const char* kNames[] = {"transA", "transB", "axis", "alpha", "beta"};
+      auto* attribute = node.add_attribute();
+      attribute->set_name(kNames[rng() % std::size(kNames)]);
+      if (rng() % 2 == 0) {
+        attribute->set_type(onnx::AttributeProto::INT);
+        attribute->set_i(dim());
+      } else {
+        attribute->set_type(onnx::AttributeProto::FLOAT);
+        const float values[] = {0.0f, -1.0f, 1e38f, std::nanf(""), INFINITY};
+        attribute->set_f(values[rng() % std::size(values)]);
+      }
+      break;
+    }
+    case 4: {  // weight data that does not match the shape
+      if (graph.initializer_size() == 0) break;
+      auto& tensor = *graph.mutable_initializer(rng() % graph.initializer_size());
+      if (!tensor.raw_data().empty()) {
+        tensor.mutable_raw_data()->resize(rng() % (tensor.raw_data().size() + 8));
+      } else if (rng() % 2 == 0) {
+        tensor.clear_float_data();
+      } else {
+        tensor.add_float_data(1.0f);
+      }
+      break;
+    }
+    case 5: {  // another op
+      if (graph.node_size() == 0) break;
+      constexpr const char* kOps[] = {"Gemm", "MatMul", "Add", "Relu", "Softmax",
+                                      "Flatten", "Sigmoid", "Identity", "Conv"};
+      graph.mutable_node(rng() % graph.node_size())->set_op_type(kOps[rng() % std::size(kOps)]);
+      break;
+    }
+    case 6: {  // another opset
+      const int64_t opsets[] = {0, 1, 8, 9, 13, 17, 18, 1000};
+      model.mutable_opset_import(0)->set_version(opsets[rng() % std::size(opsets)]);
+      break;
+    }
+    default: {  // rewire a node input
+      if (graph.node_size() == 0) break;
+      auto& node = *graph.mutable_node(rng() % graph.node_size());
+      if (node.input_size() > 0) {
+        const auto& other = graph.node(rng() % graph.node_size());
+        node.set_input(rng() % node.input_size(),
+                       other.output_size() > 0 ? other.output(0) : "");
+      }
+      break;
+    }
+  }
+}
+
+TEST_P(OnnxFuzzTest, MessageLevelMutationsNeverCrash) {
+  onnx::ModelProto original;
+  ASSERT_TRUE(original.ParseFromString(testing::ReadReferenceBytes(GetParam())));
+  std::mt19937 rng(20261127);
+  int loaded = 0, refused = 0;
+  for (int i = 0; i < kCopiesPerModel; ++i) {
+    onnx::ModelProto model = original;
+    for (int n = 1 + rng() % 3; n > 0; --n) MutateMessage(model, rng);
+    ExerciseIfLoaded(ParseOnnxModel(model.SerializeAsString(), "fuzz.onnx"), &loaded,
+                     &refused);
+  }
+  EXPECT_EQ(loaded + refused, kCopiesPerModel);
   EXPECT_GT(refused, kCopiesPerModel / 2);
 }
 
