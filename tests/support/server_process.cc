@@ -78,6 +78,17 @@ void ServerProcess::ReadUntil(const std::string& marker, int timeout_ms) {
   }
 }
 
+void ServerProcess::CollectOutput() {
+  while (output_fd_ >= 0) {
+    pollfd fd{output_fd_, POLLIN, 0};
+    if (poll(&fd, 1, 0) <= 0) return;
+    char buffer[4096];
+    const ssize_t n = read(output_fd_, buffer, sizeof(buffer));
+    if (n <= 0) return;
+    output_.append(buffer, n);
+  }
+}
+
 int ServerProcess::Stop(int signal) {
   if (pid_ <= 0) return -1;
   kill(pid_, signal);

@@ -25,6 +25,10 @@ class ServerProcess {
   std::string target() const;
   // Everything the server printed so far.
   const std::string& output() const { return output_; }
+  // Reads what the server printed without waiting: long tests call it now
+  // and then so a full pipe never blocks the server's logging.
+  void CollectOutput();
+  pid_t pid() const { return pid_; }
 
   // Sends `signal` and waits for the exit; returns the exit code (or -1
   // when it died of a signal or was not running).

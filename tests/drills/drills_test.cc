@@ -1,0 +1,292 @@
+// Operational drills against the real seqserve binary and the C++ client:
+// reload under load, SIGTERM with calls in flight, a replica killed under
+// round-robin with retries, and a memory soak. Every call is checked.
+//
+// Each drill runs SEQSERVE_DRILL_SECONDS (default 3) so the suite stays
+// short; scripts/drills.sh runs them longer.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/seqserve_client.h"
+#include "tests/support/onnx_builder.h"
+#include "tests/support/server_process.h"
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using testing::ServerProcess;
+using testing::TestRepository;
+
+absl::Duration DrillLength() {
+  const char* seconds = std::getenv("SEQSERVE_DRILL_SECONDS");
+  return absl::Seconds(seconds != nullptr ? std::max(1.0, std::atof(seconds)) : 3.0);
+}
+
+std::unique_ptr<Client> Connect(const std::string& target, int max_attempts = 5) {
+  ClientOptions options;
+  options.max_attempts = max_attempts;
+  options.deadline = absl::Seconds(30);
+  auto client = Client::Create(target, options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? std::move(*client) : nullptr;
+}
+
+// Calls that failed, with the first failure's message.
+class Failures {
+ public:
+  void Add(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (count_++ == 0) first_ = status.ToString();
+  }
+  int count() {
+    absl::MutexLock lock(&mu_);
+    return count_;
+  }
+  std::string first() {
+    absl::MutexLock lock(&mu_);
+    return first_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string first_ ABSL_GUARDED_BY(mu_);
+};
+
+// A 3-in, 3-out text model whose logits are (value, 0, 0) for any row.
+std::string ConstantModel(int value) {
+  return absl::StrCat(
+      "input_width: 3\n"
+      "layers { linear { in_features: 3 out_features: 3 weight: [0,0,0,0,0,0,0,0,0] "
+      "bias: [", value, ", 0, 0] } }\n");
+}
+
+// New versions, in-place replacements, a corrupt version and removals
+// while clients call: no call fails, and every answer's logit was written
+// into the very version that answered (value = version * 100 + generation).
+TEST(Drills, ReloadUnderLoadFailsNoCall) {
+  TestRepository repository;
+  repository.WriteFile("live/config.textproto",
+                       "version_policy { latest { num_versions: 2 } }");
+  repository.WriteFile("live/1/model.textproto", ConstantModel(100));
+  ServerProcess server(SEQSERVE_PATH,
+                       {absl::StrCat("--model_repository=", repository.root()),
+                        "--poll_seconds=0.05"});
+  ASSERT_TRUE(server.ready()) << server.output();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0};
+  Failures failures;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      auto client = Connect(server.target());
+      ClassifyOptions options;
+      options.output = v1::OUTPUT_MODE_LOGITS;
+      const std::vector<float> row = {1, 2, 3};
+      while (!stop) {
+        auto answer = client->Classify("live", row, 1, options);
+        ++calls;
+        if (!answer.ok()) {
+          failures.Add(answer.status());
+          continue;
+        }
+        const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
+        if (value / 100 != answer->version) {
+          failures.Add(absl::InternalError(absl::StrCat(
+              "version ", answer->version, " answered with the logit ", value)));
+        }
+      }
+    });
+  }
+  const absl::Time end = absl::Now() + DrillLength();
+  const absl::Duration settle = absl::Milliseconds(150);  // three polls
+  int cycles = 0;
+  for (int k = 1; absl::Now() < end; ++k, ++cycles) {
+    repository.WriteFile(absl::StrCat("live/", k + 1, "/model.textproto"),
+                         ConstantModel((k + 1) * 100));  // a new version
+    absl::SleepFor(settle);
+    repository.WriteFile(absl::StrCat("live/", k + 1, "/model.textproto"),
+                         ConstantModel((k + 1) * 100 + 1));  // replaced in place
+    absl::SleepFor(settle);
+    repository.WriteFile(absl::StrCat("live/", k + 2, "/model.textproto"),
+                         "garbage {");  // a corrupt new version
+    absl::SleepFor(settle);
+    repository.Remove(absl::StrCat("live/", k + 2));
+    repository.Remove(absl::StrCat("live/", k));  // the oldest goes
+    absl::SleepFor(settle);
+    server.CollectOutput();
+  }
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failures.count(), 0) << failures.first();
+  EXPECT_GT(calls, 100);
+  EXPECT_GE(cycles, 1);
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
+}
+
+// A model heavy enough that calls overlap: 256 -> 1024 -> 1024 -> 4.
+std::string HeavyModel() {
+  testing::OnnxBuilder builder(256);
+  builder.Weight("w1", {1024, 256}, std::vector<float>(1024 * 256, 0.001f));
+  builder.Weight("w2", {1024, 1024}, std::vector<float>(1024 * 1024, 0.001f));
+  builder.Weight("w3", {4, 1024}, std::vector<float>(4 * 1024, 0.001f));
+  testing::SetInt(builder.Node("Gemm", {"features", "w1"}, {"h1"}), "transB", 1);
+  builder.Node("Relu", {"h1"}, {"r1"});
+  testing::SetInt(builder.Node("Gemm", {"r1", "w2"}, {"h2"}), "transB", 1);
+  builder.Node("Relu", {"h2"}, {"r2"});
+  testing::SetInt(builder.Node("Gemm", {"r2", "w3"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 4);
+  return builder.Serialize();
+}
+
+// SIGTERM while calls run: the drain keeps answering, every call that
+// started before the port closes gets its answer, and the process exits 0.
+TEST(Drills, SigtermLetsCallsInFlightFinish) {
+  TestRepository repository;
+  repository.WriteFile("heavy/1/model.onnx", HeavyModel());
+  const absl::Duration drain = absl::Seconds(1);
+  ServerProcess server(SEQSERVE_PATH,
+                       {absl::StrCat("--model_repository=", repository.root()),
+                        absl::StrCat("--drain_seconds=", absl::ToDoubleSeconds(drain)),
+                        "--shutdown_grace_seconds=30"});
+  ASSERT_TRUE(server.ready()) << server.output();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> signal_at_ns{0};
+  std::atomic<int> in_flight_at_signal{0}, answered{0};
+  Failures failures;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      auto client = Connect(server.target(), /*max_attempts=*/1);
+      const std::vector<float> rows(64 * 256, 0.5f);
+      while (!stop) {
+        const int64_t started = absl::GetCurrentTimeNanos();
+        auto answer = client->Classify("heavy", rows, 64);
+        const int64_t signalled = signal_at_ns;
+        // Calls that start well inside the drain must be answered; later
+        // ones may meet a closed port, which is what the drain is for.
+        const bool must_answer =
+            signalled == 0 || started < signalled + absl::ToInt64Nanoseconds(drain) / 2;
+        if (signalled != 0 && started < signalled && answer.ok()) ++in_flight_at_signal;
+        if (answer.ok()) {
+          ++answered;
+        } else if (must_answer) {
+          failures.Add(answer.status());
+        } else {
+          absl::SleepFor(absl::Milliseconds(10));
+        }
+      }
+    });
+  }
+  absl::SleepFor(DrillLength());
+  signal_at_ns = absl::GetCurrentTimeNanos();
+  std::thread stopper([&] { EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output(); });
+  stopper.join();  // returns once the process exited
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failures.count(), 0) << failures.first();
+  EXPECT_GT(in_flight_at_signal, 0) << "no call was in flight when SIGTERM came";
+  EXPECT_GT(answered, 8);
+}
+
+// One of three replicas killed under round-robin: the client's retry
+// policy moves its calls to the others, and none fails.
+TEST(Drills, AKilledReplicaFailsNoCallUnderRoundRobin) {
+  std::vector<std::unique_ptr<ServerProcess>> servers;
+  std::string target;
+  for (int i = 0; i < 3; ++i) {
+    servers.push_back(std::make_unique<ServerProcess>(
+        SEQSERVE_PATH, std::vector<std::string>{
+                           absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR)}));
+    ASSERT_TRUE(servers.back()->ready()) << servers.back()->output();
+    absl::StrAppend(&target, i == 0 ? "" : ",", servers.back()->target());
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0};
+  Failures failures;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      auto client = Connect(target);
+      const std::vector<float> row = {4, 0, 1};
+      while (!stop) {
+        auto answer = client->Classify("species", row, 1);
+        ++calls;
+        if (!answer.ok()) failures.Add(answer.status());
+      }
+    });
+  }
+  absl::SleepFor(DrillLength() / 3);
+  servers[1]->Stop(SIGKILL);
+  const int calls_at_kill = calls;
+  absl::SleepFor(DrillLength() * 2 / 3);
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failures.count(), 0) << failures.first();
+  EXPECT_GT(calls - calls_at_kill, 100) << "too few calls after the kill";
+}
+
+int64_t ResidentKiB(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// Memory stays flat under steady load once warm.
+TEST(Drills, MemoryStaysFlatUnderLoad) {
+#ifdef SEQSERVE_SANITIZED
+  GTEST_SKIP() << "sanitizer runtimes hold freed memory in quarantine";
+#endif
+  ServerProcess server(SEQSERVE_PATH,
+                       {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR),
+                       });
+  ASSERT_TRUE(server.ready()) << server.output();
+  std::atomic<bool> stop{false};
+  Failures failures;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      auto client = Connect(server.target());
+      std::vector<float> rows;
+      for (int r = 0; r < 1 + t * 20; ++r) rows.insert(rows.end(), {4, 0, 1});
+      while (!stop) {
+        auto answer = client->Classify("species", rows, rows.size() / 3);
+        if (!answer.ok()) failures.Add(answer.status());
+      }
+    });
+  }
+  absl::SleepFor(DrillLength() / 3);
+  const int64_t warm = ResidentKiB(server.pid());
+  absl::SleepFor(DrillLength() * 2 / 3);
+  const int64_t end = ResidentKiB(server.pid());
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failures.count(), 0) << failures.first();
+  ASSERT_GT(warm, 0);
+  // Allocator noise is a few MiB; a leak per call grows with the calls.
+  EXPECT_LT(end - warm, 16 * 1024) << "RSS grew from " << warm << " KiB to " << end
+                                   << " KiB";
+}
+
+}  // namespace
+}  // namespace seqserve
