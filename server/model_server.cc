@@ -53,6 +53,11 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   builder.AddListeningPort(o.address, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
+  server->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
+      v1::Classifier::service_full_name(), "grpc.health.v1.Health",
+      "grpc.reflection.v1alpha.ServerReflection",
+      grpc::reflection::v1::ServerReflection::service_full_name()});
+  builder.RegisterService(server->reflection_v1_.get());
   // A port already in use is an error, not a second server sharing it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);

@@ -19,6 +19,7 @@
 #include "server/classifier_service.h"
 #include "server/inference_runner.h"
 #include "server/model_manager.h"
+#include "server/reflection_v1_service.h"
 
 namespace seqserve {
 
@@ -82,6 +83,7 @@ class ModelServer {
   // then the service and the models it used go.
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<ClassifierService> service_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -1,6 +1,6 @@
 // The README's promise that generic gRPC tools work: buf curl, which knows
 // nothing of seqserve, finds every service and method through reflection
-// and calls each read-only one.
+// (v1 and v1alpha) and calls each read-only one.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -32,24 +32,32 @@ class GenericToolsTest : public ::testing::Test {
                         {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR)}};
 };
 
+// Both reflection protocols: v1, which tools try first, and v1alpha.
 TEST_F(GenericToolsTest, ReflectionListsEveryServiceAndMethod) {
   ASSERT_TRUE(server_.ready()) << server_.output();
-  const auto listed = BufCurl(absl::StrCat("--list-methods ", Url()));
-  ASSERT_EQ(listed.exit_code, 0) << listed.output;
-  for (const char* method :
-       {"grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch",
-        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        "seqserve.v1.Classifier/Classify", "seqserve.v1.Classifier/GetModelMetadata",
-        "seqserve.v1.Classifier/ListModels"}) {
-    EXPECT_THAT(listed.output, HasSubstr(method));
+  for (const char* protocol : {"grpc-v1", "grpc-v1alpha"}) {
+    const auto listed = BufCurl(
+        absl::StrCat("--reflect-protocol ", protocol, " --list-methods ", Url()));
+    ASSERT_EQ(listed.exit_code, 0) << protocol << ": " << listed.output;
+    for (const char* method :
+         {"grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch",
+          "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+          "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+          "seqserve.v1.Classifier/Classify", "seqserve.v1.Classifier/GetModelMetadata",
+          "seqserve.v1.Classifier/ListModels"}) {
+      EXPECT_THAT(listed.output, HasSubstr(method)) << protocol;
+    }
   }
 }
 
 TEST_F(GenericToolsTest, EveryReadOnlyMethodAnswersThroughReflection) {
   ASSERT_TRUE(server_.ready()) << server_.output();
-  const auto health = BufCurl(Url("/grpc.health.v1.Health/Check"));
-  EXPECT_EQ(health.exit_code, 0) << health.output;
-  EXPECT_THAT(health.output, HasSubstr("\"status\": \"SERVING\""));
+  for (const char* protocol : {"grpc-v1", "grpc-v1alpha"}) {
+    const auto health = BufCurl(absl::StrCat("--reflect-protocol ", protocol, " ",
+                                             Url("/grpc.health.v1.Health/Check")));
+    EXPECT_EQ(health.exit_code, 0) << protocol << ": " << health.output;
+    EXPECT_THAT(health.output, HasSubstr("\"status\": \"SERVING\"")) << protocol;
+  }
   const auto models = BufCurl(Url("/seqserve.v1.Classifier/ListModels"));
   EXPECT_EQ(models.exit_code, 0) << models.output;
   EXPECT_THAT(models.output, HasSubstr("\"name\": \"species\""));
