@@ -3,11 +3,11 @@
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/classify.h"
 #include "server/client_text.h"
 #include "server/grpc_status.h"
-#include "server/output_mode.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -55,64 +55,53 @@ absl::Status SerializeResponse(const Message& message, grpc::ByteBuffer* bytes) 
   return absl::OkStatus();
 }
 
-void FillVersions(const ModelRecord& record,
-                  google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
-  for (const auto& [version, entry] : record.versions) {
-    v1::VersionStatus* status = out->Add();
-    status->set_version(version);
-    status->set_state(entry.state);
-    status->set_error(entry.error);
+// What gRPC tells of the call, for the inference service.
+CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
+  CallInfo call;
+  call.protocol = "grpc";
+  call.method = method;
+  call.caller.peer = context->peer();
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    constexpr absl::string_view kBearer = "Bearer ";
+    const absl::string_view value(it->second.data(), it->second.size());
+    if (absl::StartsWith(value, kBearer)) {
+      call.caller.bearer_token = std::string(value.substr(kBearer.size()));
+    }
   }
+  call.deadline = CallDeadline(*context);
+  call.cancelled = [context] { return context->IsCancelled(); };
+  return call;
 }
 
 }  // namespace
 
-ClassifierService::ClassifierService(const ModelManager* models,
-                                     InferenceRunner* runner,
-                                     const RequestLimits& limits)
-    : models_(models), runner_(runner), limits_(limits) {}
+ClassifierService::ClassifierService(InferenceService* inference)
+    : inference_(inference) {}
 
 grpc::ServerUnaryReactor* ClassifierService::Classify(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  ++calls_in_flight_;
   // Request and response live on a pooled arena until the call finishes.
   grpc::MessageHolder<v1::ClassifyRequest, v1::ClassifyResponse>* messages =
       classify_messages_.AllocateMessages();
-  const v1::ClassifyRequest* request = messages->request();
-  auto finish = [this, reactor, messages, response_bytes](absl::Status status) {
+  auto finish = [reactor, messages, response_bytes](absl::Status status) {
     if (status.ok()) status = SerializeResponse(*messages->response(), response_bytes);
     if (!status.ok()) {
       spdlog::debug("Classify model={}: {}", QuoteClientText(messages->request()->model()),
                     status.ToString());
     }
     messages->Release();
-    // Count down first: once finished, a shutting-down server may go away.
-    --calls_in_flight_;
     reactor->Finish(ToGrpcStatus(status));
-    return reactor;
   };
+  CallInfo call = GrpcCall(context, "Classify");
   if (absl::Status parsed = ParseRequest(*request_bytes, messages->request()); !parsed.ok()) {
-    return finish(parsed);
+    finish(inference_->Refuse(call, std::move(parsed)));
+    return reactor;
   }
-  const absl::Time deadline = CallDeadline(*context);
-  if (deadline <= absl::Now()) {
-    return finish(absl::DeadlineExceededError("deadline passed before the call arrived"));
-  }
-  auto served = models_->Find(request->model(), request->version());
-  if (!served.ok()) return finish(served.status());
-  auto plan = PlanClassify(*request, **served, limits_);
-  if (!plan.ok()) return finish(plan.status());
-
-  // The features stay on the arena, and the logits are the runner's, until
-  // `done` has built the response.
-  runner_->Run(*served, request->features(), plan->rows, deadline,
-               [served = *served, plan = *plan, response = messages->response(),
-                finish](absl::StatusOr<absl::Span<float>> logits) {
-                 if (!logits.ok()) return finish(logits.status());
-                 return finish(BuildClassifyResponse(*served, plan, *logits, response));
-               });
+  inference_->Classify(*messages->request(), std::move(call), messages->response(),
+                       std::move(finish));
   return reactor;
 }
 
@@ -121,36 +110,12 @@ grpc::ServerUnaryReactor* ClassifierService::GetModelMetadata(
     grpc::ByteBuffer* response_bytes) {
   v1::GetModelMetadataRequest request;
   v1::GetModelMetadataResponse response;
+  const CallInfo call = GrpcCall(context, "GetModelMetadata");
   absl::Status status = ParseRequest(*request_bytes, &request);
-  if (status.ok()) status = Describe(request, &response);
+  status = status.ok() ? inference_->DescribeModel(request, call, &response)
+                       : inference_->Refuse(call, std::move(status));
   if (status.ok()) status = SerializeResponse(response, response_bytes);
   return Finish(context->DefaultReactor(), "GetModelMetadata", request.model(), status);
-}
-
-absl::Status ClassifierService::Describe(const v1::GetModelMetadataRequest& request,
-                                         v1::GetModelMetadataResponse* response) const {
-  // One snapshot: the versions listed are those of the moment that answered.
-  const auto snapshot = models_->Snapshot();
-  auto served = ModelManager::FindIn(*snapshot, request.model(), request.version());
-  if (!served.ok()) return served.status();
-  const ServedModel& model = **served;
-  response->set_model(model.name);
-  response->set_version(model.version);
-  response->set_description(model.config.description());
-  response->set_input_width(model.model->input_width());
-  response->set_output_width(model.model->output_width());
-  *response->mutable_labels() = model.config.labels();
-  for (const Layer& layer : model.model->layers()) {
-    response->add_layers(layer.Describe());
-  }
-  response->set_default_output(OutputModeForHead(model.default_head));
-  response->set_parameter_count(model.model->ParameterCount());
-  response->set_threshold(model.threshold);
-  auto record = snapshot->models.find(model.name);
-  if (record != snapshot->models.end()) {
-    FillVersions(record->second, response->mutable_versions());
-  }
-  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* ClassifierService::ListModels(
@@ -158,17 +123,11 @@ grpc::ServerUnaryReactor* ClassifierService::ListModels(
     grpc::ByteBuffer* response_bytes) {
   v1::ListModelsRequest request;
   v1::ListModelsResponse response;
+  const CallInfo call = GrpcCall(context, "ListModels");
   absl::Status status = ParseRequest(*request_bytes, &request);
-  if (status.ok()) {
-    const auto snapshot = models_->Snapshot();
-    for (const auto& [name, record] : snapshot->models) {
-      v1::ModelStatus* model = response.add_models();
-      model->set_name(name);
-      model->set_error(record.error);
-      FillVersions(record, model->mutable_versions());
-    }
-    status = SerializeResponse(response, response_bytes);
-  }
+  status = status.ok() ? inference_->ListModels(call, &response)
+                       : inference_->Refuse(call, std::move(status));
+  if (status.ok()) status = SerializeResponse(response, response_bytes);
   return Finish(context->DefaultReactor(), "ListModels", "", status);
 }
 

@@ -1,16 +1,12 @@
-// The seqserve.v1.Classifier gRPC service: each handler parses the request,
-// looks up the model, calls core through classify.h, converts the status
-// once and finishes.
+// The seqserve.v1.Classifier gRPC service, a thin translator: each method
+// parses its request bytes, describes the call (peer, bearer token,
+// deadline, cancellation) and hands it to the InferenceService, then
+// serializes the answer and converts the status once.
 #pragma once
-
-#include <atomic>
-#include <cstdint>
 
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/arena_message_pool.h"
-#include "server/classify.h"
-#include "server/inference_runner.h"
-#include "server/model_manager.h"
+#include "server/inference_service.h"
 
 namespace seqserve {
 
@@ -22,10 +18,8 @@ class ClassifierService final
           v1::Classifier::WithRawCallbackMethod_GetModelMetadata<
               v1::Classifier::WithRawCallbackMethod_ListModels<v1::Classifier::Service>>> {
  public:
-  // `models` and `runner` must outlive the service. `limits` apply to
-  // every Classify (rows: unless a model's config sets its own).
-  ClassifierService(const ModelManager* models, InferenceRunner* runner,
-                    const RequestLimits& limits);
+  // `inference` must outlive the service.
+  explicit ClassifierService(InferenceService* inference);
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* request,
@@ -37,17 +31,8 @@ class ClassifierService final
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) override;
 
-  // Classify calls received and not yet finished.
-  int calls_in_flight() const { return calls_in_flight_.load(); }
-
  private:
-  absl::Status Describe(const v1::GetModelMetadataRequest& request,
-                        v1::GetModelMetadataResponse* response) const;
-
-  const ModelManager* models_;
-  InferenceRunner* runner_;
-  const RequestLimits limits_;
-  std::atomic<int> calls_in_flight_{0};
+  InferenceService* inference_;
   ArenaMessagePool<v1::ClassifyRequest, v1::ClassifyResponse> classify_messages_;
 };
 

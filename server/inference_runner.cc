@@ -46,39 +46,69 @@ BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
 
 void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
                           absl::Span<const float> features, size_t rows,
-                          absl::Time deadline, Done done) {
-  uint32_t max_queued_rows;
+                          absl::Time deadline, Done done, Cancelled cancelled) {
+  absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
     // A `done` that calls Run() again (depth > 0) queues: running inline
     // there would reuse this thread's pass buffers while they are read.
-    if (pass_depth == 0 &&
-        served->model->ParameterCount() * rows <= options_.inline_max_macs &&
-        queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
+    const size_t width = static_cast<size_t>(served->model->input_width());
+    if (cancel_all_) {
+      refused = absl::CancelledError("the server is shutting down");
+    } else if (rows == 0 || features.size() != rows * width) {
+      // A stacked pass copies features by this count: check it here.
+      refused = absl::InvalidArgumentError(absl::StrCat(
+          "got ", features.size(), " feature values for ", rows, " rows of ", width));
+    } else if (pass_depth == 0 &&
+               served->model->ParameterCount() * rows <= options_.inline_max_macs &&
+               queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
       // A small pass, a free slot and nobody waiting: run here and now.
       ++passes_running_;
       mu_.Unlock();
-      Task alone[1] = {Task{std::move(served), features, rows, deadline,
-                            absl::Time(), std::move(done)}};
+      Task alone[1] = {Task{std::move(served), features, rows, deadline, absl::Time(),
+                            std::move(done), std::move(cancelled)}};
       RunBatch(absl::MakeSpan(alone));
       mu_.Lock();
       --passes_running_;
       return;
-    }
-    Queue& queue = queues_[served.get()];
-    max_queued_rows = LimitsFor(*served).max_queued_rows;
-    // An empty queue always takes a request, however large: the row limit
-    // per request is PlanClassify's job.
-    if (queue.rows == 0 || queue.rows + rows <= max_queued_rows) {
-      queue.rows += rows;
-      queue.tasks.push_back(
-          Task{std::move(served), features, rows, deadline, absl::Now(), std::move(done)});
-      return;
+    } else {
+      Queue& queue = queues_[served.get()];
+      const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;
+      // An empty queue always takes a request, however large: the row limit
+      // per request is PlanClassify's job.
+      if (queue.rows == 0 || queue.rows + rows <= max_queued_rows) {
+        queue.rows += rows;
+        queue.tasks.push_back(Task{std::move(served), features, rows, deadline, absl::Now(),
+                                   std::move(done), std::move(cancelled)});
+        return;
+      }
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          "model '", served->name, "' has more than ", max_queued_rows,
+          " rows waiting; retry later or add replicas"));
     }
   }
-  std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
-      "model '", served->name, "' has more than ", max_queued_rows,
-      " rows waiting; retry later or add replicas")));
+  std::move(done)(refused);
+}
+
+void InferenceRunner::CancelQueued() {
+  std::vector<Task> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    cancel_all_ = true;
+    for (auto& [model, queue] : queues_) {
+      for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
+    }
+    queues_.clear();
+  }
+  if (!cancelled.empty()) {
+    Stats skipped;
+    skipped.cancelled = cancelled.size();
+    Count(skipped);
+  }
+  for (Task& task : cancelled) {
+    std::move(task.done)(absl::CancelledError(
+        "the server shut down before a forward pass was free"));
+  }
 }
 
 void InferenceRunner::Count(const Stats& ran) {
@@ -87,6 +117,7 @@ void InferenceRunner::Count(const Stats& ran) {
   stats_.requests += ran.requests;
   stats_.rows += ran.rows;
   stats_.expired += ran.expired;
+  stats_.cancelled += ran.cancelled;
 }
 
 InferenceRunner::Stats InferenceRunner::stats() const {
@@ -162,18 +193,23 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
   thread_local std::vector<float> features, logits;
   // Requests whose callers gave up while queued do not run.
   const absl::Time now = absl::Now();
-  auto expired = std::stable_partition(batch.begin(), batch.end(),
-                                       [now](const Task& t) { return t.deadline > now; });
-  if (expired != batch.end()) {
+  auto gone = std::stable_partition(batch.begin(), batch.end(), [now](const Task& t) {
+    return t.deadline > now && !(t.cancelled && t.cancelled());
+  });
+  if (gone != batch.end()) {
     Stats skipped;
-    skipped.expired = batch.end() - expired;
+    for (auto it = gone; it != batch.end(); ++it) {
+      ++(it->deadline > now ? skipped.cancelled : skipped.expired);
+    }
     Count(skipped);
   }
-  for (auto it = expired; it != batch.end(); ++it) {
+  for (auto it = gone; it != batch.end(); ++it) {
     std::move(it->done)(
-        absl::DeadlineExceededError("deadline passed while waiting for a forward pass"));
+        it->deadline > now
+            ? absl::CancelledError("the call was cancelled while waiting for a forward pass")
+            : absl::DeadlineExceededError("deadline passed while waiting for a forward pass"));
   }
-  batch = batch.subspan(0, expired - batch.begin());
+  batch = batch.subspan(0, gone - batch.begin());
   if (batch.empty()) return;
 
   const Sequential& model = *batch.front().served->model;
@@ -210,7 +246,11 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
   size_t first_row = 0;
   for (Task& task : batch) {
     if (status.ok()) {
-      std::move(task.done)(absl::MakeSpan(logits).subspan(first_row * width, task.rows * width));
+      PassOutput output;
+      output.logits = absl::MakeSpan(logits).subspan(first_row * width, task.rows * width);
+      output.queued = task.queued == absl::Time() ? absl::ZeroDuration() : now - task.queued;
+      output.batch_rows = rows;
+      std::move(task.done)(output);
     } else {
       std::move(task.done)(status);
     }

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -55,8 +56,19 @@ class InferenceRunner {
     BatchingLimits limits;
   };
 
-  // The logits of a finished pass, valid only during the callback.
-  using Done = absl::AnyInvocable<void(absl::StatusOr<absl::Span<float>>) &&>;
+  // What a request got from its forward pass.
+  struct PassOutput {
+    // The request's rows x output-width logits, valid only during `done`.
+    absl::Span<float> logits;
+    // How long the request waited for its pass (zero when it ran inline).
+    absl::Duration queued;
+    // Rows in the pass that carried it, its own and others'.
+    size_t batch_rows = 0;
+  };
+  using Done = absl::AnyInvocable<void(absl::StatusOr<PassOutput>) &&>;
+  // True once the caller gave up (a cancelled call); may be called from
+  // any thread until `done` runs.
+  using Cancelled = std::function<bool()>;
 
   explicit InferenceRunner(const Options& options);
   // Runs what is queued, then stops the threads.
@@ -69,22 +81,29 @@ class InferenceRunner {
   // (on this thread when the pass ran inline, else on a pool thread), or at
   // once with RESOURCE_EXHAUSTED when the model's queue is full. `features`
   // must stay valid until `done` runs. `done` may call Run() again: such a
-  // call always queues.
+  // call always queues. A request whose deadline passed or whose
+  // `cancelled` says so by the time its pass starts is answered
+  // DEADLINE_EXCEEDED or CANCELLED without running.
   void Run(std::shared_ptr<const ServedModel> served,
            absl::Span<const float> features, size_t rows, absl::Time deadline,
-           Done done);
+           Done done, Cancelled cancelled = nullptr);
+
+  // Answers every queued request CANCELLED now, without running it, and
+  // every later one at once: the end of a shutdown's grace period, after
+  // which nothing may still wait for a pass.
+  void CancelQueued();
 
   // The limits that apply to `served`.
   BatchingLimits LimitsFor(const ServedModel& served) const;
 
   // Totals since start, for logs and tests: forward passes that ran, the
-  // requests and rows they carried, and requests answered
-  // DEADLINE_EXCEEDED without running.
+  // requests and rows they carried, and requests answered without running.
   struct Stats {
     uint64_t passes = 0;
     uint64_t requests = 0;
     uint64_t rows = 0;
-    uint64_t expired = 0;
+    uint64_t expired = 0;  // deadline passed before the pass
+    uint64_t cancelled = 0;  // caller gone, or cancelled by CancelQueued()
   };
   Stats stats() const;
 
@@ -96,6 +115,7 @@ class InferenceRunner {
     absl::Time deadline;
     absl::Time queued;
     Done done;
+    Cancelled cancelled;
   };
   struct Queue {
     std::deque<Task> tasks;
@@ -120,6 +140,7 @@ class InferenceRunner {
   int passes_running_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_all_ ABSL_GUARDED_BY(mu_) = false;  // CancelQueued() was called
   std::vector<std::thread> threads_;
 };
 

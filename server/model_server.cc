@@ -40,9 +40,13 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   UseSingleThreadedBlas();
   server->models_ = std::make_unique<ModelManager>(o.model_repository);
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
-  server->service_ = std::make_unique<ClassifierService>(
-      server->models_.get(), server->runner_.get(),
-      RequestLimits{o.max_request_rows, o.max_request_memory_bytes});
+  InferenceService::Options inference;
+  inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes};
+  inference.observer = o.observer;
+  inference.authenticator = o.authenticator;
+  server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
+                                                          server->runner_.get(), inference);
+  server->service_ = std::make_unique<ClassifierService>(server->inference_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC's health service is built on its own C messages: reflection can
@@ -50,7 +54,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.address, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(o.address,
+                           o.credentials ? o.credentials : grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
   server->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
@@ -74,9 +79,9 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
   }
-  server->UpdateHealth();
-
   ModelServer* raw = server.get();
+  server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
+
   server->first_load_ = std::thread([raw] {
     const absl::Time start = absl::Now();
     raw->models_->Refresh();
@@ -86,15 +91,14 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
                  AvailableVersions(*snapshot),
                  absl::FormatDuration(absl::Now() - start));
     raw->OnRefresh(*snapshot);
-    {
-      absl::MutexLock lock(&raw->health_mu_);
-      // A drain that began during the first load keeps the server down.
-      if (!raw->draining_) {
-        raw->models_->StartPolling(raw->options_.poll_interval,
-                                   [raw](const RepositorySnapshot& next) {
-                                     raw->OnRefresh(next);
-                                   });
-      }
+    // A drain that began during the first load keeps the server down, and
+    // no poller starts in its middle.
+    if (!raw->state_->FinishLoading([raw] {
+          raw->models_->StartPolling(
+              raw->options_.poll_interval,
+              [raw](const RepositorySnapshot& next) { raw->OnRefresh(next); });
+        })) {
+      spdlog::info("draining began during the first load: not serving");
     }
     raw->ready_.Notify();
   });
@@ -105,46 +109,42 @@ void ModelServer::WaitUntilReady() { ready_.WaitForNotification(); }
 
 void ModelServer::OnRefresh(const RepositorySnapshot& snapshot) {
   const bool has_models = AvailableVersions(snapshot) > 0;
-  {
-    absl::MutexLock lock(&health_mu_);
-    if (has_models == has_models_ && loaded_once_) return;
-    loaded_once_ = true;
-    has_models_ = has_models;
-  }
-  if (!has_models) {
+  const bool was_ready = state_->ready();
+  state_->SetHasModels(has_models);
+  if (!has_models && (was_ready || state_->phase() == ServingState::Phase::kLoading)) {
     spdlog::warn("repository {} has no loadable model: health stays NOT_SERVING "
                  "until one loads (see ListModels for each model's error)",
                  options_.model_repository);
-  } else {
-    spdlog::info("a model is available: health SERVING unless draining");
   }
-  UpdateHealth();
 }
 
-void ModelServer::UpdateHealth() {
-  absl::MutexLock lock(&health_mu_);
-  const bool serving = has_models_ && !draining_;
+void ModelServer::SetHealth(bool serving) {
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   // The server as a whole ("") and the Classifier service by name.
   health->SetServingStatus(serving);
   health->SetServingStatus(v1::Classifier::service_full_name(), serving);
+  spdlog::info("health {}", serving ? "SERVING" : "NOT_SERVING");
 }
 
-void ModelServer::StartDraining() {
-  {
-    absl::MutexLock lock(&health_mu_);
-    draining_ = true;
-  }
-  UpdateHealth();
-}
+void ModelServer::StartDraining() { state_->StartDraining(); }
 
 void ModelServer::Shutdown(absl::Duration grace) {
-  if (shut_down_.exchange(true) || server_ == nullptr) return;
+  // A start that failed before the state existed has nothing to drain.
+  if (shut_down_.exchange(true) || server_ == nullptr || state_ == nullptr) return;
   StartDraining();
   if (first_load_.joinable()) first_load_.join();
   models_->StopPolling();
+  // At the end of the grace period nothing may still wait for a forward
+  // pass: gRPC cancels the calls it holds, and this answers the queue.
+  absl::Notification stopped;
+  std::thread grace_timer([this, grace, &stopped] {
+    if (!stopped.WaitForNotificationWithTimeout(grace)) runner_->CancelQueued();
+  });
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  stopped.Notify();
+  grace_timer.join();
+  state_->Stop();
 }
 
 ModelServer::~ModelServer() { Shutdown(absl::ZeroDuration()); }

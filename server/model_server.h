@@ -1,8 +1,9 @@
-// The whole server: model manager, Classifier service, health and
-// reflection on one gRPC server. main() and the integration tests both run
-// it through this class.
+// The whole server: model manager, inference runner and service, the
+// serving state, and the gRPC front end (Classifier, health, reflection) on
+// one port. main() and the integration tests both run it through this class.
 #pragma once
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 
 #include <atomic>
@@ -11,15 +12,17 @@
 #include <string>
 #include <thread>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/authenticator.h"
 #include "server/classifier_service.h"
 #include "server/inference_runner.h"
+#include "server/inference_service.h"
 #include "server/model_manager.h"
 #include "server/reflection_v1_service.h"
+#include "server/request_observer.h"
+#include "server/serving_state.h"
 
 namespace seqserve {
 
@@ -28,6 +31,8 @@ class ModelServer {
   struct Options {
     // host:port to listen on; port 0 picks a free one (see port()).
     std::string address = "0.0.0.0:8500";
+    // Transport security of the gRPC port; null means plaintext.
+    std::shared_ptr<grpc::ServerCredentials> credentials;
     std::string model_repository = "models";
     // How often to look for new, replaced and removed models; 0 loads once.
     absl::Duration poll_interval = absl::Seconds(5);
@@ -42,6 +47,10 @@ class ModelServer {
     absl::Duration keepalive_timeout = absl::Seconds(20);
     // Forward-pass threads and dynamic batching defaults.
     InferenceRunner::Options inference;
+    // Told of every call's start and end; not owned, may be null.
+    RequestObserver* observer = nullptr;
+    // Checks every caller before anything else; not owned; null admits all.
+    const Authenticator* authenticator = nullptr;
   };
 
   // Binds the port and starts serving; health is NOT_SERVING until a model
@@ -53,49 +62,47 @@ class ModelServer {
 
   int port() const { return port_; }
   ModelManager& models() { return *models_; }
-  // Classify calls received and not yet answered.
-  int calls_in_flight() const { return service_->calls_in_flight(); }
+  const ServingState& state() const { return *state_; }
+  // Calls received and not yet answered, over every protocol.
+  int calls_in_flight() const { return inference_->calls_in_flight(); }
   // Forward passes and the requests they carried.
   InferenceRunner::Stats inference_stats() const { return runner_->stats(); }
   // The runner every Classify goes through (tests hold its slots with it).
   InferenceRunner& runner() { return *runner_; }
 
-  // Blocks until the first load finished and health says SERVING.
+  // Blocks until the first load finished (or a drain began instead).
   void WaitUntilReady();
 
   // Health goes NOT_SERVING for good, so load balancers and probes move
   // traffic away, while calls are still answered.
   void StartDraining();
 
-  // Health goes NOT_SERVING, polling stops, new calls are refused, and calls
-  // in flight may finish until `grace` has passed; then they are cancelled.
+  // Drains, stops polling, refuses new calls, and lets calls in flight
+  // finish until `grace` has passed. Then what still waits for a forward
+  // pass is answered CANCELLED without running, and calls are cancelled:
+  // `grace` bounds the shutdown, whatever is queued.
   void Shutdown(absl::Duration grace);
 
  private:
   explicit ModelServer(Options options);
-  // Health follows the repository: SERVING while some version is available
-  // and the server is not draining.
+  // Follows the repository: readiness needs an available version.
   void OnRefresh(const RepositorySnapshot& snapshot);
-  void UpdateHealth();
+  void SetHealth(bool serving);
 
   Options options_;
   // Destroyed bottom up: the server stops, the runner drains its queue,
-  // then the service and the models it used go.
+  // then the services and the models they used go.
   std::unique_ptr<ModelManager> models_;
+  std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ClassifierService> service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ServingState> state_;
   int port_ = 0;
   std::thread first_load_;
   absl::Notification ready_;
   std::atomic<bool> shut_down_{false};
-  // Serialises health changes; held while polling starts, so a drain can
-  // never be undone by the first load finishing.
-  absl::Mutex health_mu_;
-  bool draining_ ABSL_GUARDED_BY(health_mu_) = false;
-  bool has_models_ ABSL_GUARDED_BY(health_mu_) = false;
-  bool loaded_once_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 }  // namespace seqserve

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -33,9 +34,9 @@ struct Answer {
   std::vector<float> logits;
 
   InferenceRunner::Done Callback() {
-    return [this](absl::StatusOr<absl::Span<float>> result) {
+    return [this](absl::StatusOr<InferenceRunner::PassOutput> result) {
       status = result.status();
-      if (result.ok()) logits.assign(result->begin(), result->end());
+      if (result.ok()) logits.assign(result->logits.begin(), result->logits.end());
       done.Notify();
     };
   }
@@ -51,7 +52,7 @@ class InferenceRunnerTest : public ::testing::Test {
     runner_ = std::make_unique<InferenceRunner>(options);
     blocker_ = std::thread([this] {
       runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
-                   [this](absl::StatusOr<absl::Span<float>>) {
+                   [this](absl::StatusOr<InferenceRunner::PassOutput>) {
                      blocked_.Notify();
                      release_.WaitForNotification();
                    });
@@ -165,7 +166,19 @@ TEST_F(InferenceRunnerTest, ADeadlinePassedWhileQueuedIsNotRun) {
   EXPECT_EQ(stats.rows, 2u);
 }
 
-TEST_F(InferenceRunnerTest, AFailedForwardPassAnswersItsRequestAndCountsNothing) {
+// A stacked pass copies each request's features: a request whose
+// features do not match its rows is refused before it can overflow that.
+TEST_F(InferenceRunnerTest, FeaturesThatDoNotMatchTheRowsAreRefusedAtOnce) {
+  StartBlocked({});
+  const std::vector<float> twelve(12, 1.0f);
+  Answer wrong;
+  runner_->Run(model_, twelve, 2, absl::InfiniteFuture(), wrong.Callback());
+  ASSERT_TRUE(wrong.done.HasBeenNotified());
+  EXPECT_EQ(wrong.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(wrong.status.message()), HasSubstr("12 feature values for 2 rows"));
+}
+
+TEST_F(InferenceRunnerTest, TooFewFeaturesOnAnIdleRunnerAreRefusedAndCountNothing) {
   InferenceRunner runner({});
   Answer answer;
   const std::vector<float> too_few = {4, 0};  // 2 values for one row of 3
@@ -188,7 +201,7 @@ TEST_F(InferenceRunnerTest, ModelsAreServedInTheOrderTheirRequestsArrived) {
   absl::Mutex mu;
   std::vector<std::string> order;
   auto record = [&](std::string name) {
-    return [&, name](absl::StatusOr<absl::Span<float>> result) {
+    return [&, name](absl::StatusOr<InferenceRunner::PassOutput> result) {
       EXPECT_TRUE(result.ok()) << result.status();
       absl::MutexLock lock(&mu);
       order.push_back(name);
@@ -216,10 +229,10 @@ TEST_F(InferenceRunnerTest, ADoneCallbackMayRunAnotherRequest) {
   Answer outer, inner;
   std::thread::id outer_thread, inner_thread;
   runner.Run(model_, row, 1, absl::InfiniteFuture(),
-             [&](absl::StatusOr<absl::Span<float>> result) {
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
                outer_thread = std::this_thread::get_id();
                runner.Run(model_, row, 1, absl::InfiniteFuture(),
-                          [&](absl::StatusOr<absl::Span<float>> nested) {
+                          [&](absl::StatusOr<InferenceRunner::PassOutput> nested) {
                             inner_thread = std::this_thread::get_id();
                             inner.Callback()(std::move(nested));
                           });
@@ -245,7 +258,7 @@ TEST_F(InferenceRunnerTest, TheQueueDelayEndsWhenTheServerGoesIdle) {
   absl::Notification running, release;
   Answer blocker, waiting;
   runner.Run(model_, row, 1, absl::InfiniteFuture(),
-             [&](absl::StatusOr<absl::Span<float>> result) {
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
                running.Notify();
                release.WaitForNotification();
                blocker.Callback()(std::move(result));
@@ -271,7 +284,7 @@ TEST_F(InferenceRunnerTest, ALoneRequestDoesNotWaitForTheQueueDelay) {
   const auto thread = std::this_thread::get_id();
   std::thread::id ran_on;
   runner.Run(model_, row, 1, absl::InfiniteFuture(),
-             [&](absl::StatusOr<absl::Span<float>> result) {
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
                ran_on = std::this_thread::get_id();
                answer.Callback()(std::move(result));
              });
@@ -290,13 +303,84 @@ TEST_F(InferenceRunnerTest, APassOverTheInlineLimitRunsOnThePool) {
   const std::vector<float> row = {4, 0, 1};
   std::thread::id ran_on;
   runner.Run(model_, row, 1, absl::InfiniteFuture(),
-             [&](absl::StatusOr<absl::Span<float>> result) {
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
                ran_on = std::this_thread::get_id();
                answer.Callback()(std::move(result));
              });
   ASSERT_TRUE(answer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(answer.status.ok());
   EXPECT_NE(ran_on, std::this_thread::get_id());
+}
+
+TEST_F(InferenceRunnerTest, ACancelledQueuedRequestIsNotRun) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  std::atomic<bool> gave_up{false};
+  Answer cancelled, patient;
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), cancelled.Callback(),
+               [&] { return gave_up.load(); });
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), patient.Callback(),
+               [] { return false; });
+  gave_up = true;
+  const auto before = runner_->stats();
+  Release();
+  cancelled.done.WaitForNotification();
+  patient.done.WaitForNotification();
+  EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(patient.status.ok());
+  const auto after = runner_->stats();
+  EXPECT_EQ(after.cancelled - before.cancelled, 1u);
+  EXPECT_EQ(after.rows - before.rows, 1u);  // only the patient one ran
+}
+
+// The end of a shutdown's grace: a deep queue is answered at once, not run.
+TEST_F(InferenceRunnerTest, CancelQueuedAnswersADeepQueueWithoutRunningIt) {
+  InferenceRunner::Options options;
+  options.limits.max_batch_rows = 1;  // one pass per request, were they run
+  StartBlocked(options);
+  const std::vector<float> row = {4, 0, 1};
+  std::vector<Answer> answers(2000);
+  for (auto& answer : answers) {
+    runner_->Run(model_, row, 1, absl::InfiniteFuture(), answer.Callback());
+  }
+  const auto before = runner_->stats();
+  runner_->CancelQueued();
+  for (auto& answer : answers) {
+    ASSERT_TRUE(answer.done.HasBeenNotified());  // answered before CancelQueued returned
+    EXPECT_EQ(answer.status.code(), absl::StatusCode::kCancelled);
+  }
+  Answer late;
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), late.Callback());
+  ASSERT_TRUE(late.done.HasBeenNotified());
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kCancelled);
+  Release();
+  blocker_.join();
+  const auto after = runner_->stats();
+  EXPECT_EQ(after.cancelled - before.cancelled, 2000u);
+  EXPECT_EQ(after.passes, before.passes);
+}
+
+TEST_F(InferenceRunnerTest, APassReportsItsQueueWaitAndBatchSize) {
+  StartBlocked({});
+  const std::vector<float> rows(3 * 4, 1.0f);
+  absl::Notification done;
+  InferenceRunner::PassOutput seen;
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(),
+               [&](absl::StatusOr<InferenceRunner::PassOutput> output) {
+                 ASSERT_TRUE(output.ok());
+                 seen = *output;
+                 done.Notify();
+               });
+  Answer other;
+  runner_->Run(model_, absl::MakeConstSpan(rows).subspan(0, 6), 2, absl::InfiniteFuture(),
+               other.Callback());
+  absl::SleepFor(absl::Milliseconds(20));
+  Release();
+  done.WaitForNotification();
+  other.done.WaitForNotification();
+  EXPECT_EQ(seen.batch_rows, 6u);  // its 4 rows and the other's 2
+  EXPECT_EQ(seen.logits.size(), 4u * 3u);
+  EXPECT_GE(seen.queued, absl::Milliseconds(20));
 }
 
 TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {

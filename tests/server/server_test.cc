@@ -277,7 +277,7 @@ TEST_F(ServerTest, ACallWhoseDeadlinePassesWhileQueuedIsNotRun) {
   absl::Notification holding, release;
   std::thread holder([&] {
     server_->runner().Run(*species, row, 1, absl::InfiniteFuture(),
-                          [&](absl::StatusOr<absl::Span<float>>) {
+                          [&](absl::StatusOr<InferenceRunner::PassOutput>) {
                             holding.Notify();
                             release.WaitForNotification();
                           });
@@ -339,7 +339,7 @@ TEST_F(ServerTest, UnparseableRequestBodiesAreInvalidArgument) {
       {"/seqserve.v1.Classifier/Classify", "\xff\xff\xff\xff\x0f"},
       {"/seqserve.v1.Classifier/Classify", valid.substr(0, valid.size() - 3)},
       {"/seqserve.v1.Classifier/Classify", bad_utf8},
-      {"/seqserve.v1.Classifier/GetModelMetadata", "\x0a\x10abc"},
+      {"/seqserve.v1.Classifier/GetModelMetadata", "\x0a\x10" "abc"},
       {"/seqserve.v1.Classifier/ListModels", "\xff"},
   };
   grpc::GenericStub generic(channel_);

@@ -1,0 +1,154 @@
+#include "server/inference_service.h"
+
+#include <utility>
+
+#include "core/layer.h"
+#include "server/output_mode.h"
+
+namespace seqserve {
+namespace {
+
+void FillVersions(const ModelRecord& record,
+                  google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
+  for (const auto& [version, entry] : record.versions) {
+    v1::VersionStatus* status = out->Add();
+    status->set_version(version);
+    status->set_state(entry.state);
+    status->set_error(entry.error);
+  }
+}
+
+}  // namespace
+
+InferenceService::InferenceService(const ModelManager* models, InferenceRunner* runner,
+                                   Options options)
+    : models_(models), runner_(runner), options_(std::move(options)) {}
+
+std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallInfo& call,
+                                                                     std::string model,
+                                                                     Done done) {
+  auto state = std::make_unique<CallState>();
+  state->record.protocol = call.protocol;
+  state->record.method = call.method;
+  state->record.model = std::move(model);
+  state->start = absl::Now();
+  state->done = std::move(done);
+  ++calls_in_flight_;
+  if (options_.observer != nullptr) options_.observer->OnStart(state->record);
+  return state;
+}
+
+void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status status) {
+  state->record.code = status.code();
+  state->record.duration = absl::Now() - state->start;
+  if (options_.observer != nullptr) options_.observer->OnEnd(state->record);
+  // Count down before answering: once answered, a shutting-down server
+  // may go away.
+  --calls_in_flight_;
+  std::move(state->done)(std::move(status));
+}
+
+absl::Status InferenceService::Authenticate(const CallInfo& call) const {
+  if (options_.authenticator == nullptr) return absl::OkStatus();
+  return options_.authenticator->Check(call.caller);
+}
+
+void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
+                                v1::ClassifyResponse* response, Done done) {
+  auto state = Start(call, request.model(), std::move(done));
+  if (absl::Status status = Authenticate(call); !status.ok()) {
+    return Finish(std::move(state), std::move(status));
+  }
+  if (call.deadline <= absl::Now()) {
+    return Finish(std::move(state),
+                  absl::DeadlineExceededError("deadline passed before the call arrived"));
+  }
+  auto served = models_->Find(request.model(), request.version());
+  if (!served.ok()) return Finish(std::move(state), served.status());
+  state->record.version = (*served)->version;
+  auto plan = PlanClassify(request, **served, options_.limits);
+  if (!plan.ok()) return Finish(std::move(state), plan.status());
+  state->record.rows = plan->rows;
+
+  // The logits are the runner's until `done` returns: the response is
+  // built inside it.
+  runner_->Run(
+      *served, request.features(), plan->rows, call.deadline,
+      [this, state = std::move(state), served = *served, plan = *plan,
+       response](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+        if (!output.ok()) return Finish(std::move(state), output.status());
+        state->record.queued = output->queued;
+        state->record.batch_rows = output->batch_rows;
+        Finish(std::move(state), BuildClassifyResponse(*served, plan, output->logits, response));
+      },
+      std::move(call.cancelled));
+}
+
+absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status) {
+  absl::Status answer;
+  Finish(Start(call, "", [&answer](absl::Status s) { answer = s; }), std::move(status));
+  return answer;
+}
+
+absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& request,
+                                             const CallInfo& call,
+                                             v1::GetModelMetadataResponse* response) {
+  absl::Status answer;
+  auto state = Start(call, request.model(), [&answer](absl::Status s) { answer = s; });
+  if (absl::Status status = Authenticate(call); !status.ok()) {
+    Finish(std::move(state), std::move(status));
+    return answer;
+  }
+  // One snapshot: the versions listed are those of the moment that answered.
+  const auto snapshot = models_->Snapshot();
+  auto served = ModelManager::FindIn(*snapshot, request.model(), request.version());
+  if (!served.ok()) {
+    Finish(std::move(state), served.status());
+    return answer;
+  }
+  const ServedModel& model = **served;
+  state->record.version = model.version;
+  response->set_model(model.name);
+  response->set_version(model.version);
+  response->set_description(model.config.description());
+  response->set_input_width(model.model->input_width());
+  response->set_output_width(model.model->output_width());
+  *response->mutable_labels() = model.config.labels();
+  for (const Layer& layer : model.model->layers()) {
+    response->add_layers(layer.Describe());
+  }
+  response->set_default_output(OutputModeForHead(model.default_head));
+  response->set_parameter_count(model.model->ParameterCount());
+  response->set_threshold(model.threshold);
+  auto record = snapshot->models.find(model.name);
+  if (record != snapshot->models.end()) {
+    FillVersions(record->second, response->mutable_versions());
+  }
+  Finish(std::move(state), absl::OkStatus());
+  return answer;
+}
+
+absl::Status InferenceService::ListModels(const CallInfo& call,
+                                          v1::ListModelsResponse* response) {
+  absl::Status answer;
+  auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
+  if (absl::Status status = Authenticate(call); !status.ok()) {
+    Finish(std::move(state), std::move(status));
+    return answer;
+  }
+  const auto snapshot = models_->Snapshot();
+  for (const auto& [name, record] : snapshot->models) {
+    v1::ModelStatus* model = response->add_models();
+    model->set_name(name);
+    model->set_error(record.error);
+    FillVersions(record, model->mutable_versions());
+  }
+  Finish(std::move(state), absl::OkStatus());
+  return answer;
+}
+
+absl::Status InferenceService::ModelReady(const std::string& name, int64_t version) const {
+  return models_->Find(name, version).status();
+}
+
+}  // namespace seqserve

@@ -1,0 +1,91 @@
+// The protocol-neutral inference path. Every front end (gRPC today; REST
+// and the Open Inference Protocol later) parses its wire format into the
+// seqserve.v1 request messages, fills a CallInfo and calls one of these;
+// each call then takes the same steps whatever its protocol:
+//
+//   authenticate -> look up the model -> plan (check the request)
+//     -> InferenceRunner (batching, forward pass) -> build the response
+//
+// with the RequestObserver told of its start and end and the in-flight
+// count kept here, once for every listener.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "seqserve/v1/classifier.pb.h"
+#include "server/authenticator.h"
+#include "server/call.h"
+#include "server/classify.h"
+#include "server/inference_runner.h"
+#include "server/model_manager.h"
+#include "server/request_observer.h"
+
+namespace seqserve {
+
+class InferenceService {
+ public:
+  struct Options {
+    // Per-request limits (rows unless a model's config sets its own).
+    RequestLimits limits;
+    // Told of every call; not owned, may be null.
+    RequestObserver* observer = nullptr;
+    // Checks every caller first; not owned; null lets every caller in.
+    const Authenticator* authenticator = nullptr;
+  };
+
+  // `models` and `runner` must outlive the service.
+  InferenceService(const ModelManager* models, InferenceRunner* runner, Options options);
+
+  InferenceService(const InferenceService&) = delete;
+  InferenceService& operator=(const InferenceService&) = delete;
+
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  // Classifies the request's rows into `response`. `done` runs once, on
+  // this thread or an inference thread, when `response` is complete (OK) or
+  // with the error; `request` and `response` must stay valid until then.
+  void Classify(const v1::ClassifyRequest& request, CallInfo call,
+                v1::ClassifyResponse* response, Done done);
+
+  // A call its front end refused before it could say what it asks (a body
+  // that does not parse): accounted like any other call, answered `status`.
+  absl::Status Refuse(const CallInfo& call, absl::Status status);
+
+  // Widths, labels, layers, heads and versions of a model version, all from
+  // one snapshot of the repository.
+  absl::Status DescribeModel(const v1::GetModelMetadataRequest& request, const CallInfo& call,
+                             v1::GetModelMetadataResponse* response);
+
+  // Every model with its versions' states and errors.
+  absl::Status ListModels(const CallInfo& call, v1::ListModelsResponse* response);
+
+  // OK when `version` of `name` (0: any) can answer now; else why not
+  // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.
+  absl::Status ModelReady(const std::string& name, int64_t version) const;
+
+  // Calls started and not yet finished, over every protocol.
+  int calls_in_flight() const { return calls_in_flight_.load(); }
+
+ private:
+  // One call's accounting, from its start to its Finish().
+  struct CallState {
+    CallRecord record;
+    absl::Time start;
+    Done done;
+  };
+  std::unique_ptr<CallState> Start(const CallInfo& call, std::string model, Done done);
+  void Finish(std::unique_ptr<CallState> state, absl::Status status);
+  absl::Status Authenticate(const CallInfo& call) const;
+
+  const ModelManager* models_;
+  InferenceRunner* runner_;
+  const Options options_;
+  std::atomic<int> calls_in_flight_{0};
+};
+
+}  // namespace seqserve

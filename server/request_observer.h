@@ -1,0 +1,37 @@
+// The seam for metrics and access logs: told of every call's start and end,
+// whatever its protocol, without touching a handler.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace seqserve {
+
+// One call as the observer sees it. At the start only protocol, method and
+// model are set; the end adds the rest.
+struct CallRecord {
+  std::string protocol;
+  std::string method;
+  std::string model;  // as the caller asked; empty for ListModels
+  int64_t version = 0;  // the version that answered; 0 when none did
+  size_t rows = 0;
+  absl::StatusCode code = absl::StatusCode::kOk;
+  absl::Duration queued;  // waiting for a forward pass
+  size_t batch_rows = 0;  // rows in the pass that carried the call
+  absl::Duration duration;  // from start to end
+};
+
+// Called on the threads that run calls: implementations must be
+// thread-safe and quick (count, do not block).
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  virtual void OnStart(const CallRecord& call) = 0;
+  virtual void OnEnd(const CallRecord& call) = 0;
+};
+
+}  // namespace seqserve
