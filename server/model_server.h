@@ -16,11 +16,11 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/authenticator.h"
-#include "server/classifier_service.h"
+#include "server/grpc/classifier_service.h"
 #include "server/inference_runner.h"
 #include "server/inference_service.h"
 #include "server/model_manager.h"
-#include "server/reflection_v1_service.h"
+#include "server/grpc/reflection_v1_service.h"
 #include "server/request_observer.h"
 #include "server/serving_state.h"
 

@@ -1,6 +1,6 @@
 // grpc.reflection.v1 answers, without a network: files with their imports
 // once per stream, and errors for what does not exist.
-#include "server/reflection_v1_service.h"
+#include "server/grpc/reflection_v1_service.h"
 
 #include <google/protobuf/descriptor.pb.h>
 #include <gmock/gmock.h>

@@ -1,4 +1,4 @@
-#include "server/reflection_v1_service.h"
+#include "server/grpc/reflection_v1_service.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>

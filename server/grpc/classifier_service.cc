@@ -1,4 +1,4 @@
-#include "server/classifier_service.h"
+#include "server/grpc/classifier_service.h"
 
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/classify.h"
 #include "server/client_text.h"
-#include "server/grpc_status.h"
+#include "server/grpc/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {

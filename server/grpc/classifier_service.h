@@ -5,7 +5,7 @@
 #pragma once
 
 #include "seqserve/v1/classifier.grpc.pb.h"
-#include "server/arena_message_pool.h"
+#include "server/grpc/arena_message_pool.h"
 #include "server/inference_service.h"
 
 namespace seqserve {
