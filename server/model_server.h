@@ -69,6 +69,8 @@ class ModelServer {
   InferenceRunner::Stats inference_stats() const { return runner_->stats(); }
   // The runner every Classify goes through (tests hold its slots with it).
   InferenceRunner& runner() { return *runner_; }
+  // The protocol-neutral path, for front ends beside the gRPC one.
+  InferenceService& inference() { return *inference_; }
 
   // Blocks until the first load finished (or a drain began instead).
   void WaitUntilReady();

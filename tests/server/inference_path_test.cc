@@ -197,6 +197,20 @@ TEST_F(InferencePathTest, TheAuthenticatorTurnsCallersAwayBeforeAnyLookup) {
   EXPECT_EQ(server_->inference_stats().requests, 1u);  // only the admitted call ran
 }
 
+TEST_F(InferencePathTest, ModelReadinessSaysWhyAModelCannotAnswer) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteFile("broken/1/model.onnx", "not onnx");
+  Start({});
+  InferenceService& inference = server_->inference();
+  EXPECT_TRUE(inference.ModelReady("species", 0).ok());
+  EXPECT_TRUE(inference.ModelReady("species", 1).ok());
+  EXPECT_EQ(inference.ModelReady("species", 2).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(inference.ModelReady("unicorn", 0).code(), absl::StatusCode::kNotFound);
+  const absl::Status broken = inference.ModelReady("broken", 0);
+  EXPECT_EQ(broken.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(broken.message()), HasSubstr("not an ONNX model"));
+}
+
 // A text model big enough that parsing it takes a while.
 std::string SlowModel() {
   constexpr int kHidden = 400000;
