@@ -3,8 +3,14 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <exception>
 #include <limits>
 #include <new>
@@ -12,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
@@ -19,8 +26,16 @@
 namespace seqserve {
 namespace {
 
-constexpr int64_t kMinOpset = 9;
-constexpr int64_t kMaxOpset = 17;
+// Every op seqserve runs means the same from opset 7 to 23 in the forms
+// it accepts (Softmax's axis default changes at 13 and is read by opset).
+constexpr int64_t kMinOpset = 7;
+constexpr int64_t kMaxOpset = 23;
+constexpr int64_t kMinIrVersion = 3;
+constexpr int64_t kMaxIrVersion = 11;
+// What Debian's ONNX checker (1.12) knows; beyond it only seqserve's own
+// structural checks run.
+constexpr int64_t kCheckerMaxIrVersion = 8;
+constexpr int64_t kCheckerMaxOpset = 17;
 // Rows wider than this are not a classifier's features; it also keeps
 // every width inside BLAS's int arguments.
 constexpr int64_t kMaxWidth = Sequential::kMaxWidth;
@@ -35,13 +50,16 @@ struct ChainState {
 
 class OnnxConverter {
  public:
-  OnnxConverter(const onnx::ModelProto& model, absl::string_view name)
-      : model_(model), graph_(model.graph()), name_(name) {}
+  // `base_dir`: where external data files live; empty refuses them.
+  OnnxConverter(const onnx::ModelProto& model, absl::string_view name,
+                std::string base_dir)
+      : model_(model), graph_(model.graph()), name_(name), base_dir_(std::move(base_dir)) {}
 
   absl::StatusOr<std::unique_ptr<Sequential>> Convert();
 
  private:
   absl::Status CheckOpset();
+  absl::Status CheckStructure() const;
   absl::Status CollectConstants();
   absl::Status ReadInput();
   absl::Status AddNode(const onnx::NodeProto& node);
@@ -61,6 +79,10 @@ class OnnxConverter {
                                                   int index) const;
   absl::StatusOr<std::vector<float>> Floats(const onnx::NodeProto& node,
                                             const onnx::TensorProto& tensor) const;
+  // The `bytes` bytes of an initializer stored outside the model file.
+  absl::StatusOr<std::string> ExternalBytes(const onnx::NodeProto& node,
+                                            const onnx::TensorProto& tensor,
+                                            uint64_t bytes) const;
 
   absl::Status Error(absl::StatusCode code, absl::string_view message) const;
   absl::Status NodeError(absl::StatusCode code, const onnx::NodeProto& node,
@@ -69,8 +91,13 @@ class OnnxConverter {
   const onnx::ModelProto& model_;
   const onnx::GraphProto& graph_;
   std::string name_;
+  std::string base_dir_;
   int64_t opset_ = 0;
   std::unordered_map<std::string, const onnx::TensorProto*> constants_;
+  // Outputs of Transpose(perm=[1, 0]) applied to a 2-D constant, by the
+  // constant's name: a MatMul weight already in torch's layout.
+  std::unordered_map<std::string, std::string> transposed_;
+  std::vector<bool> folded_;  // nodes evaluated at load, off the chain
   std::unordered_map<std::string, std::vector<int>> consumers_;
   std::string input_name_;
   int64_t input_width_ = 0;
@@ -115,6 +142,43 @@ absl::Status OnnxConverter::CheckOpset() {
                  absl::StrCat("opset ", opset_, " is not supported (", kMinOpset,
                               " to ", kMaxOpset, ")"));
   }
+  if (model_.ir_version() < kMinIrVersion || model_.ir_version() > kMaxIrVersion) {
+    return Error(absl::StatusCode::kUnimplemented,
+                 absl::StrCat("IR version ", model_.ir_version(), " is not supported (",
+                              kMinIrVersion, " to ", kMaxIrVersion, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// What the ONNX checker would refuse in a graph seqserve runs, for models
+// beyond its range too: every node input defined before use, every name
+// defined once.
+absl::Status OnnxConverter::CheckStructure() const {
+  std::unordered_map<std::string, int> defined;  // name -> 0 graph, 1 node
+  for (const auto& input : graph_.input()) defined.emplace(input.name(), 0);
+  for (const auto& tensor : graph_.initializer()) defined.emplace(tensor.name(), 0);
+  for (const auto& node : graph_.node()) {
+    for (const auto& input : node.input()) {
+      if (!input.empty() && defined.count(input) == 0) {
+        return NodeError(absl::StatusCode::kInvalidArgument, node,
+                         absl::StrCat("input '", input,
+                                      "' is not defined before it is used"));
+      }
+    }
+    for (const auto& output : node.output()) {
+      if (output.empty()) continue;
+      if (!defined.emplace(output, 1).second) {
+        return NodeError(absl::StatusCode::kInvalidArgument, node,
+                         absl::StrCat("output '", output, "' is defined twice"));
+      }
+    }
+  }
+  for (const auto& output : graph_.output()) {
+    if (defined.count(output.name()) == 0) {
+      return Error(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("graph output '", output.name(), "' is never computed"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -130,9 +194,29 @@ absl::Status OnnxConverter::CollectConstants() {
       }
     }
   }
+  // Transpose(W, perm=[1, 0]) of a constant feeds MatMul in what today's
+  // exporter writes for nn.Linear: fold it, the weight is torch's layout.
+  folded_.assign(graph_.node_size(), false);
   for (int i = 0; i < graph_.node_size(); ++i) {
     const auto& node = graph_.node(i);
-    if (node.op_type() == "Constant") continue;
+    if (node.op_type() != "Transpose" || node.input_size() != 1 || node.output_size() != 1 ||
+        constants_.count(node.input(0)) == 0 ||
+        constants_.at(node.input(0))->dims_size() != 2) {
+      continue;
+    }
+    bool swaps = true;
+    for (const auto& attribute : node.attribute()) {
+      if (attribute.name() == "perm") {
+        swaps = attribute.ints_size() == 2 && attribute.ints(0) == 1 && attribute.ints(1) == 0;
+      }
+    }
+    if (!swaps) continue;
+    transposed_[node.output(0)] = node.input(0);
+    folded_[i] = true;
+  }
+  for (int i = 0; i < graph_.node_size(); ++i) {
+    const auto& node = graph_.node(i);
+    if (node.op_type() == "Constant" || folded_[i]) continue;
     for (const auto& input : node.input()) {
       if (!input.empty()) consumers_[input].push_back(i);
     }
@@ -225,10 +309,6 @@ absl::StatusOr<std::vector<float>> OnnxConverter::Floats(
                                           tensor.data_type())),
                                   "; only float32 weights are supported"));
   }
-  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
-    return NodeError(absl::StatusCode::kUnimplemented, node,
-                     absl::StrCat(what, " uses external data"));
-  }
   int64_t count = 1;
   for (int64_t dim : tensor.dims()) {
     // Zero-element weights are refused too: a zero dim would otherwise let
@@ -244,7 +324,12 @@ absl::StatusOr<std::vector<float>> OnnxConverter::Floats(
     count *= dim;
   }
   std::vector<float> values;
-  if (!tensor.raw_data().empty()) {
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
+    auto bytes = ExternalBytes(node, tensor, static_cast<uint64_t>(count) * sizeof(float));
+    if (!bytes.ok()) return bytes.status();
+    values.resize(count);
+    std::memcpy(values.data(), bytes->data(), bytes->size());
+  } else if (!tensor.raw_data().empty()) {
     if (tensor.raw_data().size() != static_cast<size_t>(count) * sizeof(float)) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
                        absl::StrCat(what, " holds ", tensor.raw_data().size(),
@@ -267,6 +352,75 @@ absl::StatusOr<std::vector<float>> OnnxConverter::Floats(
     }
   }
   return values;
+}
+
+absl::StatusOr<std::string> OnnxConverter::ExternalBytes(const onnx::NodeProto& node,
+                                                         const onnx::TensorProto& tensor,
+                                                         uint64_t bytes) const {
+  const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
+  auto refuse = [&](absl::string_view why) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat(what, " (external data): ", why));
+  };
+  if (base_dir_.empty()) return refuse("no model directory to read it from");
+  std::string location;
+  uint64_t offset = 0;
+  std::optional<uint64_t> length;
+  for (const auto& entry : tensor.external_data()) {
+    if (entry.key() == "location") {
+      location = entry.value();
+    } else if (entry.key() == "offset" || entry.key() == "length") {
+      uint64_t value;
+      if (!absl::SimpleAtoi(entry.value(), &value)) {
+        return refuse(absl::StrCat(entry.key(), " '", entry.value(),
+                                   "' is not a non-negative integer"));
+      }
+      (entry.key() == "offset" ? offset : length.emplace()) = value;
+    }
+  }
+  // Only files beside the model: a location may not reach elsewhere.
+  const std::filesystem::path relative(location);
+  if (location.empty()) return refuse("no location");
+  if (relative.is_absolute()) return refuse(absl::StrCat("location '", location, "' is absolute"));
+  for (const auto& part : relative) {
+    if (part == "..") return refuse(absl::StrCat("location '", location, "' contains '..'"));
+  }
+  std::error_code error;
+  const std::filesystem::path dir = std::filesystem::canonical(base_dir_, error);
+  if (error) return refuse(absl::StrCat("model directory: ", error.message()));
+  const std::filesystem::path file = std::filesystem::canonical(dir / relative, error);
+  if (error) return refuse(absl::StrCat("'", location, "': ", error.message()));
+  const std::string dir_prefix = dir.string() + "/";
+  if (file.string().compare(0, dir_prefix.size(), dir_prefix) != 0) {
+    return refuse(absl::StrCat("'", location, "' resolves outside the model's directory"));
+  }
+  if (length && *length != bytes) {
+    return refuse(absl::StrCat("length ", *length, " disagrees with its shape (", bytes,
+                               " bytes)"));
+  }
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return refuse(absl::StrCat("'", location, "': ", std::strerror(errno)));
+  struct stat info;
+  std::string data;
+  const bool sized = fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+  if (!sized || offset > static_cast<uint64_t>(info.st_size) ||
+      static_cast<uint64_t>(info.st_size) - offset < bytes) {
+    close(fd);
+    return refuse(absl::StrCat("'", location, "' is ", sized ? info.st_size : 0,
+                               " bytes, shorter than offset ", offset, " + length ", bytes));
+  }
+  data.resize(bytes);
+  size_t done = 0;
+  while (done < bytes) {
+    const ssize_t got = pread(fd, data.data() + done, bytes - done,
+                              static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    done += static_cast<size_t>(got);
+  }
+  close(fd);
+  if (done != bytes) return refuse(absl::StrCat("'", location, "': read failed"));
+  return data;
 }
 
 int64_t IntAttribute(const onnx::NodeProto& node, absl::string_view name,
@@ -383,6 +537,15 @@ absl::Status OnnxConverter::AddGemm(const onnx::NodeProto& node) {
 }
 
 absl::Status OnnxConverter::AddMatMul(const onnx::NodeProto& node) {
+  if (node.input_size() == 2) {
+    if (auto folded = transposed_.find(node.input(1)); folded != transposed_.end()) {
+      // MatMul(x, Transpose(W)): W is out x in, torch's layout as it is.
+      const onnx::TensorProto& tensor = *constants_.at(folded->second);
+      auto weight = Floats(node, tensor);
+      if (!weight.ok()) return weight.status();
+      return AddLinear(node, tensor.dims(1), tensor.dims(0), std::move(*weight), {});
+    }
+  }
   auto b = Weight(node, 1);
   if (!b.ok()) return b.status();
   if ((*b)->dims_size() != 2) {
@@ -504,6 +667,7 @@ absl::Status OnnxConverter::AddNode(const onnx::NodeProto& node) {
 
 absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   if (absl::Status s = CheckOpset(); !s.ok()) return s;
+  if (absl::Status s = CheckStructure(); !s.ok()) return s;
   if (absl::Status s = CollectConstants(); !s.ok()) return s;
   if (absl::Status s = ReadInput(); !s.ok()) return s;
 
@@ -551,7 +715,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   // Every node must sit on that path.
   for (int i = 0; i < graph_.node_size(); ++i) {
     const auto& node = graph_.node(i);
-    if (node.op_type() != "Constant" && !on_chain[i]) {
+    if (node.op_type() != "Constant" && !folded_[i] && !on_chain[i]) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
                        "is not on the chain from input to output");
     }
@@ -585,7 +749,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
-    absl::string_view bytes, absl::string_view name) {
+    absl::string_view bytes, absl::string_view name, const std::string& base_dir) {
   onnx::ModelProto model;
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -596,22 +760,34 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": not an ONNX model (no graph)"));
   }
-  try {
-    onnx::checker::check_model(model);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": ONNX checker: ", e.what()));
+  int64_t opset = 0;
+  for (const auto& import : model.opset_import()) {
+    if (import.domain().empty() || import.domain() == "ai.onnx") opset = import.version();
   }
-  return OnnxConverter(model, name).Convert();
+  // Debian's checker stops at IR 8 and opset 17, and it would read external
+  // data itself: it runs only on self-contained models within its range.
+  bool external = false;
+  for (const auto& tensor : model.graph().initializer()) {
+    external = external || tensor.data_location() == onnx::TensorProto::EXTERNAL;
+  }
+  if (model.ir_version() <= kCheckerMaxIrVersion && opset <= kCheckerMaxOpset && !external) {
+    try {
+      onnx::checker::check_model(model);
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ONNX checker: ", e.what()));
+    }
+  }
+  return OnnxConverter(model, name, base_dir).Convert();
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
-    absl::string_view bytes, absl::string_view name) {
+    absl::string_view bytes, absl::string_view name, const std::string& base_dir) {
   // The loader boundary: nothing a file holds may throw past it.
   try {
-    return ParseOnnxBytes(bytes, name);
+    return ParseOnnxBytes(bytes, name, base_dir);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
         absl::StrCat(name, ": out of memory while loading"));
@@ -624,7 +800,8 @@ absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(
     const std::string& path) {
   auto bytes = ReadFileToString(path);
   if (!bytes.ok()) return bytes.status();
-  return ParseOnnxModel(*bytes, path);
+  std::string base_dir = std::filesystem::path(path).parent_path().string();
+  return ParseOnnxModel(*bytes, path, base_dir.empty() ? "." : base_dir);
 }
 
 }  // namespace seqserve

@@ -1,6 +1,8 @@
 // Loads a Sequential model from an ONNX file as torch.onnx.export writes it
-// for an nn.Sequential (opsets 9 to 17), using the ONNX project's protobuf
-// library and model checker.
+// for an nn.Sequential: opsets 7 to 23, IR versions 3 to 11, weights inside
+// the file or beside it as external data (model.onnx.data). Uses the ONNX
+// project's protobuf library; its checker runs on the models within its
+// range (IR 8, opset 17), seqserve's own structural checks on all.
 //
 // Status codes of refusals:
 //   NOT_FOUND         the file cannot be opened
@@ -25,8 +27,10 @@ namespace seqserve {
 absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(
     const std::string& path);
 
-// Converts serialized ONNX bytes; `name` prefixes error messages.
+// Converts serialized ONNX bytes; `name` prefixes error messages. External
+// data is read from files in `base_dir` only (never outside it, through
+// `..`, an absolute path or a symlink); empty refuses external data.
 absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
-    absl::string_view bytes, absl::string_view name);
+    absl::string_view bytes, absl::string_view name, const std::string& base_dir = "");
 
 }  // namespace seqserve

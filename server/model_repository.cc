@@ -7,7 +7,10 @@
 #include <map>
 #include <set>
 #include <system_error>
+#include <tuple>
+#include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,6 +45,27 @@ fs::file_status StatusOf(const fs::path& path, std::error_code& error) {
   return status;
 }
 
+// One hash of every other file in a version directory, by name and stamp.
+size_t SiblingsStamp(const fs::path& dir, const std::string& model_file) {
+  std::error_code error;
+  std::vector<std::pair<std::string, FileStamp>> files;
+  for (const auto& entry : fs::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name == model_file || name.empty() || name[0] == '.') continue;
+    files.emplace_back(name, StampOf(entry.path()));
+  }
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t hash = files.size();
+  for (const auto& [name, stamp] : files) {
+    hash = absl::Hash<std::tuple<size_t, std::string, int64_t, int64_t, int64_t, uint64_t,
+                                 uint64_t>>{}(std::make_tuple(hash, name, stamp.mtime_ns,
+                                                              stamp.ctime_ns, stamp.size,
+                                                              stamp.device, stamp.inode));
+  }
+  return hash;
+}
+
 VersionOnDisk ReadVersion(const fs::path& dir, int64_t version) {
   VersionOnDisk result;
   result.version = version;
@@ -70,6 +94,7 @@ VersionOnDisk ReadVersion(const fs::path& dir, int64_t version) {
   } else {
     result.model_path = found[0].string();
     result.stamp = StampOf(found[0]);
+    result.stamp.siblings = SiblingsStamp(dir, found[0].filename().string());
   }
   return result;
 }

@@ -24,9 +24,13 @@ struct FileStamp {
   int64_t size = -1;  // -1: no file
   uint64_t device = 0;
   uint64_t inode = 0;
+  // The other files beside a model file (its external data), by name and
+  // stamp: replacing model.onnx.data alone reloads the version too.
+  size_t siblings = 0;
   bool operator==(const FileStamp& other) const {
     return mtime_ns == other.mtime_ns && ctime_ns == other.ctime_ns &&
-           size == other.size && device == other.device && inode == other.inode;
+           size == other.size && device == other.device && inode == other.inode &&
+           siblings == other.siblings;
   }
   bool operator!=(const FileStamp& other) const { return !(*this == other); }
 };

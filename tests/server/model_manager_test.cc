@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
 
+#include "tests/support/reference_data.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -260,6 +262,35 @@ TEST_F(ModelManagerTest, AReplacementWithTheSameSizeAndMtimeIsReloaded) {
   auto after = manager_.Find("constant", 0);
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(FirstLogit(**after), 2.5f);
+}
+
+// Today's exporter writes model.onnx and model.onnx.data: replacing the
+// data file alone is a new model too.
+TEST_F(ModelManagerTest, AVersionWithExternalDataReloadsWhenOnlyTheDataChanges) {
+  const std::string source = testing::ReferenceDir() + "/modern/species_o20_static/";
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  repository_.WriteFile("modern/1/model.onnx", read(source + "model.onnx"));
+  std::string data = read(source + "model.onnx.data");
+  repository_.WriteFile("modern/1/model.onnx.data", data);
+  manager_.Refresh();
+  auto before = manager_.Find("modern", 0);
+  ASSERT_TRUE(before.ok()) << before.status();
+  // Other weights of the same size: the last bias doubled.
+  float last;
+  std::memcpy(&last, data.data() + data.size() - 4, 4);
+  last = last * 2 + 1;
+  std::memcpy(data.data() + data.size() - 4, &last, 4);
+  repository_.WriteFile("modern/1/model.onnx.data", data);
+  manager_.Refresh();
+  auto after = manager_.Find("modern", 0);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE((*after)->model, (*before)->model);
+  const float row[] = {4, 0, 1};
+  EXPECT_NE(*(*after)->model->Predict(row, 1, Head::kLogits),
+            *(*before)->model->Predict(row, 1, Head::kLogits));
 }
 
 TEST_F(ModelManagerTest, TwoDirectoriesClaimingOneVersionLoadNeither) {

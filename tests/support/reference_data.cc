@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -52,7 +53,10 @@ std::vector<std::string> ReferenceNames() {
 }
 
 absl::StatusOr<ReferenceCase> LoadReference(const std::string& name) {
-  const std::string json_path = absl::StrCat(ReferenceDir(), "/", name, ".json");
+  // A folder (modern/NAME) holds model.onnx, its data and reference.json.
+  const bool folder = std::filesystem::is_directory(absl::StrCat(ReferenceDir(), "/", name));
+  const std::string json_path = folder ? absl::StrCat(ReferenceDir(), "/", name, "/reference.json")
+                                       : absl::StrCat(ReferenceDir(), "/", name, ".json");
   std::ifstream in(json_path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", json_path));
   std::stringstream text;
@@ -65,7 +69,8 @@ absl::StatusOr<ReferenceCase> LoadReference(const std::string& name) {
   }
   ReferenceCase reference;
   reference.name = name;
-  reference.onnx_path = absl::StrCat(ReferenceDir(), "/", name, ".onnx");
+  reference.onnx_path = folder ? absl::StrCat(ReferenceDir(), "/", name, "/model.onnx")
+                               : absl::StrCat(ReferenceDir(), "/", name, ".onnx");
   auto input_width = AppendRows(json, "inputs", &reference.inputs);
   if (!input_width.ok()) return input_width.status();
   reference.input_width = *input_width;

@@ -31,7 +31,8 @@ std::string ReferenceDir();
 // Names of every reference model ("mammal", "species", ...).
 std::vector<std::string> ReferenceNames();
 
-// Parses NAME.json beside NAME.onnx.
+// Parses NAME.json beside NAME.onnx, or, for a folder such as
+// modern/species_o20_static, its reference.json beside model.onnx.
 absl::StatusOr<ReferenceCase> LoadReference(const std::string& name);
 
 // The tolerance the reference set asks for: 1e-5 relative plus 1e-6 absolute.
