@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the binary seeds in fuzz/corpus/ from what the repository
-# already holds: the reference ONNX files, and the text-format sources in
-# fuzz/seeds/ (ONNX models and ClassifyRequests) encoded with protoc.
+# already holds: the reference ONNX files (in both export forms), and the
+# text-format sources in fuzz/seeds/ (ONNX models and ClassifyRequests)
+# encoded with protoc.
 # The text targets' seeds are plain files kept in fuzz/corpus/ by hand.
 # Needs protoc (protobuf-compiler) and libonnx-dev's onnx.proto.
 set -euo pipefail
@@ -15,6 +16,11 @@ for model in tests/data/reference/*.onnx; do
   cp "$model" "$onnx_dir/reference_$(basename "$model")"
 done
 cp models/species/1/model.onnx "$onnx_dir/models_species.onnx"
+# Today's exporter's form (external data, which the fuzzer's fixture
+# directory stands in for).
+for model in tests/data/reference/modern/*/model.onnx; do
+  cp "$model" "$onnx_dir/modern_$(basename "$(dirname "$model")").onnx"
+done
 for source in fuzz/seeds/*.onnx.txtpb; do
   protoc --encode=onnx.ModelProto -I /usr/include onnx/onnx.proto \
     < "$source" > "$onnx_dir/$(basename "$source" .txtpb)"

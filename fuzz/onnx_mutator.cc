@@ -16,12 +16,21 @@ namespace {
 constexpr const char* kOps[] = {
     "Gemm", "MatMul", "Add", "Relu", "LeakyRelu", "Tanh", "Sigmoid",
     "Elu", "Softmax", "Identity", "Dropout", "Flatten", "Constant",
-    "Mul", "Reshape", "Transpose", "LogSoftmax", ""};
+    "Mul", "Reshape", "Transpose", "LogSoftmax", "BatchNormalization", ""};
 // Attribute names the supported ops read, a few others, and nothing.
 constexpr const char* kAttributes[] = {
     "alpha", "beta", "transA", "transB", "axis", "value", "ratio",
-    "training_mode", "perm", "value_float", ""};
-constexpr int64_t kOpsets[] = {1, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20};
+    "training_mode", "perm", "value_float", "epsilon", ""};
+constexpr int64_t kOpsets[] = {1, 6, 7, 8, 9, 11, 13, 16, 17, 18, 19, 20, 21, 23, 24};
+// External data: the fixture directory's files (see fuzz_onnx_loader.cc)
+// and locations the loader must refuse.
+constexpr const char* kLocations[] = {
+    "model.onnx.data", "link_in", "link_out", "link_out/hostname", "short.bin",
+    "sub", "sub/../model.onnx.data", "./model.onnx.data", "../model.onnx.data",
+    "/etc/hostname", "missing.data", ""};
+constexpr const char* kOffsets[] = {
+    "0", "4", "12", "48", "65532", "65536", "65540", "-1", "+4", " 4", "4x", "0x10",
+    "18446744073709551615", "18446744073709551616", "9223372036854775808", ""};
 
 template <typename T, size_t N>
 constexpr size_t Count(const T (&)[N]) {
@@ -207,15 +216,56 @@ class OnnxMutator {
       case 7:  // another element type
         tensor->set_data_type(static_cast<int32_t>(Pick(17)));
         break;
-      case 8: {  // external data
-        tensor->set_data_location(onnx::TensorProto::EXTERNAL);
-        auto* entry = tensor->add_external_data();
-        entry->set_key("location");
-        entry->set_value("weights.bin");
+      case 8:
+        MutateExternalData(tensor);
         break;
-      }
       default:
         tensor->set_name(AnyName());
+        break;
+    }
+  }
+
+  // Moves a tensor's data out of the file, or edits where it points:
+  // location, offset and length entries, present, missing, twice or bad.
+  void MutateExternalData(onnx::TensorProto* tensor) {
+    auto* entries = tensor->mutable_external_data();
+    switch (Pick(5)) {
+      case 0: {  // inline data moved out, at an offset of the fixture file
+        tensor->clear_raw_data();
+        tensor->clear_float_data();
+        tensor->set_data_location(onnx::TensorProto::EXTERNAL);
+        entries->Clear();
+        auto* location = entries->Add();
+        location->set_key("location");
+        location->set_value("model.onnx.data");
+        auto* offset = entries->Add();
+        offset->set_key("offset");
+        offset->set_value(std::to_string(4 * Pick(1024)));
+        break;
+      }
+      case 1: {  // an entry's value
+        if (entries->empty()) break;
+        auto* entry = entries->Mutable(PickIndex(*entries));
+        entry->set_value(entry->key() == "location"
+                             ? kLocations[Pick(Count(kLocations))]
+                             : Pick(3) ? std::to_string(4 * Pick(16384))
+                                       : kOffsets[Pick(Count(kOffsets))]);
+        break;
+      }
+      case 2: {  // an extra entry, maybe a second one of a kind
+        static constexpr const char* kKeys[] = {"location", "offset", "length", "checksum"};
+        auto* entry = entries->Add();
+        entry->set_key(kKeys[Pick(Count(kKeys))]);
+        entry->set_value(entry->key() == "location" ? kLocations[Pick(Count(kLocations))]
+                                                    : kOffsets[Pick(Count(kOffsets))]);
+        break;
+      }
+      case 3:  // an entry less
+        if (!entries->empty()) entries->DeleteSubrange(PickIndex(*entries), 1);
+        break;
+      default:  // back inside the file, or flagged external with inline data
+        tensor->set_data_location(Pick(2) ? onnx::TensorProto::DEFAULT
+                                          : onnx::TensorProto::EXTERNAL);
         break;
     }
   }
@@ -267,7 +317,7 @@ class OnnxMutator {
     }
     const int index = PickIndex(*attributes);
     onnx::AttributeProto* attribute = attributes->Mutable(index);
-    switch (Pick(6)) {
+    switch (Pick(7)) {
       case 0:  // a missing attribute
         attributes->DeleteSubrange(index, 1);
         break;
@@ -283,6 +333,18 @@ class OnnxMutator {
         break;
       case 4:
         SetRandomAttribute(attribute);
+        break;
+      case 5:  // its list (Transpose's perm): swapped, longer, shorter, edge values
+        if (attribute->ints_size() > 1 && Pick(2)) {
+          attribute->mutable_ints()->SwapElements(0, attribute->ints_size() - 1);
+        } else if (attribute->ints_size() > 0 && Pick(2)) {
+          attribute->set_ints(static_cast<int>(Pick(attribute->ints_size())),
+                              Pick(2) ? static_cast<int64_t>(Pick(3)) : InterestingInt(rng_));
+        } else if (Pick(2)) {
+          attribute->add_ints(static_cast<int64_t>(Pick(3)));
+        } else if (attribute->ints_size() > 0) {
+          attribute->mutable_ints()->RemoveLast();
+        }
         break;
       default:
         if (attribute->has_t()) MutateTensor(attribute->mutable_t());
@@ -400,7 +462,7 @@ class OnnxMutator {
         break;
       }
       case 2:
-        model_.set_ir_version(Pick(2) ? static_cast<int64_t>(Pick(11)) : InterestingInt(rng_));
+        model_.set_ir_version(Pick(2) ? static_cast<int64_t>(Pick(13)) : InterestingInt(rng_));
         break;
       default:
         if (!opsets->empty()) opsets->DeleteSubrange(PickIndex(*opsets), 1);

@@ -1,8 +1,9 @@
 // A libFuzzer custom mutator for ONNX models: parses the bytes as a
 // ModelProto and edits it at the message level (dims, ranks, attributes,
-// initializers, ops, wiring, opsets), then reserializes. Bytes that do not
-// parse, and one mutation in five, go to libFuzzer's own byte mutator (which
-// also uses the dictionary, fuzz/onnx.dict).
+// initializers, external data entries, ops, wiring, opsets and IR
+// versions), then reserializes. Bytes that do not parse, and one mutation in
+// five, go to libFuzzer's own byte mutator (which also uses the dictionary,
+// fuzz/onnx.dict).
 #pragma once
 
 #include <cstddef>
