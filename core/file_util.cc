@@ -1,6 +1,7 @@
 #include "core/file_util.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,15 +30,23 @@ class FileDescriptor {
 };
 
 // A pipe or terminal (`--input <(...)`): no size to trust, so read until the
-// end, within the limit.
+// end, within the limit, and give up on a writer silent for a minute.
 absl::StatusOr<std::string> ReadStream(int fd, const std::string& path,
                                        uint64_t max_bytes) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  constexpr int kSilenceMillis = 60'000;
   std::string contents;
   char buffer[1 << 16];
   while (true) {
     const ssize_t got = read(fd, buffer, sizeof(buffer));
     if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd ready{fd, POLLIN, 0};
+      if (poll(&ready, 1, kSilenceMillis) <= 0) {
+        return absl::DeadlineExceededError(
+            absl::StrCat(path, ": nothing to read for ", kSilenceMillis / 1000, " s"));
+      }
+      continue;
+    }
     if (got < 0) {
       return absl::NotFoundError(
           absl::StrCat(path, ": read failed: ", std::strerror(errno)));
@@ -47,7 +56,11 @@ absl::StatusOr<std::string> ReadStream(int fd, const std::string& path,
       return absl::ResourceExhaustedError(
           absl::StrCat(path, ": more than the limit of ", max_bytes, " bytes"));
     }
-    contents.append(buffer, static_cast<size_t>(got));
+    try {
+      contents.append(buffer, static_cast<size_t>(got));
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(absl::StrCat(path, ": no memory to read it"));
+    }
   }
 }
 

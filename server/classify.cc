@@ -1,6 +1,8 @@
 #include "server/classify.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "server/output_mode.h"
@@ -33,6 +35,24 @@ bool AllFinite(absl::Span<const float> values) {
 
 }  // namespace
 
+uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan) {
+  uint64_t longest_label = 0;
+  for (const std::string& label : served.config.labels()) {
+    longest_label = std::max<uint64_t>(longest_label, label.size() + 4);  // "not " + label
+  }
+  const uint64_t width = served.model->output_width();
+  const uint64_t scored_class = 24 + longest_label;  // index, score, label, framing
+  uint64_t per_row = 16 + width * sizeof(float) + longest_label + plan.top_k * scored_class;
+  if (plan.head == Head::kSigmoid && width > 1) per_row += width * scored_class;
+  // per_row < 2^45 (width <= 2^24, a label <= 1 MiB); rows could still
+  // overflow the product, so saturate.
+  const uint64_t header = 64 + served.name.size();
+  if (plan.rows > (std::numeric_limits<uint64_t>::max() - header) / per_row) {
+    return std::numeric_limits<uint64_t>::max();
+  }
+  return header + plan.rows * per_row;
+}
+
 absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
                                           const ServedModel& served,
                                           const RequestLimits& limits) {
@@ -41,6 +61,13 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
   plan.rows = request.rows();
   if (plan.rows == 0) {
     return absl::InvalidArgumentError("empty batch: rows must be positive");
+  }
+  const size_t want = plan.rows * static_cast<size_t>(model.input_width());
+  if (static_cast<size_t>(request.features_size()) != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' takes ", model.input_width(),
+        " features per row: ", plan.rows, " rows need ", want, " values, got ",
+        request.features_size()));
   }
   const uint32_t limit = served.max_request_rows ? served.max_request_rows : limits.max_rows;
   if (limit != 0 && plan.rows > limit) {
@@ -52,17 +79,10 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
   const uint64_t memory = uint64_t{plan.rows} * model.widest() * sizeof(float);
   if (limits.max_memory_bytes != 0 && memory > limits.max_memory_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "batch of ", plan.rows, " rows needs ", memory, " bytes of activations (",
+        "batch of ", plan.rows, " rows holds ", memory, " bytes of activations as one pass (",
         model.widest(), " values per row in model '", served.name,
         "'), over the limit of ", limits.max_memory_bytes,
         " bytes per request; split it"));
-  }
-  const size_t want = plan.rows * static_cast<size_t>(model.input_width());
-  if (static_cast<size_t>(request.features_size()) != want) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", served.name, "' takes ", model.input_width(),
-        " features per row: ", plan.rows, " rows need ", want, " values, got ",
-        request.features_size()));
   }
   for (int i = 0; i < request.features_size(); ++i) {
     if (!std::isfinite(request.features(i))) {
@@ -100,6 +120,16 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
     plan.threshold = request.threshold();
   } else {
     plan.threshold = served.threshold;
+  }
+  // The answer is built whole before it is sent: refuse one that could not
+  // be sent anyway, before it costs the memory.
+  const uint64_t response = ResponseBytesBound(served, plan);
+  if (limits.max_response_bytes != 0 && response > limits.max_response_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the answer to ", plan.rows, " rows", plan.top_k ? " with top_k " : "",
+        plan.top_k ? absl::StrCat(plan.top_k) : "", " could take ", response,
+        " bytes, over the message limit of ", limits.max_response_bytes,
+        "; send fewer rows or ask for a smaller top_k"));
   }
   return plan;
 }

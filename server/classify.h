@@ -28,12 +28,20 @@ struct RequestLimits {
   // Activations: rows x the model's widest layer x 4 bytes, what one pass
   // over the whole request would hold.
   uint64_t max_memory_bytes = 0;
+  // The largest answer that can be sent (the message limit): a request
+  // whose answer could be larger is refused before it is computed.
+  uint64_t max_response_bytes = 0;
 };
+
+// At most how many bytes the response to `plan` takes on the wire: scores,
+// labels, top-k and multi-label positives at their largest.
+uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan);
 
 // INVALID_ARGUMENT for an empty batch, a feature count that is not rows x
 // input width, NaN/Inf features, top_k beyond the outputs, a threshold
 // outside (0, 1) or an output mode the model cannot give; RESOURCE_EXHAUSTED
-// for more rows than the model's or the server's limit, or more memory.
+// for more rows than the model's or the server's limit, more memory, or an
+// answer that could be larger than max_response_bytes.
 absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
                                           const ServedModel& served,
                                           const RequestLimits& limits);

@@ -54,7 +54,8 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
     // there would reuse this thread's pass buffers while they are read.
     const size_t width = static_cast<size_t>(served->model->input_width());
     if (cancel_all_) {
-      refused = absl::CancelledError("the server is shutting down");
+      // Retryable: another replica can answer.
+      refused = absl::UnavailableError("the server is shutting down; retry");
     } else if (rows == 0 || features.size() != rows * width) {
       // A stacked pass copies features by this count: check it here.
       refused = absl::InvalidArgumentError(absl::StrCat(
@@ -106,8 +107,8 @@ void InferenceRunner::CancelQueued() {
     Count(skipped);
   }
   for (Task& task : cancelled) {
-    std::move(task.done)(absl::CancelledError(
-        "the server shut down before a forward pass was free"));
+    std::move(task.done)(absl::UnavailableError(
+        "the server shut down before a forward pass was free; retry"));
   }
 }
 

@@ -79,7 +79,9 @@ class InferenceRunner {
 
   // Runs or queues `rows` rows; `done` runs with rows x output-width logits
   // (on this thread when the pass ran inline, else on a pool thread), or at
-  // once with RESOURCE_EXHAUSTED when the model's queue is full. `features`
+  // once: INVALID_ARGUMENT when `features` is not rows x input width,
+  // RESOURCE_EXHAUSTED when the model's queue is full, UNAVAILABLE after
+  // CancelQueued(). `features`
   // must stay valid until `done` runs. `done` may call Run() again: such a
   // call always queues. A request whose deadline passed or whose
   // `cancelled` says so by the time its pass starts is answered
@@ -88,9 +90,9 @@ class InferenceRunner {
            absl::Span<const float> features, size_t rows, absl::Time deadline,
            Done done, Cancelled cancelled = nullptr);
 
-  // Answers every queued request CANCELLED now, without running it, and
-  // every later one at once: the end of a shutdown's grace period, after
-  // which nothing may still wait for a pass.
+  // Answers every queued request UNAVAILABLE now (retryable elsewhere),
+  // without running it, and every later one at once: the end of a
+  // shutdown's grace period, after which nothing may still wait for a pass.
   void CancelQueued();
 
   // The limits that apply to `served`.

@@ -1,5 +1,6 @@
 #include "server/inference_service.h"
 
+#include <new>
 #include <utility>
 
 #include "core/layer.h"
@@ -79,14 +80,23 @@ void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo cal
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
-        Finish(std::move(state), BuildClassifyResponse(*served, plan, output->logits, response));
+        absl::Status built;
+        try {  // on an inference thread: nothing may throw past here
+          built = BuildClassifyResponse(*served, plan, output->logits, response);
+        } catch (const std::bad_alloc&) {
+          built = absl::ResourceExhaustedError("no memory to build the answer");
+        }
+        Finish(std::move(state), std::move(built));
       },
       std::move(call.cancelled));
 }
 
 absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status) {
   absl::Status answer;
-  Finish(Start(call, "", [&answer](absl::Status s) { answer = s; }), std::move(status));
+  auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
+  // An unauthenticated caller learns nothing, not even why its bytes failed.
+  if (absl::Status denied = Authenticate(call); !denied.ok()) status = std::move(denied);
+  Finish(std::move(state), std::move(status));
   return answer;
 }
 

@@ -47,8 +47,9 @@ class InferenceService {
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
   // Classifies the request's rows into `response`. `done` runs once, on
-  // this thread or an inference thread, when `response` is complete (OK) or
-  // with the error; `request` and `response` must stay valid until then.
+  // this thread, an inference thread or the shutdown's timer thread, when
+  // `response` is complete (OK) or with the error; `request` and
+  // `response` must stay valid until then.
   void Classify(const v1::ClassifyRequest& request, CallInfo call,
                 v1::ClassifyResponse* response, Done done);
 

@@ -88,7 +88,10 @@ std::vector<std::string> CheckFlags() {
   check.Range("port", absl::GetFlag(FLAGS_port), 0, 65535);
   check.NotEmpty("host", absl::GetFlag(FLAGS_host));
   check.NotEmpty("model_repository", absl::GetFlag(FLAGS_model_repository));
-  check.Range("poll_seconds", absl::GetFlag(FLAGS_poll_seconds), 0.0, kDay);
+  // 0 loads once; a positive interval below 0.1 s would rescan without end.
+  if (absl::GetFlag(FLAGS_poll_seconds) != 0.0) {
+    check.Range("poll_seconds", absl::GetFlag(FLAGS_poll_seconds), 0.1, kDay);
+  }
   check.Range("max_request_rows", absl::GetFlag(FLAGS_max_request_rows), 1u, 1u << 24);
   check.Range("max_request_memory_bytes", absl::GetFlag(FLAGS_max_request_memory_bytes),
               uint64_t{1} << 20, uint64_t{1} << 40);

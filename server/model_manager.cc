@@ -81,6 +81,16 @@ void ModelManager::Publish(std::shared_ptr<const RepositorySnapshot> snapshot) {
 
 void ModelManager::Refresh() {
   absl::MutexLock refresh_lock(&refresh_mu_);
+  // It runs on the poller's and the first load's threads: nothing may end
+  // the process from here; what is loaded keeps serving.
+  try {
+    RefreshLocked();
+  } catch (const std::exception& e) {
+    spdlog::error("repository {}: pass stopped: {}", repository_, e.what());
+  }
+}
+
+void ModelManager::RefreshLocked() {
   auto disk = ScanRepository(repository_);
   if (!disk.ok()) {
     // Keep serving what is loaded: an unreadable directory is more likely a

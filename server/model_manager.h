@@ -82,6 +82,7 @@ class ModelManager {
 
  private:
   void Publish(std::shared_ptr<const RepositorySnapshot> snapshot);
+  void RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_);
 
   const std::string repository_;
   absl::Mutex refresh_mu_;  // one Refresh at a time

@@ -25,6 +25,18 @@ namespace fs = std::filesystem;
 constexpr const char* kConfigFile = "config.textproto";
 constexpr const char* kModelFiles[] = {"model.onnx", "model.textproto"};
 
+// The entries of `dir`; `error` says why the listing failed or stopped.
+// directory_iterator's increment throws on a failed readdir (an NFS
+// volume's ESTALE, say): this never does.
+std::vector<fs::path> ListDirectory(const fs::path& dir, std::error_code& error) {
+  std::vector<fs::path> entries;
+  fs::directory_iterator it(dir, error);
+  for (; !error && it != fs::directory_iterator(); it.increment(error)) {
+    entries.push_back(it->path());
+  }
+  return entries;
+}
+
 FileStamp StampOf(const fs::path& path) {
   FileStamp stamp;
   struct stat info;
@@ -49,11 +61,12 @@ fs::file_status StatusOf(const fs::path& path, std::error_code& error) {
 size_t SiblingsStamp(const fs::path& dir, const std::string& model_file) {
   std::error_code error;
   std::vector<std::pair<std::string, FileStamp>> files;
-  for (const auto& entry : fs::directory_iterator(dir, error)) {
-    const std::string name = entry.path().filename().string();
+  for (const fs::path& entry : ListDirectory(dir, error)) {
+    const std::string name = entry.filename().string();
     if (name == model_file || name.empty() || name[0] == '.') continue;
-    files.emplace_back(name, StampOf(entry.path()));
+    files.emplace_back(name, StampOf(entry));
   }
+  if (error) files.emplace_back("\x01unreadable", FileStamp());
   std::sort(files.begin(), files.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t hash = files.size();
@@ -105,25 +118,25 @@ VersionOnDisk ReadVersion(const fs::path& dir, int64_t version) {
 std::vector<VersionOnDisk> ReadVersions(const fs::path& model_dir,
                                         std::vector<std::string>* problems) {
   std::error_code error;
-  fs::directory_iterator entries(model_dir, error);
+  const std::vector<fs::path> entries = ListDirectory(model_dir, error);
   if (error) {
     problems->push_back(absl::StrCat("cannot be read: ", error.message()));
     return {};
   }
   std::map<int64_t, std::vector<fs::path>> by_number;
-  for (const auto& entry : entries) {
+  for (const fs::path& entry : entries) {
     int64_t version;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &version) || version <= 0) {
+    if (!absl::SimpleAtoi(entry.filename().string(), &version) || version <= 0) {
       continue;  // config.textproto, notes, anything not a version
     }
-    const fs::file_status status = StatusOf(entry.path(), error);
+    const fs::file_status status = StatusOf(entry, error);
     if (error) {
-      problems->push_back(absl::StrCat("version directory ", entry.path().filename().string(),
+      problems->push_back(absl::StrCat("version directory ", entry.filename().string(),
                                        " cannot be read: ", error.message()));
       error.clear();
       continue;
     }
-    if (fs::is_directory(status)) by_number[version].push_back(entry.path());
+    if (fs::is_directory(status)) by_number[version].push_back(entry);
   }
   std::vector<VersionOnDisk> versions;
   for (auto& [number, dirs] : by_number) {
@@ -152,19 +165,20 @@ std::vector<VersionOnDisk> ReadVersions(const fs::path& model_dir,
 
 absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root) {
   std::error_code error;
-  fs::directory_iterator models(root, error);
+  const std::vector<fs::path> models = ListDirectory(root, error);
   if (error) {
+    // Whether it could not be opened or failed midway: keep what is loaded.
     return absl::NotFoundError(absl::StrCat("model repository ", root,
                                             " cannot be read: ", error.message()));
   }
   std::vector<ModelOnDisk> result;
-  for (const auto& model_dir : models) {
-    const std::string name = model_dir.path().filename().string();
+  for (const fs::path& model_path : models) {
+    const std::string name = model_path.filename().string();
     if (name.empty() || name[0] == '.') continue;
     ModelOnDisk model;
     model.name = name;
     std::vector<std::string> problems;
-    const fs::file_status status = StatusOf(model_dir.path(), error);
+    const fs::file_status status = StatusOf(model_path, error);
     if (error) {
       // A model directory we cannot look into is reported, not skipped.
       problems.push_back(absl::StrCat("cannot be read: ", error.message()));
@@ -172,19 +186,19 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
     } else if (!fs::is_directory(status)) {
       continue;  // a stray file beside the models
     } else {
-      const fs::path config = model_dir.path() / kConfigFile;
+      const fs::path config = model_path / kConfigFile;
       if (fs::is_regular_file(config, error)) {
         model.config_path = config.string();
         model.config_stamp = StampOf(config);
       }
-      model.versions = ReadVersions(model_dir.path(), &problems);
+      model.versions = ReadVersions(model_path, &problems);
       if (model.versions.empty() && problems.empty()) {
         problems.push_back(
             "no version directories (expected <model>/<positive integer>/model.onnx)");
       }
     }
     if (!problems.empty()) {
-      model.problem = absl::StrCat(model_dir.path().string(), ": ",
+      model.problem = absl::StrCat(model_path.string(), ": ",
                                    absl::StrJoin(problems, "; "));
     }
     result.push_back(std::move(model));

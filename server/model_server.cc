@@ -41,7 +41,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->models_ = std::make_unique<ModelManager>(o.model_repository);
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   InferenceService::Options inference;
-  inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes};
+  inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
+                                   static_cast<uint64_t>(o.max_message_bytes)};
   inference.observer = o.observer;
   inference.authenticator = o.authenticator;
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
@@ -131,19 +132,21 @@ void ModelServer::StartDraining() { state_->StartDraining(); }
 void ModelServer::Shutdown(absl::Duration grace) {
   // A start that failed before the state existed has nothing to drain.
   if (shut_down_.exchange(true) || server_ == nullptr || state_ == nullptr) return;
+  const absl::Time deadline = absl::Now() + grace;
   StartDraining();
-  if (first_load_.joinable()) first_load_.join();
-  models_->StopPolling();
   // At the end of the grace period nothing may still wait for a forward
   // pass: gRPC cancels the calls it holds, and this answers the queue.
   absl::Notification stopped;
-  std::thread grace_timer([this, grace, &stopped] {
-    if (!stopped.WaitForNotificationWithTimeout(grace)) runner_->CancelQueued();
+  std::thread grace_timer([this, deadline, &stopped] {
+    if (!stopped.WaitForNotificationWithDeadline(deadline)) runner_->CancelQueued();
   });
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
   stopped.Notify();
   grace_timer.join();
+  // The port is closed; a model still loading may finish on its own time.
+  models_->StopPolling();
+  if (first_load_.joinable()) first_load_.join();
   state_->Stop();
 }
 

@@ -72,7 +72,7 @@ class ModelServer {
   // The protocol-neutral path, for front ends beside the gRPC one.
   InferenceService& inference() { return *inference_; }
 
-  // Blocks until the first load finished (or a drain began instead).
+  // Blocks until the first load finished.
   void WaitUntilReady();
 
   // Health goes NOT_SERVING for good, so load balancers and probes move
@@ -81,7 +81,7 @@ class ModelServer {
 
   // Drains, stops polling, refuses new calls, and lets calls in flight
   // finish until `grace` has passed. Then what still waits for a forward
-  // pass is answered CANCELLED without running, and calls are cancelled:
+  // pass is answered UNAVAILABLE without running, and calls are cancelled:
   // `grace` bounds the shutdown, whatever is queued.
   void Shutdown(absl::Duration grace);
 
@@ -92,8 +92,9 @@ class ModelServer {
   void SetHealth(bool serving);
 
   Options options_;
-  // Destroyed bottom up: the server stops, the runner drains its queue,
-  // then the services and the models they used go.
+  // Destroyed bottom up: the state (nothing reads it once stopped), the
+  // server, the runner with its queue, then the services and the models
+  // they used.
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ClassifierService> service_;

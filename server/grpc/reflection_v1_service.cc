@@ -16,16 +16,33 @@ namespace v1 = grpc::reflection::v1;
 using google::protobuf::DescriptorPool;
 using google::protobuf::FileDescriptor;
 
-// `file` and what it imports, each once per stream, dependencies first so a
-// client can build its pool in order.
-void AddFile(const FileDescriptor* file, std::vector<std::string>* sent,
-             v1::FileDescriptorResponse* out) {
-  if (std::find(sent->begin(), sent->end(), file->name()) != sent->end()) return;
-  sent->push_back(file->name());
-  for (int i = 0; i < file->dependency_count(); ++i) AddFile(file->dependency(i), sent, out);
+void AddProto(const FileDescriptor* file, v1::FileDescriptorResponse* out) {
   google::protobuf::FileDescriptorProto proto;
   file->CopyTo(&proto);
   out->add_file_descriptor_proto(proto.SerializeAsString());
+}
+
+// What it imports, transitively, each file once per stream.
+void AddDependencies(const FileDescriptor* file, std::vector<std::string>* sent,
+                     v1::FileDescriptorResponse* out) {
+  for (int i = 0; i < file->dependency_count(); ++i) {
+    const FileDescriptor* dependency = file->dependency(i);
+    if (std::find(sent->begin(), sent->end(), dependency->name()) != sent->end()) continue;
+    sent->push_back(dependency->name());
+    AddProto(dependency, out);
+    AddDependencies(dependency, sent, out);
+  }
+}
+
+// The requested file first, always (clients read the first as the
+// answer, as gRPC's own reflection sends it), then imports not yet sent.
+void AddFile(const FileDescriptor* file, std::vector<std::string>* sent,
+             v1::FileDescriptorResponse* out) {
+  AddProto(file, out);
+  if (std::find(sent->begin(), sent->end(), file->name()) == sent->end()) {
+    sent->push_back(file->name());
+  }
+  AddDependencies(file, sent, out);
 }
 
 void SetError(grpc::StatusCode code, std::string message, v1::ServerReflectionResponse* out) {

@@ -141,9 +141,32 @@ TEST(PlanClassify, RefusesRequestsWhoseActivationsOverflowTheMemoryLimit) {
   limits.max_memory_bytes = uint64_t{256} << 20;
   ExpectPlanError(PlanClassify(Request(std::vector<float>(3000), 1000), **wide, limits),
                   absl::StatusCode::kResourceExhausted,
-                  "batch of 1000 rows needs 4194304000 bytes of activations (1048576 "
-                  "values per row in model 'wide'), over the limit of 268435456 bytes");
+                  "batch of 1000 rows holds 4194304000 bytes of activations as one pass "
+                  "(1048576 values per row in model 'wide'), over the limit of 268435456 bytes");
   EXPECT_TRUE(PlanClassify(Request(std::vector<float>(3 * 64), 64), **wide, limits).ok());
+}
+
+// A 48 KB request for 4096 rows of top-3 with long labels could build an
+// answer far over the message limit: refused before it is computed.
+TEST(PlanClassify, RefusesAnswersThatCouldNotBeSent) {
+  v1::ModelConfig config;
+  for (const std::string& label : {std::string(1000, 'b'), std::string("m"), std::string("r")}) {
+    config.add_labels(label);
+  }
+  auto served = *MakeServedModel("species", 1, Serve("species")->model, config);
+  RequestLimits limits;
+  limits.max_response_bytes = 8 << 20;
+  auto request = Request(std::vector<float>(3 * 4096, 1.0f), 4096);
+  EXPECT_TRUE(PlanClassify(request, *served, limits).ok());  // scores and labels: about 4 MB
+  request.set_top_k(3);
+  ExpectPlanError(PlanClassify(request, *served, limits), absl::StatusCode::kResourceExhausted,
+                  "over the message limit of 8388608; send fewer rows or ask for a smaller top_k");
+  // The bound holds: what is built never exceeds it.
+  request = Request(std::vector<float>(3 * 200, 1.0f), 200);
+  request.set_top_k(3);
+  auto plan = PlanClassify(request, *served, limits);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_LE(RunPlan(*served, request).ByteSizeLong(), ResponseBytesBound(*served, *plan));
 }
 
 TEST(BuildClassifyResponse, RowsWhoseScoresAreNotFiniteAreRefused) {

@@ -347,12 +347,12 @@ TEST_F(InferenceRunnerTest, CancelQueuedAnswersADeepQueueWithoutRunningIt) {
   runner_->CancelQueued();
   for (auto& answer : answers) {
     ASSERT_TRUE(answer.done.HasBeenNotified());  // answered before CancelQueued returned
-    EXPECT_EQ(answer.status.code(), absl::StatusCode::kCancelled);
+    EXPECT_EQ(answer.status.code(), absl::StatusCode::kUnavailable);
   }
   Answer late;
   runner_->Run(model_, row, 1, absl::InfiniteFuture(), late.Callback());
   ASSERT_TRUE(late.done.HasBeenNotified());
-  EXPECT_EQ(late.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kUnavailable);
   Release();
   blocker_.join();
   const auto after = runner_->stats();

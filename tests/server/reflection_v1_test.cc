@@ -34,20 +34,20 @@ TEST(ReflectionV1, ListsTheServicesItWasGiven) {
   EXPECT_EQ(response.original_request().list_services(), "*");
 }
 
-TEST(ReflectionV1, AFileComesWithItsImportsOncePerStream) {
+TEST(ReflectionV1, TheAnswerComesFirstThenImportsOncePerStream) {
   ReflectionV1Service service({});
   v1::ServerReflectionRequest request;
-  request.set_file_containing_symbol("seqserve.v1.Classifier.Classify");
+  // config.proto imports classifier.proto's OutputMode.
+  request.set_file_containing_symbol("seqserve.v1.ModelConfig");
   std::vector<std::string> sent;
-  const auto first = service.Answer(request, &sent);
-  const std::vector<std::string> names = FileNames(first);
-  ASSERT_FALSE(names.empty());
-  EXPECT_EQ(names.back(), "seqserve/v1/classifier.proto");  // imports first
-  // The same question again on this stream: nothing new to send.
-  EXPECT_TRUE(FileNames(service.Answer(request, &sent)).empty());
-  request.set_file_by_filename("grpc/health/v1/health.proto");
   EXPECT_THAT(FileNames(service.Answer(request, &sent)),
-              ElementsAre("grpc/health/v1/health.proto"));
+              ElementsAre("seqserve/v1/config.proto", "seqserve/v1/classifier.proto"));
+  // Asked again on this stream: the answer again, its imports not.
+  EXPECT_THAT(FileNames(service.Answer(request, &sent)),
+              ElementsAre("seqserve/v1/config.proto"));
+  request.set_file_containing_symbol("seqserve.v1.Classifier.Classify");
+  EXPECT_THAT(FileNames(service.Answer(request, &sent)),
+              ElementsAre("seqserve/v1/classifier.proto"));
 }
 
 TEST(ReflectionV1, UnknownNamesAreNotFound) {
