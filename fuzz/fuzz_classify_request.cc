@@ -1,11 +1,13 @@
 // Fuzzes the Classify request path without gRPC: any bytes that parse as a
 // ClassifyRequest are planned against three served models (multi-class with
 // labels; binary with one label; binary with two labels, its own row limit,
-// threshold and a logits default), run, and shaped into a response, as the
-// RPC handler does. Refusals must carry INVALID_ARGUMENT or
-// RESOURCE_EXHAUSTED; answers must have a result per row with the scores,
-// classes and top-k the request asked for. The request's model name goes
-// through QuoteClientText, which must give printable ASCII only.
+// threshold and a logits default) under the server's default limits and
+// under tight ones, run, and shaped into a response, as the RPC handler
+// does. Refusals must carry INVALID_ARGUMENT or RESOURCE_EXHAUSTED; answers
+// must have a result per row with the scores, classes and top-k the request
+// asked for, and be no larger than ResponseBytesBound, which PlanClassify
+// held under the message limit. The request's model name goes through
+// QuoteClientText, which must give printable ASCII only.
 //
 // The custom mutator edits parsed requests (rows against features, extreme
 // features, output modes, top_k, thresholds, names), since byte mutations
@@ -32,8 +34,10 @@
 namespace seqserve::fuzz {
 namespace {
 
-// The server's default limits (server/model_server.h).
-constexpr RequestLimits kLimits{4096, uint64_t{256} << 20};
+// The server's default limits (server/model_server.h), and tight ones that
+// the fuzzer can cross with small inputs.
+constexpr RequestLimits kDefaultLimits{4096, uint64_t{256} << 20, uint64_t{16} << 20};
+constexpr RequestLimits kTightLimits{64, 1024, 2048};
 
 std::vector<std::shared_ptr<const ServedModel>> MakeFixture() {
   std::vector<std::shared_ptr<const ServedModel>> served;
@@ -74,8 +78,9 @@ const std::vector<std::shared_ptr<const ServedModel>>& Fixture() {
   return *fixture;
 }
 
-void Answer(const v1::ClassifyRequest& request, const ServedModel& served) {
-  auto plan = PlanClassify(request, served, kLimits);
+void Answer(const v1::ClassifyRequest& request, const ServedModel& served,
+            const RequestLimits& limits) {
+  auto plan = PlanClassify(request, served, limits);
   if (!plan.ok()) {
     Require(absl::IsInvalidArgument(plan.status()) ||
                 absl::IsResourceExhausted(plan.status()),
@@ -84,7 +89,9 @@ void Answer(const v1::ClassifyRequest& request, const ServedModel& served) {
   }
   const Sequential& model = *served.model;
   const size_t width = model.output_width();
-  Require(plan->rows > 0 && plan->rows <= kLimits.max_rows, "planned rows out of limits");
+  Require(plan->rows > 0 && plan->rows <= limits.max_rows, "planned rows out of limits");
+  const uint64_t bound = ResponseBytesBound(served, *plan);
+  Require(bound <= limits.max_response_bytes, "planned an answer over the message limit");
   std::vector<float> logits(plan->rows * width);
   absl::Status status = model.Forward(
       absl::MakeConstSpan(request.features().data(), request.features_size()),
@@ -99,6 +106,7 @@ void Answer(const v1::ClassifyRequest& request, const ServedModel& served) {
   }
   Require(response.results_size() == static_cast<int>(plan->rows),
           "not one result per row");
+  Require(response.ByteSizeLong() <= bound, "the answer is larger than ResponseBytesBound");
   for (const v1::RowResult& result : response.results()) {
     Require(result.scores_size() == static_cast<int>(width), "wrong score count");
     Require(result.predicted_index() < (width == 1 ? 2u : width),
@@ -197,7 +205,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   for (const auto& served : seqserve::fuzz::Fixture()) {
-    seqserve::fuzz::Answer(request, *served);
+    seqserve::fuzz::Answer(request, *served, seqserve::fuzz::kDefaultLimits);
+    seqserve::fuzz::Answer(request, *served, seqserve::fuzz::kTightLimits);
   }
   return 0;
 }

@@ -1,7 +1,8 @@
 // Fuzzes the repository config: any text either fails to parse as a
 // seqserve.v1.ModelConfig, is refused by MakeServedModel with
 // INVALID_ARGUMENT, or gives a served model (binary and multi-class) whose
-// settings are in range and that answers a default Classify request.
+// settings are in range and that answers a one-row Classify request with
+// every head, within ResponseBytesBound.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -19,6 +20,9 @@
 
 namespace seqserve::fuzz {
 namespace {
+
+// The server's default limits (server/model_server.h).
+constexpr RequestLimits kLimits{4096, uint64_t{256} << 20, uint64_t{16} << 20};
 
 struct Fixture {
   std::shared_ptr<const Sequential> multi_class = MultiClassModel();
@@ -47,22 +51,33 @@ void Exercise(const v1::ModelConfig& config,
   Require(s.max_request_rows == config.max_request_rows(),
           "max_request_rows differs from the config");
 
-  // A default request: the config's head, threshold and labels.
-  v1::ClassifyRequest request;
-  request.set_rows(1);
-  for (int i = 0; i < model->input_width(); ++i) request.add_features(0.5f);
-  request.set_top_k(static_cast<uint32_t>(model->output_width()));
-  auto plan = PlanClassify(request, s, RequestLimits{4096, uint64_t{256} << 20});
-  Require(plan.ok(), "a one-row default request was refused", plan.status());
-  std::vector<float> logits(plan->rows * model->output_width());
-  absl::Status status = model->Forward(
-      absl::MakeConstSpan(request.features().data(), request.features_size()),
-      plan->rows, absl::MakeSpan(logits));
-  Require(status.ok(), "Forward failed", status);
-  v1::ClassifyResponse response;
-  status = BuildClassifyResponse(s, *plan, absl::MakeSpan(logits), &response);
-  Require(status.ok(), "BuildClassifyResponse failed on finite logits", status);
-  Require(response.results_size() == 1, "not one result for one row");
+  // One row with the config's default head, then with each head the model
+  // allows, all top-k: the config's labels and threshold in every field of
+  // the answer, which must fit ResponseBytesBound.
+  std::vector<v1::OutputMode> outputs = {v1::OUTPUT_MODE_DEFAULT, v1::OUTPUT_MODE_LOGITS,
+                                         v1::OUTPUT_MODE_SIGMOID};
+  if (!binary) outputs.push_back(v1::OUTPUT_MODE_SOFTMAX);
+  for (v1::OutputMode output : outputs) {
+    v1::ClassifyRequest request;
+    request.set_rows(1);
+    for (int i = 0; i < model->input_width(); ++i) request.add_features(0.5f);
+    request.set_top_k(static_cast<uint32_t>(model->output_width()));
+    request.set_output(output);
+    auto plan = PlanClassify(request, s, kLimits);
+    if (!plan.ok() && absl::IsResourceExhausted(plan.status())) continue;  // long labels
+    Require(plan.ok(), "a one-row request was refused", plan.status());
+    std::vector<float> logits(plan->rows * model->output_width());
+    absl::Status status = model->Forward(
+        absl::MakeConstSpan(request.features().data(), request.features_size()),
+        plan->rows, absl::MakeSpan(logits));
+    Require(status.ok(), "Forward failed", status);
+    v1::ClassifyResponse response;
+    status = BuildClassifyResponse(s, *plan, absl::MakeSpan(logits), &response);
+    Require(status.ok(), "BuildClassifyResponse failed on finite logits", status);
+    Require(response.results_size() == 1, "not one result for one row");
+    Require(response.ByteSizeLong() <= ResponseBytesBound(s, *plan),
+            "the answer is larger than ResponseBytesBound");
+  }
 }
 
 }  // namespace
