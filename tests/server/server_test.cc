@@ -592,25 +592,26 @@ TEST_F(ServerTest, ARemovedModelStopsBeingServed) {
 }
 
 TEST_F(ServerTest, ShutdownLetsCallsInFlightFinish) {
-  // A model big enough that a call of 512 rows takes a while.
-  testing::OnnxBuilder builder(1024);
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
-  std::vector<float> w1(2048 * 1024), w2(2048 * 2048), w3(10 * 2048);
-  for (auto* w : {&w1, &w2, &w3}) for (float& v : *w) v = uniform(rng);
-  builder.Weight("w1", {2048, 1024}, w1).Weight("w2", {2048, 2048}, w2)
-      .Weight("w3", {10, 2048}, w3);
-  testing::SetInt(builder.Node("Gemm", {"features", "w1"}, {"h1"}), "transB", 1);
-  builder.Node("Relu", {"h1"}, {"a1"});
-  testing::SetInt(builder.Node("Gemm", {"a1", "w2"}, {"h2"}), "transB", 1);
-  builder.Node("Relu", {"h2"}, {"a2"});
-  testing::SetInt(builder.Node("Gemm", {"a2", "w3"}, {"scores"}), "transB", 1);
-  builder.Output("scores", 10);
-  repository_.WriteFile("big/1/model.onnx", builder.Serialize());
-  StartServer();
+  // The only inference slot is held until the shutdown has begun, so every
+  // call is in flight then, however fast or slow the machine.
+  StartServer(absl::ZeroDuration(), 4 * 1024 * 1024, /*inference_threads=*/1);
+  auto species = server_->models().Find("species", 0);
+  ASSERT_TRUE(species.ok());
+  const std::vector<float> row = {4, 0, 1};
+  absl::Notification holding, release;
+  std::thread holder([&] {
+    server_->runner().Run(*species, row, 1, absl::InfiniteFuture(),
+                          [&](absl::StatusOr<InferenceRunner::PassOutput>) {
+                            holding.Notify();
+                            release.WaitForNotification();
+                          });
+  });
+  holding.WaitForNotification();
 
   constexpr int kCalls = 4;
-  const auto request = Request("big", std::vector<float>(512 * 1024, 0.5f), 512);
+  std::vector<float> rows;
+  for (int r = 0; r < 512; ++r) rows.insert(rows.end(), {4, 0, 1});
+  const auto request = Request("species", rows, 512);
   std::vector<grpc::Status> statuses(kCalls);
   std::vector<std::thread> clients;
   for (int i = 0; i < kCalls; ++i) {
@@ -623,12 +624,15 @@ TEST_F(ServerTest, ShutdownLetsCallsInFlightFinish) {
       }
     });
   }
-  // Shut down once every call is in the server.
-  for (int i = 0; i < 20000 && server_->calls_in_flight() < kCalls; ++i) {
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  for (int i = 0; i < 3000 && server_->calls_in_flight() < kCalls; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
   }
   const int in_flight = server_->calls_in_flight();
-  server_->Shutdown(absl::Seconds(30));
+  std::thread stopper([&] { server_->Shutdown(absl::Seconds(30)); });
+  absl::SleepFor(absl::Milliseconds(100));  // the port is closing
+  release.Notify();
+  stopper.join();
+  holder.join();
   for (auto& client : clients) client.join();
   EXPECT_EQ(in_flight, kCalls);
   int ok = 0;
