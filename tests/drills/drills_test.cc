@@ -86,7 +86,7 @@ TEST(Drills, ReloadUnderLoadFailsNoCall) {
   repository.WriteFile("live/1/model.textproto", ConstantModel(100));
   ServerProcess server(SEQSERVE_PATH,
                        {absl::StrCat("--model_repository=", repository.root()),
-                        "--poll_seconds=0.05"});
+                        "--poll_seconds=0.1"});
   ASSERT_TRUE(server.ready()) << server.output();
 
   std::atomic<bool> stop{false};
@@ -115,7 +115,7 @@ TEST(Drills, ReloadUnderLoadFailsNoCall) {
     });
   }
   const absl::Time end = absl::Now() + DrillLength();
-  const absl::Duration settle = absl::Milliseconds(150);  // three polls
+  const absl::Duration settle = absl::Milliseconds(300);  // three polls
   int cycles = 0;
   for (int k = 1; absl::Now() < end; ++k, ++cycles) {
     repository.WriteFile(absl::StrCat("live/", k + 1, "/model.textproto"),
