@@ -19,6 +19,7 @@
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
 #include "server/serving_state.h"
+#include "tests/server/held_slot.h"
 #include "tests/support/onnx_builder.h"
 #include "tests/support/test_repository.h"
 
@@ -271,16 +272,8 @@ TEST_F(InferencePathTest, TheShutdownGraceBoundsADeepQueue) {
   Start(options);
   auto species = server_->models().Find("species", 0);
   ASSERT_TRUE(species.ok());
+  testing::HeldSlot slot(server_->runner(), *species);
   const std::vector<float> row = {4, 0, 1};
-  absl::Notification holding, release;
-  std::thread holder([&] {
-    server_->runner().Run(*species, row, 1, absl::InfiniteFuture(),
-                          [&](absl::StatusOr<InferenceRunner::PassOutput>) {
-                            holding.Notify();
-                            release.WaitForNotification();
-                          });
-  });
-  holding.WaitForNotification();
   constexpr int kCalls = 300;
   struct Call {
     grpc::ClientContext context;
@@ -309,8 +302,7 @@ TEST_F(InferencePathTest, TheShutdownGraceBoundsADeepQueue) {
   ASSERT_EQ(server_->calls_in_flight(), kCalls);
   const auto before = server_->inference_stats();
   server_->Shutdown(absl::Milliseconds(100));  // returns with the slot still held
-  release.Notify();
-  holder.join();
+  slot.Release();
   const auto after = server_->inference_stats();
   EXPECT_EQ(after.passes, before.passes);  // the holder's pass was counted before
   EXPECT_EQ(after.cancelled - before.cancelled, static_cast<uint64_t>(kCalls));

@@ -21,6 +21,7 @@
 #include "server/output_mode.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
+#include "tests/server/held_slot.h"
 #include "tests/support/onnx_builder.h"
 #include "tests/support/reference_data.h"
 #include "tests/support/test_repository.h"
@@ -273,16 +274,7 @@ TEST_F(ServerTest, ACallWhoseDeadlinePassesWhileQueuedIsNotRun) {
   // Hold the only slot with a pass whose callback waits.
   auto species = server_->models().Find("species", 0);
   ASSERT_TRUE(species.ok());
-  const std::vector<float> row = {4, 0, 1};
-  absl::Notification holding, release;
-  std::thread holder([&] {
-    server_->runner().Run(*species, row, 1, absl::InfiniteFuture(),
-                          [&](absl::StatusOr<InferenceRunner::PassOutput>) {
-                            holding.Notify();
-                            release.WaitForNotification();
-                          });
-  });
-  holding.WaitForNotification();
+  testing::HeldSlot slot(server_->runner(), *species);
   const auto before = server_->inference_stats();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
@@ -293,8 +285,7 @@ TEST_F(ServerTest, ACallWhoseDeadlinePassesWhileQueuedIsNotRun) {
   // The server's clock started when the call arrived, a little after the
   // client's: let its deadline pass too before the slot frees.
   absl::SleepFor(absl::Milliseconds(200));
-  release.Notify();
-  holder.join();
+  slot.Release();
   // The queued call is answered once the slot frees: poll for its count.
   for (int i = 0; i < 1000 && server_->inference_stats().expired == before.expired; ++i) {
     absl::SleepFor(absl::Milliseconds(10));
@@ -597,16 +588,7 @@ TEST_F(ServerTest, ShutdownLetsCallsInFlightFinish) {
   StartServer(absl::ZeroDuration(), 4 * 1024 * 1024, /*inference_threads=*/1);
   auto species = server_->models().Find("species", 0);
   ASSERT_TRUE(species.ok());
-  const std::vector<float> row = {4, 0, 1};
-  absl::Notification holding, release;
-  std::thread holder([&] {
-    server_->runner().Run(*species, row, 1, absl::InfiniteFuture(),
-                          [&](absl::StatusOr<InferenceRunner::PassOutput>) {
-                            holding.Notify();
-                            release.WaitForNotification();
-                          });
-  });
-  holding.WaitForNotification();
+  testing::HeldSlot slot(server_->runner(), *species);
 
   constexpr int kCalls = 4;
   std::vector<float> rows;
@@ -630,9 +612,8 @@ TEST_F(ServerTest, ShutdownLetsCallsInFlightFinish) {
   const int in_flight = server_->calls_in_flight();
   std::thread stopper([&] { server_->Shutdown(absl::Seconds(30)); });
   absl::SleepFor(absl::Milliseconds(100));  // the port is closing
-  release.Notify();
+  slot.Release();
   stopper.join();
-  holder.join();
   for (auto& client : clients) client.join();
   EXPECT_EQ(in_flight, kCalls);
   int ok = 0;
