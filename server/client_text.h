@@ -15,4 +15,9 @@ inline constexpr size_t kMaxQuotedClientBytes = 128;
 // terminal or a log as is), cut to kMaxQuotedClientBytes.
 std::string QuoteClientText(absl::string_view text);
 
+// `text` with every byte that is not part of valid UTF-8 written as \xNN:
+// a message that quotes names from a model file must still fit a proto3
+// string field (ListModels' errors), which must be valid UTF-8.
+std::string EscapeInvalidUtf8(absl::string_view text);
+
 }  // namespace seqserve

@@ -58,7 +58,8 @@ std::string JoinProblems(std::initializer_list<absl::string_view> problems) {
   for (absl::string_view problem : problems) {
     if (!problem.empty()) present.push_back(problem);
   }
-  return absl::StrJoin(present, "; ");
+  // Errors quote file and directory names: ListModels needs valid UTF-8.
+  return EscapeInvalidUtf8(absl::StrJoin(present, "; "));
 }
 
 }  // namespace
@@ -149,12 +150,12 @@ void ModelManager::RefreshLocked() {
           [version](const VersionOnDisk& v) { return v.version == version; });
       VersionRecord& entry = record.versions[version];
       if (disk_version.model_path.empty()) {
-        if (entry.error != disk_version.problem) {
+        if (entry.error != EscapeInvalidUtf8(disk_version.problem)) {
           spdlog::error("model {} version {}: {}", model.name, version,
                         disk_version.problem);
         }
         entry.state = entry.served ? entry.state : v1::MODEL_STATE_FAILED;
-        entry.error = disk_version.problem;
+        entry.error = EscapeInvalidUtf8(disk_version.problem);
         continue;
       }
       if (entry.state != v1::MODEL_STATE_UNSPECIFIED && entry.stamp == disk_version.stamp) {
@@ -204,12 +205,13 @@ void ModelManager::RefreshLocked() {
       spdlog::info("model {} version {} {} from {}", load.model, load.version,
                    replaced ? "reloaded" : "loaded", load.path);
     } else if (entry.served) {
-      entry.error = absl::StrCat("replacement failed to load, still serving the "
-                                 "previous file: ", served.status().message());
+      entry.error = EscapeInvalidUtf8(absl::StrCat(
+          "replacement failed to load, still serving the previous file: ",
+          served.status().message()));
       spdlog::error("model {} version {}: {}", load.model, load.version, entry.error);
     } else {
       entry.state = v1::MODEL_STATE_FAILED;
-      entry.error = std::string(served.status().message());
+      entry.error = EscapeInvalidUtf8(served.status().message());
       spdlog::error("model {} version {} failed to load: {}", load.model,
                     load.version, entry.error);
     }

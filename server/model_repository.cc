@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
 #include "core/text_proto.h"
+#include "server/client_text.h"
 
 namespace seqserve {
 namespace {
@@ -176,8 +177,15 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
     const std::string name = model_path.filename().string();
     if (name.empty() || name[0] == '.') continue;
     ModelOnDisk model;
-    model.name = name;
+    model.name = EscapeInvalidUtf8(name);
     std::vector<std::string> problems;
+    if (model.name != name) {
+      // A model name travels in proto3 strings: it must be valid UTF-8.
+      model.problem = absl::StrCat(model.name, ": the directory name is not valid UTF-8; "
+                                               "rename it");
+      result.push_back(std::move(model));
+      continue;
+    }
     const fs::file_status status = StatusOf(model_path, error);
     if (error) {
       // A model directory we cannot look into is reported, not skipped.

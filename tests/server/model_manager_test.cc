@@ -15,6 +15,7 @@
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
 
+#include "tests/support/onnx_builder.h"
 #include "tests/support/reference_data.h"
 #include "tests/support/test_repository.h"
 
@@ -351,6 +352,37 @@ TEST_F(ModelManagerTest, RepositoryAmbiguitiesAreReportedWithTheirReason) {
   EXPECT_EQ(ServedVersion("looped"), 1);
   EXPECT_THAT(snapshot->models.at("looped").error,
               HasSubstr("version directory 2 cannot be read: Too many levels"));
+}
+
+// Names from files and directories reach ListModels' proto3 strings: bytes
+// that are not UTF-8 are escaped, so the answer still serializes.
+TEST_F(ModelManagerTest, ErrorsAndNamesThatAreNotUtf8AreEscaped) {
+  repository_.WriteFile("bad\xff/1/model.onnx", "not onnx");
+  repository_.WriteFile("ok/1/model.onnx", "not onnx \xfe");
+  testing::OnnxBuilder builder(3);
+  builder.Weight("w\xff", {6}, std::vector<float>(6, 0.1f));  // rank 1: refused by name
+  testing::SetInt(builder.Node("Gemm", {"features", "w\xff"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  repository_.WriteFile("named/1/model.onnx", builder.Serialize());
+  manager_.Refresh();
+  const auto snapshot = manager_.Snapshot();
+  v1::ListModelsResponse response;
+  for (const auto& [name, record] : snapshot->models) {
+    auto* model = response.add_models();
+    model->set_name(name);
+    model->set_error(record.error);
+    for (const auto& [version, entry] : record.versions) {
+      model->add_versions()->set_error(entry.error);
+    }
+  }
+  std::string bytes;
+  ASSERT_TRUE(response.SerializeToString(&bytes));
+  v1::ListModelsResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_THAT(snapshot->models.at("bad\\xff").error, HasSubstr("not valid UTF-8"));
+  ASSERT_EQ(snapshot->models.at("named").versions.size(), 1u);
+  EXPECT_THAT(snapshot->models.at("named").versions.begin()->second.error,
+              HasSubstr("w\\xff"));
 }
 
 // A broken config is reported once, and again only when its file changes.
