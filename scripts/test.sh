@@ -2,12 +2,19 @@
 # Installs what is missing, builds everything and runs the whole test suite.
 #   scripts/test.sh            release build in build/release
 #   scripts/test.sh asan       address+undefined sanitizers in build/asan
-#   scripts/test.sh tsan       thread sanitizer in build/tsan
+#   scripts/test.sh tsan       thread sanitizer in build/tsan, with the
+#                              instrumented Abseil of scripts/tsan-deps.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 
 scripts/install-deps.sh scripts/debian-packages.txt scripts/test-packages.txt
+if [ "$preset" = tsan ]; then
+  # ThreadSanitizer's dependencies in build/tsan-deps, among them an Abseil
+  # built with it (cached: built once per Abseil version).
+  scripts/install-deps.sh scripts/tsan-packages.txt
+  scripts/tsan-deps.sh
+fi
 # The Node.js example's locked packages, for its test.
 (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 cmake --preset "$preset"
