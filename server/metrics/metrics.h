@@ -71,11 +71,11 @@ class ExpositionWriter {
   void Family(absl::string_view name, absl::string_view type, absl::string_view help);
   void Sample(absl::string_view name, const Labels& labels, double value);
   void Sample(absl::string_view name, const Labels& labels, uint64_t value);
-  // The _bucket, _sum and _count series of one histogram; `scale` turns the
-  // observed unit into the exported one (1e-9 for nanoseconds to seconds).
+  // The _bucket, _sum and _count series of one histogram; `per_unit`
+  // observed units make one exported unit (1e9 nanoseconds in a second).
   void HistogramSeries(absl::string_view name, const Labels& labels,
                        absl::Span<const int64_t> bounds, const Histogram::Snapshot& data,
-                       double scale);
+                       double per_unit);
 
   const std::string& text() const { return text_; }
 

@@ -131,29 +131,29 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
     const auto& [protocol, method, model] = key;
     out.HistogramSeries("seqserve_request_duration_seconds",
                         {{"protocol", protocol}, {"method", method}, {"model", model}},
-                        DurationBucketsNanos(), data, 1e-9);
+                        DurationBucketsNanos(), data, 1e9);
   }
   struct ModelHistogram {
     const char* name;
     const char* help;
     const std::map<std::string, Snapshot>* data;
     absl::Span<const int64_t> bounds;
-    double scale;
+    double per_unit;
   };
   for (const ModelHistogram& family : {
            ModelHistogram{"seqserve_queue_duration_seconds",
                           "Time a Classify waited for its forward pass.", &queue,
-                          DurationBucketsNanos(), 1e-9},
+                          DurationBucketsNanos(), 1e9},
            ModelHistogram{"seqserve_inference_duration_seconds",
                           "Time of one forward pass, over all the rows it carried.",
-                          &inference, DurationBucketsNanos(), 1e-9},
+                          &inference, DurationBucketsNanos(), 1e9},
            ModelHistogram{"seqserve_batch_rows", "Rows in one forward pass.", &batch_rows,
                           RowBuckets(), 1.0},
            ModelHistogram{"seqserve_request_rows", "Rows in one Classify.", &request_rows,
                           RowBuckets(), 1.0}}) {
     out.Family(family.name, "histogram", family.help);
     for (const auto& [model, data] : *family.data) {
-      out.HistogramSeries(family.name, {{"model", model}}, family.bounds, data, family.scale);
+      out.HistogramSeries(family.name, {{"model", model}}, family.bounds, data, family.per_unit);
     }
   }
 
@@ -193,7 +193,7 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   out.Family("seqserve_model_load_duration_seconds", "histogram",
              "Time to read, check and prepare one model version.");
   out.HistogramSeries("seqserve_model_load_duration_seconds", {}, DurationBucketsNanos(),
-                      load_duration_->Read(), 1e-9);
+                      load_duration_->Read(), 1e9);
 
   out.Family("seqserve_build_info", "gauge", "Always 1; the labels say what is running.");
   out.Sample("seqserve_build_info",
