@@ -322,6 +322,38 @@ TEST_F(HttpApiTest, MetricsCountExactlyTheCallsMadeAndPassPromtool) {
   EXPECT_EQ(output, "") << "promtool warned";
 }
 
+TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
+  Start();
+  const HttpReply reply = HttpCall(port_, "GET", "/openapi.json");
+  ASSERT_EQ(reply.status, 200);
+  const nlohmann::json document = nlohmann::json::parse(reply.body);
+  int operations = 0;
+  for (const auto& [pattern, methods] : document["paths"].items()) {
+    std::string path = std::regex_replace(pattern, std::regex(R"(\{model\})"), "species");
+    path = std::regex_replace(path, std::regex(R"(\{version\})"), "1");
+    for (const auto& [method, operation] : methods.items()) {
+      std::string upper = method;
+      for (char& c : upper) c = static_cast<char>(std::toupper(c));
+      const std::string body = operation.contains("requestBody")
+                                   ? R"({"features": [4, 0, 1], "rows": 1})"
+                                   : "";
+      const HttpReply answer = HttpCall(port_, upper, path, body);
+      EXPECT_EQ(answer.status, 200) << upper << " " << path << ": " << answer.body;
+      ++operations;
+    }
+  }
+  EXPECT_EQ(operations, static_cast<int>(RestApi::Routes().size()));
+  // A standard OpenAPI validator from npm (tests/web) agrees.
+  const std::string file = ::testing::TempDir() + "/openapi.json";
+  std::ofstream(file) << reply.body;
+  int exit_code = 0;
+  const std::string output = RunShell(absl::StrCat("node ", SEQSERVE_TEST_DATA_DIR,
+                                                   "/../web/validate-openapi.js ", file),
+                                      &exit_code);
+  EXPECT_EQ(exit_code, 0) << output;
+  EXPECT_THAT(output, HasSubstr("valid: seqserve"));
+}
+
 TEST_F(HttpApiTest, SlowClientsHoldNoThreadAndAreClosedWhenIdle) {
   ModelServer::Options options;
   options.http.threads = 1;
