@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "server/client_text.h"
 #include "server/grpc/grpc_status.h"
+#include "server/http/console_files.h"
 #include "server/http/openapi.h"
 #include "server/metrics/metrics.h"
 
@@ -24,6 +25,7 @@ enum class Endpoint {
   kHealthz,
   kReadyz,
   kOpenApi,
+  kConsole,
   kMetrics,
   kListModels,
   kModelMetadata,
@@ -53,6 +55,14 @@ const std::vector<RouteEntry>& Table() {
        Endpoint::kMetrics},
       {{"GET", "/openapi.json", "This document", nullptr, nullptr, "application/json"},
        Endpoint::kOpenApi},
+      {{"GET", "/", "The web console", nullptr, nullptr, "text/html; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/console.js", "The web console's script", nullptr, nullptr,
+        "text/javascript; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/console.css", "The web console's style", nullptr, nullptr,
+        "text/css; charset=utf-8"},
+       Endpoint::kConsole},
       {{"GET", "/v1/models", "Every model with its versions' states",
         nullptr, v1::ListModelsResponse::descriptor()},
        Endpoint::kListModels},
@@ -244,6 +254,26 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
                                                         PhaseName(sources_.state->phase()),
                                                         "\n"),
                                            503));
+    case Endpoint::kConsole: {
+      if (!sources_.console) {
+        return std::move(respond)(ErrorResponse(absl::NotFoundError("the console is off")));
+      }
+      const std::string name = request.path == "/" ? "index.html" : request.path.substr(1);
+      for (const EmbeddedFile& file : ConsoleFiles()) {
+        if (name != file.name) continue;
+        HttpResponse page = Text(std::string(file.contents));
+        page.content_type = route->route.text_response;
+        // Only this server's own script, style and API: no inline code, no
+        // other origin, no framing.
+        page.headers.emplace_back(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+        page.headers.emplace_back("Referrer-Policy", "no-referrer");
+        return std::move(respond)(std::move(page));
+      }
+      return std::move(respond)(ErrorResponse(absl::NotFoundError("no such console file")));
+    }
     case Endpoint::kOpenApi: {
       static const std::string document = OpenApiDocument(Routes(), SEQSERVE_VERSION);
       return std::move(respond)(Json(document));

@@ -1,6 +1,7 @@
 // The HTTP front end: seqserve.v1 as JSON (protobuf's own JSON mapping of
 // the same messages, so REST and gRPC cannot drift), health endpoints for
-// load balancers and Kubernetes probes, and Prometheus metrics. A thin
+// load balancers and Kubernetes probes, Prometheus metrics, the OpenAPI
+// document and the web console (a page that calls this same API). A thin
 // translator: every model call goes through the InferenceService like a
 // gRPC one.
 #pragma once
@@ -24,6 +25,8 @@ class RestApi {
     const ServingState* state = nullptr;  // not owned
     // The metrics text; null when metrics are off (GET /metrics is 404).
     std::function<std::string()> metrics;
+    // Serve the web console at GET / (and its script and style).
+    bool console = true;
   };
 
   // One endpoint. Patterns hold literal segments, {name} segments, and a
