@@ -132,6 +132,7 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   response->set_input_width(model.model->input_width());
   response->set_output_width(model.model->output_width());
   *response->mutable_labels() = model.config.labels();
+  *response->mutable_feature_names() = model.config.feature_names();
   for (const Layer& layer : model.model->layers()) {
     response->add_layers(layer.Describe());
   }

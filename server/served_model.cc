@@ -16,6 +16,12 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
         "config gives ", labels, " labels for ", outputs, " outputs",
         binary ? " (a binary model takes one label or two)" : ""));
   }
+  if (config.feature_names_size() != 0 &&
+      config.feature_names_size() != model->input_width()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config gives ", config.feature_names_size(), " feature names for ",
+        model->input_width(), " inputs"));
+  }
   if (!(config.threshold() >= 0.0f && config.threshold() < 1.0f)) {
     return absl::InvalidArgumentError(
         absl::StrCat("config threshold ", config.threshold(),

@@ -281,6 +281,12 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   EXPECT_THAT(std::string(served.status().message()),
               HasSubstr("config gives 2 labels for 3 outputs"));
   config.Clear();
+  config.add_feature_names("limbs");
+  served = MakeServedModel("species", 1, shared, config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()),
+              HasSubstr("config gives 1 feature names for 3 inputs"));
+  config.Clear();
   config.set_threshold(1.5f);
   served = MakeServedModel("species", 1, shared, config);
   EXPECT_THAT(std::string(served.status().message()), HasSubstr("threshold 1.5"));

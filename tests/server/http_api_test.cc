@@ -121,6 +121,9 @@ TEST_F(HttpApiTest, RestAnswersEqualGrpcAnswersBitForBit) {
 
 TEST_F(HttpApiTest, MetadataAndListingMatchGrpc) {
   Start();
+  repository_.WriteReferenceConfig("species", "species",
+                                   "feature_names: ['limbs', 'lays_eggs', 'has_hair']");
+  server_->models().Refresh();
   const HttpReply list = HttpCall(port_, "GET", "/v1/models");
   ASSERT_EQ(list.status, 200);
   v1::ListModelsResponse models;
@@ -134,6 +137,8 @@ TEST_F(HttpApiTest, MetadataAndListingMatchGrpc) {
     ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(reply.body, &metadata).ok());
     EXPECT_EQ(metadata.input_width(), 3);
     EXPECT_EQ(metadata.labels_size(), 3);
+    EXPECT_THAT(metadata.feature_names(),
+                ::testing::ElementsAre("limbs", "lays_eggs", "has_hair"));
     EXPECT_EQ(metadata.version(), 1);
   }
 }

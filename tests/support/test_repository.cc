@@ -58,8 +58,13 @@ void TestRepository::WriteReferenceConfig(const std::string& model,
 }
 
 void TestRepository::Remove(const std::string& relative_path) {
+  // Out of the repository in one rename, then deleted: a poll never sees
+  // the half-deleted directory (a model left with no version, say).
   std::error_code ignored;
-  fs::remove_all(fs::path(root_) / relative_path, ignored);
+  const fs::path gone = fs::path(root_ + ".removed");
+  fs::remove_all(gone, ignored);
+  fs::rename(fs::path(root_) / relative_path, gone, ignored);
+  fs::remove_all(gone, ignored);
 }
 
 }  // namespace seqserve::testing

@@ -26,7 +26,8 @@ class TestRepository {
   // Writes `contents` to root/relative_path through a rename, so a poller
   // never sees half a file.
   void WriteFile(const std::string& relative_path, const std::string& contents);
-  // Removes a file or a whole directory under root.
+  // Removes a file or a whole directory under root, at once as a poller
+  // sees it (moved out in one rename, then deleted).
   void Remove(const std::string& relative_path);
 
  private:

@@ -100,8 +100,9 @@ async function selectModel(name) {
 
   const fields = document.getElementById("feature-fields");
   fields.replaceChildren();
+  const names = metadata.feature_names || [];
   for (let i = 0; i < metadata.input_width; ++i) {
-    const label = el("label", "feature " + i + " ");
+    const label = el("label", (names[i] || "feature " + i) + " ");
     const input = el("input", undefined, { type: "number", step: "any", value: "0",
                                            name: "feature" + i, required: "" });
     label.appendChild(input);
