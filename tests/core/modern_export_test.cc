@@ -49,12 +49,8 @@ TEST(ModernExport, TransposeMatMulAddAtOpset18MatchesPyTorch) {
   ExpectMatchesPyTorch("modern/mammal_o18_matmul");
 }
 
-TEST(ModernExport, LayersNotYetSupportedAreRefusedByName) {
-  auto model = LoadOnnxModel(testing::ReferenceDir() + "/modern/bn_relu_ln_gelu_o20/model.onnx");
-  ASSERT_FALSE(model.ok());
-  EXPECT_EQ(model.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(model.status().message()),
-              HasSubstr("(BatchNormalization): op BatchNormalization is not supported"));
+TEST(ModernExport, BatchNormLayerNormAndGeluAtOpset20MatchPyTorch) {
+  ExpectMatchesPyTorch("modern/bn_relu_ln_gelu_o20");
 }
 
 // A 2 -> 1 Gemm whose weight [1, 2] lives in a data file.
