@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,27 @@ TEST_F(SeqclientTest, ClassifyCsvHasAHeaderAndOneLinePerRow) {
   // Logits: the mammal score is the largest of the three.
   EXPECT_GT(std::stof(fields[4]), std::stof(fields[3]));
   EXPECT_GT(std::stof(fields[4]), std::stof(fields[5]));
+}
+
+TEST_F(SeqclientTest, ClassifyGivesLogSoftmaxWhenAsked) {
+  const auto result =
+      Seqclient("classify --model species --format csv --output log_softmax 4,0,1");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << result.output;
+  std::vector<std::string> fields = absl::StrSplit(lines[1], ',');
+  ASSERT_EQ(fields.size(), 6u);
+  EXPECT_EQ(fields[2], "mammal");
+  // Log-probabilities: never positive, and their exps sum to one.
+  double sum = 0.0;
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_LE(std::stof(fields[i]), 0.0f);
+    sum += std::exp(std::stod(fields[i]));
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+  const auto refused = Seqclient("classify --model mammal --output log_softmax 4,0,1");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("log_softmax over it is always 0"));
 }
 
 TEST_F(SeqclientTest, ClassifyJsonParses) {

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/support/reference_data.h"
@@ -32,7 +33,8 @@ Result RunSeqmodel(const std::string& arguments, const std::string& input = "") 
 
 std::string WriteRows(const testing::ReferenceCase& reference) {
   const std::string path =
-      absl::StrCat(::testing::TempDir(), "/", reference.name, "_rows.csv");
+      absl::StrCat(::testing::TempDir(), "/", absl::StrReplaceAll(reference.name, {{"/", "_"}}),
+                   "_rows.csv");
   std::ofstream out(path);
   for (size_t r = 0; r < reference.rows; ++r) {
     std::vector<std::string> fields;
@@ -65,6 +67,30 @@ TEST(Seqmodel, InspectReportsTheLoadError) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(result.output, HasSubstr("not an ONNX model"));
+}
+
+// A model ending in LogSoftmax answers log-probabilities by default, and
+// any multi-output model does when asked.
+TEST(Seqmodel, RunGivesLogSoftmaxAsTorchDoes) {
+  auto reference = testing::LoadReference("layers/log_softmax_t9");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  for (const char* output : {"default", "log_softmax"}) {
+    const Result result =
+        RunSeqmodel(absl::StrCat("run ", reference->onnx_path, " --format csv --output ", output,
+                                 " --input ", WriteRows(*reference)));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), reference->rows + 1) << result.output;
+    for (size_t r = 0; r < reference->rows; ++r) {
+      std::vector<std::string> fields = absl::StrSplit(lines[r + 1], ',');
+      ASSERT_EQ(fields.size(), 5u) << lines[r + 1];
+      for (size_t c = 0; c < 3; ++c) {
+        const float value = std::strtof(fields[2 + c].c_str(), nullptr);
+        EXPECT_TRUE(testing::CloseToReference(value, reference->log_softmax[r * 3 + c]))
+            << output << " row " << r << ": " << lines[r + 1];
+      }
+    }
+  }
 }
 
 TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
