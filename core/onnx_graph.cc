@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -210,6 +211,35 @@ absl::StatusOr<std::vector<int64_t>> OnnxGraph::InputInts(const onnx::NodeProto&
   std::vector<int64_t> values(count);
   std::memcpy(values.data(), bytes->data(), bytes->size());
   return values;
+}
+
+absl::Status OnnxGraph::CheckDataFileSizes(uint64_t graph_bytes, uint64_t limit) const {
+  if (graph_bytes > limit) {
+    return Error(absl::StatusCode::kResourceExhausted,
+                 absl::StrCat("the graph is ", graph_bytes, " bytes, over the limit of ", limit,
+                              " bytes for a model's files"));
+  }
+  if (base_dir_.empty()) return absl::OkStatus();
+  std::set<std::string> counted;
+  uint64_t total = graph_bytes;
+  for (const auto& tensor : graph_.initializer()) {
+    if (tensor.data_location() != onnx::TensorProto::EXTERNAL) continue;
+    for (const auto& entry : tensor.external_data()) {
+      if (entry.key() != "location" || entry.value().empty()) continue;
+      const std::string path = absl::StrCat(base_dir_, "/", entry.value());
+      if (!counted.insert(path).second) continue;
+      struct stat info;
+      if (stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
+      total += static_cast<uint64_t>(info.st_size);
+      if (total > limit) {
+        return Error(absl::StatusCode::kResourceExhausted,
+                     absl::StrCat("external data file '", entry.value(), "' is ", info.st_size,
+                                  " bytes, which brings the model's files to ", total,
+                                  " bytes, over the limit of ", limit, " bytes"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> OnnxGraph::ExternalBytes(const onnx::NodeProto& node,

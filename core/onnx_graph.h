@@ -49,6 +49,12 @@ class OnnxGraph {
   // Integer constants (ReduceMean axes, ...) of `node` at input `index`.
   absl::StatusOr<std::vector<int64_t>> InputInts(const onnx::NodeProto& node, int index) const;
 
+  // RESOURCE_EXHAUSTED when the graph's `graph_bytes` and the sizes on disk
+  // of the data files its initializers name add up to more than `limit`.
+  // Runs before any data is read; locations the reads would refuse are
+  // left to them.
+  absl::Status CheckDataFileSizes(uint64_t graph_bytes, uint64_t limit) const;
+
   absl::Status Error(absl::StatusCode code, absl::string_view message) const;
   absl::Status NodeError(absl::StatusCode code, const onnx::NodeProto& node,
                          absl::string_view message) const;

@@ -3,6 +3,7 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <exception>
@@ -44,8 +45,14 @@ struct ChainState {
 class OnnxConverter {
  public:
   // `base_dir`: where external data files live; empty refuses them.
-  OnnxConverter(const onnx::ModelProto& model, absl::string_view name, std::string base_dir)
-      : model_(model), graph_(model.graph()), name_(name), base_dir_(std::move(base_dir)) {}
+  OnnxConverter(const onnx::ModelProto& model, absl::string_view name, std::string base_dir,
+                uint64_t graph_bytes, uint64_t max_model_bytes)
+      : model_(model),
+        graph_(model.graph()),
+        name_(name),
+        base_dir_(std::move(base_dir)),
+        graph_bytes_(graph_bytes),
+        max_model_bytes_(max_model_bytes) {}
 
   absl::StatusOr<std::unique_ptr<Sequential>> Convert();
 
@@ -79,6 +86,8 @@ class OnnxConverter {
   const onnx::GraphProto& graph_;
   std::string name_;
   std::string base_dir_;
+  uint64_t graph_bytes_;
+  uint64_t max_model_bytes_;
   int64_t opset_ = 0;
   std::optional<OnnxGraph> view_;  // once the opset is known
   std::string input_name_;
@@ -540,6 +549,9 @@ absl::Status OnnxConverter::Step(const std::string& current, std::vector<bool>& 
 
 absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   if (absl::Status s = CheckOpset(); !s.ok()) return s;
+  if (absl::Status s = view_->CheckDataFileSizes(graph_bytes_, max_model_bytes_); !s.ok()) {
+    return s;
+  }
   if (absl::Status s = CheckStructure(); !s.ok()) return s;
   if (absl::Status s = ReadInput(); !s.ok()) return s;
 
@@ -589,8 +601,10 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   return model;
 }
 
-absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
-    absl::string_view bytes, absl::string_view name, const std::string& base_dir) {
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(absl::string_view bytes,
+                                                           absl::string_view name,
+                                                           const std::string& base_dir,
+                                                           uint64_t max_model_bytes) {
   onnx::ModelProto model;
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -619,16 +633,18 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
           absl::StrCat(name, ": ONNX checker: ", e.what()));
     }
   }
-  return OnnxConverter(model, name, base_dir).Convert();
+  return OnnxConverter(model, name, base_dir, bytes.size(), max_model_bytes).Convert();
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
-    absl::string_view bytes, absl::string_view name, const std::string& base_dir) {
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(absl::string_view bytes,
+                                                           absl::string_view name,
+                                                           const std::string& base_dir,
+                                                           uint64_t max_model_bytes) {
   // The loader boundary: nothing a file holds may throw past it.
   try {
-    return ParseOnnxBytes(bytes, name, base_dir);
+    return ParseOnnxBytes(bytes, name, base_dir, max_model_bytes);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
         absl::StrCat(name, ": out of memory while loading"));
@@ -637,12 +653,15 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
   }
 }
 
-absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(
-    const std::string& path) {
-  auto bytes = ReadFileToString(path);
+absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(const std::string& path,
+                                                          const ModelLoadOptions& options) {
+  // The graph's own size is checked before it is read, the data files'
+  // before any of them is.
+  auto bytes = ReadFileToString(path, std::min(options.max_model_bytes, kMaxModelFileBytes));
   if (!bytes.ok()) return bytes.status();
   std::string base_dir = std::filesystem::path(path).parent_path().string();
-  return ParseOnnxModel(*bytes, path, base_dir.empty() ? "." : base_dir);
+  return ParseOnnxModel(*bytes, path, base_dir.empty() ? "." : base_dir,
+                        options.max_model_bytes);
 }
 
 }  // namespace seqserve

@@ -1,5 +1,6 @@
 #include "core/text_loader.h"
 
+#include <algorithm>
 #include <exception>
 #include <new>
 #include <optional>
@@ -160,8 +161,8 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> LoadTextModel(
-    const std::string& path) {
-  auto text = ReadFileToString(path);
+    const std::string& path, const ModelLoadOptions& options) {
+  auto text = ReadFileToString(path, std::min(options.max_model_bytes, kMaxModelFileBytes));
   if (!text.ok()) return text.status();
   return ParseTextModel(*text, path);
 }

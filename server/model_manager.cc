@@ -64,8 +64,9 @@ std::string JoinProblems(std::initializer_list<absl::string_view> problems) {
 
 }  // namespace
 
-ModelManager::ModelManager(std::string repository)
+ModelManager::ModelManager(std::string repository, ModelLoadOptions load)
     : repository_(std::move(repository)),
+      load_options_(load),
       snapshot_(std::make_shared<RepositorySnapshot>()) {}
 
 ModelManager::~ModelManager() { StopPolling(); }
@@ -191,7 +192,7 @@ void ModelManager::RefreshLocked() {
     ModelRecord& record = loaded->models[load.model];
     VersionRecord& entry = record.versions[load.version];
     entry.stamp = load.stamp;
-    auto model = LoadModelFile(load.path);
+    auto model = LoadModelFile(load.path, load_options_);
     absl::StatusOr<std::shared_ptr<const ServedModel>> served =
         model.ok() ? MakeServedModel(load.model, load.version,
                                      std::shared_ptr<const Sequential>(std::move(*model)),

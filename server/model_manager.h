@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/file_util.h"
 #include "seqserve/v1/classifier.pb.h"
 #include "server/model_repository.h"
 #include "server/served_model.h"
@@ -50,7 +51,8 @@ struct RepositorySnapshot {
 
 class ModelManager {
  public:
-  explicit ModelManager(std::string repository);
+  // `load`: limits every model load (max_model_bytes).
+  explicit ModelManager(std::string repository, ModelLoadOptions load = {});
   ~ModelManager();  // stops polling
 
   ModelManager(const ModelManager&) = delete;
@@ -85,6 +87,7 @@ class ModelManager {
   void RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_);
 
   const std::string repository_;
+  const ModelLoadOptions load_options_;
   absl::Mutex refresh_mu_;  // one Refresh at a time
   mutable absl::Mutex mu_;
   std::shared_ptr<const RepositorySnapshot> snapshot_ ABSL_GUARDED_BY(mu_);

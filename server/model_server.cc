@@ -38,7 +38,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   const Options& o = server->options_;
   // One BLAS thread per forward pass: the inference pool is the parallelism.
   UseSingleThreadedBlas();
-  server->models_ = std::make_unique<ModelManager>(o.model_repository);
+  server->models_ = std::make_unique<ModelManager>(o.model_repository,
+                                                   ModelLoadOptions{o.max_model_bytes});
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   InferenceService::Options inference;
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,

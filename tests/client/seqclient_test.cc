@@ -153,6 +153,21 @@ TEST_F(SeqclientTest, ModelsAndMetadata) {
   EXPECT_THAT(result.output, HasSubstr("Linear(3, 16) -> ReLU -> Linear(16, 3)"));
 }
 
+// --max_model_bytes reaches the loaders: the samples are 991 bytes (species,
+// ONNX) and 1154 bytes (mammal, text); with a limit between them only
+// species loads and mammal reports why.
+TEST(SeqserveMaxModelBytes, AModelOverTheLimitFailsToLoadAndSaysWhy) {
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" SEQSERVE_MODELS_DIR,
+                                       "--poll_seconds=0", "--max_model_bytes=1024"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  const auto result =
+      RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(), " models"));
+  EXPECT_THAT(result.output, HasSubstr("species                  1        available"));
+  EXPECT_THAT(result.output, HasSubstr("mammal                   1        failed"));
+  EXPECT_THAT(result.output, HasSubstr("model.textproto: 1154 bytes is over the limit of 1024 "
+                                       "bytes"));
+}
+
 TEST_F(SeqclientTest, HealthExitsZeroWhenServing) {
   const auto result = Seqclient("health");
   EXPECT_EQ(result.exit_code, 0) << result.output;

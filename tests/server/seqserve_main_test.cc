@@ -32,6 +32,7 @@ TEST(SeqserveFlags, EveryBadValueIsNamedAndEndsTheStart) {
       {"--max_batch_rows=0", "--max_batch_rows=0 is out of range: allowed 1"},
       {"--max_request_memory_bytes=5", "--max_request_memory_bytes=5 is out of range"},
       {"--host=", "--host must not be empty"},
+      {"--max_model_bytes=5", "--max_model_bytes=5 is out of range: allowed 1024"},
   };
   for (const auto& c : cases) {
     const auto result = RunSeqserve(c.flag);

@@ -2,7 +2,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -91,6 +94,22 @@ TEST(Seqmodel, RunGivesLogSoftmaxAsTorchDoes) {
       }
     }
   }
+}
+
+// A 2.5 GB sparse model.onnx under a 512 MB address-space limit: refused by
+// its size before any of it is read, no std::bad_alloc, no crash.
+TEST(Seqmodel, AHugeSparseModelIsRefusedUnderAMemoryLimit) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/huge.", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/model.onnx";
+  std::ofstream(path).close();
+  std::filesystem::resize_file(path, (uint64_t{5} << 30) / 2);
+  const Result result = testing::RunCommand(
+      absl::StrCat("ulimit -v 524288 && ", SEQMODEL_PATH, " inspect ", path));
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output,
+              HasSubstr("model.onnx: 2684354560 bytes is over the limit of 1073741824 bytes"));
 }
 
 TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
