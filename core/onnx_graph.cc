@@ -123,18 +123,18 @@ absl::StatusOr<const onnx::TensorProto*> OnnxGraph::Weight(const onnx::NodeProto
   return it->second;
 }
 
-absl::StatusOr<std::string> OnnxGraph::RawBytes(const onnx::NodeProto& node,
-                                                const onnx::TensorProto& tensor,
-                                                uint64_t bytes) const {
+absl::Status OnnxGraph::ReadRaw(const onnx::NodeProto& node, const onnx::TensorProto& tensor,
+                                uint64_t bytes, const std::function<char*()>& allocate) const {
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
-    return ExternalBytes(node, tensor, bytes);
+    return ReadExternal(node, tensor, bytes, allocate);
   }
   if (tensor.raw_data().size() != bytes) {
     return NodeError(absl::StatusCode::kInvalidArgument, node,
                      absl::StrCat("initializer '", tensor.name(), "' holds ",
                                   tensor.raw_data().size(), " bytes for ", bytes));
   }
-  return tensor.raw_data();
+  std::memcpy(allocate(), tensor.raw_data().data(), bytes);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<float>> OnnxGraph::Floats(const onnx::NodeProto& node,
@@ -159,10 +159,14 @@ absl::StatusOr<std::vector<float>> OnnxGraph::Floats(const onnx::NodeProto& node
   }
   std::vector<float> values;
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL || !tensor.raw_data().empty()) {
-    auto bytes = RawBytes(node, tensor, static_cast<uint64_t>(count) * sizeof(float));
-    if (!bytes.ok()) return bytes.status();
-    values.resize(count);
-    std::memcpy(values.data(), bytes->data(), bytes->size());
+    if (absl::Status read = ReadRaw(node, tensor, static_cast<uint64_t>(count) * sizeof(float),
+                                    [&] {
+                                      values.resize(count);
+                                      return reinterpret_cast<char*>(values.data());
+                                    });
+        !read.ok()) {
+      return read;
+    }
   } else {
     if (tensor.float_data_size() != count) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
@@ -206,10 +210,15 @@ absl::StatusOr<std::vector<int64_t>> OnnxGraph::InputInts(const onnx::NodeProto&
     }
     return std::vector<int64_t>(t.int64_data().begin(), t.int64_data().end());
   }
-  auto bytes = RawBytes(node, t, static_cast<uint64_t>(count) * sizeof(int64_t));
-  if (!bytes.ok()) return bytes.status();
-  std::vector<int64_t> values(count);
-  std::memcpy(values.data(), bytes->data(), bytes->size());
+  std::vector<int64_t> values;
+  if (absl::Status read = ReadRaw(node, t, static_cast<uint64_t>(count) * sizeof(int64_t),
+                                  [&] {
+                                    values.resize(count);
+                                    return reinterpret_cast<char*>(values.data());
+                                  });
+      !read.ok()) {
+    return read;
+  }
   return values;
 }
 
@@ -242,9 +251,9 @@ absl::Status OnnxGraph::CheckDataFileSizes(uint64_t graph_bytes, uint64_t limit)
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> OnnxGraph::ExternalBytes(const onnx::NodeProto& node,
-                                                     const onnx::TensorProto& tensor,
-                                                     uint64_t bytes) const {
+absl::Status OnnxGraph::ReadExternal(const onnx::NodeProto& node,
+                                     const onnx::TensorProto& tensor, uint64_t bytes,
+                                     const std::function<char*()>& allocate) const {
   const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
   auto refuse = [&](absl::string_view why) {
     return NodeError(absl::StatusCode::kInvalidArgument, node,
@@ -289,7 +298,6 @@ absl::StatusOr<std::string> OnnxGraph::ExternalBytes(const onnx::NodeProto& node
   const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return refuse(absl::StrCat("'", location, "': ", std::strerror(errno)));
   struct stat info;
-  std::string data;
   const bool sized = fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
   if (!sized || offset > static_cast<uint64_t>(info.st_size) ||
       static_cast<uint64_t>(info.st_size) - offset < bytes) {
@@ -297,18 +305,18 @@ absl::StatusOr<std::string> OnnxGraph::ExternalBytes(const onnx::NodeProto& node
     return refuse(absl::StrCat("'", location, "' is ", sized ? info.st_size : 0,
                                " bytes, shorter than offset ", offset, " + length ", bytes));
   }
-  data.resize(bytes);
+  char* const out = allocate();
   size_t done = 0;
   while (done < bytes) {
     const ssize_t got =
-        pread(fd, data.data() + done, bytes - done, static_cast<off_t>(offset + done));
+        pread(fd, out + done, bytes - done, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;
     done += static_cast<size_t>(got);
   }
   close(fd);
   if (done != bytes) return refuse(absl::StrCat("'", location, "': read failed"));
-  return data;
+  return absl::OkStatus();
 }
 
 int64_t IntAttribute(const onnx::NodeProto& node, absl::string_view name, int64_t fallback) {

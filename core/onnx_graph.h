@@ -7,6 +7,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,12 +61,16 @@ class OnnxGraph {
                          absl::string_view message) const;
 
  private:
-  absl::StatusOr<std::string> ExternalBytes(const onnx::NodeProto& node,
-                                            const onnx::TensorProto& tensor,
-                                            uint64_t bytes) const;
-  // Raw little-endian bytes of a tensor of `bytes` bytes, wherever stored.
-  absl::StatusOr<std::string> RawBytes(const onnx::NodeProto& node,
-                                       const onnx::TensorProto& tensor, uint64_t bytes) const;
+  // Reads the `bytes` bytes of a tensor stored outside the model file
+  // straight from the file (one copy of the weights) into the buffer that
+  // `allocate` gives, called only once the file is known to hold them.
+  absl::Status ReadExternal(const onnx::NodeProto& node, const onnx::TensorProto& tensor,
+                            uint64_t bytes, const std::function<char*()>& allocate) const;
+  // The raw little-endian bytes of a tensor of `bytes` bytes, from the
+  // model or its data file, into the buffer `allocate` gives once they are
+  // known to exist.
+  absl::Status ReadRaw(const onnx::NodeProto& node, const onnx::TensorProto& tensor,
+                       uint64_t bytes, const std::function<char*()>& allocate) const;
 
   const onnx::GraphProto& graph_;
   std::string name_;
