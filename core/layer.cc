@@ -179,7 +179,7 @@ std::string Layer::Describe() const {
   switch (kind) {
     case LayerKind::kLinear:
       return absl::StrCat("Linear(", in_features, ", ", out_features,
-                          bias.empty() ? ", bias=False)" : ")");
+                          bias.empty() || bias_from_fold ? ", bias=False)" : ")");
     case LayerKind::kRelu:
       return "ReLU";
     case LayerKind::kLeakyRelu:
@@ -225,7 +225,7 @@ std::string Layer::Describe() const {
 size_t Layer::ParameterCount() const {
   // A BatchNorm1d keeps its affine weight and bias even once folded.
   if (kind == LayerKind::kBatchNorm) return 2 * static_cast<size_t>(out_features);
-  return weight.size() + bias.size();
+  return weight.size() + (bias_from_fold ? 0 : bias.size());
 }
 
 void FoldBatchNorms(std::vector<Layer>& layers) {
@@ -241,7 +241,10 @@ void FoldBatchNorms(std::vector<Layer>& layers) {
       continue;  // Sequential::Create reports what does not fit
     }
     const size_t in = static_cast<size_t>(linear.in_features);
-    if (linear.bias.empty()) linear.bias.assign(linear.out_features, 0.0f);
+    if (linear.bias.empty()) {
+      linear.bias.assign(linear.out_features, 0.0f);
+      linear.bias_from_fold = true;
+    }
     for (size_t o = 0; o < static_cast<size_t>(linear.out_features); ++o) {
       const float scale = norm.weight[o];
       for (size_t k = 0; k < in; ++k) linear.weight[o * in + k] *= scale;

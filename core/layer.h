@@ -45,6 +45,9 @@ struct Layer {
   bool tanh_approximation = false;  // GELU(approximate='tanh')
   // A BatchNorm1d folded into the Linear before it: listed, runs nothing.
   bool folded = false;
+  // A Linear(bias=False) whose bias comes only from a folded BatchNorm1d:
+  // still described, and counted, as torch has it.
+  bool bias_from_fold = false;
   int in_features = 0;
   int out_features = 0;
   // Linear: out_features * in_features. BatchNorm1d: the scale
