@@ -49,10 +49,24 @@ struct RepositorySnapshot {
   std::map<std::string, ModelRecord> models;
 };
 
+// One attempt to load a model version's file, for metrics.
+struct ModelLoadEvent {
+  std::string model;
+  int64_t version = 0;
+  bool ok = false;
+  absl::Duration duration;
+};
+
 class ModelManager {
  public:
-  // `load`: limits every model load (max_model_bytes).
-  explicit ModelManager(std::string repository, ModelLoadOptions load = {});
+  struct Options {
+    // Told of every load attempt, on the refreshing thread; may be null.
+    std::function<void(const ModelLoadEvent&)> on_load;
+    // Limits every model load (max_model_bytes).
+    ModelLoadOptions load;
+  };
+
+  explicit ModelManager(std::string repository, Options options = {});
   ~ModelManager();  // stops polling
 
   ModelManager(const ModelManager&) = delete;
@@ -87,7 +101,7 @@ class ModelManager {
   void RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_);
 
   const std::string repository_;
-  const ModelLoadOptions load_options_;
+  const Options options_;
   absl::Mutex refresh_mu_;  // one Refresh at a time
   mutable absl::Mutex mu_;
   std::shared_ptr<const RepositorySnapshot> snapshot_ ABSL_GUARDED_BY(mu_);

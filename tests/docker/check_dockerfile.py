@@ -16,12 +16,16 @@ import subprocess
 import sys
 
 # Packages debian:12-slim already holds that the binaries load.
-BASE_IMAGE = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}
+BASE_IMAGE = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g",
+              # GnuTLS and what it loads: apt in the base image needs them.
+              "libgnutls30", "libp11-kit0", "libidn2-0", "libunistring2", "libtasn1-6",
+              "libnettle8", "libhogweed6", "libgmp10", "libffi8"}
 # find_package() name -> the Debian package that provides it.
 FIND_PACKAGE = {
     "Protobuf": "libprotobuf-dev", "gRPC": "libgrpc++-dev", "absl": "libabsl-dev",
     "spdlog": "libspdlog-dev", "ONNX": "libonnx-dev", "GTest": "libgtest-dev",
-    "benchmark": "libbenchmark-dev",
+    "benchmark": "libbenchmark-dev", "nlohmann_json": "nlohmann-json3-dev",
+    "PkgConfig": "pkg-config",
 }
 problems = []
 

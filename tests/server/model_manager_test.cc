@@ -85,7 +85,9 @@ TEST(ModelManagerLimits, AVersionOverMaxModelBytesFailsToLoad) {
   const auto species_bytes = std::filesystem::file_size(repository.root() + "/species/1/model.onnx");
   const auto mammal_bytes = std::filesystem::file_size(repository.root() + "/mammal/1/model.onnx");
   ASSERT_GT(species_bytes, mammal_bytes);
-  ModelManager manager(repository.root(), ModelLoadOptions{mammal_bytes});
+  ModelManager::Options options;
+  options.load.max_model_bytes = mammal_bytes;
+  ModelManager manager(repository.root(), options);
   manager.Refresh();
   EXPECT_TRUE(manager.Find("mammal", 0).ok());
   auto species = manager.Find("species", 1);
