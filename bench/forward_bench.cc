@@ -1,13 +1,22 @@
-// Forward-pass benchmark of core/ on one thread.
+// Forward-pass and load benchmarks of core/ on one thread.
 //
 // Models come from ONNX files named by SEQSERVE_BENCH_SMALL (3-16-3) and
 // SEQSERVE_BENCH_LARGE (784-1024-1024-10), as bench/compare_pytorch.py exports
 // them, so both sides run the very same weights. Without those variables the
 // same shapes are built with random weights.
+//
+// Also: the large model with a BatchNorm1d after each hidden Linear (folded
+// at load, so it should cost nothing per row), and loading the large model
+// from a graph + model.onnx.data pair as today's exporter writes it.
 #include <benchmark/benchmark.h>
+#include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <string>
 
 #include "core/onnx_loader.h"
 #include "core/sequential.h"
@@ -15,7 +24,11 @@
 namespace seqserve {
 namespace {
 
-std::unique_ptr<Sequential> RandomModel(const std::vector<int>& widths) {
+// Linear layers of `widths` with ReLU between them; with `batch_norm`, a
+// BatchNorm1d after each hidden Linear, as nn.Sequential(Linear,
+// BatchNorm1d, ReLU, ...).
+std::unique_ptr<Sequential> RandomModel(const std::vector<int>& widths,
+                                        bool batch_norm = false) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> uniform(-0.1f, 0.1f);
   std::vector<Layer> layers;
@@ -27,8 +40,102 @@ std::unique_ptr<Sequential> RandomModel(const std::vector<int>& widths) {
     for (float& v : bias) v = uniform(rng);
     layers.push_back(
         Layer::Linear(widths[i], widths[i + 1], std::move(weight), std::move(bias)));
+    if (batch_norm && i + 2 < widths.size()) {
+      const size_t n = widths[i + 1];
+      std::vector<float> gamma(n), beta(n), mean(n), var(n);
+      for (size_t c = 0; c < n; ++c) {
+        gamma[c] = 1.0f + uniform(rng);
+        beta[c] = uniform(rng);
+        mean[c] = uniform(rng);
+        var[c] = 1.0f + uniform(rng);
+      }
+      layers.push_back(Layer::BatchNorm1d(gamma, beta, mean, var, 1e-5f));
+    }
   }
   return std::move(*Sequential::Create(widths[0], std::move(layers), Head::kSoftmax));
+}
+
+// Writes the model of `widths` as today's exporter does: Gemm(transB=1)
+// nodes in model.onnx, every weight in model.onnx.data. Returns the graph's
+// path.
+std::string WriteGraphAndData(const std::vector<int>& widths, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::ofstream data(dir + "/model.onnx.data", std::ios::binary | std::ios::trunc);
+  onnx::ModelProto model;
+  model.set_ir_version(10);
+  model.add_opset_import()->set_version(20);
+  onnx::GraphProto& graph = *model.mutable_graph();
+  auto declare = [](onnx::ValueInfoProto* value, const std::string& name, int width) {
+    value->set_name(name);
+    auto* type = value->mutable_type()->mutable_tensor_type();
+    type->set_elem_type(onnx::TensorProto::FLOAT);
+    type->mutable_shape()->add_dim()->set_dim_param("batch");
+    type->mutable_shape()->add_dim()->set_dim_value(width);
+  };
+  declare(graph.add_input(), "input", widths[0]);
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> uniform(-0.1f, 0.1f);
+  uint64_t offset = 0;
+  auto add_weight = [&](const std::string& name, std::vector<int64_t> dims) {
+    size_t count = 1;
+    for (int64_t d : dims) count *= d;
+    std::vector<float> values(count);
+    for (float& v : values) v = uniform(rng);
+    data.write(reinterpret_cast<const char*>(values.data()), count * sizeof(float));
+    onnx::TensorProto& tensor = *graph.add_initializer();
+    tensor.set_name(name);
+    tensor.set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) tensor.add_dims(d);
+    tensor.set_data_location(onnx::TensorProto::EXTERNAL);
+    for (auto [key, value] :
+         {std::pair<std::string, std::string>{"location", "model.onnx.data"},
+          {"offset", std::to_string(offset)},
+          {"length", std::to_string(count * sizeof(float))}}) {
+      auto* entry = tensor.add_external_data();
+      entry->set_key(key);
+      entry->set_value(value);
+    }
+    offset += count * sizeof(float);
+  };
+  std::string current = "input";
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    const std::string w = "w" + std::to_string(i), b = "b" + std::to_string(i);
+    add_weight(w, {widths[i + 1], widths[i]});
+    add_weight(b, {widths[i + 1]});
+    onnx::NodeProto& gemm = *graph.add_node();
+    gemm.set_op_type("Gemm");
+    gemm.add_input(current);
+    gemm.add_input(w);
+    gemm.add_input(b);
+    current = "gemm" + std::to_string(i);
+    gemm.add_output(current);
+    auto* trans_b = gemm.add_attribute();
+    trans_b->set_name("transB");
+    trans_b->set_type(onnx::AttributeProto::INT);
+    trans_b->set_i(1);
+    if (i + 2 < widths.size()) {
+      onnx::NodeProto& relu = *graph.add_node();
+      relu.set_op_type("Relu");
+      relu.add_input(current);
+      current = "relu" + std::to_string(i);
+      relu.add_output(current);
+    }
+  }
+  declare(graph.add_output(), current, widths.back());
+  const std::string path = dir + "/model.onnx";
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << model.SerializeAsString();
+  return path;
+}
+
+void BM_LoadGraphAndData(benchmark::State& state, const std::string* path) {
+  for (auto _ : state) {
+    auto model = LoadOnnxModel(*path);
+    if (!model.ok()) {
+      state.SkipWithError(model.status().ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(model->get());
+  }
 }
 
 std::unique_ptr<Sequential> ModelFrom(const char* variable,
@@ -70,8 +177,21 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("forward/784-1024-1024-10", seqserve::BM_Forward,
                                large.get())
       ->Arg(1)->Arg(32)->Arg(256);
+  static auto folded = seqserve::RandomModel({784, 1024, 1024, 10}, /*batch_norm=*/true);
+  benchmark::RegisterBenchmark("forward/784-1024-1024-10+BatchNorm1d", seqserve::BM_Forward,
+                               folded.get())
+      ->Arg(1)->Arg(32)->Arg(256);
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("forward_bench." + std::to_string(getpid())))
+          .string();
+  static const std::string graph =
+      seqserve::WriteGraphAndData({784, 1024, 1024, 10}, dir);
+  benchmark::RegisterBenchmark("load/784-1024-1024-10 model.onnx+model.onnx.data",
+                               seqserve::BM_LoadGraphAndData, &graph)
+      ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  std::filesystem::remove_all(dir);
   return 0;
 }

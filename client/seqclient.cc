@@ -26,7 +26,7 @@ ABSL_FLAG(int, deadline_ms, 10000, "Deadline of each call");
 ABSL_FLAG(std::string, model, "", "classify, bench: model name");
 ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
 ABSL_FLAG(std::string, output, "default",
-          "classify: default, logits, sigmoid or softmax");
+          "classify: default, logits, sigmoid, softmax or log_softmax");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
 ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
 ABSL_FLAG(std::string, format, "table", "classify: table, json or csv");

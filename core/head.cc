@@ -14,12 +14,14 @@ absl::string_view HeadName(Head head) {
       return "sigmoid";
     case Head::kSoftmax:
       return "softmax";
+    case Head::kLogSoftmax:
+      return "log_softmax";
   }
   return "logits";
 }
 
 std::optional<Head> ParseHeadName(absl::string_view name) {
-  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax}) {
+  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax, Head::kLogSoftmax}) {
     if (name == HeadName(head)) return head;
   }
   return std::nullopt;
@@ -46,6 +48,16 @@ void SoftmaxRow(float* row, size_t width) {
   for (size_t i = 0; i < width; ++i) row[i] *= inv;
 }
 
+// torch's log_softmax: x - max - log(sum(exp(x - max))).
+void LogSoftmaxRow(float* row, size_t width) {
+  const float max = *std::max_element(row, row + width);
+  float sum = 0.0f;
+  for (size_t i = 0; i < width; ++i) sum += std::exp(row[i] - max);
+  // sum >= 1, so the log is finite and never negative.
+  const float log_sum = std::log(sum);
+  for (size_t i = 0; i < width; ++i) row[i] = row[i] - max - log_sum;
+}
+
 }  // namespace
 
 void ApplyHead(Head head, size_t width, absl::Span<float> values) {
@@ -59,6 +71,12 @@ void ApplyHead(Head head, size_t width, absl::Span<float> values) {
       if (width == 0) return;
       for (size_t start = 0; start + width <= values.size(); start += width) {
         SoftmaxRow(values.data() + start, width);
+      }
+      return;
+    case Head::kLogSoftmax:
+      if (width == 0) return;
+      for (size_t start = 0; start + width <= values.size(); start += width) {
+        LogSoftmaxRow(values.data() + start, width);
       }
       return;
   }
@@ -87,6 +105,7 @@ int PredictedClass(Head head, absl::Span<const float> scores, float threshold) {
       case Head::kLogits:
         return scores[0] > std::log(threshold / (1.0f - threshold)) ? 1 : 0;
       case Head::kSoftmax:
+      case Head::kLogSoftmax:
         return 0;  // a one-way distribution has one class
     }
   }

@@ -15,16 +15,17 @@ enum class Head {
   kLogits,   // the pre-activation output of the last Linear layer
   kSigmoid,  // independent probability per output (binary when one output)
   kSoftmax,  // one distribution per row, summing to one
+  kLogSoftmax,  // log of that distribution, as torch.log_softmax(dim=-1)
 };
 
-// "logits", "sigmoid" or "softmax".
+// "logits", "sigmoid", "softmax" or "log_softmax".
 absl::string_view HeadName(Head head);
 // Inverse of HeadName; nullopt for any other text.
 std::optional<Head> ParseHeadName(absl::string_view name);
 
 // Applies `head` in place to `values`, which holds rows of `width` floats.
-// Softmax subtracts the row maximum first, so logits in the thousands give
-// the right distribution and never NaN or Inf.
+// Softmax and log-softmax subtract the row maximum first, so logits in the
+// thousands give the right distribution and never NaN or Inf.
 void ApplyHead(Head head, size_t width, absl::Span<float> values);
 
 // One entry of a top-k list.

@@ -7,17 +7,56 @@
 
 namespace seqserve {
 
-enum class LayerKind { kLinear, kRelu, kLeakyRelu, kTanh, kSigmoid, kElu };
+enum class LayerKind {
+  kLinear,
+  kRelu,
+  kLeakyRelu,
+  kTanh,
+  kSigmoid,
+  kElu,
+  kBatchNorm,    // BatchNorm1d in eval mode: a per-feature scale and shift
+  kLayerNorm,    // LayerNorm over each row
+  kGelu,
+  kSilu,
+  kHardtanh,     // also ReLU6 (bounds 0 and 6)
+  kPrelu,
+  kSelu,
+  kCelu,
+  kSoftplus,
+  kSoftsign,
+  kHardSigmoid,
+  kHardSwish,
+  kMish,
+};
 
 // A layer as PyTorch defines it. Linear keeps torch's weight layout
 // (out_features x in_features, row-major) so values copy over unchanged.
+// Layers that keep the width (BatchNorm1d, LayerNorm, a PReLU with one slope
+// per feature) have in_features == out_features == their feature count;
+// element-wise activations have 0 there and fit any width.
 struct Layer {
   LayerKind kind = LayerKind::kRelu;
-  float alpha = 0.0f;  // LeakyReLU negative slope, ELU alpha
-  int in_features = 0;  // Linear only
-  int out_features = 0;  // Linear only
-  std::vector<float> weight;  // Linear only: out_features * in_features
-  std::vector<float> bias;  // Linear only: out_features, or empty for no bias
+  // LeakyReLU negative slope; ELU, CELU and SELU alpha; HardSigmoid alpha;
+  // Hardtanh min_val; Softplus beta.
+  float alpha = 0.0f;
+  // SELU scale; HardSigmoid beta; Hardtanh max_val; Softplus threshold.
+  float beta = 0.0f;
+  float eps = 0.0f;  // BatchNorm1d and LayerNorm
+  bool tanh_approximation = false;  // GELU(approximate='tanh')
+  // A BatchNorm1d folded into the Linear before it: listed, runs nothing.
+  bool folded = false;
+  // A Linear(bias=False) whose bias comes only from a folded BatchNorm1d:
+  // still described, and counted, as torch has it.
+  bool bias_from_fold = false;
+  int in_features = 0;
+  int out_features = 0;
+  // Linear: out_features * in_features. BatchNorm1d: the scale
+  // weight / sqrt(running_var + eps). LayerNorm: weight (empty: all ones).
+  // PReLU: one slope, or one per feature.
+  std::vector<float> weight;
+  // Linear: out_features or empty for no bias. BatchNorm1d: the shift
+  // bias - running_mean * scale. LayerNorm: bias (empty: all zeros).
+  std::vector<float> bias;
 
   static Layer Linear(int in_features, int out_features,
                       std::vector<float> weight, std::vector<float> bias);
@@ -26,19 +65,53 @@ struct Layer {
   static Layer Tanh();
   static Layer Sigmoid();
   static Layer Elu(float alpha);
+  // torch's eval-mode batch_norm, reduced to its scale and shift as torch
+  // computes them. All four vectors hold `features` values (not checked
+  // here: Sequential::Create checks the result).
+  static Layer BatchNorm1d(const std::vector<float>& weight,
+                           const std::vector<float>& bias,
+                           const std::vector<float>& running_mean,
+                           const std::vector<float>& running_var, float eps);
+  // `weight` and `bias` hold `features` values each, or are empty.
+  static Layer LayerNorm(int features, std::vector<float> weight,
+                         std::vector<float> bias, float eps);
+  static Layer Gelu(bool tanh_approximation);
+  static Layer Silu();
+  static Layer Hardtanh(float min_val, float max_val);
+  // One slope for every feature (features 0), or one per feature.
+  static Layer Prelu(std::vector<float> slopes);
+  // ONNX Selu's attributes; torch's constants are their defaults.
+  static Layer Selu(float alpha = 1.6732632423543772848170429916717f,
+                    float scale = 1.0507009873554804934193349852946f);
+  static Layer Celu(float alpha);
+  static Layer Softplus(float beta, float threshold);
+  static Layer Softsign();
+  // max(0, min(1, alpha * x + beta)); torch's Hardsigmoid is 1/6 and 1/2.
+  static Layer HardSigmoid(float alpha, float beta);
+  static Layer HardSwish();
+  static Layer Mish();
 
   // "Linear(3, 16)", "ReLU", "LeakyReLU(0.1)", ... as PyTorch prints modules.
   std::string Describe() const;
-  // Number of weights and biases.
+  // Number of learnable values as torch counts them (a BatchNorm1d's
+  // weight and bias, not its running statistics).
   size_t ParameterCount() const;
+  // Whether the layer changes values (not a folded BatchNorm1d).
+  bool Runs() const { return !folded; }
 };
+
+// Folds every BatchNorm1d that directly follows a Linear into that
+// Linear's weights and bias; the BatchNorm1d stays in the list, marked
+// folded, so the model still describes itself as torch prints it.
+void FoldBatchNorms(std::vector<Layer>& layers);
 
 // y = x W^T + b for `rows` rows of x, through CBLAS (sgemv for one row,
 // sgemm otherwise). x and y must not overlap.
 void RunLinear(const Layer& layer, const float* x, size_t rows, float* y);
 
-// Applies an activation layer in place to `count` values.
-void RunActivation(const Layer& layer, float* values, size_t count);
+// Applies a layer other than Linear in place to `rows` rows of `width`
+// values.
+void RunActivation(const Layer& layer, float* values, size_t rows, size_t width);
 
 // Keeps OpenBLAS on the calling thread: a server runs one forward pass per
 // inference thread, and BLAS threads of its own would fight them.

@@ -20,9 +20,9 @@ bool IsModelFileName(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> LoadModelFile(
-    const std::string& path) {
-  if (absl::EndsWith(path, ".onnx")) return LoadOnnxModel(path);
-  if (IsTextModelName(path)) return LoadTextModel(path);
+    const std::string& path, const ModelLoadOptions& options) {
+  if (absl::EndsWith(path, ".onnx")) return LoadOnnxModel(path, options);
+  if (IsTextModelName(path)) return LoadTextModel(path, options);
   return absl::InvalidArgumentError(absl::StrCat(
       path, ": unknown model file type; expected .onnx or .textproto"));
 }

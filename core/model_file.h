@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/file_util.h"
 #include "core/sequential.h"
 
 namespace seqserve {
@@ -12,7 +13,7 @@ namespace seqserve {
 // ".onnx" loads ONNX; ".textproto", ".pbtxt" and ".txtpb" load the native
 // text format. Any other name is INVALID_ARGUMENT.
 absl::StatusOr<std::unique_ptr<Sequential>> LoadModelFile(
-    const std::string& path);
+    const std::string& path, const ModelLoadOptions& options = {});
 
 // True when LoadModelFile knows the file's extension.
 bool IsModelFileName(const std::string& path);

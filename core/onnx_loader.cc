@@ -3,13 +3,8 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <exception>
 #include <limits>
@@ -18,10 +13,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
+#include "core/onnx_graph.h"
+#include "core/onnx_patterns.h"
 
 namespace seqserve {
 namespace {
@@ -39,8 +35,6 @@ constexpr int64_t kCheckerMaxOpset = 17;
 // Rows wider than this are not a classifier's features; it also keeps
 // every width inside BLAS's int arguments.
 constexpr int64_t kMaxWidth = Sequential::kMaxWidth;
-// One weight tensor's values: 8 GiB of floats is past any file we read.
-constexpr int64_t kMaxWeightValues = std::numeric_limits<int32_t>::max();
 
 // What the converter knows about the tensor flowing down the chain.
 struct ChainState {
@@ -51,59 +45,56 @@ struct ChainState {
 class OnnxConverter {
  public:
   // `base_dir`: where external data files live; empty refuses them.
-  OnnxConverter(const onnx::ModelProto& model, absl::string_view name,
-                std::string base_dir)
-      : model_(model), graph_(model.graph()), name_(name), base_dir_(std::move(base_dir)) {}
+  OnnxConverter(const onnx::ModelProto& model, absl::string_view name, std::string base_dir,
+                uint64_t graph_bytes, uint64_t max_model_bytes)
+      : model_(model),
+        graph_(model.graph()),
+        name_(name),
+        base_dir_(std::move(base_dir)),
+        graph_bytes_(graph_bytes),
+        max_model_bytes_(max_model_bytes) {}
 
   absl::StatusOr<std::unique_ptr<Sequential>> Convert();
 
  private:
   absl::Status CheckOpset();
   absl::Status CheckStructure() const;
-  absl::Status CollectConstants();
   absl::Status ReadInput();
+  // Converts the nodes that read `current`; sets `next` to the tensor the
+  // chain goes on with.
+  absl::Status Step(const std::string& current, std::vector<bool>& on_chain, std::string& next);
   absl::Status AddNode(const onnx::NodeProto& node);
   absl::Status AddGemm(const onnx::NodeProto& node);
   absl::Status AddMatMul(const onnx::NodeProto& node);
   absl::Status AddBias(const onnx::NodeProto& node);
+  absl::Status AddHead(const onnx::NodeProto& node, Head head);
   absl::Status AddLinear(const onnx::NodeProto& node, int64_t in, int64_t out,
                          std::vector<float> weight, std::vector<float> bias);
-  absl::Status AddActivation(Layer layer) {
-    layers_.push_back(std::move(layer));
-    return absl::OkStatus();
-  }
+  // Appends what a pattern matched, checking per-feature widths.
+  absl::Status AddMatched(const onnx::NodeProto& first, LayerMatch match);
   absl::Status CheckExtraOutputsUnused(const onnx::NodeProto& node);
 
-  // The initializer (or Constant) feeding `node` at input `index`.
-  absl::StatusOr<const onnx::TensorProto*> Weight(const onnx::NodeProto& node,
-                                                  int index) const;
-  absl::StatusOr<std::vector<float>> Floats(const onnx::NodeProto& node,
-                                            const onnx::TensorProto& tensor) const;
-  // The `bytes` bytes of an initializer stored outside the model file.
-  absl::StatusOr<std::string> ExternalBytes(const onnx::NodeProto& node,
-                                            const onnx::TensorProto& tensor,
-                                            uint64_t bytes) const;
-
-  absl::Status Error(absl::StatusCode code, absl::string_view message) const;
+  absl::Status Error(absl::StatusCode code, absl::string_view message) const {
+    return absl::Status(code, absl::StrCat(name_, ": ", message));
+  }
   absl::Status NodeError(absl::StatusCode code, const onnx::NodeProto& node,
-                         absl::string_view message) const;
+                         absl::string_view message) const {
+    return view_->NodeError(code, node, message);
+  }
 
   const onnx::ModelProto& model_;
   const onnx::GraphProto& graph_;
   std::string name_;
   std::string base_dir_;
+  uint64_t graph_bytes_;
+  uint64_t max_model_bytes_;
   int64_t opset_ = 0;
-  std::unordered_map<std::string, const onnx::TensorProto*> constants_;
-  // Outputs of Transpose(perm=[1, 0]) applied to a 2-D constant, by the
-  // constant's name: a MatMul weight already in torch's layout.
-  std::unordered_map<std::string, std::string> transposed_;
-  std::vector<bool> folded_;  // nodes evaluated at load, off the chain
-  std::unordered_map<std::string, std::vector<int>> consumers_;
+  std::optional<OnnxGraph> view_;  // once the opset is known
   std::string input_name_;
   int64_t input_width_ = 0;
   ChainState state_;
   std::vector<Layer> layers_;
-  // A Softmax or Sigmoid seen at the end of the chain, or nullopt.
+  // A Softmax or LogSoftmax seen at the end of the chain, or nullopt.
   std::optional<Head> trailing_head_;
   std::string trailing_head_node_;
 };
@@ -111,24 +102,6 @@ class OnnxConverter {
 std::string NodeLabel(const onnx::NodeProto& node, int index) {
   if (!node.name().empty()) return node.name();
   return absl::StrCat("#", index);
-}
-
-absl::Status OnnxConverter::Error(absl::StatusCode code,
-                                  absl::string_view message) const {
-  return absl::Status(code, absl::StrCat(name_, ": ", message));
-}
-
-absl::Status OnnxConverter::NodeError(absl::StatusCode code,
-                                      const onnx::NodeProto& node,
-                                      absl::string_view message) const {
-  const std::string label =
-      node.name().empty() ? absl::StrCat("output '", node.output_size() > 0
-                                                         ? node.output(0)
-                                                         : "",
-                                         "'")
-                          : absl::StrCat("'", node.name(), "'");
-  return Error(code,
-               absl::StrCat("node ", label, " (", node.op_type(), "): ", message));
 }
 
 absl::Status OnnxConverter::CheckOpset() {
@@ -147,6 +120,7 @@ absl::Status OnnxConverter::CheckOpset() {
                  absl::StrCat("IR version ", model_.ir_version(), " is not supported (",
                               kMinIrVersion, " to ", kMaxIrVersion, ")"));
   }
+  view_.emplace(model_, name_, base_dir_, opset_);
   return absl::OkStatus();
 }
 
@@ -182,52 +156,10 @@ absl::Status OnnxConverter::CheckStructure() const {
   return absl::OkStatus();
 }
 
-absl::Status OnnxConverter::CollectConstants() {
-  for (const auto& tensor : graph_.initializer()) {
-    constants_[tensor.name()] = &tensor;
-  }
-  for (const auto& node : graph_.node()) {
-    if (node.op_type() != "Constant") continue;
-    for (const auto& attribute : node.attribute()) {
-      if (attribute.name() == "value" && node.output_size() == 1) {
-        constants_[node.output(0)] = &attribute.t();
-      }
-    }
-  }
-  // Transpose(W, perm=[1, 0]) of a constant feeds MatMul in what today's
-  // exporter writes for nn.Linear: fold it, the weight is torch's layout.
-  folded_.assign(graph_.node_size(), false);
-  for (int i = 0; i < graph_.node_size(); ++i) {
-    const auto& node = graph_.node(i);
-    if (node.op_type() != "Transpose" || node.input_size() != 1 || node.output_size() != 1 ||
-        constants_.count(node.input(0)) == 0 ||
-        constants_.at(node.input(0))->dims_size() != 2) {
-      continue;
-    }
-    bool swaps = true;
-    for (const auto& attribute : node.attribute()) {
-      if (attribute.name() == "perm") {
-        swaps = attribute.ints_size() == 2 && attribute.ints(0) == 1 && attribute.ints(1) == 0;
-      }
-    }
-    if (!swaps) continue;
-    transposed_[node.output(0)] = node.input(0);
-    folded_[i] = true;
-  }
-  for (int i = 0; i < graph_.node_size(); ++i) {
-    const auto& node = graph_.node(i);
-    if (node.op_type() == "Constant" || folded_[i]) continue;
-    for (const auto& input : node.input()) {
-      if (!input.empty()) consumers_[input].push_back(i);
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status OnnxConverter::ReadInput() {
   std::vector<const onnx::ValueInfoProto*> data_inputs;
   for (const auto& input : graph_.input()) {
-    if (constants_.count(input.name()) == 0) data_inputs.push_back(&input);
+    if (!view_->IsConstant(input.name())) data_inputs.push_back(&input);
   }
   if (data_inputs.size() != 1) {
     return Error(absl::StatusCode::kInvalidArgument,
@@ -282,163 +214,6 @@ absl::Status OnnxConverter::ReadInput() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<const onnx::TensorProto*> OnnxConverter::Weight(
-    const onnx::NodeProto& node, int index) const {
-  if (index >= node.input_size() || node.input(index).empty()) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node,
-                     absl::StrCat("input ", index, " is missing"));
-  }
-  auto it = constants_.find(node.input(index));
-  if (it == constants_.end()) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node,
-                     absl::StrCat("input '", node.input(index),
-                                  "' is not an initializer; weights must be "
-                                  "constant"));
-  }
-  return it->second;
-}
-
-absl::StatusOr<std::vector<float>> OnnxConverter::Floats(
-    const onnx::NodeProto& node, const onnx::TensorProto& tensor) const {
-  const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
-  if (tensor.data_type() != onnx::TensorProto::FLOAT) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node,
-                     absl::StrCat(what, " has data type ",
-                                  onnx::TensorProto::DataType_Name(
-                                      static_cast<onnx::TensorProto::DataType>(
-                                          tensor.data_type())),
-                                  "; only float32 weights are supported"));
-  }
-  int64_t count = 1;
-  for (int64_t dim : tensor.dims()) {
-    // Zero-element weights are refused too: a zero dim would otherwise let
-    // any other dim through unchecked.
-    if (dim <= 0 || dim > kMaxWidth || count > kMaxWeightValues / dim) {
-      return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat(what, " has shape [",
-                                    absl::StrJoin(tensor.dims(), ", "),
-                                    "]; every dimension must be 1 to ",
-                                    kMaxWidth, " and the whole at most ",
-                                    kMaxWeightValues, " values"));
-    }
-    count *= dim;
-  }
-  std::vector<float> values;
-  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
-    auto bytes = ExternalBytes(node, tensor, static_cast<uint64_t>(count) * sizeof(float));
-    if (!bytes.ok()) return bytes.status();
-    values.resize(count);
-    std::memcpy(values.data(), bytes->data(), bytes->size());
-  } else if (!tensor.raw_data().empty()) {
-    if (tensor.raw_data().size() != static_cast<size_t>(count) * sizeof(float)) {
-      return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat(what, " holds ", tensor.raw_data().size(),
-                                    " bytes for ", count, " floats"));
-    }
-    values.resize(count);
-    std::memcpy(values.data(), tensor.raw_data().data(), count * sizeof(float));
-  } else {
-    if (tensor.float_data_size() != count) {
-      return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat(what, " holds ", tensor.float_data_size(),
-                                    " values for ", count));
-    }
-    values.assign(tensor.float_data().begin(), tensor.float_data().end());
-  }
-  for (float v : values) {
-    if (!std::isfinite(v)) {
-      return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat(what, " holds NaN or Inf"));
-    }
-  }
-  return values;
-}
-
-absl::StatusOr<std::string> OnnxConverter::ExternalBytes(const onnx::NodeProto& node,
-                                                         const onnx::TensorProto& tensor,
-                                                         uint64_t bytes) const {
-  const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
-  auto refuse = [&](absl::string_view why) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node,
-                     absl::StrCat(what, " (external data): ", why));
-  };
-  if (base_dir_.empty()) return refuse("no model directory to read it from");
-  std::string location;
-  uint64_t offset = 0;
-  std::optional<uint64_t> length;
-  for (const auto& entry : tensor.external_data()) {
-    if (entry.key() == "location") {
-      location = entry.value();
-    } else if (entry.key() == "offset" || entry.key() == "length") {
-      uint64_t value;
-      if (!absl::SimpleAtoi(entry.value(), &value)) {
-        return refuse(absl::StrCat(entry.key(), " '", entry.value(),
-                                   "' is not a non-negative integer"));
-      }
-      (entry.key() == "offset" ? offset : length.emplace()) = value;
-    }
-  }
-  // Only files beside the model: a location may not reach elsewhere.
-  const std::filesystem::path relative(location);
-  if (location.empty()) return refuse("no location");
-  if (relative.is_absolute()) return refuse(absl::StrCat("location '", location, "' is absolute"));
-  for (const auto& part : relative) {
-    if (part == "..") return refuse(absl::StrCat("location '", location, "' contains '..'"));
-  }
-  std::error_code error;
-  const std::filesystem::path dir = std::filesystem::canonical(base_dir_, error);
-  if (error) return refuse(absl::StrCat("model directory: ", error.message()));
-  const std::filesystem::path file = std::filesystem::canonical(dir / relative, error);
-  if (error) return refuse(absl::StrCat("'", location, "': ", error.message()));
-  const std::string dir_prefix = dir.string() + "/";
-  if (file.string().compare(0, dir_prefix.size(), dir_prefix) != 0) {
-    return refuse(absl::StrCat("'", location, "' resolves outside the model's directory"));
-  }
-  if (length && *length != bytes) {
-    return refuse(absl::StrCat("length ", *length, " disagrees with its shape (", bytes,
-                               " bytes)"));
-  }
-  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return refuse(absl::StrCat("'", location, "': ", std::strerror(errno)));
-  struct stat info;
-  std::string data;
-  const bool sized = fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
-  if (!sized || offset > static_cast<uint64_t>(info.st_size) ||
-      static_cast<uint64_t>(info.st_size) - offset < bytes) {
-    close(fd);
-    return refuse(absl::StrCat("'", location, "' is ", sized ? info.st_size : 0,
-                               " bytes, shorter than offset ", offset, " + length ", bytes));
-  }
-  data.resize(bytes);
-  size_t done = 0;
-  while (done < bytes) {
-    const ssize_t got = pread(fd, data.data() + done, bytes - done,
-                              static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    done += static_cast<size_t>(got);
-  }
-  close(fd);
-  if (done != bytes) return refuse(absl::StrCat("'", location, "': read failed"));
-  return data;
-}
-
-int64_t IntAttribute(const onnx::NodeProto& node, absl::string_view name,
-                     int64_t fallback) {
-  for (const auto& attribute : node.attribute()) {
-    if (attribute.name() == name) return attribute.i();
-  }
-  return fallback;
-}
-
-float FloatAttribute(const onnx::NodeProto& node, absl::string_view name,
-                     float fallback) {
-  for (const auto& attribute : node.attribute()) {
-    if (attribute.name() == name) return attribute.f();
-  }
-  return fallback;
-}
-
 absl::Status OnnxConverter::AddLinear(const onnx::NodeProto& node, int64_t in,
                                       int64_t out, std::vector<float> weight,
                                       std::vector<float> bias) {
@@ -486,14 +261,14 @@ absl::Status OnnxConverter::AddGemm(const onnx::NodeProto& node) {
     return NodeError(absl::StatusCode::kUnimplemented, node,
                      "transA=1 would transpose the batch; not a Linear layer");
   }
-  auto b = Weight(node, 1);
+  auto b = view_->Weight(node, 1);
   if (!b.ok()) return b.status();
   if ((*b)->dims_size() != 2) {
     return NodeError(absl::StatusCode::kInvalidArgument, node,
                      absl::StrCat("weight '", (*b)->name(), "' has rank ",
                                   (*b)->dims_size(), ", expected 2"));
   }
-  auto weight = Floats(node, **b);
+  auto weight = view_->Floats(node, **b);
   if (!weight.ok()) return weight.status();
   const bool trans_b = IntAttribute(node, "transB", 0) != 0;
   const int64_t rows = (*b)->dims(0);
@@ -516,9 +291,9 @@ absl::Status OnnxConverter::AddGemm(const onnx::NodeProto& node) {
   }
   std::vector<float> bias;
   if (node.input_size() > 2 && !node.input(2).empty()) {
-    auto c = Weight(node, 2);
+    auto c = view_->Weight(node, 2);
     if (!c.ok()) return c.status();
-    auto values = Floats(node, **c);
+    auto values = view_->Floats(node, **c);
     if (!values.ok()) return values.status();
     auto broadcast = BroadcastBias(std::move(*values), **c, out);
     if (!broadcast.ok()) {
@@ -538,22 +313,22 @@ absl::Status OnnxConverter::AddGemm(const onnx::NodeProto& node) {
 
 absl::Status OnnxConverter::AddMatMul(const onnx::NodeProto& node) {
   if (node.input_size() == 2) {
-    if (auto folded = transposed_.find(node.input(1)); folded != transposed_.end()) {
+    if (const onnx::TensorProto* folded = view_->TransposedWeight(node.input(1))) {
       // MatMul(x, Transpose(W)): W is out x in, torch's layout as it is.
-      const onnx::TensorProto& tensor = *constants_.at(folded->second);
-      auto weight = Floats(node, tensor);
+      const onnx::TensorProto& tensor = *folded;
+      auto weight = view_->Floats(node, tensor);
       if (!weight.ok()) return weight.status();
       return AddLinear(node, tensor.dims(1), tensor.dims(0), std::move(*weight), {});
     }
   }
-  auto b = Weight(node, 1);
+  auto b = view_->Weight(node, 1);
   if (!b.ok()) return b.status();
   if ((*b)->dims_size() != 2) {
     return NodeError(absl::StatusCode::kInvalidArgument, node,
                      absl::StrCat("weight '", (*b)->name(), "' has rank ",
                                   (*b)->dims_size(), ", expected 2"));
   }
-  auto weight = Floats(node, **b);
+  auto weight = view_->Floats(node, **b);
   if (!weight.ok()) return weight.status();
   const int64_t in = (*b)->dims(0);
   const int64_t out = (*b)->dims(1);
@@ -572,15 +347,15 @@ absl::Status OnnxConverter::AddBias(const onnx::NodeProto& node) {
                      "Add is supported only as the bias right after a Linear");
   }
   const int constant_index = node.input(0) == node.input(1) ? -1
-                             : constants_.count(node.input(0)) ? 0
+                             : view_->IsConstant(node.input(0)) ? 0
                                                                : 1;
   if (constant_index < 0) {
     return NodeError(absl::StatusCode::kUnimplemented, node,
                      "Add is supported only as the bias right after a Linear");
   }
-  auto c = Weight(node, constant_index);
+  auto c = view_->Weight(node, constant_index);
   if (!c.ok()) return c.status();
-  auto values = Floats(node, **c);
+  auto values = view_->Floats(node, **c);
   if (!values.ok()) return values.status();
   Layer& linear = layers_.back();
   auto bias = BroadcastBias(std::move(*values), **c, linear.out_features);
@@ -600,7 +375,7 @@ absl::Status OnnxConverter::CheckExtraOutputsUnused(const onnx::NodeProto& node)
     const std::string& name = node.output(i);
     if (name.empty()) continue;
     bool is_graph_output = graph_.output(0).name() == name;
-    if (consumers_.count(name) > 0 || is_graph_output) {
+    if (!view_->Users(name).empty() || is_graph_output) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
                        absl::StrCat("output '", name,
                                     "' is used; not a chain"));
@@ -627,16 +402,6 @@ absl::Status OnnxConverter::AddNode(const onnx::NodeProto& node) {
   if (op == "Gemm") return AddGemm(node);
   if (op == "MatMul") return AddMatMul(node);
   if (op == "Add") return AddBias(node);
-  if (op == "Relu") return AddActivation(Layer::Relu());
-  if (op == "Tanh") return AddActivation(Layer::Tanh());
-  if (op == "Sigmoid") return AddActivation(Layer::Sigmoid());
-  if (op == "LeakyRelu") {
-    return AddActivation(Layer::LeakyRelu(FloatAttribute(node, "alpha", 0.01f)));
-  }
-  if (op == "Elu") {
-    return AddActivation(Layer::Elu(FloatAttribute(node, "alpha", 1.0f)));
-  }
-  if (op == "Identity" || op == "Dropout") return absl::OkStatus();
   if (op == "Flatten") {
     const int64_t axis = IntAttribute(node, "axis", 1);
     if (axis != 1 && !(axis == -1 && state_.rank == 2)) {
@@ -648,27 +413,146 @@ absl::Status OnnxConverter::AddNode(const onnx::NodeProto& node) {
     state_.rank = 2;
     return absl::OkStatus();
   }
-  if (op == "Softmax") {
-    const int64_t axis = IntAttribute(node, "axis", opset_ >= 13 ? -1 : 1);
-    if (state_.rank != 2 || (axis != 1 && axis != -1)) {
-      return NodeError(absl::StatusCode::kUnimplemented, node,
-                       absl::StrCat("softmax over axis ", axis,
-                                    "; only the last axis of a batch of rows "
-                                    "is supported"));
-    }
-    trailing_head_ = Head::kSoftmax;
-    trailing_head_node_ = absl::StrCat("Softmax '", node.name(), "'");
-    return absl::OkStatus();
-  }
+  if (op == "Softmax") return AddHead(node, Head::kSoftmax);
+  if (op == "LogSoftmax") return AddHead(node, Head::kLogSoftmax);
   return NodeError(absl::StatusCode::kUnimplemented, node,
-                   absl::StrCat("op ", op,
-                                " is not supported in a Sequential model"));
+                   absl::StrCat("op ", op, " is not supported in a Sequential model"));
+}
+
+// Softmax or LogSoftmax over each row: the model's default head. Before
+// opset 13 the axis defaults to 1 and flattens from it; from 13 it defaults
+// to -1; on a batch of rows both are the row.
+absl::Status OnnxConverter::AddHead(const onnx::NodeProto& node, Head head) {
+  const int64_t axis = IntAttribute(node, "axis", opset_ >= 13 ? -1 : 1);
+  if (state_.rank != 2 || (axis != 1 && axis != -1)) {
+    return NodeError(absl::StatusCode::kUnimplemented, node,
+                     absl::StrCat(HeadName(head), " over axis ", axis,
+                                  "; only the last axis of a batch of rows is supported"));
+  }
+  trailing_head_ = head;
+  trailing_head_node_ = absl::StrCat(node.op_type(), " '", node.name(), "'");
+  return absl::OkStatus();
+}
+
+absl::Status OnnxConverter::AddMatched(const onnx::NodeProto& first, LayerMatch match) {
+  for (Layer& layer : match.layers) {
+    if (layer.out_features > 0) {
+      // A per-feature layer sees one row per example only on rank 2.
+      if (state_.rank != 2) {
+        return NodeError(absl::StatusCode::kUnimplemented, first,
+                         absl::StrCat(layer.Describe(), " on rank ", state_.rank,
+                                      " input; add a Flatten before it"));
+      }
+      if (state_.width != 0 && state_.width != layer.out_features) {
+        return NodeError(absl::StatusCode::kInvalidArgument, first,
+                         absl::StrCat(layer.Describe(), " has ", layer.out_features,
+                                      " features but the ",
+                                      layers_.empty() ? "input has " : "previous layer gives ",
+                                      state_.width));
+      }
+      state_.width = layer.out_features;
+    }
+    layers_.push_back(std::move(layer));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OnnxConverter::Step(const std::string& current, std::vector<bool>& on_chain,
+                                 std::string& next) {
+  const std::vector<int>& users = view_->Users(current);
+  if (users.empty()) {
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("tensor '", current, "' feeds no node and is not the graph output"));
+  }
+  for (int index : users) {
+    if (on_chain[index]) return Error(absl::StatusCode::kInvalidArgument, "graph has a cycle");
+  }
+  const onnx::NodeProto& first = graph_.node(users[0]);
+  if (trailing_head_) {
+    return NodeError(absl::StatusCode::kUnimplemented, first,
+                     absl::StrCat("follows ", trailing_head_node_,
+                                  "; Softmax must be the last op"));
+  }
+  for (int index : users) {
+    const onnx::NodeProto& node = graph_.node(index);
+    if (!node.domain().empty() && node.domain() != "ai.onnx") {
+      return NodeError(absl::StatusCode::kUnimplemented, node,
+                       absl::StrCat("op domain '", node.domain(), "' is not supported"));
+    }
+  }
+  // Ops that shape the chain itself (Linear, its bias, Flatten, the head).
+  static const char* const kChainOps[] = {"Gemm", "MatMul", "Add", "Flatten", "Softmax",
+                                          "LogSoftmax"};
+  const bool chain_op = users.size() == 1 &&
+                        std::find(std::begin(kChainOps), std::end(kChainOps),
+                                  first.op_type()) != std::end(kChainOps);
+  if (!chain_op) {
+    for (const LayerPattern& pattern : LayerPatterns()) {
+      auto match = pattern.match(*view_, current);
+      if (!match.ok()) return match.status();
+      if (!match->has_value()) continue;
+      LayerMatch& found = **match;
+      // The window is closed: nothing outside it reads the input or any
+      // tensor inside it, and every node of it ran once.
+      for (int index : users) {
+        if (std::find(found.nodes.begin(), found.nodes.end(), index) == found.nodes.end()) {
+          return NodeError(absl::StatusCode::kInvalidArgument, graph_.node(index),
+                           absl::StrCat("reads '", current, "' beside ", pattern.name,
+                                        "; not a chain"));
+        }
+      }
+      for (int index : found.nodes) {
+        const onnx::NodeProto& node = graph_.node(index);
+        if (on_chain[index]) return Error(absl::StatusCode::kInvalidArgument, "graph has a cycle");
+        on_chain[index] = true;
+        for (const std::string& output : node.output()) {
+          if (output.empty() || output == found.output) continue;
+          bool inside = output != graph_.output(0).name();
+          for (int user : view_->Users(output)) {
+            inside = inside &&
+                     std::find(found.nodes.begin(), found.nodes.end(), user) != found.nodes.end();
+          }
+          if (!inside) {
+            return NodeError(absl::StatusCode::kInvalidArgument, node,
+                             absl::StrCat("output '", output, "' inside ", pattern.name,
+                                          " is used elsewhere; not a chain"));
+          }
+        }
+      }
+      next = found.output;
+      return AddMatched(first, std::move(found));
+    }
+  }
+  if (users.size() > 1) {
+    std::vector<std::string> names;
+    for (int index : users) {
+      names.push_back(absl::StrCat(graph_.node(index).op_type(), " ",
+                                   NodeLabel(graph_.node(index), index)));
+    }
+    return Error(absl::StatusCode::kInvalidArgument,
+                 absl::StrCat("not a chain: tensor '", current, "' feeds ", users.size(),
+                              " nodes (", absl::StrJoin(names, ", "), ")"));
+  }
+  on_chain[users[0]] = true;
+  const bool data_first = first.input_size() > 0 && first.input(0) == current;
+  if (!data_first && first.op_type() != "Add") {
+    return NodeError(absl::StatusCode::kInvalidArgument, first,
+                     absl::StrCat("takes '", current, "' as a weight; not a chain"));
+  }
+  if (first.output_size() < 1 || first.output(0).empty()) {
+    return NodeError(absl::StatusCode::kInvalidArgument, first, "has no output");
+  }
+  if (absl::Status s = AddNode(first); !s.ok()) return s;
+  next = first.output(0);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   if (absl::Status s = CheckOpset(); !s.ok()) return s;
+  if (absl::Status s = view_->CheckDataFileSizes(graph_bytes_, max_model_bytes_); !s.ok()) {
+    return s;
+  }
   if (absl::Status s = CheckStructure(); !s.ok()) return s;
-  if (absl::Status s = CollectConstants(); !s.ok()) return s;
   if (absl::Status s = ReadInput(); !s.ok()) return s;
 
   // Walk the single path from the input to the output.
@@ -676,46 +560,15 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   std::string current = input_name_;
   std::vector<bool> on_chain(graph_.node_size(), false);
   while (current != output_name) {
-    auto it = consumers_.find(current);
-    if (it == consumers_.end() || it->second.empty()) {
-      return Error(absl::StatusCode::kInvalidArgument,
-                   absl::StrCat("tensor '", current,
-                                "' feeds no node and is not the graph output"));
-    }
-    if (it->second.size() > 1) {
-      std::vector<std::string> names;
-      for (int index : it->second) {
-        names.push_back(absl::StrCat(graph_.node(index).op_type(), " ",
-                                     NodeLabel(graph_.node(index), index)));
-      }
-      return Error(absl::StatusCode::kInvalidArgument,
-                   absl::StrCat("not a chain: tensor '", current, "' feeds ",
-                                it->second.size(), " nodes (",
-                                absl::StrJoin(names, ", "), ")"));
-    }
-    const int index = it->second[0];
-    if (on_chain[index]) {
-      return Error(absl::StatusCode::kInvalidArgument, "graph has a cycle");
-    }
-    on_chain[index] = true;
-    const onnx::NodeProto& node = graph_.node(index);
-    const bool data_first = node.input_size() > 0 && node.input(0) == current;
-    if (!data_first && node.op_type() != "Add") {
-      return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat("takes '", current,
-                                    "' as a weight; not a chain"));
-    }
-    if (node.output_size() < 1 || node.output(0).empty()) {
-      return NodeError(absl::StatusCode::kInvalidArgument, node, "has no output");
-    }
-    if (absl::Status s = AddNode(node); !s.ok()) return s;
-    current = node.output(0);
+    std::string next;
+    if (absl::Status s = Step(current, on_chain, next); !s.ok()) return s;
+    current = next;
   }
 
   // Every node must sit on that path.
   for (int i = 0; i < graph_.node_size(); ++i) {
     const auto& node = graph_.node(i);
-    if (node.op_type() != "Constant" && !folded_[i] && !on_chain[i]) {
+    if (!view_->IsLoadTime(i) && !on_chain[i]) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
                        "is not on the chain from input to output");
     }
@@ -748,8 +601,10 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   return model;
 }
 
-absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
-    absl::string_view bytes, absl::string_view name, const std::string& base_dir) {
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(absl::string_view bytes,
+                                                           absl::string_view name,
+                                                           const std::string& base_dir,
+                                                           uint64_t max_model_bytes) {
   onnx::ModelProto model;
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -778,16 +633,18 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxBytes(
           absl::StrCat(name, ": ONNX checker: ", e.what()));
     }
   }
-  return OnnxConverter(model, name, base_dir).Convert();
+  return OnnxConverter(model, name, base_dir, bytes.size(), max_model_bytes).Convert();
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
-    absl::string_view bytes, absl::string_view name, const std::string& base_dir) {
+absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(absl::string_view bytes,
+                                                           absl::string_view name,
+                                                           const std::string& base_dir,
+                                                           uint64_t max_model_bytes) {
   // The loader boundary: nothing a file holds may throw past it.
   try {
-    return ParseOnnxBytes(bytes, name, base_dir);
+    return ParseOnnxBytes(bytes, name, base_dir, max_model_bytes);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
         absl::StrCat(name, ": out of memory while loading"));
@@ -796,12 +653,15 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
   }
 }
 
-absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(
-    const std::string& path) {
-  auto bytes = ReadFileToString(path);
+absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(const std::string& path,
+                                                          const ModelLoadOptions& options) {
+  // The graph's own size is checked before it is read, the data files'
+  // before any of them is.
+  auto bytes = ReadFileToString(path, std::min(options.max_model_bytes, kMaxModelFileBytes));
   if (!bytes.ok()) return bytes.status();
   std::string base_dir = std::filesystem::path(path).parent_path().string();
-  return ParseOnnxModel(*bytes, path, base_dir.empty() ? "." : base_dir);
+  return ParseOnnxModel(*bytes, path, base_dir.empty() ? "." : base_dir,
+                        options.max_model_bytes);
 }
 
 }  // namespace seqserve

@@ -11,26 +11,33 @@
 //                     missing initializer, non-float or NaN/Inf weights
 //   UNIMPLEMENTED     valid ONNX using an op, attribute or opset that a
 //                     Sequential classifier does not need
+//   RESOURCE_EXHAUSTED  the graph and its data files are larger than
+//                     ModelLoadOptions::max_model_bytes (sizes on disk,
+//                     checked before reading)
 // Every message starts with the file name and names the node and op.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "core/file_util.h"
 #include "core/sequential.h"
 
 namespace seqserve {
 
 // Reads and converts the ONNX model at `path`.
 absl::StatusOr<std::unique_ptr<Sequential>> LoadOnnxModel(
-    const std::string& path);
+    const std::string& path, const ModelLoadOptions& options = {});
 
 // Converts serialized ONNX bytes; `name` prefixes error messages. External
 // data is read from files in `base_dir` only (never outside it, through
-// `..`, an absolute path or a symlink); empty refuses external data.
+// `..`, an absolute path or a symlink); empty refuses external data. The
+// data files together may hold at most `max_data_bytes` bytes on disk.
 absl::StatusOr<std::unique_ptr<Sequential>> ParseOnnxModel(
-    absl::string_view bytes, absl::string_view name, const std::string& base_dir = "");
+    absl::string_view bytes, absl::string_view name, const std::string& base_dir = "",
+    uint64_t max_data_bytes = UINT64_MAX);
 
 }  // namespace seqserve

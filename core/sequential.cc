@@ -14,15 +14,67 @@ bool AllFinite(const std::vector<float>& values) {
                      [](float v) { return std::isfinite(v); });
 }
 
+absl::Status CheckPerFeature(const Layer& layer, const std::string& where, int width) {
+  if (layer.out_features != width || layer.in_features != width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": has ", layer.out_features, " features but the ",
+        "row it gets has ", width));
+  }
+  const size_t n = static_cast<size_t>(width);
+  const bool optional = layer.kind == LayerKind::kLayerNorm;  // no affine
+  for (const auto* values : {&layer.weight, &layer.bias}) {
+    if (values->size() == n || (values->empty() && (optional || layer.folded))) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": holds ", values->size(), " values per parameter, expected ", n));
+  }
+  if (!AllFinite(layer.weight) || !AllFinite(layer.bias)) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": parameters hold NaN or Inf"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
   const std::string where =
       absl::StrCat("layer ", index, " (", layer.Describe(), ")");
   if (layer.kind != LayerKind::kLinear) {
-    if (!std::isfinite(layer.alpha)) {
+    if (!std::isfinite(layer.alpha) || !std::isfinite(layer.beta) ||
+        !std::isfinite(layer.eps)) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": parameter is NaN or Inf"));
     }
-    return absl::OkStatus();
+    switch (layer.kind) {
+      case LayerKind::kBatchNorm:
+      case LayerKind::kLayerNorm:
+        if (!(layer.eps > 0.0f)) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": eps must be positive"));
+        }
+        return CheckPerFeature(layer, where, width);
+      case LayerKind::kPrelu:
+        if (!layer.bias.empty() || layer.weight.empty() ||
+            (layer.weight.size() > 1 && layer.weight.size() != static_cast<size_t>(width))) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              where, ": has ", layer.weight.size(), " slopes; needs one or one per feature (",
+              width, ")"));
+        }
+        if (!AllFinite(layer.weight)) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": parameters hold NaN or Inf"));
+        }
+        return absl::OkStatus();
+      case LayerKind::kCelu:
+      case LayerKind::kSoftplus:
+        if (layer.alpha == 0.0f) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": alpha/beta must not be 0"));
+        }
+        return absl::OkStatus();
+      case LayerKind::kHardtanh:
+        if (layer.alpha > layer.beta) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": min_val is greater than max_val"));
+        }
+        return absl::OkStatus();
+      default:
+        return absl::OkStatus();
+    }
   }
   if (layer.in_features <= 0 || layer.out_features <= 0 ||
       layer.in_features > Sequential::kMaxWidth ||
@@ -72,6 +124,7 @@ ForwardScratch& ThreadScratch() {
 
 absl::StatusOr<std::unique_ptr<Sequential>> Sequential::Create(
     int input_width, std::vector<Layer> layers, Head default_head) {
+  FoldBatchNorms(layers);
   if (input_width <= 0 || input_width > kMaxWidth) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input width must be 1 to ", kMaxWidth, ", got ", input_width));
@@ -177,6 +230,7 @@ void Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
       width = layer.out_features;
       continue;
     }
+    if (!layer.Runs()) continue;
     float* values;
     if (current == features) {
       // An activation before the first Linear: never write the input.
@@ -186,7 +240,7 @@ void Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
     } else {
       values = const_cast<float*>(current);
     }
-    RunActivation(layer, values, rows * width);
+    RunActivation(layer, values, rows, width);
     current = values;
   }
 }

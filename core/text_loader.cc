@@ -1,7 +1,9 @@
 #include "core/text_loader.h"
 
+#include <algorithm>
 #include <exception>
 #include <new>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +14,8 @@
 namespace seqserve {
 namespace {
 
-absl::StatusOr<Layer> ToLayer(const v1::Layer& layer, int index) {
+// The layer a text layer runs; nullopt for Dropout and Identity.
+absl::StatusOr<std::optional<Layer>> ToLayer(const v1::Layer& layer, int index) {
   switch (layer.kind_case()) {
     case v1::Layer::kLinear: {
       const v1::Linear& linear = layer.linear();
@@ -35,6 +38,67 @@ absl::StatusOr<Layer> ToLayer(const v1::Layer& layer, int index) {
       const float alpha = layer.elu().alpha();
       return Layer::Elu(alpha == 0.0f ? 1.0f : alpha);
     }
+    case v1::Layer::kBatchNorm: {
+      const v1::BatchNorm1d& bn = layer.batch_norm();
+      auto values = [](const auto& field) { return std::vector<float>(field.begin(), field.end()); };
+      Layer out = Layer::BatchNorm1d(values(bn.weight()), values(bn.bias()),
+                                     values(bn.running_mean()), values(bn.running_var()),
+                                     bn.has_eps() ? bn.eps() : 1e-5f);
+      if (out.out_features != bn.num_features()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer ", index, " (batch_norm): num_features is ", bn.num_features(), " but ",
+            "running_var holds ", out.out_features, " values"));
+      }
+      return out;
+    }
+    case v1::Layer::kLayerNorm: {
+      const v1::LayerNorm& ln = layer.layer_norm();
+      return Layer::LayerNorm(ln.normalized_shape(),
+                              std::vector<float>(ln.weight().begin(), ln.weight().end()),
+                              std::vector<float>(ln.bias().begin(), ln.bias().end()),
+                              ln.has_eps() ? ln.eps() : 1e-5f);
+    }
+    case v1::Layer::kGelu: {
+      const std::string& approximate = layer.gelu().approximate();
+      if (!approximate.empty() && approximate != "none" && approximate != "tanh") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer ", index, " (gelu): approximate '", approximate, "' is not none or tanh"));
+      }
+      return Layer::Gelu(approximate == "tanh");
+    }
+    case v1::Layer::kSilu:
+      return Layer::Silu();
+    case v1::Layer::kHardtanh: {
+      const v1::Hardtanh& h = layer.hardtanh();
+      return Layer::Hardtanh(h.has_min_val() ? h.min_val() : -1.0f,
+                             h.has_max_val() ? h.max_val() : 1.0f);
+    }
+    case v1::Layer::kReluSix:
+      return Layer::Hardtanh(0.0f, 6.0f);
+    case v1::Layer::kPrelu: {
+      const auto& w = layer.prelu().weight();
+      return Layer::Prelu(std::vector<float>(w.begin(), w.end()));
+    }
+    case v1::Layer::kSelu:
+      return Layer::Selu();
+    case v1::Layer::kCelu:
+      return Layer::Celu(layer.celu().has_alpha() ? layer.celu().alpha() : 1.0f);
+    case v1::Layer::kSoftplus: {
+      const v1::Softplus& sp = layer.softplus();
+      return Layer::Softplus(sp.has_beta() ? sp.beta() : 1.0f,
+                             sp.has_threshold() ? sp.threshold() : 20.0f);
+    }
+    case v1::Layer::kSoftsign:
+      return Layer::Softsign();
+    case v1::Layer::kHardsigmoid:
+      return Layer::HardSigmoid(1.0f / 6.0f, 0.5f);
+    case v1::Layer::kHardswish:
+      return Layer::HardSwish();
+    case v1::Layer::kMish:
+      return Layer::Mish();
+    case v1::Layer::kDropout:
+    case v1::Layer::kIdentity:
+      return std::nullopt;  // nothing to run at inference
     case v1::Layer::KIND_NOT_SET:
       break;
   }
@@ -48,6 +112,8 @@ Head ToHead(v1::Head head) {
       return Head::kSigmoid;
     case v1::HEAD_SOFTMAX:
       return Head::kSoftmax;
+    case v1::HEAD_LOG_SOFTMAX:
+      return Head::kLogSoftmax;
     default:
       return Head::kLogits;
   }
@@ -68,7 +134,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseTextBytes(
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": ", layer.status().message()));
     }
-    layers.push_back(std::move(*layer));
+    if (layer->has_value()) layers.push_back(std::move(**layer));
   }
   auto model =
       Sequential::Create(proto.input_width(), std::move(layers), ToHead(proto.head()));
@@ -95,8 +161,8 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(
 }
 
 absl::StatusOr<std::unique_ptr<Sequential>> LoadTextModel(
-    const std::string& path) {
-  auto text = ReadFileToString(path);
+    const std::string& path, const ModelLoadOptions& options) {
+  auto text = ReadFileToString(path, std::min(options.max_model_bytes, kMaxModelFileBytes));
   if (!text.ok()) return text.status();
   return ParseTextModel(*text, path);
 }

@@ -13,12 +13,14 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "core/file_util.h"
 #include "core/sequential.h"
 
 namespace seqserve {
 
+// RESOURCE_EXHAUSTED when the file is larger than options.max_model_bytes.
 absl::StatusOr<std::unique_ptr<Sequential>> LoadTextModel(
-    const std::string& path);
+    const std::string& path, const ModelLoadOptions& options = {});
 
 // Converts text-format contents; `name` prefixes error messages.
 absl::StatusOr<std::unique_ptr<Sequential>> ParseTextModel(

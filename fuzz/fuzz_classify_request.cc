@@ -114,7 +114,9 @@ void Answer(const v1::ClassifyRequest& request, const ServedModel& served,
     Require(result.top_k_size() == static_cast<int>(plan->top_k), "wrong top_k count");
     for (float score : result.scores()) {
       Require(std::isfinite(score), "a score that is not finite");
-      if (plan->head != Head::kLogits) {
+      if (plan->head == Head::kLogSoftmax) {
+        Require(score <= 0.0f, "a log-probability above 0");
+      } else if (plan->head != Head::kLogits) {
         Require(score >= 0.0f && score <= 1.0f, "a probability outside [0, 1]");
       }
     }

@@ -46,8 +46,8 @@ void Exercise(const v1::ModelConfig& config,
   const ServedModel& s = **served;
   const bool binary = model->output_width() == 1;
   Require(s.threshold > 0.0f && s.threshold < 1.0f, "served threshold outside (0, 1)");
-  Require(!(binary && s.default_head == Head::kSoftmax),
-          "a one-output model serves softmax by default");
+  Require(!(binary && (s.default_head == Head::kSoftmax || s.default_head == Head::kLogSoftmax)),
+          "a one-output model serves softmax or log-softmax by default");
   Require(s.max_request_rows == config.max_request_rows(),
           "max_request_rows differs from the config");
 
@@ -56,7 +56,10 @@ void Exercise(const v1::ModelConfig& config,
   // the answer, which must fit ResponseBytesBound.
   std::vector<v1::OutputMode> outputs = {v1::OUTPUT_MODE_DEFAULT, v1::OUTPUT_MODE_LOGITS,
                                          v1::OUTPUT_MODE_SIGMOID};
-  if (!binary) outputs.push_back(v1::OUTPUT_MODE_SOFTMAX);
+  if (!binary) {
+    outputs.push_back(v1::OUTPUT_MODE_SOFTMAX);
+    outputs.push_back(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  }
   for (v1::OutputMode output : outputs) {
     v1::ClassifyRequest request;
     request.set_rows(1);

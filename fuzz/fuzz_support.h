@@ -45,16 +45,21 @@ inline void RequireLoaderRefusal(const absl::Status& status,
           "loader refusal does not start with the file name", status);
 }
 
-// Every head a caller may ask of `model`: softmax only over several outputs.
+// Every head a caller may ask of `model`: softmax and log-softmax only over
+// several outputs.
 inline std::vector<Head> AllowedHeads(const Sequential& model) {
   std::vector<Head> heads = {Head::kLogits, Head::kSigmoid};
-  if (model.output_width() > 1) heads.push_back(Head::kSoftmax);
+  if (model.output_width() > 1) {
+    heads.push_back(Head::kSoftmax);
+    heads.push_back(Head::kLogSoftmax);
+  }
   return heads;
 }
 
 // A model that loaded must answer one row of 0.5 with every allowed head:
 // OK (or RESOURCE_EXHAUSTED for scratch it cannot get), output_width()
-// scores, and probabilities that are NaN or in [0, 1] (never Inf or > 1).
+// scores, probabilities that are NaN or in [0, 1] (never Inf or > 1), and
+// log-probabilities that are NaN or at most 0.
 inline void ExerciseModel(const Sequential& model) {
   const std::vector<float> row(model.input_width(), 0.5f);
   for (Head head : AllowedHeads(model)) {
@@ -65,6 +70,10 @@ inline void ExerciseModel(const Sequential& model) {
             "Predict returned the wrong number of scores");
     if (head == Head::kLogits) continue;
     for (float v : *scores) {
+      if (head == Head::kLogSoftmax) {
+        Require(!(v > 0.0f), "a log-probability above 0");
+        continue;
+      }
       Require(!(v < 0.0f || v > 1.0f), "a probability outside [0, 1]");
     }
   }

@@ -21,6 +21,10 @@ cp models/species/1/model.onnx "$onnx_dir/models_species.onnx"
 for model in tests/data/reference/modern/*/model.onnx; do
   cp "$model" "$onnx_dir/modern_$(basename "$(dirname "$model")").onnx"
 done
+# Every layer in both export forms (tests/data/make_layer_models.py).
+for model in tests/data/reference/layers/*/model.onnx; do
+  cp "$model" "$onnx_dir/layers_$(basename "$(dirname "$model")").onnx"
+done
 for source in fuzz/seeds/*.onnx.txtpb; do
   protoc --encode=onnx.ModelProto -I /usr/include onnx/onnx.proto \
     < "$source" > "$onnx_dir/$(basename "$source" .txtpb)"

@@ -16,11 +16,15 @@ namespace {
 constexpr const char* kOps[] = {
     "Gemm", "MatMul", "Add", "Relu", "LeakyRelu", "Tanh", "Sigmoid",
     "Elu", "Softmax", "Identity", "Dropout", "Flatten", "Constant",
-    "Mul", "Reshape", "Transpose", "LogSoftmax", "BatchNormalization", ""};
+    "Mul", "Reshape", "Transpose", "LogSoftmax", "BatchNormalization",
+    "LayerNormalization", "Gelu", "Erf", "Div", "Sub", "Pow", "Sqrt", "ReduceMean",
+    "Clip", "PRelu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
+    "HardSwish", "Mish", "Abs", ""};
 // Attribute names the supported ops read, a few others, and nothing.
 constexpr const char* kAttributes[] = {
     "alpha", "beta", "transA", "transB", "axis", "value", "ratio",
-    "training_mode", "perm", "value_float", "epsilon", ""};
+    "training_mode", "perm", "value_float", "epsilon", "approximate", "min", "max",
+    "gamma", "axes", "keepdims", "spatial", "momentum", "stash_type", ""};
 constexpr int64_t kOpsets[] = {1, 6, 7, 8, 9, 11, 13, 16, 17, 18, 19, 20, 21, 23, 24};
 // External data: the fixture directory's files (see fuzz_onnx_loader.cc)
 // and locations the loader must refuse.

@@ -101,10 +101,12 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
     }
     plan.head = *head;
   }
-  if (plan.head == Head::kSoftmax && model.output_width() == 1) {
+  if ((plan.head == Head::kSoftmax || plan.head == Head::kLogSoftmax) &&
+      model.output_width() == 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model '", served.name, "' has one output; softmax over it is always 1, "
-        "ask for sigmoid"));
+        "model '", served.name, "' has one output; ", HeadName(plan.head),
+        " over it is always ", plan.head == Head::kSoftmax ? "1" : "0",
+        ", ask for sigmoid"));
   }
   if (request.top_k() > static_cast<uint32_t>(model.output_width())) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -36,6 +36,9 @@ ABSL_FLAG(std::string, access_log, "",
           "SIGHUP reopens it after rotation");
 ABSL_FLAG(std::string, model_repository, "models",
           "Model repository: <model>/<version>/model.onnx|model.textproto");
+ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30,
+          "Largest model version: its graph and external data files together, by "
+          "size on disk, checked before reading");
 ABSL_FLAG(double, poll_seconds, 5,
           "Seconds between looks for new, replaced and removed models; 0 loads once");
 ABSL_FLAG(uint32_t, max_request_rows, 4096,
@@ -115,6 +118,8 @@ std::vector<std::string> CheckFlags() {
     check.Range("poll_seconds", absl::GetFlag(FLAGS_poll_seconds), 0.1, kDay);
   }
   check.Range("max_request_rows", absl::GetFlag(FLAGS_max_request_rows), 1u, 1u << 24);
+  check.Range("max_model_bytes", absl::GetFlag(FLAGS_max_model_bytes), uint64_t{1} << 10,
+              uint64_t{1} << 40);
   check.Range("max_request_memory_bytes", absl::GetFlag(FLAGS_max_request_memory_bytes),
               uint64_t{1} << 20, uint64_t{1} << 40);
   // Below a few KiB not even a health check fits; gRPC's own cap is 2 GiB.
@@ -171,6 +176,7 @@ int Main(int argc, char** argv) {
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_seconds));
+  options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   options.max_request_rows = absl::GetFlag(FLAGS_max_request_rows);
   options.max_request_memory_bytes = absl::GetFlag(FLAGS_max_request_memory_bytes);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);

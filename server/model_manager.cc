@@ -193,7 +193,7 @@ void ModelManager::RefreshLocked() {
     VersionRecord& entry = record.versions[load.version];
     entry.stamp = load.stamp;
     const absl::Time load_start = absl::Now();
-    auto model = LoadModelFile(load.path);
+    auto model = LoadModelFile(load.path, options_.load);
     absl::StatusOr<std::shared_ptr<const ServedModel>> served =
         model.ok() ? MakeServedModel(load.model, load.version,
                                      std::shared_ptr<const Sequential>(std::move(*model)),

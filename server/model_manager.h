@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/file_util.h"
 #include "seqserve/v1/classifier.pb.h"
 #include "server/model_repository.h"
 #include "server/served_model.h"
@@ -61,6 +62,8 @@ class ModelManager {
   struct Options {
     // Told of every load attempt, on the refreshing thread; may be null.
     std::function<void(const ModelLoadEvent&)> on_load;
+    // Limits every model load (max_model_bytes).
+    ModelLoadOptions load;
   };
 
   explicit ModelManager(std::string repository, Options options = {});

@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   // One BLAS thread per forward pass: the inference pool is the parallelism.
   UseSingleThreadedBlas();
   ModelManager::Options models;
+  models.load.max_model_bytes = o.max_model_bytes;
   if (o.metrics) {
     server->metrics_ = std::make_unique<ServingMetrics>();
     server->observers_.Add(server->metrics_.get());

@@ -41,6 +41,9 @@ class ModelServer {
     // Transport security of the gRPC port; null means plaintext.
     std::shared_ptr<grpc::ServerCredentials> credentials;
     std::string model_repository = "models";
+    // A model version's files together (graph + external data), by size on
+    // disk, checked before reading; a larger version fails to load.
+    uint64_t max_model_bytes = ModelLoadOptions{}.max_model_bytes;
     // How often to look for new, replaced and removed models; 0 loads once.
     absl::Duration poll_interval = absl::Seconds(5);
     // Rows one Classify may carry unless a model's config says otherwise.

@@ -10,6 +10,8 @@ std::optional<Head> HeadForOutputMode(v1::OutputMode mode) {
       return Head::kSigmoid;
     case v1::OUTPUT_MODE_SOFTMAX:
       return Head::kSoftmax;
+    case v1::OUTPUT_MODE_LOG_SOFTMAX:
+      return Head::kLogSoftmax;
     default:
       return std::nullopt;
   }
@@ -23,6 +25,8 @@ v1::OutputMode OutputModeForHead(Head head) {
       return v1::OUTPUT_MODE_SIGMOID;
     case Head::kSoftmax:
       return v1::OUTPUT_MODE_SOFTMAX;
+    case Head::kLogSoftmax:
+      return v1::OUTPUT_MODE_LOG_SOFTMAX;
   }
   return v1::OUTPUT_MODE_LOGITS;
 }

@@ -39,14 +39,16 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
           absl::StrCat("config default_output ", config.default_output(),
                        " is not an output mode"));
     }
-    if (binary && *head == Head::kSoftmax) {
-      return absl::InvalidArgumentError(
-          "config default_output is softmax, which is always 1 for a one-output "
-          "model; use OUTPUT_MODE_SIGMOID");
+    if (binary && (*head == Head::kSoftmax || *head == Head::kLogSoftmax)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config default_output is ", HeadName(*head), ", which is always ",
+          *head == Head::kSoftmax ? "1" : "0",
+          " for a one-output model; use OUTPUT_MODE_SIGMOID"));
     }
     served->default_head = *head;
   }
-  if (binary && served->default_head == Head::kSoftmax) {
+  if (binary && (served->default_head == Head::kSoftmax ||
+                 served->default_head == Head::kLogSoftmax)) {
     // torch exports of one-output models rarely end in Softmax, but one that
     // does would answer 1.0 forever; sigmoid is what such a model means.
     served->default_head = Head::kSigmoid;

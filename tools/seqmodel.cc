@@ -1,7 +1,7 @@
 // seqmodel: inspect and run a model file with core/ alone, before deploying.
 //
 //   seqmodel inspect FILE
-//   seqmodel run FILE [--output logits|sigmoid|softmax|default]
+//   seqmodel run FILE [--output logits|sigmoid|softmax|log_softmax|default]
 //                     [--format table|csv|json] [--input ROWS.csv]
 #include <cstdio>
 #include <iostream>
@@ -20,7 +20,7 @@
 #include "core/model_file.h"
 
 ABSL_FLAG(std::string, output, "default",
-          "run: logits, sigmoid, softmax, or default (the model's own head)");
+          "run: logits, sigmoid, softmax, log_softmax, or default (the model's own head)");
 ABSL_FLAG(std::string, format, "table", "run: table, csv or json");
 ABSL_FLAG(std::string, input, "", "run: CSV file of feature rows (default stdin)");
 
@@ -30,7 +30,7 @@ namespace {
 constexpr char kUsage[] =
     "Inspects or runs a seqserve model file (.onnx or .textproto).\n"
     "  seqmodel inspect FILE\n"
-    "  seqmodel run FILE [--output logits|sigmoid|softmax|default] "
+    "  seqmodel run FILE [--output logits|sigmoid|softmax|log_softmax|default] "
     "[--format table|csv|json] [--input ROWS.csv]";
 
 int Fail(absl::string_view message) {

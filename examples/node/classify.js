@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Classifies a few animals with seqserve from Node.js, through @grpc/grpc-js.
-//   node examples/node/classify.js [host:port]
+//   node examples/node/classify.js [host:port] [default|logits|sigmoid|softmax|log_softmax]
 'use strict';
 
 const path = require('path');
@@ -18,11 +18,12 @@ const definition = protoLoader.loadSync('seqserve/v1/classifier.proto', {
 });
 const { Classifier } = grpc.loadPackageDefinition(definition).seqserve.v1;
 
-function classify(client, model) {
+function classify(client, model, output) {
   const request = {
     model,
     features: ANIMALS.flatMap(([, row]) => row),
     rows: ANIMALS.length,
+    output: `OUTPUT_MODE_${output.toUpperCase()}`,
   };
   const deadline = new Date(Date.now() + 10000);
   return new Promise((resolve, reject) => {
@@ -33,10 +34,11 @@ function classify(client, model) {
 
 async function main() {
   const target = process.argv[2] || 'localhost:8500';
+  const output = process.argv[3] || 'default';
   const client = new Classifier(target, grpc.credentials.createInsecure());
   try {
     for (const model of ['species', 'mammal']) {
-      const response = await classify(client, model);
+      const response = await classify(client, model, output);
       console.log(`${response.model} v${response.version} (${response.output})`);
       response.results.forEach((result, i) => {
         const scores = result.scores.map((s) => s.toFixed(6)).join(' ');

@@ -3,7 +3,7 @@
 
 The stubs are generated from proto/ at build time (grpc_python_plugin):
   python3 examples/python/classify.py --target localhost:8500 \
-      --stubs build/release/examples/python/stubs
+      --stubs build/release/examples/python/stubs [--output log_softmax]
 """
 import argparse
 import sys
@@ -15,6 +15,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="localhost:8500")
     parser.add_argument("--stubs", required=True, help="directory of the generated stubs")
+    parser.add_argument("--output", default="default",
+                        choices=["default", "logits", "sigmoid", "softmax", "log_softmax"],
+                        help="form of the scores (default: each model's own)")
     args = parser.parse_args()
     sys.path.insert(0, args.stubs)
 
@@ -27,8 +30,10 @@ def main():
         for model in ("species", "mammal"):
             try:
                 response = stub.Classify(
-                    classifier_pb2.ClassifyRequest(model=model, features=features,
-                                                   rows=len(ANIMALS)),
+                    classifier_pb2.ClassifyRequest(
+                        model=model, features=features, rows=len(ANIMALS),
+                        output=classifier_pb2.OutputMode.Value(
+                            "OUTPUT_MODE_" + args.output.upper())),
                     timeout=10)
             except grpc.RpcError as error:
                 print(f"{model}: {error.code().name}: {error.details()}", file=sys.stderr)

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,27 @@ TEST_F(SeqclientTest, ClassifyCsvHasAHeaderAndOneLinePerRow) {
   // Logits: the mammal score is the largest of the three.
   EXPECT_GT(std::stof(fields[4]), std::stof(fields[3]));
   EXPECT_GT(std::stof(fields[4]), std::stof(fields[5]));
+}
+
+TEST_F(SeqclientTest, ClassifyGivesLogSoftmaxWhenAsked) {
+  const auto result =
+      Seqclient("classify --model species --format csv --output log_softmax 4,0,1");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << result.output;
+  std::vector<std::string> fields = absl::StrSplit(lines[1], ',');
+  ASSERT_EQ(fields.size(), 6u);
+  EXPECT_EQ(fields[2], "mammal");
+  // Log-probabilities: never positive, and their exps sum to one.
+  double sum = 0.0;
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_LE(std::stof(fields[i]), 0.0f);
+    sum += std::exp(std::stod(fields[i]));
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+  const auto refused = Seqclient("classify --model mammal --output log_softmax 4,0,1");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("log_softmax over it is always 0"));
 }
 
 TEST_F(SeqclientTest, ClassifyJsonParses) {
@@ -129,6 +151,21 @@ TEST_F(SeqclientTest, ModelsAndMetadata) {
   EXPECT_THAT(result.output, HasSubstr("labels:         bird, mammal, reptile"));
   EXPECT_THAT(result.output, HasSubstr("input width:    3"));
   EXPECT_THAT(result.output, HasSubstr("Linear(3, 16) -> ReLU -> Linear(16, 3)"));
+}
+
+// --max_model_bytes reaches the loaders: the samples are 991 bytes (species,
+// ONNX) and 1154 bytes (mammal, text); with a limit between them only
+// species loads and mammal reports why.
+TEST(SeqserveMaxModelBytes, AModelOverTheLimitFailsToLoadAndSaysWhy) {
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" SEQSERVE_MODELS_DIR,
+                                       "--poll_seconds=0", "--max_model_bytes=1024"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  const auto result =
+      RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(), " models"));
+  EXPECT_THAT(result.output, HasSubstr("species                  1        available"));
+  EXPECT_THAT(result.output, HasSubstr("mammal                   1        failed"));
+  EXPECT_THAT(result.output, HasSubstr("model.textproto: 1154 bytes is over the limit of 1024 "
+                                       "bytes"));
 }
 
 TEST_F(SeqclientTest, HealthExitsZeroWhenServing) {

@@ -12,7 +12,7 @@ namespace {
 using ::testing::ElementsAre;
 
 TEST(Head, NamesRoundTrip) {
-  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax}) {
+  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax, Head::kLogSoftmax}) {
     EXPECT_EQ(ParseHeadName(HeadName(head)), head);
   }
   EXPECT_EQ(ParseHeadName("Softmax"), std::nullopt);
@@ -55,6 +55,21 @@ TEST(Head, SoftmaxStaysFiniteForLogitsInTheThousands) {
   EXPECT_NEAR(values[0], 1.0 / z, 1e-6);
   EXPECT_NEAR(values[1], std::exp(-1.0) / z, 1e-6);
   EXPECT_EQ(values[2], 0.0f);
+}
+
+// torch.log_softmax of a row holding an extreme logit: the log of a
+// probability that softmax rounds to zero stays finite and exact.
+TEST(Head, LogSoftmaxIsStableForLogitsInTheThousands) {
+  std::vector<float> values = {3000.0f, 2999.0f, -4000.0f, 1.0f, 2.0f, 3.0f};
+  ApplyHead(Head::kLogSoftmax, 3, absl::MakeSpan(values));
+  const double log_z = std::log1p(std::exp(-1.0));
+  EXPECT_NEAR(values[0], -log_z, 1e-6);
+  EXPECT_NEAR(values[1], -1.0 - log_z, 1e-6);
+  EXPECT_NEAR(values[2], -7000.0 - log_z, 1e-3);
+  EXPECT_EQ(HeadName(Head::kLogSoftmax), "log_softmax");
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  EXPECT_NEAR(values[5], 3.0 - std::log(z), 1e-6);
+  EXPECT_EQ(PredictedClass(Head::kLogSoftmax, absl::MakeSpan(values).subspan(3)), 2);
 }
 
 TEST(Head, TopKBreaksTiesByLowerIndex) {

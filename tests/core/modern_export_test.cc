@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "core/onnx_loader.h"
 #include "tests/support/onnx_builder.h"
 #include "tests/support/reference_data.h"
@@ -49,12 +50,8 @@ TEST(ModernExport, TransposeMatMulAddAtOpset18MatchesPyTorch) {
   ExpectMatchesPyTorch("modern/mammal_o18_matmul");
 }
 
-TEST(ModernExport, LayersNotYetSupportedAreRefusedByName) {
-  auto model = LoadOnnxModel(testing::ReferenceDir() + "/modern/bn_relu_ln_gelu_o20/model.onnx");
-  ASSERT_FALSE(model.ok());
-  EXPECT_EQ(model.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(model.status().message()),
-              HasSubstr("(BatchNormalization): op BatchNormalization is not supported"));
+TEST(ModernExport, BatchNormLayerNormAndGeluAtOpset20MatchPyTorch) {
+  ExpectMatchesPyTorch("modern/bn_relu_ln_gelu_o20");
 }
 
 // A 2 -> 1 Gemm whose weight [1, 2] lives in a data file.
@@ -139,6 +136,40 @@ TEST_F(ExternalDataTest, RefusesBytesThatDoNotFit) {
   ExpectRefused(Model("model.onnx.data", "12"), "is 16 bytes, shorter than offset 12 + length 8");
   ExpectRefused(Model("model.onnx.data", "8", "4"), "length 4 disagrees with its shape (8 bytes)");
   ExpectRefused(Model("model.onnx.data", "-1"), "offset '-1' is not a non-negative integer");
+}
+
+// The graph and its data files together, by size on disk, before reading.
+TEST_F(ExternalDataTest, RefusesFilesOverMaxModelBytesBeforeReadingThem) {
+  const fs::path path = dir_ / "version" / "model.onnx";
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << Model("model.onnx.data");
+  const uint64_t graph = fs::file_size(path);
+  auto over = LoadOnnxModel(path.string(), ModelLoadOptions{graph - 1});
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(over.status().message()),
+              HasSubstr(absl::StrCat("model.onnx: ", graph, " bytes is over the limit of ",
+                                     graph - 1, " bytes")));
+  // The 16-byte data file brings the total past graph + 15.
+  auto data = LoadOnnxModel(path.string(), ModelLoadOptions{graph + 15});
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(data.status().message()),
+              HasSubstr(absl::StrCat("external data file 'model.onnx.data' is 16 bytes, which "
+                                     "brings the model's files to ",
+                                     graph + 16, " bytes, over the limit of ", graph + 15)));
+  EXPECT_TRUE(LoadOnnxModel(path.string(), ModelLoadOptions{graph + 16}).ok());
+}
+
+// A 2.5 GB sparse data file is refused by its size, with nothing allocated.
+TEST_F(ExternalDataTest, RefusesAHugeSparseDataFileByItsSize) {
+  const fs::path data = dir_ / "version" / "model.onnx.data";
+  fs::resize_file(data, (uint64_t{5} << 30) / 2);
+  auto model = Load(Model("model.onnx.data"));
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("external data file 'model.onnx.data' is 2684354560 bytes"));
+  EXPECT_THAT(std::string(model.status().message()), HasSubstr("over the limit of 1073741824"));
 }
 
 TEST_F(ExternalDataTest, ParsedBytesWithoutADirectoryRefuseExternalData) {

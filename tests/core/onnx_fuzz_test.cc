@@ -13,6 +13,7 @@
 #include "core/onnx_loader.h"
 #include "core/text_loader.h"
 #include "tests/support/onnx_builder.h"
+#include "tests/support/reference_data.h"
 
 namespace seqserve {
 namespace {
@@ -188,6 +189,94 @@ TEST_P(OnnxFuzzTest, MessageLevelMutationsNeverCrash) {
 INSTANTIATE_TEST_SUITE_P(Reference, OnnxFuzzTest,
                          ::testing::Values("mammal", "species",
                                            "opset17_binary_softmax"));
+
+// The layers' attributes and external data entries, where MutateMessage
+// rarely reaches: eps, approximate, training_mode, Clip and ReduceMean
+// settings, and each initializer's location, offset and length.
+void MutateLayerOrExternalData(onnx::ModelProto& model, std::mt19937& rng) {
+  onnx::GraphProto& graph = *model.mutable_graph();
+  if (rng() % 2 == 0 && graph.node_size() > 0) {
+    auto& node = *graph.mutable_node(rng() % graph.node_size());
+    constexpr const char* kNames[] = {"epsilon", "approximate", "training_mode", "min",
+                                      "max", "axes", "keepdims", "alpha", "gamma",
+                                      "spatial", "axis"};
+    auto* attribute = node.add_attribute();
+    attribute->set_name(kNames[rng() % std::size(kNames)]);
+    switch (rng() % 4) {
+      case 0: {
+        attribute->set_type(onnx::AttributeProto::FLOAT);
+        const float values[] = {0.0f, -1e-5f, 1e-30f, 1e30f, std::nanf(""), INFINITY};
+        attribute->set_f(values[rng() % std::size(values)]);
+        break;
+      }
+      case 1:
+        attribute->set_type(onnx::AttributeProto::INT);
+        attribute->set_i(static_cast<int64_t>(rng() % 5) - 2);
+        break;
+      case 2: {
+        attribute->set_type(onnx::AttributeProto::STRING);
+        const char* values[] = {"none", "tanh", "", "TANH", "erf"};
+        attribute->set_s(values[rng() % std::size(values)]);
+        break;
+      }
+      default:
+        attribute->set_type(onnx::AttributeProto::INTS);
+        attribute->add_ints(static_cast<int64_t>(rng() % 5) - 2);
+        break;
+    }
+    return;
+  }
+  if (graph.initializer_size() == 0) return;
+  auto& tensor = *graph.mutable_initializer(rng() % graph.initializer_size());
+  tensor.set_data_location(onnx::TensorProto::EXTERNAL);
+  constexpr const char* kKeys[] = {"location", "offset", "length", "checksum"};
+  constexpr const char* kValues[] = {
+      "model.onnx.data", "model.onnx", "../model.onnx.data", "/etc/hostname", "missing",
+      "", "0", "4", "-4", "18446744073709551615", "9223372036854775807", "4096", " 8", "8x"};
+  auto* entries = tensor.mutable_external_data();
+  if (!entries->empty() && rng() % 2 == 0) {
+    entries->Mutable(rng() % entries->size())->set_value(kValues[rng() % std::size(kValues)]);
+  } else if (!entries->empty() && rng() % 2 == 0) {
+    entries->DeleteSubrange(rng() % entries->size(), 1);
+  } else {
+    auto* entry = tensor.add_external_data();
+    entry->set_key(kKeys[rng() % std::size(kKeys)]);
+    entry->set_value(kValues[rng() % std::size(kValues)]);
+  }
+}
+
+class LayerFuzzTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LayerFuzzTest, MutatedLayersAndExternalDataNeverCrash) {
+  const std::string dir = testing::ReferenceDir() + "/layers/" + GetParam();
+  onnx::ModelProto original;
+  ASSERT_TRUE(original.ParseFromString(testing::ReadReferenceBytes("layers/" + GetParam() +
+                                                                   "/model")));
+  std::mt19937 rng(20261128);
+  constexpr int kCopies = 800;
+  int loaded = 0, refused = 0;
+  for (int i = 0; i < kCopies; ++i) {
+    onnx::ModelProto model = original;
+    for (int n = 1 + rng() % 3; n > 0; --n) {
+      if (rng() % 3 == 0) {
+        MutateMessage(model, rng);
+      } else {
+        MutateLayerOrExternalData(model, rng);
+      }
+    }
+    ExerciseIfLoaded(ParseOnnxModel(model.SerializeAsString(), "fuzz.onnx", dir), &loaded,
+                     &refused);
+  }
+  EXPECT_EQ(loaded + refused, kCopies);
+  EXPECT_GT(refused, kCopies / 4);
+  EXPECT_GT(loaded, 0);  // some mutations leave a model that still runs
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, LayerFuzzTest,
+                         ::testing::Values("bn_after_linear_m18", "layernorm_chain_m18",
+                                           "gelu_tanh_m18", "prelu_per_feature_m22_b1",
+                                           "hardtanh_m21_b1", "softplus_beta_m18",
+                                           "layernorm_t9", "hardswish_t9", "softsign_t9"));
 
 TEST(TextFuzz, CorruptedTextModelsNeverCrash) {
   const std::string original = R"pb(

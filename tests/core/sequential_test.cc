@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 #include <thread>
@@ -239,6 +240,74 @@ TEST(Sequential, ManyThreadsShareOneModel) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_THAT(mismatches, ::testing::Each(0));
+}
+
+}  // namespace
+}  // namespace seqserve
+
+namespace seqserve {
+namespace {
+
+// Each activation at the extremes a float row can reach: finite where torch
+// is finite, and equal to torch's formula evaluated in double.
+TEST(Activations, StayExactAtTheExtremes) {
+  const std::vector<float> xs = {-1e30f, -1e4f, -100.0f, -20.5f, -3.0f, -1e-7f, 0.0f,
+                                 1e-7f,  3.0f,  20.5f,   100.0f, 1e4f,  1e30f};
+  const double sqrt_half = std::sqrt(0.5), beta = std::sqrt(2.0 / M_PI);
+  auto softplus = [](double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); };
+  const struct {
+    Layer layer;
+    std::function<double(double)> torch;
+  } cases[] = {
+      {Layer::Gelu(false), [&](double x) { return x * 0.5 * (1.0 + std::erf(x * sqrt_half)); }},
+      {Layer::Gelu(true),
+       [&](double x) {
+         // x^3 of 1e30 overflows float but not double; torch's float kernel
+         // then saturates tanh exactly as the double formula does.
+         return 0.5 * x * (1.0 + std::tanh(beta * (x + 0.044715 * x * x * x)));
+       }},
+      {Layer::Silu(), [](double x) { return x / (1.0 + std::exp(-x)); }},
+      {Layer::Mish(), [&](double x) { return x * std::tanh(std::log1p(std::exp(x))); }},
+      {Layer::Softplus(1.0f, 20.0f), softplus},
+      {Layer::Softplus(2.0f, 20.0f),
+       [](double x) { return 2.0 * x > 20.0 ? x : std::log1p(std::exp(2.0 * x)) / 2.0; }},
+      {Layer::Softsign(), [](double x) { return x / (1.0 + std::fabs(x)); }},
+      {Layer::HardSwish(),
+       [](double x) { return x * std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0; }},
+      {Layer::HardSigmoid(1.0f / 6.0f, 0.5f),
+       [](double x) { return std::max(0.0, std::min(1.0, x / 6.0 + 0.5)); }},
+      {Layer::Selu(),
+       [](double x) {
+         return x > 0 ? 1.0507009873554805 * x
+                      : 1.0507009873554805 * 1.6732632423543772 * std::expm1(x);
+       }},
+      {Layer::Celu(0.7f), [](double x) { return x > 0 ? x : 0.7 * std::expm1(x / 0.7); }},
+      {Layer::Hardtanh(-2.0f, 1.5f), [](double x) { return std::min(std::max(x, -2.0), 1.5); }},
+  };
+  for (const auto& c : cases) {
+    std::vector<float> values = xs;
+    RunActivation(c.layer, values.data(), 1, values.size());
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const double expected = c.torch(xs[i]);
+      if (!std::isfinite(static_cast<float>(expected))) continue;  // beyond float range
+      EXPECT_TRUE(std::isfinite(values[i])) << c.layer.Describe() << " at " << xs[i];
+      EXPECT_TRUE(testing::CloseToReference(values[i], static_cast<float>(expected)))
+          << c.layer.Describe() << " at " << xs[i] << ": " << values[i] << " vs " << expected;
+    }
+  }
+}
+
+// A row whose values are all equal has variance 0: eps keeps it finite.
+TEST(Activations, LayerNormOfAConstantRowIsItsBias) {
+  Layer norm = Layer::LayerNorm(3, {2.0f, 2.0f, 2.0f}, {0.5f, -0.5f, 1.0f}, 1e-5f);
+  std::vector<float> row = {7.0f, 7.0f, 7.0f, 1.0f, 2.0f, 3.0f};
+  RunActivation(norm, row.data(), 2, 3);
+  EXPECT_THAT(std::vector<float>(row.begin(), row.begin() + 3), ElementsAre(0.5f, -0.5f, 1.0f));
+  // (x - 2) / sqrt(2/3 + 1e-5) * 2 + bias
+  const double rstd = 1.0 / std::sqrt(2.0 / 3.0 + 1e-5);
+  EXPECT_NEAR(row[3], -rstd * 2 + 0.5, 1e-5);
+  EXPECT_NEAR(row[4], -0.5, 1e-6);
+  EXPECT_NEAR(row[5], rstd * 2 + 1.0, 1e-5);
 }
 
 }  // namespace

@@ -63,6 +63,75 @@ TEST(TextLoader, EveryActivationKindLoadsWithTorchDefaults) {
   EXPECT_EQ((*model)->default_head(), Head::kLogits);
 }
 
+TEST(TextLoader, TheNewerLayersLoadWithTorchDefaults) {
+  auto model = ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] } }
+    layers { batch_norm { num_features: 2 weight: [1, 2] bias: [0, 1]
+                          running_mean: [0, 0] running_var: [1, 1] } }
+    layers { layer_norm { normalized_shape: 2 } }
+    layers { gelu {} }
+    layers { gelu { approximate: "tanh" } }
+    layers { silu {} }
+    layers { hardtanh {} }
+    layers { relu_six {} }
+    layers { prelu { weight: 0.25 } }
+    layers { prelu { weight: [0.1, 0.2] } }
+    layers { selu {} }
+    layers { celu {} }
+    layers { softplus {} }
+    layers { softsign {} }
+    layers { hardsigmoid {} }
+    layers { hardswish {} }
+    layers { mish {} }
+    layers { dropout { p: 0.5 } }
+    layers { identity {} }
+    head: HEAD_LOG_SOFTMAX
+  )pb", "all.textproto");
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> names;
+  for (const auto& layer : (*model)->layers()) names.push_back(layer.Describe());
+  EXPECT_THAT(names,
+              ElementsAre("Linear(2, 2, bias=False)", "BatchNorm1d(2, eps=1e-05)",
+                          "LayerNorm((2,), eps=1e-05, elementwise_affine=False)", "GELU",
+                          "GELU(approximate='tanh')", "SiLU",
+                          "Hardtanh(min_val=-1.0, max_val=1.0)", "ReLU6",
+                          "PReLU(num_parameters=1)", "PReLU(num_parameters=2)", "SELU",
+                          "CELU(alpha=1.0)", "Softplus(beta=1.0, threshold=20.0)", "Softsign",
+                          "Hardsigmoid", "Hardswish", "Mish"));
+  EXPECT_TRUE((*model)->layers()[1].folded);
+  EXPECT_EQ((*model)->default_head(), Head::kLogSoftmax);
+}
+
+TEST(TextLoader, RefusesNewerLayersThatDoNotFit) {
+  ExpectInvalid(ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] } }
+    layers { layer_norm { normalized_shape: 3 weight: [1, 1, 1] } }
+  )pb", "mammal.textproto"), "LayerNorm((3,), eps=1e-05)): has 3 features but the row it gets has 2");
+  ExpectInvalid(ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] } }
+    layers { gelu { approximate: "fast" } }
+  )pb", "mammal.textproto"), "approximate 'fast' is not none or tanh");
+  ExpectInvalid(ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] } }
+    layers { batch_norm { num_features: 3 weight: [1, 1] bias: [0, 0]
+                          running_mean: [0, 0] running_var: [1, 1] } }
+  )pb", "mammal.textproto"), "num_features is 3 but running_var holds 2 values");
+  ExpectInvalid(ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] } }
+    layers { prelu { weight: [0.1, 0.2, 0.3] } }
+  )pb", "mammal.textproto"), "has 3 slopes; needs one or one per feature (2)");
+  ExpectInvalid(ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] } }
+    layers { hardtanh { min_val: 2 max_val: 1 } }
+  )pb", "mammal.textproto"), "min_val is greater than max_val");
+}
+
 TEST(TextLoader, SyntaxErrorsGiveLineAndColumn) {
   ExpectInvalid(ParseTextModel("input_width: 3\nlayers { linaer {} }\n",
                                "mammal.textproto"),

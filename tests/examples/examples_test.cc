@@ -39,6 +39,32 @@ TEST_F(ExamplesTest, NodeClientClassifiesTheSamples) {
       absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", server_->target())));
 }
 
+// Log-probabilities for the three-class model; the one-output model refuses
+// them as it refuses softmax.
+void ExpectLogSoftmaxAnswers(const testing::CommandResult& result) {
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("species v1 (OUTPUT_MODE_LOG_SOFTMAX)"));
+  EXPECT_THAT(result.output, HasSubstr("dog    -> mammal"));
+  EXPECT_THAT(result.output, HasSubstr("snake  -> reptile"));
+  EXPECT_THAT(result.output, HasSubstr("model 'mammal' has one output; log_softmax over it is "
+                                       "always 0, ask for sigmoid"));
+}
+
+TEST_F(ExamplesTest, PythonClientAsksForLogSoftmax) {
+  const auto result = RunCommand(absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
+      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --output log_softmax"));
+  ExpectLogSoftmaxAnswers(result);
+  EXPECT_THAT(result.output, HasSubstr("mammal: INVALID_ARGUMENT"));
+}
+
+TEST_F(ExamplesTest, NodeClientAsksForLogSoftmax) {
+  const auto result = RunCommand(absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ",
+                                              server_->target(), " log_softmax"));
+  ExpectLogSoftmaxAnswers(result);
+  EXPECT_THAT(result.output, HasSubstr("3: model 'mammal' has one output"));
+}
+
 TEST_F(ExamplesTest, ClientsReportAnUnknownModel) {
   // Both examples ask for species and mammal; a server without them fails.
   testing::TestRepository repository;

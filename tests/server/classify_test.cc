@@ -104,6 +104,32 @@ TEST(PlanClassify, RefusesUnknownOutputModesAndSoftmaxOfOneOutput) {
   ExpectPlanError(PlanClassify(request, *mammal, {}),
                   absl::StatusCode::kInvalidArgument,
                   "has one output; softmax over it is always 1");
+  request.set_output(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  ExpectPlanError(PlanClassify(request, *mammal, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "model 'mammal' has one output; log_softmax over it is always 0");
+}
+
+// Log-probabilities are torch.log_softmax of the logits: the log of the
+// softmax answer, and the logits shifted so that each row's exp sums to 1.
+TEST(BuildClassifyResponse, LogSoftmaxRowsAreTheLogOfTheDistribution) {
+  auto served = Serve("species");
+  auto request = Request({4, 0, 1, 2, 1, 0, 0, 1, 0}, 3);
+  const v1::ClassifyResponse softmax = RunPlan(*served, request);
+  request.set_output(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  request.set_top_k(1);
+  const v1::ClassifyResponse log_softmax = RunPlan(*served, request);
+  EXPECT_EQ(log_softmax.output(), v1::OUTPUT_MODE_LOG_SOFTMAX);
+  ASSERT_EQ(log_softmax.results_size(), 3);
+  for (int row = 0; row < 3; ++row) {
+    const auto& logs = log_softmax.results(row);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_LE(logs.scores(i), 0.0f);
+      EXPECT_NEAR(std::exp(logs.scores(i)), softmax.results(row).scores(i), 1e-6);
+    }
+    EXPECT_EQ(logs.predicted_label(), softmax.results(row).predicted_label());
+    EXPECT_EQ(logs.top_k(0).index(), logs.predicted_index());
+  }
 }
 
 TEST(PlanClassify, RefusesThresholdsOutsideZeroOne) {
@@ -297,6 +323,13 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   served = MakeServedModel("mammal", 1, std::move(*mammal), config);
   EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(served.status().message()), HasSubstr("use OUTPUT_MODE_SIGMOID"));
+  auto mammal_again = LoadOnnxModel(testing::ReferenceDir() + "/mammal.onnx");
+  ASSERT_TRUE(mammal_again.ok());
+  config.set_default_output(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  served = MakeServedModel("mammal", 1, std::move(*mammal_again), config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()),
+              HasSubstr("default_output is log_softmax, which is always 0 for a one-output"));
   config.Clear();
   config.set_default_output(v1::OUTPUT_MODE_LOGITS);
   served = MakeServedModel("species", 1, shared, config);

@@ -2,6 +2,8 @@
 // reload, removal, failures that never replace a serving version.
 #include "server/model_manager.h"
 
+#include "absl/strings/str_cat.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -72,6 +74,31 @@ TEST_F(ModelManagerTest, UnknownModelsAndVersionsAreNotFound) {
   ExpectFindError("llama", 0, absl::StatusCode::kNotFound, "model 'llama' is not served");
   ExpectFindError("species", 7, absl::StatusCode::kNotFound,
                   "model 'species' has no version 7 (versions: 1)");
+}
+
+// --max_model_bytes reaches the loaders: a version over it fails to load
+// (checked before reading) and the others keep serving.
+TEST(ModelManagerLimits, AVersionOverMaxModelBytesFailsToLoad) {
+  TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.AddReferenceVersion("mammal", 1, "mammal");
+  const auto species_bytes = std::filesystem::file_size(repository.root() + "/species/1/model.onnx");
+  const auto mammal_bytes = std::filesystem::file_size(repository.root() + "/mammal/1/model.onnx");
+  ASSERT_GT(species_bytes, mammal_bytes);
+  ModelManager::Options options;
+  options.load.max_model_bytes = mammal_bytes;
+  ModelManager manager(repository.root(), options);
+  manager.Refresh();
+  EXPECT_TRUE(manager.Find("mammal", 0).ok());
+  auto species = manager.Find("species", 1);
+  ASSERT_FALSE(species.ok());
+  EXPECT_EQ(species.status().code(), absl::StatusCode::kUnavailable);
+  auto snapshot = manager.Snapshot();
+  const VersionRecord& record = snapshot->models.at("species").versions.at(1);
+  EXPECT_EQ(record.state, v1::MODEL_STATE_FAILED);
+  EXPECT_THAT(record.error, HasSubstr(absl::StrCat("species/1/model.onnx: ", species_bytes,
+                                                   " bytes is over the limit of ", mammal_bytes,
+                                                   " bytes")));
 }
 
 TEST_F(ModelManagerTest, AFailedModelDoesNotStopTheOthers) {

@@ -42,6 +42,7 @@ TEST(SeqserveFlags, EveryBadValueIsNamedAndEndsTheStart) {
       {"--max_batch_rows=0", "--max_batch_rows=0 is out of range: allowed 1"},
       {"--max_request_memory_bytes=5", "--max_request_memory_bytes=5 is out of range"},
       {"--host=", "--host must not be empty"},
+      {"--max_model_bytes=5", "--max_model_bytes=5 is out of range: allowed 1024"},
       {"--http_port=-2", "--http_port=-2 is out of range: allowed -1 to 65535"},
       {"--http_threads=0", "--http_threads=0 is out of range: allowed 1 to 64"},
       {"--http_idle_timeout_seconds=0", "--http_idle_timeout_seconds=0 is out of range"},

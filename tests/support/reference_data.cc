@@ -84,6 +84,10 @@ absl::StatusOr<ReferenceCase> LoadReference(const std::string& name) {
     if (!width.ok()) return width.status();
     reference.output_width = *width;
   }
+  if (json.fields().count("log_softmax") > 0) {
+    auto width = AppendRows(json, "log_softmax", &reference.log_softmax);
+    if (!width.ok()) return width.status();
+  }
   reference.labels = Strings(json, "labels");
   reference.layers = Strings(json, "layers");
   return reference;

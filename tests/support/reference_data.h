@@ -20,6 +20,7 @@ struct ReferenceCase {
   std::vector<float> logits;  // rows x output_width, and the same below
   std::vector<float> sigmoid;
   std::vector<float> softmax;
+  std::vector<float> log_softmax;  // empty when the file has none
   std::vector<float> output;
   std::vector<std::string> labels;
   std::vector<std::string> layers;

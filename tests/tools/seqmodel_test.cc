@@ -2,10 +2,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/support/reference_data.h"
@@ -32,7 +36,8 @@ Result RunSeqmodel(const std::string& arguments, const std::string& input = "") 
 
 std::string WriteRows(const testing::ReferenceCase& reference) {
   const std::string path =
-      absl::StrCat(::testing::TempDir(), "/", reference.name, "_rows.csv");
+      absl::StrCat(::testing::TempDir(), "/", absl::StrReplaceAll(reference.name, {{"/", "_"}}),
+                   "_rows.csv");
   std::ofstream out(path);
   for (size_t r = 0; r < reference.rows; ++r) {
     std::vector<std::string> fields;
@@ -65,6 +70,46 @@ TEST(Seqmodel, InspectReportsTheLoadError) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(result.output, HasSubstr("not an ONNX model"));
+}
+
+// A model ending in LogSoftmax answers log-probabilities by default, and
+// any multi-output model does when asked.
+TEST(Seqmodel, RunGivesLogSoftmaxAsTorchDoes) {
+  auto reference = testing::LoadReference("layers/log_softmax_t9");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  for (const char* output : {"default", "log_softmax"}) {
+    const Result result =
+        RunSeqmodel(absl::StrCat("run ", reference->onnx_path, " --format csv --output ", output,
+                                 " --input ", WriteRows(*reference)));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), reference->rows + 1) << result.output;
+    for (size_t r = 0; r < reference->rows; ++r) {
+      std::vector<std::string> fields = absl::StrSplit(lines[r + 1], ',');
+      ASSERT_EQ(fields.size(), 5u) << lines[r + 1];
+      for (size_t c = 0; c < 3; ++c) {
+        const float value = std::strtof(fields[2 + c].c_str(), nullptr);
+        EXPECT_TRUE(testing::CloseToReference(value, reference->log_softmax[r * 3 + c]))
+            << output << " row " << r << ": " << lines[r + 1];
+      }
+    }
+  }
+}
+
+// A 2.5 GB sparse model.onnx under a 512 MB address-space limit: refused by
+// its size before any of it is read, no std::bad_alloc, no crash.
+TEST(Seqmodel, AHugeSparseModelIsRefusedUnderAMemoryLimit) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/huge.", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/model.onnx";
+  std::ofstream(path).close();
+  std::filesystem::resize_file(path, (uint64_t{5} << 30) / 2);
+  const Result result = testing::RunCommand(
+      absl::StrCat("ulimit -v 524288 && ", SEQMODEL_PATH, " inspect ", path));
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output,
+              HasSubstr("model.onnx: 2684354560 bytes is over the limit of 1073741824 bytes"));
 }
 
 TEST(Seqmodel, RunCsvGivesOneLinePerRowWithPyTorchsScores) {
