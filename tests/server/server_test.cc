@@ -12,6 +12,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -566,6 +569,57 @@ TEST_F(ServerTest, HotReloadUnderLoadFailsNoCall) {
   client.join();
   EXPECT_EQ(failures, 0) << first_failure;
   EXPECT_GT(calls, 10);
+}
+
+// Today's exporter keeps weights in model.onnx.data: replacing that file
+// alone, under load, serves the new weights without a failed call.
+TEST_F(ServerTest, ReplacingOnlyTheDataFileUnderLoadFailsNoCall) {
+  const std::string source = testing::ReferenceDir() + "/modern/species_o20_static/";
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  repository_.WriteFile("modern/1/model.onnx", read(source + "model.onnx"));
+  std::string data = read(source + "model.onnx.data");
+  repository_.WriteFile("modern/1/model.onnx.data", data);
+  StartServer(absl::Milliseconds(20));
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failures{0};
+  std::atomic<float> last_logit{0};
+  std::string first_failure;
+  std::thread client([&] {
+    auto request = Request("modern", {4, 0, 1}, 1);
+    request.set_output(v1::OUTPUT_MODE_LOGITS);
+    while (!stop) {
+      v1::ClassifyResponse response;
+      const grpc::Status status = Classify(request, &response);
+      ++calls;
+      if (!status.ok()) {
+        if (failures++ == 0) first_failure = status.error_message();
+        continue;
+      }
+      last_logit = response.results(0).scores(2);
+    }
+  });
+  auto wait_for = [&](auto done) {
+    for (int i = 0; i < 1000 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  };
+  ASSERT_TRUE(wait_for([&] { return calls > 5; }));
+  const float before = last_logit;
+  // The last bias (the third output's) grows by 1.5.
+  float bias;
+  std::memcpy(&bias, data.data() + data.size() - 4, 4);
+  bias += 1.5f;
+  std::memcpy(data.data() + data.size() - 4, &bias, 4);
+  repository_.WriteFile("modern/1/model.onnx.data", data);
+  EXPECT_TRUE(wait_for([&] { return std::abs(last_logit - (before + 1.5f)) < 1e-4f; }))
+      << "before " << before << ", now " << last_logit;
+  stop = true;
+  client.join();
+  EXPECT_EQ(failures, 0) << first_failure;
 }
 
 TEST_F(ServerTest, ARemovedModelStopsBeingServed) {
