@@ -163,11 +163,11 @@ target=--target="127.0.0.1:$port"
 # The README's three animals: (limbs, lays eggs, has hair).
 species=$(seqclient "$target" classify --model species --format csv 4,0,1 2,1,0 0,1,0)
 echo "$species"
-predicted=$(tail -n +2 <<<"$species" | cut -d, -f2 | paste -sd' ')
+predicted=$(tail -n +2 <<<"$species" | cut -d, -f3 | paste -sd' ')
 [ "$predicted" = "mammal bird reptile" ] || fail "species predicted '$predicted'"
 mammal=$(seqclient "$target" classify --model mammal --format csv 4,0,1 2,1,0)
 echo "$mammal"
-predicted=$(tail -n +2 <<<"$mammal" | cut -d, -f2 | paste -sd' ')
+predicted=$(tail -n +2 <<<"$mammal" | cut -d, -f3 | paste -sd' ')
 [ "$predicted" = "mammal not mammal" ] || fail "mammal predicted '$predicted'"
 
 pid=$(engine inspect --format '{{.State.Pid}}' "$prefix-samples")
@@ -236,7 +236,7 @@ for model in species mammal; do
 for row in json.load(open(sys.argv[1]))["inputs"]: print(",".join(map(str, row)))' "$reference")
   head=$([ "$model" = species ] && echo softmax || echo sigmoid)
   for output in logits "$head"; do
-    seqclient "$target" classify --model "$model" --output "$output" --format csv --input - \
+    seqclient "$target" classify --model "$model" --output "$output" --format csv --input=- \
       <<<"$inputs" | /usr/bin/python3 tests/docker/check_scores.py "$reference" "$output" ||
       fail "$model $output differs from PyTorch's"
   done

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Checks docker/Dockerfile against the build without a container engine.
 
-- the build stage copies every directory the top-level CMakeLists.txt always
-  builds, and installs the packages listed in scripts/debian-packages.txt
-  (read from the file, so a package added there reaches the image);
+- the sources stage copies every directory the top-level CMakeLists.txt
+  always builds, the build stage takes them from it and installs the
+  packages listed in scripts/debian-packages.txt (read from the file, so a
+  package added there reaches the image);
 - every find_package() in the CMake files has its Debian package in that list;
 - docker/runtime-closure.sh, which fills the final stage, carries everything
   the given binaries load: with the loader it copied and only the
@@ -35,12 +36,14 @@ def read_list(path):
         return {line.strip() for line in f if line.strip() and not line.startswith("#")}
 
 
-def check_build_stage(root, build_stage):
-    copied = set(re.findall(r"^COPY (\w+) \1$", build_stage, re.M))
+def check_build_stage(root, sources_stage, build_stage):
+    copied = set(re.findall(r"^COPY (\w+) /src/\1$", sources_stage, re.M))
     top = open(os.path.join(root, "CMakeLists.txt")).read()
     always = set(re.findall(r"^add_subdirectory\((\w+)\)", top, re.M))
     for directory in sorted(always - copied):
-        problems.append(f"build stage does not COPY {directory}/, which CMake always builds")
+        problems.append(f"sources stage does not COPY {directory}/, which CMake always builds")
+    if not re.search(r"^COPY --from=sources /src /src$", build_stage, re.M):
+        problems.append("build stage does not copy the sources stage's /src")
     if not re.search(r"^COPY scripts/debian-packages.txt (\S+)\n(?:.*\n)*?.*\1[^\n]*\n"
                      r"\s*\|\s*xargs apt-get install", build_stage, re.M):
         problems.append("build stage does not install the packages of scripts/debian-packages.txt")
@@ -60,7 +63,8 @@ def check_build_stage(root, build_stage):
                     problems.append(f"find_package({package}) needs {debian}, not in the list")
     if "find_library(OPENBLAS_LIBRARY" in top and "libopenblas-dev" not in build_packages:
         problems.append("OpenBLAS is linked but libopenblas-dev is not in the list")
-    if "docker/runtime-closure.sh" not in build_stage:
+    if ("docker/runtime-closure.sh" not in sources_stage
+            or "/src/docker/runtime-closure.sh /rootfs" not in build_stage):
         problems.append("build stage does not collect the runtime with docker/runtime-closure.sh")
 
 
@@ -131,11 +135,12 @@ def check_final_stage(build_stage, final_stage):
 
 def main(root, binaries):
     dockerfile = open(os.path.join(root, "docker/Dockerfile")).read()
-    stages = re.split(r"\n(?=FROM )", dockerfile)
-    if len(stages) != 3:
-        problems.append(f"expected a build stage and a final stage, found {len(stages) - 1}")
+    stages = re.split(r"\n(?=FROM )", dockerfile)[1:]
+    heads = [stage.split("\n", 1)[0] for stage in stages]
+    if heads[:2] != ["FROM scratch AS sources", "FROM debian:12-slim AS build"] or len(stages) != 3:
+        problems.append(f"expected the stages sources, build and a final one, found {heads}")
     else:
-        check_build_stage(root, stages[1])
+        check_build_stage(root, stages[0], stages[1])
         check_final_stage(stages[1], stages[2])
     check_closure(root, binaries)
 
