@@ -10,7 +10,8 @@
 # - checks: health SERVING; Classify of the shipped samples; PyTorch's numbers
 #   for the reference models in a mounted repository, one of them added while
 #   serving; a non-root uid; the HEALTHCHECK; SIGTERM with calls in flight:
-#   all answered, exit 0 within the grace period;
+#   all answered, exit 0 within the grace period; all with a read-only root
+#   and no capabilities, as deploy/kubernetes runs it;
 # - prints the image size and the size of its own layers above the base.
 # Needs root (podman) or a docker daemon. Uses build/release/client/seqclient
 # when built, else the image's own seqclient. Safe to run again: it replaces
@@ -104,12 +105,15 @@ if [ "${engine[0]}" = podman ]; then
   build_flags+=(--format docker --pull=never)
 fi
 step "building $image"
+previous=$(engine image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 build_start=$(date +%s)
 engine build "${build_flags[@]}" . >"$work/build.log" 2>&1 ||
   { tail -40 "$work/build.log"; fail "the image did not build"; }
 step "built in $(( $(date +%s) - build_start ))s"
-# Earlier builds' final images, now untagged (their build stages stay as cache).
-engine image prune -f >/dev/null 2>&1 || true
+# The image this build replaced; the build stage's layers stay as its cache.
+if [ -n "$previous" ] && [ "$previous" != "$(engine image inspect --format '{{.Id}}' "$image")" ]; then
+  engine rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 image_bytes=$(engine image inspect --format '{{.Size}}' "$image")
 base_bytes=$(engine image inspect --format '{{.Size}}' "$base")
@@ -127,7 +131,7 @@ fi
 if [ -x build/release/client/seqclient ]; then
   seqclient() { build/release/client/seqclient "$@"; }
 else
-  seqclient() { engine run --rm --network host --entrypoint seqclient "$image" "$@"; }
+  seqclient() { engine run --rm -i --network host --entrypoint seqclient "$image" "$@"; }
 fi
 
 start() {  # NAME [RUN FLAGS...] -- [SEQSERVE FLAGS...]; prints the host port
@@ -136,7 +140,12 @@ start() {  # NAME [RUN FLAGS...] -- [SEQSERVE FLAGS...]; prints the host port
   local run_flags=()
   while [ "$1" != -- ]; do run_flags+=("$1"); shift; done
   shift
-  engine run -d --name "$name" -p 127.0.0.1::8500 "${run_flags[@]}" "$image" "$@" >/dev/null
+  # (podman without systemd reports on stderr that it cannot add a timer for
+  # the health check; "healthcheck run" below runs it.)
+  # Locked down as deploy/kubernetes runs it: read-only root, no capabilities.
+  engine run -d --name "$name" -p 127.0.0.1::8500 --read-only --cap-drop=ALL \
+    --security-opt=no-new-privileges "${run_flags[@]}" "$image" "$@" \
+    >/dev/null 2>"$work/run.err" || { cat "$work/run.err" >&2; fail "$name did not start"; }
   local address
   address=$(engine port "$name" 8500/tcp | head -1)
   echo "${address##*:}"
@@ -196,7 +205,8 @@ seqclient "$target" bench --model species --concurrency 4 --duration_seconds 3 \
 bench=$!
 sleep 1
 stop_start=$(date +%s%N)
-engine stop -t 20 "$prefix-samples" >/dev/null
+engine stop -t 20 "$prefix-samples" >/dev/null 2>"$work/stop.err" ||
+  { cat "$work/stop.err" >&2; fail "stop failed"; }
 stop_ms=$(( ($(date +%s%N) - stop_start) / 1000000 ))
 wait "$bench" || { cat "$work/bench.err"; fail "calls during the stop were not all answered"; }
 cat "$work/bench.out"
@@ -206,7 +216,7 @@ exit_code=$(engine inspect --format '{{.State.ExitCode}}' "$prefix-samples")
 engine logs "$prefix-samples" 2>&1 | grep -q 'received: draining' ||
   fail "the log does not show the drain"
 step "stop: exit 0 after $stop_ms ms (5 s drain), every call answered"
-engine rm -f "$prefix-samples" >/dev/null
+engine rm -f "$prefix-samples" >/dev/null 2>&1
 
 # --- a mounted repository: PyTorch's numbers, a model added while serving --
 step "run: a mounted repository with the reference models"
@@ -241,7 +251,8 @@ for row in json.load(open(sys.argv[1]))["inputs"]: print(",".join(map(str, row))
       fail "$model $output differs from PyTorch's"
   done
 done
-engine stop -t 20 "$prefix-mounted" >/dev/null
+engine stop -t 20 "$prefix-mounted" >/dev/null 2>"$work/stop.err" ||
+  { cat "$work/stop.err" >&2; fail "stop failed"; }
 exit_code=$(engine inspect --format '{{.State.ExitCode}}' "$prefix-mounted")
 [ "$exit_code" = 0 ] || fail "seqserve exited $exit_code after SIGTERM"
 
