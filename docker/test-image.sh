@@ -257,6 +257,6 @@ exit_code=$(engine inspect --format '{{.State.ExitCode}}' "$prefix-mounted")
 [ "$exit_code" = 0 ] || fail "seqserve exited $exit_code after SIGTERM"
 
 # --- sizes -----------------------------------------------------------------
-mb() { printf '%d.%d' $(( $1 / 1000000 )) $(( $1 / 100000 % 10 )); }
+mb() { local tenths=$(( ($1 + 50000) / 100000 )); printf '%d.%d' $(( tenths / 10 )) $(( tenths % 10 )); }
 echo "image $image: $(mb "$image_bytes") MB; own layers ($on_base): $(mb "$own_bytes") MB"
 echo "test-image: all checks passed in $(( $(date +%s) - started ))s"
