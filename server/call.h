@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace seqserve {
@@ -17,6 +19,14 @@ struct CallerCredentials {
   std::string bearer_token;  // from "authorization: Bearer ..."; never logged
   std::string client_certificate_subject;  // with mutual TLS
 };
+
+// The token of an "authorization: Bearer <token>" header (gRPC metadata or
+// HTTP); empty for any other scheme.
+inline std::string BearerToken(absl::string_view authorization) {
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (!absl::StartsWith(authorization, kBearer)) return "";
+  return std::string(authorization.substr(kBearer.size()));
+}
 
 struct CallInfo {
   std::string protocol;  // "grpc", "http"

@@ -219,6 +219,7 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
   for (const Task& task : batch) rows += task.rows;
   absl::Span<const float> input = batch.front().features;
   absl::Status status;
+  absl::Duration inference;
   try {
     if (batch.size() > 1) {
       // Stack the requests' rows; a lone request runs on its own buffer.
@@ -231,7 +232,9 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
       input = features;
     }
     logits.resize(rows * width);
+    const absl::Time forward_start = absl::Now();
     status = model.Forward(input, rows, absl::MakeSpan(logits));
+    inference = absl::Now() - forward_start;
   } catch (const std::bad_alloc&) {
     status = absl::ResourceExhaustedError(absl::StrCat(
         "no memory for a forward pass of ", rows, " rows; send fewer rows"));
@@ -251,6 +254,8 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
       output.logits = absl::MakeSpan(logits).subspan(first_row * width, task.rows * width);
       output.queued = task.queued == absl::Time() ? absl::ZeroDuration() : now - task.queued;
       output.batch_rows = rows;
+      output.inference = inference;
+      output.first_in_pass = first_row == 0;
       std::move(task.done)(output);
     } else {
       std::move(task.done)(status);
@@ -263,6 +268,15 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
       std::vector<float>().swap(*buffer);
     }
   }
+}
+
+std::vector<InferenceRunner::QueuedRows> InferenceRunner::queued_rows() const {
+  std::vector<QueuedRows> waiting;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [served, queue] : queues_) {
+    if (queue.rows > 0) waiting.push_back({served->name, served->version, queue.rows});
+  }
+  return waiting;
 }
 
 }  // namespace seqserve

@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -64,6 +65,10 @@ class InferenceRunner {
     absl::Duration queued;
     // Rows in the pass that carried it, its own and others'.
     size_t batch_rows = 0;
+    // How long that pass's forward computation took.
+    absl::Duration inference;
+    // True for one request of each pass, so a pass is counted once.
+    bool first_in_pass = false;
   };
   using Done = absl::AnyInvocable<void(absl::StatusOr<PassOutput>) &&>;
   // True once the caller gave up (a cancelled call); may be called from
@@ -108,6 +113,14 @@ class InferenceRunner {
     uint64_t cancelled = 0;  // caller gone, or cancelled by CancelQueued()
   };
   Stats stats() const;
+
+  // Rows waiting for a forward pass, per model version with any waiting.
+  struct QueuedRows {
+    std::string model;
+    int64_t version = 0;
+    size_t rows = 0;
+  };
+  std::vector<QueuedRows> queued_rows() const;
 
  private:
   struct Task {

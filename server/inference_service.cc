@@ -32,7 +32,8 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
   state->record.protocol = call.protocol;
   state->record.method = call.method;
   state->record.model = std::move(model);
-  state->start = absl::Now();
+  state->record.peer = call.caller.peer;
+  state->record.start = absl::Now();
   state->done = std::move(done);
   ++calls_in_flight_;
   if (options_.observer != nullptr) options_.observer->OnStart(state->record);
@@ -41,7 +42,7 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
 
 void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status status) {
   state->record.code = status.code();
-  state->record.duration = absl::Now() - state->start;
+  state->record.duration = absl::Now() - state->record.start;
   if (options_.observer != nullptr) options_.observer->OnEnd(state->record);
   // Count down before answering: once answered, a shutting-down server
   // may go away.
@@ -65,7 +66,11 @@ void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo cal
                   absl::DeadlineExceededError("deadline passed before the call arrived"));
   }
   auto served = models_->Find(request.model(), request.version());
-  if (!served.ok()) return Finish(std::move(state), served.status());
+  if (!served.ok()) {
+    state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
+    return Finish(std::move(state), served.status());
+  }
+  state->record.model_known = true;
   state->record.version = (*served)->version;
   auto plan = PlanClassify(request, **served, options_.limits);
   if (!plan.ok()) return Finish(std::move(state), plan.status());
@@ -80,6 +85,8 @@ void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo cal
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
+        state->record.inference = output->inference;
+        state->record.first_in_pass = output->first_in_pass;
         absl::Status built;
         try {  // on an inference thread: nothing may throw past here
           built = BuildClassifyResponse(*served, plan, output->logits, response);
@@ -112,6 +119,7 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   // One snapshot: the versions listed are those of the moment that answered.
   const auto snapshot = models_->Snapshot();
   auto served = ModelManager::FindIn(*snapshot, request.model(), request.version());
+  state->record.model_known = snapshot->models.count(request.model()) > 0;
   if (!served.ok()) {
     Finish(std::move(state), served.status());
     return answer;

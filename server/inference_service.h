@@ -76,7 +76,6 @@ class InferenceService {
   // One call's accounting, from its start to its Finish().
   struct CallState {
     CallRecord record;
-    absl::Time start;
     Done done;
   };
   std::unique_ptr<CallState> Start(const CallInfo& call, std::string model, Done done);

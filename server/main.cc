@@ -1,4 +1,5 @@
-// seqserve: serves the Sequential models of a model repository over gRPC.
+// seqserve: serves the Sequential models of a model repository over gRPC
+// and HTTP.
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -20,6 +21,18 @@
 
 ABSL_FLAG(int, port, 8500, "gRPC port to listen on (0 picks a free one)");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
+ABSL_FLAG(int, http_port, 8501,
+          "HTTP port for REST, /metrics, /healthz and /readyz (0 picks a free one, -1: none)");
+ABSL_FLAG(int, http_threads, 2, "Threads that read HTTP requests and write answers");
+ABSL_FLAG(double, http_idle_timeout_seconds, 30,
+          "Close an HTTP connection that makes no progress for this long");
+ABSL_FLAG(uint32_t, http_max_connections, 1024, "Most open HTTP connections");
+ABSL_FLAG(uint32_t, http_max_connections_per_client, 128,
+          "Most open HTTP connections from one client address");
+ABSL_FLAG(bool, metrics, true, "Record Prometheus metrics, served at GET /metrics");
+ABSL_FLAG(std::string, access_log, "",
+          "Write one JSON line per call to this file ('-': standard output); "
+          "SIGHUP reopens it after rotation");
 ABSL_FLAG(std::string, model_repository, "models",
           "Model repository: <model>/<version>/model.onnx|model.textproto");
 ABSL_FLAG(double, poll_seconds, 5,
@@ -86,6 +99,14 @@ std::vector<std::string> CheckFlags() {
   constexpr double kDay = 24 * 3600;
   FlagChecker check;
   check.Range("port", absl::GetFlag(FLAGS_port), 0, 65535);
+  check.Range("http_port", absl::GetFlag(FLAGS_http_port), -1, 65535);
+  check.Range("http_threads", absl::GetFlag(FLAGS_http_threads), 1, 64);
+  check.Range("http_idle_timeout_seconds", absl::GetFlag(FLAGS_http_idle_timeout_seconds),
+              1.0, 3600.0);
+  check.Range("http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1u,
+              1u << 20);
+  check.Range("http_max_connections_per_client",
+              absl::GetFlag(FLAGS_http_max_connections_per_client), 1u, 1u << 20);
   check.NotEmpty("host", absl::GetFlag(FLAGS_host));
   check.NotEmpty("model_repository", absl::GetFlag(FLAGS_model_repository));
   // 0 loads once; a positive interval below 0.1 s would rescan without end.
@@ -141,6 +162,7 @@ int Main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ModelServer::Options options;
@@ -159,17 +181,34 @@ int Main(int argc, char** argv) {
   options.inference.limits.max_queue_delay =
       absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_micros));
   options.inference.limits.max_queued_rows = absl::GetFlag(FLAGS_max_queued_rows);
+  if (absl::GetFlag(FLAGS_http_port) >= 0) {
+    options.http_address =
+        absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_http_port));
+  }
+  options.http.threads = absl::GetFlag(FLAGS_http_threads);
+  options.http.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_http_idle_timeout_seconds));
+  options.http.max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  options.http.max_connections_per_client =
+      absl::GetFlag(FLAGS_http_max_connections_per_client);
+  options.metrics = absl::GetFlag(FLAGS_metrics);
+  options.access_log = absl::GetFlag(FLAGS_access_log);
   auto server = ModelServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
   }
-  spdlog::info("seqserve listening on {}:{} (model repository {})",
-               absl::GetFlag(FLAGS_host), (*server)->port(),
-               options.model_repository);
+  const std::string http =
+      (*server)->http_port() == 0
+          ? std::string(", no HTTP port")
+          : absl::StrCat(", HTTP on ", absl::GetFlag(FLAGS_host), ":", (*server)->http_port());
+  spdlog::info("seqserve listening on {}:{}{} (model repository {})",
+               absl::GetFlag(FLAGS_host), (*server)->port(), http, options.model_repository);
 
   int signal = 0;
-  sigwait(&signals, &signal);
+  // SIGHUP: the access log was rotated; anything else stops the server.
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    (*server)->ReopenAccessLog();
+  }
   spdlog::info("{} received: draining", strsignal(signal));
   (*server)->StartDraining();
   absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));

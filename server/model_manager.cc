@@ -64,8 +64,9 @@ std::string JoinProblems(std::initializer_list<absl::string_view> problems) {
 
 }  // namespace
 
-ModelManager::ModelManager(std::string repository)
+ModelManager::ModelManager(std::string repository, Options options)
     : repository_(std::move(repository)),
+      options_(std::move(options)),
       snapshot_(std::make_shared<RepositorySnapshot>()) {}
 
 ModelManager::~ModelManager() { StopPolling(); }
@@ -191,12 +192,17 @@ void ModelManager::RefreshLocked() {
     ModelRecord& record = loaded->models[load.model];
     VersionRecord& entry = record.versions[load.version];
     entry.stamp = load.stamp;
+    const absl::Time load_start = absl::Now();
     auto model = LoadModelFile(load.path);
     absl::StatusOr<std::shared_ptr<const ServedModel>> served =
         model.ok() ? MakeServedModel(load.model, load.version,
                                      std::shared_ptr<const Sequential>(std::move(*model)),
                                      record.config)
                    : model.status();
+    if (options_.on_load) {
+      options_.on_load(
+          ModelLoadEvent{load.model, load.version, served.ok(), absl::Now() - load_start});
+    }
     if (served.ok()) {
       const bool replaced = entry.served != nullptr;
       entry.served = std::move(*served);

@@ -48,9 +48,22 @@ struct RepositorySnapshot {
   std::map<std::string, ModelRecord> models;
 };
 
+// One attempt to load a model version's file, for metrics.
+struct ModelLoadEvent {
+  std::string model;
+  int64_t version = 0;
+  bool ok = false;
+  absl::Duration duration;
+};
+
 class ModelManager {
  public:
-  explicit ModelManager(std::string repository);
+  struct Options {
+    // Told of every load attempt, on the refreshing thread; may be null.
+    std::function<void(const ModelLoadEvent&)> on_load;
+  };
+
+  explicit ModelManager(std::string repository, Options options = {});
   ~ModelManager();  // stops polling
 
   ModelManager(const ModelManager&) = delete;
@@ -85,6 +98,7 @@ class ModelManager {
   void RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_);
 
   const std::string repository_;
+  const Options options_;
   absl::Mutex refresh_mu_;  // one Refresh at a time
   mutable absl::Mutex mu_;
   std::shared_ptr<const RepositorySnapshot> snapshot_ ABSL_GUARDED_BY(mu_);

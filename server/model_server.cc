@@ -38,12 +38,27 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   const Options& o = server->options_;
   // One BLAS thread per forward pass: the inference pool is the parallelism.
   UseSingleThreadedBlas();
-  server->models_ = std::make_unique<ModelManager>(o.model_repository);
+  ModelManager::Options models;
+  if (o.metrics) {
+    server->metrics_ = std::make_unique<ServingMetrics>();
+    server->observers_.Add(server->metrics_.get());
+    models.on_load = [metrics = server->metrics_.get()](const ModelLoadEvent& load) {
+      metrics->OnModelLoad(load);
+    };
+  }
+  if (!o.access_log.empty()) {
+    auto log = AccessLog::Open(o.access_log);
+    if (!log.ok()) return log.status();
+    server->access_log_ = std::move(*log);
+    server->observers_.Add(server->access_log_.get());
+  }
+  server->observers_.Add(o.observer);
+  server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   InferenceService::Options inference;
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
                                    static_cast<uint64_t>(o.max_message_bytes)};
-  inference.observer = o.observer;
+  inference.observer = server->observers_.empty() ? nullptr : &server->observers_;
   inference.authenticator = o.authenticator;
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
                                                           server->runner_.get(), inference);
@@ -82,6 +97,27 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   }
   ModelServer* raw = server.get();
   server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
+
+  if (!o.http_address.empty()) {
+    RestApi::Sources sources;
+    sources.inference = server->inference_.get();
+    sources.state = server->state_.get();
+    if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
+    server->rest_api_ = std::make_unique<RestApi>(std::move(sources));
+    HttpServer::Options http = o.http;
+    http.address = o.http_address;
+    http.max_body_bytes = static_cast<size_t>(o.max_message_bytes);
+    auto listener = HttpServer::Start(
+        http, [api = server->rest_api_.get()](const HttpRequest& request,
+                                              HttpServer::Respond respond) {
+          api->Handle(request, std::move(respond));
+        });
+    if (!listener.ok()) {
+      server->Shutdown(absl::ZeroDuration());
+      return listener.status();
+    }
+    server->http_ = std::move(*listener);
+  }
 
   server->first_load_ = std::thread([raw] {
     const absl::Time start = absl::Now();
@@ -129,11 +165,25 @@ void ModelServer::SetHealth(bool serving) {
 
 void ModelServer::StartDraining() { state_->StartDraining(); }
 
+std::string ModelServer::MetricsText() const {
+  if (metrics_ == nullptr) return "";
+  ServingMetrics::Gauges gauges;
+  gauges.inflight_requests = inference_->calls_in_flight();
+  gauges.queued_rows = runner_->queued_rows();
+  gauges.repository = models_->Snapshot();
+  return metrics_->Render(gauges);
+}
+
+void ModelServer::ReopenAccessLog() {
+  if (access_log_ != nullptr) access_log_->Reopen();
+}
+
 void ModelServer::Shutdown(absl::Duration grace) {
   // A start that failed before the state existed has nothing to drain.
   if (shut_down_.exchange(true) || server_ == nullptr || state_ == nullptr) return;
   const absl::Time deadline = absl::Now() + grace;
   StartDraining();
+  if (http_) http_->StopAccepting();
   // At the end of the grace period nothing may still wait for a forward
   // pass: gRPC cancels the calls it holds, and this answers the queue.
   absl::Notification stopped;
@@ -142,6 +192,9 @@ void ModelServer::Shutdown(absl::Duration grace) {
   });
   server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
+  // HTTP calls still waiting are answered by the grace timer's cancel at
+  // the deadline; a moment more lets those answers out.
+  if (http_) http_->Shutdown(deadline + absl::Milliseconds(200));
   stopped.Notify();
   grace_timer.join();
   // The port is closed; a model still loading may finish on its own time.

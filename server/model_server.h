@@ -1,6 +1,8 @@
 // The whole server: model manager, inference runner and service, the
-// serving state, and the gRPC front end (Classifier, health, reflection) on
-// one port. main() and the integration tests both run it through this class.
+// serving state, metrics and access log, the gRPC front end (Classifier,
+// health, reflection) on one port and the HTTP front end (REST, health
+// endpoints, metrics) on another. main() and the integration tests both run
+// it through this class.
 #pragma once
 
 #include <grpcpp/security/server_credentials.h>
@@ -15,12 +17,17 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/access_log.h"
 #include "server/authenticator.h"
 #include "server/grpc/classifier_service.h"
 #include "server/inference_runner.h"
 #include "server/inference_service.h"
 #include "server/model_manager.h"
 #include "server/grpc/reflection_v1_service.h"
+#include "server/http/http_server.h"
+#include "server/http/rest_api.h"
+#include "server/metrics/serving_metrics.h"
+#include "server/observer_list.h"
 #include "server/request_observer.h"
 #include "server/serving_state.h"
 
@@ -51,6 +58,15 @@ class ModelServer {
     RequestObserver* observer = nullptr;
     // Checks every caller before anything else; not owned; null admits all.
     const Authenticator* authenticator = nullptr;
+    // host:port of the HTTP port (port 0 picks a free one); empty: none.
+    std::string http_address;
+    // Listener threads, idle timeout and connection caps of the HTTP port;
+    // its address and body limit come from the fields above.
+    HttpServer::Options http;
+    // Record metrics (served at GET /metrics on the HTTP port).
+    bool metrics = true;
+    // Where the access log goes: a path, "-" for standard output; empty: none.
+    std::string access_log;
   };
 
   // Binds the port and starts serving; health is NOT_SERVING until a model
@@ -71,6 +87,12 @@ class ModelServer {
   InferenceRunner& runner() { return *runner_; }
   // The protocol-neutral path, for front ends beside the gRPC one.
   InferenceService& inference() { return *inference_; }
+  // The HTTP port; 0 when there is none.
+  int http_port() const { return http_ ? http_->port() : 0; }
+  // The metrics text, as GET /metrics serves it; empty when metrics are off.
+  std::string MetricsText() const;
+  // Starts a new access log file (after rotation); no-op without one.
+  void ReopenAccessLog();
 
   // Blocks until the first load finished.
   void WaitUntilReady();
@@ -95,6 +117,9 @@ class ModelServer {
   // Destroyed bottom up: the state (nothing reads it once stopped), the
   // server, the runner with its queue, then the services and the models
   // they used.
+  std::unique_ptr<ServingMetrics> metrics_;
+  std::unique_ptr<AccessLog> access_log_;
+  ObserverList observers_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ClassifierService> service_;
@@ -102,6 +127,8 @@ class ModelServer {
   std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ServingState> state_;
+  std::unique_ptr<RestApi> rest_api_;
+  std::unique_ptr<HttpServer> http_;
   int port_ = 0;
   std::thread first_load_;
   absl::Notification ready_;

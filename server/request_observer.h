@@ -16,12 +16,19 @@ namespace seqserve {
 struct CallRecord {
   std::string protocol;
   std::string method;
+  std::string peer;  // as the transport names the caller
+  absl::Time start;
   std::string model;  // as the caller asked; empty for ListModels
+  // Whether the repository has a model of that name (a name a caller made
+  // up must not become a metric label).
+  bool model_known = false;
   int64_t version = 0;  // the version that answered; 0 when none did
   size_t rows = 0;
   absl::StatusCode code = absl::StatusCode::kOk;
   absl::Duration queued;  // waiting for a forward pass
   size_t batch_rows = 0;  // rows in the pass that carried the call
+  absl::Duration inference;  // that pass's forward computation
+  bool first_in_pass = false;  // one call per pass says so: count passes once
   absl::Duration duration;  // from start to end
 };
 

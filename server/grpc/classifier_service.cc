@@ -63,11 +63,8 @@ CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
   call.caller.peer = context->peer();
   const auto& metadata = context->client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
-    constexpr absl::string_view kBearer = "Bearer ";
-    const absl::string_view value(it->second.data(), it->second.size());
-    if (absl::StartsWith(value, kBearer)) {
-      call.caller.bearer_token = std::string(value.substr(kBearer.size()));
-    }
+    call.caller.bearer_token =
+        BearerToken(absl::string_view(it->second.data(), it->second.size()));
   }
   call.deadline = CallDeadline(*context);
   call.cancelled = [context] { return context->IsCancelled(); };

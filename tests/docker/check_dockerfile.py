@@ -26,7 +26,8 @@ import tempfile
 FIND_PACKAGE = {
     "Protobuf": "libprotobuf-dev", "gRPC": "libgrpc++-dev", "absl": "libabsl-dev",
     "spdlog": "libspdlog-dev", "ONNX": "libonnx-dev", "GTest": "libgtest-dev",
-    "benchmark": "libbenchmark-dev",
+    "benchmark": "libbenchmark-dev", "nlohmann_json": "nlohmann-json3-dev",
+    "PkgConfig": "pkg-config",
 }
 problems = []
 

@@ -25,7 +25,7 @@ ServerProcess::ServerProcess(const std::string& binary,
     dup2(pipe_fds[1], STDERR_FILENO);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
-    std::vector<std::string> all = {binary, "--port=0", "--host=127.0.0.1"};
+    std::vector<std::string> all = {binary, "--port=0", "--http_port=0", "--host=127.0.0.1"};
     all.insert(all.end(), arguments.begin(), arguments.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
@@ -40,6 +40,10 @@ ServerProcess::ServerProcess(const std::string& binary,
   static const std::regex kListening("listening on [^ ]*:([0-9]+)");
   if (!std::regex_search(output_, match, kListening)) return;
   const int port = std::stoi(match[1]);
+  static const std::regex kHttp("HTTP on [^ ]*:([0-9]+)");
+  if (std::smatch http; std::regex_search(output_, http, kHttp)) {
+    http_port_ = std::stoi(http[1]);
+  }
   // Ready once health says SERVING.
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                                      grpc::InsecureChannelCredentials());

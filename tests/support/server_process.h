@@ -11,8 +11,9 @@ namespace seqserve::testing {
 
 class ServerProcess {
  public:
-  // Starts `binary` with --port=0 and `arguments`, then waits until it
-  // prints the port it listens on and its health check says SERVING.
+  // Starts `binary` with --port=0, --http_port=0 and `arguments` (a later
+  // flag wins), then waits until it prints the ports it listens on and its
+  // health check says SERVING.
   ServerProcess(const std::string& binary, const std::vector<std::string>& arguments);
   // Kills it if it still runs.
   ~ServerProcess();
@@ -22,6 +23,8 @@ class ServerProcess {
 
   bool ready() const { return port_ > 0; }
   int port() const { return port_; }
+  // The HTTP port; 0 when it has none (--http_port=-1).
+  int http_port() const { return http_port_; }
   std::string target() const;
   // Everything the server printed so far.
   const std::string& output() const { return output_; }
@@ -40,6 +43,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int output_fd_ = -1;
   int port_ = 0;
+  int http_port_ = 0;
   std::string output_;
 };
 

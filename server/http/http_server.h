@@ -1,0 +1,106 @@
+// An HTTP/1.1 listener on libmicrohttpd, which seqserve's HTTP front ends
+// (REST, health, metrics) sit on. libmicrohttpd is event-driven: a slow or
+// idle client holds a connection slot, never a thread, and is closed after
+// `idle_timeout` without progress; connections are capped in total and per
+// client address. A handler may answer later from any thread (the
+// connection is suspended meanwhile), so a call can wait for the batching
+// runner without holding one of the few listener threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+namespace seqserve {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;  // percent-decoded, without the query
+  std::string body;
+  std::string peer;  // "ipv4:127.0.0.1:53412", as gRPC names peers
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The value of header `name` (case-insensitive); empty when absent.
+  std::string Header(absl::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+class HttpServer {
+ public:
+  struct Options {
+    // host:port; port 0 picks a free one (see port()).
+    std::string address = "0.0.0.0:8501";
+    // Largest request body; beyond it 413.
+    size_t max_body_bytes = 16 << 20;
+    // Threads that parse requests and run handlers.
+    int threads = 2;
+    // A connection without progress for this long is closed.
+    absl::Duration idle_timeout = absl::Seconds(30);
+    // Open connections in total, and from one client address.
+    unsigned max_connections = 1024;
+    unsigned max_connections_per_client = 128;
+  };
+
+  // Answers a request; call exactly once, from any thread.
+  using Respond = absl::AnyInvocable<void(HttpResponse) &&>;
+  // Runs on a listener thread for each complete request; must not block.
+  using Handler = std::function<void(const HttpRequest&, Respond)>;
+
+  // Binds and starts serving; UNAVAILABLE when the address cannot be used.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(Options options,
+                                                           Handler handler);
+  ~HttpServer();  // Shutdown() with no grace if still running
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const { return port_; }
+
+  // Stops accepting connections; requests on open ones are still answered.
+  void StopAccepting();
+  // StopAccepting(), waits until every request begun has been answered or
+  // `deadline` passed, then closes every connection.
+  void Shutdown(absl::Time deadline);
+
+  // Requests read (or being read) and not yet answered.
+  int requests_in_flight() const;
+
+ private:
+  struct Exchange;
+  friend struct HttpCallbacks;  // libmicrohttpd's C callbacks
+  HttpServer(Options options, Handler handler);
+
+  const Options options_;
+  const Handler handler_;
+  MHD_Daemon* daemon_ = nullptr;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> accepting_{true};
+  std::atomic<bool> stopped_{false};
+  mutable absl::Mutex mu_;
+  int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// "host:port" split, with [v6] brackets removed; nullopt-like false when
+// the port is not a number.
+bool SplitHostPort(absl::string_view address, std::string* host, int* port);
+
+}  // namespace seqserve

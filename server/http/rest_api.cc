@@ -1,0 +1,301 @@
+#include "server/http/rest_api.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+#include "server/client_text.h"
+#include "server/grpc/grpc_status.h"
+#include "server/metrics/metrics.h"
+
+namespace seqserve {
+namespace {
+
+enum class Endpoint {
+  kHealthz,
+  kReadyz,
+  kMetrics,
+  kListModels,
+  kModelMetadata,
+  kVersionMetadata,
+  kClassify,
+  kVersionClassify
+};
+
+struct RouteEntry {
+  RestApi::Route route;
+  Endpoint endpoint;
+};
+
+const std::vector<RouteEntry>& Table() {
+  static const std::vector<RouteEntry> table = {
+      {{"GET", "/healthz", "200 while the process runs"}, Endpoint::kHealthz},
+      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining"},
+       Endpoint::kReadyz},
+      {{"GET", "/metrics", "Prometheus metrics"}, Endpoint::kMetrics},
+      {{"GET", "/v1/models", "ListModels"}, Endpoint::kListModels},
+      {{"POST", "/v1/models/{model}:classify", "Classify with the highest version"},
+       Endpoint::kClassify},
+      {{"POST", "/v1/models/{model}/versions/{version}:classify", "Classify with a version"},
+       Endpoint::kVersionClassify},
+      {{"GET", "/v1/models/{model}", "GetModelMetadata of the highest version"},
+       Endpoint::kModelMetadata},
+      {{"GET", "/v1/models/{model}/versions/{version}", "GetModelMetadata of a version"},
+       Endpoint::kVersionMetadata},
+  };
+  return table;
+}
+
+// Matches `path` against `pattern`; fills {name} parameters.
+bool Match(absl::string_view pattern, absl::string_view path,
+           std::map<std::string, std::string>* params) {
+  const std::vector<absl::string_view> want = absl::StrSplit(pattern, '/');
+  const std::vector<absl::string_view> got = absl::StrSplit(path, '/');
+  if (want.size() != got.size()) return false;
+  params->clear();
+  for (size_t i = 0; i < want.size(); ++i) {
+    absl::string_view w = want[i];
+    absl::string_view g = got[i];
+    if (!absl::StartsWith(w, "{")) {
+      if (w != g) return false;
+      continue;
+    }
+    const size_t close = w.find('}');
+    const absl::string_view name = w.substr(1, close - 1);
+    const absl::string_view verb = w.substr(close + 1);  // ":classify" or empty
+    if (verb.empty()) {
+      // A plain parameter never swallows a verb: "m:classify" is no name here.
+      if (g.empty() || absl::StrContains(g, ':')) return false;
+    } else if (!absl::EndsWith(g, verb) || g.size() == verb.size()) {
+      return false;
+    } else {
+      g.remove_suffix(verb.size());
+    }
+    (*params)[std::string(name)] = std::string(g);
+  }
+  return true;
+}
+
+HttpResponse Json(std::string body, int status = 200) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse Text(std::string body, int status = 200) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "text/plain; charset=utf-8";
+  response.body = std::move(body);
+  return response;
+}
+
+template <typename Message>
+absl::Status ParseJson(const std::string& body, Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(body, message, options);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request body is not a valid ", Message::descriptor()->full_name(), " in JSON: ",
+        EscapeInvalidUtf8(std::string(parsed.message()))));
+  }
+  return absl::OkStatus();
+}
+
+// Proto field names as in the .proto (what seqclient prints and the docs
+// show), zero values included so every field is always there.
+template <typename Message>
+HttpResponse ToJson(const Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string body;
+  const auto printed = google::protobuf::util::MessageToJsonString(message, &body, options);
+  if (!printed.ok()) {
+    return ErrorResponse(absl::InternalError(std::string(printed.message())));
+  }
+  return Json(std::move(body));
+}
+
+// The {version} of a path, or INVALID_ARGUMENT.
+absl::StatusOr<int64_t> PathVersion(const std::map<std::string, std::string>& params) {
+  auto it = params.find("version");
+  if (it == params.end()) return 0;
+  int64_t version = 0;
+  if (!absl::SimpleAtoi(it->second, &version) || version <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "version in the path must be a positive integer, got ", QuoteClientText(it->second)));
+  }
+  return version;
+}
+
+CallInfo HttpCall(const HttpRequest& request, const char* method) {
+  CallInfo call;
+  call.protocol = "http";
+  call.method = method;
+  call.caller.peer = request.peer;
+  call.caller.bearer_token = BearerToken(request.Header("Authorization"));
+  return call;
+}
+
+}  // namespace
+
+int HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kCancelled: return 499;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnimplemented: return 501;
+    case absl::StatusCode::kUnavailable: return 503;
+    case absl::StatusCode::kDeadlineExceeded: return 504;
+    default: return 500;
+  }
+}
+
+HttpResponse ErrorResponse(const absl::Status& status) {
+  // The same capped message a gRPC caller gets.
+  const grpc::Status capped = ToGrpcStatus(status);
+  std::string code = absl::StatusCodeToString(status.code());
+  for (char& c : code) c = c == ' ' ? '_' : static_cast<char>(std::toupper(c));
+  nlohmann::json body = {{"code", code}, {"message", capped.error_message()}};
+  return Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+              HttpStatusFor(status.code()));
+}
+
+const std::vector<RestApi::Route>& RestApi::Routes() {
+  static const std::vector<Route> routes = [] {
+    std::vector<Route> out;
+    for (const RouteEntry& entry : Table()) out.push_back(entry.route);
+    return out;
+  }();
+  return routes;
+}
+
+RestApi::RestApi(Sources sources) : sources_(std::move(sources)) {}
+
+void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
+  std::map<std::string, std::string> params;
+  const RouteEntry* route = nullptr;
+  std::vector<std::string> allowed;
+  for (const RouteEntry& entry : Table()) {
+    if (!Match(entry.route.pattern, request.path, &params)) continue;
+    if (request.method == entry.route.method) {
+      route = &entry;
+      break;
+    }
+    allowed.push_back(entry.route.method);
+  }
+  if (route == nullptr) {
+    if (allowed.empty()) {
+      return std::move(respond)(ErrorResponse(absl::NotFoundError(
+          absl::StrCat("no endpoint at ", QuoteClientText(request.path)))));
+    }
+    HttpResponse refused = ErrorResponse(absl::InvalidArgumentError(
+        absl::StrCat(request.method, " is not allowed on ", QuoteClientText(request.path),
+                     "; use ", absl::StrJoin(allowed, ", "))));
+    refused.status = 405;
+    refused.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
+    return std::move(respond)(std::move(refused));
+  }
+  Match(route->route.pattern, request.path, &params);
+
+  switch (route->endpoint) {
+    case Endpoint::kHealthz:
+      return std::move(respond)(Text("ok\n"));
+    case Endpoint::kReadyz:
+      return std::move(respond)(sources_.state->ready()
+                                    ? Text("ready\n")
+                                    : Text(absl::StrCat("not ready: ",
+                                                        PhaseName(sources_.state->phase()),
+                                                        "\n"),
+                                           503));
+    case Endpoint::kMetrics: {
+      if (!sources_.metrics) {
+        return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));
+      }
+      HttpResponse metrics = Text(sources_.metrics());
+      metrics.content_type = std::string(kExpositionContentType);
+      return std::move(respond)(std::move(metrics));
+    }
+    case Endpoint::kListModels: {
+      v1::ListModelsResponse response;
+      absl::Status status =
+          sources_.inference->ListModels(HttpCall(request, "ListModels"), &response);
+      return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
+    }
+    case Endpoint::kModelMetadata:
+    case Endpoint::kVersionMetadata: {
+      const CallInfo call = HttpCall(request, "GetModelMetadata");
+      auto version = PathVersion(params);
+      if (!version.ok()) {
+        return std::move(respond)(
+            ErrorResponse(sources_.inference->Refuse(call, version.status())));
+      }
+      v1::GetModelMetadataRequest metadata;
+      metadata.set_model(params["model"]);
+      metadata.set_version(*version);
+      v1::GetModelMetadataResponse response;
+      absl::Status status = sources_.inference->DescribeModel(metadata, call, &response);
+      return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
+    }
+    case Endpoint::kClassify:
+    case Endpoint::kVersionClassify:
+      break;
+  }
+
+  // Classify: request and response live until the inference service is done.
+  struct Exchange {
+    v1::ClassifyRequest request;
+    v1::ClassifyResponse response;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  const CallInfo call = HttpCall(request, "Classify");
+  absl::Status parsed = ParseJson(request.body, &exchange->request);
+  const std::string& model = params["model"];
+  auto version = PathVersion(params);
+  if (parsed.ok() && !version.ok()) parsed = version.status();
+  if (parsed.ok()) {
+    // The path names the model; a body that names another is a mistake.
+    const v1::ClassifyRequest& body = exchange->request;
+    if (!body.model().empty() && body.model() != model) {
+      parsed = absl::InvalidArgumentError(
+          absl::StrCat("the body names model ", QuoteClientText(body.model()),
+                       " but the path names ", QuoteClientText(model)));
+    } else if (body.version() != 0 && *version != 0 && body.version() != *version) {
+      parsed = absl::InvalidArgumentError(
+          absl::StrCat("the body names version ", body.version(), " but the path names ",
+                       *version));
+    }
+  }
+  if (!parsed.ok()) {
+    return std::move(respond)(ErrorResponse(sources_.inference->Refuse(call, parsed)));
+  }
+  exchange->request.set_model(model);
+  if (*version != 0) exchange->request.set_version(*version);
+  Exchange* raw = exchange.get();
+  sources_.inference->Classify(
+      raw->request, call, &raw->response,
+      [exchange = std::move(exchange), respond = std::move(respond)](absl::Status status) mutable {
+        std::move(respond)(status.ok() ? ToJson(exchange->response) : ErrorResponse(status));
+      });
+}
+
+}  // namespace seqserve

@@ -1,0 +1,52 @@
+// The HTTP front end: seqserve.v1 as JSON (protobuf's own JSON mapping of
+// the same messages, so REST and gRPC cannot drift), health endpoints for
+// load balancers and Kubernetes probes, and Prometheus metrics. A thin
+// translator: every model call goes through the InferenceService like a
+// gRPC one.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "server/http/http_server.h"
+#include "server/inference_service.h"
+#include "server/serving_state.h"
+
+namespace seqserve {
+
+class RestApi {
+ public:
+  struct Sources {
+    InferenceService* inference = nullptr;  // not owned
+    const ServingState* state = nullptr;  // not owned
+    // The metrics text; null when metrics are off (GET /metrics is 404).
+    std::function<std::string()> metrics;
+  };
+
+  // One endpoint. Patterns hold literal segments, {name} segments, and a
+  // final "{name}:verb" segment as in Google's API style.
+  struct Route {
+    const char* method;
+    const char* pattern;
+    const char* summary;
+  };
+  // Every endpoint this front end serves, in matching order.
+  static const std::vector<Route>& Routes();
+
+  explicit RestApi(Sources sources);
+
+  // The HttpServer handler.
+  void Handle(const HttpRequest& request, HttpServer::Respond respond);
+
+ private:
+  const Sources sources_;
+};
+
+// HTTP status for a gRPC/absl code (the usual google.rpc mapping).
+int HttpStatusFor(absl::StatusCode code);
+// {"code": "NOT_FOUND", "message": "..."} with that status.
+HttpResponse ErrorResponse(const absl::Status& status);
+
+}  // namespace seqserve

@@ -1,0 +1,73 @@
+// seqserve's metrics: what every call, forward pass and model load did,
+// recorded through the RequestObserver seam (so every protocol is counted
+// the same way) and written in the Prometheus text format on a scrape.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "server/inference_runner.h"
+#include "server/metrics/metrics.h"
+#include "server/model_manager.h"
+#include "server/request_observer.h"
+
+namespace seqserve {
+
+class ServingMetrics : public RequestObserver {
+ public:
+  // The label of every model name the repository does not hold: a caller
+  // cannot add series by making names up.
+  static constexpr const char* kUnknownModel = "_unknown";
+
+  ServingMetrics();
+  ~ServingMetrics() override;
+
+  // RequestObserver: OnEnd records the call; cheap enough for every call
+  // (one shared lock and atomic adds).
+  void OnStart(const CallRecord&) override {}
+  void OnEnd(const CallRecord& call) override;
+
+  // For ModelManager::Options::on_load.
+  void OnModelLoad(const ModelLoadEvent& load);
+
+  // What only the server knows at scrape time.
+  struct Gauges {
+    int inflight_requests = 0;
+    std::vector<InferenceRunner::QueuedRows> queued_rows;
+    std::shared_ptr<const RepositorySnapshot> repository;
+  };
+  // Every metric, process_* included, in the text exposition format.
+  std::string Render(const Gauges& gauges) const;
+
+ private:
+  // One (protocol, method, model, version)'s series.
+  struct CallKey {
+    std::string protocol, method, model;
+    int64_t version;
+    bool operator==(const CallKey& o) const {
+      return version == o.version && protocol == o.protocol && method == o.method &&
+             model == o.model;
+    }
+    template <typename H>
+    friend H AbslHashValue(H h, const CallKey& k) {
+      return H::combine(std::move(h), k.protocol, k.method, k.model, k.version);
+    }
+  };
+  struct CallSeries;
+  CallSeries& SeriesFor(const CallRecord& call);
+
+  mutable absl::Mutex mu_;
+  absl::node_hash_map<CallKey, std::unique_ptr<CallSeries>> calls_ ABSL_GUARDED_BY(mu_);
+  // Loads by (model, result).
+  absl::flat_hash_map<std::pair<std::string, bool>, uint64_t> loads_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Histogram> load_duration_;
+};
+
+}  // namespace seqserve
