@@ -7,7 +7,7 @@
 # - base: debian:12-slim as present or pulled; when it cannot be pulled
 #   (offline, air-gapped), a stand-in made with debootstrap --variant=minbase
 #   from this machine's Debian mirror, tagged debian:12-slim;
-# - checks: health SERVING; Classify of the shipped samples; PyTorch's numbers
+# - checks: health SERVING, HTTP /readyz; Classify of the shipped samples; PyTorch's numbers
 #   for the reference models in a mounted repository, one of them added while
 #   serving; a non-root uid; the HEALTHCHECK; SIGTERM with calls in flight:
 #   all answered, exit 0 within the grace period; all with a read-only root
@@ -143,7 +143,7 @@ start() {  # NAME [RUN FLAGS...] -- [SEQSERVE FLAGS...]; prints the host port
   # (podman without systemd reports on stderr that it cannot add a timer for
   # the health check; "healthcheck run" below runs it.)
   # Locked down as deploy/kubernetes runs it: read-only root, no capabilities.
-  engine run -d --name "$name" -p 127.0.0.1::8500 --read-only --cap-drop=ALL \
+  engine run -d --name "$name" -p 127.0.0.1::8500 -p 127.0.0.1::8501 --read-only --cap-drop=ALL \
     --security-opt=no-new-privileges "${run_flags[@]}" "$image" "$@" \
     >/dev/null 2>"$work/run.err" || { cat "$work/run.err" >&2; fail "$name did not start"; }
   local address
@@ -168,6 +168,12 @@ port=$(start "$prefix-samples" -- --poll_seconds=5 --drain_seconds=5 --shutdown_
 wait_serving "$port" "$prefix-samples"
 target=--target="127.0.0.1:$port"
 [ "$(seqclient "$target" health)" = SERVING ] || fail "health is not SERVING"
+http_address=$(engine port "$prefix-samples" 8501/tcp | head -1)
+readyz=$(/usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).status)' "http://127.0.0.1:${http_address##*:}/readyz") ||
+  fail "GET /readyz on the HTTP port failed"
+[ "$readyz" = 200 ] || fail "GET /readyz answered $readyz"
+step "gRPC health SERVING, HTTP /readyz 200"
 
 # The README's three animals: (limbs, lays eggs, has hair).
 species=$(seqclient "$target" classify --model species --format csv 4,0,1 2,1,0 0,1,0)

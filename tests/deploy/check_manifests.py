@@ -6,8 +6,8 @@ Parses every manifest and checks that the probes use gRPC on the container's
 port, the grace period covers the server's drain plus shutdown grace, both
 Services select the Deployment's pods (one of them headless), the
 autoscaler targets the Deployment, and kustomization lists every file.
-Against the image: the container port is the one the image EXPOSEs and its
-ENTRYPOINT listens on, the pod runs as the image's USER, the repository is
+Against the image: the container ports are ones the image EXPOSEs and its
+ENTRYPOINT listens on (gRPC, HTTP), the pod runs as the image's USER, the repository is
 mounted read-only where the ENTRYPOINT reads it, the pod is locked down
 (read-only root, no capabilities, RuntimeDefault seccomp, non-root), and
 seqserve starts with the ENTRYPOINT's flags followed by the manifest's args.
@@ -34,7 +34,7 @@ def image_facts(root):
     """EXPOSE, USER and ENTRYPOINT of the Dockerfile's final stage."""
     dockerfile = open(os.path.join(root, "docker/Dockerfile")).read()
     final = dockerfile[dockerfile.rindex("\nFROM "):]
-    expose = int(re.search(r"^EXPOSE (\d+)", final, re.M).group(1))
+    expose = [int(p) for p in re.search(r"^EXPOSE ([\d ]+)$", final, re.M).group(1).split()]
     user = re.search(r"^USER (\d+)(?::(\d+))?", final, re.M)
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])", final, re.M).group(1))
     return expose, int(user.group(1)), int(user.group(2) or user.group(1)), entrypoint
@@ -109,8 +109,13 @@ def main(root, seqserve):
               f"Service {service['metadata']['name']} targets another port")
 
     expose, uid, gid, entrypoint = image_facts(root)
-    check(port == expose, f"containerPort {port} is not the image's EXPOSE {expose}")
-    check(f"--port={expose}" in entrypoint, f"the image's ENTRYPOINT does not listen on {expose}")
+    exposed = {p["name"]: p["containerPort"] for p in container["ports"]}
+    check(set(exposed.values()) <= set(expose),
+          f"containerPorts {sorted(exposed.values())} are not all in the image's EXPOSE {expose}")
+    check(f"--port={port}" in entrypoint, f"the image's ENTRYPOINT does not listen on {port}")
+    if "http" in exposed:
+        check(f"--http_port={exposed['http']}" in entrypoint,
+              f"the image's ENTRYPOINT does not serve HTTP on {exposed['http']}")
     pod_security = pod.get("securityContext", {})
     container_security = container.get("securityContext", {})
     security = {**pod_security, **container_security}

@@ -120,7 +120,7 @@ def check_final_stage(build_stage, final_stage):
     elif not re.search(rf"^.*:x:{user.group(1)}:{user.group(2) or user.group(1)}:.*>> "
                        r"/rootfs/etc/passwd", build_stage, re.M):
         problems.append(f"no /etc/passwd entry for uid {user.group(1)}")
-    expose = re.search(r"^EXPOSE (\d+)$", final_stage, re.M)
+    expose = re.search(r"^EXPOSE (\d+)", final_stage, re.M)
     entrypoint = re.search(r'^ENTRYPOINT \["seqserve", "--port=(\d+)"', final_stage, re.M)
     health = re.search(r'(?s)^HEALTHCHECK.*?CMD \["seqclient", "--target=127\.0\.0\.1:(\d+)"'
                        r'[^\n]*"health"\]', final_stage, re.M)
@@ -130,6 +130,10 @@ def check_final_stage(build_stage, final_stage):
     elif not expose.group(1) == entrypoint.group(1) == health.group(1):
         problems.append(f"ports differ: EXPOSE {expose.group(1)}, seqserve --port="
                         f"{entrypoint.group(1)}, health check {health.group(1)}")
+    http = re.search(r'^ENTRYPOINT \[.*"--http_port=(\d+)"', final_stage, re.M)
+    exposed = re.search(r"^EXPOSE ([\d ]+)$", final_stage, re.M)
+    if http and (not exposed or http.group(1) not in exposed.group(1).split()):
+        problems.append(f"the HTTP port {http.group(1)} is not exposed")
     if not re.search(r"^COPY models /models$", final_stage, re.M):
         problems.append("the final stage lacks the sample models at /models")
 
