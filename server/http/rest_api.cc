@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "server/client_text.h"
 #include "server/grpc/grpc_status.h"
+#include "server/http/openapi.h"
 #include "server/metrics/metrics.h"
 
 namespace seqserve {
@@ -22,6 +23,7 @@ namespace {
 enum class Endpoint {
   kHealthz,
   kReadyz,
+  kOpenApi,
   kMetrics,
   kListModels,
   kModelMetadata,
@@ -36,19 +38,34 @@ struct RouteEntry {
 };
 
 const std::vector<RouteEntry>& Table() {
+  constexpr const char* kText = "text/plain; charset=utf-8";
+  const auto* classify_request = v1::ClassifyRequest::descriptor();
+  const auto* classify_response = v1::ClassifyResponse::descriptor();
+  const auto* metadata = v1::GetModelMetadataResponse::descriptor();
   static const std::vector<RouteEntry> table = {
-      {{"GET", "/healthz", "200 while the process runs"}, Endpoint::kHealthz},
-      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining"},
+      {{"GET", "/healthz", "200 while the process runs", nullptr, nullptr, kText},
+       Endpoint::kHealthz},
+      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining",
+        nullptr, nullptr, kText},
        Endpoint::kReadyz},
-      {{"GET", "/metrics", "Prometheus metrics"}, Endpoint::kMetrics},
-      {{"GET", "/v1/models", "ListModels"}, Endpoint::kListModels},
-      {{"POST", "/v1/models/{model}:classify", "Classify with the highest version"},
+      {{"GET", "/metrics", "Prometheus metrics", nullptr, nullptr,
+        kExpositionContentType.data()},
+       Endpoint::kMetrics},
+      {{"GET", "/openapi.json", "This document", nullptr, nullptr, "application/json"},
+       Endpoint::kOpenApi},
+      {{"GET", "/v1/models", "Every model with its versions' states",
+        nullptr, v1::ListModelsResponse::descriptor()},
+       Endpoint::kListModels},
+      {{"POST", "/v1/models/{model}:classify", "Classify rows with the highest version",
+        classify_request, classify_response},
        Endpoint::kClassify},
-      {{"POST", "/v1/models/{model}/versions/{version}:classify", "Classify with a version"},
+      {{"POST", "/v1/models/{model}/versions/{version}:classify",
+        "Classify rows with one version", classify_request, classify_response},
        Endpoint::kVersionClassify},
-      {{"GET", "/v1/models/{model}", "GetModelMetadata of the highest version"},
+      {{"GET", "/v1/models/{model}", "Metadata of the highest version", nullptr, metadata},
        Endpoint::kModelMetadata},
-      {{"GET", "/v1/models/{model}/versions/{version}", "GetModelMetadata of a version"},
+      {{"GET", "/v1/models/{model}/versions/{version}", "Metadata of one version", nullptr,
+        metadata},
        Endpoint::kVersionMetadata},
   };
   return table;
@@ -227,6 +244,10 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
                                                         PhaseName(sources_.state->phase()),
                                                         "\n"),
                                            503));
+    case Endpoint::kOpenApi: {
+      static const std::string document = OpenApiDocument(Routes(), SEQSERVE_VERSION);
+      return std::move(respond)(Json(document));
+    }
     case Endpoint::kMetrics: {
       if (!sources_.metrics) {
         return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
 #include "server/http/http_server.h"
 #include "server/inference_service.h"
 #include "server/serving_state.h"
@@ -26,11 +27,16 @@ class RestApi {
   };
 
   // One endpoint. Patterns hold literal segments, {name} segments, and a
-  // final "{name}:verb" segment as in Google's API style.
+  // final "{name}:verb" segment as in Google's API style. The messages say
+  // what the body and the answer are (in protobuf's JSON mapping); null
+  // for none, or for an answer that is text (`text_response`).
   struct Route {
     const char* method;
     const char* pattern;
     const char* summary;
+    const google::protobuf::Descriptor* request = nullptr;
+    const google::protobuf::Descriptor* response = nullptr;
+    const char* text_response = nullptr;  // its content type
   };
   // Every endpoint this front end serves, in matching order.
   static const std::vector<Route>& Routes();

@@ -17,22 +17,16 @@ void Histogram::Observe(int64_t value) {
       std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(value, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Histogram::Snapshot Histogram::Read() const {
   Snapshot snapshot;
-  // The count first: buckets read later hold at least as many observations.
-  snapshot.count = count_.load(std::memory_order_relaxed);
   snapshot.sum = sum_.load(std::memory_order_relaxed);
   snapshot.buckets.reserve(buckets_.size());
-  uint64_t in_buckets = 0;
   for (const auto& bucket : buckets_) {
     snapshot.buckets.push_back(bucket.load(std::memory_order_relaxed));
-    in_buckets += snapshot.buckets.back();
+    snapshot.count += snapshot.buckets.back();  // _count equals the +Inf bucket
   }
-  // Keep _count equal to the +Inf bucket, as the format requires.
-  snapshot.count = std::max(snapshot.count, in_buckets);
   return snapshot;
 }
 
@@ -96,6 +90,9 @@ std::string EscapeHelp(absl::string_view help) {
 std::string FormatValue(double value) {
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   if (std::isnan(value)) return "NaN";
+  if (value == std::trunc(value) && std::fabs(value) < 1e15) {
+    return absl::StrFormat("%.0f", value);
+  }
   for (int precision = 1; precision < 17; ++precision) {
     std::string text = absl::StrFormat("%.*g", precision, value);
     if (std::strtod(text.c_str(), nullptr) == value) return text;
@@ -140,19 +137,19 @@ void ExpositionWriter::Sample(absl::string_view name, const Labels& labels,
 
 void ExpositionWriter::HistogramSeries(absl::string_view name, const Labels& labels,
                                        absl::Span<const int64_t> bounds,
-                                       const Histogram::Snapshot& data, double scale) {
+                                       const Histogram::Snapshot& data, double per_unit) {
   const std::string bucket = absl::StrCat(name, "_bucket");
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= bounds.size(); ++i) {
     cumulative += i < data.buckets.size() ? data.buckets[i] : 0;
     const std::pair<std::string, std::string> le = {
-        "le", i < bounds.size() ? FormatValue(static_cast<double>(bounds[i]) * scale)
+        "le", i < bounds.size() ? FormatValue(static_cast<double>(bounds[i]) / per_unit)
                                 : std::string("+Inf")};
     SeriesName(bucket, labels, &le);
     absl::StrAppend(&text_, " ", cumulative, "\n");
   }
   SeriesName(absl::StrCat(name, "_sum"), labels);
-  absl::StrAppend(&text_, " ", FormatValue(static_cast<double>(data.sum) * scale), "\n");
+  absl::StrAppend(&text_, " ", FormatValue(static_cast<double>(data.sum) / per_unit), "\n");
   SeriesName(absl::StrCat(name, "_count"), labels);
   absl::StrAppend(&text_, " ", cumulative, "\n");
 }

@@ -28,7 +28,7 @@ class Counter {
 
 // A histogram of integer observations (nanoseconds, rows) with fixed upper
 // bucket bounds in the same unit. Thread-safe, lock-free; a reader may see
-// a bucket count one observation ahead of the total, never behind it.
+// the sum one observation behind or ahead of the buckets.
 class Histogram {
  public:
   // `bounds` ascending, in the observed unit.
@@ -50,8 +50,9 @@ class Histogram {
 
  private:
   const std::vector<int64_t> bounds_;
-  std::vector<std::atomic<uint64_t>> buckets_;  // bounds_.size() + 1
-  std::atomic<uint64_t> count_{0};
+  // bounds_.size() + 1; the count is their sum, read on a scrape, so an
+  // observation costs two atomic adds.
+  std::vector<std::atomic<uint64_t>> buckets_;
   std::atomic<int64_t> sum_{0};
 };
 
@@ -71,11 +72,11 @@ class ExpositionWriter {
   void Family(absl::string_view name, absl::string_view type, absl::string_view help);
   void Sample(absl::string_view name, const Labels& labels, double value);
   void Sample(absl::string_view name, const Labels& labels, uint64_t value);
-  // The _bucket, _sum and _count series of one histogram; `scale` turns the
-  // observed unit into the exported one (1e-9 for nanoseconds to seconds).
+  // The _bucket, _sum and _count series of one histogram; `per_unit`
+  // observed units make one exported unit (1e9 nanoseconds in a second).
   void HistogramSeries(absl::string_view name, const Labels& labels,
                        absl::Span<const int64_t> bounds, const Histogram::Snapshot& data,
-                       double scale);
+                       double per_unit);
 
   const std::string& text() const { return text_; }
 

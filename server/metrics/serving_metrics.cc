@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <tuple>
 
@@ -49,22 +50,47 @@ std::string StateLabel(v1::ModelState state) {
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> next_instance_id{1};
+}  // namespace
+
 ServingMetrics::ServingMetrics()
-    : load_duration_(std::make_unique<Histogram>(DurationBucketsNanos())) {}
+    : id_(next_instance_id.fetch_add(1)),
+      load_duration_(std::make_unique<Histogram>(DurationBucketsNanos())) {}
 
 ServingMetrics::~ServingMetrics() = default;
 
 ServingMetrics::CallSeries& ServingMetrics::SeriesFor(const CallRecord& call) {
-  CallKey key{call.protocol, call.method,
-              call.model_known || call.model.empty() ? call.model : kUnknownModel,
-              call.version};
+  const CallKeyView key{
+      call.protocol, call.method,
+      call.model_known || call.model.empty() ? absl::string_view(call.model) : kUnknownModel,
+      call.version};
+  // Series live as long as this object: each thread remembers the last one
+  // it used, so a steady stream of like calls takes no lock.
+  struct LastUsed {
+    uint64_t owner = 0;
+    CallKey key;
+    CallSeries* series = nullptr;
+  };
+  thread_local LastUsed last;
+  if (last.owner == id_ && CallKeyEq()(last.key, key)) return *last.series;
+  CallSeries& found = FindOrAddSeries(key);
+  last.owner = id_;
+  last.key = CallKey{std::string(key.protocol), std::string(key.method),
+                     std::string(key.model), key.version};
+  last.series = &found;
+  return found;
+}
+
+ServingMetrics::CallSeries& ServingMetrics::FindOrAddSeries(const CallKeyView& key) {
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = calls_.find(key);
     if (it != calls_.end()) return *it->second;
   }
   absl::MutexLock lock(&mu_);
-  auto& series = calls_[std::move(key)];
+  auto& series = calls_[CallKey{std::string(key.protocol), std::string(key.method),
+                                std::string(key.model), key.version}];
   if (series == nullptr) series = std::make_unique<CallSeries>();
   return *series;
 }
@@ -131,29 +157,29 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
     const auto& [protocol, method, model] = key;
     out.HistogramSeries("seqserve_request_duration_seconds",
                         {{"protocol", protocol}, {"method", method}, {"model", model}},
-                        DurationBucketsNanos(), data, 1e-9);
+                        DurationBucketsNanos(), data, 1e9);
   }
   struct ModelHistogram {
     const char* name;
     const char* help;
     const std::map<std::string, Snapshot>* data;
     absl::Span<const int64_t> bounds;
-    double scale;
+    double per_unit;
   };
   for (const ModelHistogram& family : {
            ModelHistogram{"seqserve_queue_duration_seconds",
                           "Time a Classify waited for its forward pass.", &queue,
-                          DurationBucketsNanos(), 1e-9},
+                          DurationBucketsNanos(), 1e9},
            ModelHistogram{"seqserve_inference_duration_seconds",
                           "Time of one forward pass, over all the rows it carried.",
-                          &inference, DurationBucketsNanos(), 1e-9},
+                          &inference, DurationBucketsNanos(), 1e9},
            ModelHistogram{"seqserve_batch_rows", "Rows in one forward pass.", &batch_rows,
                           RowBuckets(), 1.0},
            ModelHistogram{"seqserve_request_rows", "Rows in one Classify.", &request_rows,
                           RowBuckets(), 1.0}}) {
     out.Family(family.name, "histogram", family.help);
     for (const auto& [model, data] : *family.data) {
-      out.HistogramSeries(family.name, {{"model", model}}, family.bounds, data, family.scale);
+      out.HistogramSeries(family.name, {{"model", model}}, family.bounds, data, family.per_unit);
     }
   }
 
@@ -193,7 +219,7 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   out.Family("seqserve_model_load_duration_seconds", "histogram",
              "Time to read, check and prepare one model version.");
   out.HistogramSeries("seqserve_model_load_duration_seconds", {}, DurationBucketsNanos(),
-                      load_duration_->Read(), 1e-9);
+                      load_duration_->Read(), 1e9);
 
   out.Family("seqserve_build_info", "gauge", "Always 1; the labels say what is running.");
   out.Sample("seqserve_build_info",
