@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-build_stage=$(sed -n '1,/^FROM debian:12-slim$/p' docker/Dockerfile | sed '$d')
+build_stage=$(sed -n '1,/^FROM scratch$/p' docker/Dockerfile | sed '$d')
 mkdir -p "$work/src"
 # "COPY a b ./" and "COPY dir dir" lines of the build stage.
 grep -E '^COPY [^-]' <<<"$build_stage" | grep -v '/tmp/' | while read -r _ args; do
