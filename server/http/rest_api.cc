@@ -145,6 +145,7 @@ CallInfo HttpCall(const HttpRequest& request, const char* method) {
   call.method = method;
   call.caller.peer = request.peer;
   call.caller.bearer_token = BearerToken(request.Header("Authorization"));
+  call.caller.client_certificate_subject = request.client_certificate_subject;
   return call;
 }
 
@@ -176,8 +177,14 @@ HttpResponse ErrorResponse(const absl::Status& status) {
   std::string code = absl::StatusCodeToString(status.code());
   for (char& c : code) c = c == ' ' ? '_' : static_cast<char>(std::toupper(c));
   nlohmann::json body = {{"code", code}, {"message", capped.error_message()}};
-  return Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-              HttpStatusFor(status.code()));
+  HttpResponse response =
+      Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+           HttpStatusFor(status.code()));
+  // RFC 6750: a 401 names the scheme the caller should use.
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return response;
 }
 
 const std::vector<RestApi::Route>& RestApi::Routes() {
@@ -228,6 +235,11 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
                                                         "\n"),
                                            503));
     case Endpoint::kMetrics: {
+      // Health stays open for probes; metrics tell too much to strangers.
+      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "Metrics"));
+          !denied.ok()) {
+        return std::move(respond)(ErrorResponse(denied));
+      }
       if (!sources_.metrics) {
         return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));
       }
