@@ -14,12 +14,15 @@ bin=build/release
 # The banner names what seqserve will use: its defaults unless the extra
 # arguments say otherwise (--port=N or --port N, likewise the repository).
 port=8500
+http_port=8501
 repository=models
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in
     --port=*) port="${args[$i]#--port=}" ;;
     --port) port="${args[$((i + 1))]:-$port}" ;;
+    --http_port=*) http_port="${args[$i]#--http_port=}" ;;
+    --http_port) http_port="${args[$((i + 1))]:-$http_port}" ;;
     --model_repository=*) repository="${args[$i]#--model_repository=}" ;;
     --model_repository) repository="${args[$((i + 1))]:-$repository}" ;;
   esac
@@ -35,6 +38,13 @@ Query it from another terminal:
   $bin/client/seqclient classify$target --model species 4,0,1 2,1,0
   $bin/client/seqclient classify$target --model mammal --format json 4,0,1
   $bin/client/seqclient health$target
-
 EOT
+if [ "$http_port" != -1 ]; then
+  cat <<EOT
+Or over HTTP (REST and metrics on port $http_port):
+  curl -s -X POST localhost:$http_port/v1/models/species:classify -d '{"features": [4, 0, 1], "rows": 1}'
+  curl -s localhost:$http_port/metrics
+EOT
+fi
+echo
 exec "$bin/server/seqserve" --port=8500 --model_repository=models "$@"

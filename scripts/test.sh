@@ -15,8 +15,10 @@ if [ "$preset" = tsan ]; then
   scripts/install-deps.sh scripts/tsan-packages.txt
   scripts/tsan-deps.sh
 fi
-# The Node.js example's locked packages, for its test.
+# The Node.js example's locked packages, and the web checks' (tests/web),
+# for their tests.
 (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
 cmake --preset "$preset"
 cmake --build --preset "$preset" -j "$(nproc)"
 ctest --preset "$preset" -j "$(nproc)"

@@ -32,6 +32,7 @@ ABSL_FLAG(uint32_t, http_max_connections, 1024, "Most open HTTP connections");
 ABSL_FLAG(uint32_t, http_max_connections_per_client, 128,
           "Most open HTTP connections from one client address");
 ABSL_FLAG(bool, metrics, true, "Record Prometheus metrics, served at GET /metrics");
+ABSL_FLAG(bool, http_console, true, "Serve the web console at GET / on the HTTP port");
 ABSL_FLAG(std::string, access_log, "",
           "Write one JSON line per call to this file ('-': standard output); "
           "SIGHUP reopens it after rotation");
@@ -235,6 +236,7 @@ int Main(int argc, char** argv) {
   options.http.max_connections_per_client =
       absl::GetFlag(FLAGS_http_max_connections_per_client);
   options.metrics = absl::GetFlag(FLAGS_metrics);
+  options.http_console = absl::GetFlag(FLAGS_http_console);
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.max_concurrent_streams = static_cast<int>(absl::GetFlag(FLAGS_max_concurrent_streams));
   if (const double age = absl::GetFlag(FLAGS_max_connection_age_seconds); age > 0) {

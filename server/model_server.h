@@ -76,6 +76,8 @@ class ModelServer {
     HttpServer::Options http;
     // Record metrics (served at GET /metrics on the HTTP port).
     bool metrics = true;
+    // Serve the web console at GET / on the HTTP port.
+    bool http_console = true;
     // Where the access log goes: a path, "-" for standard output; empty: none.
     std::string access_log;
   };

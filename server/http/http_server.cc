@@ -85,6 +85,8 @@ MHD_Result Queue(MHD_Connection* connection, const HttpResponse& answer) {
   if (response == nullptr) return MHD_NO;
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
                           answer.content_type.c_str());
+  // Browsers take every answer as the type it says it is.
+  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
   for (const auto& [name, value] : answer.headers) {
     MHD_add_response_header(response, name.c_str(), value.c_str());
   }

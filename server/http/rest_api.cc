@@ -14,6 +14,8 @@
 #include "nlohmann/json.hpp"
 #include "server/client_text.h"
 #include "server/grpc/grpc_status.h"
+#include "server/http/console_files.h"
+#include "server/http/openapi.h"
 #include "server/metrics/metrics.h"
 
 namespace seqserve {
@@ -22,6 +24,8 @@ namespace {
 enum class Endpoint {
   kHealthz,
   kReadyz,
+  kOpenApi,
+  kConsole,
   kMetrics,
   kListModels,
   kModelMetadata,
@@ -36,19 +40,42 @@ struct RouteEntry {
 };
 
 const std::vector<RouteEntry>& Table() {
+  constexpr const char* kText = "text/plain; charset=utf-8";
+  const auto* classify_request = v1::ClassifyRequest::descriptor();
+  const auto* classify_response = v1::ClassifyResponse::descriptor();
+  const auto* metadata = v1::GetModelMetadataResponse::descriptor();
   static const std::vector<RouteEntry> table = {
-      {{"GET", "/healthz", "200 while the process runs"}, Endpoint::kHealthz},
-      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining"},
+      {{"GET", "/healthz", "200 while the process runs", nullptr, nullptr, kText},
+       Endpoint::kHealthz},
+      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining",
+        nullptr, nullptr, kText},
        Endpoint::kReadyz},
-      {{"GET", "/metrics", "Prometheus metrics"}, Endpoint::kMetrics},
-      {{"GET", "/v1/models", "ListModels"}, Endpoint::kListModels},
-      {{"POST", "/v1/models/{model}:classify", "Classify with the highest version"},
+      {{"GET", "/metrics", "Prometheus metrics", nullptr, nullptr,
+        kExpositionContentType.data()},
+       Endpoint::kMetrics},
+      {{"GET", "/openapi.json", "This document", nullptr, nullptr, "application/json"},
+       Endpoint::kOpenApi},
+      {{"GET", "/", "The web console", nullptr, nullptr, "text/html; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/console.js", "The web console's script", nullptr, nullptr,
+        "text/javascript; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/console.css", "The web console's style", nullptr, nullptr,
+        "text/css; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/v1/models", "Every model with its versions' states",
+        nullptr, v1::ListModelsResponse::descriptor()},
+       Endpoint::kListModels},
+      {{"POST", "/v1/models/{model}:classify", "Classify rows with the highest version",
+        classify_request, classify_response},
        Endpoint::kClassify},
-      {{"POST", "/v1/models/{model}/versions/{version}:classify", "Classify with a version"},
+      {{"POST", "/v1/models/{model}/versions/{version}:classify",
+        "Classify rows with one version", classify_request, classify_response},
        Endpoint::kVersionClassify},
-      {{"GET", "/v1/models/{model}", "GetModelMetadata of the highest version"},
+      {{"GET", "/v1/models/{model}", "Metadata of the highest version", nullptr, metadata},
        Endpoint::kModelMetadata},
-      {{"GET", "/v1/models/{model}/versions/{version}", "GetModelMetadata of a version"},
+      {{"GET", "/v1/models/{model}/versions/{version}", "Metadata of one version", nullptr,
+        metadata},
        Endpoint::kVersionMetadata},
   };
   return table;
@@ -234,6 +261,35 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
                                                         PhaseName(sources_.state->phase()),
                                                         "\n"),
                                            503));
+    case Endpoint::kConsole: {
+      if (!sources_.console) {
+        return std::move(respond)(ErrorResponse(absl::NotFoundError("the console is off")));
+      }
+      const std::string name = request.path == "/" ? "index.html" : request.path.substr(1);
+      for (const EmbeddedFile& file : ConsoleFiles()) {
+        if (name != file.name) continue;
+        HttpResponse page = Text(std::string(file.contents));
+        page.content_type = route->route.text_response;
+        // Only this server's own script, style and API: no inline code, no
+        // other origin, no framing.
+        page.headers.emplace_back(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+        page.headers.emplace_back("Referrer-Policy", "no-referrer");
+        return std::move(respond)(std::move(page));
+      }
+      return std::move(respond)(ErrorResponse(absl::NotFoundError("no such console file")));
+    }
+    case Endpoint::kOpenApi: {
+      // Like reflection: the API's description is for callers with a token.
+      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "OpenApi"));
+          !denied.ok()) {
+        return std::move(respond)(ErrorResponse(denied));
+      }
+      static const std::string document = OpenApiDocument(Routes(), SEQSERVE_VERSION);
+      return std::move(respond)(Json(document));
+    }
     case Endpoint::kMetrics: {
       // Health stays open for probes; metrics tell too much to strangers.
       if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "Metrics"));

@@ -1,6 +1,7 @@
 // The HTTP front end: seqserve.v1 as JSON (protobuf's own JSON mapping of
 // the same messages, so REST and gRPC cannot drift), health endpoints for
-// load balancers and Kubernetes probes, and Prometheus metrics. A thin
+// load balancers and Kubernetes probes, Prometheus metrics, the OpenAPI
+// document and the web console (a page that calls this same API). A thin
 // translator: every model call goes through the InferenceService like a
 // gRPC one.
 #pragma once
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
 #include "server/http/http_server.h"
 #include "server/inference_service.h"
 #include "server/serving_state.h"
@@ -23,14 +25,21 @@ class RestApi {
     const ServingState* state = nullptr;  // not owned
     // The metrics text; null when metrics are off (GET /metrics is 404).
     std::function<std::string()> metrics;
+    // Serve the web console at GET / (and its script and style).
+    bool console = true;
   };
 
   // One endpoint. Patterns hold literal segments, {name} segments, and a
-  // final "{name}:verb" segment as in Google's API style.
+  // final "{name}:verb" segment as in Google's API style. The messages say
+  // what the body and the answer are (in protobuf's JSON mapping); null
+  // for none, or for an answer that is text (`text_response`).
   struct Route {
     const char* method;
     const char* pattern;
     const char* summary;
+    const google::protobuf::Descriptor* request = nullptr;
+    const google::protobuf::Descriptor* response = nullptr;
+    const char* text_response = nullptr;  // its content type
   };
   // Every endpoint this front end serves, in matching order.
   static const std::vector<Route>& Routes();

@@ -17,22 +17,16 @@ void Histogram::Observe(int64_t value) {
       std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(value, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Histogram::Snapshot Histogram::Read() const {
   Snapshot snapshot;
-  // The count first: buckets read later hold at least as many observations.
-  snapshot.count = count_.load(std::memory_order_relaxed);
   snapshot.sum = sum_.load(std::memory_order_relaxed);
   snapshot.buckets.reserve(buckets_.size());
-  uint64_t in_buckets = 0;
   for (const auto& bucket : buckets_) {
     snapshot.buckets.push_back(bucket.load(std::memory_order_relaxed));
-    in_buckets += snapshot.buckets.back();
+    snapshot.count += snapshot.buckets.back();  // _count equals the +Inf bucket
   }
-  // Keep _count equal to the +Inf bucket, as the format requires.
-  snapshot.count = std::max(snapshot.count, in_buckets);
   return snapshot;
 }
 

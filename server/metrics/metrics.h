@@ -28,7 +28,7 @@ class Counter {
 
 // A histogram of integer observations (nanoseconds, rows) with fixed upper
 // bucket bounds in the same unit. Thread-safe, lock-free; a reader may see
-// a bucket count one observation ahead of the total, never behind it.
+// the sum one observation behind or ahead of the buckets.
 class Histogram {
  public:
   // `bounds` ascending, in the observed unit.
@@ -50,8 +50,9 @@ class Histogram {
 
  private:
   const std::vector<int64_t> bounds_;
-  std::vector<std::atomic<uint64_t>> buckets_;  // bounds_.size() + 1
-  std::atomic<uint64_t> count_{0};
+  // bounds_.size() + 1; the count is their sum, read on a scrape, so an
+  // observation costs two atomic adds.
+  std::vector<std::atomic<uint64_t>> buckets_;
   std::atomic<int64_t> sum_{0};
 };
 

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <tuple>
 
@@ -49,22 +50,47 @@ std::string StateLabel(v1::ModelState state) {
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> next_instance_id{1};
+}  // namespace
+
 ServingMetrics::ServingMetrics()
-    : load_duration_(std::make_unique<Histogram>(DurationBucketsNanos())) {}
+    : id_(next_instance_id.fetch_add(1)),
+      load_duration_(std::make_unique<Histogram>(DurationBucketsNanos())) {}
 
 ServingMetrics::~ServingMetrics() = default;
 
 ServingMetrics::CallSeries& ServingMetrics::SeriesFor(const CallRecord& call) {
-  CallKey key{call.protocol, call.method,
-              call.model_known || call.model.empty() ? call.model : kUnknownModel,
-              call.version};
+  const CallKeyView key{
+      call.protocol, call.method,
+      call.model_known || call.model.empty() ? absl::string_view(call.model) : kUnknownModel,
+      call.version};
+  // Series live as long as this object: each thread remembers the last one
+  // it used, so a steady stream of like calls takes no lock.
+  struct LastUsed {
+    uint64_t owner = 0;
+    CallKey key;
+    CallSeries* series = nullptr;
+  };
+  thread_local LastUsed last;
+  if (last.owner == id_ && CallKeyEq()(last.key, key)) return *last.series;
+  CallSeries& found = FindOrAddSeries(key);
+  last.owner = id_;
+  last.key = CallKey{std::string(key.protocol), std::string(key.method),
+                     std::string(key.model), key.version};
+  last.series = &found;
+  return found;
+}
+
+ServingMetrics::CallSeries& ServingMetrics::FindOrAddSeries(const CallKeyView& key) {
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = calls_.find(key);
     if (it != calls_.end()) return *it->second;
   }
   absl::MutexLock lock(&mu_);
-  auto& series = calls_[std::move(key)];
+  auto& series = calls_[CallKey{std::string(key.protocol), std::string(key.method),
+                                std::string(key.model), key.version}];
   if (series == nullptr) series = std::make_unique<CallSeries>();
   return *series;
 }

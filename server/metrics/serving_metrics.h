@@ -11,7 +11,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/inference_runner.h"
 #include "server/metrics/metrics.h"
@@ -47,24 +48,40 @@ class ServingMetrics : public RequestObserver {
   std::string Render(const Gauges& gauges) const;
 
  private:
-  // One (protocol, method, model, version)'s series.
-  struct CallKey {
-    std::string protocol, method, model;
+  // One (protocol, method, model, version)'s series. Looked up by a view
+  // of the call's own strings: recording copies nothing.
+  template <typename Text>
+  struct BasicCallKey {
+    Text protocol, method, model;
     int64_t version;
-    bool operator==(const CallKey& o) const {
-      return version == o.version && protocol == o.protocol && method == o.method &&
-             model == o.model;
+  };
+  using CallKey = BasicCallKey<std::string>;
+  using CallKeyView = BasicCallKey<absl::string_view>;
+  struct CallKeyHash {
+    using is_transparent = void;
+    template <typename Text>
+    size_t operator()(const BasicCallKey<Text>& k) const {
+      return absl::HashOf(absl::string_view(k.protocol), absl::string_view(k.method),
+                          absl::string_view(k.model), k.version);
     }
-    template <typename H>
-    friend H AbslHashValue(H h, const CallKey& k) {
-      return H::combine(std::move(h), k.protocol, k.method, k.model, k.version);
+  };
+  struct CallKeyEq {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const BasicCallKey<A>& a, const BasicCallKey<B>& b) const {
+      return a.version == b.version && absl::string_view(a.protocol) == b.protocol &&
+             absl::string_view(a.method) == b.method && absl::string_view(a.model) == b.model;
     }
   };
   struct CallSeries;
   CallSeries& SeriesFor(const CallRecord& call);
+  CallSeries& FindOrAddSeries(const CallKeyView& key);
 
+  // Tells this instance's entries in a thread's cache from another's.
+  const uint64_t id_;
   mutable absl::Mutex mu_;
-  absl::node_hash_map<CallKey, std::unique_ptr<CallSeries>> calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<CallKey, std::unique_ptr<CallSeries>, CallKeyHash, CallKeyEq> calls_
+      ABSL_GUARDED_BY(mu_);
   // Loads by (model, result).
   absl::flat_hash_map<std::pair<std::string, bool>, uint64_t> loads_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Histogram> load_duration_;

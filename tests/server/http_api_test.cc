@@ -211,6 +211,47 @@ double SeriesValue(const std::string& text, const std::string& series) {
   return -1;
 }
 
+std::string RunShell(const std::string& command, int* exit_code) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::string output;
+  char buffer[512];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
+  *exit_code = pclose(pipe);
+  return output;
+}
+
+TEST_F(HttpApiTest, TheDashboardQueriesMetricsTheServerExports) {
+  Start();
+  const std::string text = HttpCall(port_, "GET", "/metrics").body;
+  std::ifstream file(std::string(SEQSERVE_TEST_DATA_DIR) + "/../../deploy/grafana/seqserve.json");
+  const nlohmann::json dashboard = nlohmann::json::parse(file);
+  // Each query as a recording rule, Grafana's variables filled in, for
+  // promtool to parse.
+  std::string rules = "groups:\n  - name: dashboard\n    rules:\n";
+  int queries = 0;
+  const std::regex metric(R"(\b((seqserve|process)_[a-z_]+?)(_bucket|_sum|_count)?\b)");
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      std::string expr = target["expr"];
+      for (auto it = std::sregex_iterator(expr.begin(), expr.end(), metric);
+           it != std::sregex_iterator(); ++it) {
+        EXPECT_THAT(text, HasSubstr("# TYPE " + (*it)[1].str() + " "))
+            << "panel '" << panel["title"] << "' queries " << (*it)[0];
+      }
+      expr = std::regex_replace(expr, std::regex(R"(\$__rate_interval)"), "1m");
+      expr = std::regex_replace(expr, std::regex(R"(\$job)"), "seqserve");
+      absl::StrAppend(&rules, "      - record: dashboard:query", ++queries, "\n        expr: '",
+                      expr, "'\n");
+    }
+  }
+  EXPECT_GE(queries, 8);
+  const std::string path = ::testing::TempDir() + "/dashboard-rules.yaml";
+  std::ofstream(path) << rules;
+  int exit_code = 0;
+  const std::string output = RunShell("promtool check rules " + path, &exit_code);
+  EXPECT_EQ(exit_code, 0) << output << rules;
+}
+
 TEST_F(HttpApiTest, MetricsCountExactlyTheCallsMadeAndPassPromtool) {
   Start();
   constexpr int kGrpcOk = 7, kHttpOk = 5, kHttpNotFound = 3, kGrpcInvalid = 2;
@@ -275,13 +316,42 @@ TEST_F(HttpApiTest, MetricsCountExactlyTheCallsMadeAndPassPromtool) {
   // promtool (Debian's prometheus package) checks format and naming.
   const std::string file = ::testing::TempDir() + "/metrics.txt";
   std::ofstream(file) << text;
-  FILE* promtool = popen(("promtool check metrics < " + file + " 2>&1").c_str(), "r");
-  ASSERT_NE(promtool, nullptr);
-  std::string output;
-  char buffer[512];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), promtool)) output.append(buffer, n);
-  EXPECT_EQ(pclose(promtool), 0) << output;
+  int exit_code = 0;
+  const std::string output = RunShell("promtool check metrics < " + file, &exit_code);
+  EXPECT_EQ(exit_code, 0) << output;
   EXPECT_EQ(output, "") << "promtool warned";
+}
+
+TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
+  Start();
+  const HttpReply reply = HttpCall(port_, "GET", "/openapi.json");
+  ASSERT_EQ(reply.status, 200);
+  const nlohmann::json document = nlohmann::json::parse(reply.body);
+  int operations = 0;
+  for (const auto& [pattern, methods] : document["paths"].items()) {
+    std::string path = std::regex_replace(pattern, std::regex(R"(\{model\})"), "species");
+    path = std::regex_replace(path, std::regex(R"(\{version\})"), "1");
+    for (const auto& [method, operation] : methods.items()) {
+      std::string upper = method;
+      for (char& c : upper) c = static_cast<char>(std::toupper(c));
+      const std::string body = operation.contains("requestBody")
+                                   ? R"({"features": [4, 0, 1], "rows": 1})"
+                                   : "";
+      const HttpReply answer = HttpCall(port_, upper, path, body);
+      EXPECT_EQ(answer.status, 200) << upper << " " << path << ": " << answer.body;
+      ++operations;
+    }
+  }
+  EXPECT_EQ(operations, static_cast<int>(RestApi::Routes().size()));
+  // A standard OpenAPI validator from npm (tests/web) agrees.
+  const std::string file = ::testing::TempDir() + "/openapi.json";
+  std::ofstream(file) << reply.body;
+  int exit_code = 0;
+  const std::string output = RunShell(absl::StrCat("node ", SEQSERVE_TEST_DATA_DIR,
+                                                   "/../web/validate-openapi.js ", file),
+                                      &exit_code);
+  EXPECT_EQ(exit_code, 0) << output;
+  EXPECT_THAT(output, HasSubstr("valid: seqserve"));
 }
 
 TEST_F(HttpApiTest, SlowClientsHoldNoThreadAndAreClosedWhenIdle) {

@@ -246,6 +246,10 @@ TEST_F(SecurityTest, TokensGuardEveryServiceButHealth) {
   EXPECT_THAT(Curl(trust + header, "/v1/models"), HasSubstr("\"name\":\"species\""));
   EXPECT_THAT(Curl(trust, "/metrics"), HasSubstr("\n401"));
   EXPECT_THAT(Curl(trust + header, "/metrics"), HasSubstr("seqserve_requests_total"));
+  EXPECT_THAT(Curl(trust, "/openapi.json"), HasSubstr("\n401"));
+  EXPECT_THAT(Curl(trust + header, "/openapi.json"), HasSubstr("\"openapi\""));
+  // The console page itself holds no data; it asks for the token.
+  EXPECT_THAT(Curl(trust, "/"), HasSubstr("\n200"));
   EXPECT_THAT(Curl(trust, "/healthz"), HasSubstr("\n200"));
   EXPECT_THAT(Curl(trust, "/readyz"), HasSubstr("\n200"));
   EXPECT_THAT(Curl(trust + " -d '{\"features\":[4,0,1],\"rows\":1}'",

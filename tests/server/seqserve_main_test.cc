@@ -1,11 +1,21 @@
-// The seqserve binary's start-up checks: every bad flag and a missing
-// repository end the process at once with a message naming the problem.
+// The seqserve binary's start-up checks: every bad flag, a missing
+// repository, a busy HTTP port and an access log it cannot write end the
+// process at once with a message naming the problem. And what only the
+// process does: SIGHUP reopens the access log after rotation.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "tests/support/http_client.h"
 #include "tests/support/server_process.h"
 
 namespace seqserve {
@@ -32,6 +42,11 @@ TEST(SeqserveFlags, EveryBadValueIsNamedAndEndsTheStart) {
       {"--max_batch_rows=0", "--max_batch_rows=0 is out of range: allowed 1"},
       {"--max_request_memory_bytes=5", "--max_request_memory_bytes=5 is out of range"},
       {"--host=", "--host must not be empty"},
+      {"--http_port=-2", "--http_port=-2 is out of range: allowed -1 to 65535"},
+      {"--http_threads=0", "--http_threads=0 is out of range: allowed 1 to 64"},
+      {"--http_idle_timeout_seconds=0", "--http_idle_timeout_seconds=0 is out of range"},
+      {"--http_max_connections_per_client=0",
+       "--http_max_connections_per_client=0 is out of range"},
   };
   for (const auto& c : cases) {
     const auto result = RunSeqserve(c.flag);
@@ -45,6 +60,74 @@ TEST(SeqserveFlags, AMissingRepositoryEndsTheStart) {
       SEQSERVE_PATH, " --port=0 --model_repository=/nonexistent/models 2>&1"));
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_THAT(result.output, HasSubstr("/nonexistent/models cannot be read"));
+}
+
+TEST(SeqserveFlags, ABusyHttpPortEndsTheStart) {
+  // Hold a port with a listening socket of our own.
+  const int holder = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(holder, 1), 0);
+  socklen_t length = sizeof(address);
+  getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+  const auto result =
+      RunSeqserve(absl::StrCat("--port=0 --host=127.0.0.1 --http_port=", port));
+  close(holder);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr(absl::StrCat("cannot listen for HTTP on 127.0.0.1:",
+                                                    port)));
+}
+
+TEST(SeqserveFlags, AnAccessLogItCannotWriteEndsTheStart) {
+  const auto result = RunSeqserve("--port=0 --http_port=-1 --access_log=/nonexistent/a.log");
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("cannot open the access log /nonexistent/a.log"));
+}
+
+TEST(SeqserveProcess, HttpPortMinusOneMeansNone) {
+  testing::ServerProcess server(SEQSERVE_PATH, {absl::StrCat("--model_repository=",
+                                                             SEQSERVE_MODELS_DIR),
+                                                "--http_port=-1"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  EXPECT_EQ(server.http_port(), 0);
+  EXPECT_THAT(server.output(), HasSubstr("no HTTP port"));
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+int CountLines(const std::string& path) {
+  std::ifstream file(path);
+  int lines = 0;
+  for (std::string line; std::getline(file, line);) ++lines;
+  return lines;
+}
+
+TEST(SeqserveProcess, SighupStartsANewAccessLogAfterRotation) {
+  const std::string log = ::testing::TempDir() + "/seqserve-access.log";
+  std::remove(log.c_str());
+  std::remove((log + ".1").c_str());
+  testing::ServerProcess server(
+      SEQSERVE_PATH,
+      {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR), "--access_log=" + log});
+  ASSERT_TRUE(server.ready()) << server.output();
+  ASSERT_GT(server.http_port(), 0);
+  auto call = [&] {
+    return testing::HttpCall(server.http_port(), "GET", "/v1/models/species").status;
+  };
+  ASSERT_EQ(call(), 200);
+  // As logrotate does: move the file away, then signal.
+  ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);
+  ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
+  // The reopen happens on the writer's next wake-up; calls keep coming.
+  for (int attempt = 0; attempt < 200 && CountLines(log) == 0; ++attempt) {
+    ASSERT_EQ(call(), 200);
+    usleep(20000);
+  }
+  EXPECT_GE(CountLines(log), 1) << "no new file after SIGHUP";
+  EXPECT_GE(CountLines(log + ".1"), 1);
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
 }
 
 }  // namespace

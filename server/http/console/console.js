@@ -1,0 +1,249 @@
+// seqserve's console: reads the REST API, /openapi.json and /metrics of the
+// server that serves it. Every text from the server goes into the page
+// through textContent (never as HTML), so a label like "<script>" shows
+// as text. The token the user types stays in this page's memory.
+"use strict";
+
+const state = { token: "", outputModes: [], model: null, lastMetrics: null };
+
+function el(tag, text, attributes) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = String(text);
+  for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, value);
+  return node;
+}
+
+function svg(tag, attributes, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = String(text);
+  return node;
+}
+
+async function api(path, options) {
+  const headers = Object.assign({}, (options || {}).headers);
+  if (state.token) headers["Authorization"] = "Bearer " + state.token;
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  const text = await response.text();
+  let body = null;
+  try { body = JSON.parse(text); } catch (e) { body = text; }
+  if (!response.ok) {
+    const message = body && body.message ? body.code + ": " + body.message : String(text);
+    throw new Error(message);
+  }
+  return body;
+}
+
+function showError(error) {
+  const box = document.getElementById("error");
+  box.textContent = error ? String(error.message || error) : "";
+  box.hidden = !error;
+}
+
+async function loadHeader() {
+  const document_ = await api("/openapi.json");
+  document.getElementById("version").textContent = "version " + document_.info.version;
+  const request = document_.components.schemas["seqserve.v1.ClassifyRequest"];
+  state.outputModes = request.properties.output.enum;
+}
+
+async function refreshHealth() {
+  const badge = document.getElementById("health");
+  try {
+    await api("/readyz");
+    badge.textContent = "ready";
+    badge.className = "badge ready";
+  } catch (e) {
+    badge.textContent = "not ready";
+    badge.className = "badge not-ready";
+  }
+}
+
+async function loadModels() {
+  const list = await api("/v1/models");
+  const body = document.querySelector("#models tbody");
+  body.replaceChildren();
+  for (const model of list.models || []) {
+    const row = el("tr", undefined, { "data-model": model.name });
+    row.appendChild(el("td", model.name));
+    const versions = (model.versions || [])
+      .map((v) => v.version + " " + v.state.replace("MODEL_STATE_", "").toLowerCase())
+      .join(", ");
+    row.appendChild(el("td", versions + (model.error ? " (" + model.error + ")" : "")));
+    row.addEventListener("click", () => selectModel(model.name).catch(showError));
+    body.appendChild(row);
+  }
+}
+
+async function selectModel(name) {
+  showError(null);
+  const metadata = await api("/v1/models/" + encodeURIComponent(name));
+  state.model = metadata;
+  for (const row of document.querySelectorAll("#models tbody tr")) {
+    row.classList.toggle("selected", row.getAttribute("data-model") === name);
+  }
+  document.getElementById("model-section").hidden = false;
+  document.getElementById("result").hidden = true;
+  document.getElementById("model-title").textContent = metadata.model + " version " + metadata.version;
+  document.getElementById("model-description").textContent = metadata.description || "";
+  const facts = document.getElementById("model-facts");
+  facts.replaceChildren();
+  const add = (term, value) => { facts.appendChild(el("dt", term)); facts.appendChild(el("dd", value)); };
+  add("input width", metadata.input_width);
+  add("output width", metadata.output_width);
+  add("labels", (metadata.labels || []).join(", ") || "(none)");
+  add("default output", metadata.default_output);
+  add("parameters", metadata.parameter_count);
+  const layers = document.getElementById("model-layers");
+  layers.replaceChildren();
+  for (const layer of metadata.layers || []) layers.appendChild(el("li", layer));
+
+  const fields = document.getElementById("feature-fields");
+  fields.replaceChildren();
+  for (let i = 0; i < metadata.input_width; ++i) {
+    const label = el("label", "feature " + i + " ");
+    const input = el("input", undefined, { type: "number", step: "any", value: "0",
+                                           name: "feature" + i, required: "" });
+    label.appendChild(input);
+    fields.appendChild(label);
+  }
+  const select = document.getElementById("output-mode");
+  select.replaceChildren();
+  for (const mode of state.outputModes) {
+    const multiOnly = mode === "OUTPUT_MODE_SOFTMAX" || mode === "OUTPUT_MODE_LOG_SOFTMAX";
+    if (multiOnly && metadata.output_width < 2) continue;
+    select.appendChild(el("option", mode, { value: mode }));
+  }
+}
+
+function shellQuote(text) {
+  return "'" + String(text).replace(/'/g, "'\\''") + "'";
+}
+
+function drawScores(labels, scores) {
+  const chart = document.getElementById("scores-chart");
+  chart.replaceChildren();
+  const rowHeight = 22, labelWidth = 220, barWidth = 320;
+  chart.setAttribute("width", labelWidth + barWidth + 120);
+  chart.setAttribute("height", rowHeight * scores.length + 4);
+  const low = Math.min(0, ...scores), high = Math.max(0, ...scores);
+  const span = high - low || 1;
+  scores.forEach((score, i) => {
+    const y = i * rowHeight + 2;
+    const start = labelWidth + ((Math.min(score, 0) - low) / span) * barWidth;
+    const width = (Math.abs(score) / span) * barWidth;
+    chart.appendChild(svg("text", { x: 0, y: y + 15, class: "score-label" }, labels[i]));
+    chart.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
+    chart.appendChild(svg("text", { x: labelWidth + barWidth + 6, y: y + 15, class: "score-value" }, String(score)));
+  });
+}
+
+async function classify(event) {
+  event.preventDefault();
+  showError(null);
+  state.token = document.getElementById("token").value;
+  const metadata = state.model;
+  const features = Array.from(document.querySelectorAll("#feature-fields input"))
+    .map((input) => Number(input.value));
+  const output = document.getElementById("output-mode").value;
+  const topK = Math.min(3, metadata.output_width);
+  const request = { features, rows: 1, output };
+  if (metadata.output_width > 1) request.top_k = topK;
+  const path = "/v1/models/" + encodeURIComponent(metadata.model) + "/versions/" +
+               metadata.version + ":classify";
+  try {
+    const answer = await api(path, { method: "POST", body: JSON.stringify(request),
+                                     headers: { "Content-Type": "application/json" } });
+    const result = answer.results[0];
+    document.getElementById("result").hidden = false;
+    document.getElementById("predicted").textContent = result.predicted_label;
+    document.getElementById("output-used").textContent = "(" + answer.output + ")";
+    const labels = metadata.labels && metadata.labels.length === result.scores.length
+      ? metadata.labels : result.scores.map((_, i) => "output " + i);
+    drawScores(labels, result.scores);
+    const top = document.getElementById("top-k");
+    top.replaceChildren();
+    for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
+    const auth = state.token ? " -H \"Authorization: Bearer $SEQSERVE_TOKEN\"" : "";
+    document.getElementById("curl-command").textContent =
+      "curl -s -X POST " + location.origin + path + " -H 'Content-Type: application/json'" + auth +
+      " -d " + shellQuote(JSON.stringify(request));
+    const mode = output.replace("OUTPUT_MODE_", "").toLowerCase();
+    document.getElementById("seqclient-command").textContent =
+      "seqclient classify --target " + location.hostname + ":8500 --model " + shellQuote(metadata.model) +
+      " --version " + metadata.version + (mode === "default" ? "" : " --output " + mode) +
+      (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",") +
+      "   # gRPC port 8500 unless --port says otherwise";
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// {model: {calls, errors, buckets: [[le, count]]}} from the metrics text.
+function parseMetrics(text) {
+  const byModel = {};
+  const labelPattern = /(\w+)="((?:[^"\\]|\\.)*)"/g;
+  for (const line of text.split("\n")) {
+    const match = /^(seqserve_requests_total|seqserve_request_duration_seconds_bucket)\{(.*)\} (\S+)$/.exec(line);
+    if (!match) continue;
+    const labels = {};
+    for (const [, key, value] of match[2].matchAll(labelPattern)) labels[key] = value;
+    if (labels.method !== "Classify") continue;
+    const entry = byModel[labels.model] || (byModel[labels.model] = { calls: 0, errors: 0, buckets: {} });
+    const value = Number(match[3]);
+    if (match[1] === "seqserve_requests_total") {
+      entry.calls += value;
+      if (labels.code !== "OK") entry.errors += value;
+    } else {
+      entry.buckets[labels.le] = (entry.buckets[labels.le] || 0) + value;
+    }
+  }
+  return byModel;
+}
+
+function p99(before, after) {
+  const bounds = Object.keys(after.buckets).sort((a, b) => Number(a) - Number(b));
+  const delta = bounds.map((le) => [le, after.buckets[le] - ((before && before.buckets[le]) || 0)]);
+  const total = delta.length ? delta[delta.length - 1][1] : 0;
+  if (total <= 0) return "-";
+  for (const [le, count] of delta) {
+    if (count >= 0.99 * total) return le === "+Inf" ? "> 10 s" : "≤ " + (Number(le) * 1000) + " ms";
+  }
+  return "-";
+}
+
+async function refreshLive() {
+  let text;
+  try { text = await api("/metrics"); } catch (e) { return; }
+  const now = { at: performance.now(), models: parseMetrics(String(text)) };
+  const body = document.querySelector("#live tbody");
+  body.replaceChildren();
+  const before = state.lastMetrics;
+  for (const [model, entry] of Object.entries(now.models)) {
+    const previous = before && before.models[model];
+    const seconds = before ? (now.at - before.at) / 1000 : 0;
+    const rate = (field) => (previous && seconds > 0
+      ? ((entry[field] - previous[field]) / seconds).toFixed(1) : "-");
+    const row = el("tr");
+    row.appendChild(el("td", model));
+    row.appendChild(el("td", rate("calls")));
+    row.appendChild(el("td", rate("errors")));
+    row.appendChild(el("td", previous ? p99(previous, entry) : "-"));
+    body.appendChild(row);
+  }
+  state.lastMetrics = now;
+}
+
+async function start() {
+  document.getElementById("classify-form").addEventListener("submit", classify);
+  try {
+    await loadHeader();
+    await Promise.all([refreshHealth(), loadModels()]);
+  } catch (error) {
+    showError(error);
+  }
+  refreshLive();
+  setInterval(() => { refreshHealth(); refreshLive(); }, 2000);
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,42 @@
+// The web console in a real browser: Debian's chromium, driven by
+// tests/web/console-check.js (puppeteer-core), against the seqserve binary
+// on a repository with the species sample and a model whose labels are
+// HTML. Skipped, with the reason, only when chromium cannot start here.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/support/server_process.h"
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(WebConsole, WorksInChromiumAndShowsHostileLabelsAsText) {
+  testing::TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.WriteReferenceConfig("species", "species");
+  repository.AddReferenceVersion("hostile", 1, "species");
+  repository.WriteFile("hostile/config.textproto",
+                       "labels: ['<script>window.pwned=1</script>', "
+                       "'<img src=x onerror=window.pwned=2>', 'plain']\n");
+  testing::ServerProcess server(SEQSERVE_PATH,
+                                {"--model_repository=" + repository.root(), "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  ASSERT_GT(server.http_port(), 0);
+  const std::string screenshot = ::testing::TempDir() + "/seqserve-console.png";
+  const auto result = testing::RunCommand(absl::StrCat(
+      "node ", SEQSERVE_SOURCE_DIR, "/tests/web/console-check.js http://127.0.0.1:",
+      server.http_port(), " ", screenshot, " 2>&1"));
+  if (result.exit_code == 77) GTEST_SKIP() << result.output;
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("ok   OUTPUT_MODE_SIGMOID: chart scores"));
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+}  // namespace
+}  // namespace seqserve

@@ -1,0 +1,138 @@
+// Drives seqserve's web console in Debian's chromium (puppeteer-core, no
+// browser download) against a live server whose repository holds the
+// species sample and a model named "hostile" whose labels are HTML:
+//   node console-check.js http://127.0.0.1:8501 screenshot.png
+// Prints what it checked; exit 0 when every check passed, 1 when one
+// failed, 77 when chromium cannot start here.
+const puppeteer = require("puppeteer-core");
+
+const [base, screenshot] = process.argv.slice(2);
+const failures = [];
+function check(ok, what) {
+  console.log((ok ? "ok   " : "FAIL ") + what);
+  if (!ok) failures.push(what);
+}
+
+async function restScores(page, model, output) {
+  return page.evaluate(async (model, output) => {
+    const response = await fetch(`/v1/models/${model}:classify`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ features: [4, 0, 1], rows: 1, output }) });
+    const answer = await response.json();
+    return answer.results[0].scores.map(String);
+  }, model, output);
+}
+
+async function classifyInPage(page, output) {
+  await page.select("#output-mode", output);
+  await page.evaluate(() => { document.getElementById("predicted").textContent = ""; });
+  await page.click("#classify-button");
+  await page.waitForFunction(() => document.getElementById("predicted").textContent !== "" ||
+                                   !document.getElementById("error").hidden);
+  return page.evaluate(() => ({
+    predicted: document.getElementById("predicted").textContent,
+    scores: Array.from(document.querySelectorAll("#scores-chart .score-value"))
+      .map((node) => node.textContent),
+    labels: Array.from(document.querySelectorAll("#scores-chart .score-label"))
+      .map((node) => node.textContent),
+    error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
+  }));
+}
+
+async function chooseModel(page, name, width) {
+  await page.click(`#models tbody tr[data-model="${name}"]`);
+  await page.waitForFunction((width) =>
+    document.querySelectorAll("#feature-fields input").length === width, {}, width);
+}
+
+(async () => {
+  let browser;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    });
+  } catch (error) {
+    console.log(`chromium cannot start here: ${error.message}`);
+    process.exit(77);
+  }
+  try {
+    const page = await browser.newPage();
+    const problems = [];
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+    });
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("requestfailed", (request) =>
+      problems.push(`request failed: ${request.url()} ${request.failure().errorText}`));
+    page.on("response", (response) => {
+      if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url()}`);
+    });
+
+    await page.goto(base + "/", { waitUntil: "networkidle0" });
+    await page.waitForSelector("#models tbody tr");
+    const models = await page.$$eval("#models tbody tr", (rows) =>
+      rows.map((row) => row.getAttribute("data-model")));
+    check(JSON.stringify(models) === JSON.stringify(["hostile", "species"]),
+          `models listed: ${models}`);
+    const version = await page.$eval("#version", (node) => node.textContent);
+    check(/^version \d/.test(version), `server version shown: ${version}`);
+    const health = await page.$eval("#health", (node) => node.textContent);
+    check(health === "ready", `health shown: ${health}`);
+
+    await chooseModel(page, "species", 3);
+    const facts = await page.$eval("#model-facts", (node) => node.textContent);
+    check(facts.includes("bird, mammal, reptile"), "species labels shown");
+    const layers = await page.$$eval("#model-layers li", (items) => items.map((i) => i.textContent));
+    check(layers[0] === "Linear(3, 16)", `layers shown as PyTorch prints them: ${layers}`);
+    const inputs = await page.$$("#feature-fields input");
+    for (const [input, value] of [[inputs[0], "4"], [inputs[1], "0"], [inputs[2], "1"]]) {
+      await input.click({ clickCount: 3 });
+      await input.type(value);
+    }
+    for (const output of ["OUTPUT_MODE_DEFAULT", "OUTPUT_MODE_LOGITS", "OUTPUT_MODE_SIGMOID"]) {
+      const shown = await classifyInPage(page, output);
+      const rest = await restScores(page, "species", output);
+      check(shown.error === "", `${output}: no error ${shown.error}`);
+      check(shown.predicted === "mammal", `${output}: predicted ${shown.predicted}`);
+      check(JSON.stringify(shown.scores) === JSON.stringify(rest),
+            `${output}: chart scores ${shown.scores} equal REST ${rest}`);
+    }
+    const curl = await page.$eval("#curl-command", (node) => node.textContent);
+    check(curl.includes("/v1/models/species/versions/1:classify") &&
+          curl.includes('"features":[4,0,1]'), `curl command: ${curl}`);
+    const seqclient = await page.$eval("#seqclient-command", (node) => node.textContent);
+    check(seqclient.includes("seqclient classify") && seqclient.includes("4,0,1"),
+          `seqclient command: ${seqclient}`);
+
+    await chooseModel(page, "hostile", 3);
+    const hostileFacts = await page.$eval("#model-facts", (node) => node.textContent);
+    check(hostileFacts.includes("<script>window.pwned=1</script>") &&
+          hostileFacts.includes("<img src=x onerror=window.pwned=2>"),
+          "hostile labels shown as text");
+    const shown = await classifyInPage(page, "OUTPUT_MODE_DEFAULT");
+    check(shown.labels.includes("<script>window.pwned=1</script>"),
+          `hostile labels drawn as text in the chart: ${shown.labels}`);
+    const injected = await page.evaluate(() => ({
+      pwned: window.pwned === undefined ? "no" : String(window.pwned),
+      elements: document.querySelectorAll("main script, main img").length,
+    }));
+    check(injected.pwned === "no" && injected.elements === 0,
+          `nothing from a label ran or became an element: ${JSON.stringify(injected)}`);
+
+    // The live panel reads /metrics: the calls above appear under their model.
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll("#live tbody td")).some((td) => td.textContent === "species"),
+      { timeout: 10000 });
+    check(true, "live panel lists species");
+
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    check(problems.length === 0, `no console errors or failed requests: ${problems.join("; ")}`);
+  } catch (error) {
+    check(false, `unexpected: ${error.stack || error}`);
+  } finally {
+    await browser.close();
+  }
+  process.exit(failures.length === 0 ? 0 : 1);
+})();
