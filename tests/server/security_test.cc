@@ -365,6 +365,39 @@ TEST_F(SecurityTest, AReplacedCertificateReachesNewConnectionsWhileOldOnesKeepWo
   EXPECT_EQ(failures.load(), 0) << "of " << calls.load() << " calls on the old connection";
 }
 
+TEST_F(SecurityTest, AnHttpsCallInFlightFinishesOnTheListenerThatARotationReplaced) {
+  const PemFiles served{certs_.Path("http-served.pem"), certs_.Path("http-served.key")};
+  testing::ReplaceFile(served.cert, testing::ReadWholeFile(server_cert_.cert));
+  testing::ReplaceFile(served.key, testing::ReadWholeFile(server_cert_.key));
+  const PemFiles next = certs_.MakeLeaf("http-next", other_ca_);
+  ModelServer::Options options;
+  options.inference.threads = 1;
+  const TlsFiles tls{served.cert, served.key, "", absl::Seconds(1)};
+  Start(options, &tls);
+  auto species = server_->models().Find("species", 0);
+  ASSERT_TRUE(species.ok());
+  // The only inference slot is held: the call waits, its connection open.
+  auto held = std::make_unique<testing::HeldSlot>(server_->runner(), *species);
+  std::string in_flight;
+  std::thread call([&] {
+    in_flight = Curl("--cacert " + ca_.cert + " -d '{\"features\":[4,0,1],\"rows\":1}'",
+                     "/v1/models/species:classify");
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  testing::ReplaceFile(served.key, testing::ReadWholeFile(next.key));
+  testing::ReplaceFile(served.cert, testing::ReadWholeFile(next.cert));
+  std::string fresh;
+  for (int i = 0; i < 40 && !absl::StrContains(fresh, "\n200"); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    fresh = Curl("--cacert " + other_ca_.cert, "/healthz");
+  }
+  EXPECT_THAT(fresh, HasSubstr("ok\n\n200"));
+  held->Release();
+  call.join();
+  EXPECT_THAT(in_flight, HasSubstr("\"predicted_label\":\"mammal\""));
+  EXPECT_THAT(in_flight, HasSubstr("\n200"));
+}
+
 TEST_F(SecurityTest, ConnectionsOlderThanTheirMaximumAgeAreReplacedWithoutFailedCalls) {
   RecordingAuthenticator recorder;
   ModelServer::Options options;
