@@ -150,7 +150,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
     text << in.rdbuf();
     if (!in || text.str().empty()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("cannot read ", file.what, " ", *file.path));
+          absl::StrCat("cannot read ", file.what, " ", *file.path, " (or it is empty)"));
     }
     *file.contents = text.str();
   }
