@@ -1,5 +1,6 @@
 // seqclient: query a seqserve server from a terminal or a script.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <random>
@@ -23,6 +24,16 @@ ABSL_FLAG(std::string, target, "localhost:8500",
           "Server: host:port, several separated by commas, or a gRPC target "
           "such as dns:///seqserve-headless:8500");
 ABSL_FLAG(int, deadline_ms, 10000, "Deadline of each call");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "TLS: PEM CAs that sign the server's certificate (any --tls_* flag turns TLS on; "
+          "without this one the system's roots are trusted)");
+ABSL_FLAG(std::string, tls_cert_file, "", "TLS: client certificate (PEM) for mutual TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "TLS: private key (PEM) of --tls_cert_file");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "TLS: the name to check in the server's certificate (default: the target's host)");
+ABSL_FLAG(std::string, token, "",
+          "Bearer token sent with every call; default: $SEQSERVE_TOKEN, which keeps it "
+          "out of shell history and process lists");
 ABSL_FLAG(std::string, model, "", "classify, bench: model name");
 ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
 ABSL_FLAG(std::string, output, "default",
@@ -53,7 +64,9 @@ constexpr char kUsage[] =
     "  seqclient metadata MODEL\n"
     "  seqclient health                                 (exit 0 when SERVING)\n"
     "  seqclient bench --model species --concurrency 1,2,4 --duration_seconds 5\n"
-    "Common flags: --target host:port --deadline_ms N";
+    "Common flags: --target host:port --deadline_ms N\n"
+    "  TLS: --tls_ca_file ca.pem [--tls_cert_file c.pem --tls_key_file c.key]\n"
+    "  [--tls_server_name NAME]; token: SEQSERVE_TOKEN=... or --token";
 
 int Fail(const std::string& message) {
   std::cerr << "seqclient: " << message << "\n";
@@ -259,6 +272,15 @@ int Main(int argc, char** argv) {
   const std::vector<std::string> args(positional.begin() + 2, positional.end());
   ClientOptions options;
   options.deadline = absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options.bearer_token = absl::GetFlag(FLAGS_token);
+  if (const char* token = std::getenv("SEQSERVE_TOKEN");
+      options.bearer_token.empty() && token != nullptr) {
+    options.bearer_token = token;
+  }
   auto client = Client::Create(absl::GetFlag(FLAGS_target), options);
   if (!client.ok()) return Fail(std::string(client.status().message()));
   if (command == "classify") return Classify(**client, args);

@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <optional>
 
 #include "absl/strings/match.h"
@@ -130,6 +132,35 @@ absl::StatusOr<std::string> ResolveTarget(const std::string& target) {
   return absl::StrCat(*ipv6 ? "ipv6:" : "ipv4:", absl::StrJoin(addresses, ","));
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
+    const ClientOptions& options) {
+  grpc::SslCredentialsOptions ssl;
+  struct File {
+    const std::string* path;
+    std::string* contents;
+    const char* what;
+  };
+  for (const File& file : {File{&options.tls_ca_file, &ssl.pem_root_certs, "TLS CA file"},
+                           File{&options.tls_cert_file, &ssl.pem_cert_chain,
+                                "TLS certificate file"},
+                           File{&options.tls_key_file, &ssl.pem_private_key, "TLS key file"}}) {
+    if (file.path->empty()) continue;
+    std::ifstream in(*file.path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in || text.str().empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read ", file.what, " ", *file.path, " (or it is empty)"));
+    }
+    *file.contents = text.str();
+  }
+  if (ssl.pem_cert_chain.empty() != ssl.pem_private_key.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs its key: give both TLS certificate and key files");
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,
                                                        const ClientOptions& options) {
   auto resolved = ResolveTarget(target);
@@ -138,8 +169,18 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
   arguments.SetServiceConfigJSON(ServiceConfig(options));
   arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
   arguments.SetMaxSendMessageSize(options.max_message_bytes);
-  auto credentials =
-      options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  if (!options.tls_server_name.empty()) {
+    arguments.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = options.credentials;
+  const bool tls_files = !options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+                         !options.tls_key_file.empty() || !options.tls_server_name.empty();
+  if (credentials == nullptr && tls_files) {
+    auto tls = TlsChannelCredentials(options);
+    if (!tls.ok()) return tls.status();
+    credentials = std::move(*tls);
+  }
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   auto channel = grpc::CreateCustomChannel(*resolved, credentials, arguments);
   return std::unique_ptr<Client>(new Client(std::move(channel), options));
 }
@@ -147,8 +188,16 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
 Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
     : channel_(std::move(channel)),
       options_(options),
+      authorization_(absl::StrCat("Bearer ", options.bearer_token)),
       classifier_(v1::Classifier::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+void Client::PrepareContext(grpc::ClientContext* context) const {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  if (!options_.bearer_token.empty()) {
+    context->AddMetadata("authorization", authorization_);
+  }
+}
 
 Classification Client::ToClassification(const v1::ClassifyResponse& response) {
   Classification result;
@@ -180,7 +229,7 @@ absl::StatusOr<Classification> Client::Classify(const std::string& model,
   request.set_top_k(options.top_k);
   request.set_threshold(options.threshold);
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  PrepareContext(&context);
   v1::ClassifyResponse response;
   grpc::Status status = classifier_->Classify(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
@@ -193,7 +242,7 @@ absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
   request.set_model(model);
   request.set_version(version);
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  PrepareContext(&context);
   v1::GetModelMetadataResponse response;
   grpc::Status status = classifier_->GetModelMetadata(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
@@ -214,7 +263,7 @@ absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
 
 absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  PrepareContext(&context);
   v1::ListModelsResponse response;
   grpc::Status status =
       classifier_->ListModels(&context, v1::ListModelsRequest(), &response);
@@ -229,7 +278,7 @@ absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::Health(
     const std::string& service) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  PrepareContext(&context);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
@@ -268,7 +317,7 @@ void Client::ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done
   auto* call = new Call;
   call->request = request;
   call->done = std::move(done);
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  PrepareContext(&call->context);
   AsyncCallStarted();
   classifier_->async()->Classify(
       &call->context, &call->request, &call->response,
@@ -292,7 +341,7 @@ void Client::HealthAsync(HealthDone done) {
   };
   auto* call = new Call;
   call->done = std::move(done);
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  PrepareContext(&call->context);
   AsyncCallStarted();
   health_->async()->Check(&call->context, &call->request, &call->response,
                           [this, call](grpc::Status status) {

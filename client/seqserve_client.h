@@ -27,9 +27,19 @@ namespace seqserve {
 struct ClientOptions {
   // Deadline of each call unless the call gives its own.
   absl::Duration deadline = absl::Seconds(10);
-  // Channel credentials; null means plaintext. Pass
-  // grpc::SslCredentials(...) for TLS.
+  // Channel credentials; null means the TLS fields below decide. Takes
+  // precedence over them.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // TLS, when any of these is set (else plaintext): the PEM CAs that sign
+  // the server's certificate (empty: the system's roots), a client
+  // certificate and key for mutual TLS, and the name to check in the
+  // server's certificate (empty: the target's host).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
+  // Sent as "authorization: Bearer <token>" with every call; empty: none.
+  std::string bearer_token;
   // Attempts per call when the server answers UNAVAILABLE (gRPC's retry
   // policy in the service config); 1 turns retries off.
   int max_attempts = 3;
@@ -145,6 +155,8 @@ class Client {
  private:
   Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
 
+  // Deadline and token of one call.
+  void PrepareContext(grpc::ClientContext* context) const;
   // Bracket each asynchronous call; the end comes before its `done` runs.
   void AsyncCallStarted();
   void AsyncCallFinished();
@@ -153,9 +165,15 @@ class Client {
   int async_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
+  const std::string authorization_;  // "Bearer <token>"
   std::unique_ptr<v1::Classifier::Stub> classifier_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
+
+// SSL channel credentials from the TLS files of `options`;
+// FAILED_PRECONDITION naming a file that cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsChannelCredentials(
+    const ClientOptions& options);
 
 // The target string gRPC is given for a Client target (see Client::Create).
 absl::StatusOr<std::string> ResolveTarget(const std::string& target);

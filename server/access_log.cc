@@ -40,7 +40,8 @@ std::string AccessLog::FormatLine(const CallRecord& call) {
       {"rows", call.rows},
       {"code", absl::StatusCodeToString(call.code)},
       {"duration_seconds", absl::ToDoubleSeconds(call.duration)},
-      {"peer", call.peer}};
+      {"peer", call.peer},
+      {"caller", call.caller}};
   // A model name is client text: invalid UTF-8 is replaced, not fatal.
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

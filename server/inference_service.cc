@@ -55,10 +55,15 @@ absl::Status InferenceService::Authenticate(const CallInfo& call) const {
   return options_.authenticator->Check(call.caller);
 }
 
+absl::Status InferenceService::Admit(const CallInfo& call, CallState* state) const {
+  if (options_.authenticator == nullptr) return absl::OkStatus();
+  return options_.authenticator->Identify(call.caller, &state->record.caller);
+}
+
 void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
                                 v1::ClassifyResponse* response, Done done) {
   auto state = Start(call, request.model(), std::move(done));
-  if (absl::Status status = Authenticate(call); !status.ok()) {
+  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
     return Finish(std::move(state), std::move(status));
   }
   if (call.deadline <= absl::Now()) {
@@ -102,7 +107,7 @@ absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status)
   absl::Status answer;
   auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
   // An unauthenticated caller learns nothing, not even why its bytes failed.
-  if (absl::Status denied = Authenticate(call); !denied.ok()) status = std::move(denied);
+  if (absl::Status denied = Admit(call, state.get()); !denied.ok()) status = std::move(denied);
   Finish(std::move(state), std::move(status));
   return answer;
 }
@@ -112,7 +117,7 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
                                              v1::GetModelMetadataResponse* response) {
   absl::Status answer;
   auto state = Start(call, request.model(), [&answer](absl::Status s) { answer = s; });
-  if (absl::Status status = Authenticate(call); !status.ok()) {
+  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
     Finish(std::move(state), std::move(status));
     return answer;
   }
@@ -151,7 +156,7 @@ absl::Status InferenceService::ListModels(const CallInfo& call,
                                           v1::ListModelsResponse* response) {
   absl::Status answer;
   auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
-  if (absl::Status status = Authenticate(call); !status.ok()) {
+  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
     Finish(std::move(state), std::move(status));
     return answer;
   }

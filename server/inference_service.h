@@ -69,6 +69,10 @@ class InferenceService {
   // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.
   absl::Status ModelReady(const std::string& name, int64_t version) const;
 
+  // The check every call takes first, for endpoints beside the inference
+  // path that need the same rule (metrics).
+  absl::Status Authenticate(const CallInfo& call) const;
+
   // Calls started and not yet finished, over every protocol.
   int calls_in_flight() const { return calls_in_flight_.load(); }
 
@@ -80,7 +84,8 @@ class InferenceService {
   };
   std::unique_ptr<CallState> Start(const CallInfo& call, std::string model, Done done);
   void Finish(std::unique_ptr<CallState> state, absl::Status status);
-  absl::Status Authenticate(const CallInfo& call) const;
+  // Authenticate(), naming the caller in the call's record.
+  absl::Status Admit(const CallInfo& call, CallState* state) const;
 
   const ModelManager* models_;
   InferenceRunner* runner_;

@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
+#include "server/auth/tls_files.h"
+#include "server/auth/token_authenticator.h"
 #include "server/model_server.h"
 #include "spdlog/spdlog.h"
 
@@ -63,6 +65,27 @@ ABSL_FLAG(uint32_t, max_queued_rows, 65536,
 ABSL_FLAG(uint64_t, max_request_memory_bytes, uint64_t{256} << 20,
           "Most activation memory one Classify may need (rows x the model's "
           "widest layer x 4 bytes); beyond it RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate (then its chain) of both ports; with --tls_key_file they "
+          "speak TLS only");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CAs: clients must show a certificate signed by one of them (mutual TLS)");
+ABSL_FLAG(double, tls_refresh_seconds, 60,
+          "How often the TLS files are re-read; new connections get what changed");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer tokens, one per line ('name:token' names it in the access log); "
+          "every call but health then needs 'authorization: Bearer <token>'");
+ABSL_FLAG(double, auth_tokens_refresh_seconds, 10,
+          "How often --auth_tokens_file is checked for a change");
+ABSL_FLAG(uint32_t, max_concurrent_streams, 0,
+          "gRPC: most calls at once on one connection (0: no limit)");
+ABSL_FLAG(double, max_connection_age_seconds, 0,
+          "gRPC: close connections this old (GOAWAY) so clients rebalance (0: never)");
+ABSL_FLAG(double, max_connection_age_grace_seconds, 30,
+          "gRPC: how long calls on a connection closed for its age may still take");
+ABSL_FLAG(double, max_connection_idle_seconds, 0,
+          "gRPC: close connections without calls for this long (0: never)");
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warn, error, critical or off");
 
@@ -93,6 +116,7 @@ class FlagChecker {
   void NotEmpty(const char* flag, const std::string& value) {
     if (value.empty()) errors_.push_back(absl::StrCat("--", flag, " must not be empty"));
   }
+  void Fail(std::string error) { errors_.push_back(std::move(error)); }
   const std::vector<std::string>& errors() const { return errors_; }
 
  private:
@@ -137,6 +161,26 @@ std::vector<std::string> CheckFlags() {
               10'000'000u);
   check.Range("max_queued_rows", absl::GetFlag(FLAGS_max_queued_rows), 1u, 1u << 30);
   check.OneOf("log_level", absl::GetFlag(FLAGS_log_level), kLogLevels);
+  check.Range("tls_refresh_seconds", absl::GetFlag(FLAGS_tls_refresh_seconds), 1.0, kDay);
+  check.Range("auth_tokens_refresh_seconds", absl::GetFlag(FLAGS_auth_tokens_refresh_seconds),
+              0.1, kDay);
+  check.Range("max_concurrent_streams", absl::GetFlag(FLAGS_max_concurrent_streams), 0u,
+              1u << 20);
+  // gRPC takes these in int milliseconds: at most about 24 days.
+  check.Range("max_connection_age_seconds", absl::GetFlag(FLAGS_max_connection_age_seconds),
+              0.0, 20 * kDay);
+  check.Range("max_connection_age_grace_seconds",
+              absl::GetFlag(FLAGS_max_connection_age_grace_seconds), 0.0, 20 * kDay);
+  check.Range("max_connection_idle_seconds", absl::GetFlag(FLAGS_max_connection_idle_seconds),
+              0.0, 20 * kDay);
+  const bool has_cert = !absl::GetFlag(FLAGS_tls_cert_file).empty();
+  const bool has_key = !absl::GetFlag(FLAGS_tls_key_file).empty();
+  if (has_cert != has_key) {
+    check.Fail("--tls_cert_file and --tls_key_file go together: give both or neither");
+  }
+  if (!has_cert && !absl::GetFlag(FLAGS_tls_client_ca_file).empty()) {
+    check.Fail("--tls_client_ca_file needs --tls_cert_file and --tls_key_file");
+  }
   return check.errors();
 }
 
@@ -200,6 +244,49 @@ int Main(int argc, char** argv) {
   options.metrics = absl::GetFlag(FLAGS_metrics);
   options.http_console = absl::GetFlag(FLAGS_http_console);
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  options.max_concurrent_streams = static_cast<int>(absl::GetFlag(FLAGS_max_concurrent_streams));
+  if (const double age = absl::GetFlag(FLAGS_max_connection_age_seconds); age > 0) {
+    options.max_connection_age = absl::Seconds(age);
+    options.max_connection_age_grace =
+        absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_grace_seconds));
+  }
+  if (const double idle = absl::GetFlag(FLAGS_max_connection_idle_seconds); idle > 0) {
+    options.max_connection_idle = absl::Seconds(idle);
+  }
+  // A TLS file or tokens file that cannot be used stops the start, named.
+  if (!absl::GetFlag(FLAGS_tls_cert_file).empty()) {
+    TlsFiles tls;
+    tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+    tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+    tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+    tls.refresh_interval = absl::Seconds(absl::GetFlag(FLAGS_tls_refresh_seconds));
+    auto credentials = GrpcServerCredentials(tls);
+    if (!credentials.ok()) {
+      spdlog::critical("{}", credentials.status().ToString());
+      return 1;
+    }
+    options.credentials = std::move(*credentials);
+    options.http.tls = tls;
+    spdlog::info("TLS on with {}{}", tls.cert_file,
+                 tls.client_ca_file.empty()
+                     ? std::string()
+                     : absl::StrCat("; client certificates required, CAs in ",
+                                    tls.client_ca_file));
+  }
+  std::unique_ptr<TokenAuthenticator> tokens;
+  if (!absl::GetFlag(FLAGS_auth_tokens_file).empty()) {
+    TokenAuthenticator::Options token_options;
+    token_options.tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+    token_options.refresh_interval =
+        absl::Seconds(absl::GetFlag(FLAGS_auth_tokens_refresh_seconds));
+    auto started = TokenAuthenticator::Start(token_options);
+    if (!started.ok()) {
+      spdlog::critical("{}", started.status().ToString());
+      return 1;
+    }
+    tokens = std::move(*started);
+    options.authenticator = tokens.get();
+  }
   auto server = ModelServer::Start(options);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());

@@ -1,9 +1,11 @@
 #include "server/model_server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+
+#include <algorithm>
+#include <climits>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
@@ -69,7 +71,6 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   // gRPC's health service is built on its own C messages: reflection can
   // describe it only once the C++ descriptors are linked in and registered.
   grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.address,
                            o.credentials ? o.credentials : grpc::InsecureServerCredentials(),
@@ -78,8 +79,12 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
       v1::Classifier::service_full_name(), "grpc.health.v1.Health",
       "grpc.reflection.v1alpha.ServerReflection",
-      grpc::reflection::v1::ServerReflection::service_full_name()});
+      grpc::reflection::v1::ServerReflection::service_full_name()},
+      o.authenticator);
   builder.RegisterService(server->reflection_v1_.get());
+  server->reflection_v1alpha_ =
+      std::make_unique<ReflectionV1AlphaService>(server->reflection_v1_.get());
+  builder.RegisterService(server->reflection_v1alpha_.get());
   // A port already in use is an error, not a second server sharing it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
@@ -92,6 +97,23 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   // Clients may ping this often without being told off (GOAWAY).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              10000);
+  if (o.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.max_concurrent_streams);
+  }
+  // gRPC takes these in int milliseconds; INT_MAX is its "never".
+  auto milliseconds = [](absl::Duration d) {
+    return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
+  };
+  if (o.max_connection_age != absl::InfiniteDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               milliseconds(o.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               milliseconds(o.max_connection_age_grace));
+  }
+  if (o.max_connection_idle != absl::InfiniteDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               milliseconds(o.max_connection_idle));
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));

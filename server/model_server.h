@@ -38,8 +38,19 @@ class ModelServer {
   struct Options {
     // host:port to listen on; port 0 picks a free one (see port()).
     std::string address = "0.0.0.0:8500";
-    // Transport security of the gRPC port; null means plaintext.
+    // Transport security of the gRPC port; null means plaintext
+    // (GrpcServerCredentials() in server/auth/tls_files.h makes TLS ones).
     std::shared_ptr<grpc::ServerCredentials> credentials;
+    // Connection limits of the gRPC port. Streams at once per connection
+    // (0: gRPC's default, unlimited).
+    int max_concurrent_streams = 0;
+    // A connection older than this is sent GOAWAY, so clients reconnect and
+    // spread over replicas added since; calls in flight get `grace` more.
+    // Infinite: never.
+    absl::Duration max_connection_age = absl::InfiniteDuration();
+    absl::Duration max_connection_age_grace = absl::InfiniteDuration();
+    // A connection without calls for this long is closed; infinite: never.
+    absl::Duration max_connection_idle = absl::InfiniteDuration();
     std::string model_repository = "models";
     // A model version's files together (graph + external data), by size on
     // disk, checked before reading; a larger version fails to load.
@@ -129,6 +140,7 @@ class ModelServer {
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ClassifierService> service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
+  std::unique_ptr<ReflectionV1AlphaService> reflection_v1alpha_;
   std::unique_ptr<InferenceRunner> runner_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ServingState> state_;

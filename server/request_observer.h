@@ -17,6 +17,9 @@ struct CallRecord {
   std::string protocol;
   std::string method;
   std::string peer;  // as the transport names the caller
+  // The caller's name from the authenticator (a token's name); empty when
+  // unnamed or unauthenticated.
+  std::string caller;
   absl::Time start;
   std::string model;  // as the caller asked; empty for ListModels
   // Whether the repository has a model of that name (a name a caller made

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Classifies a few animals with seqserve from Node.js, through @grpc/grpc-js.
 //   node examples/node/classify.js [host:port] [default|logits|sigmoid|softmax|log_softmax]
+//       [--tls_ca_file ca.pem] [--token TOKEN]
+// The token defaults to $SEQSERVE_TOKEN, which keeps it out of shell history.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -18,7 +21,7 @@ const definition = protoLoader.loadSync('seqserve/v1/classifier.proto', {
 });
 const { Classifier } = grpc.loadPackageDefinition(definition).seqserve.v1;
 
-function classify(client, model, output) {
+function classify(client, model, output, metadata) {
   const request = {
     model,
     features: ANIMALS.flatMap(([, row]) => row),
@@ -27,18 +30,32 @@ function classify(client, model, output) {
   };
   const deadline = new Date(Date.now() + 10000);
   return new Promise((resolve, reject) => {
-    client.Classify(request, { deadline }, (error, response) =>
+    client.Classify(request, metadata, { deadline }, (error, response) =>
       error ? reject(error) : resolve(response));
   });
 }
 
 async function main() {
-  const target = process.argv[2] || 'localhost:8500';
-  const output = process.argv[3] || 'default';
-  const client = new Classifier(target, grpc.credentials.createInsecure());
+  const args = process.argv.slice(2);
+  const option = (name) => {
+    const at = args.indexOf(name);
+    if (at < 0) return undefined;
+    const [, value] = args.splice(at, 2);
+    return value;
+  };
+  const caFile = option('--tls_ca_file');
+  const token = option('--token') || process.env.SEQSERVE_TOKEN || '';
+  const target = args[0] || 'localhost:8500';
+  const output = args[1] || 'default';
+  const credentials = caFile
+    ? grpc.credentials.createSsl(fs.readFileSync(caFile))
+    : grpc.credentials.createInsecure();
+  const client = new Classifier(target, credentials);
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set('authorization', `Bearer ${token}`);
   try {
     for (const model of ['species', 'mammal']) {
-      const response = await classify(client, model, output);
+      const response = await classify(client, model, output, metadata);
       console.log(`${response.model} v${response.version} (${response.output})`);
       response.results.forEach((result, i) => {
         const scores = result.scores.map((s) => s.toFixed(6)).join(' ');

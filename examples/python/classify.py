@@ -4,8 +4,12 @@
 The stubs are generated from proto/ at build time (grpc_python_plugin):
   python3 examples/python/classify.py --target localhost:8500 \
       --stubs build/release/examples/python/stubs [--output log_softmax]
+With TLS and a token (taken from SEQSERVE_TOKEN unless --token is given):
+  SEQSERVE_TOKEN=... python3 examples/python/classify.py --target host:8500 \
+      --tls_ca_file ca.pem --stubs build/release/examples/python/stubs
 """
 import argparse
+import os
 import sys
 
 ANIMALS = [("dog", [4, 0, 1]), ("eagle", [2, 1, 0]), ("snake", [0, 1, 0])]
@@ -18,13 +22,23 @@ def main():
     parser.add_argument("--output", default="default",
                         choices=["default", "logits", "sigmoid", "softmax", "log_softmax"],
                         help="form of the scores (default: each model's own)")
+    parser.add_argument("--tls_ca_file", help="PEM CAs of the server's certificate: use TLS")
+    parser.add_argument("--token", default=os.environ.get("SEQSERVE_TOKEN", ""),
+                        help="bearer token (default: $SEQSERVE_TOKEN)")
     args = parser.parse_args()
     sys.path.insert(0, args.stubs)
 
     import grpc
     from seqserve.v1 import classifier_pb2, classifier_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    if args.tls_ca_file:
+        with open(args.tls_ca_file, "rb") as ca:
+            channel = grpc.secure_channel(args.target,
+                                          grpc.ssl_channel_credentials(root_certificates=ca.read()))
+    else:
+        channel = grpc.insecure_channel(args.target)
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
+    with channel:
         stub = classifier_pb2_grpc.ClassifierStub(channel)
         features = [value for _, row in ANIMALS for value in row]
         for model in ("species", "mammal"):
@@ -34,7 +48,7 @@ def main():
                         model=model, features=features, rows=len(ANIMALS),
                         output=classifier_pb2.OutputMode.Value(
                             "OUTPUT_MODE_" + args.output.upper())),
-                    timeout=10)
+                    timeout=10, metadata=metadata)
             except grpc.RpcError as error:
                 print(f"{model}: {error.code().name}: {error.details()}", file=sys.stderr)
                 return 1

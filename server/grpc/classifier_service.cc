@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/classify.h"
 #include "server/client_text.h"
+#include "server/grpc/grpc_caller.h"
 #include "server/grpc/grpc_status.h"
 #include "spdlog/spdlog.h"
 
@@ -60,12 +61,7 @@ CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
   CallInfo call;
   call.protocol = "grpc";
   call.method = method;
-  call.caller.peer = context->peer();
-  const auto& metadata = context->client_metadata();
-  if (auto it = metadata.find("authorization"); it != metadata.end()) {
-    call.caller.bearer_token =
-        BearerToken(absl::string_view(it->second.data(), it->second.size()));
-  }
+  call.caller = GrpcCaller(*context);
   call.deadline = CallDeadline(*context);
   call.cancelled = [context] { return context->IsCancelled(); };
   return call;

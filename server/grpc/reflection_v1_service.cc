@@ -4,15 +4,19 @@
 #include <google/protobuf/descriptor.pb.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/client_text.h"
+#include "server/grpc/grpc_caller.h"
+#include "server/grpc/grpc_status.h"
 
 namespace seqserve {
 namespace {
 
 namespace v1 = grpc::reflection::v1;
+namespace v1alpha = grpc::reflection::v1alpha;
 using google::protobuf::DescriptorPool;
 using google::protobuf::FileDescriptor;
 
@@ -51,45 +55,70 @@ void SetError(grpc::StatusCode code, std::string message, v1::ServerReflectionRe
 }
 
 // One stream: read a request, write its answer, until the client is done.
-class Reactor final
-    : public grpc::ServerBidiReactor<v1::ServerReflectionRequest, v1::ServerReflectionResponse> {
+// `Request` and `Response` are v1's or v1alpha's messages: the same bytes.
+template <typename Request, typename Response>
+class Reactor final : public grpc::ServerBidiReactor<Request, Response> {
  public:
-  explicit Reactor(const ReflectionV1Service* service) : service_(service) {
-    StartRead(&request_);
+  Reactor(const ReflectionV1Service* service, const absl::Status& admitted)
+      : service_(service) {
+    if (!admitted.ok()) {
+      this->Finish(ToGrpcStatus(admitted));
+      return;
+    }
+    this->StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side
-      Finish(grpc::Status::OK);
+      this->Finish(grpc::Status::OK);
       return;
     }
-    response_ = service_->Answer(request_, &sent_);
-    StartWrite(&response_);
+    if constexpr (std::is_same_v<Request, v1::ServerReflectionRequest>) {
+      response_ = service_->Answer(request_, &sent_);
+    } else {
+      v1::ServerReflectionRequest request;
+      request.ParseFromString(request_.SerializeAsString());
+      response_.ParseFromString(service_->Answer(request, &sent_).SerializeAsString());
+    }
+    this->StartWrite(&response_);
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed"));
+      this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed"));
       return;
     }
-    StartRead(&request_);
+    this->StartRead(&request_);
   }
   void OnDone() override { delete this; }
 
  private:
   const ReflectionV1Service* service_;
-  v1::ServerReflectionRequest request_;
-  v1::ServerReflectionResponse response_;
+  Request request_;
+  Response response_;
   std::vector<std::string> sent_;
 };
 
 }  // namespace
 
-ReflectionV1Service::ReflectionV1Service(std::vector<std::string> services)
-    : services_(std::move(services)) {}
+ReflectionV1Service::ReflectionV1Service(std::vector<std::string> services,
+                                         const Authenticator* authenticator)
+    : services_(std::move(services)), authenticator_(authenticator) {}
+
+absl::Status ReflectionV1Service::CheckCaller(const grpc::CallbackServerContext& context) const {
+  if (authenticator_ == nullptr) return absl::OkStatus();
+  return authenticator_->Check(GrpcCaller(context));
+}
 
 grpc::ServerBidiReactor<v1::ServerReflectionRequest, v1::ServerReflectionResponse>*
-ReflectionV1Service::ServerReflectionInfo(grpc::CallbackServerContext*) {
-  return new Reactor(this);
+ReflectionV1Service::ServerReflectionInfo(grpc::CallbackServerContext* context) {
+  return new Reactor<v1::ServerReflectionRequest, v1::ServerReflectionResponse>(
+      this, CheckCaller(*context));
+}
+
+grpc::ServerBidiReactor<v1alpha::ServerReflectionRequest, v1alpha::ServerReflectionResponse>*
+ReflectionV1AlphaService::ServerReflectionInfo(grpc::CallbackServerContext* context) {
+  return new Reactor<v1alpha::ServerReflectionRequest, v1alpha::ServerReflectionResponse>(
+      v1_, v1_->CheckCaller(*context));
 }
 
 v1::ServerReflectionResponse ReflectionV1Service::Answer(

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -103,6 +105,43 @@ HttpResponse TooLarge(size_t limit) {
   return answer;
 }
 
+// The client certificate's subject when the connection has one that
+// verifies against the listener's client CAs; nullopt otherwise.
+std::optional<std::string> VerifiedClientSubject(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (info == nullptr || info->tls_session == nullptr) return std::nullopt;
+  auto session = static_cast<gnutls_session_t>(info->tls_session);
+  unsigned status = 0;
+  if (gnutls_certificate_verify_peers2(session, &status) != GNUTLS_E_SUCCESS || status != 0) {
+    return std::nullopt;
+  }
+  unsigned count = 0;
+  const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
+  if (chain == nullptr || count == 0) return std::nullopt;
+  gnutls_x509_crt_t cert = nullptr;
+  std::string subject;
+  if (gnutls_x509_crt_init(&cert) == GNUTLS_E_SUCCESS) {
+    gnutls_datum_t dn = {nullptr, 0};
+    if (gnutls_x509_crt_import(cert, &chain[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS &&
+        gnutls_x509_crt_get_dn3(cert, &dn, 0) == GNUTLS_E_SUCCESS) {
+      subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
+      gnutls_free(dn.data);
+    }
+    gnutls_x509_crt_deinit(cert);
+  }
+  return subject;
+}
+
+HttpResponse NoClientCertificate() {
+  HttpResponse answer;
+  answer.status = 401;
+  answer.body = R"({"code":"UNAUTHENTICATED","message":"this server requires a client )"
+                R"(certificate signed by one of its client CAs"})";
+  answer.headers.emplace_back("Connection", "close");
+  return answer;
+}
+
 void LogFromLibrary(void*, const char* format, va_list args) {
   char text[512];
   vsnprintf(text, sizeof(text), format, args);
@@ -194,6 +233,11 @@ struct HttpCallbacks {
     if (!exchange.dispatched) {
       exchange.dispatched = true;
       exchange.request.peer = PeerName(connection);
+      if (server->options_.tls.has_value() && !server->options_.tls->client_ca_file.empty()) {
+        std::optional<std::string> subject = VerifiedClientSubject(connection);
+        if (!subject.has_value()) return Queue(connection, NoClientCertificate());
+        exchange.request.client_certificate_subject = std::move(*subject);
+      }
       MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader,
                                 &exchange.request.headers);
       std::shared_ptr<HttpServer::Exchange> shared = **slot;
@@ -238,6 +282,37 @@ struct HttpCallbacks {
 HttpServer::HttpServer(Options options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {}
 
+MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
+  const Options& o = options_;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
+  if (tls != nullptr) flags |= MHD_USE_TLS;
+  // Options that apply only with TLS; MHD_OPTION_END ends the list early
+  // without it, and with TLS and no client CA after the certificate.
+  MHD_OptionItem tls_options[] = {
+      {tls != nullptr ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0,
+       tls != nullptr ? const_cast<char*>(tls->private_key.c_str()) : nullptr},
+      {MHD_OPTION_HTTPS_MEM_CERT, 0,
+       tls != nullptr ? const_cast<char*>(tls->cert_chain.c_str()) : nullptr},
+      {tls != nullptr && !tls->client_ca.empty() ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+       0, tls != nullptr ? const_cast<char*>(tls->client_ca.c_str()) : nullptr},
+      {MHD_OPTION_END, 0, nullptr},
+  };
+  return MHD_start_daemon(
+      flags, 0, nullptr, nullptr,
+      reinterpret_cast<MHD_AccessHandlerCallback>(&HttpCallbacks::Access), this,
+      MHD_OPTION_LISTEN_SOCKET, listen_fd_,
+      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(o.threads, 1)),
+      MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(std::max<int64_t>(absl::ToInt64Seconds(o.idle_timeout), 1)),
+      MHD_OPTION_CONNECTION_LIMIT, o.max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, o.max_connections_per_client,
+      MHD_OPTION_NOTIFY_COMPLETED,
+      reinterpret_cast<MHD_RequestCompletedCallback>(&HttpCallbacks::Completed), this,
+      MHD_OPTION_EXTERNAL_LOGGER, &LogFromLibrary, nullptr,
+      MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
+}
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
                                                               Handler handler) {
   std::string host;
@@ -247,34 +322,104 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
         absl::StrCat("HTTP address '", options.address, "' is not host:port"));
   }
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(options), std::move(handler)));
+  const Options& o = server->options_;
+  if (o.tls.has_value()) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      return absl::FailedPreconditionError("this libmicrohttpd was built without TLS");
+    }
+    server->tls_stamp_ = TlsFilesStamp(*o.tls);
+    auto material = ReadTlsFiles(*o.tls);
+    if (!material.ok()) return material.status();
+    server->tls_material_ = std::make_shared<const TlsMaterial>(std::move(*material));
+  }
   auto fd = Listen(host, port, &server->port_);
   if (!fd.ok()) return fd.status();
   server->listen_fd_ = *fd;
-  const Options& o = server->options_;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                   MHD_USE_ERROR_LOG;
-  server->daemon_ = MHD_start_daemon(
-      flags, 0, nullptr, nullptr,
-      reinterpret_cast<MHD_AccessHandlerCallback>(&HttpCallbacks::Access), server.get(),
-      MHD_OPTION_LISTEN_SOCKET, server->listen_fd_,
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(o.threads, 1)),
-      MHD_OPTION_CONNECTION_TIMEOUT,
-      static_cast<unsigned>(std::max<int64_t>(absl::ToInt64Seconds(o.idle_timeout), 1)),
-      MHD_OPTION_CONNECTION_LIMIT, o.max_connections,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, o.max_connections_per_client,
-      MHD_OPTION_NOTIFY_COMPLETED,
-      reinterpret_cast<MHD_RequestCompletedCallback>(&HttpCallbacks::Completed),
-      server.get(), MHD_OPTION_EXTERNAL_LOGGER, &LogFromLibrary, nullptr, MHD_OPTION_END);
-  if (server->daemon_ == nullptr) {
+  MHD_Daemon* daemon =
+      server->StartDaemon(server->tls_material_.get());
+  if (daemon == nullptr) {
     close(server->listen_fd_);
     server->listen_fd_ = -1;
     return absl::UnavailableError(
         absl::StrCat("cannot start the HTTP listener on ", server->options_.address));
   }
+  {
+    absl::MutexLock lock(&server->daemons_mu_);
+    server->daemon_ = daemon;
+  }
+  if (o.tls.has_value() && o.tls->refresh_interval > absl::ZeroDuration()) {
+    HttpServer* raw = server.get();
+    server->tls_watcher_ = std::thread([raw] {
+      while (!raw->stop_tls_watch_.WaitForNotificationWithTimeout(
+          raw->options_.tls->refresh_interval)) {
+        raw->RefreshTls();
+      }
+    });
+  }
   return server;
 }
 
+void HttpServer::RefreshTls() {
+  absl::MutexLock lock(&daemons_mu_);
+  // Listeners replaced earlier go once their last connection has.
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    const MHD_DaemonInfo* info =
+        MHD_get_daemon_info(it->first, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (info != nullptr && info->num_connections == 0) {
+      MHD_stop_daemon(it->first);
+      it = retired_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const std::string stamp = TlsFilesStamp(*options_.tls);
+  if (stamp == tls_stamp_ || stamp == tls_refused_stamp_ || !accepting_ || daemon_ == nullptr) {
+    return;
+  }
+  auto material = ReadTlsFiles(*options_.tls);
+  if (!material.ok()) {
+    // Half-written files (a key before its certificate) land here too; the
+    // next look after they settle takes them.
+    tls_refused_stamp_ = stamp;
+    spdlog::error("HTTP port: {}; the certificate in force stays",
+                  std::string(material.status().message()));
+    return;
+  }
+  // The old listener gives up the socket; the new one takes it. Clients
+  // that connect in between wait in the socket's backlog.
+  MHD_Daemon* old = daemon_;
+  const MHD_socket fd = MHD_quiesce_daemon(old);
+  if (fd == MHD_INVALID_SOCKET) return;
+  auto fresh = std::make_shared<const TlsMaterial>(std::move(*material));
+  MHD_Daemon* next = StartDaemon(fresh.get());
+  if (next == nullptr) {
+    spdlog::error("HTTP port: cannot start a listener with the new certificate; "
+                  "the certificate in force stays");
+    next = StartDaemon(tls_material_.get());
+    if (next == nullptr) {
+      spdlog::critical("HTTP port: cannot restart its listener; it no longer accepts");
+      accepting_ = false;
+      close(listen_fd_);
+      listen_fd_ = -1;
+      retired_.emplace_back(old, tls_material_);
+      daemon_ = nullptr;
+      return;
+    }
+  } else {
+    retired_.emplace_back(old, std::move(tls_material_));
+    tls_material_ = std::move(fresh);
+    tls_stamp_ = stamp;
+    tls_refused_stamp_.clear();
+    spdlog::info("HTTP port: TLS files changed; new connections get the new certificate");
+    daemon_ = next;
+    return;
+  }
+  retired_.emplace_back(old, tls_material_);
+  daemon_ = next;
+}
+
 void HttpServer::StopAccepting() {
+  absl::MutexLock lock(&daemons_mu_);
   if (daemon_ == nullptr || !accepting_.exchange(false)) return;
   const MHD_socket fd = MHD_quiesce_daemon(daemon_);
   if (fd != MHD_INVALID_SOCKET) close(fd);
@@ -287,15 +432,20 @@ int HttpServer::requests_in_flight() const {
 }
 
 void HttpServer::Shutdown(absl::Time deadline) {
-  if (daemon_ == nullptr || stopped_.exchange(true)) return;
+  if (stopped_.exchange(true)) return;
+  stop_tls_watch_.Notify();
+  if (tls_watcher_.joinable()) tls_watcher_.join();
   StopAccepting();
   {
     absl::MutexLock lock(&mu_);
     auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return exchanges_ == 0; };
     mu_.AwaitWithDeadline(absl::Condition(&answered), deadline);
   }
-  MHD_stop_daemon(daemon_);
+  absl::MutexLock lock(&daemons_mu_);
+  if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
   daemon_ = nullptr;
+  for (auto& [old, material] : retired_) MHD_stop_daemon(old);
+  retired_.clear();
 }
 
 HttpServer::~HttpServer() { Shutdown(absl::Now()); }

@@ -5,13 +5,23 @@
 // client address. A handler may answer later from any thread (the
 // connection is suspended meanwhile), so a call can wait for the batching
 // runner without holding one of the few listener threads.
+//
+// With TLS files the port speaks HTTPS only. They are re-read every refresh
+// interval; on a change a new listener takes over the listening socket with
+// the new certificate, and the old one finishes its open connections. With
+// a client CA file a client must show a certificate signed by one of its
+// CAs: libmicrohttpd asks for it in the handshake but cannot make it
+// mandatory there, so a request over a connection without one is answered
+// 401 and the connection closed before the handler sees it.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -19,7 +29,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/auth/tls_files.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
@@ -31,6 +43,8 @@ struct HttpRequest {
   std::string path;  // percent-decoded, without the query
   std::string body;
   std::string peer;  // "ipv4:127.0.0.1:53412", as gRPC names peers
+  // The verified client certificate's distinguished name (mutual TLS).
+  std::string client_certificate_subject;
   std::vector<std::pair<std::string, std::string>> headers;
   // The value of header `name` (case-insensitive); empty when absent.
   std::string Header(absl::string_view name) const;
@@ -57,6 +71,8 @@ class HttpServer {
     // Open connections in total, and from one client address.
     unsigned max_connections = 1024;
     unsigned max_connections_per_client = 128;
+    // HTTPS with these files; none: plain HTTP.
+    std::optional<TlsFiles> tls;
   };
 
   // Answers a request; call exactly once, from any thread.
@@ -87,10 +103,28 @@ class HttpServer {
   struct Exchange;
   friend struct HttpCallbacks;  // libmicrohttpd's C callbacks
   HttpServer(Options options, Handler handler);
+  // A listener on listen_fd_, with `tls` when serving HTTPS; null on failure.
+  MHD_Daemon* StartDaemon(const TlsMaterial* tls);
+  // Re-reads the TLS files when they changed and hands the socket to a
+  // listener with the new certificate; stops retired listeners once their
+  // connections are gone.
+  void RefreshTls();
 
   const Options options_;
   const Handler handler_;
-  MHD_Daemon* daemon_ = nullptr;
+  // The listener that accepts, and the listeners that were replaced by a
+  // certificate rotation and still serve their open connections.
+  absl::Mutex daemons_mu_;
+  MHD_Daemon* daemon_ ABSL_GUARDED_BY(daemons_mu_) = nullptr;
+  // Each with the TLS material it was started with, kept while it runs.
+  std::vector<std::pair<MHD_Daemon*, std::shared_ptr<const TlsMaterial>>> retired_
+      ABSL_GUARDED_BY(daemons_mu_);
+  // The TLS files in force and their stamp; the stamp of a refused change.
+  std::shared_ptr<const TlsMaterial> tls_material_;
+  std::string tls_stamp_;
+  std::string tls_refused_stamp_;
+  absl::Notification stop_tls_watch_;
+  std::thread tls_watcher_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> accepting_{true};

@@ -172,6 +172,7 @@ CallInfo HttpCall(const HttpRequest& request, const char* method) {
   call.method = method;
   call.caller.peer = request.peer;
   call.caller.bearer_token = BearerToken(request.Header("Authorization"));
+  call.caller.client_certificate_subject = request.client_certificate_subject;
   return call;
 }
 
@@ -203,8 +204,14 @@ HttpResponse ErrorResponse(const absl::Status& status) {
   std::string code = absl::StatusCodeToString(status.code());
   for (char& c : code) c = c == ' ' ? '_' : static_cast<char>(std::toupper(c));
   nlohmann::json body = {{"code", code}, {"message", capped.error_message()}};
-  return Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-              HttpStatusFor(status.code()));
+  HttpResponse response =
+      Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+           HttpStatusFor(status.code()));
+  // RFC 6750: a 401 names the scheme the caller should use.
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return response;
 }
 
 const std::vector<RestApi::Route>& RestApi::Routes() {
@@ -275,10 +282,20 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       return std::move(respond)(ErrorResponse(absl::NotFoundError("no such console file")));
     }
     case Endpoint::kOpenApi: {
+      // Like reflection: the API's description is for callers with a token.
+      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "OpenApi"));
+          !denied.ok()) {
+        return std::move(respond)(ErrorResponse(denied));
+      }
       static const std::string document = OpenApiDocument(Routes(), SEQSERVE_VERSION);
       return std::move(respond)(Json(document));
     }
     case Endpoint::kMetrics: {
+      // Health stays open for probes; metrics tell too much to strangers.
+      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "Metrics"));
+          !denied.ok()) {
+        return std::move(respond)(ErrorResponse(denied));
+      }
       if (!sources_.metrics) {
         return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));
       }

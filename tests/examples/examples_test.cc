@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/sample_server_fixture.h"
+#include "tests/support/test_certificates.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -81,6 +82,36 @@ TEST_F(ExamplesTest, ClientsReportAnUnknownModel) {
       absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", empty.target()));
   EXPECT_EQ(node.exit_code, 1);
   EXPECT_THAT(node.output, HasSubstr("5: model 'species' is not served"));
+}
+
+TEST_F(ExamplesTest, ClientsSpeakTlsAndSendAToken) {
+  testing::TestCertificates certs;
+  const testing::PemFiles ca = certs.MakeCa("examples-ca");
+  const testing::PemFiles server_cert = certs.MakeLeaf("localhost", ca);
+  const std::string tokens = certs.Path("tokens.txt");
+  testing::ReplaceFile(tokens, "examples:example-token\n");
+  ServerProcess secure(
+      SEQSERVE_PATH,
+      {"--model_repository=" SEQSERVE_MODELS_DIR, "--tls_cert_file=" + server_cert.cert,
+       "--tls_key_file=" + server_cert.key, "--auth_tokens_file=" + tokens},
+      grpc::SslCredentials(grpc::SslCredentialsOptions{testing::ReadWholeFile(ca.cert), "", ""}));
+  ASSERT_TRUE(secure.ready()) << secure.output();
+  // The certificate names localhost and 127.0.0.1.
+  const std::string target = absl::StrCat("localhost:", secure.port());
+  const std::string python = absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ", target,
+      " --stubs " SEQSERVE_PYTHON_STUBS " --tls_ca_file ", ca.cert);
+  const std::string node =
+      absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", target,
+                   " --tls_ca_file ", ca.cert);
+  ExpectSampleAnswers(RunCommand(absl::StrCat("SEQSERVE_TOKEN=example-token ", python, " 2>&1")));
+  ExpectSampleAnswers(RunCommand(absl::StrCat(node, " --token example-token 2>&1")));
+  const auto python_without = RunCommand(python + " 2>&1");
+  EXPECT_EQ(python_without.exit_code, 1);
+  EXPECT_THAT(python_without.output, HasSubstr("UNAUTHENTICATED"));
+  const auto node_without = RunCommand(node + " 2>&1");
+  EXPECT_EQ(node_without.exit_code, 1);
+  EXPECT_THAT(node_without.output, HasSubstr("16: this server requires a bearer token"));
 }
 
 }  // namespace

@@ -16,7 +16,8 @@
 namespace seqserve::testing {
 
 ServerProcess::ServerProcess(const std::string& binary,
-                             const std::vector<std::string>& arguments) {
+                             const std::vector<std::string>& arguments,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials) {
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return;
   pid_ = fork();
@@ -45,8 +46,9 @@ ServerProcess::ServerProcess(const std::string& binary,
     http_port_ = std::stoi(http[1]);
   }
   // Ready once health says SERVING.
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port),
+      credentials ? credentials : grpc::InsecureChannelCredentials());
   auto health = grpc::health::v1::Health::NewStub(channel);
   for (int i = 0; i < 400; ++i) {
     grpc::ClientContext context;

@@ -4,6 +4,9 @@
 
 #include <sys/types.h>
 
+#include <grpcpp/security/credentials.h>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,8 +16,9 @@ class ServerProcess {
  public:
   // Starts `binary` with --port=0, --http_port=0 and `arguments` (a later
   // flag wins), then waits until it prints the ports it listens on and its
-  // health check says SERVING.
-  ServerProcess(const std::string& binary, const std::vector<std::string>& arguments);
+  // health check says SERVING, asked over `credentials` (null: plaintext).
+  ServerProcess(const std::string& binary, const std::vector<std::string>& arguments,
+                std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   // Kills it if it still runs.
   ~ServerProcess();
 

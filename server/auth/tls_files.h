@@ -1,0 +1,49 @@
+// The TLS files of the serving ports (--tls_cert_file, --tls_key_file,
+// --tls_client_ca_file): checked once at start so a wrong file stops the
+// server with its name, then watched by gRPC's file-watcher certificate
+// provider, which re-reads them every refresh interval and hands new
+// connections the new certificate while open ones keep theirs.
+#pragma once
+
+#include <grpcpp/security/server_credentials.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace seqserve {
+
+struct TlsFiles {
+  std::string cert_file;  // PEM, the server certificate first, then its chain
+  std::string key_file;  // PEM private key of the first certificate
+  // PEM CAs whose client certificates are accepted; empty: no mutual TLS.
+  std::string client_ca_file;
+  absl::Duration refresh_interval = absl::Seconds(60);
+};
+
+// The contents of the files as they are now.
+struct TlsMaterial {
+  std::string cert_chain;
+  std::string private_key;
+  std::string client_ca;  // empty without mutual TLS
+};
+
+// Reads and checks the files: each parses as PEM, the key belongs to the
+// first certificate, the CA file holds at least one certificate.
+// FAILED_PRECONDITION naming the file otherwise.
+absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files);
+
+// What tells a change of any of the files apart (inode, size, mtime and
+// ctime of each, following symlinks as a Kubernetes Secret's swap needs);
+// empty parts for files that cannot be read.
+std::string TlsFilesStamp(const TlsFiles& files);
+
+// TLS credentials for a gRPC port that follow the files: with a client CA
+// file, clients without a certificate signed by one of its CAs are refused
+// in the handshake. Checks the files first (ReadTlsFiles).
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
+    const TlsFiles& files);
+
+}  // namespace seqserve
