@@ -43,6 +43,13 @@ def check_build_stage(root, sources_stage, build_stage):
     always = set(re.findall(r"^add_subdirectory\((\w+)\)", top, re.M))
     for directory in sorted(always - copied):
         problems.append(f"sources stage does not COPY {directory}/, which CMake always builds")
+    # Directories those CMakeLists read files from (scripts, assets).
+    for directory in sorted(always & copied):
+        listing = open(os.path.join(root, directory, "CMakeLists.txt")).read()
+        for used in sorted(set(re.findall(r"\$\{PROJECT_SOURCE_DIR\}/(\w+)/", listing))):
+            if used not in copied:
+                problems.append(f"sources stage does not COPY {used}/, which "
+                                f"{directory}/CMakeLists.txt reads from")
     if not re.search(r"^COPY --from=sources /src /src$", build_stage, re.M):
         problems.append("build stage does not copy the sources stage's /src")
     if not re.search(r"^COPY scripts/debian-packages.txt (\S+)\n(?:.*\n)*?.*\1[^\n]*\n"
