@@ -574,7 +574,11 @@ TEST_F(SecurityProcessTest, TheTraceLogNeverShowsATokenOverPlaintextEither) {
   EXPECT_EQ(wrong.headers["www-authenticate"], "Bearer");
   // A replacement with a broken line is refused by line number, not text.
   testing::ReplaceFile(tokens, "ops:log-secret-token-1\nbroken: log-new token-3\n");
-  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(server.output(), "line 2:") && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+    server.CollectOutput();
+  }
   testing::CommandResult grpc_wrong = testing::RunCommand(absl::StrCat(
       SEQCLIENT_PATH, " --target=", server.target(),
       " --token=log-wrong-token-4 models 2>&1"));
