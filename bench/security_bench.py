@@ -120,14 +120,17 @@ def main():
 
     print(f"Classify species (3-16-3), 1 row per call, {args.rounds} rounds of "
           f"{args.seconds:g} s, medians")
-    print("| concurrency | configuration | calls/s | p50 us | p99 us | vs plaintext |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| concurrency | configuration | calls/s | rounds' range | p50 us | p99 us | "
+          "vs plaintext |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for level in levels:
         base = median("plaintext", level, "requests_per_s")
         for name, _, _ in configurations:
             rate = median(name, level, "requests_per_s")
-            print(f"| {level} | {name} | {rate:.0f} | {median(name, level, 'p50_us'):.0f} | "
-                  f"{median(name, level, 'p99_us'):.0f} | {rate / base:.2f} |")
+            rates = [float(r["requests_per_s"]) for r in results[(name, level)]]
+            print(f"| {level} | {name} | {rate:.0f} | {min(rates):.0f}-{max(rates):.0f} | "
+                  f"{median(name, level, 'p50_us'):.0f} | {median(name, level, 'p99_us'):.0f} | "
+                  f"{rate / base:.2f} |")
     print("\ntokens / no tokens, same transport:")
     for level in levels:
         for transport in ("plaintext", "TLS"):

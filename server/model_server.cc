@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   builder.RegisterService(server->service_.get());
   server->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
       v1::Classifier::service_full_name(), "grpc.health.v1.Health",
-      "grpc.reflection.v1alpha.ServerReflection",
+      grpc::reflection::v1alpha::ServerReflection::service_full_name(),
       grpc::reflection::v1::ServerReflection::service_full_name()},
       o.authenticator);
   builder.RegisterService(server->reflection_v1_.get());

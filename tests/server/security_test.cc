@@ -419,6 +419,22 @@ TEST_F(SecurityTest, ConnectionsOlderThanTheirMaximumAgeAreReplacedWithoutFailed
   EXPECT_GE(recorder.peers().size(), 2u);
 }
 
+TEST_F(SecurityTest, AnIdleConnectionIsClosedAndTheNextCallMakesANewOne) {
+  RecordingAuthenticator recorder;
+  ModelServer::Options options;
+  options.authenticator = &recorder;
+  options.max_connection_idle = absl::Milliseconds(300);
+  Start(options, nullptr);
+  std::unique_ptr<Client> client = Connect({});
+  ASSERT_TRUE(client->Classify("species", kMammal, 1).ok());
+  ASSERT_TRUE(client->Classify("species", kMammal, 1).ok());
+  EXPECT_EQ(recorder.peers().size(), 1u);  // calls in a row share it
+  absl::SleepFor(absl::Milliseconds(1200));
+  const absl::Status after_idle = client->Classify("species", kMammal, 1).status();
+  EXPECT_TRUE(after_idle.ok()) << after_idle;
+  EXPECT_EQ(recorder.peers().size(), 2u);
+}
+
 TEST_F(SecurityTest, MaxConcurrentStreamsHoldsFurtherCallsOfAConnectionBack) {
   RecordingAuthenticator recorder;
   ModelServer::Options options;
@@ -476,6 +492,13 @@ TEST_F(SecurityProcessTest, AKeyThatDoesNotFitOrCannotBeReadStopsTheStartNamingT
       " --tls_cert_file=", server_cert_.cert, " 2>&1"));
   EXPECT_EQ(half.exit_code, 2) << half.output;
   EXPECT_THAT(half.output, HasSubstr("go together"));
+
+  testing::CommandResult refresh = testing::RunCommand(absl::StrCat(
+      SEQSERVE_PATH, " --port=0 --model_repository=", SEQSERVE_MODELS_DIR,
+      " --tls_refresh_seconds=0 --max_connection_age_seconds=-1 2>&1"));
+  EXPECT_EQ(refresh.exit_code, 2) << refresh.output;
+  EXPECT_THAT(refresh.output, HasSubstr("--tls_refresh_seconds=0 is out of range"));
+  EXPECT_THAT(refresh.output, HasSubstr("--max_connection_age_seconds=-1 is out of range"));
 
   testing::CommandResult no_tokens = testing::RunCommand(absl::StrCat(
       SEQSERVE_PATH, " --port=0 --model_repository=", SEQSERVE_MODELS_DIR,
@@ -551,7 +574,11 @@ TEST_F(SecurityProcessTest, TheTraceLogNeverShowsATokenOverPlaintextEither) {
   EXPECT_EQ(wrong.headers["www-authenticate"], "Bearer");
   // A replacement with a broken line is refused by line number, not text.
   testing::ReplaceFile(tokens, "ops:log-secret-token-1\nbroken: log-new token-3\n");
-  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(server.output(), "line 2:") && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+    server.CollectOutput();
+  }
   testing::CommandResult grpc_wrong = testing::RunCommand(absl::StrCat(
       SEQCLIENT_PATH, " --target=", server.target(),
       " --token=log-wrong-token-4 models 2>&1"));
