@@ -127,11 +127,43 @@ absl::Status OnnxConverter::CheckOpset() {
 // What the ONNX checker would refuse in a graph seqserve runs, for models
 // beyond its range too: every node input defined before use, every name
 // defined once.
+// How many inputs the ops the patterns look into take (the ONNX spec's
+// bounds): matchers read them by position, so a node with fewer is refused
+// here rather than read past its end.
+constexpr int kAnyCount = 2147483647;
+struct Arity {
+  const char* op;
+  int min_inputs;
+  int max_inputs;
+};
+constexpr Arity kArities[] = {
+    {"Add", 2, 2},        {"Sub", 2, 2},         {"Mul", 2, 2},     {"Div", 2, 2},
+    {"Pow", 2, 2},        {"Erf", 1, 1},         {"Tanh", 1, 1},    {"Sqrt", 1, 1},
+    {"Sigmoid", 1, 1},    {"Relu", 1, 1},        {"Exp", 1, 1},     {"Log", 1, 1},
+    {"Neg", 1, 1},        {"Softplus", 1, 1},    {"Softsign", 1, 1}, {"Identity", 1, 1},
+    {"ReduceMean", 1, 2}, {"Clip", 1, 3},        {"Max", 1, kAnyCount},
+    {"Min", 1, kAnyCount}};
+
 absl::Status OnnxConverter::CheckStructure() const {
   std::unordered_map<std::string, int> defined;  // name -> 0 graph, 1 node
   for (const auto& input : graph_.input()) defined.emplace(input.name(), 0);
   for (const auto& tensor : graph_.initializer()) defined.emplace(tensor.name(), 0);
   for (const auto& node : graph_.node()) {
+    for (const Arity& arity : kArities) {
+      if (node.op_type() != arity.op) continue;
+      if (node.input_size() < arity.min_inputs || node.input_size() > arity.max_inputs) {
+        return NodeError(absl::StatusCode::kInvalidArgument, node,
+                         absl::StrCat("has ", node.input_size(), " inputs; ", arity.op,
+                                      " takes ", arity.min_inputs,
+                                      arity.max_inputs == arity.min_inputs ? ""
+                                      : arity.max_inputs == kAnyCount
+                                          ? " or more"
+                                          : absl::StrCat(" to ", arity.max_inputs)));
+      }
+    }
+    if (node.output_size() == 0) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node, "has no output");
+    }
     for (const auto& input : node.input()) {
       if (!input.empty() && defined.count(input) == 0) {
         return NodeError(absl::StatusCode::kInvalidArgument, node,
