@@ -26,6 +26,7 @@
 #include "server/model_server.h"
 #include "tests/support/reference_data.h"
 #include "tests/support/server_process.h"
+#include "tests/server/held_slot.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -39,7 +40,7 @@ using testing::TestRepository;
 // One in-process server whose species model carries version `version`, so
 // a response tells which server answered.
 struct Backend {
-  explicit Backend(int64_t version = 1) {
+  explicit Backend(int64_t version = 1, int inference_threads = 0) {
     repository.AddReferenceVersion("species", version, "species");
     repository.WriteReferenceConfig("species", "species");
     repository.AddReferenceVersion("mammal", 1, "mammal");
@@ -49,6 +50,7 @@ struct Backend {
     options.model_repository = repository.root();
     options.poll_interval = absl::ZeroDuration();
     options.max_request_rows = 100;
+    options.inference.threads = inference_threads;
     auto started = ModelServer::Start(options);
     EXPECT_TRUE(started.ok()) << started.status();
     server = std::move(*started);
@@ -264,9 +266,15 @@ TEST(Client, ADeadPortRefusesConnectionsAndCannotBeTaken) {
 }
 
 TEST(Client, DeadlinesAreEnforced) {
-  Backend backend;
+  // The only inference slot is held, so the call waits past its deadline
+  // however fast the machine answers (a 1 µs deadline could lose the race
+  // to a loopback answer: gRPC keeps deadlines to the millisecond).
+  Backend backend(1, /*inference_threads=*/1);
+  auto served = backend.server->models().Find("species", 0);
+  ASSERT_TRUE(served.ok());
+  testing::HeldSlot slot(backend.server->runner(), *served);
   ClientOptions options;
-  options.deadline = absl::Microseconds(1);
+  options.deadline = absl::Milliseconds(50);
   auto client = Connect(backend.target(), options);
   const std::vector<float> rows(3 * 100, 1.0f);
   auto result = client->Classify("species", rows, 100);
