@@ -249,7 +249,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     refused.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
     return std::move(respond)(std::move(refused));
   }
-  Match(route->route.pattern, request.path, &params);
+  // `params` holds what the loop's last Match, this route's, filled in.
 
   switch (route->endpoint) {
     case Endpoint::kHealthz:

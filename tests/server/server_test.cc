@@ -13,13 +13,12 @@
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "core/file_util.h"
 #include "core/onnx_loader.h"
 #include "server/output_mode.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -575,12 +574,11 @@ TEST_F(ServerTest, HotReloadUnderLoadFailsNoCall) {
 // alone, under load, serves the new weights without a failed call.
 TEST_F(ServerTest, ReplacingOnlyTheDataFileUnderLoadFailsNoCall) {
   const std::string source = testing::ReferenceDir() + "/modern/species_o20_static/";
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  repository_.WriteFile("modern/1/model.onnx", read(source + "model.onnx"));
-  std::string data = read(source + "model.onnx.data");
+  auto graph = ReadFileToString(source + "model.onnx", 1 << 20);
+  auto weights = ReadFileToString(source + "model.onnx.data", 1 << 20);
+  ASSERT_TRUE(graph.ok() && weights.ok());
+  repository_.WriteFile("modern/1/model.onnx", *graph);
+  std::string data = *weights;
   repository_.WriteFile("modern/1/model.onnx.data", data);
   StartServer(absl::Milliseconds(20));
   std::atomic<bool> stop{false};
