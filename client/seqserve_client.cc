@@ -253,6 +253,8 @@ absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
   metadata.input_width = response.input_width();
   metadata.output_width = response.output_width();
   metadata.labels.assign(response.labels().begin(), response.labels().end());
+  metadata.feature_names.assign(response.feature_names().begin(),
+                                response.feature_names().end());
   metadata.layers.assign(response.layers().begin(), response.layers().end());
   metadata.default_output = response.default_output();
   metadata.parameter_count = response.parameter_count();

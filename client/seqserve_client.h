@@ -98,6 +98,7 @@ struct ModelMetadata {
   uint32_t input_width = 0;
   uint32_t output_width = 0;
   std::vector<std::string> labels;
+  std::vector<std::string> feature_names;  // empty when the config gives none
   std::vector<std::string> layers;
   v1::OutputMode default_output = v1::OUTPUT_MODE_DEFAULT;
   uint64_t parameter_count = 0;

@@ -20,6 +20,7 @@
 #include "server/auth/token_authenticator.h"
 #include "server/model_server.h"
 #include "spdlog/spdlog.h"
+#include "tools/flag_help.h"
 
 ABSL_FLAG(int, port, 8500, "gRPC port to listen on (0 picks a free one)");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
@@ -196,9 +197,37 @@ void LogProtobufMessage(google::protobuf::LogLevel level, const char* file, int 
   }
 }
 
+constexpr char kUsage[] =
+    "Serves Sequential classifiers over gRPC and HTTP.\n"
+    "  seqserve --model_repository=models --port=8500 --http_port=8501\n"
+    "Flags take --name=value or --name value; --helpfull lists every linked-in flag.";
+
+// What --help shows, by topic.
+std::vector<FlagGroup> FlagGroups() {
+  return {
+      {"serving", {"log_level", "inference_threads", "drain_seconds", "shutdown_grace_seconds",
+                   "access_log", "metrics"}},
+      {"repository", {"model_repository", "poll_seconds", "max_model_bytes"}},
+      {"batching (per model version; a config's batching block overrides them)",
+       {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
+      {"limits", {"max_request_rows", "max_request_memory_bytes", "max_message_bytes",
+                  "max_concurrent_streams"}},
+      {"network (gRPC)", {"host", "port", "keepalive_seconds", "keepalive_timeout_seconds",
+                          "max_connection_age_seconds", "max_connection_age_grace_seconds",
+                          "max_connection_idle_seconds"}},
+      {"security", {"tls_cert_file", "tls_key_file", "tls_client_ca_file",
+                    "tls_refresh_seconds", "auth_tokens_file", "auth_tokens_refresh_seconds"}},
+      {"HTTP", {"http_port", "http_threads", "http_idle_timeout_seconds",
+                "http_max_connections", "http_max_connections_per_client", "http_console"}},
+  };
+}
+
 int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Serves Sequential classifiers over gRPC.\n"
-                               "  seqserve --model_repository=models --port=8500");
+  if (HelpRequested(argc, argv)) {
+    std::cout << GroupedFlagHelp(kUsage, FlagGroups(), "server/main.cc");
+    return 0;
+  }
+  absl::SetProgramUsageMessage(kUsage);
   absl::ParseCommandLine(argc, argv);
   if (const std::vector<std::string> errors = CheckFlags(); !errors.empty()) {
     for (const std::string& error : errors) std::cerr << "seqserve: " << error << "\n";

@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
-#include "core/text_proto.h"
 #include "server/client_text.h"
 
 namespace seqserve {
@@ -214,16 +213,6 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
   std::sort(result.begin(), result.end(),
             [](const ModelOnDisk& a, const ModelOnDisk& b) { return a.name < b.name; });
   return result;
-}
-
-absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path) {
-  auto text = ReadFileToString(path, kMaxConfigFileBytes);
-  if (!text.ok()) return text.status();
-  v1::ModelConfig config;
-  if (absl::Status parsed = ParseTextProto(*text, &config); !parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.message()));
-  }
-  return config;
 }
 
 std::vector<int64_t> SelectVersions(const v1::VersionPolicy& policy,
