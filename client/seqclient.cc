@@ -223,7 +223,13 @@ int Metadata(Client& client, const std::vector<std::string>& args) {
               << ",\"default_output\":" << JsonString(OutputModeShortName(m->default_output))
               << ",\"threshold\":" << FormatFloat(m->threshold)
               << ",\"parameters\":" << m->parameter_count
-              << ",\"layers\":" << JsonStrings(m->layers) << ",\"versions\":["
+              << ",\"layers\":" << JsonStrings(m->layers) << ",\"limits\":{"
+              << "\"max_request_rows\":" << m->limits.max_request_rows
+              << ",\"max_request_memory_bytes\":" << m->limits.max_request_memory_bytes
+              << ",\"max_batch_rows\":" << m->limits.max_batch_rows
+              << ",\"max_queue_delay_micros\":" << m->limits.max_queue_delay_micros
+              << ",\"max_queued_rows\":" << m->limits.max_queued_rows << "}"
+              << ",\"versions\":["
               << absl::StrJoin(versions, ",") << "]}\n";
     return 0;
   }
@@ -238,6 +244,12 @@ int Metadata(Client& client, const std::vector<std::string>& args) {
             << "threshold:      " << m->threshold << "\n"
             << "parameters:     " << m->parameter_count << "\n"
             << "layers:         " << absl::StrJoin(m->layers, " -> ") << "\n"
+            << "limits:         " << m->limits.max_request_rows << " rows, "
+            << m->limits.max_request_memory_bytes << " bytes of activations per request (0: "
+            << "none)\n"
+            << "batching:       " << m->limits.max_batch_rows << " rows per pass, "
+            << m->limits.max_queue_delay_micros << " us queue delay, "
+            << m->limits.max_queued_rows << " rows queued at most\n"
             << "versions:\n";
   for (const ModelVersion& version : m->versions) {
     std::cout << "  " << version.version << " " << StateName(version.state)
