@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "server/auth/tls_files.h"
 #include "server/auth/token_authenticator.h"
+#include "server/log_format.h"
 #include "server/model_server.h"
 #include "spdlog/spdlog.h"
 #include "tools/flag_help.h"
@@ -88,13 +89,17 @@ ABSL_FLAG(double, max_connection_age_grace_seconds, 30,
 ABSL_FLAG(double, max_connection_idle_seconds, 0,
           "gRPC: close connections without calls for this long (0: never)");
 ABSL_FLAG(std::string, log_level, "info",
-          "trace, debug, info, warn, error, critical or off");
+          "trace, debug, info, warn, error, critical or off; info logs every model event "
+          "(loaded, reloaded, unloaded, failed, config applied), debug also every call");
+ABSL_FLAG(std::string, log_format, "text",
+          "text, or json: one JSON object per line (time in UTC, level, message)");
 
 namespace seqserve {
 namespace {
 
 constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn",
                                       "error", "critical", "off"};
+constexpr const char* kLogFormats[] = {"text", "json"};
 
 // Collects every flag that is out of its range, so one start names them all.
 class FlagChecker {
@@ -162,6 +167,7 @@ std::vector<std::string> CheckFlags() {
               10'000'000u);
   check.Range("max_queued_rows", absl::GetFlag(FLAGS_max_queued_rows), 1u, 1u << 30);
   check.OneOf("log_level", absl::GetFlag(FLAGS_log_level), kLogLevels);
+  check.OneOf("log_format", absl::GetFlag(FLAGS_log_format), kLogFormats);
   check.Range("tls_refresh_seconds", absl::GetFlag(FLAGS_tls_refresh_seconds), 1.0, kDay);
   check.Range("auth_tokens_refresh_seconds", absl::GetFlag(FLAGS_auth_tokens_refresh_seconds),
               0.1, kDay);
@@ -205,8 +211,8 @@ constexpr char kUsage[] =
 // What --help shows, by topic.
 std::vector<FlagGroup> FlagGroups() {
   return {
-      {"serving", {"log_level", "inference_threads", "drain_seconds", "shutdown_grace_seconds",
-                   "access_log", "metrics"}},
+      {"serving", {"log_level", "log_format", "inference_threads", "drain_seconds",
+                   "shutdown_grace_seconds", "access_log", "metrics"}},
       {"repository", {"model_repository", "poll_seconds", "max_model_bytes"}},
       {"batching (per model version; a config's batching block overrides them)",
        {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
@@ -234,6 +240,10 @@ int Main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  if (absl::Status format = SetLogFormat(absl::GetFlag(FLAGS_log_format)); !format.ok()) {
+    std::cerr << "seqserve: " << format.message() << "\n";
+    return 2;
+  }
   google::protobuf::SetLogHandler(&LogProtobufMessage);
 
   // Signals go to one waiting thread: block them before any thread starts.

@@ -215,6 +215,21 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
   return result;
 }
 
+std::string DescribeVersionPolicy(const v1::VersionPolicy& policy) {
+  switch (policy.policy_case()) {
+    case v1::VersionPolicy::kAll:
+      return "all";
+    case v1::VersionPolicy::kSpecific:
+      return absl::StrCat("specific [", absl::StrJoin(policy.specific().versions(), ", "),
+                          "]");
+    case v1::VersionPolicy::kLatest:
+      return absl::StrCat("latest ", std::max<uint32_t>(1, policy.latest().num_versions()));
+    case v1::VersionPolicy::POLICY_NOT_SET:
+      break;
+  }
+  return "latest 1 (the default)";
+}
+
 std::vector<int64_t> SelectVersions(const v1::VersionPolicy& policy,
                                     const std::vector<VersionOnDisk>& on_disk) {
   std::vector<int64_t> selected;

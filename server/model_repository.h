@@ -61,6 +61,10 @@ struct ModelOnDisk {
 // loop, say) is listed with its problem.
 absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root);
 
+// How `policy` reads in a log line: "latest 1 (the default)", "latest 2",
+// "all", "specific [1, 3]".
+std::string DescribeVersionPolicy(const v1::VersionPolicy& policy);
+
 // The versions `policy` asks for among `on_disk` (highest first); the
 // default policy is the single highest version.
 std::vector<int64_t> SelectVersions(const v1::VersionPolicy& policy,
