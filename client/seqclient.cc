@@ -23,9 +23,10 @@
 #include "core/file_util.h"
 #include "tools/flag_help.h"
 
-ABSL_FLAG(std::string, target, "localhost:8500",
+ABSL_FLAG(std::string, target, "",
           "Server: host:port, several separated by commas, or a gRPC target "
-          "such as dns:///seqserve-headless:8500");
+          "such as dns:///seqserve-headless:8500; default: $SEQSERVE_TARGET, else "
+          "localhost:8500");
 ABSL_FLAG(int, deadline_ms, 10000, "Deadline of each call");
 ABSL_FLAG(std::string, tls_ca_file, "",
           "TLS: PEM CAs that sign the server's certificate (any --tls_* flag turns TLS on; "
@@ -75,6 +76,15 @@ constexpr char kUsage[] =
     "  [--tls_server_name NAME]; token: SEQSERVE_TOKEN=... or --token\n"
     "seqclient COMMAND --help lists one command's flags.";
 
+// --target, else $SEQSERVE_TARGET, else the default port on this machine.
+std::string Target() {
+  if (std::string target = absl::GetFlag(FLAGS_target); !target.empty()) return target;
+  if (const char* target = std::getenv("SEQSERVE_TARGET"); target != nullptr && *target) {
+    return target;
+  }
+  return "localhost:8500";
+}
+
 int Fail(const std::string& message) {
   std::cerr << "seqclient: " << message << "\n";
   return 1;
@@ -85,7 +95,7 @@ int FailCall(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kUnavailable &&
       (absl::StrContains(status.message(), "connect") ||
        absl::StrContains(status.message(), "Connection refused"))) {
-    return Fail(absl::StrCat("cannot reach ", absl::GetFlag(FLAGS_target),
+    return Fail(absl::StrCat("cannot reach ", Target(),
                              " (is seqserve running there?): ", status.ToString()));
   }
   return Fail(status.ToString());
@@ -401,7 +411,7 @@ int Main(int argc, char** argv) {
       options.bearer_token.empty() && token != nullptr) {
     options.bearer_token = token;
   }
-  auto client = Client::Create(absl::GetFlag(FLAGS_target), options);
+  auto client = Client::Create(Target(), options);
   if (!client.ok()) return Fail(std::string(client.status().message()));
   if (command == "classify") return Classify(**client, args);
   if (command == "models") return Models(**client);

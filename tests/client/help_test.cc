@@ -37,7 +37,8 @@ TEST(Help, SeqclientListsEveryCommandOrOne) {
                             "\nbench:\n", "\nconnection (every command):\n"}) {
     EXPECT_THAT(result.output, HasSubstr(group));
   }
-  EXPECT_THAT(result.output, HasSubstr("  --target=localhost:8500\n"));
+  EXPECT_THAT(result.output, HasSubstr("  --target=\"\"\n"));
+  EXPECT_THAT(result.output, HasSubstr("default: $SEQSERVE_TARGET, else localhost:8500"));
   EXPECT_THAT(result.output, Not(HasSubstr("\nother:\n")));
   result = RunCommand(absl::StrCat(SEQCLIENT_PATH, " classify --help"));
   EXPECT_EQ(result.exit_code, 0);
