@@ -133,6 +133,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   if (!o.http_address.empty()) {
     RestApi::Sources sources;
     sources.inference = server->inference_.get();
+    sources.open_inference = server->open_inference_.get();
     sources.state = server->state_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
     sources.console = o.http_console;
