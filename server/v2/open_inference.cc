@@ -1,17 +1,16 @@
 #include "server/v2/open_inference.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <set>
 #include <utility>
 
 #include "absl/base/config.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/feature_rows.h"
 #include "core/head.h"
 #include "server/client_text.h"
 #include "server/output_mode.h"
@@ -325,12 +324,13 @@ absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputReq
     asked->push_back(AskedOutput{});
     return absl::OkStatus();
   }
-  std::set<std::string> seen;
   for (const auto& output : request.outputs()) {
     if (output.name().empty()) return absl::InvalidArgumentError("an output has no name");
-    if (!seen.insert(output.name()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("output ", QuoteClientText(output.name()), " is asked for twice"));
+    for (const AskedOutput& earlier : *asked) {  // a handful: no set needed
+      if (earlier.name == output.name()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("output ", QuoteClientText(output.name()), " is asked for twice"));
+      }
     }
     OutputRequest plan;
     AskedOutput answer;
@@ -365,13 +365,6 @@ absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputReq
   return absl::OkStatus();
 }
 
-// The shortest text that reads back as the same float.
-std::string FloatText(float value) {
-  char buffer[32];
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, result.ptr);
-}
-
 void AppendRawString(const std::string& value, std::string* raw) {
   const uint32_t size = static_cast<uint32_t>(value.size());
   raw->append(reinterpret_cast<const char*>(&size), sizeof(size));
@@ -392,7 +385,7 @@ void WriteOutput(const AskedOutput& asked, const std::string& default_name,
     tensor->add_shape(k);
     for (const v1::RowResult& row : answer.results()) {
       for (const v1::ScoredClass& top : row.top_k()) {
-        std::string text = absl::StrCat(FloatText(top.score()), ":", top.index());
+        std::string text = absl::StrCat(FormatFloat(top.score()), ":", top.index());
         if (!top.label().empty()) absl::StrAppend(&text, ":", top.label());
         if (raw) {
           AppendRawString(text, bytes);
