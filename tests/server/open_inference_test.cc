@@ -19,6 +19,7 @@
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "seqserve/v1/classifier.grpc.pb.h"
+#include "server/auth/token_authenticator.h"
 #include "server/model_server.h"
 #include "tests/support/http_client.h"
 #include "tests/support/test_repository.h"
@@ -558,6 +559,74 @@ TEST_F(OpenInferenceTest, HttpHealthMetadataAndErrors) {
     ASSERT_TRUE(error.is_object() && error.size() == 1 && error.contains("error")) << reply.body;
     EXPECT_THAT(error["error"].get<std::string>(), HasSubstr(c.message));
   }
+}
+
+// Tokens guard v2 inference and metadata as they guard seqserve.v1; health
+// stays open to probes.
+TEST(OpenInferenceTokens, InferenceNeedsATokenHealthDoesNot) {
+  TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.WriteReferenceConfig("species", "species");
+  repository.WriteFile("tokens.txt", "tests:v2-secret\n");
+  auto authenticator =
+      TokenAuthenticator::Start({repository.root() + "/tokens.txt", absl::ZeroDuration()});
+  ASSERT_TRUE(authenticator.ok()) << authenticator.status();
+  ModelServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.http_address = "127.0.0.1:0";
+  options.model_repository = repository.root();
+  options.poll_interval = absl::ZeroDuration();
+  options.authenticator = authenticator->get();
+  auto server = ModelServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  (*server)->WaitUntilReady();
+  auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+
+  inference::ModelMetadataRequest asked;
+  asked.set_name("species");
+  inference::ModelMetadataResponse metadata;
+  grpc::ClientContext anonymous;
+  EXPECT_EQ(stub->ModelMetadata(&anonymous, asked, &metadata).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext with_token;
+  with_token.AddMetadata("authorization", "Bearer v2-secret");
+  ASSERT_TRUE(stub->ModelMetadata(&with_token, asked, &metadata).ok());
+
+  ModelInferRequest request;
+  request.set_model_name("species");
+  auto* input = request.add_inputs();
+  input->set_name(metadata.inputs(0).name());
+  input->set_datatype("FP32");
+  input->add_shape(1);
+  input->add_shape(3);
+  for (float value : {4.0f, 0.0f, 1.0f}) input->mutable_contents()->add_fp32_contents(value);
+  ModelInferResponse answer;
+  grpc::ClientContext no_token;
+  EXPECT_EQ(stub->ModelInfer(&no_token, request, &answer).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext token;
+  token.AddMetadata("authorization", "Bearer v2-secret");
+  EXPECT_TRUE(stub->ModelInfer(&token, request, &answer).ok());
+  grpc::ClientContext probe;
+  inference::ServerReadyResponse ready;
+  ASSERT_TRUE(stub->ServerReady(&probe, {}, &ready).ok());
+  EXPECT_TRUE(ready.ready());
+
+  const int port = (*server)->http_port();
+  const std::string body = nlohmann::json(
+      {{"inputs", {{{"name", metadata.inputs(0).name()}, {"shape", {1, 3}},
+                    {"datatype", "FP32"}, {"data", {4, 0, 1}}}}}}).dump();
+  HttpReply reply = HttpCall(port, "POST", "/v2/models/species/infer", body);
+  EXPECT_EQ(reply.status, 401);
+  EXPECT_EQ(reply.headers["www-authenticate"], "Bearer");
+  EXPECT_THAT(reply.body, HasSubstr("\"error\""));
+  EXPECT_EQ(HttpCall(port, "GET", "/v2").status, 401);
+  reply = HttpCall(port, "POST", "/v2/models/species/infer", body,
+                   "Authorization: Bearer v2-secret\r\n");
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(HttpCall(port, "GET", "/v2/health/ready").status, 200);
+  EXPECT_EQ(HttpCall(port, "GET", "/v2/models/species/ready").status, 200);
 }
 
 }  // namespace
