@@ -137,6 +137,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     sources.state = server->state_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
     sources.console = o.http_console;
+    sources.grpc_port = server->port_;
     server->rest_api_ = std::make_unique<RestApi>(std::move(sources));
     HttpServer::Options http = o.http;
     http.address = o.http_address;

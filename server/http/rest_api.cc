@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "server/client_text.h"
@@ -313,7 +314,9 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       const std::string name = request.path == "/" ? "index.html" : request.path.substr(1);
       for (const EmbeddedFile& file : ConsoleFiles()) {
         if (name != file.name) continue;
-        HttpResponse page = Text(std::string(file.contents));
+        // The page names the gRPC port in the seqclient command it shows.
+        HttpResponse page = Text(absl::StrReplaceAll(
+            file.contents, {{"{{grpc_port}}", absl::StrCat(sources_.grpc_port)}}));
         page.content_type = route->route.text_response;
         // Only this server's own script, style and API: no inline code, no
         // other origin, no framing.

@@ -30,6 +30,8 @@ class RestApi {
     std::function<std::string()> metrics;
     // Serve the web console at GET / (and its script and style).
     bool console = true;
+    // The gRPC port, for the commands the console shows.
+    int grpc_port = 0;
   };
 
   // One endpoint. Patterns hold literal segments, {name} segments, and a
