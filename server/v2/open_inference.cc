@@ -309,31 +309,26 @@ absl::StatusOr<bool> BoolParameter(const google::protobuf::Map<std::string, Infe
   return it->second.bool_param();
 }
 
-// One asked output: what the plan needs and how to answer it.
-struct AskedOutput {
-  std::string name;
-  bool classification = false;  // top_k as "<score>:<index>:<label>" strings
-};
 
 // The outputs the request names (none: the default), into `outputs` and
 // `asked`; sets `raw_asked` from their "binary_data" parameters.
 absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputRequest>* outputs,
-                         std::vector<AskedOutput>* asked, bool* raw_asked) {
+                         std::vector<V2Call::AskedOutput>* asked, bool* raw_asked) {
   if (request.outputs_size() == 0) {
     outputs->push_back(OutputRequest{});
-    asked->push_back(AskedOutput{});
+    asked->push_back(V2Call::AskedOutput{});
     return absl::OkStatus();
   }
   for (const auto& output : request.outputs()) {
     if (output.name().empty()) return absl::InvalidArgumentError("an output has no name");
-    for (const AskedOutput& earlier : *asked) {  // a handful: no set needed
+    for (const V2Call::AskedOutput& earlier : *asked) {  // a handful: no set needed
       if (earlier.name == output.name()) {
         return absl::InvalidArgumentError(
             absl::StrCat("output ", QuoteClientText(output.name()), " is asked for twice"));
       }
     }
     OutputRequest plan;
-    AskedOutput answer;
+    V2Call::AskedOutput answer;
     answer.name = output.name();
     if (auto head = ParseHeadName(output.name())) {
       plan.output = OutputModeForHead(*head);
@@ -372,7 +367,7 @@ void AppendRawString(const std::string& value, std::string* raw) {
 }
 
 // One answer of the pass as an output tensor.
-void WriteOutput(const AskedOutput& asked, const std::string& default_name,
+void WriteOutput(const V2Call::AskedOutput& asked, const std::string& default_name,
                  const v1::ClassifyResponse& answer, bool raw, ModelInferResponse* response) {
   ModelInferResponse::InferOutputTensor* tensor = response->add_outputs();
   tensor->set_name(asked.name.empty() ? default_name : asked.name);
@@ -415,15 +410,6 @@ void WriteOutput(const AskedOutput& asked, const std::string& default_name,
   }
 }
 
-// One call's state from its translation to its answer.
-struct Exchange {
-  v1::ClassifyRequest classify;
-  std::vector<OutputRequest> outputs;
-  std::vector<AskedOutput> asked;
-  TensorInterface tensors;
-  std::vector<v1::ClassifyResponse> answers;
-  bool raw = false;
-};
 
 }  // namespace
 
@@ -497,48 +483,44 @@ absl::Status OpenInference::ModelMetadata(const inference::ModelMetadataRequest&
   return absl::OkStatus();
 }
 
+absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOutput raw) {
+  auto version = ParseV2Version(request.model_version());
+  if (!version.ok()) return version.status();
+  if (request.model_name().empty()) return absl::InvalidArgumentError("model_name is empty");
+  bool raw_asked = false;
+  if (absl::Status s = ReadOutputs(request, &outputs, &asked, &raw_asked); !s.ok()) return s;
+  auto binary = BoolParameter(request.parameters(), "binary_data_output");
+  if (!binary.ok()) return binary.status();
+  if (absl::Status s = ReadInput(request, &classify, &tensors); !s.ok()) return s;
+  raw_output = raw_asked || *binary ||
+               (raw == OpenInference::RawOutput::kWhenAskedOrInputRaw &&
+                request.raw_input_contents_size() > 0);
+  classify.set_model(request.model_name());
+  classify.set_version(*version);
+  return absl::OkStatus();
+}
+
+void V2Call::WriteAnswer(const ModelInferRequest& request, ModelInferResponse* response) const {
+  response->set_model_name(request.model_name());
+  if (!answers.empty()) response->set_model_version(absl::StrCat(answers.front().version()));
+  response->set_id(request.id());
+  for (size_t i = 0; i < asked.size() && i < answers.size(); ++i) {
+    WriteOutput(asked[i], tensors.output_name, answers[i], raw_output, response);
+  }
+}
+
 void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOutput raw,
                           ModelInferResponse* response, InferenceService::Done done) {
-  auto exchange = std::make_unique<Exchange>();
-  absl::Status read = absl::OkStatus();
-  auto version = ParseV2Version(request.model_version());
-  if (!version.ok()) read = version.status();
-  if (read.ok() && request.model_name().empty()) {
-    read = absl::InvalidArgumentError("model_name is empty");
+  auto v2 = std::make_unique<V2Call>();
+  if (absl::Status read = v2->Read(request, raw); !read.ok()) {
+    return std::move(done)(inference_->Refuse(call, std::move(read)));
   }
-  bool raw_asked = false;
-  if (read.ok()) {
-    read = ReadOutputs(request, &exchange->outputs, &exchange->asked, &raw_asked);
-  }
-  if (read.ok()) {
-    auto binary = BoolParameter(request.parameters(), "binary_data_output");
-    if (binary.ok()) {
-      raw_asked = raw_asked || *binary;
-    } else {
-      read = binary.status();
-    }
-  }
-  if (read.ok()) read = ReadInput(request, &exchange->classify, &exchange->tensors);
-  if (!read.ok()) return std::move(done)(inference_->Refuse(call, std::move(read)));
-  exchange->raw = raw_asked || (raw == RawOutput::kWhenAskedOrInputRaw &&
-                                request.raw_input_contents_size() > 0);
-  exchange->classify.set_model(request.model_name());
-  exchange->classify.set_version(*version);
-
-  Exchange* state = exchange.get();
+  V2Call* state = v2.get();
   inference_->ClassifyOutputs(
       state->classify, state->outputs, &state->tensors, std::move(call), &state->answers,
-      [exchange = std::move(exchange), &request, response,
+      [v2 = std::move(v2), &request, response,
        done = std::move(done)](absl::Status status) mutable {
-        if (status.ok()) {
-          response->set_model_name(request.model_name());
-          response->set_model_version(absl::StrCat(exchange->answers.front().version()));
-          response->set_id(request.id());
-          for (size_t i = 0; i < exchange->asked.size(); ++i) {
-            WriteOutput(exchange->asked[i], exchange->tensors.output_name,
-                        exchange->answers[i], exchange->raw, response);
-          }
-        }
+        if (status.ok()) v2->WriteAnswer(request, response);
         std::move(done)(std::move(status));
       });
 }

@@ -75,4 +75,31 @@ class OpenInference {
   std::function<bool()> server_ready_;
 };
 
+// One v2 call on its way through the inference path: what Read() makes of
+// the request (the rows, the outputs asked and how to answer them), the
+// answers the pass fills in, and WriteAnswer() turning them into tensors.
+// Public so the translation can be tested and fuzzed without a server.
+struct V2Call {
+  // An output as asked: its name (empty: the model's own, named by the
+  // graph) and whether it answers "<score>:<index>:<label>" strings.
+  struct AskedOutput {
+    std::string name;
+    bool classification = false;
+  };
+
+  // INVALID_ARGUMENT naming what in `request` cannot be served.
+  absl::Status Read(const inference::ModelInferRequest& request,
+                    OpenInference::RawOutput raw);
+  // The answer to `request` (the one Read() took) from `answers`.
+  void WriteAnswer(const inference::ModelInferRequest& request,
+                   inference::ModelInferResponse* response) const;
+
+  v1::ClassifyRequest classify;
+  std::vector<OutputRequest> outputs;  // what the plan checks, one per asked
+  std::vector<AskedOutput> asked;
+  TensorInterface tensors;
+  std::vector<v1::ClassifyResponse> answers;  // filled by ClassifyOutputs
+  bool raw_output = false;
+};
+
 }  // namespace seqserve

@@ -39,10 +39,13 @@ async function classifyInPage(page, output) {
   }));
 }
 
+// Waits for the chosen model's own title: the form's width alone cannot
+// tell two models of the same width apart.
 async function chooseModel(page, name, width) {
   await page.click(`#models tbody tr[data-model="${name}"]`);
-  await page.waitForFunction((width) =>
-    document.querySelectorAll("#feature-fields input").length === width, {}, width);
+  await page.waitForFunction((name, width) =>
+    document.getElementById("model-title").textContent.startsWith(name + " version ") &&
+    document.querySelectorAll("#feature-fields input").length === width, {}, name, width);
 }
 
 (async () => {
