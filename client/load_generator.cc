@@ -91,7 +91,12 @@ class Driver {
       absl::MutexLock lock(&mu_);
       --outstanding_;
     };
-    if (options_.request.model().empty()) {
+    if (!options_.infer.model_name().empty()) {
+      client_.InferAsync(options_.infer,
+                         [complete](absl::StatusOr<inference::ModelInferResponse> response) {
+                           complete(response.status());
+                         });
+    } else if (options_.request.model().empty()) {
       client_.HealthAsync(complete);
     } else {
       client_.ClassifyAsync(options_.request,

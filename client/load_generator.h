@@ -32,6 +32,9 @@ struct LoadOptions {
   int64_t warmup_requests = 100;
   // Classify this request; when empty (no model), the empty Health/Check.
   v1::ClassifyRequest request;
+  // When it names a model: the Open Inference Protocol's ModelInfer with
+  // this request instead of Classify.
+  inference::ModelInferRequest infer;
   // Called about twice a second with the calls done so far.
   std::function<void(int64_t done, double elapsed_seconds)> progress;
 };

@@ -9,6 +9,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,7 @@
 #include "core/feature_input.h"
 #include "core/feature_rows.h"
 #include "core/file_util.h"
+#include "google/protobuf/util/json_util.h"
 #include "tools/flag_help.h"
 
 ABSL_FLAG(std::string, target, "",
@@ -60,6 +62,9 @@ ABSL_FLAG(uint32_t, rows, 1, "bench: rows per Classify call");
 ABSL_FLAG(std::string, rpc, "classify",
           "bench: classify, or health for the empty grpc.health.v1 Check");
 ABSL_FLAG(bool, csv, false, "bench: print the results as CSV (as --format csv)");
+ABSL_FLAG(std::string, protocol, "v1",
+          "classify, bench: v1 (seqserve.v1 Classify) or v2 (the Open Inference "
+          "Protocol's ModelInfer on the same port)");
 
 namespace seqserve {
 namespace {
@@ -71,6 +76,7 @@ constexpr char kUsage[] =
     "  seqclient metadata MODEL\n"
     "  seqclient health                                 (exit 0 when SERVING)\n"
     "  seqclient bench --model species --concurrency 1,2,4 --duration_seconds 5\n"
+    "  seqclient classify|bench --protocol v2 ...        (Open Inference Protocol)\n"
     "Common flags: --target host:port --deadline_ms N\n"
     "  TLS: --tls_ca_file ca.pem [--tls_cert_file c.pem --tls_key_file c.key]\n"
     "  [--tls_server_name NAME]; token: SEQSERVE_TOKEN=... or --token\n"
@@ -119,6 +125,51 @@ absl::StatusOr<OutputFormat> FormatFlag(absl::string_view command,
   return *format;
 }
 
+// The same rows as one ModelInfer call, printed as the protocol's tensors.
+int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows,
+               const ClassifyOptions& options, const std::string& format) {
+  auto metadata = client.ModelMetadataV2(model, options.version);
+  if (!metadata.ok()) return FailCall(metadata.status());
+  v1::ClassifyRequest request;
+  request.set_model(model);
+  request.set_version(options.version);
+  request.mutable_features()->Add(rows.values.begin(), rows.values.end());
+  request.set_rows(static_cast<uint32_t>(rows.rows));
+  request.set_output(options.output);
+  request.set_top_k(options.top_k);
+  auto answer = client.Infer(ToModelInferRequest(request, *metadata, /*raw=*/false));
+  if (!answer.ok()) return FailCall(answer.status());
+  if (format == "json") {
+    google::protobuf::util::JsonPrintOptions json;
+    json.preserve_proto_field_names = true;
+    std::string text;
+    if (!google::protobuf::util::MessageToJsonString(*answer, &text, json).ok()) {
+      return Fail("cannot print the answer as JSON");
+    }
+    std::cout << text << "\n";
+    return 0;
+  }
+  // One line per row and output: its elements (floats in full precision),
+  // comma- or space-separated.
+  const std::string separator = format == "csv" ? "," : " ";
+  if (format == "csv") std::cout << "row,output,values\n";
+  for (const auto& tensor : answer->outputs()) {
+    const int64_t width = tensor.shape_size() == 2 ? tensor.shape(1) : 0;
+    const auto& contents = tensor.contents();
+    for (int64_t row = 0; row < static_cast<int64_t>(rows.rows); ++row) {
+      std::vector<std::string> values;
+      for (int64_t i = row * width; i < (row + 1) * width; ++i) {
+        values.push_back(tensor.datatype() == "BYTES"
+                             ? contents.bytes_contents(static_cast<int>(i))
+                             : FormatFloat(contents.fp32_contents(static_cast<int>(i))));
+      }
+      std::cout << row << separator << tensor.name() << separator
+                << absl::StrJoin(values, separator) << "\n";
+    }
+  }
+  return 0;
+}
+
 int Classify(Client& client, const std::vector<std::string>& args) {
   const std::string model = absl::GetFlag(FLAGS_model);
   if (model.empty()) return Fail("classify needs --model");
@@ -156,6 +207,11 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   auto rows = ParseFeatureInput(text, input);
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
 
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol == "v2") {
+    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format));
+  }
+  if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   auto result = client.Classify(model, rows->values, rows->rows, options);
   if (!result.ok()) return FailCall(result.status());
   std::cout << FormatClassification(*result, metadata->labels, *format);
@@ -296,9 +352,21 @@ int Bench(Client& client) {
     for (size_t i = 0; i < rows * metadata->input_width; ++i) {
       options.request.add_features(uniform(rng));
     }
+    const std::string protocol = absl::GetFlag(FLAGS_protocol);
+    if (protocol == "v2") {
+      // Raw tensors, as high-rate v2 clients send them.
+      auto tensors = client.ModelMetadataV2(model, 0);
+      if (!tensors.ok()) return FailCall(tensors.status());
+      options.infer = ToModelInferRequest(options.request, *tensors, /*raw=*/true);
+    } else if (protocol != "v1") {
+      return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
+    }
   } else if (rpc != "health") {
     return Fail(absl::StrCat("unknown --rpc '", rpc, "'"));
   }
+  // The rpc column names the protocol's call.
+  const std::string call_name =
+      options.infer.model_name().empty() ? rpc : std::string("v2_infer");
   options.duration = absl::Seconds(absl::GetFlag(FLAGS_duration_seconds));
   options.max_requests = absl::GetFlag(FLAGS_requests);
   const bool csv = absl::GetFlag(FLAGS_csv) || *format == OutputFormat::kCsv;
@@ -335,13 +403,14 @@ int Bench(Client& client) {
     errors += s.errors;
     if (csv) {
       std::cout << absl::StrFormat("%s,%d,%lld,%lld,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f\n",
-                                   rpc, s.concurrency, static_cast<long long>(s.requests),
+                                   call_name, s.concurrency, static_cast<long long>(s.requests),
                                    static_cast<long long>(s.errors), s.seconds,
                                    s.requests_per_second, s.rows_per_second, s.p50_us,
                                    s.p90_us, s.p95_us, s.p99_us);
     } else {
       std::cout << absl::StrFormat(
-          "%-8s %-11d %-9lld %-7lld %-12.0f %-12.0f %-9.0f %-9.0f %-9.0f %-9.0f\n", rpc,
+          "%-8s %-11d %-9lld %-7lld %-12.0f %-12.0f %-9.0f %-9.0f %-9.0f %-9.0f\n",
+          call_name,
           s.concurrency, static_cast<long long>(s.requests),
           static_cast<long long>(s.errors), s.requests_per_second, s.rows_per_second,
           s.p50_us, s.p90_us, s.p95_us, s.p99_us);
@@ -358,12 +427,13 @@ const FlagGroup kConnection = {
 // --help's flags by command; `seqclient COMMAND --help` shows one command's.
 std::vector<FlagGroup> CommandGroups() {
   return {
-      {"classify", {"model", "version", "output", "top_k", "threshold", "format", "input"}},
+      {"classify", {"model", "version", "output", "top_k", "threshold", "format", "input",
+                    "protocol"}},
       {"models", {"format"}},
       {"metadata", {"version", "format"}},
       {"health", {"service"}},
       {"bench", {"model", "rows", "rpc", "concurrency", "duration_seconds", "requests",
-                 "format", "csv"}},
+                 "format", "csv", "protocol"}},
   };
 }
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <iterator>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -35,6 +36,7 @@ std::string ServiceConfig(const ClientOptions& options) {
     absl::StrAppend(&config, options.round_robin ? ", " : "", R"(
       "methodConfig": [{
         "name": [{"service": "seqserve.v1.Classifier"},
+                 {"service": "inference.GRPCInferenceService"},
                  {"service": "grpc.health.v1.Health"}],
         "retryPolicy": {
           "maxAttempts": )", std::min(options.max_attempts, 5), R"(,
@@ -190,6 +192,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
       options_(options),
       authorization_(absl::StrCat("Bearer ", options.bearer_token)),
       classifier_(v1::Classifier::NewStub(channel_)),
+      inference_(inference::GRPCInferenceService::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void Client::PrepareContext(grpc::ClientContext* context) const {
@@ -357,6 +360,91 @@ void Client::HealthAsync(HealthDone done) {
                             AsyncCallFinished();
                             call_done(ToAbslStatus(status));
                           });
+}
+
+absl::StatusOr<inference::ModelInferResponse> Client::Infer(
+    const inference::ModelInferRequest& request) {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  inference::ModelInferResponse response;
+  grpc::Status status = inference_->ModelInfer(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response;
+}
+
+void Client::InferAsync(const inference::ModelInferRequest& request, InferDone done) {
+  struct Call {
+    grpc::ClientContext context;
+    inference::ModelInferRequest request;
+    inference::ModelInferResponse response;
+    InferDone done;
+  };
+  auto* call = new Call;
+  call->request = request;
+  call->done = std::move(done);
+  PrepareContext(&call->context);
+  AsyncCallStarted();
+  inference_->async()->ModelInfer(
+      &call->context, &call->request, &call->response, [this, call](grpc::Status status) {
+        InferDone call_done = std::move(call->done);
+        absl::StatusOr<inference::ModelInferResponse> result =
+            status.ok() ? absl::StatusOr<inference::ModelInferResponse>(std::move(call->response))
+                        : ToAbslStatus(status);
+        delete call;  // as in ClassifyAsync
+        AsyncCallFinished();
+        call_done(std::move(result));
+      });
+}
+
+absl::StatusOr<inference::ModelMetadataResponse> Client::ModelMetadataV2(
+    const std::string& model, int64_t version) {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  inference::ModelMetadataRequest request;
+  request.set_name(model);
+  if (version != 0) request.set_version(absl::StrCat(version));
+  inference::ModelMetadataResponse response;
+  grpc::Status status = inference_->ModelMetadata(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response;
+}
+
+inference::ModelInferRequest ToModelInferRequest(
+    const v1::ClassifyRequest& request, const inference::ModelMetadataResponse& metadata,
+    bool raw) {
+  inference::ModelInferRequest infer;
+  infer.set_model_name(request.model());
+  if (request.version() != 0) infer.set_model_version(absl::StrCat(request.version()));
+  auto* input = infer.add_inputs();
+  if (metadata.inputs_size() > 0) input->set_name(metadata.inputs(0).name());
+  input->set_datatype("FP32");
+  const int64_t rows = request.rows();
+  input->add_shape(rows);
+  input->add_shape(rows > 0 ? request.features_size() / rows : 0);
+  if (raw) {
+    infer.add_raw_input_contents(
+        std::string(reinterpret_cast<const char*>(request.features().data()),
+                    request.features_size() * sizeof(float)));
+  } else {
+    *input->mutable_contents()->mutable_fp32_contents() = request.features();
+  }
+  static constexpr const char* kHeadNames[] = {"", "logits", "sigmoid", "softmax",
+                                               "log_softmax"};
+  const int mode = request.output();
+  std::string name;
+  if (mode > 0 && mode < static_cast<int>(std::size(kHeadNames))) {
+    name = kHeadNames[mode];
+  } else if (request.top_k() > 0 && metadata.outputs_size() > 0) {
+    name = metadata.outputs(metadata.outputs_size() - 1).name();
+  }
+  if (!name.empty()) {
+    auto* output = infer.add_outputs();
+    output->set_name(name);
+    if (request.top_k() > 0) {
+      (*output->mutable_parameters())["classification"].set_int64_param(request.top_k());
+    }
+  }
+  return infer;
 }
 
 }  // namespace seqserve

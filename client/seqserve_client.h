@@ -1,5 +1,6 @@
 // The seqserve C++ client: Classify, model metadata, listing and health
-// over one gRPC channel, with results as plain C++ values and errors as
+// over one gRPC channel, and the Open Inference Protocol's ModelInfer on
+// the same channel, with results as plain C++ values and errors as
 // absl::Status carrying the server's code and message.
 //
 // Thread-safe: one Client may be shared by many threads.
@@ -20,6 +21,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 
 namespace seqserve {
@@ -155,6 +157,15 @@ class Client {
   using ClassifyDone =
       std::function<void(absl::StatusOr<v1::ClassifyResponse>)>;
   void ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done);
+  // The Open Inference Protocol's ModelInfer, synchronously and as
+  // ClassifyAsync does.
+  absl::StatusOr<inference::ModelInferResponse> Infer(
+      const inference::ModelInferRequest& request);
+  using InferDone = std::function<void(absl::StatusOr<inference::ModelInferResponse>)>;
+  void InferAsync(const inference::ModelInferRequest& request, InferDone done);
+  // The Open Inference Protocol's metadata of a model (its tensor names).
+  absl::StatusOr<inference::ModelMetadataResponse> ModelMetadataV2(const std::string& model,
+                                                                   int64_t version = 0);
   using HealthDone = std::function<void(absl::Status)>;
   // The empty health call, asynchronously: gRPC's own floor for benchmarks.
   void HealthAsync(HealthDone done);
@@ -179,8 +190,18 @@ class Client {
   ClientOptions options_;
   const std::string authorization_;  // "Bearer <token>"
   std::unique_ptr<v1::Classifier::Stub> classifier_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> inference_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
+
+// A Classify request as the Open Inference Protocol's ModelInfer, for a
+// model whose v2 metadata is `metadata`: the rows as one FP32 tensor named
+// as its input (raw bytes when `raw`); the output named by the request's
+// output mode, or for the default none (its last output, the graph's own,
+// with a top-k); as "classification" strings when a top-k is asked.
+inference::ModelInferRequest ToModelInferRequest(
+    const v1::ClassifyRequest& request, const inference::ModelMetadataResponse& metadata,
+    bool raw);
 
 // SSL channel credentials from the TLS files of `options`;
 // FAILED_PRECONDITION naming a file that cannot be read.

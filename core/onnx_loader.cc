@@ -630,6 +630,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   if (!model.ok()) {
     return Error(model.status().code(), model.status().message());
   }
+  (*model)->set_tensor_names({input_name_, output_name});
   return model;
 }
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -50,6 +51,16 @@ class Sequential {
   absl::StatusOr<std::vector<float>> Predict(absl::Span<const float> features,
                                              size_t rows, Head head) const;
 
+  // The input and output tensors' names: the graph's for ONNX, "input" and
+  // "output" for the text format. Protocols that name tensors (the Open
+  // Inference Protocol) show them; loaders set them before sharing the model.
+  struct TensorNames {
+    std::string input = "input";
+    std::string output = "output";
+  };
+  const TensorNames& tensor_names() const { return tensor_names_; }
+  void set_tensor_names(TensorNames names) { tensor_names_ = std::move(names); }
+
   int input_width() const { return input_width_; }
   int output_width() const { return output_width_; }
   Head default_head() const { return default_head_; }
@@ -75,6 +86,7 @@ class Sequential {
   size_t widest_ = 0;  // widest row anywhere, to size scratch once per call
   size_t last_linear_ = 0;  // this layer writes straight into the output
   size_t parameter_count_ = 0;
+  TensorNames tensor_names_;
 };
 
 }  // namespace seqserve

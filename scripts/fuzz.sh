@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh TARGET SECONDS   fuzz one target for SECONDS
 #   scripts/fuzz.sh all SECONDS      every target in turn, SECONDS each
 # Targets: fuzz_onnx_loader, fuzz_text_loader, fuzz_model_config,
-# fuzz_classify_request (fuzz/README.md says what each one checks).
+# fuzz_classify_request, fuzz_v2_request (fuzz/README.md says what each one
+# checks).
 #
 # Installs what is missing, builds the target(s) in build/fuzz, and runs
 # libFuzzer on build/fuzz/corpus/TARGET, a copy of the seeds in
@@ -16,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(fuzz_onnx_loader fuzz_text_loader fuzz_model_config fuzz_classify_request)
+all_targets=(fuzz_onnx_loader fuzz_text_loader fuzz_model_config fuzz_classify_request
+             fuzz_v2_request)
 usage() {
   echo "usage: $0 {all|${all_targets[*]// /|}} SECONDS" >&2
   exit 2
@@ -38,6 +40,7 @@ dictionary_of() {
     fuzz_onnx_loader) echo fuzz/onnx.dict ;;
     fuzz_text_loader) echo fuzz/text_model.dict ;;
     fuzz_model_config) echo fuzz/model_config.dict ;;
+    fuzz_v2_request) echo fuzz/v2_request.dict ;;
     *) echo "" ;;
   esac
 }

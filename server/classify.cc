@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/client_text.h"
 #include "server/output_mode.h"
 
 namespace seqserve {
@@ -25,6 +27,9 @@ std::string LabelOf(const ServedModel& served, uint32_t index) {
   const auto& labels = served.config.labels();
   return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
 }
+
+// A sum of response bounds that stops growing before it could wrap.
+constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max() / 2;
 
 bool AllFinite(absl::Span<const float> values) {
   for (float v : values) {
@@ -53,33 +58,35 @@ uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan)
   return header + plan.rows * per_row;
 }
 
-absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
-                                          const ServedModel& served,
-                                          const RequestLimits& limits) {
+namespace {
+
+// The checks of a request's rows, whatever it asks of them: count, width,
+// limits, finite values.
+absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
+                       const RequestLimits& limits) {
   const Sequential& model = *served.model;
-  ClassifyPlan plan;
-  plan.rows = request.rows();
-  if (plan.rows == 0) {
+  const size_t rows = request.rows();
+  if (rows == 0) {
     return absl::InvalidArgumentError("empty batch: rows must be positive");
   }
-  const size_t want = plan.rows * static_cast<size_t>(model.input_width());
+  const size_t want = rows * static_cast<size_t>(model.input_width());
   if (static_cast<size_t>(request.features_size()) != want) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", served.name, "' takes ", model.input_width(),
-        " features per row: ", plan.rows, " rows need ", want, " values, got ",
+        " features per row: ", rows, " rows need ", want, " values, got ",
         request.features_size()));
   }
   const uint32_t limit = served.max_request_rows ? served.max_request_rows : limits.max_rows;
-  if (limit != 0 && plan.rows > limit) {
+  if (limit != 0 && rows > limit) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "batch of ", plan.rows, " rows is over the limit of ", limit,
+        "batch of ", rows, " rows is over the limit of ", limit,
         " rows per request for model '", served.name, "'; split it"));
   }
   // rows <= 2^32 and widest <= 2^24: the product fits in 64 bits.
-  const uint64_t memory = uint64_t{plan.rows} * model.widest() * sizeof(float);
+  const uint64_t memory = uint64_t{rows} * model.widest() * sizeof(float);
   if (limits.max_memory_bytes != 0 && memory > limits.max_memory_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "batch of ", plan.rows, " rows holds ", memory, " bytes of activations as one pass (",
+        "batch of ", rows, " rows holds ", memory, " bytes of activations as one pass (",
         model.widest(), " values per row in model '", served.name,
         "'), over the limit of ", limits.max_memory_bytes,
         " bytes per request; split it"));
@@ -91,13 +98,29 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
           " is NaN or Inf"));
     }
   }
-  if (request.output() == v1::OUTPUT_MODE_DEFAULT) {
+  return absl::OkStatus();
+}
+
+// One answer's head, top_k and threshold, and the bound of its size.
+absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
+                                        const OutputRequest& output, const ServedModel& served,
+                                        const RequestLimits& limits) {
+  const Sequential& model = *served.model;
+  ClassifyPlan plan;
+  plan.rows = request.rows();
+  if (output.output == v1::OUTPUT_MODE_DEFAULT) {
+    if (!output.tensor_name.empty() && output.tensor_name != model.tensor_names().output) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", served.name, "' has no output ", QuoteClientText(output.tensor_name),
+          "; its outputs are ",
+          absl::StrJoin(TensorOutputNames(model.output_width(), model.tensor_names().output),
+                        ", ")));
+    }
     plan.head = served.default_head;
   } else {
-    auto head = HeadForOutputMode(request.output());
+    auto head = HeadForOutputMode(output.output);
     if (!head) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown output mode ", request.output()));
+      return absl::InvalidArgumentError(absl::StrCat("unknown output mode ", output.output));
     }
     plan.head = *head;
   }
@@ -108,12 +131,12 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
         " over it is always ", plan.head == Head::kSoftmax ? "1" : "0",
         ", ask for sigmoid"));
   }
-  if (request.top_k() > static_cast<uint32_t>(model.output_width())) {
+  if (output.top_k > static_cast<uint32_t>(model.output_width())) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "top_k ", request.top_k(), " is more than the ", model.output_width(),
+        "top_k ", output.top_k, " is more than the ", model.output_width(),
         " outputs of model '", served.name, "'"));
   }
-  plan.top_k = request.top_k();
+  plan.top_k = output.top_k;
   if (request.threshold() != 0.0f) {
     if (!(request.threshold() > 0.0f && request.threshold() < 1.0f)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -134,6 +157,70 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
         "; send fewer rows or ask for a smaller top_k"));
   }
   return plan;
+}
+
+}  // namespace
+
+std::vector<std::string> TensorOutputNames(int output_width, const std::string& graph_output) {
+  std::vector<std::string> names;
+  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax, Head::kLogSoftmax}) {
+    if ((head == Head::kSoftmax || head == Head::kLogSoftmax) && output_width == 1) continue;
+    names.emplace_back(HeadName(head));
+  }
+  if (!ParseHeadName(graph_output)) names.push_back(graph_output);
+  return names;
+}
+
+absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
+                                          const ServedModel& served,
+                                          const RequestLimits& limits) {
+  if (absl::Status rows = CheckRows(request, served, limits); !rows.ok()) return rows;
+  OutputRequest output;
+  output.output = request.output();
+  output.top_k = request.top_k();
+  return PlanOutput(request, output, served, limits);
+}
+
+absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest& request,
+                                                      const std::vector<OutputRequest>& outputs,
+                                                      TensorInterface* tensors,
+                                                      const ServedModel& served,
+                                                      const RequestLimits& limits) {
+  const Sequential& model = *served.model;
+  if (tensors != nullptr) {
+    const std::string& name = model.tensor_names().input;
+    if (tensors->input_name != name) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", served.name, "' has no input ", QuoteClientText(tensors->input_name),
+          "; its input is '", name, "'"));
+    }
+    if (tensors->input_columns != model.input_width()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", name, "' of model '", served.name, "' has shape [-1, ",
+          model.input_width(), "]; got ", tensors->input_columns, " columns"));
+    }
+    tensors->output_name = model.tensor_names().output;
+  }
+  if (outputs.empty()) return absl::InvalidArgumentError("no output asked for");
+  if (absl::Status rows = CheckRows(request, served, limits); !rows.ok()) return rows;
+  std::vector<ClassifyPlan> plans;
+  plans.reserve(outputs.size());
+  uint64_t total = 0;
+  for (const OutputRequest& output : outputs) {
+    auto plan = PlanOutput(request, output, served, limits);
+    if (!plan.ok()) return plan.status();
+    // Each bound is below 2^64 / 2 unless saturated; saturate the sum too.
+    total = std::min(total + std::min(ResponseBytesBound(served, *plan), kSaturated),
+                     kSaturated);
+    plans.push_back(*plan);
+  }
+  if (limits.max_response_bytes != 0 && total > limits.max_response_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the ", outputs.size(), " answers to ", request.rows(), " rows could take ", total,
+        " bytes together, over the message limit of ", limits.max_response_bytes,
+        "; send fewer rows or ask for fewer outputs"));
+  }
+  return plans;
 }
 
 absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
@@ -175,6 +262,26 @@ absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan
       entry->set_index(top.index);
       entry->set_label(LabelOf(served, top.index));
       entry->set_score(top.score);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BuildClassifyResponses(const ServedModel& served,
+                                    absl::Span<const ClassifyPlan> plans,
+                                    absl::Span<float> logits,
+                                    absl::Span<v1::ClassifyResponse* const> responses) {
+  // Heads work in place: every answer but the last works on a copy.
+  std::vector<float> copy;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    absl::Span<float> scores = logits;
+    if (i + 1 < plans.size()) {
+      copy.assign(logits.begin(), logits.end());
+      scores = absl::MakeSpan(copy);
+    }
+    if (absl::Status built = BuildClassifyResponse(served, plans[i], scores, responses[i]);
+        !built.ok()) {
+      return built;
     }
   }
   return absl::OkStatus();

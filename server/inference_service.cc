@@ -62,6 +62,25 @@ absl::Status InferenceService::Admit(const CallInfo& call, CallState* state) con
 
 void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
                                 v1::ClassifyResponse* response, Done done) {
+  Pass(request, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
+}
+
+void InferenceService::ClassifyOutputs(const v1::ClassifyRequest& request,
+                                       const std::vector<OutputRequest>& outputs,
+                                       TensorInterface* tensors, CallInfo call,
+                                       std::vector<v1::ClassifyResponse>* responses,
+                                       Done done) {
+  responses->clear();
+  responses->resize(outputs.size());
+  Targets targets;
+  for (v1::ClassifyResponse& response : *responses) targets.push_back(&response);
+  Pass(request, &outputs, tensors, std::move(call), std::move(targets), std::move(done));
+}
+
+void InferenceService::Pass(const v1::ClassifyRequest& request,
+                            const std::vector<OutputRequest>* outputs,
+                            TensorInterface* tensors, CallInfo call, Targets targets,
+                            Done done) {
   auto state = Start(call, request.model(), std::move(done));
   if (absl::Status status = Admit(call, state.get()); !status.ok()) {
     return Finish(std::move(state), std::move(status));
@@ -77,16 +96,26 @@ void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo cal
   }
   state->record.model_known = true;
   state->record.version = (*served)->version;
-  auto plan = PlanClassify(request, **served, options_.limits);
-  if (!plan.ok()) return Finish(std::move(state), plan.status());
-  state->record.rows = plan->rows;
+  absl::InlinedVector<ClassifyPlan, 1> plans;
+  if (outputs == nullptr) {
+    auto plan = PlanClassify(request, **served, options_.limits);
+    if (!plan.ok()) return Finish(std::move(state), plan.status());
+    plans.push_back(*plan);
+  } else {
+    auto planned = PlanOutputs(request, *outputs, tensors, **served, options_.limits);
+    if (!planned.ok()) return Finish(std::move(state), planned.status());
+    plans.assign(planned->begin(), planned->end());
+  }
+  // Read before the plans move into the callback below.
+  const size_t rows = plans.front().rows;
+  state->record.rows = rows;
 
-  // The logits are the runner's until `done` returns: the response is
+  // The logits are the runner's until `done` returns: the responses are
   // built inside it.
   runner_->Run(
-      *served, request.features(), plan->rows, call.deadline,
-      [this, state = std::move(state), served = *served, plan = *plan,
-       response](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+      *served, request.features(), rows, call.deadline,
+      [this, state = std::move(state), served = *served, plans = std::move(plans),
+       targets = std::move(targets)](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
@@ -94,7 +123,7 @@ void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo cal
         state->record.first_in_pass = output->first_in_pass;
         absl::Status built;
         try {  // on an inference thread: nothing may throw past here
-          built = BuildClassifyResponse(*served, plan, output->logits, response);
+          built = BuildClassifyResponses(*served, plans, output->logits, targets);
         } catch (const std::bad_alloc&) {
           built = absl::ResourceExhaustedError("no memory to build the answer");
         }
@@ -138,6 +167,8 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   response->set_output_width(model.model->output_width());
   *response->mutable_labels() = model.config.labels();
   *response->mutable_feature_names() = model.config.feature_names();
+  response->set_input_tensor(model.model->tensor_names().input);
+  response->set_output_tensor(model.model->tensor_names().output);
   for (const Layer& layer : model.model->layers()) {
     response->add_layers(layer.Describe());
   }

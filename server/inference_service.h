@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "seqserve/v1/classifier.pb.h"
@@ -53,6 +55,15 @@ class InferenceService {
   void Classify(const v1::ClassifyRequest& request, CallInfo call,
                 v1::ClassifyResponse* response, Done done);
 
+  // Several answers from one pass over the request's rows (the Open
+  // Inference Protocol's outputs): (*responses)[i] answers outputs[i]; the
+  // request's own output and top_k are not used. `tensors`, when not null,
+  // is checked and filled in as PlanOutputs says. `outputs`, `tensors` and
+  // `responses` must stay valid until `done` runs.
+  void ClassifyOutputs(const v1::ClassifyRequest& request,
+                       const std::vector<OutputRequest>& outputs, TensorInterface* tensors,
+                       CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done);
+
   // A call its front end refused before it could say what it asks (a body
   // that does not parse): accounted like any other call, answered `status`.
   absl::Status Refuse(const CallInfo& call, absl::Status status);
@@ -84,6 +95,10 @@ class InferenceService {
   };
   std::unique_ptr<CallState> Start(const CallInfo& call, std::string model, Done done);
   void Finish(std::unique_ptr<CallState> state, absl::Status status);
+  // Classify and ClassifyOutputs: outputs null means the request's own.
+  using Targets = absl::InlinedVector<v1::ClassifyResponse*, 1>;
+  void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
+            TensorInterface* tensors, CallInfo call, Targets targets, Done done);
   // Authenticate(), naming the caller in the call's record.
   absl::Status Admit(const CallInfo& call, CallState* state) const;
 

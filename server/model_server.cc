@@ -67,6 +67,12 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
                                                           server->runner_.get(), inference);
   server->service_ = std::make_unique<ClassifierService>(server->inference_.get());
+  ModelServer* raw = server.get();
+  // Health follows the state once the gRPC server exists (below).
+  server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
+  server->open_inference_ = std::make_unique<OpenInference>(
+      server->inference_.get(), [raw] { return raw->state_->ready(); });
+  server->v2_service_ = std::make_unique<InferenceV2Service>(server->open_inference_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC's health service is built on its own C messages: reflection can
@@ -77,8 +83,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
                            o.credentials ? o.credentials : grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->v2_service_.get());
   server->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
-      v1::Classifier::service_full_name(), "grpc.health.v1.Health",
+      v1::Classifier::service_full_name(), inference::GRPCInferenceService::service_full_name(),
+      "grpc.health.v1.Health",
       grpc::reflection::v1alpha::ServerReflection::service_full_name(),
       grpc::reflection::v1::ServerReflection::service_full_name()},
       o.authenticator);
@@ -119,15 +127,18 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
   }
-  ModelServer* raw = server.get();
-  server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
+  // Until now only this thread changed the state: no other thread reads
+  // server_ here.
+  server->SetHealth(server->state_->ready());
 
   if (!o.http_address.empty()) {
     RestApi::Sources sources;
     sources.inference = server->inference_.get();
+    sources.open_inference = server->open_inference_.get();
     sources.state = server->state_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
     sources.console = o.http_console;
+    sources.grpc_port = server->port_;
     server->rest_api_ = std::make_unique<RestApi>(std::move(sources));
     HttpServer::Options http = o.http;
     http.address = o.http_address;
@@ -181,10 +192,12 @@ void ModelServer::OnRefresh(const RepositorySnapshot& snapshot) {
 }
 
 void ModelServer::SetHealth(bool serving) {
+  if (server_ == nullptr) return;  // not listening yet; Start() sets it once it is
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   // The server as a whole ("") and the Classifier service by name.
   health->SetServingStatus(serving);
   health->SetServingStatus(v1::Classifier::service_full_name(), serving);
+  health->SetServingStatus(inference::GRPCInferenceService::service_full_name(), serving);
   spdlog::info("health {}", serving ? "SERVING" : "NOT_SERVING");
 }
 

@@ -20,6 +20,7 @@
 #include "server/access_log.h"
 #include "server/authenticator.h"
 #include "server/grpc/classifier_service.h"
+#include "server/grpc/inference_v2_service.h"
 #include "server/inference_runner.h"
 #include "server/inference_service.h"
 #include "server/model_manager.h"
@@ -31,6 +32,7 @@
 #include "server/observer_list.h"
 #include "server/request_observer.h"
 #include "server/serving_state.h"
+#include "server/v2/open_inference.h"
 
 namespace seqserve {
 
@@ -141,6 +143,8 @@ class ModelServer {
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<ClassifierService> service_;
+  std::unique_ptr<OpenInference> open_inference_;
+  std::unique_ptr<InferenceV2Service> v2_service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<ReflectionV1AlphaService> reflection_v1alpha_;
   std::unique_ptr<InferenceRunner> runner_;

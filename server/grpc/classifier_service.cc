@@ -1,13 +1,11 @@
 #include "server/grpc/classifier_service.h"
 
-#include <grpcpp/support/proto_buffer_reader.h>
-#include <grpcpp/support/proto_buffer_writer.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/classify.h"
 #include "server/client_text.h"
 #include "server/grpc/grpc_caller.h"
+#include "server/grpc/grpc_messages.h"
 #include "server/grpc/grpc_status.h"
 #include "spdlog/spdlog.h"
 
@@ -22,49 +20,6 @@ grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor,
   }
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
-}
-
-// The caller's deadline; calls without one never expire in a queue.
-absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    return absl::InfiniteFuture();
-  }
-  return absl::FromChrono(deadline);
-}
-
-// The request's bytes as `Message`: INVALID_ARGUMENT (not gRPC's bare
-// UNIMPLEMENTED or INTERNAL) when they are not one.
-template <typename Message>
-absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* message) {
-  grpc::ByteBuffer shared(bytes);  // the reader needs a mutable buffer; slices are shared
-  grpc::ProtoBufferReader reader(&shared);
-  if (!message->ParseFromZeroCopyStream(&reader)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request body is not a valid ", Message::descriptor()->full_name(),
-        " (truncated, invalid UTF-8 in a string, or another message)"));
-  }
-  return absl::OkStatus();
-}
-
-template <typename Message>
-absl::Status SerializeResponse(const Message& message, grpc::ByteBuffer* bytes) {
-  bool own_buffer;
-  const grpc::Status status =
-      grpc::SerializationTraits<Message>::Serialize(message, bytes, &own_buffer);
-  if (!status.ok()) return absl::InternalError(status.error_message());
-  return absl::OkStatus();
-}
-
-// What gRPC tells of the call, for the inference service.
-CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
-  CallInfo call;
-  call.protocol = "grpc";
-  call.method = method;
-  call.caller = GrpcCaller(*context);
-  call.deadline = CallDeadline(*context);
-  call.cancelled = [context] { return context->IsCancelled(); };
-  return call;
 }
 
 }  // namespace

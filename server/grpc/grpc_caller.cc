@@ -3,6 +3,8 @@
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/auth_context.h>
 
+#include <chrono>
+
 namespace seqserve {
 
 CallerCredentials GrpcCaller(const grpc::ServerContextBase& context) {
@@ -20,6 +22,29 @@ CallerCredentials GrpcCaller(const grpc::ServerContextBase& context) {
     }
   }
   return caller;
+}
+
+namespace {
+
+// The caller's deadline; calls without one never expire in a queue.
+absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace
+
+CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
+  CallInfo call;
+  call.protocol = "grpc";
+  call.method = method;
+  call.caller = GrpcCaller(*context);
+  call.deadline = CallDeadline(*context);
+  call.cancelled = [context] { return context->IsCancelled(); };
+  return call;
 }
 
 }  // namespace seqserve

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "server/http/v2_json.h"
 
 namespace seqserve {
 namespace {
@@ -100,11 +101,16 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
           {{"name", name}, {"in", "path"}, {"required", true}, {"schema", schema}});
     }
     if (!parameters.empty()) operation["parameters"] = parameters;
-    if (route.request != nullptr) {
-      pending.insert(route.request);
+    if (route.request != nullptr || route.request_schema != nullptr) {
+      std::string ref;
+      if (route.request != nullptr) {
+        pending.insert(route.request);
+        ref = Ref(route.request);
+      } else {
+        ref = absl::StrCat("#/components/schemas/", route.request_schema);
+      }
       operation["requestBody"] = {
-          {"required", true},
-          {"content", {{"application/json", {{"schema", {{"$ref", Ref(route.request)}}}}}}}};
+          {"required", true}, {"content", {{"application/json", {{"schema", {{"$ref", ref}}}}}}}};
     }
     // The answer's body: a message, or text of the route's content type.
     json schema;
@@ -112,6 +118,8 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
     if (route.response != nullptr) {
       pending.insert(route.response);
       schema = {{"$ref", Ref(route.response)}};
+    } else if (route.response_schema != nullptr) {
+      schema = {{"$ref", absl::StrCat("#/components/schemas/", route.response_schema)}};
     } else {
       content_type = route.text_response;
       schema = {{"type", content_type == "application/json" ? "object" : "string"}};
@@ -119,18 +127,20 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
     json content = json::object();
     content[content_type] = {{"schema", schema}};
     const json ok = {{"description", "OK"}, {"content", content}};
-    operation["responses"] = {
-        {"200", ok},
-        {"default",
-         {{"description", "An error: the gRPC status code's name and a message"},
-          {"content",
-           {{"application/json",
-             {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}}};
+    const json error = {
+        {"description", std::string(route.error_schema) == "V2Error"
+                            ? "An error: its message"
+                            : "An error: the gRPC status code's name and a message"},
+        {"content",
+         {{"application/json",
+           {{"schema", {{"$ref", absl::StrCat("#/components/schemas/", route.error_schema)}}}}}}}};
+    operation["responses"] = {{"200", ok}, {"default", error}};
     std::string method = route.method;
     for (char& c : method) c = static_cast<char>(std::tolower(c));
     paths[route.pattern][method] = operation;
   }
-  json schemas = {{"Error", ErrorSchema()}};
+  json schemas = V2JsonSchemas();
+  schemas["Error"] = ErrorSchema();
   std::set<const Descriptor*> done;
   while (!pending.empty()) {
     const Descriptor* message = *pending.begin();
@@ -145,7 +155,8 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
         {"version", version},
         {"description",
          "Classifiers built as PyTorch nn.Sequential, served with logits, sigmoid or "
-         "softmax scores. Bodies are the seqserve.v1 messages in protobuf's JSON mapping."}}},
+         "softmax scores. /v1 bodies are the seqserve.v1 messages in protobuf's JSON mapping; "
+         "/v2 is the Open Inference Protocol (KServe v2)."}}},
       {"paths", paths},
       {"components", {{"schemas", schemas}}}};
   return document.dump(2);

@@ -10,12 +10,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "server/client_text.h"
 #include "server/grpc/grpc_status.h"
 #include "server/http/console_files.h"
 #include "server/http/openapi.h"
+#include "server/http/v2_json.h"
 #include "server/metrics/metrics.h"
 
 namespace seqserve {
@@ -31,7 +33,13 @@ enum class Endpoint {
   kModelMetadata,
   kVersionMetadata,
   kClassify,
-  kVersionClassify
+  kVersionClassify,
+  kV2Server,
+  kV2Live,
+  kV2Ready,
+  kV2ModelReady,
+  kV2Metadata,
+  kV2Infer
 };
 
 struct RouteEntry {
@@ -77,6 +85,38 @@ const std::vector<RouteEntry>& Table() {
       {{"GET", "/v1/models/{model}/versions/{version}", "Metadata of one version", nullptr,
         metadata},
        Endpoint::kVersionMetadata},
+      // The Open Inference Protocol (KServe v2). Health answers with an
+      // empty body: 200 is true, 400 false.
+      {{"GET", "/v2", "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
+        nullptr, "V2ServerMetadata", "V2Error"},
+       Endpoint::kV2Server},
+      {{"GET", "/v2/health/live", "200 while the server can answer", nullptr, nullptr, kText,
+        nullptr, nullptr, "V2Error"},
+       Endpoint::kV2Live},
+      {{"GET", "/v2/health/ready", "200 while a model is loaded and the server is not draining",
+        nullptr, nullptr, kText, nullptr, nullptr, "V2Error"},
+       Endpoint::kV2Ready},
+      {{"GET", "/v2/models/{model}/ready", "200 while the highest version can answer",
+        nullptr, nullptr, kText, nullptr, nullptr, "V2Error"},
+       Endpoint::kV2ModelReady},
+      {{"GET", "/v2/models/{model}/versions/{version}/ready",
+        "200 while this version can answer", nullptr, nullptr, kText, nullptr, nullptr,
+        "V2Error"},
+       Endpoint::kV2ModelReady},
+      {{"GET", "/v2/models/{model}", "Tensors of the highest version", nullptr, nullptr,
+        nullptr, nullptr, "V2ModelMetadata", "V2Error"},
+       Endpoint::kV2Metadata},
+      {{"GET", "/v2/models/{model}/versions/{version}", "Tensors of one version", nullptr,
+        nullptr, nullptr, nullptr, "V2ModelMetadata", "V2Error"},
+       Endpoint::kV2Metadata},
+      {{"POST", "/v2/models/{model}/infer",
+        "Infer with the highest version (binary tensors: Inference-Header-Content-Length)",
+        nullptr, nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
+       Endpoint::kV2Infer},
+      {{"POST", "/v2/models/{model}/versions/{version}/infer",
+        "Infer with one version (binary tensors: Inference-Header-Content-Length)", nullptr,
+        nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
+       Endpoint::kV2Infer},
   };
   return table;
 }
@@ -223,6 +263,12 @@ const std::vector<RestApi::Route>& RestApi::Routes() {
   return routes;
 }
 
+namespace {
+// The /v2 endpoints, below.
+void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
+              const std::map<std::string, std::string>& params, HttpServer::Respond respond);
+}  // namespace
+
 RestApi::RestApi(Sources sources) : sources_(std::move(sources)) {}
 
 void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
@@ -268,7 +314,9 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       const std::string name = request.path == "/" ? "index.html" : request.path.substr(1);
       for (const EmbeddedFile& file : ConsoleFiles()) {
         if (name != file.name) continue;
-        HttpResponse page = Text(std::string(file.contents));
+        // The page names the gRPC port in the seqclient command it shows.
+        HttpResponse page = Text(absl::StrReplaceAll(
+            file.contents, {{"{{grpc_port}}", absl::StrCat(sources_.grpc_port)}}));
         page.content_type = route->route.text_response;
         // Only this server's own script, style and API: no inline code, no
         // other origin, no framing.
@@ -324,6 +372,13 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       absl::Status status = sources_.inference->DescribeModel(metadata, call, &response);
       return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
     }
+    case Endpoint::kV2Server:
+    case Endpoint::kV2Live:
+    case Endpoint::kV2Ready:
+    case Endpoint::kV2ModelReady:
+    case Endpoint::kV2Metadata:
+    case Endpoint::kV2Infer:
+      return HandleV2(sources_, route->endpoint, request, params, std::move(respond));
     case Endpoint::kClassify:
     case Endpoint::kVersionClassify:
       break;
@@ -365,5 +420,70 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
         std::move(respond)(status.ok() ? ToJson(exchange->response) : ErrorResponse(status));
       });
 }
+
+namespace {
+
+void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
+              const std::map<std::string, std::string>& params, HttpServer::Respond respond) {
+  OpenInference* v2 = sources.open_inference;
+  const std::string model = params.count("model") ? params.at("model") : "";
+  const std::string version = params.count("version") ? params.at("version") : "";
+  auto health = [](bool ok) { return Text("", ok ? 200 : 400); };
+  switch (endpoint) {
+    case Endpoint::kV2Live:
+      return std::move(respond)(health(true));
+    case Endpoint::kV2Ready:
+      return std::move(respond)(health(v2->ServerReady()));
+    case Endpoint::kV2ModelReady: {
+      const absl::Status ready = v2->ModelReady(model, version);
+      return std::move(respond)(absl::IsInvalidArgument(ready) ? V2ErrorResponse(ready)
+                                                               : health(ready.ok()));
+    }
+    case Endpoint::kV2Server: {
+      // Like the OpenAPI document: what runs here is for callers with a token.
+      if (absl::Status denied =
+              sources.inference->Authenticate(HttpCall(request, "ServerMetadata"));
+          !denied.ok()) {
+        return std::move(respond)(V2ErrorResponse(denied));
+      }
+      inference::ServerMetadataResponse metadata;
+      v2->ServerMetadata(&metadata);
+      return std::move(respond)(V2ServerMetadataResponse(metadata));
+    }
+    case Endpoint::kV2Metadata: {
+      inference::ModelMetadataRequest asked;
+      asked.set_name(model);
+      asked.set_version(version);
+      inference::ModelMetadataResponse metadata;
+      const absl::Status status =
+          v2->ModelMetadata(asked, HttpCall(request, "ModelMetadata"), &metadata);
+      return std::move(respond)(status.ok() ? V2ModelMetadataResponse(metadata)
+                                            : V2ErrorResponse(status));
+    }
+    default:
+      break;
+  }
+  // Infer: request and response live until the inference path is done.
+  struct Exchange {
+    inference::ModelInferRequest request;
+    inference::ModelInferResponse response;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  const CallInfo call = HttpCall(request, "ModelInfer");
+  if (absl::Status parsed = ParseV2InferRequest(request, &exchange->request); !parsed.ok()) {
+    return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
+  }
+  exchange->request.set_model_name(model);
+  exchange->request.set_model_version(version);
+  Exchange* raw = exchange.get();
+  v2->Infer(raw->request, call, OpenInference::RawOutput::kWhenAsked, &raw->response,
+            [exchange = std::move(exchange), respond = std::move(respond)](
+                absl::Status status) mutable {
+              std::move(respond)(status.ok() ? V2InferResponse(exchange->response)
+                                             : V2ErrorResponse(status));
+            });
+}
+
+}  // namespace
 
 }  // namespace seqserve

@@ -1,5 +1,6 @@
 // The HTTP front end: seqserve.v1 as JSON (protobuf's own JSON mapping of
-// the same messages, so REST and gRPC cannot drift), health endpoints for
+// the same messages, so REST and gRPC cannot drift), the Open Inference
+// Protocol's HTTP endpoints (/v2/...), health endpoints for
 // load balancers and Kubernetes probes, Prometheus metrics, the OpenAPI
 // document and the web console (a page that calls this same API). A thin
 // translator: every model call goes through the InferenceService like a
@@ -15,6 +16,7 @@
 #include "server/http/http_server.h"
 #include "server/inference_service.h"
 #include "server/serving_state.h"
+#include "server/v2/open_inference.h"
 
 namespace seqserve {
 
@@ -22,11 +24,14 @@ class RestApi {
  public:
   struct Sources {
     InferenceService* inference = nullptr;  // not owned
+    OpenInference* open_inference = nullptr;  // not owned
     const ServingState* state = nullptr;  // not owned
     // The metrics text; null when metrics are off (GET /metrics is 404).
     std::function<std::string()> metrics;
     // Serve the web console at GET / (and its script and style).
     bool console = true;
+    // The gRPC port, for the commands the console shows.
+    int grpc_port = 0;
   };
 
   // One endpoint. Patterns hold literal segments, {name} segments, and a
@@ -40,6 +45,12 @@ class RestApi {
     const google::protobuf::Descriptor* request = nullptr;
     const google::protobuf::Descriptor* response = nullptr;
     const char* text_response = nullptr;  // its content type
+    // For JSON that is no protobuf mapping (the Open Inference Protocol's):
+    // schema names among V2JsonSchemas().
+    const char* request_schema = nullptr;
+    const char* response_schema = nullptr;
+    // The error body: "Error" ({code, message}) or "V2Error" ({error}).
+    const char* error_schema = "Error";
   };
   // Every endpoint this front end serves, in matching order.
   static const std::vector<Route>& Routes();

@@ -192,6 +192,28 @@ TEST_F(SeqclientTest, BenchReportsEverySteps) {
   EXPECT_THAT(health.output, HasSubstr("\nhealth,4,100,0,"));
 }
 
+// The Open Inference Protocol on the same port: the same scores as v1,
+// Triton's classification strings, and a bench of ModelInfer calls.
+TEST_F(SeqclientTest, ProtocolV2ClassifiesAndBenches) {
+  auto v1 = Seqclient("classify --model species --format csv --output logits 4,0,1");
+  auto v2 = Seqclient("classify --protocol v2 --model species --format csv --output logits 4,0,1");
+  ASSERT_EQ(v2.exit_code, 0) << v2.output;
+  EXPECT_THAT(v2.output, HasSubstr("row,output,values\n0,logits,"));
+  // v1's CSV row holds the same logits after its index and label columns.
+  const std::string logits = v2.output.substr(v2.output.find("0,logits,") + 9);
+  EXPECT_THAT(v1.output, HasSubstr(logits.substr(0, logits.find('\n'))));
+  const auto classes = Seqclient("classify --protocol v2 --model species --top_k 1 4,0,1");
+  ASSERT_EQ(classes.exit_code, 0) << classes.output;
+  EXPECT_THAT(classes.output, HasSubstr(":1:mammal"));
+  const auto bench =
+      Seqclient("bench --protocol v2 --model species --concurrency 2 --requests 100 --csv");
+  ASSERT_EQ(bench.exit_code, 0) << bench.output;
+  EXPECT_THAT(bench.output, HasSubstr("\nv2_infer,2,100,0,"));
+  const auto wrong = Seqclient("classify --protocol v3 --model species 4,0,1");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_THAT(wrong.output, HasSubstr("unknown --protocol 'v3'"));
+}
+
 TEST(Seqclient, AnUnreachableServerExitsNonZeroWithAClearMessage) {
   const auto result = RunCommand(absl::StrCat(SEQCLIENT_PATH,
                                               " --target=127.0.0.1:1 --deadline_ms=3000 health"));

@@ -115,5 +115,35 @@ TEST_F(ExamplesTest, ClientsSpeakTlsAndSendAToken) {
   }
 }
 
+// The Open Inference Protocol example: typed and raw tensors give the v1
+// example's scores, and the classification extension names the classes.
+TEST_F(ExamplesTest, PythonV2ClientGivesTheSameScoresTypedAndRaw) {
+  const std::string v2 = absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify_v2.py --target ",
+      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --model species --output softmax");
+  const auto typed = RunCommand(v2 + " 2>&1");
+  ASSERT_EQ(typed.exit_code, 0) << typed.output;
+  EXPECT_THAT(typed.output, HasSubstr("row 0 softmax: 0.000000 1.000000 0.000000"));
+  const auto raw = RunCommand(v2 + " --raw 2>&1");
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  EXPECT_EQ(raw.output, typed.output);
+  // The v1 example prints the same scores for the same rows.
+  const auto v1 = RunCommand(absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
+      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --model species --output softmax "
+      "4,0,1"));
+  EXPECT_THAT(v1.output, HasSubstr("4,0,1 -> mammal scores 0.000000 1.000000 0.000000"));
+  const auto classes = RunCommand(v2 + " --classification 1 --raw 2>&1");
+  ASSERT_EQ(classes.exit_code, 0) << classes.output;
+  EXPECT_THAT(classes.output, HasSubstr(":1:mammal"));
+  EXPECT_THAT(classes.output, HasSubstr(":0:bird"));
+  EXPECT_THAT(classes.output, HasSubstr(":2:reptile"));
+  const auto unknown = RunCommand(absl::StrCat(
+      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify_v2.py --target ",
+      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --model nope 2>&1"));
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("nope: NOT_FOUND: model 'nope' is not served"));
+}
+
 }  // namespace
 }  // namespace seqserve

@@ -44,7 +44,9 @@ TEST_F(GenericToolsTest, ReflectionListsEveryServiceAndMethod) {
           "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
           "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
           "seqserve.v1.Classifier/Classify", "seqserve.v1.Classifier/GetModelMetadata",
-          "seqserve.v1.Classifier/ListModels"}) {
+          "seqserve.v1.Classifier/ListModels", "inference.GRPCInferenceService/ModelInfer",
+          "inference.GRPCInferenceService/ServerLive",
+          "inference.GRPCInferenceService/ModelMetadata"}) {
       EXPECT_THAT(listed.output, HasSubstr(method)) << protocol;
     }
   }

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
@@ -332,6 +333,12 @@ TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
   const HttpReply reply = HttpCall(port_, "GET", "/openapi.json");
   ASSERT_EQ(reply.status, 200);
   const nlohmann::json document = nlohmann::json::parse(reply.body);
+  // The Open Inference Protocol's body names the model's input tensor.
+  const std::string input = nlohmann::json::parse(
+      HttpCall(port_, "GET", "/v2/models/species").body)["inputs"][0]["name"];
+  const std::string v2_body = nlohmann::json(
+      {{"inputs", {{{"name", input}, {"shape", {1, 3}}, {"datatype", "FP32"},
+                    {"data", {4, 0, 1}}}}}}).dump();
   int operations = 0;
   for (const auto& [pattern, methods] : document["paths"].items()) {
     std::string path = std::regex_replace(pattern, std::regex(R"(\{model\})"), "species");
@@ -339,9 +346,11 @@ TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
     for (const auto& [method, operation] : methods.items()) {
       std::string upper = method;
       for (char& c : upper) c = static_cast<char>(std::toupper(c));
-      const std::string body = operation.contains("requestBody")
-                                   ? R"({"features": [4, 0, 1], "rows": 1})"
-                                   : "";
+      std::string body;
+      if (operation.contains("requestBody")) {
+        body = absl::StartsWith(pattern, "/v2") ? v2_body
+                                                : R"({"features": [4, 0, 1], "rows": 1})";
+      }
       const HttpReply answer = HttpCall(port_, upper, path, body);
       EXPECT_EQ(answer.status, 200) << upper << " " << path << ": " << answer.body;
       ++operations;

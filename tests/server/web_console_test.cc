@@ -31,7 +31,7 @@ TEST(WebConsole, WorksInChromiumAndShowsHostileLabelsAsText) {
   const std::string screenshot = ::testing::TempDir() + "/seqserve-console.png";
   const auto result = testing::RunCommand(absl::StrCat(
       "node ", SEQSERVE_SOURCE_DIR, "/tests/web/console-check.js http://127.0.0.1:",
-      server.http_port(), " ", screenshot, " 2>&1"));
+      server.http_port(), " ", screenshot, " ", server.port(), " 2>&1"));
   if (result.exit_code == 77) GTEST_SKIP() << result.output;
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("ok   OUTPUT_MODE_SIGMOID: chart scores"));

@@ -1,12 +1,12 @@
 // Drives seqserve's web console in Debian's chromium (puppeteer-core, no
 // browser download) against a live server whose repository holds the
 // species sample and a model named "hostile" whose labels are HTML:
-//   node console-check.js http://127.0.0.1:8501 screenshot.png
+//   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT
 // Prints what it checked; exit 0 when every check passed, 1 when one
 // failed, 77 when chromium cannot start here.
 const puppeteer = require("puppeteer-core");
 
-const [base, screenshot] = process.argv.slice(2);
+const [base, screenshot, grpcPort] = process.argv.slice(2);
 const failures = [];
 function check(ok, what) {
   console.log((ok ? "ok   " : "FAIL ") + what);
@@ -39,10 +39,13 @@ async function classifyInPage(page, output) {
   }));
 }
 
+// Waits for the chosen model's own title: the form's width alone cannot
+// tell two models of the same width apart.
 async function chooseModel(page, name, width) {
   await page.click(`#models tbody tr[data-model="${name}"]`);
-  await page.waitForFunction((width) =>
-    document.querySelectorAll("#feature-fields input").length === width, {}, width);
+  await page.waitForFunction((name, width) =>
+    document.getElementById("model-title").textContent.startsWith(name + " version ") &&
+    document.querySelectorAll("#feature-fields input").length === width, {}, name, width);
 }
 
 (async () => {
@@ -103,8 +106,8 @@ async function chooseModel(page, name, width) {
     check(curl.includes("/v1/models/species/versions/1:classify") &&
           curl.includes('"features":[4,0,1]'), `curl command: ${curl}`);
     const seqclient = await page.$eval("#seqclient-command", (node) => node.textContent);
-    check(seqclient.includes("seqclient classify") && seqclient.includes("4,0,1"),
-          `seqclient command: ${seqclient}`);
+    check(seqclient.includes("seqclient classify") && seqclient.includes("4,0,1") &&
+          seqclient.includes(`:${grpcPort} `), `seqclient command: ${seqclient}`);
 
     await chooseModel(page, "hostile", 3);
     const hostileFacts = await page.$eval("#model-facts", (node) => node.textContent);

@@ -117,6 +117,12 @@ async function selectModel(name) {
   }
 }
 
+// The server's gRPC port, which it writes into the page.
+function grpcPort() {
+  const meta = document.querySelector('meta[name="seqserve-grpc-port"]');
+  return meta && /^[0-9]+$/.test(meta.content) ? meta.content : "8500";
+}
+
 function shellQuote(text) {
   return "'" + String(text).replace(/'/g, "'\\''") + "'";
 }
@@ -171,10 +177,11 @@ async function classify(event) {
       " -d " + shellQuote(JSON.stringify(request));
     const mode = output.replace("OUTPUT_MODE_", "").toLowerCase();
     document.getElementById("seqclient-command").textContent =
-      "seqclient classify --target " + location.hostname + ":8500 --model " + shellQuote(metadata.model) +
+      "seqclient classify --target " + location.hostname + ":" + grpcPort() +
+      (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
+      " --model " + shellQuote(metadata.model) +
       " --version " + metadata.version + (mode === "default" ? "" : " --output " + mode) +
-      (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",") +
-      "   # gRPC port 8500 unless --port says otherwise";
+      (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",");
   } catch (error) {
     showError(error);
   }
