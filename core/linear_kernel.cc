@@ -100,8 +100,13 @@ LinearKernel::LinearKernel(const Layer& layer, bool fuse_relu, std::unique_ptr<P
 
 LinearKernel::~LinearKernel() = default;
 
+bool LinearKernel::RunsPacked(size_t rows) const {
+  const size_t weights = static_cast<size_t>(layer_.in_features) * layer_.out_features;
+  return packed_ != nullptr && rows > 1 && rows * weights >= kPackedMinWork;
+}
+
 absl::Status LinearKernel::Run(const float* x, size_t rows, float* y) const {
-  if (rows == 1 || packed_ == nullptr) {
+  if (!RunsPacked(rows)) {
     RunBlas(x, rows, y);
     return absl::OkStatus();
   }

@@ -14,17 +14,21 @@ namespace seqserve {
 // Immutable once created; Run() is safe from many threads at once (each
 // thread keeps its own oneDNN stream and scratchpad).
 //
-// The choice, from bench/gemm_libs_bench (BENCHMARKS.md):
-//   one row                      OpenBLAS sgemv on torch's layout
-//   more rows, small weights     OpenBLAS sgemm (a oneDNN call costs a few
-//                                microseconds more than these layers take)
-//   more rows, larger weights    oneDNN matmul on weights reordered once to
-//                                the primitive's own blocked layout, with
-//                                bias and a following ReLU applied in it
+// The choice, from bench/gemm_libs_bench and bench/compare_engines.py
+// (BENCHMARKS.md):
+//   one row                 OpenBLAS sgemv on torch's layout
+//   few rows, or a small    OpenBLAS sgemm: a oneDNN call costs about a
+//   layer                   microsecond more than such a product takes
+//   many rows               oneDNN matmul on weights reordered once to the
+//                           primitive's own blocked layout, with bias and a
+//                           following ReLU applied in it
 class LinearKernel {
  public:
-  // Weight matrices with at least this many values take the packed path.
+  // Weight matrices with at least this many values are packed at load...
   static constexpr size_t kPackedMinWeights = 64 * 64;
+  // ...and used for calls of at least this many rows x weights (64 x 64
+  // at 32 rows, 784 x 1024 from 2 rows).
+  static constexpr size_t kPackedMinWork = size_t{1} << 17;
 
   // `layer` is a checked Linear and must outlive the kernel. With
   // `fuse_relu`, Run() also applies the ReLU that follows the layer.
@@ -40,8 +44,10 @@ class LinearKernel {
   // overlap. INTERNAL if oneDNN fails to run.
   absl::Status Run(const float* x, size_t rows, float* y) const;
 
-  // Whether many rows go through the packed oneDNN primitive.
+  // Whether the weights were packed for oneDNN.
   bool packed() const { return packed_ != nullptr; }
+  // Whether a call of `rows` rows runs on the packed weights.
+  bool RunsPacked(size_t rows) const;
 
  private:
   struct Packed;  // the oneDNN primitive and the weights in its layout

@@ -69,14 +69,24 @@ TEST(LinearKernel, SmallWeightsStayOnBlasAndLargerOnesArePacked) {
   }
 }
 
-TEST(LinearKernel, PackedComputesTheLayerAtEveryBatchSize) {
+TEST(LinearKernel, ManyRowsOfALargeLayerRunPacked) {
+  const Layer layer = RandomLinear(300, 70, true, 7);  // 21000 weights
+  auto kernel = LinearKernel::Create(layer, /*fuse_relu=*/false);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  EXPECT_FALSE((*kernel)->RunsPacked(1));
+  EXPECT_FALSE((*kernel)->RunsPacked(6));  // 126000 row x weights
+  EXPECT_TRUE((*kernel)->RunsPacked(7));   // 147000
+  EXPECT_TRUE((*kernel)->RunsPacked(300));
+}
+
+TEST(LinearKernel, EveryPathComputesTheLayer) {
   for (bool bias : {true, false}) {
     for (bool relu : {true, false}) {
       const Layer layer = RandomLinear(300, 70, bias, 5);
       auto kernel = LinearKernel::Create(layer, relu);
       ASSERT_TRUE(kernel.ok()) << kernel.status();
       ASSERT_TRUE((*kernel)->packed());
-      for (size_t rows : {1u, 2u, 9u, 300u}) {
+      for (size_t rows : {1u, 2u, 9u, 300u}) {  // sgemv, sgemm, packed, packed
         const std::vector<float> x = RandomRows(rows, 300, static_cast<unsigned>(rows));
         std::vector<float> y(rows * 70, -7.0f);
         ASSERT_TRUE((*kernel)->Run(x.data(), rows, y.data()).ok());

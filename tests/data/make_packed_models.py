@@ -11,7 +11,9 @@ models are too narrow to reach that path; these check it against PyTorch:
   wide_bn_mixed Linear(96, 256), BatchNorm1d(256), ReLU, Linear(256, 64),
                 GELU, Linear(64, 64), LeakyReLU(0.1), Linear(64, 3), Softmax:
                 a BatchNorm1d folded into a packed Linear, a ReLU fused past
-                it, activations that are not fused, and the 64 x 64 edge
+                it, activations that are not fused, and a 64 x 64 Linear
+                (packed at load; 17 rows are too little work for the packed
+                path, so they take OpenBLAS's)
 
 Each folder holds model.onnx (torch 1.13's exporter, opset 13, dynamic
 batch) and reference.json with PyTorch's numbers, as in
