@@ -21,6 +21,18 @@ const dnnl::engine& Engine() {
   return *engine;
 }
 
+// Debian's oneDNN runs on OpenMP, whose teams would take every core; the
+// server already runs one pass per inference thread. oneDNN plans a
+// primitive for the calling thread's OpenMP width when it is made, and runs
+// it with the width of the thread that executes it: both must be one.
+void UseOneOpenMpThread() {
+  thread_local const bool once = [] {
+    omp_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
 // Per thread: a stream, and scratchpad bytes reused by every call.
 struct ThreadState {
   dnnl::stream stream;
@@ -29,9 +41,7 @@ struct ThreadState {
 
 ThreadState& ThisThread() {
   thread_local ThreadState state = [] {
-    // Debian's oneDNN runs on OpenMP, which would start a team per call on
-    // every core; the server already runs one pass per inference thread.
-    omp_set_num_threads(1);
+    UseOneOpenMpThread();
     return ThreadState{dnnl::stream(Engine()), {}};
   }();
   return state;
@@ -56,6 +66,7 @@ absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& 
   if (weights < kPackedMinWeights) {
     return std::unique_ptr<LinearKernel>(new LinearKernel(layer, fuse_relu, nullptr));
   }
+  UseOneOpenMpThread();
   try {
     const dnnl::memory::dim in = layer.in_features, out = layer.out_features;
     // Rows are given at each call, so one primitive serves every batch size.

@@ -4,6 +4,7 @@
 #include "core/linear_kernel.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -126,6 +127,32 @@ TEST(LinearKernel, ThreadsSharingOneKernelGetTheirOwnAnswers) {
   }
   for (std::thread& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0) << "thread " << t;
+}
+
+// oneDNN plans a primitive for the OpenMP width of the thread that makes
+// it and runs it with the width of the thread that calls it: a model loaded
+// on one thread and run on another must find one on both, or a pass takes
+// both cores (and, measured, 5 to 50 times longer under load).
+TEST(LinearKernel, ThreadsThatMakeAndRunKernelsUseOneOpenMpThread) {
+  const Layer layer = RandomLinear(128, 128, true, 8);
+  std::unique_ptr<LinearKernel> kernel;
+  int width_at_make = 0, width_at_run = 0;
+  std::thread([&] {
+    auto made = LinearKernel::Create(layer, /*fuse_relu=*/false);
+    ASSERT_TRUE(made.ok()) << made.status();
+    kernel = std::move(*made);
+    width_at_make = omp_get_max_threads();
+  }).join();
+  ASSERT_NE(kernel, nullptr);
+  std::thread([&] {
+    const std::vector<float> x = RandomRows(16, 128, 9);
+    std::vector<float> y(16 * 128);
+    ASSERT_TRUE(kernel->RunsPacked(16));
+    ASSERT_TRUE(kernel->Run(x.data(), 16, y.data()).ok());
+    width_at_run = omp_get_max_threads();
+  }).join();
+  EXPECT_EQ(width_at_make, 1);
+  EXPECT_EQ(width_at_run, 1);
 }
 
 }  // namespace
