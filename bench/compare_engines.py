@@ -18,6 +18,9 @@ median, minimum and maximum over rounds of the throughput ratios core/ORT and
 core/PyTorch (each ratio from the same round). Also ORT's floor: an Identity
 graph of one value at batch 1, the binding's cost per run.
 
+--core-before BINARY adds a fourth side: another build's forward_bench
+(say, of the commit before a change to core), with its ratio to core.
+
 Needs the release build, `npm ci` in bench/ort, Debian's python3-torch and
 python3-onnx; run with /usr/bin/python3. --quick runs every side once,
 briefly, on every model at batch 1: a check that the script still works.
@@ -134,6 +137,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench-binary",
                         default=os.path.join(ROOT, "build/release/bench/forward_bench"))
+    parser.add_argument("--core-before", metavar="BINARY",
+                        help="another build's forward_bench, timed as a fourth side")
     parser.add_argument("--seconds", type=float, default=0.5,
                         help="measuring time per side, case and round")
     parser.add_argument("--rounds", type=int, default=5)
@@ -162,9 +167,10 @@ def main():
         floor = [ort.time(identity, 1, 1, args.seconds) for _ in range(args.rounds)]
         print(f"ORT floor (Identity of one value, batch 1): "
               f"{statistics.median(floor) / 1e3:.2f} us/run\n")
+        before = " core before µs | core / before |" if args.core_before else ""
         print("| model | batch | core µs | ORT µs | PyTorch µs "
-              "| core / ORT throughput | core / PyTorch throughput |")
-        print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+              "| core / ORT throughput | core / PyTorch throughput |" + before)
+        print("| --- " * (9 if args.core_before else 7) + "|", flush=True)
         for name in names:
             width = MODELS[name][0]
             for rows in batches:
@@ -174,6 +180,9 @@ def main():
                     "ort": lambda: ort.time(paths[name], rows, width, args.seconds),
                     "torch": lambda: time_torch(bodies[name], rows, width, args.seconds),
                 }
+                if args.core_before:
+                    sides["before"] = lambda: time_core(args.core_before, name, paths[name],
+                                                        rows, args.seconds)
                 order = list(sides)
                 times = {side: [] for side in sides}
                 for round_index in range(args.rounds):
@@ -185,9 +194,12 @@ def main():
                 vs_ort = [o / c for o, c in zip(times["ort"], times["core"])]
                 vs_torch = [t / c for t, c in zip(times["torch"], times["core"])]
                 med = {side: statistics.median(v) / 1e3 for side, v in times.items()}
-                print(f"| {name} | {rows} | {med['core']:.2f} | {med['ort']:.2f} "
-                      f"| {med['torch']:.2f} | {spread(vs_ort)} | {spread(vs_torch)} |",
-                      flush=True)
+                line = (f"| {name} | {rows} | {med['core']:.2f} | {med['ort']:.2f} "
+                        f"| {med['torch']:.2f} | {spread(vs_ort)} | {spread(vs_torch)} |")
+                if args.core_before:
+                    vs_before = [b / c for b, c in zip(times["before"], times["core"])]
+                    line += f" {med['before']:.2f} | {spread(vs_before)} |"
+                print(line, flush=True)
         ort.close()
         print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
