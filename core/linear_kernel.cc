@@ -1,6 +1,5 @@
 #include "core/linear_kernel.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
