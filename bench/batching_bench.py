@@ -61,11 +61,11 @@ def batch_rows(http_port):
     return count, total, buckets
 
 
-def end_to_end(layout, repository, max_batch_rows, seconds):
+def end_to_end(layout, repository, max_batch_rows, seconds, flags):
     """calls/s at concurrency 64, errors, and (passes, rows) formed."""
     http_port = free_port()
     server, port, _ = start_seqserve(repository, f"--max_batch_rows={max_batch_rows}",
-                                     f"--http_port={http_port}", *layout["flags"],
+                                     f"--http_port={http_port}", *layout["flags"], *flags,
                                      wrapper=layout["server"])
     try:
         before = batch_rows(http_port)
@@ -107,6 +107,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=4, help="per end-to-end step")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--server-flags", default="",
+                        help="more seqserve flags for both settings, space-separated "
+                             "(e.g. --max_queue_delay_micros=200)")
     parser.add_argument("--quick", action="store_true",
                         help="one short round per layout: checks that the script runs")
     args = parser.parse_args()
@@ -129,7 +132,8 @@ def main():
                 order = (256, 1) if round_index % 2 == 0 else (1, 256)
                 step = {}
                 for setting in order:
-                    step[setting] = end_to_end(layout, repository, setting, args.seconds)
+                    step[setting] = end_to_end(layout, repository, setting, args.seconds,
+                                               args.server_flags.split())
                     errors += step[setting][1]
                 calls_on, _, passes, rows, buckets = step[256]
                 calls_off = step[1][0]
