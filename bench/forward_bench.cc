@@ -1,9 +1,13 @@
 // Forward-pass and load benchmarks of core/ on one thread.
 //
 // Models come from ONNX files named by SEQSERVE_BENCH_SMALL (3-16-3) and
-// SEQSERVE_BENCH_LARGE (784-1024-1024-10), as bench/compare_pytorch.py exports
-// them, so both sides run the very same weights. Without those variables the
-// same shapes are built with random weights.
+// SEQSERVE_BENCH_LARGE (784-1024-1024-10). Without those variables the same
+// shapes are built with random weights.
+//
+// SEQSERVE_BENCH_FILES="name=path;name=path..." replaces all of this with
+// forward/<name> at batch 1, 8, 32 and 256 (or the comma-separated
+// SEQSERVE_BENCH_ROWS) for each file: how bench/compare_engines.py and
+// bench/batching_bench.py run the very ONNX files the other sides run.
 //
 // Also: the large model with a BatchNorm1d after each hidden Linear (folded
 // at load, so it should cost nothing per row), and loading the large model
@@ -18,6 +22,8 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "core/onnx_loader.h"
 #include "core/sequential.h"
 
@@ -164,12 +170,46 @@ void BM_Forward(benchmark::State& state, const Sequential* model) {
   state.SetItemsProcessed(state.iterations() * rows);
 }
 
+// Registers forward/<name> for each "name=path" of `files`, at each batch
+// size of `rows`.
+void RegisterFiles(const std::string& files, const std::string& rows) {
+  static std::vector<std::unique_ptr<Sequential>> models;
+  for (absl::string_view entry : absl::StrSplit(files, ';', absl::SkipEmpty())) {
+    const std::pair<std::string, std::string> name_path = absl::StrSplit(entry, '=');
+    auto model = LoadOnnxModel(name_path.second);
+    if (!model.ok()) {
+      std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+      std::exit(1);
+    }
+    models.push_back(std::move(*model));
+    auto* bench = benchmark::RegisterBenchmark(("forward/" + name_path.first).c_str(),
+                                               BM_Forward, models.back().get());
+    for (absl::string_view count : absl::StrSplit(rows, ',', absl::SkipEmpty())) {
+      int value = 0;
+      if (!absl::SimpleAtoi(count, &value) || value < 1) {
+        std::fprintf(stderr, "SEQSERVE_BENCH_ROWS: not a row count: %s\n",
+                     std::string(count).c_str());
+        std::exit(1);
+      }
+      bench->Arg(value);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace seqserve
 
 int main(int argc, char** argv) {
   using seqserve::ModelFrom;
   seqserve::UseSingleThreadedBlas();
+  if (const char* files = std::getenv("SEQSERVE_BENCH_FILES"); files != nullptr) {
+    const char* rows = std::getenv("SEQSERVE_BENCH_ROWS");
+    seqserve::RegisterFiles(files, rows != nullptr ? rows : "1,8,32,256");
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+  }
   static auto small = ModelFrom("SEQSERVE_BENCH_SMALL", {3, 16, 3});
   static auto large = ModelFrom("SEQSERVE_BENCH_LARGE", {784, 1024, 1024, 10});
   benchmark::RegisterBenchmark("forward/3-16-3", seqserve::BM_Forward, small.get())

@@ -48,10 +48,11 @@ def health_serving(port):
             return False
 
 
-def start_seqserve(repository, *flags):
+def start_seqserve(repository, *flags, wrapper=()):
+    """Starts seqserve (under `wrapper`, such as taskset, if given)."""
     port = free_port()
     started = time.perf_counter()
-    process = subprocess.Popen([SEQSERVE, f"--port={port}", "--host=127.0.0.1",
+    process = subprocess.Popen([*wrapper, SEQSERVE, f"--port={port}", "--host=127.0.0.1",
                                 f"--model_repository={repository}", "--poll_seconds=0",
                                 "--log_level=warn", *flags])
     while not health_serving(port):

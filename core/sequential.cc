@@ -144,8 +144,26 @@ absl::StatusOr<std::unique_ptr<Sequential>> Sequential::Create(
     return absl::InvalidArgumentError(
         "a Sequential model needs at least one Linear layer");
   }
-  return std::unique_ptr<Sequential>(
+  std::unique_ptr<Sequential> model(
       new Sequential(input_width, std::move(layers), default_head));
+  if (absl::Status status = model->BuildKernels(); !status.ok()) return status;
+  return model;
+}
+
+absl::Status Sequential::BuildKernels() {
+  kernels_.resize(layers_.size());
+  fused_.assign(layers_.size(), false);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i].kind != LayerKind::kLinear) continue;
+    size_t next = i + 1;
+    while (next < layers_.size() && !layers_[next].Runs()) ++next;
+    const bool fuse_relu = next < layers_.size() && layers_[next].kind == LayerKind::kRelu;
+    auto kernel = LinearKernel::Create(layers_[i], fuse_relu);
+    if (!kernel.ok()) return kernel.status();
+    kernels_[i] = std::move(*kernel);
+    if (fuse_relu) fused_[next] = true;
+  }
+  return absl::OkStatus();
 }
 
 Sequential::Sequential(int input_width, std::vector<Layer> layers,
@@ -193,16 +211,18 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
         "no memory for ", 2 * scratch_values * sizeof(float),
         " bytes of activations"));
   }
+  absl::Status status;
   for (size_t first = 0; first < rows; first += chunk_rows) {
     const size_t count = std::min(chunk_rows, rows - first);
-    ForwardChunk(features.data() + first * input_width_, count,
-                 logits.data() + first * output_width_,
-                 scratch.buffers[0].data(), scratch.buffers[1].data());
+    status = ForwardChunk(features.data() + first * input_width_, count,
+                          logits.data() + first * output_width_,
+                          scratch.buffers[0].data(), scratch.buffers[1].data());
+    if (!status.ok()) break;
   }
   if (scratch_values * sizeof(float) > kScratchBudgetBytes) {
     for (auto& buffer : scratch.buffers) std::vector<float>().swap(buffer);
   }
-  return absl::OkStatus();
+  return status;
 }
 
 size_t Sequential::ThreadScratchBytes() {
@@ -211,8 +231,8 @@ size_t Sequential::ThreadScratchBytes() {
          sizeof(float);
 }
 
-void Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
-                              float* scratch0, float* scratch1) const {
+absl::Status Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
+                                      float* scratch0, float* scratch1) const {
   float* const buffers[2] = {scratch0, scratch1};
   // `current` is the input, a scratch buffer, or (after the last Linear)
   // the caller's output; `in_scratch` says which scratch buffer holds it.
@@ -224,13 +244,15 @@ void Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
     if (layer.kind == LayerKind::kLinear) {
       const int target = in_scratch == 0 ? 1 : 0;
       float* out = i == last_linear_ ? logits : buffers[target];
-      RunLinear(layer, current, rows, out);
+      if (absl::Status status = kernels_[i]->Run(current, rows, out); !status.ok()) {
+        return status;
+      }
       current = out;
       in_scratch = i == last_linear_ ? -1 : target;
       width = layer.out_features;
       continue;
     }
-    if (!layer.Runs()) continue;
+    if (!layer.Runs() || fused_[i]) continue;
     float* values;
     if (current == features) {
       // An activation before the first Linear: never write the input.
@@ -243,6 +265,7 @@ void Sequential::ForwardChunk(const float* features, size_t rows, float* logits,
     RunActivation(layer, values, rows, width);
     current = values;
   }
+  return absl::OkStatus();
 }
 
 absl::Status Sequential::Predict(absl::Span<const float> features, size_t rows,

@@ -12,6 +12,7 @@
 #include "absl/types/span.h"
 #include "core/head.h"
 #include "core/layer.h"
+#include "core/linear_kernel.h"
 
 namespace seqserve {
 
@@ -28,9 +29,11 @@ class Sequential {
   // bounded however many rows a call brings.
   static constexpr size_t kScratchBudgetBytes = size_t{16} << 20;
 
-  // Validates and builds a model. Fails with INVALID_ARGUMENT when widths do
-  // not chain, weight counts do not match, a value is NaN/Inf, or there is
-  // no Linear layer.
+  // Validates and builds a model, packing each Linear's weights for the
+  // kernel its shape runs on (core/linear_kernel.h). Fails with
+  // INVALID_ARGUMENT when widths do not chain, weight counts do not match, a
+  // value is NaN/Inf, or there is no Linear layer; INTERNAL when a kernel
+  // cannot be built.
   static absl::StatusOr<std::unique_ptr<Sequential>> Create(
       int input_width, std::vector<Layer> layers, Head default_head);
 
@@ -39,7 +42,8 @@ class Sequential {
 
   // Runs the body on `rows` rows of `input_width()` features (row-major) and
   // writes rows x `output_width()` logits. INVALID_ARGUMENT on size mismatch,
-  // RESOURCE_EXHAUSTED when scratch cannot be allocated.
+  // RESOURCE_EXHAUSTED when scratch cannot be allocated, INTERNAL if a
+  // kernel fails.
   absl::Status Forward(absl::Span<const float> features, size_t rows,
                        absl::Span<float> logits) const;
 
@@ -75,13 +79,20 @@ class Sequential {
 
  private:
   Sequential(int input_width, std::vector<Layer> layers, Head default_head);
+  // One kernel per Linear; a ReLU right after a Linear (folded layers
+  // aside) runs inside that Linear's kernel.
+  absl::Status BuildKernels();
   // Forward() over rows that fit the scratch budget (or a single row).
-  void ForwardChunk(const float* features, size_t rows, float* logits,
+  absl::Status ForwardChunk(const float* features, size_t rows, float* logits,
                     float* scratch0, float* scratch1) const;
 
   int input_width_;
   int output_width_;
   std::vector<Layer> layers_;
+  // Indexed like layers_: the kernel of each Linear (null elsewhere), and
+  // whether a layer already ran inside the kernel before it.
+  std::vector<std::unique_ptr<LinearKernel>> kernels_;
+  std::vector<bool> fused_;
   Head default_head_;
   size_t widest_ = 0;  // widest row anywhere, to size scratch once per call
   size_t last_linear_ = 0;  // this layer writes straight into the output

@@ -27,11 +27,11 @@ using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 
 constexpr char kPlatform[] = "seqserve_sequential";
-// The largest integer below which FP32 holds every integer exactly.
+// FP32 holds every integer up to this magnitude exactly, and not all beyond.
 constexpr double kExactIntegers = 16777216.0;  // 2^24
 
-// The element types an input may have, with their sizes and the range of
-// values their typed contents may hold.
+// The element types an input may have, with their sizes and, for BOOL and
+// the integer types, the range of values an element may hold.
 struct InputType {
   const char* name;
   size_t bytes;

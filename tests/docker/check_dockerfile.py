@@ -71,6 +71,8 @@ def check_build_stage(root, sources_stage, build_stage):
                     problems.append(f"find_package({package}) needs {debian}, not in the list")
     if "find_library(OPENBLAS_LIBRARY" in top and "libopenblas-dev" not in build_packages:
         problems.append("OpenBLAS is linked but libopenblas-dev is not in the list")
+    if "find_library(DNNL_LIBRARY" in top and "libdnnl-dev" not in build_packages:
+        problems.append("oneDNN is linked but libdnnl-dev is not in the list")
     if ("docker/runtime-closure.sh" not in sources_stage
             or "/src/docker/runtime-closure.sh /rootfs" not in build_stage):
         problems.append("build stage does not collect the runtime with docker/runtime-closure.sh")

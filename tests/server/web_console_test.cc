@@ -7,6 +7,9 @@
 
 #include <signal.h>
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_repository.h"
@@ -16,7 +19,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(WebConsole, WorksInChromiumAndShowsHostileLabelsAsText) {
+// Runs console-check.js against a server on the species sample and a model
+// whose labels are HTML; with `token`, the server requires it.
+void CheckConsole(const std::string& token) {
   testing::TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
   repository.WriteReferenceConfig("species", "species");
@@ -24,19 +29,31 @@ TEST(WebConsole, WorksInChromiumAndShowsHostileLabelsAsText) {
   repository.WriteFile("hostile/config.textproto",
                        "labels: ['<script>window.pwned=1</script>', "
                        "'<img src=x onerror=window.pwned=2>', 'plain']\n");
-  testing::ServerProcess server(SEQSERVE_PATH,
-                                {"--model_repository=" + repository.root(), "--poll_seconds=0"});
+  std::vector<std::string> flags = {"--model_repository=" + repository.root(),
+                                    "--poll_seconds=0"};
+  if (!token.empty()) {
+    repository.WriteFile("tokens.txt", "console:" + token + "\n");
+    flags.push_back("--auth_tokens_file=" + repository.root() + "/tokens.txt");
+  }
+  testing::ServerProcess server(SEQSERVE_PATH, flags);
   ASSERT_TRUE(server.ready()) << server.output();
   ASSERT_GT(server.http_port(), 0);
   const std::string screenshot = ::testing::TempDir() + "/seqserve-console.png";
   const auto result = testing::RunCommand(absl::StrCat(
       "node ", SEQSERVE_SOURCE_DIR, "/tests/web/console-check.js http://127.0.0.1:",
-      server.http_port(), " ", screenshot, " ", server.port(), " 2>&1"));
+      server.http_port(), " ", screenshot, " ", server.port(), " ", token, " 2>&1"));
   if (result.exit_code == 77) GTEST_SKIP() << result.output;
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("ok   OUTPUT_MODE_SIGMOID: chart scores"));
+  if (!token.empty()) {
+    EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
+  }
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
+
+TEST(WebConsole, WorksInChromiumAndShowsHostileLabelsAsText) { CheckConsole(""); }
+
+TEST(WebConsole, AsksForTheTokenWhenTheServerRequiresOne) { CheckConsole("console-secret"); }
 
 }  // namespace
 }  // namespace seqserve

@@ -49,7 +49,9 @@ std::string ReferenceDir() { return SEQSERVE_TEST_DATA_DIR "/reference"; }
 
 std::vector<std::string> ReferenceNames() {
   return {"mammal",           "species",        "deep_tanh_leaky_elu",
-          "multilabel_logits", "extreme_logits", "opset17_binary_softmax"};
+          "multilabel_logits", "extreme_logits", "opset17_binary_softmax",
+          // Wide enough for the packed kernel (tests/data/make_packed_models.py).
+          "packed/wide_relu", "packed/wide_bn_mixed"};
 }
 
 absl::StatusOr<ReferenceCase> LoadReference(const std::string& name) {

@@ -1,12 +1,14 @@
 // Drives seqserve's web console in Debian's chromium (puppeteer-core, no
 // browser download) against a live server whose repository holds the
 // species sample and a model named "hostile" whose labels are HTML:
-//   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT
+//   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
 // Prints what it checked; exit 0 when every check passed, 1 when one
 // failed, 77 when chromium cannot start here.
 const puppeteer = require("puppeteer-core");
 
-const [base, screenshot, grpcPort] = process.argv.slice(2);
+// With TOKEN, the server requires it: the page must say so, then work once
+// it is typed in.
+const [base, screenshot, grpcPort, token] = process.argv.slice(2);
 const failures = [];
 function check(ok, what) {
   console.log((ok ? "ok   " : "FAIL ") + what);
@@ -14,13 +16,15 @@ function check(ok, what) {
 }
 
 async function restScores(page, model, output) {
-  return page.evaluate(async (model, output) => {
+  return page.evaluate(async (model, output, token) => {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
     const response = await fetch(`/v1/models/${model}:classify`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
+      method: "POST", headers,
       body: JSON.stringify({ features: [4, 0, 1], rows: 1, output }) });
     const answer = await response.json();
     return answer.results[0].scores.map(String);
-  }, model, output);
+  }, model, output, token || "");
 }
 
 async function classifyInPage(page, output) {
@@ -62,18 +66,35 @@ async function chooseModel(page, name, width) {
   }
   try {
     const page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 800 });
     const problems = [];
+    let tokenTyped = !token;
     page.on("console", (message) => {
-      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+      if (message.type() !== "error") return;
+      if (!tokenTyped && message.text().includes("status of 401")) return;
+      problems.push(`console error: ${message.text()}`);
     });
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("requestfailed", (request) =>
       problems.push(`request failed: ${request.url()} ${request.failure().errorText}`));
     page.on("response", (response) => {
+      // Before the token is typed in, its absence is the expected answer.
+      if (response.status() === 401 && !tokenTyped) return;
       if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url()}`);
     });
 
     await page.goto(base + "/", { waitUntil: "networkidle0" });
+    if (token) {
+      const refused = await page.$eval("#error", (node) => node.hidden ? "" : node.textContent);
+      check(refused.includes("UNAUTHENTICATED") && refused.includes("enter a bearer token"),
+            `without a token the page says why: ${refused}`);
+      await page.type("#token", token);
+      await page.click("#token-button");
+      // A refresh sent before the click may still come back 401.
+      await page.waitForSelector("#models tbody tr");
+      await page.waitForNetworkIdle({ idleTime: 300 });
+      tokenTyped = true;
+    }
     await page.waitForSelector("#models tbody tr");
     const models = await page.$$eval("#models tbody tr", (rows) =>
       rows.map((row) => row.getAttribute("data-model")));

@@ -131,15 +131,22 @@ function drawScores(labels, scores) {
   const chart = document.getElementById("scores-chart");
   chart.replaceChildren();
   const rowHeight = 22, labelWidth = 220, barWidth = 320;
-  chart.setAttribute("width", labelWidth + barWidth + 120);
-  chart.setAttribute("height", rowHeight * scores.length + 4);
+  // Drawn in its own units and scaled to the column, however narrow.
+  const chartWidth = labelWidth + barWidth + 160, chartHeight = rowHeight * scores.length + 4;
+  chart.setAttribute("viewBox", `0 0 ${chartWidth} ${chartHeight}`);
+  chart.setAttribute("width", "100%");
+  chart.setAttribute("preserveAspectRatio", "xMinYMin meet");
   const low = Math.min(0, ...scores), high = Math.max(0, ...scores);
   const span = high - low || 1;
   scores.forEach((score, i) => {
     const y = i * rowHeight + 2;
     const start = labelWidth + ((Math.min(score, 0) - low) / span) * barWidth;
     const width = (Math.abs(score) / span) * barWidth;
-    chart.appendChild(svg("text", { x: 0, y: y + 15, class: "score-label" }, labels[i]));
+    // A long label is squeezed into its column rather than over the bar.
+    const fit = String(labels[i]).length > 30
+      ? { textLength: labelWidth - 8, lengthAdjust: "spacingAndGlyphs" } : {};
+    chart.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" }, fit),
+                          labels[i]));
     chart.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
     chart.appendChild(svg("text", { x: labelWidth + barWidth + 6, y: y + 15, class: "score-value" }, String(score)));
   });
@@ -148,7 +155,6 @@ function drawScores(labels, scores) {
 async function classify(event) {
   event.preventDefault();
   showError(null);
-  state.token = document.getElementById("token").value;
   const metadata = state.model;
   const features = Array.from(document.querySelectorAll("#feature-fields input"))
     .map((input) => Number(input.value));
@@ -242,15 +248,32 @@ async function refreshLive() {
   state.lastMetrics = now;
 }
 
-async function start() {
-  document.getElementById("classify-form").addEventListener("submit", classify);
+// Everything but health needs the token when the server has tokens.
+async function load() {
+  showError(null);
   try {
     await loadHeader();
     await Promise.all([refreshHealth(), loadModels()]);
   } catch (error) {
-    showError(error);
+    if (String(error.message).startsWith("UNAUTHENTICATED")) {
+      showError(new Error(error.message + " (enter a bearer token above)"));
+    } else {
+      showError(error);
+    }
   }
   refreshLive();
+}
+
+async function useToken(event) {
+  event.preventDefault();
+  state.token = document.getElementById("token").value;
+  await load();
+}
+
+async function start() {
+  document.getElementById("classify-form").addEventListener("submit", classify);
+  document.getElementById("token-form").addEventListener("submit", useToken);
+  await load();
   setInterval(() => { refreshHealth(); refreshLive(); }, 2000);
 }
 

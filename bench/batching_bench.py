@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+"""Dynamic batching against its ceiling: 784-1024-1024-10, concurrency 64.
+
+End to end: seqserve with --max_batch_rows=256 (batching) and =1 (none),
+alternated over --rounds rounds, under `seqclient bench` at concurrency 64,
+one row per call. The gain is batching calls/s over no-batching calls/s of
+the same round. After each batching round the server's
+seqserve_batch_rows histogram (/metrics) gives the rows per forward pass it
+formed.
+
+Ceiling: what the forward pass alone allows, time per row at batch 1 over
+time per row at the batch the batcher formed (its mean, rounded), from
+bench/forward_bench on the same ONNX file, on one thread, timed between the
+end-to-end rounds.
+
+Two layouts: unpinned (server, with its default inference threads, and load
+generator share both cores) and pinned (taskset: the generator on core 0,
+the server on core 1 with one inference thread).
+
+Needs the release build and Debian's python3-torch, python3-onnx,
+python3-grpcio; run with /usr/bin/python3. --quick: one short round per
+layout, a check that the script still runs.
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_bench import (SEQCLIENT, export_large_model, free_port,  # noqa: E402
+                           start_seqserve)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONCURRENCY = 64
+LAYOUTS = {
+    "unpinned": {"server": [], "client": [], "flags": []},
+    "pinned": {"server": ["taskset", "-c", "1"], "client": ["taskset", "-c", "0"],
+               "flags": ["--inference_threads=1"]},
+}
+
+
+def batch_rows(http_port):
+    """Forward passes and rows per pass, from the server's histogram."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics").read().decode()
+
+    def value(name):  # 0 until the first pass creates the series
+        found = re.search(rf'^{name}\{{[^}}]*\}} (\S+)', text, re.M)
+        return float(found[1]) if found else 0.0
+
+    count, total = value("seqserve_batch_rows_count"), value("seqserve_batch_rows_sum")
+    buckets = [(float(le), float(n)) for le, n in re.findall(
+        r'^seqserve_batch_rows_bucket\{[^}]*le="([^"+]+)"\} (\S+)', text, re.M)]
+    return count, total, buckets
+
+
+def end_to_end(layout, repository, max_batch_rows, seconds, flags):
+    """calls/s at concurrency 64, errors, and (passes, rows) formed."""
+    http_port = free_port()
+    server, port, _ = start_seqserve(repository, f"--max_batch_rows={max_batch_rows}",
+                                     f"--http_port={http_port}", *layout["flags"], *flags,
+                                     wrapper=layout["server"])
+    try:
+        before = batch_rows(http_port)
+        out = subprocess.run(layout["client"] + [
+            SEQCLIENT, f"--target=127.0.0.1:{port}", "bench", "--csv",
+            f"--concurrency={CONCURRENCY}", f"--duration_seconds={seconds}", "--model=large"],
+            check=True, capture_output=True, text=True).stdout
+        after = batch_rows(http_port)
+    finally:
+        server.terminate()
+        server.wait()
+    result = next(csv.DictReader(io.StringIO(out)))
+    passes, rows = after[0] - before[0], after[1] - before[1]
+    buckets = [(le, n - dict(before[2]).get(le, 0.0)) for le, n in after[2]]
+    return float(result["requests_per_s"]), int(result["errors"]), passes, rows, buckets
+
+
+def forward_ns(binary, path, rows, seconds):
+    """Nanoseconds per Forward call at each batch size, one thread."""
+    env = dict(os.environ, SEQSERVE_BENCH_FILES=f"large={path}",
+               SEQSERVE_BENCH_ROWS=",".join(map(str, rows)))
+    out = subprocess.run([binary, "--benchmark_format=json",
+                          f"--benchmark_min_time={seconds}"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
+    return {int(b["name"].rsplit("/", 1)[1]): b["real_time"] * scale[b["time_unit"]]
+            for b in json.loads(out)["benchmarks"]}
+
+
+def spread(values, digits=2):
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--forward-bench",
+                        default=os.path.join(ROOT, "build/release/bench/forward_bench"))
+    parser.add_argument("--seconds", type=float, default=4, help="per end-to-end step")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--server-flags", default="",
+                        help="more seqserve flags for both settings, space-separated "
+                             "(e.g. --max_queue_delay_micros=200)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one short round per layout: checks that the script runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = 0.5, 1
+
+    with tempfile.TemporaryDirectory() as repository:
+        export_large_model(repository)
+        path = os.path.join(repository, "large", "1", "model.onnx")
+        print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        print("| layout | batching calls/s | none calls/s | gain | rows per pass | "
+              "ceiling at that batch | gain / ceiling | errors |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+        for name in args.layouts.split(","):
+            layout = LAYOUTS[name]
+            on, off, gains, means, ceilings, fractions, errors = [], [], [], [], [], [], 0
+            histogram = {}
+            for round_index in range(args.rounds):
+                # Alternate which setting goes first.
+                order = (256, 1) if round_index % 2 == 0 else (1, 256)
+                step = {}
+                for setting in order:
+                    step[setting] = end_to_end(layout, repository, setting, args.seconds,
+                                               args.server_flags.split())
+                    errors += step[setting][1]
+                calls_on, _, passes, rows, buckets = step[256]
+                calls_off = step[1][0]
+                mean = rows / passes if passes else 1.0
+                batch = max(1, round(mean))
+                times = forward_ns(args.forward_bench, path, sorted({1, batch}),
+                                   min(args.seconds / 4, 1.0))
+                ceiling = times[1] / (times[batch] / batch)
+                on.append(calls_on)
+                off.append(calls_off)
+                gains.append(calls_on / calls_off)
+                means.append(mean)
+                ceilings.append(ceiling)
+                fractions.append(gains[-1] / ceiling)
+                for le, n in buckets:
+                    histogram[le] = histogram.get(le, 0.0) + n
+            print(f"| {name} | {spread(on, 0)} | {spread(off, 0)} | {spread(gains)}x | "
+                  f"{spread(means, 1)} | {spread(ceilings)}x | {spread(fractions)} | "
+                  f"{errors} |", flush=True)
+            previous, shares = 0.0, []
+            for le, n in sorted(histogram.items()):
+                shares.append(f"<={le:g}: {n - previous:.0f}")
+                previous = n
+            print(f"  {name}: forward passes by rows, all rounds: {', '.join(shares)}")
+        print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

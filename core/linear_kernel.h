@@ -1,0 +1,63 @@
+// How one Linear layer runs: the kernel chosen at load for its shape, with
+// its weights packed once into the layout that kernel reads.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/layer.h"
+
+namespace seqserve {
+
+// Immutable once created; Run() is safe from many threads at once (each
+// thread keeps its own oneDNN stream and scratchpad).
+//
+// The choice, from bench/gemm_libs_bench and bench/compare_engines.py
+// (BENCHMARKS.md):
+//   one row                 OpenBLAS sgemv on torch's layout
+//   few rows, or a small    OpenBLAS sgemm: a oneDNN call costs about a
+//   layer                   microsecond more than such a product takes
+//   many rows               oneDNN matmul on weights reordered once to the
+//                           primitive's own blocked layout, with bias and a
+//                           following ReLU applied in it
+class LinearKernel {
+ public:
+  // Weight matrices with at least this many values are packed at load...
+  static constexpr size_t kPackedMinWeights = 64 * 64;
+  // ...and used for calls of at least this many rows x weights (64 x 64
+  // at 32 rows, 784 x 1024 from 2 rows).
+  static constexpr size_t kPackedMinWork = size_t{1} << 17;
+
+  // `layer` is a checked Linear and must outlive the kernel. With
+  // `fuse_relu`, Run() also applies the ReLU that follows the layer.
+  // INTERNAL when oneDNN cannot build the primitive.
+  static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(const Layer& layer,
+                                                              bool fuse_relu);
+  ~LinearKernel();
+
+  LinearKernel(const LinearKernel&) = delete;
+  LinearKernel& operator=(const LinearKernel&) = delete;
+
+  // y = x W^T + b (then ReLU when fused) for `rows` rows. x and y must not
+  // overlap. INTERNAL if oneDNN fails to run.
+  absl::Status Run(const float* x, size_t rows, float* y) const;
+
+  // Whether the weights were packed for oneDNN.
+  bool packed() const { return packed_ != nullptr; }
+  // Whether a call of `rows` rows runs on the packed weights.
+  bool RunsPacked(size_t rows) const;
+
+ private:
+  struct Packed;  // the oneDNN primitive and the weights in its layout
+
+  LinearKernel(const Layer& layer, bool fuse_relu, std::unique_ptr<Packed> packed);
+  void RunBlas(const float* x, size_t rows, float* y) const;
+
+  const Layer& layer_;
+  const bool fuse_relu_;
+  std::unique_ptr<Packed> packed_;
+};
+
+}  // namespace seqserve
