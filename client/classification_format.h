@@ -1,22 +1,51 @@
-// How seqclient prints a Classification: a table for people, CSV and JSON
-// for scripts.
+// How the command-line tools print a Classification: a table for people,
+// CSV and JSON for scripts. seqclient (answers from a server) and seqmodel
+// (answers from a model file) both print through here, so the same rows
+// read the same from either.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "client/seqserve_client.h"
 
 namespace seqserve {
 
-// Aligned columns: row, predicted label, its score, then every score.
-std::string FormatTable(const Classification& result,
-                        const std::vector<std::string>& labels);
-// A header line, then one line per row ending with that row's scores in
-// full float precision.
-std::string FormatCsv(const Classification& result,
-                      const std::vector<std::string>& labels);
-// One JSON object with every row.
-std::string FormatJson(const Classification& result);
+enum class OutputFormat { kTable, kCsv, kJson };
+
+// "table", "csv" or "json"; INVALID_ARGUMENT naming the value and the
+// valid ones otherwise.
+absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
+
+// The short name the tools use for an output mode: "default", "logits",
+// "sigmoid", "softmax" or "log_softmax" (what --output takes).
+std::string OutputModeShortName(v1::OutputMode mode);
+// Inverse of OutputModeShortName; INVALID_ARGUMENT naming the valid names.
+absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name);
+
+// `labels` are the model's labels from its config; a score column is named
+// by its label when there is one label per score, else score_<i>.
+//
+// table: aligned columns: row, predicted label, its score, then every
+//   score; then "positive:" and "top:" lists when the answer has them.
+// csv: RFC 4180. The header row is row,predicted_index,predicted_label,
+//   then one column per score (full float precision), then a top_k column
+//   when top-k was asked for and a positive column for multi-output
+//   sigmoid answers. Those two hold label:score pairs separated by ';',
+//   best first (the index in place of a label the model lacks); a label
+//   may itself contain ':', so a reader splits each pair at its last ':'.
+// json: one object {"model","version","output","rows":[{"row",
+//   "predicted_index","predicted_label","scores","positive","top_k"}]},
+//   "output" as its short name.
+std::string FormatClassification(const Classification& result,
+                                 const std::vector<std::string>& labels,
+                                 OutputFormat format);
+
+// One CSV field, quoted when it holds a comma, a quote or a line break.
+std::string CsvField(absl::string_view text);
+// A JSON string literal.
+std::string JsonString(absl::string_view text);
 
 }  // namespace seqserve

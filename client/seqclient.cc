@@ -1,4 +1,5 @@
 // seqclient: query a seqserve server from a terminal or a script.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -18,13 +19,16 @@
 #include "client/classification_format.h"
 #include "client/load_generator.h"
 #include "client/seqserve_client.h"
+#include "core/feature_input.h"
 #include "core/feature_rows.h"
 #include "core/file_util.h"
 #include "google/protobuf/util/json_util.h"
+#include "tools/flag_help.h"
 
-ABSL_FLAG(std::string, target, "localhost:8500",
+ABSL_FLAG(std::string, target, "",
           "Server: host:port, several separated by commas, or a gRPC target "
-          "such as dns:///seqserve-headless:8500");
+          "such as dns:///seqserve-headless:8500; default: $SEQSERVE_TARGET, else "
+          "localhost:8500");
 ABSL_FLAG(int, deadline_ms, 10000, "Deadline of each call");
 ABSL_FLAG(std::string, tls_ca_file, "",
           "TLS: PEM CAs that sign the server's certificate (any --tls_* flag turns TLS on; "
@@ -42,10 +46,13 @@ ABSL_FLAG(std::string, output, "default",
           "classify: default, logits, sigmoid, softmax or log_softmax");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
 ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
-ABSL_FLAG(std::string, format, "table", "classify: table, json or csv");
+ABSL_FLAG(std::string, format, "table",
+          "classify, models: table, csv or json; metadata: table or json; bench: table or "
+          "csv; health: table");
 ABSL_FLAG(std::string, input, "",
-          "classify: CSV file of feature rows ('-' for stdin); rows may also "
-          "be given as arguments");
+          "classify: file of feature rows ('-' or empty: stdin): CSV, CSV with a header row "
+          "(columns matched to the model's feature_names), or JSON Lines; rows may also be "
+          "given as arguments");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
 ABSL_FLAG(std::string, concurrency, "1,2,4,8,16,32,64",
           "bench: calls kept outstanding, one step per value");
@@ -54,7 +61,7 @@ ABSL_FLAG(int64_t, requests, 0, "bench: calls per step instead of a duration");
 ABSL_FLAG(uint32_t, rows, 1, "bench: rows per Classify call");
 ABSL_FLAG(std::string, rpc, "classify",
           "bench: classify, or health for the empty grpc.health.v1 Check");
-ABSL_FLAG(bool, csv, false, "bench: print the results as CSV");
+ABSL_FLAG(bool, csv, false, "bench: print the results as CSV (as --format csv)");
 ABSL_FLAG(std::string, protocol, "v1",
           "classify, bench: v1 (seqserve.v1 Classify) or v2 (the Open Inference "
           "Protocol's ModelInfer on the same port)");
@@ -72,7 +79,17 @@ constexpr char kUsage[] =
     "  seqclient classify|bench --protocol v2 ...        (Open Inference Protocol)\n"
     "Common flags: --target host:port --deadline_ms N\n"
     "  TLS: --tls_ca_file ca.pem [--tls_cert_file c.pem --tls_key_file c.key]\n"
-    "  [--tls_server_name NAME]; token: SEQSERVE_TOKEN=... or --token";
+    "  [--tls_server_name NAME]; token: SEQSERVE_TOKEN=... or --token\n"
+    "seqclient COMMAND --help lists one command's flags.";
+
+// --target, else $SEQSERVE_TARGET, else the default port on this machine.
+std::string Target() {
+  if (std::string target = absl::GetFlag(FLAGS_target); !target.empty()) return target;
+  if (const char* target = std::getenv("SEQSERVE_TARGET"); target != nullptr && *target) {
+    return target;
+  }
+  return "localhost:8500";
+}
 
 int Fail(const std::string& message) {
   std::cerr << "seqclient: " << message << "\n";
@@ -84,7 +101,7 @@ int FailCall(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kUnavailable &&
       (absl::StrContains(status.message(), "connect") ||
        absl::StrContains(status.message(), "Connection refused"))) {
-    return Fail(absl::StrCat("cannot reach ", absl::GetFlag(FLAGS_target),
+    return Fail(absl::StrCat("cannot reach ", Target(),
                              " (is seqserve running there?): ", status.ToString()));
   }
   return Fail(status.ToString());
@@ -93,6 +110,19 @@ int FailCall(const absl::Status& status) {
 std::string StateName(v1::ModelState state) {
   std::string name = v1::ModelState_Name(state);
   return absl::AsciiStrToLower(absl::StripPrefix(name, "MODEL_STATE_"));
+}
+
+// --format for the commands that print rows; `allowed` lists what the
+// command can print.
+absl::StatusOr<OutputFormat> FormatFlag(absl::string_view command,
+                                        const std::vector<OutputFormat>& allowed) {
+  auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
+  if (!format.ok()) return format.status();
+  if (std::find(allowed.begin(), allowed.end(), *format) == allowed.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        command, " does not print --format ", absl::GetFlag(FLAGS_format)));
+  }
+  return *format;
 }
 
 // The same rows as one ModelInfer call, printed as the protocol's tensors.
@@ -144,92 +174,148 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   const std::string model = absl::GetFlag(FLAGS_model);
   if (model.empty()) return Fail("classify needs --model");
   ClassifyOptions options;
-  const std::string output = absl::GetFlag(FLAGS_output);
-  if (!v1::OutputMode_Parse("OUTPUT_MODE_" + absl::AsciiStrToUpper(output),
-                            &options.output)) {
-    return Fail(absl::StrCat("unknown --output '", output, "'"));
-  }
+  auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
+  if (!output.ok()) return Fail(std::string(output.status().message()));
+  options.output = *output;
   options.top_k = absl::GetFlag(FLAGS_top_k);
   options.threshold = absl::GetFlag(FLAGS_threshold);
   options.version = absl::GetFlag(FLAGS_version);
-  const std::string format = absl::GetFlag(FLAGS_format);
-  if (format != "table" && format != "json" && format != "csv") {
-    return Fail(absl::StrCat("unknown --format '", format, "'"));
-  }
+  auto format = FormatFlag("classify", {OutputFormat::kTable, OutputFormat::kCsv,
+                                        OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
 
+  // The labels name the score columns and the feature names match a
+  // header row's columns.
+  auto metadata = client.GetModelMetadata(model, options.version);
+  if (!metadata.ok()) return FailCall(metadata.status());
   std::string text;
-  std::string line_word = "row";
-  const std::string input = absl::GetFlag(FLAGS_input);
+  FeatureInputOptions input;
+  input.feature_names = metadata->feature_names;
+  input.line_word = "row";
+  const std::string input_file = absl::GetFlag(FLAGS_input);
   if (!args.empty()) {
     text = absl::StrJoin(args, "\n");
-  } else if (!input.empty() && input != "-") {
-    auto contents = ReadFileToString(input);
+  } else if (!input_file.empty() && input_file != "-") {
+    auto contents = ReadFileToString(input_file);
     if (!contents.ok()) return Fail(std::string(contents.status().message()));
     text = std::move(*contents);
-    line_word = absl::StrCat(input, " line");
+    input.line_word = absl::StrCat(input_file, " line");
   } else {
     text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    line_word = "stdin line";
+    input.line_word = "stdin line";
   }
-  auto rows = ParseFeatureRows(text, 0, line_word);
+  auto rows = ParseFeatureInput(text, input);
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
-  if (rows->rows == 0) return Fail("no feature rows given");
 
   const std::string protocol = absl::GetFlag(FLAGS_protocol);
-  if (protocol == "v2") return ClassifyV2(client, model, *rows, options, format);
+  if (protocol == "v2") {
+    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format));
+  }
   if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   auto result = client.Classify(model, rows->values, rows->rows, options);
   if (!result.ok()) return FailCall(result.status());
-  std::vector<std::string> labels;
-  if (format != "json") {
-    // Labels name the score columns; a model without them still prints.
-    auto metadata = client.GetModelMetadata(model, result->version);
-    if (metadata.ok()) labels = metadata->labels;
-  }
-  if (format == "json") {
-    std::cout << FormatJson(*result);
-  } else if (format == "csv") {
-    std::cout << FormatCsv(*result, labels);
-  } else {
-    std::cout << FormatTable(*result, labels);
-  }
+  std::cout << FormatClassification(*result, metadata->labels, *format);
   return 0;
 }
 
 int Models(Client& client) {
+  auto format = FormatFlag("models", {OutputFormat::kTable, OutputFormat::kCsv,
+                                      OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
   auto models = client.ListModels();
   if (!models.ok()) return FailCall(models.status());
-  std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", "model", "version", "state", "error");
-  for (const ModelInfo& model : *models) {
-    if (model.versions.empty()) {
-      std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", model.name, "-", "-", model.error);
+  if (*format == OutputFormat::kJson) {
+    std::vector<std::string> items;
+    for (const ModelInfo& model : *models) {
+      std::vector<std::string> versions;
+      for (const ModelVersion& version : model.versions) {
+        versions.push_back(absl::StrCat("{\"version\":", version.version, ",\"state\":",
+                                        JsonString(StateName(version.state)),
+                                        ",\"error\":", JsonString(version.error), "}"));
+      }
+      items.push_back(absl::StrCat("{\"name\":", JsonString(model.name), ",\"error\":",
+                                   JsonString(model.error), ",\"versions\":[",
+                                   absl::StrJoin(versions, ","), "]}"));
     }
+    std::cout << "{\"models\":[" << absl::StrJoin(items, ",") << "]}\n";
+    return 0;
+  }
+  const bool csv = *format == OutputFormat::kCsv;
+  auto print = [csv](const std::string& name, const std::string& version,
+                     const std::string& state, const std::string& error) {
+    if (csv) {
+      std::cout << CsvField(name) << "," << version << "," << state << "," << CsvField(error)
+                << "\n";
+    } else {
+      std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", name, version, state, error);
+    }
+  };
+  print("model", "version", "state", "error");
+  for (const ModelInfo& model : *models) {
+    if (model.versions.empty()) print(model.name, csv ? "" : "-", csv ? "" : "-", model.error);
     for (const ModelVersion& version : model.versions) {
-      std::cout << absl::StrFormat("%-24s %-8d %-10s %s\n", model.name, version.version,
-                                   StateName(version.state),
-                                   version.error.empty() ? model.error : version.error);
+      print(model.name, absl::StrCat(version.version), StateName(version.state),
+            version.error.empty() ? model.error : version.error);
     }
   }
   return 0;
 }
 
+std::string JsonStrings(const std::vector<std::string>& values) {
+  std::vector<std::string> quoted;
+  for (const auto& value : values) quoted.push_back(JsonString(value));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
 int Metadata(Client& client, const std::vector<std::string>& args) {
+  auto format = FormatFlag("metadata", {OutputFormat::kTable, OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
   if (args.size() != 1) return Fail("metadata takes one MODEL");
   auto m = client.GetModelMetadata(args[0], absl::GetFlag(FLAGS_version));
   if (!m.ok()) return FailCall(m.status());
+  if (*format == OutputFormat::kJson) {
+    std::vector<std::string> versions;
+    for (const ModelVersion& version : m->versions) {
+      versions.push_back(absl::StrCat("{\"version\":", version.version, ",\"state\":",
+                                      JsonString(StateName(version.state)),
+                                      ",\"error\":", JsonString(version.error), "}"));
+    }
+    std::cout << "{\"model\":" << JsonString(m->model) << ",\"version\":" << m->version
+              << ",\"description\":" << JsonString(m->description)
+              << ",\"input_width\":" << m->input_width
+              << ",\"output_width\":" << m->output_width
+              << ",\"labels\":" << JsonStrings(m->labels)
+              << ",\"feature_names\":" << JsonStrings(m->feature_names)
+              << ",\"default_output\":" << JsonString(OutputModeShortName(m->default_output))
+              << ",\"threshold\":" << FormatFloat(m->threshold)
+              << ",\"parameters\":" << m->parameter_count
+              << ",\"layers\":" << JsonStrings(m->layers) << ",\"limits\":{"
+              << "\"max_request_rows\":" << m->limits.max_request_rows
+              << ",\"max_request_memory_bytes\":" << m->limits.max_request_memory_bytes
+              << ",\"max_batch_rows\":" << m->limits.max_batch_rows
+              << ",\"max_queue_delay_micros\":" << m->limits.max_queue_delay_micros
+              << ",\"max_queued_rows\":" << m->limits.max_queued_rows << "}"
+              << ",\"versions\":["
+              << absl::StrJoin(versions, ",") << "]}\n";
+    return 0;
+  }
   std::cout << "model:          " << m->model << "\n"
             << "version:        " << m->version << "\n"
             << "description:    " << m->description << "\n"
             << "input width:    " << m->input_width << "\n"
             << "output width:   " << m->output_width << "\n"
             << "labels:         " << absl::StrJoin(m->labels, ", ") << "\n"
-            << "default output: "
-            << absl::AsciiStrToLower(absl::StripPrefix(
-                   v1::OutputMode_Name(m->default_output), "OUTPUT_MODE_"))
-            << "\n"
+            << "feature names:  " << absl::StrJoin(m->feature_names, ", ") << "\n"
+            << "default output: " << OutputModeShortName(m->default_output) << "\n"
             << "threshold:      " << m->threshold << "\n"
             << "parameters:     " << m->parameter_count << "\n"
             << "layers:         " << absl::StrJoin(m->layers, " -> ") << "\n"
+            << "limits:         " << m->limits.max_request_rows << " rows, "
+            << m->limits.max_request_memory_bytes << " bytes of activations per request (0: "
+            << "none)\n"
+            << "batching:       " << m->limits.max_batch_rows << " rows per pass, "
+            << m->limits.max_queue_delay_micros << " us queue delay, "
+            << m->limits.max_queued_rows << " rows queued at most\n"
             << "versions:\n";
   for (const ModelVersion& version : m->versions) {
     std::cout << "  " << version.version << " " << StateName(version.state)
@@ -239,6 +325,9 @@ int Metadata(Client& client, const std::vector<std::string>& args) {
 }
 
 int Health(Client& client) {
+  // One word: nothing to put in columns.
+  auto format = FormatFlag("health", {OutputFormat::kTable});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
   auto status = client.Health(absl::GetFlag(FLAGS_service));
   if (!status.ok()) return FailCall(status.status());
   std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status) << "\n";
@@ -246,6 +335,8 @@ int Health(Client& client) {
 }
 
 int Bench(Client& client) {
+  auto format = FormatFlag("bench", {OutputFormat::kTable, OutputFormat::kCsv});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
   LoadOptions options;
   const std::string rpc = absl::GetFlag(FLAGS_rpc);
   if (rpc == "classify") {
@@ -278,7 +369,7 @@ int Bench(Client& client) {
       options.infer.model_name().empty() ? rpc : std::string("v2_infer");
   options.duration = absl::Seconds(absl::GetFlag(FLAGS_duration_seconds));
   options.max_requests = absl::GetFlag(FLAGS_requests);
-  const bool csv = absl::GetFlag(FLAGS_csv);
+  const bool csv = absl::GetFlag(FLAGS_csv) || *format == OutputFormat::kCsv;
   std::vector<LoadStep> steps;
   for (absl::string_view level : absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
     if (!absl::SimpleAtoi(level, &options.concurrency) || options.concurrency <= 0) {
@@ -328,9 +419,51 @@ int Bench(Client& client) {
   return errors == 0 ? 0 : 1;
 }
 
+const FlagGroup kConnection = {
+    "connection (every command)",
+    {"target", "deadline_ms", "tls_ca_file", "tls_cert_file", "tls_key_file",
+     "tls_server_name", "token"}};
+
+// --help's flags by command; `seqclient COMMAND --help` shows one command's.
+std::vector<FlagGroup> CommandGroups() {
+  return {
+      {"classify", {"model", "version", "output", "top_k", "threshold", "format", "input",
+                    "protocol"}},
+      {"models", {"format"}},
+      {"metadata", {"version", "format"}},
+      {"health", {"service"}},
+      {"bench", {"model", "rows", "rpc", "concurrency", "duration_seconds", "requests",
+                 "format", "csv", "protocol"}},
+  };
+}
+
+// The command --help was asked about: the first word that is not a flag.
+std::string HelpCommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] != '-') return argv[i];
+  }
+  return "";
+}
+
+std::string Help(const std::string& command) {
+  std::vector<FlagGroup> groups;
+  for (const FlagGroup& group : CommandGroups()) {
+    if (command.empty() || group.title == command) groups.push_back(group);
+  }
+  if (groups.empty()) groups = CommandGroups();
+  groups.push_back(kConnection);
+  return GroupedFlagHelp(kUsage, groups, groups.size() > 2 ? "client/seqclient.cc" : "");
+}
+
 int Main(int argc, char** argv) {
+  if (HelpRequested(argc, argv)) {
+    std::cout << Help(HelpCommand(argc, argv));
+    return 0;
+  }
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> joined = JoinDashValue(argc, argv, "input");
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(joined.size()), joined.data());
   if (positional.size() < 2) {
     std::cerr << kUsage << "\n";
     return 2;
@@ -348,7 +481,7 @@ int Main(int argc, char** argv) {
       options.bearer_token.empty() && token != nullptr) {
     options.bearer_token = token;
   }
-  auto client = Client::Create(absl::GetFlag(FLAGS_target), options);
+  auto client = Client::Create(Target(), options);
   if (!client.ok()) return Fail(std::string(client.status().message()));
   if (command == "classify") return Classify(**client, args);
   if (command == "models") return Models(**client);

@@ -256,6 +256,13 @@ absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
   metadata.input_width = response.input_width();
   metadata.output_width = response.output_width();
   metadata.labels.assign(response.labels().begin(), response.labels().end());
+  metadata.feature_names.assign(response.feature_names().begin(),
+                                response.feature_names().end());
+  metadata.limits.max_request_rows = response.limits().max_request_rows();
+  metadata.limits.max_request_memory_bytes = response.limits().max_request_memory_bytes();
+  metadata.limits.max_batch_rows = response.limits().max_batch_rows();
+  metadata.limits.max_queue_delay_micros = response.limits().max_queue_delay_micros();
+  metadata.limits.max_queued_rows = response.limits().max_queued_rows();
   metadata.layers.assign(response.layers().begin(), response.layers().end());
   metadata.default_output = response.default_output();
   metadata.parameter_count = response.parameter_count();

@@ -93,6 +93,16 @@ struct ModelInfo {
   std::vector<ModelVersion> versions;
 };
 
+// What a model version is served with: its config's values, else the
+// server's flags.
+struct ServingLimits {
+  uint32_t max_request_rows = 0;  // 0: no limit
+  uint64_t max_request_memory_bytes = 0;  // 0: no limit
+  uint32_t max_batch_rows = 0;
+  uint32_t max_queue_delay_micros = 0;
+  uint32_t max_queued_rows = 0;
+};
+
 struct ModelMetadata {
   std::string model;
   int64_t version = 0;
@@ -100,10 +110,12 @@ struct ModelMetadata {
   uint32_t input_width = 0;
   uint32_t output_width = 0;
   std::vector<std::string> labels;
+  std::vector<std::string> feature_names;  // empty when the config gives none
   std::vector<std::string> layers;
   v1::OutputMode default_output = v1::OUTPUT_MODE_DEFAULT;
   uint64_t parameter_count = 0;
   float threshold = 0.5f;
+  ServingLimits limits;
   std::vector<ModelVersion> versions;
 };
 

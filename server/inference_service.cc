@@ -175,6 +175,15 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   response->set_default_output(OutputModeForHead(model.default_head));
   response->set_parameter_count(model.model->ParameterCount());
   response->set_threshold(model.threshold);
+  v1::ServingLimits* limits = response->mutable_limits();
+  limits->set_max_request_rows(model.max_request_rows ? model.max_request_rows
+                                                      : options_.limits.max_rows);
+  limits->set_max_request_memory_bytes(options_.limits.max_memory_bytes);
+  const BatchingLimits batching = runner_->LimitsFor(model);
+  limits->set_max_batch_rows(batching.max_batch_rows);
+  limits->set_max_queue_delay_micros(
+      static_cast<uint32_t>(absl::ToInt64Microseconds(batching.max_queue_delay)));
+  limits->set_max_queued_rows(batching.max_queued_rows);
   auto record = snapshot->models.find(model.name);
   if (record != snapshot->models.end()) {
     FillVersions(record->second, response->mutable_versions());

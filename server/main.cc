@@ -18,8 +18,10 @@
 #include "absl/types/span.h"
 #include "server/auth/tls_files.h"
 #include "server/auth/token_authenticator.h"
+#include "server/log_format.h"
 #include "server/model_server.h"
 #include "spdlog/spdlog.h"
+#include "tools/flag_help.h"
 
 ABSL_FLAG(int, port, 8500, "gRPC port to listen on (0 picks a free one)");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
@@ -87,13 +89,17 @@ ABSL_FLAG(double, max_connection_age_grace_seconds, 30,
 ABSL_FLAG(double, max_connection_idle_seconds, 0,
           "gRPC: close connections without calls for this long (0: never)");
 ABSL_FLAG(std::string, log_level, "info",
-          "trace, debug, info, warn, error, critical or off");
+          "trace, debug, info, warn, error, critical or off; info logs every model event "
+          "(loaded, reloaded, unloaded, failed, config applied), debug also every call");
+ABSL_FLAG(std::string, log_format, "text",
+          "text, or json: one JSON object per line (time in UTC, level, message)");
 
 namespace seqserve {
 namespace {
 
 constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn",
                                       "error", "critical", "off"};
+constexpr const char* kLogFormats[] = {"text", "json"};
 
 // Collects every flag that is out of its range, so one start names them all.
 class FlagChecker {
@@ -161,6 +167,7 @@ std::vector<std::string> CheckFlags() {
               10'000'000u);
   check.Range("max_queued_rows", absl::GetFlag(FLAGS_max_queued_rows), 1u, 1u << 30);
   check.OneOf("log_level", absl::GetFlag(FLAGS_log_level), kLogLevels);
+  check.OneOf("log_format", absl::GetFlag(FLAGS_log_format), kLogFormats);
   check.Range("tls_refresh_seconds", absl::GetFlag(FLAGS_tls_refresh_seconds), 1.0, kDay);
   check.Range("auth_tokens_refresh_seconds", absl::GetFlag(FLAGS_auth_tokens_refresh_seconds),
               0.1, kDay);
@@ -196,15 +203,47 @@ void LogProtobufMessage(google::protobuf::LogLevel level, const char* file, int 
   }
 }
 
+constexpr char kUsage[] =
+    "Serves Sequential classifiers over gRPC and HTTP.\n"
+    "  seqserve --model_repository=models --port=8500 --http_port=8501\n"
+    "Flags take --name=value or --name value; --helpfull lists every linked-in flag.";
+
+// What --help shows, by topic.
+std::vector<FlagGroup> FlagGroups() {
+  return {
+      {"serving", {"log_level", "log_format", "inference_threads", "drain_seconds",
+                   "shutdown_grace_seconds", "access_log", "metrics"}},
+      {"repository", {"model_repository", "poll_seconds", "max_model_bytes"}},
+      {"batching (per model version; a config's batching block overrides them)",
+       {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
+      {"limits", {"max_request_rows", "max_request_memory_bytes", "max_message_bytes",
+                  "max_concurrent_streams"}},
+      {"network (gRPC)", {"host", "port", "keepalive_seconds", "keepalive_timeout_seconds",
+                          "max_connection_age_seconds", "max_connection_age_grace_seconds",
+                          "max_connection_idle_seconds"}},
+      {"security", {"tls_cert_file", "tls_key_file", "tls_client_ca_file",
+                    "tls_refresh_seconds", "auth_tokens_file", "auth_tokens_refresh_seconds"}},
+      {"HTTP", {"http_port", "http_threads", "http_idle_timeout_seconds",
+                "http_max_connections", "http_max_connections_per_client", "http_console"}},
+  };
+}
+
 int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Serves Sequential classifiers over gRPC.\n"
-                               "  seqserve --model_repository=models --port=8500");
+  if (HelpRequested(argc, argv)) {
+    std::cout << GroupedFlagHelp(kUsage, FlagGroups(), "server/main.cc");
+    return 0;
+  }
+  absl::SetProgramUsageMessage(kUsage);
   absl::ParseCommandLine(argc, argv);
   if (const std::vector<std::string> errors = CheckFlags(); !errors.empty()) {
     for (const std::string& error : errors) std::cerr << "seqserve: " << error << "\n";
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  if (absl::Status format = SetLogFormat(absl::GetFlag(FLAGS_log_format)); !format.ok()) {
+    std::cerr << "seqserve: " << format.message() << "\n";
+    return 2;
+  }
   google::protobuf::SetLogHandler(&LogProtobufMessage);
 
   // Signals go to one waiting thread: block them before any thread starts.

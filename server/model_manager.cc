@@ -133,7 +133,6 @@ void ModelManager::RefreshLocked() {
         record.config = std::move(*config);
         record.config_loaded = true;
         record.config_error.clear();
-        if (config_changed) spdlog::info("model {}: config applied", model.name);
       } else {
         record.config_error = std::string(config.status().message());
         spdlog::error("model {}: {}", model.name, record.config_error);
@@ -167,12 +166,14 @@ void ModelManager::RefreshLocked() {
     }
     if (config_changed) {
       // Same weights, new labels or defaults: rebuild what is served.
+      std::vector<int64_t> applied;
       for (auto& [version, entry] : record.versions) {
         if (!entry.served) continue;
         auto rebuilt = MakeServedModel(model.name, version, entry.served->model,
                                        record.config);
         if (rebuilt.ok()) {
           entry.served = std::move(*rebuilt);
+          applied.push_back(version);
         } else {
           record.config_error =
               absl::StrCat("config not applied: ", rebuilt.status().message());
@@ -181,6 +182,9 @@ void ModelManager::RefreshLocked() {
           spdlog::error("model {}: {}", model.name, record.config_error);
         }
       }
+      spdlog::info("model {}: config applied from {} to versions [{}]", model.name,
+                   model.config_path.empty() ? "defaults (config removed)" : model.config_path,
+                   absl::StrJoin(applied, ", "));
     }
     next->models[model.name] = std::move(record);
   }
@@ -208,8 +212,10 @@ void ModelManager::RefreshLocked() {
       entry.served = std::move(*served);
       entry.state = v1::MODEL_STATE_AVAILABLE;
       entry.error.clear();
-      spdlog::info("model {} version {} {} from {}", load.model, load.version,
-                   replaced ? "reloaded" : "loaded", load.path);
+      spdlog::info("model {} version {} {} from {} in {:.1f} ms{}", load.model, load.version,
+                   replaced ? "reloaded" : "loaded", load.path,
+                   absl::ToDoubleMilliseconds(absl::Now() - load_start),
+                   replaced ? ": its files changed" : "");
     } else if (entry.served) {
       entry.error = EscapeInvalidUtf8(absl::StrCat(
           "replacement failed to load, still serving the previous file: ",
@@ -240,13 +246,20 @@ void ModelManager::RefreshLocked() {
         continue;
       }
       if (it->second.served) {
-        spdlog::info("model {} version {} unloaded", model.name, it->first);
+        spdlog::info("model {} version {} unloaded: {}", model.name, it->first,
+                     on_disk.count(it->first)
+                         ? absl::StrCat("the version policy, ",
+                                        DescribeVersionPolicy(record.config.version_policy()),
+                                        ", no longer selects it")
+                         : std::string("its directory is gone"));
       }
       it = record.versions.erase(it);
     }
   }
   for (const auto& [name, record] : old->models) {
-    if (loaded->models.count(name) == 0) spdlog::info("model {} removed", name);
+    if (loaded->models.count(name) == 0) {
+      spdlog::info("model {} removed: its directory is gone", name);
+    }
   }
   Publish(std::move(loaded));
 }

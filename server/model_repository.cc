@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
-#include "core/text_proto.h"
 #include "server/client_text.h"
 
 namespace seqserve {
@@ -216,14 +215,19 @@ absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root)
   return result;
 }
 
-absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path) {
-  auto text = ReadFileToString(path, kMaxConfigFileBytes);
-  if (!text.ok()) return text.status();
-  v1::ModelConfig config;
-  if (absl::Status parsed = ParseTextProto(*text, &config); !parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.message()));
+std::string DescribeVersionPolicy(const v1::VersionPolicy& policy) {
+  switch (policy.policy_case()) {
+    case v1::VersionPolicy::kAll:
+      return "all";
+    case v1::VersionPolicy::kSpecific:
+      return absl::StrCat("specific [", absl::StrJoin(policy.specific().versions(), ", "),
+                          "]");
+    case v1::VersionPolicy::kLatest:
+      return absl::StrCat("latest ", std::max<uint32_t>(1, policy.latest().num_versions()));
+    case v1::VersionPolicy::POLICY_NOT_SET:
+      break;
   }
-  return config;
+  return "latest 1 (the default)";
 }
 
 std::vector<int64_t> SelectVersions(const v1::VersionPolicy& policy,

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "seqserve/v1/config.pb.h"
+#include "server/model_config.h"
 
 namespace seqserve {
 
@@ -34,9 +35,6 @@ struct FileStamp {
   }
   bool operator!=(const FileStamp& other) const { return !(*this == other); }
 };
-
-// Largest config.textproto read: a config is a few lines.
-inline constexpr uint64_t kMaxConfigFileBytes = 1 << 20;
 
 struct VersionOnDisk {
   int64_t version = 0;
@@ -63,8 +61,9 @@ struct ModelOnDisk {
 // loop, say) is listed with its problem.
 absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root);
 
-// Parses a config.textproto; INVALID_ARGUMENT with line and column.
-absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path);
+// How `policy` reads in a log line: "latest 1 (the default)", "latest 2",
+// "all", "specific [1, 3]".
+std::string DescribeVersionPolicy(const v1::VersionPolicy& policy);
 
 // The versions `policy` asks for among `on_disk` (highest first); the
 // default policy is the single highest version.

@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     server->access_log_ = std::move(*log);
     server->observers_.Add(server->access_log_.get());
   }
+  server->observers_.Add(&server->call_log_);
   server->observers_.Add(o.observer);
   server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);

@@ -28,6 +28,7 @@
 #include "server/http/http_server.h"
 #include "server/http/rest_api.h"
 #include "server/metrics/serving_metrics.h"
+#include "server/call_log.h"
 #include "server/observer_list.h"
 #include "server/request_observer.h"
 #include "server/serving_state.h"
@@ -137,6 +138,7 @@ class ModelServer {
   // they used.
   std::unique_ptr<ServingMetrics> metrics_;
   std::unique_ptr<AccessLog> access_log_;
+  CallLog call_log_;
   ObserverList observers_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;

@@ -151,6 +151,12 @@ TEST_F(SeqclientTest, ModelsAndMetadata) {
   EXPECT_THAT(result.output, HasSubstr("labels:         bird, mammal, reptile"));
   EXPECT_THAT(result.output, HasSubstr("input width:    3"));
   EXPECT_THAT(result.output, HasSubstr("Linear(3, 16) -> ReLU -> Linear(16, 3)"));
+  EXPECT_THAT(result.output, HasSubstr("feature names:  limbs, lays_eggs, has_hair"));
+  // The server's flags at their defaults: the samples' configs set none.
+  EXPECT_THAT(result.output,
+              HasSubstr("limits:         4096 rows, 268435456 bytes of activations per request"));
+  EXPECT_THAT(result.output, HasSubstr("batching:       256 rows per pass, 0 us queue delay, "
+                                       "65536 rows queued at most"));
 }
 
 // --max_model_bytes reaches the loaders: the samples are 991 bytes (species,

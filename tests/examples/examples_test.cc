@@ -1,5 +1,6 @@
-// The Python and Node.js examples against a live seqserve on the samples:
-// the "any language" promise, checked with real gRPC stacks.
+// The Python and Node.js examples against a live seqserve: the "any
+// language" promise, checked with real gRPC stacks, on the samples and on
+// a repository whose model has another name.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -15,73 +16,76 @@ using ::testing::HasSubstr;
 using testing::RunCommand;
 using testing::ServerProcess;
 
-class ExamplesTest : public testing::SampleServerTest {
- protected:
-  static void ExpectSampleAnswers(const testing::CommandResult& result) {
+// The command that runs one example against `target`; `arguments` follow.
+std::string Python(const std::string& target, const std::string& arguments) {
+  return absl::StrCat("/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
+                      target, " --stubs " SEQSERVE_PYTHON_STUBS " ", arguments, " 2>&1");
+}
+std::string Node(const std::string& target, const std::string& arguments) {
+  // scripts/test.sh installs the locked packages (npm ci) first.
+  return absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js --target ", target, " ",
+                      arguments, " 2>&1");
+}
+
+using Example = std::string (*)(const std::string&, const std::string&);
+constexpr Example kExamples[] = {Python, Node};
+
+class ExamplesTest : public testing::SampleServerTest {};
+
+TEST_F(ExamplesTest, BothClassifyRowsFromArgumentsOrStdin) {
+  for (Example example : kExamples) {
+    auto result = RunCommand(example(server_->target(), "--model species 4,0,1 2,1,0 0,1,0"));
     ASSERT_EQ(result.exit_code, 0) << result.output;
     EXPECT_THAT(result.output, HasSubstr("species v1 (OUTPUT_MODE_SOFTMAX)"));
-    EXPECT_THAT(result.output, HasSubstr("dog    -> mammal"));
-    EXPECT_THAT(result.output, HasSubstr("eagle  -> bird"));
-    EXPECT_THAT(result.output, HasSubstr("snake  -> reptile"));
-    EXPECT_THAT(result.output, HasSubstr("mammal v1 (OUTPUT_MODE_SIGMOID)"));
-    EXPECT_THAT(result.output, HasSubstr("eagle  -> not mammal"));
+    EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores 0.000000 1.000000"));
+    EXPECT_THAT(result.output, HasSubstr("  2,1,0 -> bird scores 0.999925"));
+    EXPECT_THAT(result.output, HasSubstr("  0,1,0 -> reptile scores"));
+    result = RunCommand(
+        absl::StrCat("printf '# limbs,eggs,hair\\n4,0,1\\n\\n2,1,0\\n' | ",
+                     example(server_->target(), "--model mammal --output logits")));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_THAT(result.output, HasSubstr("mammal v1 (OUTPUT_MODE_LOGITS)"));
+    EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores"));
+    EXPECT_THAT(result.output, HasSubstr("  2,1,0 -> not mammal scores -"));
   }
-};
-
-TEST_F(ExamplesTest, PythonClientClassifiesTheSamples) {
-  ExpectSampleAnswers(RunCommand(absl::StrCat(
-      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
-      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS)));
 }
 
-TEST_F(ExamplesTest, NodeClientClassifiesTheSamples) {
-  // scripts/test.sh installs the locked packages (npm ci) first.
-  ExpectSampleAnswers(RunCommand(
-      absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", server_->target())));
+// Each prints the status code's name and the server's message.
+TEST_F(ExamplesTest, BothPrintTheStatusCodeName) {
+  for (Example example : kExamples) {
+    auto result =
+        RunCommand(example(server_->target(), "--model mammal --output log_softmax 4,0,1"));
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_THAT(result.output,
+                HasSubstr("INVALID_ARGUMENT: model 'mammal' has one output; log_softmax over "
+                          "it is always 0, ask for sigmoid"));
+    result = RunCommand(example(server_->target(), "--model species 4,0"));
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT: model 'species' takes 3 features"));
+    result = RunCommand(example(server_->target(), "--model species 4,x,1"));
+    EXPECT_NE(result.exit_code, 0) << result.output;
+    EXPECT_THAT(result.output, HasSubstr("row 1: '4,x,1' is not comma-separated numbers"));
+  }
 }
 
-// Log-probabilities for the three-class model; the one-output model refuses
-// them as it refuses softmax.
-void ExpectLogSoftmaxAnswers(const testing::CommandResult& result) {
-  EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("species v1 (OUTPUT_MODE_LOG_SOFTMAX)"));
-  EXPECT_THAT(result.output, HasSubstr("dog    -> mammal"));
-  EXPECT_THAT(result.output, HasSubstr("snake  -> reptile"));
-  EXPECT_THAT(result.output, HasSubstr("model 'mammal' has one output; log_softmax over it is "
-                                       "always 0, ask for sigmoid"));
-}
-
-TEST_F(ExamplesTest, PythonClientAsksForLogSoftmax) {
-  const auto result = RunCommand(absl::StrCat(
-      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
-      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --output log_softmax"));
-  ExpectLogSoftmaxAnswers(result);
-  EXPECT_THAT(result.output, HasSubstr("mammal: INVALID_ARGUMENT"));
-}
-
-TEST_F(ExamplesTest, NodeClientAsksForLogSoftmax) {
-  const auto result = RunCommand(absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ",
-                                              server_->target(), " log_softmax"));
-  ExpectLogSoftmaxAnswers(result);
-  EXPECT_THAT(result.output, HasSubstr("3: model 'mammal' has one output"));
-}
-
-TEST_F(ExamplesTest, ClientsReportAnUnknownModel) {
-  // Both examples ask for species and mammal; a server without them fails.
+// A repository whose model is neither species nor mammal: nothing in the
+// examples names the samples.
+TEST(Examples, BothServeARepositoryOfOtherNames) {
   testing::TestRepository repository;
-  repository.AddReferenceVersion("other", 1, "species");
-  ServerProcess empty(SEQSERVE_PATH, {absl::StrCat("--model_repository=", repository.root()),
-                                      "--poll_seconds=0"});
-  ASSERT_TRUE(empty.ready()) << empty.output();
-  const auto python = RunCommand(absl::StrCat(
-      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
-      empty.target(), " --stubs " SEQSERVE_PYTHON_STUBS));
-  EXPECT_EQ(python.exit_code, 1);
-  EXPECT_THAT(python.output, HasSubstr("NOT_FOUND"));
-  const auto node = RunCommand(
-      absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", empty.target()));
-  EXPECT_EQ(node.exit_code, 1);
-  EXPECT_THAT(node.output, HasSubstr("5: model 'species' is not served"));
+  repository.AddReferenceVersion("animals", 3, "species");
+  repository.WriteReferenceConfig("animals", "species");
+  ServerProcess server(SEQSERVE_PATH, {absl::StrCat("--model_repository=", repository.root()),
+                                       "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  for (Example example : kExamples) {
+    auto result = RunCommand(example(server.target(), "--model animals --output softmax 4,0,1"));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_THAT(result.output, HasSubstr("animals v3 (OUTPUT_MODE_SOFTMAX)"));
+    EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores"));
+    result = RunCommand(example(server.target(), "--model species 4,0,1"));
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_THAT(result.output, HasSubstr("NOT_FOUND: model 'species' is not served"));
+  }
 }
 
 TEST_F(ExamplesTest, ClientsSpeakTlsAndSendAToken) {
@@ -98,20 +102,17 @@ TEST_F(ExamplesTest, ClientsSpeakTlsAndSendAToken) {
   ASSERT_TRUE(secure.ready()) << secure.output();
   // The certificate names localhost and 127.0.0.1.
   const std::string target = absl::StrCat("localhost:", secure.port());
-  const std::string python = absl::StrCat(
-      "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ", target,
-      " --stubs " SEQSERVE_PYTHON_STUBS " --tls_ca_file ", ca.cert);
-  const std::string node =
-      absl::StrCat("node " SEQSERVE_EXAMPLES_DIR "/node/classify.js ", target,
-                   " --tls_ca_file ", ca.cert);
-  ExpectSampleAnswers(RunCommand(absl::StrCat("SEQSERVE_TOKEN=example-token ", python, " 2>&1")));
-  ExpectSampleAnswers(RunCommand(absl::StrCat(node, " --token example-token 2>&1")));
-  const auto python_without = RunCommand(python + " 2>&1");
-  EXPECT_EQ(python_without.exit_code, 1);
-  EXPECT_THAT(python_without.output, HasSubstr("UNAUTHENTICATED"));
-  const auto node_without = RunCommand(node + " 2>&1");
-  EXPECT_EQ(node_without.exit_code, 1);
-  EXPECT_THAT(node_without.output, HasSubstr("16: this server requires a bearer token"));
+  const std::string arguments = absl::StrCat("--model species --tls_ca_file ", ca.cert, " 4,0,1");
+  for (Example example : kExamples) {
+    auto result = RunCommand("SEQSERVE_TOKEN=example-token " + example(target, arguments));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores"));
+    result = RunCommand(example(target, arguments + " --token example-token"));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    result = RunCommand(example(target, arguments));
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_THAT(result.output, HasSubstr("UNAUTHENTICATED: this server requires a bearer token"));
+  }
 }
 
 // The Open Inference Protocol example: typed and raw tensors give the v1
@@ -129,8 +130,9 @@ TEST_F(ExamplesTest, PythonV2ClientGivesTheSameScoresTypedAndRaw) {
   // The v1 example prints the same scores for the same rows.
   const auto v1 = RunCommand(absl::StrCat(
       "/usr/bin/python3 " SEQSERVE_EXAMPLES_DIR "/python/classify.py --target ",
-      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --output softmax"));
-  EXPECT_THAT(v1.output, HasSubstr("dog    -> mammal      scores 0.000000 1.000000 0.000000"));
+      server_->target(), " --stubs " SEQSERVE_PYTHON_STUBS " --model species --output softmax "
+      "4,0,1"));
+  EXPECT_THAT(v1.output, HasSubstr("4,0,1 -> mammal scores 0.000000 1.000000 0.000000"));
   const auto classes = RunCommand(v2 + " --classification 1 --raw 2>&1");
   ASSERT_EQ(classes.exit_code, 0) << classes.output;
   EXPECT_THAT(classes.output, HasSubstr(":1:mammal"));

@@ -430,6 +430,29 @@ TEST_F(ServerTest, MetadataDescribesTheModel) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+// What a version is served with: the config's values where it sets them,
+// the server's elsewhere.
+TEST_F(ServerTest, MetadataShowsTheEffectiveLimitsAndBatching) {
+  repository_.WriteReferenceConfig(
+      "species", "species",
+      "max_request_rows: 10 batching { max_batch_rows: 8 max_queue_delay_micros: 250 }");
+  StartServer();
+  v1::GetModelMetadataRequest request;
+  v1::GetModelMetadataResponse response;
+  for (const char* model : {"species", "mammal"}) {
+    grpc::ClientContext context;
+    request.set_model(model);
+    ASSERT_TRUE(stub_->GetModelMetadata(&context, request, &response).ok()) << model;
+    const v1::ServingLimits& limits = response.limits();
+    const bool configured = std::string(model) == "species";
+    EXPECT_EQ(limits.max_request_rows(), configured ? 10u : 1000u) << model;
+    EXPECT_EQ(limits.max_batch_rows(), configured ? 8u : 256u) << model;
+    EXPECT_EQ(limits.max_queue_delay_micros(), configured ? 250u : 0u) << model;
+    EXPECT_EQ(limits.max_queued_rows(), 65536u) << model;
+    EXPECT_EQ(limits.max_request_memory_bytes(), uint64_t{256} << 20) << model;
+  }
+}
+
 TEST_F(ServerTest, ListModelsShowsEveryModelAndFailures) {
   repository_.WriteFile("broken/1/model.onnx", "not onnx");
   StartServer();

@@ -1,0 +1,251 @@
+#include "core/feature_input.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace seqserve {
+namespace {
+
+bool Skipped(absl::string_view line) { return line.empty() || line.front() == '#'; }
+
+// The first line that holds data, stripped, and its 1-based number; 0 when
+// there is none.
+size_t FirstDataLine(absl::string_view text, absl::string_view* first) {
+  size_t number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++number;
+    line = absl::StripAsciiWhitespace(line);
+    if (!Skipped(line)) {
+      *first = line;
+      return number;
+    }
+  }
+  return 0;
+}
+
+std::string Unquote(absl::string_view field) {
+  field = absl::StripAsciiWhitespace(field);
+  if (field.size() >= 2 && field.front() == '"' && field.back() == '"') {
+    field = field.substr(1, field.size() - 2);
+  }
+  return std::string(field);
+}
+
+// The value as a float, or nullopt when it is not a number or overflows one.
+std::optional<float> FiniteFloat(const nlohmann::json& value) {
+  if (!value.is_number()) return std::nullopt;
+  const float f = static_cast<float>(value.get<double>());
+  if (!std::isfinite(f)) return std::nullopt;
+  return f;
+}
+
+bool IsHeader(absl::string_view line) {
+  for (absl::string_view field : absl::StrSplit(line, ',')) {
+    float value;
+    if (!absl::SimpleAtof(absl::StripAsciiWhitespace(field), &value)) return true;
+  }
+  return false;
+}
+
+std::string Quoted(const std::vector<std::string>& names) {
+  std::vector<std::string> quoted;
+  for (const auto& name : names) quoted.push_back(absl::StrCat("'", name, "'"));
+  return absl::StrJoin(quoted, ", ");
+}
+
+// For each header column, the model input it feeds (-1: pandas' index).
+absl::StatusOr<std::vector<int>> MatchHeader(absl::string_view header,
+                                             const FeatureInputOptions& options,
+                                             size_t line_number) {
+  std::map<std::string, int> position;
+  for (size_t i = 0; i < options.feature_names.size(); ++i) {
+    position[options.feature_names[i]] = static_cast<int>(i);
+  }
+  std::vector<int> targets;
+  std::vector<std::string> unknown;
+  std::vector<bool> seen(options.feature_names.size(), false);
+  size_t column = 0;
+  for (absl::string_view field : absl::StrSplit(header, ',')) {
+    const std::string name = Unquote(field);
+    if (column++ == 0 && name.empty()) {
+      targets.push_back(-1);
+      continue;
+    }
+    auto it = position.find(name);
+    if (it == position.end()) {
+      unknown.push_back(name);
+      continue;
+    }
+    if (seen[it->second]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options.line_word, " ", line_number, ": header names column '", name, "' twice"));
+    }
+    seen[it->second] = true;
+    targets.push_back(it->second);
+  }
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (!seen[i]) missing.push_back(options.feature_names[i]);
+  }
+  if (!unknown.empty() || !missing.empty()) {
+    std::vector<std::string> problems;
+    if (!unknown.empty()) {
+      problems.push_back(absl::StrCat("unknown column", unknown.size() > 1 ? "s " : " ",
+                                      Quoted(unknown)));
+    }
+    if (!missing.empty()) {
+      problems.push_back(absl::StrCat("missing column", missing.size() > 1 ? "s " : " ",
+                                      Quoted(missing)));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.line_word, " ", line_number, ": header has ", absl::StrJoin(problems, " and "),
+        "; the model takes ", absl::StrJoin(options.feature_names, ",")));
+  }
+  return targets;
+}
+
+absl::StatusOr<FeatureRows> ParseCsvWithHeader(absl::string_view text, size_t header_line,
+                                               absl::string_view header,
+                                               const FeatureInputOptions& options) {
+  // The rows are parsed in place, with the header blanked, so every error
+  // names the line of the file.
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  lines[header_line - 1] = "";
+  const std::string body = absl::StrJoin(lines, "\n");
+  const size_t columns = static_cast<size_t>(std::count(header.begin(), header.end(), ',')) + 1;
+  auto rows = ParseFeatureRows(body, columns, options.line_word);
+  if (!rows.ok()) return rows.status();
+  if (options.feature_names.empty()) {
+    if (options.width != 0 && columns != options.width) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(options.line_word, " ", header_line, ": header has ", columns,
+                       " columns, the model takes ", options.width, " features"));
+    }
+    return rows;
+  }
+  auto targets = MatchHeader(header, options, header_line);
+  if (!targets.ok()) return targets.status();
+  FeatureRows ordered;
+  ordered.rows = rows->rows;
+  ordered.width = options.feature_names.size();
+  ordered.values.resize(ordered.rows * ordered.width);
+  for (size_t r = 0; r < rows->rows; ++r) {
+    for (size_t c = 0; c < columns; ++c) {
+      if ((*targets)[c] < 0) continue;
+      ordered.values[r * ordered.width + (*targets)[c]] = rows->values[r * columns + c];
+    }
+  }
+  return ordered;
+}
+
+absl::Status JsonError(const FeatureInputOptions& options, size_t line_number,
+                       absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(options.line_word, " ", line_number, ": ", what));
+}
+
+absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
+                                           const FeatureInputOptions& options) {
+  FeatureRows result;
+  result.width = options.width ? options.width : options.feature_names.size();
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < options.feature_names.size(); ++i) {
+    position[options.feature_names[i]] = i;
+  }
+  size_t line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line);
+    if (Skipped(line)) continue;
+    const nlohmann::json row = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (row.is_discarded() || !row.is_object()) {
+      return JsonError(options, line_number, "not a JSON object");
+    }
+    std::vector<float> values;
+    if (row.contains("features")) {
+      if (row.size() != 1 || !row["features"].is_array()) {
+        return JsonError(options, line_number,
+                         "\"features\" must be the object's only key, holding an array");
+      }
+      for (const auto& value : row["features"]) {
+        const std::optional<float> f = FiniteFloat(value);
+        if (!f) {
+          return JsonError(options, line_number,
+                           absl::StrCat("feature ", values.size(), " is not a finite number"));
+        }
+        values.push_back(*f);
+      }
+    } else {
+      if (options.feature_names.empty()) {
+        return JsonError(options, line_number,
+                         "features by name need the model's feature_names (its config "
+                         "gives none); write {\"features\": [...]}");
+      }
+      values.assign(options.feature_names.size(), 0.0f);
+      std::vector<bool> seen(values.size(), false);
+      std::vector<std::string> unknown;
+      for (const auto& [name, value] : row.items()) {
+        auto it = position.find(name);
+        if (it == position.end()) {
+          unknown.push_back(name);
+          continue;
+        }
+        const std::optional<float> f = FiniteFloat(value);
+        if (!f) {
+          return JsonError(options, line_number,
+                           absl::StrCat("'", name, "' is not a finite number"));
+        }
+        values[it->second] = *f;
+        seen[it->second] = true;
+      }
+      std::vector<std::string> missing;
+      for (size_t i = 0; i < seen.size(); ++i) {
+        if (!seen[i]) missing.push_back(options.feature_names[i]);
+      }
+      if (!unknown.empty() || !missing.empty()) {
+        std::vector<std::string> problems;
+        if (!unknown.empty()) problems.push_back("unknown " + Quoted(unknown));
+        if (!missing.empty()) problems.push_back("missing " + Quoted(missing));
+        return JsonError(options, line_number,
+                         absl::StrCat("features ", absl::StrJoin(problems, " and "),
+                                      "; the model takes ",
+                                      absl::StrJoin(options.feature_names, ",")));
+      }
+    }
+    if (result.width == 0) result.width = values.size();
+    if (values.size() != result.width) {
+      return JsonError(options, line_number,
+                       absl::StrCat("has ", values.size(), " values, expected ", result.width));
+    }
+    result.values.insert(result.values.end(), values.begin(), values.end());
+    ++result.rows;
+  }
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<FeatureRows> ParseFeatureInput(absl::string_view text,
+                                              const FeatureInputOptions& options) {
+  absl::string_view first;
+  const size_t first_line = FirstDataLine(text, &first);
+  if (first_line == 0) return absl::InvalidArgumentError("no feature rows given");
+  absl::StatusOr<FeatureRows> rows =
+      first.front() == '{'  ? ParseJsonLines(text, options)
+      : IsHeader(first)     ? ParseCsvWithHeader(text, first_line, first, options)
+                            : ParseFeatureRows(text, options.width, options.line_word);
+  if (rows.ok() && rows->rows == 0) return absl::InvalidArgumentError("no feature rows given");
+  return rows;
+}
+
+}  // namespace seqserve

@@ -1,0 +1,106 @@
+#include "core/feature_input.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace seqserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+FeatureInputOptions Named() {
+  FeatureInputOptions options;
+  options.feature_names = {"limbs", "lays_eggs", "has_hair"};
+  return options;
+}
+
+TEST(FeatureInput, PlainCsvIsReadInOrder) {
+  auto rows = ParseFeatureInput("4,0,1\n2,1,0\n", {});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->rows, 2u);
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1, 2, 1, 0));
+}
+
+TEST(FeatureInput, AHeaderIsMatchedByNameInAnyOrder) {
+  auto rows = ParseFeatureInput("has_hair,limbs,lays_eggs\n1,4,0\n0,2,1\n", Named());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->rows, 2u);
+  EXPECT_EQ(rows->width, 3u);
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1, 2, 1, 0));
+}
+
+TEST(FeatureInput, PandasIndexColumnAndQuotedNamesAreAccepted) {
+  auto rows = ParseFeatureInput(",\"lays_eggs\",has_hair,limbs\n0,0,1,4\n1,1,0,2\n", Named());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1, 2, 1, 0));
+}
+
+TEST(FeatureInput, WithoutFeatureNamesAHeaderIsSkipped) {
+  FeatureInputOptions options;
+  options.width = 3;
+  auto rows = ParseFeatureInput("a,b,c\n4,0,1\n", options);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1));
+  auto narrow = ParseFeatureInput("a,b\n4,0\n", options);
+  EXPECT_EQ(narrow.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(narrow.status().message(),
+              HasSubstr("line 1: header has 2 columns, the model takes 3 features"));
+}
+
+TEST(FeatureInput, UnknownAndMissingColumnsAreNamed) {
+  auto rows = ParseFeatureInput("limbs,eggs,has_hair\n4,0,1\n", Named());
+  EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(rows.status().message(),
+              HasSubstr("line 1: header has unknown column 'eggs' and missing column "
+                        "'lays_eggs'; the model takes limbs,lays_eggs,has_hair"));
+  rows = ParseFeatureInput("limbs,limbs,has_hair\n4,0,1\n", Named());
+  EXPECT_THAT(rows.status().message(), HasSubstr("header names column 'limbs' twice"));
+}
+
+TEST(FeatureInput, BadValuesUnderAHeaderNameTheirLineOfTheFile) {
+  FeatureInputOptions options = Named();
+  options.line_word = "rows.csv line";
+  auto rows = ParseFeatureInput("# animals\nlimbs,lays_eggs,has_hair\n4,0,1\n2,x,0\n", options);
+  EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(rows.status().message(),
+              HasSubstr("rows.csv line 4 column 2: 'x' is not a finite number"));
+}
+
+TEST(FeatureInput, JsonLinesByArrayOrByName) {
+  auto rows = ParseFeatureInput(
+      "{\"features\": [4, 0, 1]}\n\n{\"has_hair\": 0, \"limbs\": 2, \"lays_eggs\": 1}\n",
+      Named());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->rows, 2u);
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1, 2, 1, 0));
+}
+
+TEST(FeatureInput, JsonLinesRefusalsNameTheLine) {
+  auto rows = ParseFeatureInput("{\"features\": [4, 0, 1]}\n{\"features\": [4, 0\n", Named());
+  EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(rows.status().message(), HasSubstr("line 2: not a JSON object"));
+  rows = ParseFeatureInput("{\"limbs\": 4, \"eggs\": 0}\n", Named());
+  EXPECT_THAT(rows.status().message(),
+              HasSubstr("line 1: features unknown 'eggs' and missing 'lays_eggs', "
+                        "'has_hair'"));
+  rows = ParseFeatureInput("{\"features\": [4, \"0\", 1]}\n", Named());
+  EXPECT_THAT(rows.status().message(), HasSubstr("line 1: feature 1 is not a finite number"));
+  rows = ParseFeatureInput("{\"features\": [4, 1e300, 1]}\n", Named());
+  EXPECT_THAT(rows.status().message(), HasSubstr("line 1: feature 1 is not a finite number"));
+  rows = ParseFeatureInput("{\"limbs\": 4}\n", {});
+  EXPECT_THAT(rows.status().message(), HasSubstr("need the model's feature_names"));
+  rows = ParseFeatureInput("{\"features\": [4, 0, 1]}\n{\"features\": [4]}\n", {});
+  EXPECT_THAT(rows.status().message(), HasSubstr("line 2: has 1 values, expected 3"));
+}
+
+TEST(FeatureInput, NoRowsIsRefused) {
+  for (const char* text : {"", "\n# nothing\n", "limbs,lays_eggs,has_hair\n"}) {
+    auto rows = ParseFeatureInput(text, Named());
+    EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(rows.status().message(), HasSubstr("no feature rows given")) << text;
+  }
+}
+
+}  // namespace
+}  // namespace seqserve
