@@ -10,10 +10,11 @@ void CallLog::OnStart(const CallRecord&) {}
 
 void CallLog::OnEnd(const CallRecord& call) {
   if (!spdlog::should_log(spdlog::level::debug)) return;
-  spdlog::debug("call {} {} model={} version={} rows={} code={} duration_ms={:.3f}",
+  spdlog::debug("call {} {} model={} version={} rows={} code={} duration_ms={:.3f}{}{}",
                 call.protocol, call.method, QuoteClientText(call.model), call.version,
                 call.rows, absl::StatusCodeToString(call.code),
-                absl::ToDoubleMilliseconds(call.duration));
+                absl::ToDoubleMilliseconds(call.duration), call.error.empty() ? "" : ": ",
+                call.error);
 }
 
 }  // namespace seqserve

@@ -42,6 +42,7 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
 
 void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status status) {
   state->record.code = status.code();
+  if (!status.ok()) state->record.error = std::string(status.message());
   state->record.duration = absl::Now() - state->record.start;
   if (options_.observer != nullptr) options_.observer->OnEnd(state->record);
   // Count down before answering: once answered, a shutting-down server

@@ -28,6 +28,7 @@ struct CallRecord {
   int64_t version = 0;  // the version that answered; 0 when none did
   size_t rows = 0;
   absl::StatusCode code = absl::StatusCode::kOk;
+  std::string error;  // the status message of a call that failed
   absl::Duration queued;  // waiting for a forward pass
   size_t batch_rows = 0;  // rows in the pass that carried the call
   absl::Duration inference;  // that pass's forward computation

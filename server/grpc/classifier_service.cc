@@ -3,7 +3,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/classify.h"
-#include "server/client_text.h"
 #include "server/grpc/grpc_caller.h"
 #include "server/grpc/grpc_messages.h"
 #include "server/grpc/grpc_status.h"
@@ -12,12 +11,11 @@
 namespace seqserve {
 namespace {
 
+// Failed calls are logged once, by the inference service's call log
+// (server/call_log.h); only an answer that cannot be serialized is logged
+// here.
 grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor,
-                                 const char* method, const std::string& model,
                                  const absl::Status& status) {
-  if (!status.ok()) {
-    spdlog::debug("{} model={}: {}", method, QuoteClientText(model), status.ToString());
-  }
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
@@ -35,10 +33,9 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
   grpc::MessageHolder<v1::ClassifyRequest, v1::ClassifyResponse>* messages =
       classify_messages_.AllocateMessages();
   auto finish = [reactor, messages, response_bytes](absl::Status status) {
-    if (status.ok()) status = SerializeResponse(*messages->response(), response_bytes);
-    if (!status.ok()) {
-      spdlog::debug("Classify model={}: {}", QuoteClientText(messages->request()->model()),
-                    status.ToString());
+    if (status.ok()) {
+      status = SerializeResponse(*messages->response(), response_bytes);
+      if (!status.ok()) spdlog::error("Classify answer not sent: {}", status.ToString());
     }
     messages->Release();
     reactor->Finish(ToGrpcStatus(status));
@@ -63,7 +60,7 @@ grpc::ServerUnaryReactor* ClassifierService::GetModelMetadata(
   status = status.ok() ? inference_->DescribeModel(request, call, &response)
                        : inference_->Refuse(call, std::move(status));
   if (status.ok()) status = SerializeResponse(response, response_bytes);
-  return Finish(context->DefaultReactor(), "GetModelMetadata", request.model(), status);
+  return Finish(context->DefaultReactor(), status);
 }
 
 grpc::ServerUnaryReactor* ClassifierService::ListModels(
@@ -76,7 +73,7 @@ grpc::ServerUnaryReactor* ClassifierService::ListModels(
   status = status.ok() ? inference_->ListModels(call, &response)
                        : inference_->Refuse(call, std::move(status));
   if (status.ok()) status = SerializeResponse(response, response_bytes);
-  return Finish(context->DefaultReactor(), "ListModels", "", status);
+  return Finish(context->DefaultReactor(), status);
 }
 
 }  // namespace seqserve

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "server/client_text.h"
 #include "server/grpc/grpc_caller.h"
 #include "server/grpc/grpc_messages.h"
 #include "server/grpc/grpc_status.h"
@@ -92,10 +91,9 @@ grpc::ServerUnaryReactor* InferenceV2Service::ModelInfer(grpc::CallbackServerCon
   grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse>* messages =
       infer_messages_.AllocateMessages();
   auto finish = [reactor, messages, response_bytes](absl::Status status) {
-    if (status.ok()) status = SerializeResponse(*messages->response(), response_bytes);
-    if (!status.ok()) {
-      spdlog::debug("ModelInfer model={}: {}",
-                    QuoteClientText(messages->request()->model_name()), status.ToString());
+    if (status.ok()) {
+      status = SerializeResponse(*messages->response(), response_bytes);
+      if (!status.ok()) spdlog::error("ModelInfer answer not sent: {}", status.ToString());
     }
     messages->Release();
     reactor->Finish(ToGrpcStatus(status));

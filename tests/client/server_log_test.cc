@@ -55,6 +55,15 @@ TEST(ServerLog, ModelEventsAndCallsAsJsonLines) {
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_TRUE(WaitForLog(server, "model='unicorn' version=0 rows=0 code=NOT_FOUND"))
       << server.output();
+  // The failure's message is on the same line, and only there.
+  EXPECT_TRUE(WaitForLog(server, ": model 'unicorn' is not served")) << server.output();
+  const std::string output = server.output();
+  size_t mentions = 0;
+  for (size_t at = output.find("is not served"); at != std::string::npos;
+       at = output.find("is not served", at + 1)) {
+    ++mentions;
+  }
+  EXPECT_EQ(mentions, 1u) << output;
 
   // Version 2 arrives: under the default policy version 1 goes, and says why.
   repository.AddReferenceVersion("animals", 2, "species");
