@@ -1,5 +1,6 @@
 #include "tools/flag_help.h"
 
+#include <deque>
 #include <set>
 
 #include "absl/flags/commandlineflag.h"
@@ -24,8 +25,11 @@ std::vector<char*> JoinDashValue(int argc, char** argv, absl::string_view flag) 
     const absl::string_view arg = argv[i];
     if (i + 1 < argc && absl::string_view(argv[i + 1]) == "-" &&
         (arg == absl::StrCat("--", flag) || arg == absl::StrCat("-", flag))) {
-      // Lives as long as the program, as argv does.
-      args.push_back((new std::string(absl::StrCat("--", flag, "=-")))->data());
+      // Lives as long as the program, as argv does; a deque never moves
+      // what it holds.
+      static std::deque<std::string>* const joined = new std::deque<std::string>;
+      joined->push_back(absl::StrCat("--", flag, "=-"));
+      args.push_back(joined->back().data());
       ++i;
       continue;
     }
