@@ -219,8 +219,10 @@ cat "$work/bench.out"
 exit_code=$(engine inspect --format '{{.State.ExitCode}}' "$prefix-samples")
 [ "$exit_code" = 0 ] || fail "seqserve exited $exit_code after SIGTERM"
 (( stop_ms < 20000 )) || fail "stop took $stop_ms ms: killed, not exited"
-engine logs "$prefix-samples" 2>&1 | grep -q 'received: draining' ||
-  fail "the log does not show the drain"
+# The whole log first: grep -q stops reading at its match, and under
+# pipefail the writer's SIGPIPE would then fail the pipeline.
+engine logs "$prefix-samples" >"$work/samples.log" 2>&1
+grep -q 'received: draining' "$work/samples.log" || fail "the log does not show the drain"
 step "stop: exit 0 after $stop_ms ms (5 s drain), every call answered"
 engine rm -f "$prefix-samples" >/dev/null 2>&1
 
