@@ -57,9 +57,10 @@ absl::StatusOr<std::optional<double>> Scalar(const OnnxGraph& g, const Node& nod
   auto weight = g.Weight(node, index);
   if (!weight.ok()) return weight.status();
   const onnx::TensorProto& t = **weight;
-  int64_t count = 1;
-  for (int64_t dim : t.dims()) count *= dim;
-  if (count != 1) return std::nullopt;
+  // One element: every dim is 1 (a product of dims could overflow).
+  for (int64_t dim : t.dims()) {
+    if (dim != 1) return std::nullopt;
+  }
   if (t.data_type() == onnx::TensorProto::DOUBLE) {
     if (t.double_data_size() == 1) return t.double_data(0);
     if (t.raw_data().size() != sizeof(double)) return std::nullopt;
