@@ -531,6 +531,14 @@ TEST_F(OpenInferenceTest, HttpHealthMetadataAndErrors) {
     std::string body;
     int status;
     const char* message;
+    std::string headers = "";
+  };
+  // The binary tensor extension: a JSON header of the given length, then bytes.
+  const std::string binary_json =
+      R"({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32",)"
+      R"( "parameters": {"binary_data_size": 12}}]})";
+  auto header_length = [](size_t bytes) {
+    return absl::StrCat("Inference-Header-Content-Length: ", bytes, "\r\n");
   };
   const std::vector<Case> cases = {
       {"/v2/models/nope", "", 404, "model 'nope' is not served"},
@@ -550,10 +558,16 @@ TEST_F(OpenInferenceTest, HttpHealthMetadataAndErrors) {
       {"/v2/models/species/versions/9/infer",
        R"({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]})",
        404, "has no version 9"},
+      {"/v2/models/species/infer", binary_json + std::string(12, '\0'), 400,
+       "not a length within the body", "Inference-Header-Content-Length: twelve\r\n"},
+      {"/v2/models/species/infer", binary_json + std::string(12, '\0'), 400,
+       "not a length within the body", header_length(binary_json.size() + 13)},
+      {"/v2/models/species/infer", binary_json + std::string(16, '\0'), 400,
+       "4 bytes of binary data belong to no input", header_length(binary_json.size())},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path + " " + c.body);
-    reply = HttpCall(port, c.body.empty() ? "GET" : "POST", c.path, c.body);
+    reply = HttpCall(port, c.body.empty() ? "GET" : "POST", c.path, c.body, c.headers);
     EXPECT_EQ(reply.status, c.status);
     const auto error = nlohmann::json::parse(reply.body, nullptr, false);
     ASSERT_TRUE(error.is_object() && error.size() == 1 && error.contains("error")) << reply.body;
