@@ -201,7 +201,6 @@ void RegisterFiles(const std::string& files, const std::string& rows) {
 
 int main(int argc, char** argv) {
   using seqserve::ModelFrom;
-  seqserve::UseSingleThreadedBlas();
   if (const char* files = std::getenv("SEQSERVE_BENCH_FILES"); files != nullptr) {
     const char* rows = std::getenv("SEQSERVE_BENCH_ROWS");
     seqserve::RegisterFiles(files, rows != nullptr ? rows : "1,8,32,256");

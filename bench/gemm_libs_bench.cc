@@ -1,6 +1,6 @@
 // The Linear + ReLU chains of bench/compare_engines.py's models run through
 // each candidate library, one thread, to choose core's kernels:
-//   openblas  today's RunLinear: bias copied, then sgemv/sgemm with beta 1
+//   openblas  what core ran before oneDNN: bias copied, then sgemv/sgemm with beta 1
 //   blis      bli_sgemm (typed API, strides give W^T without a copy)
 //   onednn    matmul with weights reordered once to the primitive's own
 //             format (format_tag::any), bias and ReLU as part of it; one

@@ -1,6 +1,5 @@
 #include "core/layer.h"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -256,27 +255,6 @@ void FoldBatchNorms(std::vector<Layer>& layers) {
   }
 }
 
-void RunLinear(const Layer& layer, const float* x, size_t rows, float* y) {
-  const int in = layer.in_features;
-  const int out = layer.out_features;
-  float beta = 0.0f;
-  if (!layer.bias.empty()) {
-    // Start from the bias and let BLAS accumulate onto it, as torch's addmm.
-    for (size_t r = 0; r < rows; ++r) {
-      std::copy(layer.bias.begin(), layer.bias.end(), y + r * out);
-    }
-    beta = 1.0f;
-  }
-  if (rows == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f,
-                layer.weight.data(), in, x, 1, beta, y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                static_cast<int>(rows), out, in, 1.0f, x, in,
-                layer.weight.data(), in, beta, y, out);
-  }
-}
-
 // Each kernel follows the formula of torch's CPU kernel for the module.
 void RunActivation(const Layer& layer, float* values, size_t rows, size_t width) {
   const size_t count = rows * width;
@@ -386,7 +364,5 @@ void RunActivation(const Layer& layer, float* values, size_t rows, size_t width)
       return;
   }
 }
-
-void UseSingleThreadedBlas() { openblas_set_num_threads(1); }
 
 }  // namespace seqserve

@@ -105,16 +105,8 @@ struct Layer {
 // folded, so the model still describes itself as torch prints it.
 void FoldBatchNorms(std::vector<Layer>& layers);
 
-// y = x W^T + b for `rows` rows of x, through CBLAS (sgemv for one row,
-// sgemm otherwise). x and y must not overlap.
-void RunLinear(const Layer& layer, const float* x, size_t rows, float* y);
-
 // Applies a layer other than Linear in place to `rows` rows of `width`
 // values.
 void RunActivation(const Layer& layer, float* values, size_t rows, size_t width);
-
-// Keeps OpenBLAS on the calling thread: a server runs one forward pass per
-// inference thread, and BLAS threads of its own would fight them.
-void UseSingleThreadedBlas();
 
 }  // namespace seqserve

@@ -23,7 +23,8 @@ const dnnl::engine& Engine() {
 // Debian's oneDNN runs on OpenMP, whose teams would take every core; the
 // server already runs one pass per inference thread. oneDNN plans a
 // primitive for the calling thread's OpenMP width when it is made, and runs
-// it with the width of the thread that executes it: both must be one.
+// it and sgemm with the width of the thread that executes them: all must
+// be one.
 void UseOneOpenMpThread() {
   thread_local const bool once = [] {
     omp_set_num_threads(1);
@@ -112,13 +113,13 @@ LinearKernel::~LinearKernel() = default;
 
 bool LinearKernel::RunsPacked(size_t rows) const {
   const size_t weights = static_cast<size_t>(layer_.in_features) * layer_.out_features;
-  return packed_ != nullptr && rows > 1 && rows * weights >= kPackedMinWork;
+  return packed_ != nullptr && rows * weights >= kPackedMinWork;
 }
 
 absl::Status LinearKernel::Run(const float* x, size_t rows, float* y) const {
   if (!RunsPacked(rows)) {
-    RunBlas(x, rows, y);
-    return absl::OkStatus();
+    UseOneOpenMpThread();
+    return RunUnpacked(x, rows, y);
   }
   ThreadState& thread = ThisThread();
   try {
@@ -146,9 +147,27 @@ absl::Status LinearKernel::Run(const float* x, size_t rows, float* y) const {
   return absl::OkStatus();
 }
 
-void LinearKernel::RunBlas(const float* x, size_t rows, float* y) const {
-  RunLinear(layer_, x, rows, y);
-  if (fuse_relu_) Relu(y, rows * static_cast<size_t>(layer_.out_features));
+absl::Status LinearKernel::RunUnpacked(const float* x, size_t rows, float* y) const {
+  const dnnl_dim_t in = layer_.in_features;
+  const dnnl_dim_t out = layer_.out_features;
+  float beta = 0.0f;
+  if (!layer_.bias.empty()) {
+    // Start from the bias and let sgemm accumulate onto it, as torch's addmm.
+    for (size_t r = 0; r < rows; ++r) {
+      std::copy(layer_.bias.begin(), layer_.bias.end(), y + r * out);
+    }
+    beta = 1.0f;
+  }
+  // Row-major y (rows x out) = x (rows x in) * W^T, W being torch's out x in.
+  const dnnl_status_t status =
+      dnnl_sgemm('N', 'T', static_cast<dnnl_dim_t>(rows), out, in, 1.0f, x, in,
+                 layer_.weight.data(), in, beta, y, out);
+  if (status != dnnl_success) {
+    return absl::InternalError(absl::StrCat("oneDNN sgemm failed on ", layer_.Describe(),
+                                            " (status ", static_cast<int>(status), ")"));
+  }
+  if (fuse_relu_) Relu(y, rows * static_cast<size_t>(out));
+  return absl::OkStatus();
 }
 
 }  // namespace seqserve

@@ -14,20 +14,20 @@ namespace seqserve {
 // Immutable once created; Run() is safe from many threads at once (each
 // thread keeps its own oneDNN stream and scratchpad).
 //
-// The choice, from bench/gemm_libs_bench and bench/compare_engines.py
-// (BENCHMARKS.md):
-//   one row                 OpenBLAS sgemv on torch's layout
-//   few rows, or a small    OpenBLAS sgemm: a oneDNN call costs about a
-//   layer                   microsecond more than such a product takes
-//   many rows               oneDNN matmul on weights reordered once to the
-//                           primitive's own blocked layout, with bias and a
+// Both paths are oneDNN's, chosen from bench/gemm_libs_bench and
+// bench/compare_engines.py (BENCHMARKS.md):
+//   a small layer, or few   oneDNN's sgemm on torch's layout: a matmul
+//   rows of a mid-sized one primitive call costs about a microsecond more
+//                           than such a product takes
+//   more work per call      oneDNN matmul on weights reordered once to the
+//   (784 x 1024: any rows)  primitive's own blocked layout, with bias and a
 //                           following ReLU applied in it
 class LinearKernel {
  public:
   // Weight matrices with at least this many values are packed at load...
   static constexpr size_t kPackedMinWeights = 64 * 64;
   // ...and used for calls of at least this many rows x weights (64 x 64
-  // at 32 rows, 784 x 1024 from 2 rows).
+  // at 32 rows, 784 x 1024 from one row).
   static constexpr size_t kPackedMinWork = size_t{1} << 17;
 
   // `layer` is a checked Linear and must outlive the kernel. With
@@ -40,8 +40,8 @@ class LinearKernel {
   LinearKernel(const LinearKernel&) = delete;
   LinearKernel& operator=(const LinearKernel&) = delete;
 
-  // y = x W^T + b (then ReLU when fused) for `rows` rows. x and y must not
-  // overlap. INTERNAL if oneDNN fails to run.
+  // y = x W^T + b (then ReLU when fused) for `rows` rows, on the calling
+  // thread alone. x and y must not overlap. INTERNAL if oneDNN fails to run.
   absl::Status Run(const float* x, size_t rows, float* y) const;
 
   // Whether the weights were packed for oneDNN.
@@ -53,7 +53,7 @@ class LinearKernel {
   struct Packed;  // the oneDNN primitive and the weights in its layout
 
   LinearKernel(const Layer& layer, bool fuse_relu, std::unique_ptr<Packed> packed);
-  void RunBlas(const float* x, size_t rows, float* y) const;
+  absl::Status RunUnpacked(const float* x, size_t rows, float* y) const;
 
   const Layer& layer_;
   const bool fuse_relu_;

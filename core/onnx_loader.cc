@@ -33,7 +33,7 @@ constexpr int64_t kMaxIrVersion = 11;
 constexpr int64_t kCheckerMaxIrVersion = 8;
 constexpr int64_t kCheckerMaxOpset = 17;
 // Rows wider than this are not a classifier's features; it also keeps
-// every width inside BLAS's int arguments.
+// every width inside the layers' int arguments.
 constexpr int64_t kMaxWidth = Sequential::kMaxWidth;
 
 // What the converter knows about the tensor flowing down the chain.

@@ -22,7 +22,7 @@ namespace seqserve {
 class Sequential {
  public:
   // Widest row any layer may take or give: wider is not a classifier's
-  // features, and it keeps every width inside BLAS's int arguments.
+  // features, and it keeps every width inside the layers' int arguments.
   static constexpr int kMaxWidth = 1 << 24;
   // A forward pass runs in chunks of rows whose hidden activations fit in
   // this many bytes per scratch buffer, so a wide model's scratch stays

@@ -23,7 +23,6 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "core/layer.h"
 #include "fuzz/fuzz_support.h"
 #include "seqserve/v1/classifier.pb.h"
 #include "seqserve/v1/config.pb.h"
@@ -189,7 +188,6 @@ size_t MutateRequest(uint8_t* data, size_t size, size_t max_size, unsigned int s
 }  // namespace seqserve::fuzz
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  seqserve::UseSingleThreadedBlas();
   seqserve::fuzz::Fixture();
   return 0;
 }

@@ -10,7 +10,6 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "core/layer.h"
 #include "core/text_proto.h"
 #include "fuzz/fuzz_support.h"
 #include "seqserve/v1/classifier.pb.h"
@@ -87,7 +86,6 @@ void Exercise(const v1::ModelConfig& config,
 }  // namespace seqserve::fuzz
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  seqserve::UseSingleThreadedBlas();
   seqserve::fuzz::GetFixture();
   return 0;
 }

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "core/layer.h"
 #include "core/onnx_loader.h"
 #include "fuzz/fuzz_support.h"
 #include "fuzz/onnx_mutator.h"
@@ -61,7 +60,6 @@ void MakeFixtureDir() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  seqserve::UseSingleThreadedBlas();
   MakeFixtureDir();
   return 0;
 }

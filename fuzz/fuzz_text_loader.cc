@@ -5,14 +5,8 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
-#include "core/layer.h"
 #include "core/text_loader.h"
 #include "fuzz/fuzz_support.h"
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  seqserve::UseSingleThreadedBlas();
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr absl::string_view kName = "fuzz.textproto";

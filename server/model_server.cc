@@ -9,7 +9,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
-#include "core/layer.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -38,8 +37,6 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   }
   std::unique_ptr<ModelServer> server(new ModelServer(std::move(options)));
   const Options& o = server->options_;
-  // One BLAS thread per forward pass: the inference pool is the parallelism.
-  UseSingleThreadedBlas();
   ModelManager::Options models;
   models.load.max_model_bytes = o.max_model_bytes;
   if (o.metrics) {

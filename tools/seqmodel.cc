@@ -166,7 +166,6 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const std::string path = args[2];
-  UseSingleThreadedBlas();
   auto model = LoadModelFile(path);
   if (!model.ok()) return Fail(model.status().ToString());
   if (std::string(args[1]) == "inspect") {

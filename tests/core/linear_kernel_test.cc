@@ -57,7 +57,7 @@ long FirstInexact(const Layer& layer, const std::vector<float>& x, size_t rows, 
   return -1;
 }
 
-TEST(LinearKernel, SmallWeightsStayOnBlasAndLargerOnesArePacked) {
+TEST(LinearKernel, SmallWeightsStayUnpackedAndLargerOnesArePacked) {
   const Layer tiny = RandomLinear(3, 16, true, 1);
   const Layer under = RandomLinear(63, 64, true, 2);
   const Layer edge = RandomLinear(64, 64, true, 3);
@@ -87,7 +87,7 @@ TEST(LinearKernel, EveryPathComputesTheLayer) {
       auto kernel = LinearKernel::Create(layer, relu);
       ASSERT_TRUE(kernel.ok()) << kernel.status();
       ASSERT_TRUE((*kernel)->packed());
-      for (size_t rows : {1u, 2u, 9u, 300u}) {  // sgemv, sgemm, packed, packed
+      for (size_t rows : {1u, 2u, 9u, 300u}) {  // sgemm, sgemm, packed, packed
         const std::vector<float> x = RandomRows(rows, 300, static_cast<unsigned>(rows));
         std::vector<float> y(rows * 70, -7.0f);
         ASSERT_TRUE((*kernel)->Run(x.data(), rows, y.data()).ok());
@@ -130,9 +130,10 @@ TEST(LinearKernel, ThreadsSharingOneKernelGetTheirOwnAnswers) {
 }
 
 // oneDNN plans a primitive for the OpenMP width of the thread that makes
-// it and runs it with the width of the thread that calls it: a model loaded
-// on one thread and run on another must find one on both, or a pass takes
-// both cores (and, measured, 5 to 50 times longer under load).
+// it and runs it and its sgemm with the width of the thread that calls
+// them: a model loaded on one thread and run on another must find one on
+// both, or a pass takes both cores (and, measured, 5 to 50 times longer
+// under load).
 TEST(LinearKernel, ThreadsThatMakeAndRunKernelsUseOneOpenMpThread) {
   const Layer layer = RandomLinear(128, 128, true, 8);
   std::unique_ptr<LinearKernel> kernel;
@@ -151,8 +152,17 @@ TEST(LinearKernel, ThreadsThatMakeAndRunKernelsUseOneOpenMpThread) {
     ASSERT_TRUE(kernel->Run(x.data(), 16, y.data()).ok());
     width_at_run = omp_get_max_threads();
   }).join();
+  int width_at_unpacked_run = 0;
+  std::thread([&] {
+    const std::vector<float> x = RandomRows(1, 128, 10);
+    std::vector<float> y(128);
+    ASSERT_FALSE(kernel->RunsPacked(1));
+    ASSERT_TRUE(kernel->Run(x.data(), 1, y.data()).ok());
+    width_at_unpacked_run = omp_get_max_threads();
+  }).join();
   EXPECT_EQ(width_at_make, 1);
   EXPECT_EQ(width_at_run, 1);
+  EXPECT_EQ(width_at_unpacked_run, 1);
 }
 
 }  // namespace

@@ -75,7 +75,7 @@ TEST_P(ReferenceModelTest, LayersMatchTheSequential) {
 }
 
 TEST_P(ReferenceModelTest, RowsAnswerAloneAsInABatch) {
-  // A row's result must not depend on the batch it came in (sgemv vs sgemm).
+  // A row's result must not depend on the batch it came in (sgemm or packed).
   const size_t in = reference_.input_width;
   const size_t out = reference_.output_width;
   for (size_t r = 0; r < reference_.rows; ++r) {
