@@ -17,16 +17,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEQSERVE = os.path.join(ROOT, "build/release/server/seqserve")
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_bench import ROOT, SEQSERVE, peak_rss_mb  # noqa: E402
 
 
 def start_once(binary, repository):

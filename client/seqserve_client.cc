@@ -316,30 +316,35 @@ void Client::AsyncCallFinished() {
   --async_calls_;
 }
 
-void Client::ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done) {
+template <typename Request, typename Response, typename Start>
+void Client::StartAsync(const Request& request,
+                        std::function<void(absl::StatusOr<Response>)> done, Start start) {
   // One allocation holds everything the call needs until it completes.
   struct Call {
     grpc::ClientContext context;
-    v1::ClassifyRequest request;
-    v1::ClassifyResponse response;
-    ClassifyDone done;
+    Request request;
+    Response response;
+    std::function<void(absl::StatusOr<Response>)> done;
   };
   auto* call = new Call;
   call->request = request;
   call->done = std::move(done);
   PrepareContext(&call->context);
   AsyncCallStarted();
-  classifier_->async()->Classify(
-      &call->context, &call->request, &call->response,
-      [this, call](grpc::Status status) {
-        ClassifyDone call_done = std::move(call->done);
-        absl::StatusOr<v1::ClassifyResponse> result =
-            status.ok() ? absl::StatusOr<v1::ClassifyResponse>(std::move(call->response))
-                        : ToAbslStatus(status);
-        delete call;  // the ClientContext and its channel reference
-        AsyncCallFinished();  // from here on ~Client may return
-        call_done(std::move(result));
-      });
+  start(&call->context, &call->request, &call->response, [this, call](grpc::Status status) {
+    auto call_done = std::move(call->done);
+    absl::StatusOr<Response> result =
+        status.ok() ? absl::StatusOr<Response>(std::move(call->response)) : ToAbslStatus(status);
+    delete call;  // the ClientContext and its channel reference
+    AsyncCallFinished();  // from here on ~Client may return
+    call_done(std::move(result));
+  });
+}
+
+void Client::ClassifyAsync(const v1::ClassifyRequest& request, ClassifyDone done) {
+  StartAsync(request, std::move(done), [this](auto... args) {
+    classifier_->async()->Classify(std::move(args)...);
+  });
 }
 
 void Client::HealthAsync(HealthDone done) {
@@ -356,7 +361,7 @@ void Client::HealthAsync(HealthDone done) {
   health_->async()->Check(&call->context, &call->request, &call->response,
                           [this, call](grpc::Status status) {
                             HealthDone call_done = std::move(call->done);
-                            delete call;  // as in ClassifyAsync
+                            delete call;  // as in StartAsync
                             AsyncCallFinished();
                             call_done(ToAbslStatus(status));
                           });
@@ -373,27 +378,9 @@ absl::StatusOr<inference::ModelInferResponse> Client::Infer(
 }
 
 void Client::InferAsync(const inference::ModelInferRequest& request, InferDone done) {
-  struct Call {
-    grpc::ClientContext context;
-    inference::ModelInferRequest request;
-    inference::ModelInferResponse response;
-    InferDone done;
-  };
-  auto* call = new Call;
-  call->request = request;
-  call->done = std::move(done);
-  PrepareContext(&call->context);
-  AsyncCallStarted();
-  inference_->async()->ModelInfer(
-      &call->context, &call->request, &call->response, [this, call](grpc::Status status) {
-        InferDone call_done = std::move(call->done);
-        absl::StatusOr<inference::ModelInferResponse> result =
-            status.ok() ? absl::StatusOr<inference::ModelInferResponse>(std::move(call->response))
-                        : ToAbslStatus(status);
-        delete call;  // as in ClassifyAsync
-        AsyncCallFinished();
-        call_done(std::move(result));
-      });
+  StartAsync(request, std::move(done), [this](auto... args) {
+    inference_->async()->ModelInfer(std::move(args)...);
+  });
 }
 
 absl::StatusOr<inference::ModelMetadataResponse> Client::ModelMetadataV2(

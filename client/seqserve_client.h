@@ -183,6 +183,11 @@ class Client {
   // Bracket each asynchronous call; the end comes before its `done` runs.
   void AsyncCallStarted();
   void AsyncCallFinished();
+  // One asynchronous unary call: `start(context, request, response,
+  // on_done)` is a stub's async method; `done` gets the response or status.
+  template <typename Request, typename Response, typename Start>
+  void StartAsync(const Request& request, std::function<void(absl::StatusOr<Response>)> done,
+                  Start start);
 
   absl::Mutex mu_;
   int async_calls_ ABSL_GUARDED_BY(mu_) = 0;

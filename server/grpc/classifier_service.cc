@@ -6,7 +6,6 @@
 #include "server/grpc/grpc_caller.h"
 #include "server/grpc/grpc_messages.h"
 #include "server/grpc/grpc_status.h"
-#include "spdlog/spdlog.h"
 
 namespace seqserve {
 namespace {
@@ -32,14 +31,7 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
   // Request and response live on a pooled arena until the call finishes.
   grpc::MessageHolder<v1::ClassifyRequest, v1::ClassifyResponse>* messages =
       classify_messages_.AllocateMessages();
-  auto finish = [reactor, messages, response_bytes](absl::Status status) {
-    if (status.ok()) {
-      status = SerializeResponse(*messages->response(), response_bytes);
-      if (!status.ok()) spdlog::error("Classify answer not sent: {}", status.ToString());
-    }
-    messages->Release();
-    reactor->Finish(ToGrpcStatus(status));
-  };
+  auto finish = FinishPooledCall(reactor, messages, response_bytes, "Classify");
   CallInfo call = GrpcCall(context, "Classify");
   if (absl::Status parsed = ParseRequest(*request_bytes, messages->request()); !parsed.ok()) {
     finish(inference_->Refuse(call, std::move(parsed)));

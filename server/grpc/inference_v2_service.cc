@@ -5,7 +5,6 @@
 #include "server/grpc/grpc_caller.h"
 #include "server/grpc/grpc_messages.h"
 #include "server/grpc/grpc_status.h"
-#include "spdlog/spdlog.h"
 
 namespace seqserve {
 namespace {
@@ -90,14 +89,7 @@ grpc::ServerUnaryReactor* InferenceV2Service::ModelInfer(grpc::CallbackServerCon
   // Request and response live on a pooled arena until the call finishes.
   grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse>* messages =
       infer_messages_.AllocateMessages();
-  auto finish = [reactor, messages, response_bytes](absl::Status status) {
-    if (status.ok()) {
-      status = SerializeResponse(*messages->response(), response_bytes);
-      if (!status.ok()) spdlog::error("ModelInfer answer not sent: {}", status.ToString());
-    }
-    messages->Release();
-    reactor->Finish(ToGrpcStatus(status));
-  };
+  auto finish = FinishPooledCall(reactor, messages, response_bytes, "ModelInfer");
   CallInfo call = GrpcCall(context, "ModelInfer");
   if (absl::Status parsed = ParseRequest(*request_bytes, messages->request()); !parsed.ok()) {
     finish(open_inference_->Refuse(call, std::move(parsed)));
