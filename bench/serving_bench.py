@@ -1,27 +1,29 @@
 #!/usr/bin/python3
-"""End-to-end serving benchmarks, every comparison measured in one run.
+"""End-to-end serving: Classify against gRPC's empty call and a Python server.
 
-1. Classify on the 3-16-3 species sample, batch 1, against the empty
-   grpc.health.v1.Health/Check on the same server (gRPC's own floor), per
-   concurrency level, alternating the two.
-2. The same Classify load against bench/python_server.py (grpcio + PyTorch).
-3. A 784-1024-1024-10 model at concurrency 64, batch 1 per request, with
-   dynamic batching (--max_batch_rows=256) and without (--max_batch_rows=1).
-4. seqserve's peak resident memory with the samples, and time from start to
-   SERVING.
+On the 3-16-3 species sample, one row per call, per concurrency level:
+Classify, the empty grpc.health.v1.Health/Check on the same server (gRPC's
+own floor), and the same Classify load against bench/python_server.py
+(grpcio + PyTorch). The three sides alternate over --rounds rounds,
+rotating which goes first, and each ratio (Classify / Health, seqserve /
+Python) is reported as the median and (min-max) over rounds, each from one
+round.
+
+Dynamic batching is bench/batching_bench.py; start-up and memory,
+bench/startup_bench.py.
 
 Load comes from `seqclient bench` (asynchronous calls, perf_analyzer style).
 Needs the release build and Debian's python3-torch, python3-onnx, python3-grpcio:
-  /usr/bin/python3 bench/serving_bench.py [--seconds 5]
+  /usr/bin/python3 bench/serving_bench.py [--seconds 2 --rounds 5]
 """
 import argparse
 import csv
 import io
 import os
 import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,74 +93,71 @@ def export_large_model(directory):
                       opset_version=13)
 
 
+def start_python_server(models):
+    port = free_port()
+    process = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench/python_server.py"),
+                                f"--port={port}", f"--model_repository={models}",
+                                f"--stubs={STUBS}"], stdout=subprocess.DEVNULL)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            time.sleep(0.1)
+
+
+def spread(values, digits=2):
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=float, default=2, help="per side and round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--levels", default="1,2,4,8,16,32,64")
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
     models = os.path.join(ROOT, "models")
 
-    # 4. start-up time and memory, and 1. Classify against Health/Check.
-    server, port, startup = start_seqserve(models)
-    print(f"seqserve on the samples: SERVING {startup * 1000:.0f} ms after start, "
-          f"{peak_rss_mb(server.pid):.1f} MB peak resident at that point")
-    rows = []
-    for level in levels:
-        health = bench(port, level, args.seconds, "--rpc=health")
-        classify = bench(port, level, args.seconds, "--model=species")
-        rows.append((level, health, classify))
-    print(f"peak resident after the load: {peak_rss_mb(server.pid):.1f} MB")
-    server.terminate()
-    server.wait()
-
-    # 2. The Python server under the same load.
-    python_port = free_port()
-    python = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench/python_server.py"),
-                               f"--port={python_port}", f"--model_repository={models}",
-                               f"--stubs={STUBS}"], stdout=subprocess.DEVNULL)
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", python_port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    python_rows = {level: bench(python_port, level, args.seconds, "--model=species")
-                   for level in levels}
-    python.terminate()
-    python.wait()
-
-    print("\nClassify species (3-16-3), 1 row per call, against Health/Check and the "
-          "Python server")
-    print("| concurrency | Health/Check calls/s | Classify calls/s | ratio | "
-          "Health p99 us | Classify p99 us | Python calls/s | seqserve / Python |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for level, health, classify in rows:
-        h, c = float(health["requests_per_s"]), float(classify["requests_per_s"])
-        p = float(python_rows[level]["requests_per_s"])
-        errors = int(health["errors"]) + int(classify["errors"]) + int(python_rows[level]["errors"])
-        print(f"| {level} | {h:.0f} | {c:.0f} | {c / h:.2f} | {float(health['p99_us']):.0f} | "
-              f"{float(classify['p99_us']):.0f} | {p:.0f} | {c / p:.1f}x |"
-              + (f" errors: {errors}" if errors else ""))
-
-    # 3. Dynamic batching on a large model.
-    with tempfile.TemporaryDirectory() as repository:
-        export_large_model(repository)
-        results = {}
-        for label, batch_rows in (("batching", 256), ("no batching", 1)):
-            server, port, _ = start_seqserve(repository, f"--max_batch_rows={batch_rows}")
-            results[label] = bench(port, 64, args.seconds, "--model=large")
-            server.terminate()
-            server.wait()
-    on, off = results["batching"], results["no batching"]
-    print("\n784-1024-1024-10, 1 row per call, concurrency 64")
-    print("| dynamic batching | calls/s | p50 us | p99 us | errors |")
-    print("| --- | --- | --- | --- | --- |")
-    for label, r in results.items():
-        print(f"| {label} | {float(r['requests_per_s']):.0f} | {float(r['p50_us']):.0f} | "
-              f"{float(r['p99_us']):.0f} | {r['errors']} |")
-    print(f"batching / no batching: "
-          f"{float(on['requests_per_s']) / float(off['requests_per_s']):.2f}x")
+    server, port, _ = start_seqserve(models)
+    python, python_port = start_python_server(models)
+    sides = {"health": (port, "--rpc=health"), "classify": (port, "--model=species"),
+             "python": (python_port, "--model=species")}
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("Classify species (3-16-3), 1 row per call, against Health/Check and the "
+          f"Python server; {args.rounds} rounds of {args.seconds:g} s per side")
+    print("| concurrency | Health/Check calls/s | Classify calls/s | Classify / Health | "
+          "Health p99 us | Classify p99 us | Python calls/s | seqserve / Python | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    try:
+        for level in levels:
+            calls = {side: [] for side in sides}
+            p99 = {side: [] for side in sides}
+            errors = 0
+            for round_index in range(args.rounds):
+                order = list(sides)
+                order = order[round_index % 3:] + order[:round_index % 3]
+                for side in order:
+                    side_port, flag = sides[side]
+                    result = bench(side_port, level, args.seconds, flag)
+                    calls[side].append(float(result["requests_per_s"]))
+                    p99[side].append(float(result["p99_us"]))
+                    errors += int(result["errors"])
+            to_health = [c / h for c, h in zip(calls["classify"], calls["health"])]
+            to_python = [c / p for c, p in zip(calls["classify"], calls["python"])]
+            print(f"| {level} | {statistics.median(calls['health']):.0f} | "
+                  f"{statistics.median(calls['classify']):.0f} | {spread(to_health)} | "
+                  f"{statistics.median(p99['health']):.0f} | "
+                  f"{statistics.median(p99['classify']):.0f} | "
+                  f"{statistics.median(calls['python']):.0f} | {spread(to_python, 1)}x | "
+                  f"{errors} |", flush=True)
+        print(f"seqserve peak resident after the load: {peak_rss_mb(server.pid):.1f} MB")
+    finally:
+        for process in (server, python):
+            process.terminate()
+            process.wait()
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
