@@ -1,5 +1,6 @@
 #include "server/http/v2_json.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -229,6 +230,17 @@ json TensorSchema(bool with_data) {
           {"properties", properties}};
 }
 
+// An FP32 value as the double nearest its shortest decimal form, which JSON
+// then prints as that form (-21.144819, not the float's full expansion
+// -21.144819259643555); either text reads back as the same float.
+double ShortestDecimal(float value) {
+  char text[32];
+  const std::to_chars_result printed = std::to_chars(text, text + sizeof text, value);
+  double shortest = value;
+  std::from_chars(text, printed.ptr, shortest);
+  return shortest;
+}
+
 }  // namespace
 
 absl::Status ParseV2InferRequest(const HttpRequest& request, ModelInferRequest* message) {
@@ -321,8 +333,9 @@ HttpResponse V2InferResponse(const inference::ModelInferResponse& message) {
       output["data"] = json(std::vector<std::string>(tensor.contents().bytes_contents().begin(),
                                                      tensor.contents().bytes_contents().end()));
     } else {
-      output["data"] = json(std::vector<float>(tensor.contents().fp32_contents().begin(),
-                                               tensor.contents().fp32_contents().end()));
+      json data = json::array();
+      for (float value : tensor.contents().fp32_contents()) data.push_back(ShortestDecimal(value));
+      output["data"] = std::move(data);
     }
     if (!parameters.empty()) output["parameters"] = parameters;
     outputs.push_back(std::move(output));
