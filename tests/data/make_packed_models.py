@@ -13,7 +13,7 @@ models are too narrow to reach that path; these check it against PyTorch:
                 a BatchNorm1d folded into a packed Linear, a ReLU fused past
                 it, activations that are not fused, and a 64 x 64 Linear
                 (packed at load; 17 rows are too little work for the packed
-                path, so they take OpenBLAS's)
+                path, so they take oneDNN's sgemm)
 
 Each folder holds model.onnx (torch 1.13's exporter, opset 13, dynamic
 batch) and reference.json with PyTorch's numbers, as in

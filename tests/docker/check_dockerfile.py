@@ -69,8 +69,6 @@ def check_build_stage(root, sources_stage, build_stage):
                     problems.append(f"find_package({package}) has no known Debian package")
                 elif debian not in build_packages:
                     problems.append(f"find_package({package}) needs {debian}, not in the list")
-    if "find_library(OPENBLAS_LIBRARY" in top and "libopenblas-dev" not in build_packages:
-        problems.append("OpenBLAS is linked but libopenblas-dev is not in the list")
     if "find_library(DNNL_LIBRARY" in top and "libdnnl-dev" not in build_packages:
         problems.append("oneDNN is linked but libdnnl-dev is not in the list")
     if ("docker/runtime-closure.sh" not in sources_stage
