@@ -1,6 +1,5 @@
 #include "core/layer.h"
 
-
 #include <algorithm>
 #include <cmath>
 
