@@ -27,16 +27,13 @@ import io
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving_bench import (SEQCLIENT, export_large_model, free_port,  # noqa: E402
-                           start_seqserve)
+from serving_bench import SEQCLIENT, free_port, spread, start_seqserve  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONCURRENCY = 64
@@ -45,6 +42,20 @@ LAYOUTS = {
     "pinned": {"server": ["taskset", "-c", "1"], "client": ["taskset", "-c", "0"],
                "flags": ["--inference_threads=1"]},
 }
+
+
+def export_large_model(directory):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024),
+                          nn.ReLU(), nn.Linear(1024, 10), nn.Softmax(dim=-1)).eval()
+    os.makedirs(os.path.join(directory, "large", "1"))
+    torch.onnx.export(model, torch.zeros(1, 784),
+                      os.path.join(directory, "large", "1", "model.onnx"),
+                      input_names=["features"], output_names=["scores"],
+                      dynamic_axes={"features": {0: "batch"}, "scores": {0: "batch"}},
+                      opset_version=13)
 
 
 def batch_rows(http_port):
@@ -93,11 +104,6 @@ def forward_ns(binary, path, rows, seconds):
     scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
     return {int(b["name"].rsplit("/", 1)[1]): b["real_time"] * scale[b["time_unit"]]
             for b in json.loads(out)["benchmarks"]}
-
-
-def spread(values, digits=2):
-    return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
 
 
 def main():

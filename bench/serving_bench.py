@@ -79,31 +79,22 @@ def bench(port, concurrency, seconds, *args):
     return next(csv.DictReader(io.StringIO(out)))
 
 
-def export_large_model(directory):
-    import torch
-    from torch import nn
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024),
-                          nn.ReLU(), nn.Linear(1024, 10), nn.Softmax(dim=-1)).eval()
-    os.makedirs(os.path.join(directory, "large", "1"))
-    torch.onnx.export(model, torch.zeros(1, 784),
-                      os.path.join(directory, "large", "1", "model.onnx"),
-                      input_names=["features"], output_names=["scores"],
-                      dynamic_axes={"features": {0: "batch"}, "scores": {0: "batch"}},
-                      opset_version=13)
-
-
-def start_python_server(models):
+def start_python_server(models, timeout=60):
     port = free_port()
     process = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench/python_server.py"),
                                 f"--port={port}", f"--model_repository={models}",
                                 f"--stubs={STUBS}"], stdout=subprocess.DEVNULL)
-    while True:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            sys.exit(f"bench/python_server.py exited with code {process.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return process, port
         except OSError:
             time.sleep(0.1)
+    process.kill()
+    sys.exit(f"bench/python_server.py did not listen within {timeout} s")
 
 
 def spread(values, digits=2):
@@ -121,7 +112,11 @@ def main():
     models = os.path.join(ROOT, "models")
 
     server, port, _ = start_seqserve(models)
-    python, python_port = start_python_server(models)
+    try:
+        python, python_port = start_python_server(models)
+    except SystemExit:
+        server.terminate()
+        raise
     sides = {"health": (port, "--rpc=health"), "classify": (port, "--model=species"),
              "python": (python_port, "--model=species")}
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

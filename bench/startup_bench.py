@@ -12,35 +12,48 @@ alternate round by round and each is reported with its median and range.
 """
 import argparse
 import os
-import statistics
+import selectors
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving_bench import ROOT, SEQSERVE, peak_rss_mb  # noqa: E402
+from serving_bench import ROOT, SEQSERVE, peak_rss_mb, spread  # noqa: E402
 
 
-def start_once(binary, repository):
+def start_once(binary, repository, timeout=30):
     """(seconds to SERVING, peak resident MB) of one start, then stops it."""
     started = time.perf_counter()
     process = subprocess.Popen([binary, "--port=0", "--http_port=-1", "--host=127.0.0.1",
                                 f"--model_repository={repository}", "--poll_seconds=0",
                                 "--log_level=info", "--drain_seconds=0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = []
     try:
-        for line in process.stdout:  # the log, one flushed line per event
-            if "health SERVING" in line:
-                return time.perf_counter() - started, peak_rss_mb(process.pid)
-        sys.exit(f"{binary} exited before SERVING (code {process.wait()})")
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            pending = b""
+            # The log, one flushed line per event; a repository that never
+            # gets to SERVING ends the wait at the deadline.
+            while time.perf_counter() - started < timeout:
+                if not selector.select(timeout=0.5):
+                    continue
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                decoded = [line.decode(errors="replace") for line in lines]
+                log += decoded
+                if any("health SERVING" in line for line in decoded):
+                    return time.perf_counter() - started, peak_rss_mb(process.pid)
+        sys.exit(f"{binary} did not get to SERVING within {timeout} s; its log ended:\n"
+                 + "\n".join(log[-10:]))
     finally:
-        process.terminate()
+        process.kill()
         process.wait()
 
 
-def summary(values, unit):
-    return (f"{statistics.median(values):.1f} {unit} "
-            f"({min(values):.1f}-{max(values):.1f})")
 
 
 def main():
@@ -61,7 +74,7 @@ def main():
     print("| build | SERVING ms, median (range) | peak resident MB, median (range) |")
     print("| --- | --- | --- |")
     for binary, (ms, rss) in results.items():
-        print(f"| {binary} | {summary(ms, 'ms')} | {summary(rss, 'MB')} |")
+        print(f"| {binary} | {spread(ms, 1)} ms | {spread(rss, 1)} MB |")
 
 
 if __name__ == "__main__":

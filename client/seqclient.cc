@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "client/classification_format.h"
 #include "client/load_generator.h"
 #include "client/seqserve_client.h"
@@ -460,6 +461,9 @@ int Main(int argc, char** argv) {
     std::cout << Help(HelpCommand(argc, argv));
     return 0;
   }
+  // As in seqserve: Debian's Abseil checks every Mutex for deadlocks, which
+  // `bench` (a load generator beside the server) should not pay for.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> joined = JoinDashValue(argc, argv, "input");
   std::vector<char*> positional =

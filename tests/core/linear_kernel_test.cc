@@ -80,6 +80,17 @@ TEST(LinearKernel, ManyRowsOfALargeLayerRunPacked) {
   EXPECT_TRUE((*kernel)->RunsPacked(300));
 }
 
+TEST(LinearKernel, OneRowOfALargeLayerRunsPackedAndComputesTheLayer) {
+  const Layer layer = RandomLinear(1024, 256, true, 11);  // 262144 weights
+  auto kernel = LinearKernel::Create(layer, /*fuse_relu=*/false);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  ASSERT_TRUE((*kernel)->RunsPacked(1));
+  const std::vector<float> x = RandomRows(1, 1024, 12);
+  std::vector<float> y(256, -7.0f);
+  ASSERT_TRUE((*kernel)->Run(x.data(), 1, y.data()).ok());
+  EXPECT_EQ(FirstInexact(layer, x, 1, /*relu=*/false, y), -1);
+}
+
 TEST(LinearKernel, EveryPathComputesTheLayer) {
   for (bool bias : {true, false}) {
     for (bool relu : {true, false}) {

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Writes tests/data/reference/packed/: models wide enough for core's packed kernel.
 
-Every Linear with at least 64 x 64 weights runs, over more than one row, on
-weights packed once at load (core/linear_kernel.h). The other reference
+A Linear with at least 64 x 64 weights runs on weights packed once at load
+when rows x weights reach 2^17 (core/linear_kernel.h). The other reference
 models are too narrow to reach that path; these check it against PyTorch:
 
   wide_relu     Linear(1024, 256), ReLU, Linear(256, 256), ReLU,
