@@ -33,9 +33,8 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving_bench import SEQCLIENT, free_port, spread, start_seqserve  # noqa: E402
+from serving_bench import ROOT, SEQCLIENT, free_port, spread, start_seqserve  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONCURRENCY = 64
 LAYOUTS = {
     "unpinned": {"server": [], "client": [], "flags": []},

@@ -12,22 +12,12 @@ import argparse
 import csv
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build/release")
-SEQSERVE = os.path.join(BUILD, "server/seqserve")
-SEQCLIENT = os.path.join(BUILD, "client/seqclient")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_bench import ROOT, SEQCLIENT, start_seqserve  # noqa: E402
 
 
 def bench(port, protocol, concurrency, seconds):
@@ -48,17 +38,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", default="1,64")
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen([SEQSERVE, f"--port={port}", "--host=127.0.0.1", "--http_port=-1",
-                               f"--model_repository={ROOT}/models", "--poll_seconds=0",
-                               "--log_level=warn"])
+    server, port, _ = start_seqserve(os.path.join(ROOT, "models"), "--http_port=-1")
     try:
-        for _ in range(100):
-            probe = subprocess.run([SEQCLIENT, f"--target=127.0.0.1:{port}", "health"],
-                                   capture_output=True)
-            if probe.returncode == 0:
-                break
-            time.sleep(0.05)
         print(f"load average {os.getloadavg()[0]:.2f}; {args.rounds} rounds of "
               f"{args.seconds} s per side")
         print("| concurrency | v1 Classify calls/s (median) | v2 ModelInfer calls/s (median) "
