@@ -13,6 +13,10 @@ time per row at the batch the batcher formed (its mean, rounded), from
 bench/forward_bench on the same ONNX file, on one thread, timed between the
 end-to-end rounds.
 
+The server's CPU time per call (from /proc, user plus system) beside the
+forward pass's share of it shows what batching cannot shrink: the cost of
+each call outside the forward pass.
+
 Two layouts: unpinned (server, with its default inference threads, and load
 generator share both cores) and pinned (taskset: the generator on core 0,
 the server on core 1 with one inference thread).
@@ -71,26 +75,36 @@ def batch_rows(http_port):
     return count, total, buckets
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def end_to_end(layout, repository, max_batch_rows, seconds, flags):
-    """calls/s at concurrency 64, errors, and (passes, rows) formed."""
+    """calls/s at concurrency 64, errors, (passes, rows, buckets) formed, and
+    the server's CPU time per call in microseconds."""
     http_port = free_port()
     server, port, _ = start_seqserve(repository, f"--max_batch_rows={max_batch_rows}",
                                      f"--http_port={http_port}", *layout["flags"], *flags,
                                      wrapper=layout["server"])
     try:
-        before = batch_rows(http_port)
+        before, cpu_before = batch_rows(http_port), cpu_seconds(server.pid)
         out = subprocess.run(layout["client"] + [
             SEQCLIENT, f"--target=127.0.0.1:{port}", "bench", "--csv",
             f"--concurrency={CONCURRENCY}", f"--duration_seconds={seconds}", "--model=large"],
             check=True, capture_output=True, text=True).stdout
-        after = batch_rows(http_port)
+        after, cpu_after = batch_rows(http_port), cpu_seconds(server.pid)
     finally:
         server.terminate()
         server.wait()
     result = next(csv.DictReader(io.StringIO(out)))
     passes, rows = after[0] - before[0], after[1] - before[1]
     buckets = [(le, n - dict(before[2]).get(le, 0.0)) for le, n in after[2]]
-    return float(result["requests_per_s"]), int(result["errors"]), passes, rows, buckets
+    cpu_per_call = (cpu_after - cpu_before) * 1e6 / max(1, int(result["requests"]))
+    return (float(result["requests_per_s"]), int(result["errors"]), passes, rows, buckets,
+            cpu_per_call)
 
 
 def forward_ns(binary, path, rows, seconds):
@@ -126,11 +140,13 @@ def main():
         path = os.path.join(repository, "large", "1", "model.onnx")
         print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         print("| layout | batching calls/s | none calls/s | gain | rows per pass | "
-              "ceiling at that batch | gain / ceiling | errors |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+              "ceiling at that batch | gain / ceiling | server CPU µs per call, batching "
+              "(forward) | none (forward) | errors |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
         for name in args.layouts.split(","):
             layout = LAYOUTS[name]
             on, off, gains, means, ceilings, fractions, errors = [], [], [], [], [], [], 0
+            cpu_on, cpu_off, forward_on, forward_off = [], [], [], []
             histogram = {}
             for round_index in range(args.rounds):
                 # Alternate which setting goes first.
@@ -140,8 +156,8 @@ def main():
                     step[setting] = end_to_end(layout, repository, setting, args.seconds,
                                                args.server_flags.split())
                     errors += step[setting][1]
-                calls_on, _, passes, rows, buckets = step[256]
-                calls_off = step[1][0]
+                calls_on, _, passes, rows, buckets, cpu_per_call_on = step[256]
+                calls_off, cpu_per_call_off = step[1][0], step[1][5]
                 mean = rows / passes if passes else 1.0
                 batch = max(1, round(mean))
                 times = forward_ns(args.forward_bench, path, sorted({1, batch}),
@@ -153,11 +169,16 @@ def main():
                 means.append(mean)
                 ceilings.append(ceiling)
                 fractions.append(gains[-1] / ceiling)
+                cpu_on.append(cpu_per_call_on)
+                cpu_off.append(cpu_per_call_off)
+                forward_on.append(times[batch] / batch / 1e3)
+                forward_off.append(times[1] / 1e3)
                 for le, n in buckets:
                     histogram[le] = histogram.get(le, 0.0) + n
             print(f"| {name} | {spread(on, 0)} | {spread(off, 0)} | {spread(gains)}x | "
                   f"{spread(means, 1)} | {spread(ceilings)}x | {spread(fractions)} | "
-                  f"{errors} |", flush=True)
+                  f"{spread(cpu_on, 0)} ({spread(forward_on, 0)}) | "
+                  f"{spread(cpu_off, 0)} ({spread(forward_off, 0)}) | {errors} |", flush=True)
             previous, shares = 0.0, []
             for le, n in sorted(histogram.items()):
                 shares.append(f"<={le:g}: {n - previous:.0f}")

@@ -1,14 +1,17 @@
 // seqserve: serves the Sequential models of a model repository over gRPC
 // and HTTP.
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <string>
 #include <vector>
 #include <google/protobuf/stubs/logging.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -58,6 +61,11 @@ ABSL_FLAG(double, drain_seconds, 0,
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "After draining, how long calls in flight may take before they are cancelled");
 ABSL_FLAG(int, inference_threads, 0, "Threads running forward passes; 0: one per core");
+ABSL_FLAG(bool, sched_batch, false,
+          "Run every thread under Linux's SCHED_BATCH policy, for cores the server has to "
+          "itself (taskset, whole CPUs of a Kubernetes pod): arriving calls then stop "
+          "preempting forward passes. Beside other busy processes a call may wait a "
+          "scheduler tick");
 ABSL_FLAG(uint32_t, max_batch_rows, 256,
           "Dynamic batching: most rows stacked into one forward pass (1: off)");
 ABSL_FLAG(uint32_t, max_queue_delay_micros, 0,
@@ -212,7 +220,8 @@ constexpr char kUsage[] =
 // What --help shows, by topic.
 std::vector<FlagGroup> FlagGroups() {
   return {
-      {"serving", {"log_level", "log_format", "inference_threads", "drain_seconds",
+      {"serving", {"log_level", "log_format", "inference_threads", "sched_batch",
+                   "drain_seconds",
                    "shutdown_grace_seconds", "access_log", "metrics"}},
       {"repository", {"model_repository", "poll_seconds", "max_model_bytes"}},
       {"batching (per model version; a config's batching block overrides them)",
@@ -250,6 +259,16 @@ int Main(int argc, char** argv) {
     return 2;
   }
   google::protobuf::SetLogHandler(&LogProtobufMessage);
+  if (absl::GetFlag(FLAGS_sched_batch)) {
+    // Set on the only thread there is yet: every thread started later
+    // inherits it. Woken SCHED_BATCH threads do not preempt running ones.
+    const sched_param priority{};  // SCHED_BATCH takes priority 0
+    if (sched_setscheduler(0, SCHED_BATCH, &priority) != 0) {
+      spdlog::critical("--sched_batch: cannot set SCHED_BATCH: {}", std::strerror(errno));
+      return 1;
+    }
+    spdlog::info("threads run under SCHED_BATCH (--sched_batch)");
+  }
 
   // Signals go to one waiting thread: block them before any thread starts.
   sigset_t signals;

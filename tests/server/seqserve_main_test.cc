@@ -1,18 +1,23 @@
 // The seqserve binary's start-up checks: every bad flag, a missing
 // repository, a busy HTTP port and an access log it cannot write end the
 // process at once with a message naming the problem. And what only the
-// process does: SIGHUP reopens the access log after rotation.
+// process does: SIGHUP reopens the access log after rotation; --sched_batch
+// sets the scheduling policy of every thread.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/http_client.h"
@@ -96,6 +101,40 @@ TEST(SeqserveProcess, HttpPortMinusOneMeansNone) {
   EXPECT_EQ(server.http_port(), 0);
   EXPECT_THAT(server.output(), HasSubstr("no HTTP port"));
   EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+// The scheduling policy of every thread of `pid`, by thread id.
+std::vector<std::pair<pid_t, int>> ThreadPolicies(pid_t pid) {
+  std::vector<std::pair<pid_t, int>> policies;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"))) {
+    const pid_t tid = std::stoi(task.path().filename().string());
+    policies.emplace_back(tid, sched_getscheduler(tid));
+  }
+  return policies;
+}
+
+TEST(SeqserveProcess, SchedBatchCoversEveryThreadAndOnlyWhenAsked) {
+  for (const bool batch : {true, false}) {
+    testing::ServerProcess server(
+        SEQSERVE_PATH, {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR),
+                        absl::StrCat("--sched_batch=", batch)});
+    ASSERT_TRUE(server.ready()) << server.output();
+    // A call first, so the threads that serve calls exist too.
+    ASSERT_EQ(testing::HttpCall(server.http_port(), "POST", "/v1/models/species:classify",
+                                R"({"features": [4, 0, 1], "rows": 1})")
+                  .status,
+              200);
+    const auto policies = ThreadPolicies(server.pid());
+    EXPECT_GT(policies.size(), 4u);
+    for (const auto& [tid, policy] : policies) {
+      EXPECT_EQ(policy, batch ? SCHED_BATCH : SCHED_OTHER) << "thread " << tid;
+    }
+    if (batch) {
+      EXPECT_THAT(server.output(), HasSubstr("threads run under SCHED_BATCH"));
+    }
+    EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
+  }
 }
 
 int CountLines(const std::string& path) {
