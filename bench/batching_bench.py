@@ -119,6 +119,28 @@ def forward_ns(binary, path, rows, seconds):
             for b in json.loads(out)["benchmarks"]}
 
 
+def compare_flags(args, repository):
+    """calls/s and server CPU per call with args.against over without it."""
+    print(f"| layout | max_batch_rows | calls/s without | calls/s with {args.against} | ratio | "
+          "server CPU µs per call without | with | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for name in args.layouts.split(","):
+        for setting in (256, 1):
+            calls, cpu, ratios, errors = {False: [], True: []}, {False: [], True: []}, [], 0
+            for round_index in range(args.rounds):
+                for with_flags in ((False, True) if round_index % 2 == 0 else (True, False)):
+                    flags = args.server_flags.split() + (args.against.split() if with_flags
+                                                         else [])
+                    result = end_to_end(LAYOUTS[name], repository, setting, args.seconds, flags)
+                    calls[with_flags].append(result[0])
+                    cpu[with_flags].append(result[5])
+                    errors += result[1]
+                ratios.append(calls[True][-1] / calls[False][-1])
+            print(f"| {name} | {setting} | {spread(calls[False], 0)} | {spread(calls[True], 0)} | "
+                  f"{spread(ratios)}x | {spread(cpu[False], 0)} | {spread(cpu[True], 0)} | "
+                  f"{errors} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forward-bench",
@@ -129,6 +151,10 @@ def main():
     parser.add_argument("--server-flags", default="",
                         help="more seqserve flags for both settings, space-separated "
                              "(e.g. --max_queue_delay_micros=200)")
+    parser.add_argument("--against", default="",
+                        help="instead of the ceiling table: seqserve flags, space-separated "
+                             "(e.g. --sched_batch), compared with and without, alternating, "
+                             "with batching and without")
     parser.add_argument("--quick", action="store_true",
                         help="one short round per layout: checks that the script runs")
     args = parser.parse_args()
@@ -139,6 +165,9 @@ def main():
         export_large_model(repository)
         path = os.path.join(repository, "large", "1", "model.onnx")
         print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        if args.against:
+            compare_flags(args, repository)
+            return
         print("| layout | batching calls/s | none calls/s | gain | rows per pass | "
               "ceiling at that batch | gain / ceiling | server CPU µs per call, batching "
               "(forward) | none (forward) | errors |")
