@@ -17,42 +17,24 @@ import csv
 import io
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build/release")
-SEQSERVE = os.path.join(BUILD, "server/seqserve")
-SEQCLIENT = os.path.join(BUILD, "client/seqclient")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_bench import ROOT, SEQCLIENT, free_port, spread  # noqa: E402
+from serving_bench import start_seqserve as start_on  # noqa: E402
+
 BODY = '{"features": [4, 0, 1], "rows": 1}'
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_seqserve(*flags):
-    port, http_port = free_port(), free_port()
-    process = subprocess.Popen([SEQSERVE, f"--port={port}", f"--http_port={http_port}",
-                                "--host=127.0.0.1",
-                                f"--model_repository={os.path.join(ROOT, 'models')}",
-                                "--poll_seconds=0", "--log_level=warn", *flags])
-    for _ in range(500):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1):
-                return process, port, http_port
-        except OSError:
-            if process.poll() is not None:
-                sys.exit("seqserve exited")
-            time.sleep(0.01)
-    sys.exit("seqserve did not become ready")
+    """seqserve on the samples, with an HTTP port: (process, port, http_port)."""
+    http_port = free_port()
+    process, port, _ = start_on(os.path.join(ROOT, "models"), f"--http_port={http_port}",
+                                *flags)
+    return process, port, http_port
 
 
 def grpc_rate(port, concurrency, seconds):
@@ -73,10 +55,6 @@ def rest_rate(http_port, concurrency, seconds, script):
     if "Non-2xx" in out or "Socket errors" in out:
         sys.exit(f"REST errors:\n{out}")
     return float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
-
-
-def summary(ratios):
-    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f})"
 
 
 def main():
@@ -117,8 +95,8 @@ def main():
         g = statistics.median(x[0] for x in rates[level])
         r = statistics.median(x[1] for x in rates[level])
         off = statistics.median(x[2] for x in rates[level])
-        print(f"| {level} | {g:.0f} | {r:.0f} | {summary(rest[level])} | {off:.0f} | "
-              f"{summary(metrics[level])} |")
+        print(f"| {level} | {g:.0f} | {r:.0f} | {spread(rest[level])} | {off:.0f} | "
+              f"{spread(metrics[level])} |")
 
 
 if __name__ == "__main__":

@@ -13,17 +13,15 @@ import argparse
 import csv
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build/release")
-SEQSERVE = os.path.join(BUILD, "server/seqserve")
-SEQCLIENT = os.path.join(BUILD, "client/seqclient")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_bench import ROOT, SEQCLIENT, SEQSERVE, free_port  # noqa: E402
+
 TOKEN = "bench-token-0123456789abcdef0123456789abcdef"
 
 
@@ -46,12 +44,6 @@ def make_certificates(directory):
     return ca, cert, key
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def client_flags(port, tls, ca):
     return [f"--target=127.0.0.1:{port}"] + ([f"--tls_ca_file={ca}"] if tls else [])
 
@@ -66,10 +58,16 @@ def start(tls, tokens, ca, cert, key, tokens_file):
     if tokens:
         flags += [f"--auth_tokens_file={tokens_file}"]
     process = subprocess.Popen([SEQSERVE, *flags])
+    # Health over the server's own transport (TLS or not), so not
+    # serving_bench's plaintext probe.
+    deadline = time.perf_counter() + 60
     while subprocess.run([SEQCLIENT, *client_flags(port, tls, ca), "--deadline_ms=500",
                           "health"], capture_output=True).returncode != 0:
         if process.poll() is not None:
             sys.exit("seqserve exited")
+        if time.perf_counter() > deadline:
+            process.kill()
+            sys.exit("seqserve was not SERVING within 60 s")
         time.sleep(0.05)
     return process, port
 

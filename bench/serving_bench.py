@@ -50,8 +50,9 @@ def health_serving(port):
             return False
 
 
-def start_seqserve(repository, *flags, wrapper=()):
-    """Starts seqserve (under `wrapper`, such as taskset, if given)."""
+def start_seqserve(repository, *flags, wrapper=(), timeout=60):
+    """Starts seqserve (under `wrapper`, such as taskset, if given) and waits
+    until its health check says SERVING."""
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen([*wrapper, SEQSERVE, f"--port={port}", "--host=127.0.0.1",
@@ -60,6 +61,9 @@ def start_seqserve(repository, *flags, wrapper=()):
     while not health_serving(port):
         if process.poll() is not None:
             sys.exit("seqserve exited")
+        if time.perf_counter() - started > timeout:
+            process.kill()
+            sys.exit(f"seqserve was not SERVING within {timeout} s")
         time.sleep(0.002)
     return process, port, time.perf_counter() - started
 
