@@ -26,6 +26,7 @@ python3-grpcio; run with /usr/bin/python3. --quick: one short round per
 layout, a check that the script still runs.
 """
 import argparse
+import collections
 import csv
 import io
 import json
@@ -82,9 +83,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# One end-to-end step: calls/s at concurrency 64, errors, the forward
+# passes and rows formed (and the histogram's buckets), and the server's CPU
+# time per call.
+Step = collections.namedtuple(
+    "Step", "calls_per_s errors passes rows buckets cpu_us_per_call")
+
+
 def end_to_end(layout, repository, max_batch_rows, seconds, flags):
-    """calls/s at concurrency 64, errors, (passes, rows, buckets) formed, and
-    the server's CPU time per call in microseconds."""
+    """One Step of seqclient bench against a fresh server."""
     http_port = free_port()
     server, port, _ = start_seqserve(repository, f"--max_batch_rows={max_batch_rows}",
                                      f"--http_port={http_port}", *layout["flags"], *flags,
@@ -103,8 +110,8 @@ def end_to_end(layout, repository, max_batch_rows, seconds, flags):
     passes, rows = after[0] - before[0], after[1] - before[1]
     buckets = [(le, n - dict(before[2]).get(le, 0.0)) for le, n in after[2]]
     cpu_per_call = (cpu_after - cpu_before) * 1e6 / max(1, int(result["requests"]))
-    return (float(result["requests_per_s"]), int(result["errors"]), passes, rows, buckets,
-            cpu_per_call)
+    return Step(float(result["requests_per_s"]), int(result["errors"]), passes, rows, buckets,
+                cpu_per_call)
 
 
 def forward_ns(binary, path, rows, seconds):
@@ -132,9 +139,9 @@ def compare_flags(args, repository):
                     flags = args.server_flags.split() + (args.against.split() if with_flags
                                                          else [])
                     result = end_to_end(LAYOUTS[name], repository, setting, args.seconds, flags)
-                    calls[with_flags].append(result[0])
-                    cpu[with_flags].append(result[5])
-                    errors += result[1]
+                    calls[with_flags].append(result.calls_per_s)
+                    cpu[with_flags].append(result.cpu_us_per_call)
+                    errors += result.errors
                 ratios.append(calls[True][-1] / calls[False][-1])
             print(f"| {name} | {setting} | {spread(calls[False], 0)} | {spread(calls[True], 0)} | "
                   f"{spread(ratios)}x | {spread(cpu[False], 0)} | {spread(cpu[True], 0)} | "
@@ -184,25 +191,24 @@ def main():
                 for setting in order:
                     step[setting] = end_to_end(layout, repository, setting, args.seconds,
                                                args.server_flags.split())
-                    errors += step[setting][1]
-                calls_on, _, passes, rows, buckets, cpu_per_call_on = step[256]
-                calls_off, cpu_per_call_off = step[1][0], step[1][5]
-                mean = rows / passes if passes else 1.0
+                    errors += step[setting].errors
+                on_step, off_step = step[256], step[1]
+                mean = on_step.rows / on_step.passes if on_step.passes else 1.0
                 batch = max(1, round(mean))
                 times = forward_ns(args.forward_bench, path, sorted({1, batch}),
                                    min(args.seconds / 4, 1.0))
                 ceiling = times[1] / (times[batch] / batch)
-                on.append(calls_on)
-                off.append(calls_off)
-                gains.append(calls_on / calls_off)
+                on.append(on_step.calls_per_s)
+                off.append(off_step.calls_per_s)
+                gains.append(on_step.calls_per_s / off_step.calls_per_s)
                 means.append(mean)
                 ceilings.append(ceiling)
                 fractions.append(gains[-1] / ceiling)
-                cpu_on.append(cpu_per_call_on)
-                cpu_off.append(cpu_per_call_off)
+                cpu_on.append(on_step.cpu_us_per_call)
+                cpu_off.append(off_step.cpu_us_per_call)
                 forward_on.append(times[batch] / batch / 1e3)
                 forward_off.append(times[1] / 1e3)
-                for le, n in buckets:
+                for le, n in on_step.buckets:
                     histogram[le] = histogram.get(le, 0.0) + n
             print(f"| {name} | {spread(on, 0)} | {spread(off, 0)} | {spread(gains)}x | "
                   f"{spread(means, 1)} | {spread(ceilings)}x | {spread(fractions)} | "
