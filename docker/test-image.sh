@@ -233,9 +233,16 @@ mkdir -p "$repository/species/1" "$work/staging/mammal/1"
 cp tests/data/reference/species.onnx "$repository/species/1/model.onnx"
 cp tests/data/reference/mammal.onnx "$work/staging/mammal/1/model.onnx"
 chmod -R a+rX "$work"  # uid 10001 reads it through the mount
-port=$(start "$prefix-mounted" -v "$repository:/models:ro" -- --poll_seconds=1)
+# With --sched_batch too: the policy needs no capability, so the locked-down
+# container may set it.
+port=$(start "$prefix-mounted" -v "$repository:/models:ro" -- --poll_seconds=1 --sched_batch)
 wait_serving "$port" "$prefix-mounted"
 target=--target="127.0.0.1:$port"
+pid=$(engine inspect --format '{{.State.Pid}}' "$prefix-mounted")
+for task in /proc/"$pid"/task/*; do
+  chrt -p "${task##*/}" | grep -q SCHED_BATCH || fail "thread ${task##*/} is not SCHED_BATCH"
+done
+step "--sched_batch: every thread of seqserve runs under SCHED_BATCH"
 if seqclient "$target" classify --model mammal 4,0,1 >/dev/null 2>&1; then
   fail "mammal is served before it was added"
 fi
