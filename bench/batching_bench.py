@@ -15,7 +15,12 @@ end-to-end rounds.
 
 The server's CPU time per call (from /proc, user plus system) beside the
 forward pass's share of it shows what batching cannot shrink: the cost of
-each call outside the forward pass.
+each call outside the forward pass. (The CPU window also holds the load
+generator's 100 warm-up calls and one /metrics read: under 1% of a step.)
+
+--against FLAGS prints another table instead: each layout with batching
+and without, the server started with and without FLAGS in alternation,
+calls/s and CPU per call of both and their ratio.
 
 Two layouts: unpinned (server, with its default inference threads, and load
 generator share both cores) and pinned (taskset: the generator on core 0,
@@ -148,6 +153,54 @@ def compare_flags(args, repository):
                   f"{errors} |", flush=True)
 
 
+def ceiling_table(args, repository, path):
+    """Batching against no batching and against the forward pass's ceiling."""
+    print("| layout | batching calls/s | none calls/s | gain | rows per pass | "
+          "ceiling at that batch | gain / ceiling | server CPU µs per call, batching "
+          "(forward) | none (forward) | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for name in args.layouts.split(","):
+        layout = LAYOUTS[name]
+        on, off, gains, means, ceilings, fractions, errors = [], [], [], [], [], [], 0
+        cpu_on, cpu_off, forward_on, forward_off = [], [], [], []
+        histogram = {}
+        for round_index in range(args.rounds):
+            # Alternate which setting goes first.
+            order = (256, 1) if round_index % 2 == 0 else (1, 256)
+            step = {}
+            for setting in order:
+                step[setting] = end_to_end(layout, repository, setting, args.seconds,
+                                           args.server_flags.split())
+                errors += step[setting].errors
+            on_step, off_step = step[256], step[1]
+            mean = on_step.rows / on_step.passes if on_step.passes else 1.0
+            batch = max(1, round(mean))
+            times = forward_ns(args.forward_bench, path, sorted({1, batch}),
+                               min(args.seconds / 4, 1.0))
+            ceiling = times[1] / (times[batch] / batch)
+            on.append(on_step.calls_per_s)
+            off.append(off_step.calls_per_s)
+            gains.append(on_step.calls_per_s / off_step.calls_per_s)
+            means.append(mean)
+            ceilings.append(ceiling)
+            fractions.append(gains[-1] / ceiling)
+            cpu_on.append(on_step.cpu_us_per_call)
+            cpu_off.append(off_step.cpu_us_per_call)
+            forward_on.append(times[batch] / batch / 1e3)
+            forward_off.append(times[1] / 1e3)
+            for le, n in on_step.buckets:
+                histogram[le] = histogram.get(le, 0.0) + n
+        print(f"| {name} | {spread(on, 0)} | {spread(off, 0)} | {spread(gains)}x | "
+              f"{spread(means, 1)} | {spread(ceilings)}x | {spread(fractions)} | "
+              f"{spread(cpu_on, 0)} ({spread(forward_on, 0)}) | "
+              f"{spread(cpu_off, 0)} ({spread(forward_off, 0)}) | {errors} |", flush=True)
+        previous, shares = 0.0, []
+        for le, n in sorted(histogram.items()):
+            shares.append(f"<={le:g}: {n - previous:.0f}")
+            previous = n
+        print(f"  {name}: forward passes by rows, all rounds: {', '.join(shares)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forward-bench",
@@ -174,52 +227,10 @@ def main():
         print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         if args.against:
             compare_flags(args, repository)
-            return
-        print("| layout | batching calls/s | none calls/s | gain | rows per pass | "
-              "ceiling at that batch | gain / ceiling | server CPU µs per call, batching "
-              "(forward) | none (forward) | errors |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
-        for name in args.layouts.split(","):
-            layout = LAYOUTS[name]
-            on, off, gains, means, ceilings, fractions, errors = [], [], [], [], [], [], 0
-            cpu_on, cpu_off, forward_on, forward_off = [], [], [], []
-            histogram = {}
-            for round_index in range(args.rounds):
-                # Alternate which setting goes first.
-                order = (256, 1) if round_index % 2 == 0 else (1, 256)
-                step = {}
-                for setting in order:
-                    step[setting] = end_to_end(layout, repository, setting, args.seconds,
-                                               args.server_flags.split())
-                    errors += step[setting].errors
-                on_step, off_step = step[256], step[1]
-                mean = on_step.rows / on_step.passes if on_step.passes else 1.0
-                batch = max(1, round(mean))
-                times = forward_ns(args.forward_bench, path, sorted({1, batch}),
-                                   min(args.seconds / 4, 1.0))
-                ceiling = times[1] / (times[batch] / batch)
-                on.append(on_step.calls_per_s)
-                off.append(off_step.calls_per_s)
-                gains.append(on_step.calls_per_s / off_step.calls_per_s)
-                means.append(mean)
-                ceilings.append(ceiling)
-                fractions.append(gains[-1] / ceiling)
-                cpu_on.append(on_step.cpu_us_per_call)
-                cpu_off.append(off_step.cpu_us_per_call)
-                forward_on.append(times[batch] / batch / 1e3)
-                forward_off.append(times[1] / 1e3)
-                for le, n in on_step.buckets:
-                    histogram[le] = histogram.get(le, 0.0) + n
-            print(f"| {name} | {spread(on, 0)} | {spread(off, 0)} | {spread(gains)}x | "
-                  f"{spread(means, 1)} | {spread(ceilings)}x | {spread(fractions)} | "
-                  f"{spread(cpu_on, 0)} ({spread(forward_on, 0)}) | "
-                  f"{spread(cpu_off, 0)} ({spread(forward_off, 0)}) | {errors} |", flush=True)
-            previous, shares = 0.0, []
-            for le, n in sorted(histogram.items()):
-                shares.append(f"<={le:g}: {n - previous:.0f}")
-                previous = n
-            print(f"  {name}: forward passes by rows, all rounds: {', '.join(shares)}")
+        else:
+            ceiling_table(args, repository, path)
         print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
    alternating, at concurrency 1 and 64.
 
 Every pair is measured --rounds times; the tables give the median ratio and
-its range. Needs the release build and Debian's wrk:
+its range. Needs the release build, Debian's wrk and python3-grpcio (the
+servers' start waits for their gRPC health check):
   /usr/bin/python3 bench/http_bench.py [--seconds 3] [--rounds 3]
 """
 import argparse
@@ -68,7 +69,11 @@ def main():
                      'wrk.headers["Content-Type"] = "application/json"\n')
 
     server, port, http_port = start_seqserve()
-    plain, plain_port, _ = start_seqserve("--metrics=false")
+    try:
+        plain, plain_port, _ = start_seqserve("--metrics=false")
+    except SystemExit:
+        server.terminate()
+        raise
     rest = {1: [], 64: []}
     metrics = {1: [], 64: []}
     rates = {}

@@ -97,10 +97,11 @@ def main():
             # A realistic file: the matching token is the last of 20.
             f.writelines(f"caller{i}:other-token-{i:040d}\n" for i in range(19))
             f.write(f"bench:{TOKEN}\n")
-        servers = {name: start(tls, tokens, ca, cert, key, tokens_file)
-                   for name, tls, tokens in configurations}
+        servers = {}
         results = {(name, level): [] for name, _, _ in configurations for level in levels}
         try:
+            for name, tls, tokens in configurations:
+                servers[name] = start(tls, tokens, ca, cert, key, tokens_file)
             for _ in range(args.rounds):
                 for level in levels:
                     for name, tls, tokens in configurations:
