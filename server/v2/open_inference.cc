@@ -1,5 +1,6 @@
 #include "server/v2/open_inference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -309,6 +310,27 @@ absl::StatusOr<bool> BoolParameter(const google::protobuf::Map<std::string, Infe
   return it->second.bool_param();
 }
 
+// The request parameter "timeout", as Triton reads it: microseconds the
+// request may take before it is answered DEADLINE_EXCEEDED (a gRPC
+// deadline, when shorter, still wins); absent is no limit of its own.
+absl::StatusOr<absl::Duration> TimeoutParameter(
+    const google::protobuf::Map<std::string, InferParameter>& map) {
+  auto it = map.find("timeout");
+  if (it == map.end()) return absl::InfiniteDuration();
+  const InferParameter& value = it->second;
+  int64_t micros = 0;
+  if (value.parameter_choice_case() == InferParameter::kInt64Param) {
+    micros = value.int64_param();
+  } else if (value.parameter_choice_case() == InferParameter::kUint64Param &&
+             value.uint64_param() <= uint64_t{std::numeric_limits<int64_t>::max()}) {
+    micros = static_cast<int64_t>(value.uint64_param());
+  }
+  if (micros <= 0) {
+    return absl::InvalidArgumentError(
+        "parameter \"timeout\" must be a positive integer of microseconds");
+  }
+  return absl::Microseconds(micros);
+}
 
 // The outputs the request names (none: the default), into `outputs` and
 // `asked`; sets `raw_asked` from their "binary_data" parameters.
@@ -491,6 +513,9 @@ absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOu
   if (absl::Status s = ReadOutputs(request, &outputs, &asked, &raw_asked); !s.ok()) return s;
   auto binary = BoolParameter(request.parameters(), "binary_data_output");
   if (!binary.ok()) return binary.status();
+  auto request_timeout = TimeoutParameter(request.parameters());
+  if (!request_timeout.ok()) return request_timeout.status();
+  timeout = *request_timeout;
   if (absl::Status s = ReadInput(request, &classify, &tensors); !s.ok()) return s;
   raw_output = raw_asked || *binary ||
                (raw == OpenInference::RawOutput::kWhenAskedOrInputRaw &&
@@ -514,6 +539,9 @@ void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOu
   auto v2 = std::make_unique<V2Call>();
   if (absl::Status read = v2->Read(request, raw); !read.ok()) {
     return std::move(done)(inference_->Refuse(call, std::move(read)));
+  }
+  if (v2->timeout != absl::InfiniteDuration()) {
+    call.deadline = std::min(call.deadline, absl::Now() + v2->timeout);
   }
   V2Call* state = v2.get();
   inference_->ClassifyOutputs(

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "inference/v2/grpc_predict_v2.pb.h"
 #include "server/call.h"
 #include "server/inference_service.h"
@@ -100,6 +101,8 @@ struct V2Call {
   TensorInterface tensors;
   std::vector<v1::ClassifyResponse> answers;  // filled by ClassifyOutputs
   bool raw_output = false;
+  // The request's "timeout" parameter; infinite when it has none.
+  absl::Duration timeout = absl::InfiniteDuration();
 };
 
 }  // namespace seqserve

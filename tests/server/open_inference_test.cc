@@ -13,6 +13,7 @@
 #include <functional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -23,6 +24,7 @@
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/auth/token_authenticator.h"
 #include "server/model_server.h"
+#include "tests/server/held_slot.h"
 #include "tests/support/http_client.h"
 #include "tests/support/test_repository.h"
 
@@ -431,6 +433,16 @@ TEST_F(OpenInferenceTest, EveryRefusalHasItsCodeAndMessage) {
          (*output->mutable_parameters())["classification"].set_int64_param(4);
        },
        grpc::StatusCode::INVALID_ARGUMENT, "top_k 4 is more than the 3 outputs"},
+      {"timeout 0",
+       [](ModelInferRequest& r) { (*r.mutable_parameters())["timeout"].set_int64_param(0); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "parameter \"timeout\" must be a positive integer of microseconds"},
+      {"timeout as text",
+       [](ModelInferRequest& r) {
+         (*r.mutable_parameters())["timeout"].set_string_param("1s");
+       },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "parameter \"timeout\" must be a positive integer of microseconds"},
       {"version text", [](ModelInferRequest& r) { r.set_model_version("latest"); },
        grpc::StatusCode::INVALID_ARGUMENT, "version must be a positive integer or empty"},
       {"unknown model", [](ModelInferRequest& r) { r.set_model_name("nope"); },
@@ -590,6 +602,56 @@ TEST_F(OpenInferenceTest, HttpHealthMetadataAndErrors) {
     ASSERT_TRUE(error.is_object() && error.size() == 1 && error.contains("error")) << reply.body;
     EXPECT_THAT(error["error"].get<std::string>(), HasSubstr(c.message));
   }
+}
+
+// The request parameter "timeout" (microseconds, as Triton reads it) gives
+// a call a deadline, over HTTP too, where the transport has none: a call
+// still queued past it is answered DEADLINE_EXCEEDED (504), one with time
+// left is answered.
+TEST(OpenInferenceTimeout, ACallQueuedPastItsTimeoutIsAnsweredDeadlineExceeded) {
+  TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  ModelServer::Options options;
+  options.address = "127.0.0.1:0";
+  options.http_address = "127.0.0.1:0";
+  options.model_repository = repository.root();
+  options.poll_interval = absl::ZeroDuration();
+  options.inference.threads = 1;  // one slot, and no pass on the caller's thread:
+  options.inference.inline_max_macs = 0;  // held, it keeps every call queued
+  auto server = ModelServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  (*server)->WaitUntilReady();
+  auto served = (*server)->models().Find("species", 0);
+  ASSERT_TRUE(served.ok());
+  const std::string input = (*served)->model->tensor_names().input;
+  auto body = [&](const nlohmann::json& timeout) {
+    return nlohmann::json({{"inputs", {{{"name", input}, {"shape", {1, 3}},
+                                        {"datatype", "FP32"}, {"data", {4, 0, 1}}}}},
+                           {"parameters", {{"timeout", timeout}}}})
+        .dump();
+  };
+  const int port = (*server)->http_port();
+  auto held = std::make_unique<testing::HeldSlot>((*server)->runner(), *served);
+  HttpReply short_reply, long_reply;
+  std::thread short_call([&] {
+    short_reply = HttpCall(port, "POST", "/v2/models/species/infer", body(100'000));
+  });
+  std::thread long_call([&] {
+    long_reply = HttpCall(port, "POST", "/v2/models/species/infer", body(60'000'000));
+  });
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while ((*server)->calls_in_flight() < 2 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ((*server)->calls_in_flight(), 2) << "the calls never arrived";
+  absl::SleepFor(absl::Milliseconds(300));  // three times the short call's timeout
+  held->Release();
+  short_call.join();
+  long_call.join();
+  EXPECT_EQ(short_reply.status, 504) << short_reply.body;
+  EXPECT_THAT(short_reply.body, HasSubstr("deadline passed while waiting for a forward pass"));
+  EXPECT_EQ(long_reply.status, 200) << long_reply.body;
+  EXPECT_THAT(long_reply.body, HasSubstr("\"outputs\""));
 }
 
 // Tokens guard v2 inference and metadata as they guard seqserve.v1; health
