@@ -221,8 +221,7 @@ constexpr char kUsage[] =
 std::vector<FlagGroup> FlagGroups() {
   return {
       {"serving", {"log_level", "log_format", "inference_threads", "sched_batch",
-                   "drain_seconds",
-                   "shutdown_grace_seconds", "access_log", "metrics"}},
+                   "drain_seconds", "shutdown_grace_seconds", "access_log", "metrics"}},
       {"repository", {"model_repository", "poll_seconds", "max_model_bytes"}},
       {"batching (per model version; a config's batching block overrides them)",
        {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
