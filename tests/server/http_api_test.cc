@@ -24,6 +24,7 @@
 #include "server/model_server.h"
 #include "tests/server/held_slot.h"
 #include "tests/support/http_client.h"
+#include "tests/support/local_server.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -42,14 +43,11 @@ class HttpApiTest : public ::testing::Test {
       repository_.AddReferenceVersion(name, 1, name);
       repository_.WriteReferenceConfig(name, name);
     }
-    options.address = "127.0.0.1:0";
-    options.http_address = "127.0.0.1:0";
     options.model_repository = repository_.root();
     options.poll_interval = absl::ZeroDuration();
-    auto server = ModelServer::Start(options);
+    auto server = testing::StartLocalServer(options, /*with_http=*/true);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    server_->WaitUntilReady();
     port_ = server_->http_port();
     ASSERT_GT(port_, 0);
     stub_ = v1::Classifier::NewStub(grpc::CreateChannel(

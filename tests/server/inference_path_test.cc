@@ -20,6 +20,7 @@
 #include "server/model_server.h"
 #include "server/serving_state.h"
 #include "tests/server/held_slot.h"
+#include "tests/support/local_server.h"
 #include "tests/support/onnx_builder.h"
 #include "tests/support/test_repository.h"
 
@@ -71,13 +72,11 @@ class TokenAuthenticator : public Authenticator {
 class InferencePathTest : public ::testing::Test {
  protected:
   void Start(ModelServer::Options options) {
-    options.address = "127.0.0.1:0";
     options.model_repository = repository_.root();
     options.poll_interval = absl::ZeroDuration();
-    auto server = ModelServer::Start(options);
+    auto server = testing::StartLocalServer(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    server_->WaitUntilReady();
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                    grpc::InsecureChannelCredentials());
     stub_ = v1::Classifier::NewStub(channel_);

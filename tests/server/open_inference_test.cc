@@ -26,6 +26,7 @@
 #include "server/model_server.h"
 #include "tests/server/held_slot.h"
 #include "tests/support/http_client.h"
+#include "tests/support/local_server.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -61,14 +62,11 @@ class OpenInferenceTest : public ::testing::Test {
     }
     repository_.WriteFile("broken/1/model.onnx", "not a model");
     ModelServer::Options options;
-    options.address = "127.0.0.1:0";
-    options.http_address = "127.0.0.1:0";
     options.model_repository = repository_.root();
     options.poll_interval = absl::ZeroDuration();
-    auto server = ModelServer::Start(options);
+    auto server = testing::StartLocalServer(options, /*with_http=*/true);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    server_->WaitUntilReady();
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                        grpc::InsecureChannelCredentials());
     v2_ = inference::GRPCInferenceService::NewStub(channel);
@@ -612,15 +610,12 @@ TEST(OpenInferenceTimeout, ACallQueuedPastItsTimeoutIsAnsweredDeadlineExceeded) 
   TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
   ModelServer::Options options;
-  options.address = "127.0.0.1:0";
-  options.http_address = "127.0.0.1:0";
   options.model_repository = repository.root();
   options.poll_interval = absl::ZeroDuration();
   options.inference.threads = 1;  // one slot, and no pass on the caller's thread:
   options.inference.inline_max_macs = 0;  // held, it keeps every call queued
-  auto server = ModelServer::Start(options);
+  auto server = testing::StartLocalServer(options, /*with_http=*/true);
   ASSERT_TRUE(server.ok()) << server.status();
-  (*server)->WaitUntilReady();
   auto served = (*server)->models().Find("species", 0);
   ASSERT_TRUE(served.ok());
   const std::string input = (*served)->model->tensor_names().input;
@@ -665,14 +660,11 @@ TEST(OpenInferenceTokens, InferenceNeedsATokenHealthDoesNot) {
       TokenAuthenticator::Start({repository.root() + "/tokens.txt", absl::ZeroDuration()});
   ASSERT_TRUE(authenticator.ok()) << authenticator.status();
   ModelServer::Options options;
-  options.address = "127.0.0.1:0";
-  options.http_address = "127.0.0.1:0";
   options.model_repository = repository.root();
   options.poll_interval = absl::ZeroDuration();
   options.authenticator = authenticator->get();
-  auto server = ModelServer::Start(options);
+  auto server = testing::StartLocalServer(options, /*with_http=*/true);
   ASSERT_TRUE(server.ok()) << server.status();
-  (*server)->WaitUntilReady();
   auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
 

@@ -24,6 +24,7 @@
 #include "server/model_server.h"
 #include "tests/server/held_slot.h"
 #include "tests/support/http_client.h"
+#include "tests/support/local_server.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_certificates.h"
 
@@ -77,8 +78,6 @@ class SecurityTest : public ::testing::Test {
 
   // Starts a server on the sample models; TLS with `tls` unless null.
   void Start(ModelServer::Options options, const TlsFiles* tls) {
-    options.address = "127.0.0.1:0";
-    options.http_address = "127.0.0.1:0";
     options.model_repository = SEQSERVE_MODELS_DIR;
     options.poll_interval = absl::ZeroDuration();
     if (tls != nullptr) {
@@ -87,10 +86,9 @@ class SecurityTest : public ::testing::Test {
       options.credentials = *credentials;
       options.http.tls = *tls;
     }
-    auto server = ModelServer::Start(options);
+    auto server = testing::StartLocalServer(options, /*with_http=*/true);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    server_->WaitUntilReady();
   }
 
   std::string Target() const { return absl::StrCat("127.0.0.1:", server_->port()); }
