@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/feature_rows.h"
 #include "core/head.h"
 #include "server/client_text.h"
@@ -310,26 +311,38 @@ absl::StatusOr<bool> BoolParameter(const google::protobuf::Map<std::string, Infe
   return it->second.bool_param();
 }
 
+// An integer parameter that must lie in 1..`max`; 0 when absent. Any other
+// value or type is INVALID_ARGUMENT: parameter "KEY" must be a positive
+// integer, then `unit`.
+absl::StatusOr<int64_t> PositiveIntParameter(
+    const google::protobuf::Map<std::string, InferParameter>& map, const char* key,
+    int64_t max, absl::string_view unit = "") {
+  auto it = map.find(key);
+  if (it == map.end()) return 0;
+  const InferParameter& value = it->second;
+  int64_t number = -1;
+  if (value.parameter_choice_case() == InferParameter::kInt64Param) {
+    number = value.int64_param();
+  } else if (value.parameter_choice_case() == InferParameter::kUint64Param &&
+             value.uint64_param() <= static_cast<uint64_t>(max)) {
+    number = static_cast<int64_t>(value.uint64_param());
+  }
+  if (number <= 0 || number > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter \"", key, "\" must be a positive integer", unit));
+  }
+  return number;
+}
+
 // The request parameter "timeout", as Triton reads it: microseconds the
 // request may take before it is answered DEADLINE_EXCEEDED (a gRPC
 // deadline, when shorter, still wins); absent is no limit of its own.
 absl::StatusOr<absl::Duration> TimeoutParameter(
     const google::protobuf::Map<std::string, InferParameter>& map) {
-  auto it = map.find("timeout");
-  if (it == map.end()) return absl::InfiniteDuration();
-  const InferParameter& value = it->second;
-  int64_t micros = 0;
-  if (value.parameter_choice_case() == InferParameter::kInt64Param) {
-    micros = value.int64_param();
-  } else if (value.parameter_choice_case() == InferParameter::kUint64Param &&
-             value.uint64_param() <= uint64_t{std::numeric_limits<int64_t>::max()}) {
-    micros = static_cast<int64_t>(value.uint64_param());
-  }
-  if (micros <= 0) {
-    return absl::InvalidArgumentError(
-        "parameter \"timeout\" must be a positive integer of microseconds");
-  }
-  return absl::Microseconds(micros);
+  auto micros = PositiveIntParameter(map, "timeout", std::numeric_limits<int64_t>::max(),
+                                     " of microseconds");
+  if (!micros.ok()) return micros.status();
+  return *micros == 0 ? absl::InfiniteDuration() : absl::Microseconds(*micros);
 }
 
 // The outputs the request names (none: the default), into `outputs` and
@@ -360,20 +373,14 @@ absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputReq
     auto binary = BoolParameter(output.parameters(), "binary_data");
     if (!binary.ok()) return binary.status();
     *raw_asked = *raw_asked || *binary;
-    if (auto it = output.parameters().find("classification"); it != output.parameters().end()) {
-      const InferParameter& k = it->second;
-      int64_t classes = -1;
-      if (k.parameter_choice_case() == InferParameter::kInt64Param) classes = k.int64_param();
-      if (k.parameter_choice_case() == InferParameter::kUint64Param &&
-          k.uint64_param() <= std::numeric_limits<uint32_t>::max()) {
-        classes = static_cast<int64_t>(k.uint64_param());
-      }
-      if (classes <= 0 || classes > std::numeric_limits<uint32_t>::max()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "output ", QuoteClientText(output.name()),
-            ": parameter \"classification\" must be a positive integer"));
-      }
-      plan.top_k = static_cast<uint32_t>(classes);
+    auto classes = PositiveIntParameter(output.parameters(), "classification",
+                                        std::numeric_limits<uint32_t>::max());
+    if (!classes.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "output ", QuoteClientText(output.name()), ": ", classes.status().message()));
+    }
+    if (*classes > 0) {
+      plan.top_k = static_cast<uint32_t>(*classes);
       answer.classification = true;
     }
     outputs->push_back(std::move(plan));
