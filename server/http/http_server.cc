@@ -284,7 +284,12 @@ HttpServer::HttpServer(Options options, Handler handler)
 
 MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
   const Options& o = options_;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+  // poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon() (how the
+  // port stops accepting at shutdown and on a TLS change) races its epoll
+  // threads over removing the listening socket and aborts the process when
+  // it loses ("Failed to remove listen FD from epoll set"); with poll() it
+  // only signals the threads.
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG;
   if (tls != nullptr) flags |= MHD_USE_TLS;
   // Options that apply only with TLS; MHD_OPTION_END ends the list early
