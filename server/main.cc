@@ -53,6 +53,11 @@ ABSL_FLAG(uint32_t, max_request_rows, 4096,
           "Most rows in one Classify request, unless a model's config sets its own");
 ABSL_FLAG(int, max_message_bytes, 16 * 1024 * 1024,
           "Largest request or response message in bytes");
+ABSL_FLAG(uint64_t, max_buffered_request_bytes, uint64_t{256} << 20,
+          "Memory for requests still being received, all connections together: an HTTP "
+          "body past it is answered 503; gRPC's transport takes it as its memory quota "
+          "and past it resets calls RESOURCE_EXHAUSTED or closes connections (both "
+          "retryable). 0: no limit");
 ABSL_FLAG(double, keepalive_seconds, 60, "Keepalive ping interval on idle connections");
 ABSL_FLAG(double, keepalive_timeout_seconds, 20, "How long to wait for a keepalive ack");
 ABSL_FLAG(double, drain_seconds, 0,
@@ -164,6 +169,13 @@ std::vector<std::string> CheckFlags() {
   // Below a few KiB not even a health check fits; gRPC's own cap is 2 GiB.
   check.Range("max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes), 4096,
               std::numeric_limits<int>::max());
+  // Below the largest message, a request of that size could never arrive.
+  if (absl::GetFlag(FLAGS_max_buffered_request_bytes) != 0) {
+    check.Range("max_buffered_request_bytes",
+                absl::GetFlag(FLAGS_max_buffered_request_bytes),
+                static_cast<uint64_t>(absl::GetFlag(FLAGS_max_message_bytes)),
+                uint64_t{1} << 40);
+  }
   check.Range("keepalive_seconds", absl::GetFlag(FLAGS_keepalive_seconds), 1.0, kDay);
   check.Range("keepalive_timeout_seconds", absl::GetFlag(FLAGS_keepalive_timeout_seconds),
               1.0, 3600.0);
@@ -226,7 +238,7 @@ std::vector<FlagGroup> FlagGroups() {
       {"batching (per model version; a config's batching block overrides them)",
        {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
       {"limits", {"max_request_rows", "max_request_memory_bytes", "max_message_bytes",
-                  "max_concurrent_streams"}},
+                  "max_buffered_request_bytes", "max_concurrent_streams"}},
       {"network (gRPC)", {"host", "port", "keepalive_seconds", "keepalive_timeout_seconds",
                           "max_connection_age_seconds", "max_connection_age_grace_seconds",
                           "max_connection_idle_seconds"}},
@@ -286,6 +298,7 @@ int Main(int argc, char** argv) {
   options.max_request_rows = absl::GetFlag(FLAGS_max_request_rows);
   options.max_request_memory_bytes = absl::GetFlag(FLAGS_max_request_memory_bytes);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_buffered_request_bytes = absl::GetFlag(FLAGS_max_buffered_request_bytes);
   options.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_seconds));
   options.keepalive_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_seconds));

@@ -1,6 +1,7 @@
 #include "server/model_server.h"
 
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
@@ -120,6 +121,14 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                                milliseconds(o.max_connection_idle));
   }
+  if (o.max_buffered_request_bytes > 0) {
+    // gRPC counts its connections' read buffers and the messages it
+    // assembles against this; past it, it cancels streams (RESOURCE_EXHAUSTED)
+    // or closes connections rather than grow without bound.
+    grpc::ResourceQuota quota("seqserve-grpc");
+    quota.Resize(static_cast<size_t>(o.max_buffered_request_bytes));
+    builder.SetResourceQuota(quota);
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
@@ -140,6 +149,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     HttpServer::Options http = o.http;
     http.address = o.http_address;
     http.max_body_bytes = static_cast<size_t>(o.max_message_bytes);
+    http.max_buffered_body_bytes = static_cast<size_t>(o.max_buffered_request_bytes);
     auto listener = HttpServer::Start(
         http, [api = server->rest_api_.get()](const HttpRequest& request,
                                               HttpServer::Respond respond) {

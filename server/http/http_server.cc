@@ -46,6 +46,8 @@ struct HttpServer::Exchange {
   MHD_Connection* connection = nullptr;
   HttpRequest request;
   bool dispatched = false;
+  // Of the server's body budget, held until the exchange completes.
+  size_t reserved_body_bytes = 0;
   absl::Mutex mu;
   std::optional<HttpResponse> answer ABSL_GUARDED_BY(mu);
   bool suspended ABSL_GUARDED_BY(mu) = false;
@@ -101,6 +103,17 @@ HttpResponse TooLarge(size_t limit) {
   answer.status = 413;
   answer.body = absl::StrCat(R"({"code":"RESOURCE_EXHAUSTED","message":"request body is )",
                              R"(larger than the limit of )", limit, R"( bytes"})");
+  answer.headers.emplace_back("Connection", "close");
+  return answer;
+}
+
+HttpResponse Busy(size_t limit) {
+  HttpResponse answer;
+  answer.status = 503;
+  answer.body = absl::StrCat(R"({"code":"UNAVAILABLE","message":"the server is receiving )",
+                             R"(its limit of )", limit,
+                             R"( bytes of request bodies; retry"})");
+  answer.headers.emplace_back("Retry-After", "1");
   answer.headers.emplace_back("Connection", "close");
   return answer;
 }
@@ -218,13 +231,26 @@ struct HttpCallbacks {
           announced > server->options_.max_body_bytes) {
         return Queue(connection, TooLarge(server->options_.max_body_bytes));
       }
+      // The announced body counts from now, so a burst of large requests
+      // is refused before their bodies are read.
+      if (announced > 0) {
+        if (!server->ReserveBody(announced)) {
+          return Queue(connection, Busy(server->options_.max_buffered_body_bytes));
+        }
+        exchange->reserved_body_bytes = announced;
+      }
       return MHD_YES;
     }
     HttpServer::Exchange& exchange = ***slot;
     if (*upload_data_size > 0) {
-      if (exchange.request.body.size() + *upload_data_size > server->options_.max_body_bytes) {
+      const size_t needed = exchange.request.body.size() + *upload_data_size;
+      if (needed > server->options_.max_body_bytes) {
         // Too late for an answer (the body is on its way): close.
         return MHD_NO;
+      }
+      if (needed > exchange.reserved_body_bytes) {  // a body without a length
+        if (!server->ReserveBody(needed - exchange.reserved_body_bytes)) return MHD_NO;
+        exchange.reserved_body_bytes = needed;
       }
       exchange.request.body.append(upload_data, *upload_data_size);
       *upload_data_size = 0;
@@ -271,16 +297,26 @@ struct HttpCallbacks {
       absl::MutexLock lock(&(**slot)->mu);
       (**slot)->closed = true;
     }
+    const size_t reserved = (**slot)->reserved_body_bytes;
     delete *slot;
     *slot = nullptr;
     auto* server = static_cast<HttpServer*>(self);
     absl::MutexLock lock(&server->mu_);
     --server->exchanges_;
+    server->buffered_body_bytes_ -= reserved;
   }
 };
 
 HttpServer::HttpServer(Options options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {}
+
+bool HttpServer::ReserveBody(size_t bytes) {
+  absl::MutexLock lock(&mu_);
+  const size_t limit = options_.max_buffered_body_bytes;
+  if (limit > 0 && (bytes > limit || buffered_body_bytes_ > limit - bytes)) return false;
+  buffered_body_bytes_ += bytes;
+  return true;
+}
 
 MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
   const Options& o = options_;

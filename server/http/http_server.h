@@ -64,6 +64,9 @@ class HttpServer {
     std::string address = "0.0.0.0:8501";
     // Largest request body; beyond it 413.
     size_t max_body_bytes = 16 << 20;
+    // Request bodies held at once, all connections together (announced
+    // lengths count from the headers on); beyond it 503. 0: no limit.
+    size_t max_buffered_body_bytes = 0;
     // Threads that parse requests and run handlers.
     int threads = 2;
     // A connection without progress for this long is closed.
@@ -131,6 +134,10 @@ class HttpServer {
   std::atomic<bool> stopped_{false};
   mutable absl::Mutex mu_;
   int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
+  // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
+  size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Reserves `bytes` more of the body budget; false when they do not fit.
+  bool ReserveBody(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 };
 
 // "host:port" split, with [v6] brackets removed; nullopt-like false when

@@ -408,6 +408,64 @@ TEST_F(HttpApiTest, ConnectionsPerClientAreCapped) {
   EXPECT_TRUE(answered);
 }
 
+TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
+  ModelServer::Options options;
+  options.max_message_bytes = 1 << 20;
+  options.max_buffered_request_bytes = 3 << 19;  // 1.5 MiB
+  Start(options);
+  // A valid call, padded with spaces to `bytes`.
+  auto padded = [](size_t bytes) {
+    std::string body = R"({"features": [4,0,1], "rows": 1})";
+    body.resize(bytes, ' ');
+    return body;
+  };
+  const std::string held_body = padded(1000000);
+  // Asks before sending a body (Expect: 100-continue, as curl does for
+  // large bodies): the server's "100 Continue" says the body's bytes are
+  // reserved, its 503 that they are not, before any byte of it is sent.
+  auto announce = [](HttpConnection& connection, size_t bytes) {
+    EXPECT_TRUE(connection.Write(absl::StrCat(
+        "POST /v1/models/species:classify HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nContent-Length: ",
+        bytes, "\r\nExpect: 100-continue\r\n\r\n")));
+    return connection.Read();
+  };
+  // One client announces a 1,000,000-byte body and sends half of it.
+  HttpConnection held(port_);
+  ASSERT_EQ(announce(held, held_body.size()).status, 100);
+  ASSERT_TRUE(held.Write(held_body.substr(0, held_body.size() / 2)));
+  // Another body that would take the total past 1.5 MiB is refused from
+  // its headers: 503, retryable.
+  HttpConnection second(port_);
+  HttpReply refused = announce(second, 800000);
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(ErrorCode(refused), "UNAVAILABLE");
+  EXPECT_THAT(refused.body, HasSubstr("1572864 bytes of request bodies"));
+  EXPECT_EQ(refused.headers["retry-after"], "1");
+  // A small body still fits beside the held one.
+  EXPECT_EQ(HttpCall(port_, "POST", "/v1/models/species:classify", padded(1000)).status, 200);
+  // Once the first call ends, its bytes are free again.
+  ASSERT_TRUE(held.Write(held_body.substr(held_body.size() / 2)));
+  const HttpReply first = held.Read();
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_THAT(first.body, HasSubstr("mammal"));
+  // (The server frees them once it has sent the answer: retry briefly.)
+  HttpReply retried;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (true) {
+    HttpConnection again(port_);
+    retried = announce(again, 800000);
+    if (retried.status == 100) {
+      ASSERT_TRUE(again.Write(padded(800000)));
+      retried = again.Read();
+      break;
+    }
+    if (retried.status != 503 || absl::Now() > give_up) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(retried.status, 200) << retried.body;
+}
+
 TEST_F(HttpApiTest, ACallWaitingForItsPassIsAnsweredDuringShutdown) {
   ModelServer::Options options;
   options.inference.threads = 1;

@@ -47,6 +47,9 @@ TEST(SeqserveFlags, EveryBadValueIsNamedAndEndsTheStart) {
       {"--poll_seconds=-1", "--poll_seconds=-1 is out of range"},
       {"--max_batch_rows=0", "--max_batch_rows=0 is out of range: allowed 1"},
       {"--max_request_memory_bytes=5", "--max_request_memory_bytes=5 is out of range"},
+      // Under the largest message (16 MiB by default), and not 0 (no limit).
+      {"--max_buffered_request_bytes=1000",
+       "--max_buffered_request_bytes=1000 is out of range: allowed 16777216"},
       {"--host=", "--host must not be empty"},
       {"--max_model_bytes=5", "--max_model_bytes=5 is out of range: allowed 1024"},
       {"--http_port=-2", "--http_port=-2 is out of range: allowed -1 to 65535"},

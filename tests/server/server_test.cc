@@ -48,8 +48,11 @@ class ServerTest : public ::testing::Test {
   }
 
   void StartServer(absl::Duration poll = absl::ZeroDuration(),
-                   int max_message_bytes = 4 * 1024 * 1024, int inference_threads = 0) {
+                   int max_message_bytes = 4 * 1024 * 1024, int inference_threads = 0,
+                   uint64_t max_buffered_request_bytes =
+                       ModelServer::Options{}.max_buffered_request_bytes) {
     ModelServer::Options options;
+    options.max_buffered_request_bytes = max_buffered_request_bytes;
     options.inference.threads = inference_threads;
     options.address = "127.0.0.1:0";
     options.model_repository = repository_.root();
@@ -238,6 +241,44 @@ TEST_F(ServerTest, AMessageOverTheSizeLimitIsResourceExhausted) {
               grpc::StatusCode::RESOURCE_EXHAUSTED, "");
   v1::ClassifyResponse response;
   EXPECT_TRUE(Classify(Request("species", {4, 0, 1}, 1), &response).ok());
+}
+
+// A valid call padded with an unknown field of `bytes` bytes, which the
+// server parses past.
+v1::ClassifyRequest PaddedRequest(size_t bytes) {
+  v1::ClassifyRequest request;
+  request.set_model("species");
+  for (float value : {4.0f, 0.0f, 1.0f}) request.add_features(value);
+  request.set_rows(1);
+  request.GetReflection()->MutableUnknownFields(&request)->AddLengthDelimited(
+      1000, std::string(bytes, 'x'));
+  return request;
+}
+
+TEST_F(ServerTest, AMessageFarPastTheBufferedBytesLimitIsRefusedAndTheServerGoesOn) {
+  StartServer(absl::ZeroDuration(), 16 << 20, 0, /*max_buffered_request_bytes=*/1 << 20);
+  v1::ClassifyResponse response;
+  const grpc::Status status = Classify(PaddedRequest(8 << 20), &response);
+  // gRPC's transport resets the call or, under more pressure, closes the
+  // connection; either is retryable, neither is an answer.
+  EXPECT_TRUE(status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+              status.error_code() == grpc::StatusCode::UNAVAILABLE)
+      << status.error_code() << ": " << status.error_message();
+  // The server goes on answering small calls, on a new connection too.
+  channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                 grpc::InsecureChannelCredentials());
+  stub_ = v1::Classifier::NewStub(channel_);
+  const grpc::Status small = Classify(Request("species", {4, 0, 1}, 1), &response);
+  ASSERT_TRUE(small.ok()) << small.error_message();
+  EXPECT_EQ(response.results(0).predicted_label(), "mammal");
+}
+
+TEST_F(ServerTest, WithoutTheBufferedBytesLimitTheSameMessageIsAnswered) {
+  StartServer(absl::ZeroDuration(), 16 << 20, 0, /*max_buffered_request_bytes=*/0);
+  v1::ClassifyResponse response;
+  const grpc::Status status = Classify(PaddedRequest(8 << 20), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.results(0).predicted_label(), "mammal");
 }
 
 TEST_F(ServerTest, AModelWithNoLoadableVersionIsUnavailable) {
