@@ -54,10 +54,11 @@ ABSL_FLAG(uint32_t, max_request_rows, 4096,
 ABSL_FLAG(int, max_message_bytes, 16 * 1024 * 1024,
           "Largest request or response message in bytes");
 ABSL_FLAG(uint64_t, max_buffered_request_bytes, uint64_t{256} << 20,
-          "Memory for requests still being received, all connections together: an HTTP "
-          "body past it is answered 503; gRPC's transport takes it as its memory quota "
-          "and past it resets calls RESOURCE_EXHAUSTED or closes connections (both "
-          "retryable). 0: no limit");
+          "Memory for requests received and not yet answered, all connections together, "
+          "per port: an HTTP body past it is answered 503; gRPC's transport takes it as "
+          "its memory quota (a loose bound) and past it resets calls RESOURCE_EXHAUSTED "
+          "or closes connections (both retryable). 0: no limit; below twice "
+          "--max_message_bytes it is raised to that");
 ABSL_FLAG(double, keepalive_seconds, 60, "Keepalive ping interval on idle connections");
 ABSL_FLAG(double, keepalive_timeout_seconds, 20, "How long to wait for a keepalive ack");
 ABSL_FLAG(double, drain_seconds, 0,
@@ -169,13 +170,8 @@ std::vector<std::string> CheckFlags() {
   // Below a few KiB not even a health check fits; gRPC's own cap is 2 GiB.
   check.Range("max_message_bytes", absl::GetFlag(FLAGS_max_message_bytes), 4096,
               std::numeric_limits<int>::max());
-  // Below the largest message, a request of that size could never arrive.
-  if (absl::GetFlag(FLAGS_max_buffered_request_bytes) != 0) {
-    check.Range("max_buffered_request_bytes",
-                absl::GetFlag(FLAGS_max_buffered_request_bytes),
-                static_cast<uint64_t>(absl::GetFlag(FLAGS_max_message_bytes)),
-                uint64_t{1} << 40);
-  }
+  check.Range("max_buffered_request_bytes", absl::GetFlag(FLAGS_max_buffered_request_bytes),
+              uint64_t{0}, uint64_t{1} << 40);
   check.Range("keepalive_seconds", absl::GetFlag(FLAGS_keepalive_seconds), 1.0, kDay);
   check.Range("keepalive_timeout_seconds", absl::GetFlag(FLAGS_keepalive_timeout_seconds),
               1.0, 3600.0);
@@ -299,6 +295,19 @@ int Main(int argc, char** argv) {
   options.max_request_memory_bytes = absl::GetFlag(FLAGS_max_request_memory_bytes);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_buffered_request_bytes = absl::GetFlag(FLAGS_max_buffered_request_bytes);
+  // Below twice the largest message, a request of that size might never
+  // arrive: gRPC counts its read buffers against the quota too. Said only
+  // when the value was asked for, not when --max_message_bytes outgrew the
+  // default.
+  const uint64_t floor = 2 * static_cast<uint64_t>(options.max_message_bytes);
+  if (options.max_buffered_request_bytes != 0 && options.max_buffered_request_bytes < floor) {
+    if (options.max_buffered_request_bytes != ModelServer::Options{}.max_buffered_request_bytes) {
+      spdlog::warn("--max_buffered_request_bytes={} is below twice --max_message_bytes={}: "
+                   "raised to {}",
+                   options.max_buffered_request_bytes, options.max_message_bytes, floor);
+    }
+    options.max_buffered_request_bytes = floor;
+  }
   options.keepalive_time = absl::Seconds(absl::GetFlag(FLAGS_keepalive_seconds));
   options.keepalive_timeout =
       absl::Seconds(absl::GetFlag(FLAGS_keepalive_timeout_seconds));

@@ -66,9 +66,9 @@ class ModelServer {
     uint64_t max_request_memory_bytes = uint64_t{256} << 20;
     // Largest request or response message.
     int max_message_bytes = 16 * 1024 * 1024;
-    // Memory for requests still being received, all connections together,
-    // so a burst of large calls cannot exhaust the process: a hard limit on
-    // the HTTP port's bodies, and the gRPC transport's memory quota (soft:
+    // Memory for requests received and not yet answered, all connections
+    // together, per port, against bursts of large calls: a hard limit on
+    // the HTTP port's bodies, and the gRPC transport's memory quota (loose:
     // under pressure gRPC resets calls or closes connections). 0: no limit.
     uint64_t max_buffered_request_bytes = uint64_t{256} << 20;
     // Keepalive pings on idle connections, and how long to wait for the ack.

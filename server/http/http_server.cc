@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -46,7 +47,10 @@ struct HttpServer::Exchange {
   MHD_Connection* connection = nullptr;
   HttpRequest request;
   bool dispatched = false;
-  // Of the server's body budget, held until the exchange completes.
+  // The body's Content-Length, when it has one.
+  uint64_t announced_body_bytes = 0;
+  // Of the server's body budget: the body buffer's size, held until the
+  // exchange completes.
   size_t reserved_body_bytes = 0;
   absl::Mutex mu;
   std::optional<HttpResponse> answer ABSL_GUARDED_BY(mu);
@@ -223,36 +227,42 @@ struct HttpCallbacks {
         absl::MutexLock lock(&server->mu_);
         ++server->exchanges_;
       }
-      // A body announced over the limit is refused before it is read.
+      // A body announced over a limit is refused before it is read: over
+      // either limit 413, and 503 while the others' bodies leave it no room.
       const char* length =
           MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
       uint64_t announced = 0;
-      if (length != nullptr && absl::SimpleAtoi(length, &announced) &&
-          announced > server->options_.max_body_bytes) {
-        return Queue(connection, TooLarge(server->options_.max_body_bytes));
-      }
-      // The announced body counts from now, so a burst of large requests
-      // is refused before their bodies are read.
-      if (announced > 0) {
-        if (!server->ReserveBody(announced)) {
-          return Queue(connection, Busy(server->options_.max_buffered_body_bytes));
-        }
-        exchange->reserved_body_bytes = announced;
+      if (length != nullptr && absl::SimpleAtoi(length, &announced)) {
+        const size_t budget = server->options_.max_buffered_body_bytes;
+        const size_t largest = budget > 0 ? std::min(server->options_.max_body_bytes, budget)
+                                          : server->options_.max_body_bytes;
+        if (announced > largest) return Queue(connection, TooLarge(largest));
+        if (!server->BodyFits(announced)) return Queue(connection, Busy(budget));
+        exchange->announced_body_bytes = announced;
       }
       return MHD_YES;
     }
     HttpServer::Exchange& exchange = ***slot;
     if (*upload_data_size > 0) {
-      const size_t needed = exchange.request.body.size() + *upload_data_size;
+      std::string& body = exchange.request.body;
+      const size_t needed = body.size() + *upload_data_size;
       if (needed > server->options_.max_body_bytes) {
         // Too late for an answer (the body is on its way): close.
         return MHD_NO;
       }
-      if (needed > exchange.reserved_body_bytes) {  // a body without a length
-        if (!server->ReserveBody(needed - exchange.reserved_body_bytes)) return MHD_NO;
-        exchange.reserved_body_bytes = needed;
+      if (needed > exchange.reserved_body_bytes) {
+        // Bytes count as they arrive, not as announced, so headers alone
+        // hold nothing; the buffer grows by doubling, up to the announced
+        // length, and all of it counts. Past the budget the connection
+        // closes: the body is on its way.
+        const size_t cap = exchange.announced_body_bytes > 0 ? exchange.announced_body_bytes
+                                                              : server->options_.max_body_bytes;
+        const size_t target = std::max(needed, std::min(2 * body.capacity(), cap));
+        if (!server->ReserveBody(target - exchange.reserved_body_bytes)) return MHD_NO;
+        exchange.reserved_body_bytes = target;
+        body.reserve(target);
       }
-      exchange.request.body.append(upload_data, *upload_data_size);
+      body.append(upload_data, *upload_data_size);
       *upload_data_size = 0;
       return MHD_YES;
     }
@@ -309,6 +319,12 @@ struct HttpCallbacks {
 
 HttpServer::HttpServer(Options options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {}
+
+bool HttpServer::BodyFits(uint64_t bytes) const {
+  absl::MutexLock lock(&mu_);
+  const size_t limit = options_.max_buffered_body_bytes;
+  return limit == 0 || (bytes <= limit && buffered_body_bytes_ <= limit - bytes);
+}
 
 bool HttpServer::ReserveBody(size_t bytes) {
   absl::MutexLock lock(&mu_);

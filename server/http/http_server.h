@@ -64,8 +64,11 @@ class HttpServer {
     std::string address = "0.0.0.0:8501";
     // Largest request body; beyond it 413.
     size_t max_body_bytes = 16 << 20;
-    // Request bodies held at once, all connections together (announced
-    // lengths count from the headers on); beyond it 503. 0: no limit.
+    // Request bodies held at once, all connections together, counted as
+    // their bytes arrive and until their exchange completes. A body
+    // announced (Content-Length) that does not fit beside the others is
+    // answered 503 before it is read; one that stops fitting while it
+    // arrives closes its connection. 0: no limit.
     size_t max_buffered_body_bytes = 0;
     // Threads that parse requests and run handlers.
     int threads = 2;
@@ -136,7 +139,9 @@ class HttpServer {
   int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
   // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
   size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  // Reserves `bytes` more of the body budget; false when they do not fit.
+  // Whether `bytes` more fit in the body budget now; ReserveBody() takes
+  // them, or returns false when they do not fit.
+  bool BodyFits(uint64_t bytes) const ABSL_LOCKS_EXCLUDED(mu_);
   bool ReserveBody(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 };
 

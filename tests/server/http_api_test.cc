@@ -411,7 +411,7 @@ TEST_F(HttpApiTest, ConnectionsPerClientAreCapped) {
 TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
   ModelServer::Options options;
   options.max_message_bytes = 1 << 20;
-  options.max_buffered_request_bytes = 3 << 19;  // 1.5 MiB
+  options.max_buffered_request_bytes = 1 << 20;
   Start(options);
   // A valid call, padded with spaces to `bytes`.
   auto padded = [](size_t bytes) {
@@ -419,10 +419,9 @@ TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
     body.resize(bytes, ' ');
     return body;
   };
-  const std::string held_body = padded(1000000);
   // Asks before sending a body (Expect: 100-continue, as curl does for
-  // large bodies): the server's "100 Continue" says the body's bytes are
-  // reserved, its 503 that they are not, before any byte of it is sent.
+  // large bodies): "100 Continue" says the body fits now, 503 that it does
+  // not, before any byte of it is sent.
   auto announce = [](HttpConnection& connection, size_t bytes) {
     EXPECT_TRUE(connection.Write(absl::StrCat(
         "POST /v1/models/species:classify HTTP/1.1\r\nHost: x\r\nContent-Type: "
@@ -430,40 +429,68 @@ TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
         bytes, "\r\nExpect: 100-continue\r\n\r\n")));
     return connection.Read();
   };
-  // One client announces a 1,000,000-byte body and sends half of it.
+  // A connection whose announced `bytes` got "100 Continue", retrying
+  // while the server answers 503, for up to 10 s (the server frees a body's
+  // bytes just after sending its answer); null if it never did.
+  auto announce_when_room = [&](size_t bytes) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (true) {
+      auto connection = std::make_unique<HttpConnection>(port_);
+      const int status = announce(*connection, bytes).status;
+      if (status == 100) return connection;
+      EXPECT_EQ(status, 503);
+      if (status != 503 || absl::Now() > give_up) return std::unique_ptr<HttpConnection>();
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  };
+  // Announces `bytes` when there is room, sends them, reads the answer.
+  auto call_when_room = [&](size_t bytes) {
+    auto connection = announce_when_room(bytes);
+    if (connection == nullptr) return HttpReply{};
+    EXPECT_TRUE(connection->Write(padded(bytes)));
+    return connection->Read();
+  };
+  // Headers alone hold nothing: many announced bodies do not crowd out one
+  // that is sent.
+  std::vector<std::unique_ptr<HttpConnection>> announced_only;
+  for (int i = 0; i < 4; ++i) {
+    announced_only.push_back(std::make_unique<HttpConnection>(port_));
+    ASSERT_EQ(announce(*announced_only.back(), 1000000).status, 100);
+  }
+  EXPECT_EQ(call_when_room(1000000).status, 200);
+  // One client sends 900,000 bytes of a 1,000,000-byte body and stops.
+  const std::string held_body = padded(1000000);
   HttpConnection held(port_);
   ASSERT_EQ(announce(held, held_body.size()).status, 100);
-  ASSERT_TRUE(held.Write(held_body.substr(0, held_body.size() / 2)));
-  // Another body that would take the total past 1.5 MiB is refused from
-  // its headers: 503, retryable.
-  HttpConnection second(port_);
-  HttpReply refused = announce(second, 800000);
+  ASSERT_TRUE(held.Write(held_body.substr(0, 900000)));
+  // A body that would take the total past 1 MiB is refused from its
+  // headers, once the server has read those bytes: 503, retryable.
+  HttpReply refused;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    HttpConnection second(port_);
+    refused = announce(second, 200000);
+  } while (refused.status == 100 && absl::Now() < give_up);
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_EQ(ErrorCode(refused), "UNAVAILABLE");
-  EXPECT_THAT(refused.body, HasSubstr("1572864 bytes of request bodies"));
+  EXPECT_THAT(refused.body, HasSubstr("1048576 bytes of request bodies"));
   EXPECT_EQ(refused.headers["retry-after"], "1");
   // A small body still fits beside the held one.
   EXPECT_EQ(HttpCall(port_, "POST", "/v1/models/species:classify", padded(1000)).status, 200);
-  // Once the first call ends, its bytes are free again.
-  ASSERT_TRUE(held.Write(held_body.substr(held_body.size() / 2)));
+  // Once the first call ends, its bytes are free again (the server frees
+  // them after sending the answer, hence the retries).
+  ASSERT_TRUE(held.Write(held_body.substr(900000)));
   const HttpReply first = held.Read();
   EXPECT_EQ(first.status, 200) << first.body;
   EXPECT_THAT(first.body, HasSubstr("mammal"));
-  // (The server frees them once it has sent the answer: retry briefly.)
-  HttpReply retried;
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (true) {
-    HttpConnection again(port_);
-    retried = announce(again, 800000);
-    if (retried.status == 100) {
-      ASSERT_TRUE(again.Write(padded(800000)));
-      retried = again.Read();
-      break;
-    }
-    if (retried.status != 503 || absl::Now() > give_up) break;
-    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(call_when_room(1000000).status, 200);
+  // So are those of a client that leaves halfway through its body.
+  {
+    auto leaving = announce_when_room(held_body.size());
+    ASSERT_NE(leaving, nullptr);
+    ASSERT_TRUE(leaving->Write(held_body.substr(0, 900000)));
   }
-  EXPECT_EQ(retried.status, 200) << retried.body;
+  EXPECT_EQ(call_when_room(1000000).status, 200);
 }
 
 TEST_F(HttpApiTest, ACallWaitingForItsPassIsAnsweredDuringShutdown) {

@@ -47,9 +47,8 @@ TEST(SeqserveFlags, EveryBadValueIsNamedAndEndsTheStart) {
       {"--poll_seconds=-1", "--poll_seconds=-1 is out of range"},
       {"--max_batch_rows=0", "--max_batch_rows=0 is out of range: allowed 1"},
       {"--max_request_memory_bytes=5", "--max_request_memory_bytes=5 is out of range"},
-      // Under the largest message (16 MiB by default), and not 0 (no limit).
-      {"--max_buffered_request_bytes=1000",
-       "--max_buffered_request_bytes=1000 is out of range: allowed 16777216"},
+      {"--max_buffered_request_bytes=2000000000000",
+       "--max_buffered_request_bytes=2000000000000 is out of range: allowed 0 to"},
       {"--host=", "--host must not be empty"},
       {"--max_model_bytes=5", "--max_model_bytes=5 is out of range: allowed 1024"},
       {"--http_port=-2", "--http_port=-2 is out of range: allowed -1 to 65535"},
@@ -104,6 +103,19 @@ TEST(SeqserveProcess, HttpPortMinusOneMeansNone) {
   ASSERT_TRUE(server.ready()) << server.output();
   EXPECT_EQ(server.http_port(), 0);
   EXPECT_THAT(server.output(), HasSubstr("no HTTP port"));
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
+}
+
+TEST(SeqserveProcess, ABufferedBytesLimitBelowTheLargestMessageIsRaisedToIt) {
+  // Raising --max_message_bytes past the default limit must not stop the
+  // start; a limit below it could refuse every message of that size.
+  testing::ServerProcess server(
+      SEQSERVE_PATH, {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR),
+                      "--max_message_bytes=536870912", "--max_buffered_request_bytes=1000"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  EXPECT_THAT(server.output(),
+              HasSubstr("--max_buffered_request_bytes=1000 is below twice "
+                        "--max_message_bytes=536870912: raised to 1073741824"));
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
