@@ -297,8 +297,8 @@ int Main(int argc, char** argv) {
   options.max_buffered_request_bytes = absl::GetFlag(FLAGS_max_buffered_request_bytes);
   // Below twice the largest message, a request of that size might never
   // arrive: gRPC counts its read buffers against the quota too. Said only
-  // when the value was asked for, not when --max_message_bytes outgrew the
-  // default.
+  // when the value is not the default, which --max_message_bytes may
+  // simply have outgrown.
   const uint64_t floor = 2 * static_cast<uint64_t>(options.max_message_bytes);
   if (options.max_buffered_request_bytes != 0 && options.max_buffered_request_bytes < floor) {
     if (options.max_buffered_request_bytes != ModelServer::Options{}.max_buffered_request_bytes) {

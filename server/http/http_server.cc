@@ -231,8 +231,11 @@ struct HttpCallbacks {
       // either limit 413, and 503 while the others' bodies leave it no room.
       const char* length =
           MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
+      // With a Transfer-Encoding, libmicrohttpd ignores the length: so do we.
+      const bool chunked = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                       "Transfer-Encoding") != nullptr;
       uint64_t announced = 0;
-      if (length != nullptr && absl::SimpleAtoi(length, &announced)) {
+      if (length != nullptr && !chunked && absl::SimpleAtoi(length, &announced)) {
         const size_t budget = server->options_.max_buffered_body_bytes;
         const size_t largest = budget > 0 ? std::min(server->options_.max_body_bytes, budget)
                                           : server->options_.max_body_bytes;
@@ -260,7 +263,12 @@ struct HttpCallbacks {
         const size_t target = std::max(needed, std::min(2 * body.capacity(), cap));
         if (!server->ReserveBody(target - exchange.reserved_body_bytes)) return MHD_NO;
         exchange.reserved_body_bytes = target;
-        body.reserve(target);
+        // A fresh buffer has exactly this capacity; reserve() on a string
+        // that has one may double it instead.
+        std::string grown;
+        grown.reserve(target);
+        grown.append(body);
+        body.swap(grown);
       }
       body.append(upload_data, *upload_data_size);
       *upload_data_size = 0;
