@@ -114,7 +114,7 @@ HttpResponse TooLarge(size_t limit) {
 HttpResponse Busy(size_t limit) {
   HttpResponse answer;
   answer.status = 503;
-  answer.body = absl::StrCat(R"({"code":"UNAVAILABLE","message":"the server is receiving )",
+  answer.body = absl::StrCat(R"({"code":"UNAVAILABLE","message":"the server holds )",
                              R"(its limit of )", limit,
                              R"( bytes of request bodies; retry"})");
   answer.headers.emplace_back("Retry-After", "1");
