@@ -106,7 +106,7 @@ TEST(SeqserveProcess, HttpPortMinusOneMeansNone) {
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
-TEST(SeqserveProcess, ABufferedBytesLimitBelowTheLargestMessageIsRaisedToIt) {
+TEST(SeqserveProcess, ABufferedBytesLimitBelowTwiceTheLargestMessageIsRaisedToThat) {
   // Raising --max_message_bytes past the default limit must not stop the
   // start; a limit below it could refuse every message of that size.
   testing::ServerProcess server(
