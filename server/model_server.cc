@@ -160,6 +160,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
       return listener.status();
     }
     server->http_ = std::move(*listener);
+    server->http_for_metrics_.store(server->http_.get(), std::memory_order_release);
   }
 
   server->first_load_ = std::thread([raw] {
@@ -214,6 +215,11 @@ std::string ModelServer::MetricsText() const {
   if (metrics_ == nullptr) return "";
   ServingMetrics::Gauges gauges;
   gauges.inflight_requests = inference_->calls_in_flight();
+  if (const HttpServer* http = http_for_metrics_.load(std::memory_order_acquire)) {
+    const HttpServer::BodyBudget bodies = http->body_budget();
+    gauges.http_body_bytes = bodies.held_bytes;
+    gauges.http_bodies_refused = bodies.refused;
+  }
   gauges.queued_rows = runner_->queued_rows();
   gauges.repository = models_->Snapshot();
   return metrics_->Render(gauges);

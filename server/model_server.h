@@ -157,6 +157,9 @@ class ModelServer {
   std::unique_ptr<ServingState> state_;
   std::unique_ptr<RestApi> rest_api_;
   std::unique_ptr<HttpServer> http_;
+  // http_ for MetricsText(), which the HTTP port may call before Start()
+  // has set http_; null until then.
+  std::atomic<const HttpServer*> http_for_metrics_{nullptr};
   int port_ = 0;
   std::thread first_load_;
   absl::Notification ready_;

@@ -328,18 +328,28 @@ struct HttpCallbacks {
 HttpServer::HttpServer(Options options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {}
 
-bool HttpServer::BodyFits(uint64_t bytes) const {
+bool HttpServer::BodyFits(uint64_t bytes) {
   absl::MutexLock lock(&mu_);
   const size_t limit = options_.max_buffered_body_bytes;
-  return limit == 0 || (bytes <= limit && buffered_body_bytes_ <= limit - bytes);
+  if (limit == 0 || (bytes <= limit && buffered_body_bytes_ <= limit - bytes)) return true;
+  ++refused_bodies_;
+  return false;
 }
 
 bool HttpServer::ReserveBody(size_t bytes) {
   absl::MutexLock lock(&mu_);
   const size_t limit = options_.max_buffered_body_bytes;
-  if (limit > 0 && (bytes > limit || buffered_body_bytes_ > limit - bytes)) return false;
+  if (limit > 0 && (bytes > limit || buffered_body_bytes_ > limit - bytes)) {
+    ++refused_bodies_;
+    return false;
+  }
   buffered_body_bytes_ += bytes;
   return true;
+}
+
+HttpServer::BodyBudget HttpServer::body_budget() const {
+  absl::MutexLock lock(&mu_);
+  return BodyBudget{buffered_body_bytes_, refused_bodies_};
 }
 
 MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {

@@ -105,6 +105,14 @@ class HttpServer {
   // Requests read (or being read) and not yet answered.
   int requests_in_flight() const;
 
+  // The body budget (Options::max_buffered_body_bytes): bytes held now, and
+  // bodies refused since start (answered 503, or closed as they arrived).
+  struct BodyBudget {
+    size_t held_bytes = 0;
+    uint64_t refused = 0;
+  };
+  BodyBudget body_budget() const;
+
  private:
   struct Exchange;
   friend struct HttpCallbacks;  // libmicrohttpd's C callbacks
@@ -139,9 +147,10 @@ class HttpServer {
   int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
   // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
   size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refused_bodies_ ABSL_GUARDED_BY(mu_) = 0;
   // Whether `bytes` more fit in the body budget now; ReserveBody() takes
-  // them, or returns false when they do not fit.
-  bool BodyFits(uint64_t bytes) const ABSL_LOCKS_EXCLUDED(mu_);
+  // them. Both count a refusal when they do not fit.
+  bool BodyFits(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   bool ReserveBody(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 };
 

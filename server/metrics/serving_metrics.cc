@@ -195,6 +195,13 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   out.Family("seqserve_inflight_requests", "gauge", "Calls received and not yet answered.");
   out.Sample("seqserve_inflight_requests", {},
              static_cast<uint64_t>(std::max(gauges.inflight_requests, 0)));
+  out.Family("seqserve_http_body_bytes", "gauge",
+             "Request body bytes the HTTP port holds (see --max_buffered_request_bytes).");
+  out.Sample("seqserve_http_body_bytes", {}, static_cast<uint64_t>(gauges.http_body_bytes));
+  out.Family("seqserve_http_bodies_refused_total", "counter",
+             "HTTP request bodies refused for --max_buffered_request_bytes: answered 503, "
+             "or closed as they arrived.");
+  out.Sample("seqserve_http_bodies_refused_total", {}, gauges.http_bodies_refused);
 
   out.Family("seqserve_model_versions", "gauge", "Model versions by state.");
   if (gauges.repository != nullptr) {

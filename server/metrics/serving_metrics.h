@@ -41,6 +41,9 @@ class ServingMetrics : public RequestObserver {
   // What only the server knows at scrape time.
   struct Gauges {
     int inflight_requests = 0;
+    // The HTTP port's request bodies held, and refused for the budget.
+    size_t http_body_bytes = 0;
+    uint64_t http_bodies_refused = 0;
     std::vector<InferenceRunner::QueuedRows> queued_rows;
     std::shared_ptr<const RepositorySnapshot> repository;
   };

@@ -469,6 +469,17 @@ TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
   auto held = announce_when_room(held_body.size());
   ASSERT_NE(held, nullptr);
   ASSERT_TRUE(held->Write(held_body.substr(0, 900000)));
+  // What /metrics says of the budget: bytes held, bodies refused.
+  auto budget_metric = [this](const std::string& name) {
+    const std::string text = HttpCall(port_, "GET", "/metrics").body;
+    const std::smatch found = [&] {
+      std::smatch match;
+      std::regex_search(text, match, std::regex("\n" + name + " (\\d+)\n"));
+      return match;
+    }();
+    return found.empty() ? -1.0 : std::stod(found[1]);
+  };
+  const double refused_before = budget_metric("seqserve_http_bodies_refused_total");
   // A body that would take the total past 1 MiB is refused from its
   // headers, once the server has read those bytes: 503, retryable.
   HttpReply refused;
@@ -483,6 +494,10 @@ TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
   EXPECT_EQ(ErrorCode(refused), "UNAVAILABLE");
   EXPECT_THAT(refused.body, HasSubstr("1048576 bytes of request bodies"));
   EXPECT_EQ(refused.headers["retry-after"], "1");
+  EXPECT_EQ(budget_metric("seqserve_http_bodies_refused_total"), refused_before + 1);
+  const double held_bytes = budget_metric("seqserve_http_body_bytes");
+  EXPECT_GE(held_bytes, 900000);
+  EXPECT_LE(held_bytes, 1000000);
   // A small body still fits beside the held one.
   EXPECT_EQ(HttpCall(port_, "POST", "/v1/models/species:classify", padded(1000)).status, 200);
   // Once the first call ends, its bytes are free again (the server frees
@@ -520,6 +535,12 @@ TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
   EXPECT_EQ(late->Read().status, 0) << "a body past the limit was read whole";
   ASSERT_TRUE(early->Write(early_body.substr(599999)));
   EXPECT_EQ(early->Read().status, 200);
+  // Every body's bytes are given back (just after each answer).
+  const absl::Time drained_by = absl::Now() + absl::Seconds(10);
+  while (budget_metric("seqserve_http_body_bytes") != 0 && absl::Now() < drained_by) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(budget_metric("seqserve_http_body_bytes"), 0);
 }
 
 TEST_F(HttpApiTest, ACallWaitingForItsPassIsAnsweredDuringShutdown) {

@@ -121,6 +121,8 @@ TEST(ServingMetrics, ReportsLoadsAndModelStates) {
   gauges.repository = repository;
   gauges.inflight_requests = 4;
   gauges.queued_rows = {{"species", 1, 7}, {"species", 2, 1}};
+  gauges.http_body_bytes = 1234;
+  gauges.http_bodies_refused = 5;
   const std::string text = metrics.Render(gauges);
   EXPECT_THAT(text, HasSubstr("seqserve_model_loads_total{model=\"species\",result=\"ok\"} 1\n"));
   EXPECT_THAT(text,
@@ -133,6 +135,8 @@ TEST(ServingMetrics, ReportsLoadsAndModelStates) {
               HasSubstr("seqserve_model_versions{model=\"species\",state=\"loading\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("seqserve_queued_rows{model=\"species\"} 8\n"));
   EXPECT_THAT(text, HasSubstr("seqserve_inflight_requests 4\n"));
+  EXPECT_THAT(text, HasSubstr("seqserve_http_body_bytes 1234\n"));
+  EXPECT_THAT(text, HasSubstr("seqserve_http_bodies_refused_total 5\n"));
   EXPECT_THAT(text, HasSubstr("seqserve_build_info{version=\""));
   EXPECT_THAT(text, HasSubstr("process_resident_memory_bytes "));
   EXPECT_THAT(text, HasSubstr("process_open_fds "));
