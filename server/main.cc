@@ -301,7 +301,8 @@ int Main(int argc, char** argv) {
   // simply have outgrown.
   const uint64_t floor = 2 * static_cast<uint64_t>(options.max_message_bytes);
   if (options.max_buffered_request_bytes != 0 && options.max_buffered_request_bytes < floor) {
-    if (options.max_buffered_request_bytes != ModelServer::Options{}.max_buffered_request_bytes) {
+    if (absl::StrCat(options.max_buffered_request_bytes) !=
+        absl::GetFlagReflectionHandle(FLAGS_max_buffered_request_bytes).DefaultValue()) {
       spdlog::warn("--max_buffered_request_bytes={} is below twice --max_message_bytes={}: "
                    "raised to {}",
                    options.max_buffered_request_bytes, options.max_message_bytes, floor);

@@ -471,13 +471,7 @@ TEST_F(HttpApiTest, BodiesPastTheBufferedBytesLimitAreRefusedUntilOthersEnd) {
   ASSERT_TRUE(held->Write(held_body.substr(0, 900000)));
   // What /metrics says of the budget: bytes held, bodies refused.
   auto budget_metric = [this](const std::string& name) {
-    const std::string text = HttpCall(port_, "GET", "/metrics").body;
-    const std::smatch found = [&] {
-      std::smatch match;
-      std::regex_search(text, match, std::regex("\n" + name + " (\\d+)\n"));
-      return match;
-    }();
-    return found.empty() ? -1.0 : std::stod(found[1]);
+    return SeriesValue(HttpCall(port_, "GET", "/metrics").body, name);
   };
   const double refused_before = budget_metric("seqserve_http_bodies_refused_total");
   // A body that would take the total past 1 MiB is refused from its

@@ -28,6 +28,7 @@ namespace seqserve {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RunCommand;
 
 testing::CommandResult RunSeqserve(const std::string& arguments) {
@@ -117,6 +118,13 @@ TEST(SeqserveProcess, ABufferedBytesLimitBelowTwiceTheLargestMessageIsRaisedToTh
               HasSubstr("--max_buffered_request_bytes=1000 is below twice "
                         "--max_message_bytes=536870912: raised to 1073741824"));
   EXPECT_EQ(server.Stop(SIGTERM), 0);
+  // Left at its default, the limit is raised without a word.
+  testing::ServerProcess quiet(
+      SEQSERVE_PATH, {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR),
+                      "--max_message_bytes=536870912"});
+  ASSERT_TRUE(quiet.ready()) << quiet.output();
+  EXPECT_EQ(quiet.Stop(SIGTERM), 0);
+  EXPECT_THAT(quiet.output(), Not(HasSubstr("--max_buffered_request_bytes")));
 }
 
 // The scheduling policy of every thread of `pid`, by thread id; a thread
