@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "server/auth/token_authenticator.h"
+#include "auth/token_authenticator.h"
 
 namespace seqserve {
 namespace {

@@ -2,7 +2,7 @@
 // thread and on two at once, against the same loop with nothing recorded.
 #include <benchmark/benchmark.h>
 
-#include "server/metrics/serving_metrics.h"
+#include "observability/serving_metrics.h"
 
 namespace seqserve {
 namespace {

@@ -28,8 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build/release")
-SEQSERVE = os.path.join(BUILD, "server/seqserve")
-SEQCLIENT = os.path.join(BUILD, "client/seqclient")
+SEQSERVE = os.path.join(BUILD, "cmd/seqserve")
+SEQCLIENT = os.path.join(BUILD, "cmd/seqclient")
 STUBS = os.path.join(BUILD, "examples/python/stubs")
 
 

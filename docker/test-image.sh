@@ -13,7 +13,7 @@
 #   all answered, exit 0 within the grace period; all with a read-only root
 #   and no capabilities, as deploy/kubernetes runs it;
 # - prints the image size and the size of its own layers above the base.
-# Needs root (podman) or a docker daemon. Uses build/release/client/seqclient
+# Needs root (podman) or a docker daemon. Uses build/release/cmd/seqclient
 # when built, else the image's own seqclient. Safe to run again: it replaces
 # its containers and removes them and its files on exit. Exits non-zero on
 # the first failed check.
@@ -128,8 +128,8 @@ else
 fi
 
 # --- client ----------------------------------------------------------------
-if [ -x build/release/client/seqclient ]; then
-  seqclient() { build/release/client/seqclient "$@"; }
+if [ -x build/release/cmd/seqclient ]; then
+  seqclient() { build/release/cmd/seqclient "$@"; }
 else
   seqclient() { engine run --rm -i --network host --entrypoint seqclient "$image" "$@"; }
 fi

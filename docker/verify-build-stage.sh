@@ -20,5 +20,5 @@ cd "$work/src"
 cmake -S . -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
   -DSEQSERVE_BUILD_TESTS=OFF -DSEQSERVE_BUILD_BENCH=OFF -DSEQSERVE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$work/build" -j"$(nproc)" --target seqserve seqclient seqmodel >/dev/null
-ls -l "$work/build/server/seqserve" "$work/build/client/seqclient" "$work/build/tools/seqmodel"
+ls -l "$work/build/cmd/seqserve" "$work/build/cmd/seqclient" "$work/build/cmd/seqmodel"
 echo "build stage OK"

@@ -26,9 +26,9 @@
 #include "fuzz/fuzz_support.h"
 #include "seqserve/v1/classifier.pb.h"
 #include "seqserve/v1/config.pb.h"
-#include "server/classify.h"
-#include "server/client_text.h"
-#include "server/served_model.h"
+#include "serving/classify.h"
+#include "serving/client_text.h"
+#include "serving/served_model.h"
 
 namespace seqserve::fuzz {
 namespace {

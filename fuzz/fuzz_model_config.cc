@@ -14,8 +14,8 @@
 #include "fuzz/fuzz_support.h"
 #include "seqserve/v1/classifier.pb.h"
 #include "seqserve/v1/config.pb.h"
-#include "server/classify.h"
-#include "server/served_model.h"
+#include "serving/classify.h"
+#include "serving/served_model.h"
 
 namespace seqserve::fuzz {
 namespace {

@@ -15,10 +15,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "fuzz/fuzz_support.h"
-#include "server/classify.h"
-#include "server/http/v2_json.h"
-#include "server/served_model.h"
-#include "server/v2/open_inference.h"
+#include "serving/classify.h"
+#include "frontends/http/v2_json.h"
+#include "serving/served_model.h"
+#include "frontends/v2/open_inference.h"
 
 namespace seqserve::fuzz {
 namespace {

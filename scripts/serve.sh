@@ -34,10 +34,10 @@ cat <<EOT
 
 seqserve is starting on port $port with the models in $repository (Ctrl-C stops it).
 Query it from another terminal:
-  $bin/client/seqclient models$target
-  $bin/client/seqclient classify$target --model species 4,0,1 2,1,0
-  $bin/client/seqclient classify$target --model mammal --format json 4,0,1
-  $bin/client/seqclient health$target
+  $bin/cmd/seqclient models$target
+  $bin/cmd/seqclient classify$target --model species 4,0,1 2,1,0
+  $bin/cmd/seqclient classify$target --model mammal --format json 4,0,1
+  $bin/cmd/seqclient health$target
 EOT
 if [ "$http_port" != -1 ]; then
   cat <<EOT
@@ -47,4 +47,4 @@ Or over HTTP (REST and metrics on port $http_port):
 EOT
 fi
 echo
-exec "$bin/server/seqserve" --port=8500 --model_repository=models "$@"
+exec "$bin/cmd/seqserve" --port=8500 --model_repository=models "$@"

@@ -17,22 +17,22 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "server/access_log.h"
-#include "server/authenticator.h"
-#include "server/grpc/classifier_service.h"
-#include "server/grpc/inference_v2_service.h"
-#include "server/inference_runner.h"
-#include "server/inference_service.h"
-#include "server/model_manager.h"
-#include "server/grpc/reflection_v1_service.h"
-#include "server/http/http_server.h"
-#include "server/http/rest_api.h"
-#include "server/metrics/serving_metrics.h"
-#include "server/call_log.h"
-#include "server/observer_list.h"
-#include "server/request_observer.h"
-#include "server/serving_state.h"
-#include "server/v2/open_inference.h"
+#include "observability/access_log.h"
+#include "serving/authenticator.h"
+#include "frontends/grpc/classifier_service.h"
+#include "frontends/grpc/inference_v2_service.h"
+#include "serving/inference_runner.h"
+#include "serving/inference_service.h"
+#include "serving/model_manager.h"
+#include "frontends/grpc/reflection_v1_service.h"
+#include "frontends/http/http_server.h"
+#include "frontends/http/rest_api.h"
+#include "observability/serving_metrics.h"
+#include "observability/call_log.h"
+#include "serving/observer_list.h"
+#include "serving/request_observer.h"
+#include "serving/serving_state.h"
+#include "frontends/v2/open_inference.h"
 
 namespace seqserve {
 
@@ -42,7 +42,7 @@ class ModelServer {
     // host:port to listen on; port 0 picks a free one (see port()).
     std::string address = "0.0.0.0:8500";
     // Transport security of the gRPC port; null means plaintext
-    // (GrpcServerCredentials() in server/auth/tls_files.h makes TLS ones).
+    // (GrpcServerCredentials() in auth/tls_files.h makes TLS ones).
     std::shared_ptr<grpc::ServerCredentials> credentials;
     // Connection limits of the gRPC port. Streams at once per connection
     // (0: gRPC's default, unlimited).

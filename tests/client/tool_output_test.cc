@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "client/classification_format.h"
+#include "cmd/classification_format.h"
 #include "tests/support/sample_server_fixture.h"
 
 namespace seqserve {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "server/inference_runner.h"
+#include "serving/inference_runner.h"
 
 namespace seqserve::testing {
 

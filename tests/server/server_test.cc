@@ -20,7 +20,7 @@
 #include "absl/synchronization/notification.h"
 #include "core/file_util.h"
 #include "core/onnx_loader.h"
-#include "server/output_mode.h"
+#include "serving/output_mode.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "tests/server/held_slot.h"

@@ -30,9 +30,9 @@
 #include "absl/synchronization/notification.h"
 #include "client/seqserve_client.h"
 #include "core/onnx_loader.h"
-#include "server/inference_runner.h"
+#include "serving/inference_runner.h"
 #include "server/model_server.h"
-#include "server/request_observer.h"
+#include "serving/request_observer.h"
 #include "tests/support/reference_data.h"
 
 namespace seqserve {

@@ -1,0 +1,210 @@
+#include "cmd/classification_format.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "core/feature_rows.h"
+
+namespace seqserve {
+namespace {
+
+constexpr absl::string_view kOutputModePrefix = "OUTPUT_MODE_";
+
+// Column names: the labels when there is one per score, else score_<i>.
+std::vector<std::string> ScoreNames(const std::vector<std::string>& labels,
+                                    size_t width) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < width; ++i) {
+    names.push_back(labels.size() == width ? labels[i] : absl::StrCat("score_", i));
+  }
+  return names;
+}
+
+std::string NameOf(const ScoredLabel& entry) {
+  return entry.label.empty() ? absl::StrCat(entry.index) : entry.label;
+}
+
+std::string JsonScored(const std::vector<ScoredLabel>& entries) {
+  std::vector<std::string> items;
+  for (const auto& e : entries) {
+    items.push_back(absl::StrCat("{\"index\":", e.index, ",\"label\":", JsonString(e.label),
+                                 ",\"score\":", FormatFloat(e.score), "}"));
+  }
+  return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+}
+
+// label:score;label:score, full precision.
+std::string CsvScored(const std::vector<ScoredLabel>& entries) {
+  std::vector<std::string> items;
+  for (const auto& e : entries) {
+    items.push_back(absl::StrCat(NameOf(e), ":", FormatFloat(e.score)));
+  }
+  return CsvField(absl::StrJoin(items, ";"));
+}
+
+std::string PredictedText(const RowPrediction& row) {
+  return row.predicted_label.empty() ? absl::StrCat(row.predicted_index)
+                                     : row.predicted_label;
+}
+
+size_t ScoreWidth(const Classification& result) {
+  return result.rows.empty() ? 0 : result.rows[0].scores.size();
+}
+
+// Multi-output sigmoid answers list the classes over the threshold, even
+// when a row has none.
+bool HasPositiveColumn(const Classification& result) {
+  return result.output == v1::OUTPUT_MODE_SIGMOID && ScoreWidth(result) > 1;
+}
+
+bool HasTopKColumn(const Classification& result) {
+  return !result.rows.empty() && !result.rows[0].top_k.empty();
+}
+
+std::string FormatTable(const Classification& result,
+                        const std::vector<std::string>& labels) {
+  const auto names = ScoreNames(labels, ScoreWidth(result));
+  std::string out = absl::StrFormat("%-5s %-16s %-12s", "row", "predicted", "score");
+  for (const auto& name : names) absl::StrAppendFormat(&out, " %-12s", name);
+  out += "\n";
+  for (size_t r = 0; r < result.rows.size(); ++r) {
+    const RowPrediction& row = result.rows[r];
+    // One-output models score the positive class whatever was predicted.
+    const float score = row.scores.size() == 1 ? row.scores[0]
+                                               : row.scores[row.predicted_index];
+    absl::StrAppendFormat(&out, "%-5d %-16s %-12.6g", r, PredictedText(row), score);
+    for (float v : row.scores) absl::StrAppendFormat(&out, " %-12.6g", v);
+    if (HasPositiveColumn(result)) {
+      std::vector<std::string> positive;
+      for (const auto& p : row.positive) positive.push_back(NameOf(p));
+      absl::StrAppend(&out, "  positive: ", absl::StrJoin(positive, ","));
+    }
+    if (!row.top_k.empty()) {
+      std::vector<std::string> top;
+      for (const auto& t : row.top_k) {
+        top.push_back(absl::StrFormat("%s=%.6g", NameOf(t), t.score));
+      }
+      absl::StrAppend(&out, "  top: ", absl::StrJoin(top, " "));
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string FormatCsv(const Classification& result,
+                      const std::vector<std::string>& labels) {
+  std::vector<std::string> header = {"row", "predicted_index", "predicted_label"};
+  for (const auto& name : ScoreNames(labels, ScoreWidth(result))) {
+    header.push_back(CsvField(name));
+  }
+  const bool top_k = HasTopKColumn(result);
+  const bool positive = HasPositiveColumn(result);
+  if (top_k) header.push_back("top_k");
+  if (positive) header.push_back("positive");
+  std::string out = absl::StrCat(absl::StrJoin(header, ","), "\n");
+  for (size_t r = 0; r < result.rows.size(); ++r) {
+    const RowPrediction& row = result.rows[r];
+    std::vector<std::string> fields = {absl::StrCat(r), absl::StrCat(row.predicted_index),
+                                       CsvField(row.predicted_label)};
+    for (float v : row.scores) fields.push_back(FormatFloat(v));
+    if (top_k) fields.push_back(CsvScored(row.top_k));
+    if (positive) fields.push_back(CsvScored(row.positive));
+    absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
+  }
+  return out;
+}
+
+std::string FormatJson(const Classification& result) {
+  std::vector<std::string> rows;
+  for (size_t r = 0; r < result.rows.size(); ++r) {
+    const RowPrediction& row = result.rows[r];
+    std::vector<std::string> scores;
+    for (float v : row.scores) scores.push_back(FormatFloat(v));
+    rows.push_back(absl::StrCat(
+        "{\"row\":", r, ",\"predicted_index\":", row.predicted_index,
+        ",\"predicted_label\":", JsonString(row.predicted_label), ",\"scores\":[",
+        absl::StrJoin(scores, ","), "],\"positive\":", JsonScored(row.positive),
+        ",\"top_k\":", JsonScored(row.top_k), "}"));
+  }
+  return absl::StrCat("{\"model\":", JsonString(result.model),
+                      ",\"version\":", result.version, ",\"output\":",
+                      JsonString(OutputModeShortName(result.output)), ",\"rows\":[",
+                      absl::StrJoin(rows, ","), "]}\n");
+}
+
+}  // namespace
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
+  if (name == "table") return OutputFormat::kTable;
+  if (name == "csv") return OutputFormat::kCsv;
+  if (name == "json") return OutputFormat::kJson;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown --format '", name, "' (table, csv or json)"));
+}
+
+std::string OutputModeShortName(v1::OutputMode mode) {
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::OutputMode_Name(mode), kOutputModePrefix));
+}
+
+absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name) {
+  v1::OutputMode mode;
+  // Lower case only: the flag's names are the short names.
+  if (absl::AsciiStrToLower(name) == name &&
+      v1::OutputMode_Parse(absl::StrCat(kOutputModePrefix, absl::AsciiStrToUpper(name)),
+                           &mode)) {
+    return mode;
+  }
+  std::vector<std::string> valid;
+  for (int i = v1::OutputMode_MIN; i <= v1::OutputMode_MAX; ++i) {
+    if (v1::OutputMode_IsValid(i)) {
+      valid.push_back(OutputModeShortName(static_cast<v1::OutputMode>(i)));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown --output '", name, "' (",
+                                                 absl::StrJoin(valid, ", "), ")"));
+}
+
+std::string FormatClassification(const Classification& result,
+                                 const std::vector<std::string>& labels,
+                                 OutputFormat format) {
+  switch (format) {
+    case OutputFormat::kCsv:
+      return FormatCsv(result, labels);
+    case OutputFormat::kJson:
+      return FormatJson(result);
+    case OutputFormat::kTable:
+      break;
+  }
+  return FormatTable(result, labels);
+}
+
+std::string CsvField(absl::string_view text) {
+  if (text.find_first_of(",\"\r\n") == absl::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string JsonString(absl::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace seqserve

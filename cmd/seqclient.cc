@@ -1,0 +1,502 @@
+// seqclient: query a seqserve server from a terminal or a script.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <random>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "cmd/classification_format.h"
+#include "client/load_generator.h"
+#include "client/seqserve_client.h"
+#include "core/feature_input.h"
+#include "core/feature_rows.h"
+#include "core/file_util.h"
+#include "google/protobuf/util/json_util.h"
+#include "cmd/flag_help.h"
+
+ABSL_FLAG(std::string, target, "",
+          "Server: host:port, several separated by commas, or a gRPC target "
+          "such as dns:///seqserve-headless:8500; default: $SEQSERVE_TARGET, else "
+          "localhost:8500");
+ABSL_FLAG(int, deadline_ms, 10000, "Deadline of each call");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "TLS: PEM CAs that sign the server's certificate (any --tls_* flag turns TLS on; "
+          "without this one the system's roots are trusted)");
+ABSL_FLAG(std::string, tls_cert_file, "", "TLS: client certificate (PEM) for mutual TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "TLS: private key (PEM) of --tls_cert_file");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "TLS: the name to check in the server's certificate (default: the target's host)");
+ABSL_FLAG(std::string, token, "",
+          "Bearer token sent with every call; default: $SEQSERVE_TOKEN, which keeps it "
+          "out of shell history and process lists");
+ABSL_FLAG(std::string, model, "", "classify, bench: model name");
+ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
+ABSL_FLAG(std::string, output, "default",
+          "classify: default, logits, sigmoid, softmax or log_softmax");
+ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
+ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
+ABSL_FLAG(std::string, format, "table",
+          "classify, models: table, csv or json; metadata: table or json; bench: table or "
+          "csv; health: table");
+ABSL_FLAG(std::string, input, "",
+          "classify: file of feature rows ('-' or empty: stdin): CSV, CSV with a header row "
+          "(columns matched to the model's feature_names), or JSON Lines; rows may also be "
+          "given as arguments");
+ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
+ABSL_FLAG(std::string, concurrency, "1,2,4,8,16,32,64",
+          "bench: calls kept outstanding, one step per value");
+ABSL_FLAG(double, duration_seconds, 5, "bench: measuring time per step");
+ABSL_FLAG(int64_t, requests, 0, "bench: calls per step instead of a duration");
+ABSL_FLAG(uint32_t, rows, 1, "bench: rows per Classify call");
+ABSL_FLAG(std::string, rpc, "classify",
+          "bench: classify, or health for the empty grpc.health.v1 Check");
+ABSL_FLAG(bool, csv, false, "bench: print the results as CSV (as --format csv)");
+ABSL_FLAG(std::string, protocol, "v1",
+          "classify, bench: v1 (seqserve.v1 Classify) or v2 (the Open Inference "
+          "Protocol's ModelInfer on the same port)");
+
+namespace seqserve {
+namespace {
+
+constexpr char kUsage[] =
+    "Queries a seqserve server.\n"
+    "  seqclient classify --model species 4,0,1 2,1,0   (or --input rows.csv)\n"
+    "  seqclient models\n"
+    "  seqclient metadata MODEL\n"
+    "  seqclient health                                 (exit 0 when SERVING)\n"
+    "  seqclient bench --model species --concurrency 1,2,4 --duration_seconds 5\n"
+    "  seqclient classify|bench --protocol v2 ...        (Open Inference Protocol)\n"
+    "Common flags: --target host:port --deadline_ms N\n"
+    "  TLS: --tls_ca_file ca.pem [--tls_cert_file c.pem --tls_key_file c.key]\n"
+    "  [--tls_server_name NAME]; token: SEQSERVE_TOKEN=... or --token\n"
+    "seqclient COMMAND --help lists one command's flags.";
+
+// --target, else $SEQSERVE_TARGET, else the default port on this machine.
+std::string Target() {
+  if (std::string target = absl::GetFlag(FLAGS_target); !target.empty()) return target;
+  if (const char* target = std::getenv("SEQSERVE_TARGET"); target != nullptr && *target) {
+    return target;
+  }
+  return "localhost:8500";
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "seqclient: " << message << "\n";
+  return 1;
+}
+
+// Says what a failed call means for the person at the terminal.
+int FailCall(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      (absl::StrContains(status.message(), "connect") ||
+       absl::StrContains(status.message(), "Connection refused"))) {
+    return Fail(absl::StrCat("cannot reach ", Target(),
+                             " (is seqserve running there?): ", status.ToString()));
+  }
+  return Fail(status.ToString());
+}
+
+std::string StateName(v1::ModelState state) {
+  std::string name = v1::ModelState_Name(state);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "MODEL_STATE_"));
+}
+
+// --format for the commands that print rows; `allowed` lists what the
+// command can print.
+absl::StatusOr<OutputFormat> FormatFlag(absl::string_view command,
+                                        const std::vector<OutputFormat>& allowed) {
+  auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
+  if (!format.ok()) return format.status();
+  if (std::find(allowed.begin(), allowed.end(), *format) == allowed.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        command, " does not print --format ", absl::GetFlag(FLAGS_format)));
+  }
+  return *format;
+}
+
+// The same rows as one ModelInfer call, printed as the protocol's tensors.
+int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows,
+               const ClassifyOptions& options, const std::string& format) {
+  auto metadata = client.ModelMetadataV2(model, options.version);
+  if (!metadata.ok()) return FailCall(metadata.status());
+  v1::ClassifyRequest request;
+  request.set_model(model);
+  request.set_version(options.version);
+  request.mutable_features()->Add(rows.values.begin(), rows.values.end());
+  request.set_rows(static_cast<uint32_t>(rows.rows));
+  request.set_output(options.output);
+  request.set_top_k(options.top_k);
+  auto answer = client.Infer(ToModelInferRequest(request, *metadata, /*raw=*/false));
+  if (!answer.ok()) return FailCall(answer.status());
+  if (format == "json") {
+    google::protobuf::util::JsonPrintOptions json;
+    json.preserve_proto_field_names = true;
+    std::string text;
+    if (!google::protobuf::util::MessageToJsonString(*answer, &text, json).ok()) {
+      return Fail("cannot print the answer as JSON");
+    }
+    std::cout << text << "\n";
+    return 0;
+  }
+  // One line per row and output: its elements (floats in full precision),
+  // comma- or space-separated.
+  const std::string separator = format == "csv" ? "," : " ";
+  if (format == "csv") std::cout << "row,output,values\n";
+  for (const auto& tensor : answer->outputs()) {
+    const int64_t width = tensor.shape_size() == 2 ? tensor.shape(1) : 0;
+    const auto& contents = tensor.contents();
+    for (int64_t row = 0; row < static_cast<int64_t>(rows.rows); ++row) {
+      std::vector<std::string> values;
+      for (int64_t i = row * width; i < (row + 1) * width; ++i) {
+        values.push_back(tensor.datatype() == "BYTES"
+                             ? contents.bytes_contents(static_cast<int>(i))
+                             : FormatFloat(contents.fp32_contents(static_cast<int>(i))));
+      }
+      std::cout << row << separator << tensor.name() << separator
+                << absl::StrJoin(values, separator) << "\n";
+    }
+  }
+  return 0;
+}
+
+int Classify(Client& client, const std::vector<std::string>& args) {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  if (model.empty()) return Fail("classify needs --model");
+  ClassifyOptions options;
+  auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
+  if (!output.ok()) return Fail(std::string(output.status().message()));
+  options.output = *output;
+  options.top_k = absl::GetFlag(FLAGS_top_k);
+  options.threshold = absl::GetFlag(FLAGS_threshold);
+  options.version = absl::GetFlag(FLAGS_version);
+  auto format = FormatFlag("classify", {OutputFormat::kTable, OutputFormat::kCsv,
+                                        OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+
+  // The labels name the score columns and the feature names match a
+  // header row's columns.
+  auto metadata = client.GetModelMetadata(model, options.version);
+  if (!metadata.ok()) return FailCall(metadata.status());
+  std::string text;
+  FeatureInputOptions input;
+  input.feature_names = metadata->feature_names;
+  input.line_word = "row";
+  const std::string input_file = absl::GetFlag(FLAGS_input);
+  if (!args.empty()) {
+    text = absl::StrJoin(args, "\n");
+  } else if (!input_file.empty() && input_file != "-") {
+    auto contents = ReadFileToString(input_file);
+    if (!contents.ok()) return Fail(std::string(contents.status().message()));
+    text = std::move(*contents);
+    input.line_word = absl::StrCat(input_file, " line");
+  } else {
+    text.assign(std::istreambuf_iterator<char>(std::cin), {});
+    input.line_word = "stdin line";
+  }
+  auto rows = ParseFeatureInput(text, input);
+  if (!rows.ok()) return Fail(std::string(rows.status().message()));
+
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol == "v2") {
+    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format));
+  }
+  if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
+  auto result = client.Classify(model, rows->values, rows->rows, options);
+  if (!result.ok()) return FailCall(result.status());
+  std::cout << FormatClassification(*result, metadata->labels, *format);
+  return 0;
+}
+
+int Models(Client& client) {
+  auto format = FormatFlag("models", {OutputFormat::kTable, OutputFormat::kCsv,
+                                      OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  auto models = client.ListModels();
+  if (!models.ok()) return FailCall(models.status());
+  if (*format == OutputFormat::kJson) {
+    std::vector<std::string> items;
+    for (const ModelInfo& model : *models) {
+      std::vector<std::string> versions;
+      for (const ModelVersion& version : model.versions) {
+        versions.push_back(absl::StrCat("{\"version\":", version.version, ",\"state\":",
+                                        JsonString(StateName(version.state)),
+                                        ",\"error\":", JsonString(version.error), "}"));
+      }
+      items.push_back(absl::StrCat("{\"name\":", JsonString(model.name), ",\"error\":",
+                                   JsonString(model.error), ",\"versions\":[",
+                                   absl::StrJoin(versions, ","), "]}"));
+    }
+    std::cout << "{\"models\":[" << absl::StrJoin(items, ",") << "]}\n";
+    return 0;
+  }
+  const bool csv = *format == OutputFormat::kCsv;
+  auto print = [csv](const std::string& name, const std::string& version,
+                     const std::string& state, const std::string& error) {
+    if (csv) {
+      std::cout << CsvField(name) << "," << version << "," << state << "," << CsvField(error)
+                << "\n";
+    } else {
+      std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", name, version, state, error);
+    }
+  };
+  print("model", "version", "state", "error");
+  for (const ModelInfo& model : *models) {
+    if (model.versions.empty()) print(model.name, csv ? "" : "-", csv ? "" : "-", model.error);
+    for (const ModelVersion& version : model.versions) {
+      print(model.name, absl::StrCat(version.version), StateName(version.state),
+            version.error.empty() ? model.error : version.error);
+    }
+  }
+  return 0;
+}
+
+std::string JsonStrings(const std::vector<std::string>& values) {
+  std::vector<std::string> quoted;
+  for (const auto& value : values) quoted.push_back(JsonString(value));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+int Metadata(Client& client, const std::vector<std::string>& args) {
+  auto format = FormatFlag("metadata", {OutputFormat::kTable, OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  if (args.size() != 1) return Fail("metadata takes one MODEL");
+  auto m = client.GetModelMetadata(args[0], absl::GetFlag(FLAGS_version));
+  if (!m.ok()) return FailCall(m.status());
+  if (*format == OutputFormat::kJson) {
+    std::vector<std::string> versions;
+    for (const ModelVersion& version : m->versions) {
+      versions.push_back(absl::StrCat("{\"version\":", version.version, ",\"state\":",
+                                      JsonString(StateName(version.state)),
+                                      ",\"error\":", JsonString(version.error), "}"));
+    }
+    std::cout << "{\"model\":" << JsonString(m->model) << ",\"version\":" << m->version
+              << ",\"description\":" << JsonString(m->description)
+              << ",\"input_width\":" << m->input_width
+              << ",\"output_width\":" << m->output_width
+              << ",\"labels\":" << JsonStrings(m->labels)
+              << ",\"feature_names\":" << JsonStrings(m->feature_names)
+              << ",\"default_output\":" << JsonString(OutputModeShortName(m->default_output))
+              << ",\"threshold\":" << FormatFloat(m->threshold)
+              << ",\"parameters\":" << m->parameter_count
+              << ",\"layers\":" << JsonStrings(m->layers) << ",\"limits\":{"
+              << "\"max_request_rows\":" << m->limits.max_request_rows
+              << ",\"max_request_memory_bytes\":" << m->limits.max_request_memory_bytes
+              << ",\"max_batch_rows\":" << m->limits.max_batch_rows
+              << ",\"max_queue_delay_micros\":" << m->limits.max_queue_delay_micros
+              << ",\"max_queued_rows\":" << m->limits.max_queued_rows << "}"
+              << ",\"versions\":["
+              << absl::StrJoin(versions, ",") << "]}\n";
+    return 0;
+  }
+  std::cout << "model:          " << m->model << "\n"
+            << "version:        " << m->version << "\n"
+            << "description:    " << m->description << "\n"
+            << "input width:    " << m->input_width << "\n"
+            << "output width:   " << m->output_width << "\n"
+            << "labels:         " << absl::StrJoin(m->labels, ", ") << "\n"
+            << "feature names:  " << absl::StrJoin(m->feature_names, ", ") << "\n"
+            << "default output: " << OutputModeShortName(m->default_output) << "\n"
+            << "threshold:      " << m->threshold << "\n"
+            << "parameters:     " << m->parameter_count << "\n"
+            << "layers:         " << absl::StrJoin(m->layers, " -> ") << "\n"
+            << "limits:         " << m->limits.max_request_rows << " rows, "
+            << m->limits.max_request_memory_bytes << " bytes of activations per request (0: "
+            << "none)\n"
+            << "batching:       " << m->limits.max_batch_rows << " rows per pass, "
+            << m->limits.max_queue_delay_micros << " us queue delay, "
+            << m->limits.max_queued_rows << " rows queued at most\n"
+            << "versions:\n";
+  for (const ModelVersion& version : m->versions) {
+    std::cout << "  " << version.version << " " << StateName(version.state)
+              << (version.error.empty() ? "" : " " + version.error) << "\n";
+  }
+  return 0;
+}
+
+int Health(Client& client) {
+  // One word: nothing to put in columns.
+  auto format = FormatFlag("health", {OutputFormat::kTable});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  auto status = client.Health(absl::GetFlag(FLAGS_service));
+  if (!status.ok()) return FailCall(status.status());
+  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status) << "\n";
+  return *status == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
+int Bench(Client& client) {
+  auto format = FormatFlag("bench", {OutputFormat::kTable, OutputFormat::kCsv});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  LoadOptions options;
+  const std::string rpc = absl::GetFlag(FLAGS_rpc);
+  if (rpc == "classify") {
+    const std::string model = absl::GetFlag(FLAGS_model);
+    if (model.empty()) return Fail("bench --rpc classify needs --model");
+    auto metadata = client.GetModelMetadata(model, 0);
+    if (!metadata.ok()) return FailCall(metadata.status());
+    const uint32_t rows = std::max<uint32_t>(1, absl::GetFlag(FLAGS_rows));
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> uniform(0.0f, 4.0f);
+    options.request.set_model(model);
+    options.request.set_rows(rows);
+    for (size_t i = 0; i < rows * metadata->input_width; ++i) {
+      options.request.add_features(uniform(rng));
+    }
+    const std::string protocol = absl::GetFlag(FLAGS_protocol);
+    if (protocol == "v2") {
+      // Raw tensors, as high-rate v2 clients send them.
+      auto tensors = client.ModelMetadataV2(model, 0);
+      if (!tensors.ok()) return FailCall(tensors.status());
+      options.infer = ToModelInferRequest(options.request, *tensors, /*raw=*/true);
+    } else if (protocol != "v1") {
+      return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
+    }
+  } else if (rpc != "health") {
+    return Fail(absl::StrCat("unknown --rpc '", rpc, "'"));
+  }
+  // The rpc column names the protocol's call.
+  const std::string call_name =
+      options.infer.model_name().empty() ? rpc : std::string("v2_infer");
+  options.duration = absl::Seconds(absl::GetFlag(FLAGS_duration_seconds));
+  options.max_requests = absl::GetFlag(FLAGS_requests);
+  const bool csv = absl::GetFlag(FLAGS_csv) || *format == OutputFormat::kCsv;
+  std::vector<LoadStep> steps;
+  for (absl::string_view level : absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
+    if (!absl::SimpleAtoi(level, &options.concurrency) || options.concurrency <= 0) {
+      return Fail(absl::StrCat("bad --concurrency value '", level, "'"));
+    }
+    options.progress = [&](int64_t done, double seconds) {
+      std::cerr << absl::StrFormat("\r[concurrency %d] %lld calls, %.0f calls/s   ",
+                                   options.concurrency, static_cast<long long>(done),
+                                   seconds > 0 ? done / seconds : 0.0)
+                << std::flush;
+    };
+    steps.push_back(RunLoad(client, options));
+    const LoadStep& step = steps.back();
+    std::cerr << absl::StrFormat(
+        "\r[concurrency %d] %.0f calls/s, %.0f rows/s, p50 %.0f us, p99 %.0f us, "
+        "%lld errors\n",
+        step.concurrency, step.requests_per_second, step.rows_per_second, step.p50_us,
+        step.p99_us, static_cast<long long>(step.errors));
+    if (step.errors > 0) std::cerr << "  first error: " << step.first_error << "\n";
+  }
+  if (csv) {
+    std::cout << "rpc,concurrency,requests,errors,seconds,requests_per_s,rows_per_s,"
+                 "p50_us,p90_us,p95_us,p99_us\n";
+  } else {
+    std::cout << absl::StrFormat("%-8s %-11s %-9s %-7s %-12s %-12s %-9s %-9s %-9s %-9s\n",
+                                 "rpc", "concurrency", "requests", "errors", "calls/s",
+                                 "rows/s", "p50_us", "p90_us", "p95_us", "p99_us");
+  }
+  int64_t errors = 0;
+  for (const LoadStep& s : steps) {
+    errors += s.errors;
+    if (csv) {
+      std::cout << absl::StrFormat("%s,%d,%lld,%lld,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f\n",
+                                   call_name, s.concurrency, static_cast<long long>(s.requests),
+                                   static_cast<long long>(s.errors), s.seconds,
+                                   s.requests_per_second, s.rows_per_second, s.p50_us,
+                                   s.p90_us, s.p95_us, s.p99_us);
+    } else {
+      std::cout << absl::StrFormat(
+          "%-8s %-11d %-9lld %-7lld %-12.0f %-12.0f %-9.0f %-9.0f %-9.0f %-9.0f\n",
+          call_name,
+          s.concurrency, static_cast<long long>(s.requests),
+          static_cast<long long>(s.errors), s.requests_per_second, s.rows_per_second,
+          s.p50_us, s.p90_us, s.p95_us, s.p99_us);
+    }
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+const FlagGroup kConnection = {
+    "connection (every command)",
+    {"target", "deadline_ms", "tls_ca_file", "tls_cert_file", "tls_key_file",
+     "tls_server_name", "token"}};
+
+// --help's flags by command; `seqclient COMMAND --help` shows one command's.
+std::vector<FlagGroup> CommandGroups() {
+  return {
+      {"classify", {"model", "version", "output", "top_k", "threshold", "format", "input",
+                    "protocol"}},
+      {"models", {"format"}},
+      {"metadata", {"version", "format"}},
+      {"health", {"service"}},
+      {"bench", {"model", "rows", "rpc", "concurrency", "duration_seconds", "requests",
+                 "format", "csv", "protocol"}},
+  };
+}
+
+// The command --help was asked about: the first word that is not a flag.
+std::string HelpCommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] != '-') return argv[i];
+  }
+  return "";
+}
+
+std::string Help(const std::string& command) {
+  std::vector<FlagGroup> groups;
+  for (const FlagGroup& group : CommandGroups()) {
+    if (command.empty() || group.title == command) groups.push_back(group);
+  }
+  if (groups.empty()) groups = CommandGroups();
+  groups.push_back(kConnection);
+  return GroupedFlagHelp(kUsage, groups, groups.size() > 2 ? "cmd/seqclient.cc" : "");
+}
+
+int Main(int argc, char** argv) {
+  if (HelpRequested(argc, argv)) {
+    std::cout << Help(HelpCommand(argc, argv));
+    return 0;
+  }
+  // As in seqserve: Debian's Abseil checks every Mutex for deadlocks, which
+  // `bench` (a load generator beside the server) should not pay for.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> joined = JoinDashValue(argc, argv, "input");
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(joined.size()), joined.data());
+  if (positional.size() < 2) {
+    std::cerr << kUsage << "\n";
+    return 2;
+  }
+  const std::string command = positional[1];
+  const std::vector<std::string> args(positional.begin() + 2, positional.end());
+  ClientOptions options;
+  options.deadline = absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options.bearer_token = absl::GetFlag(FLAGS_token);
+  if (const char* token = std::getenv("SEQSERVE_TOKEN");
+      options.bearer_token.empty() && token != nullptr) {
+    options.bearer_token = token;
+  }
+  auto client = Client::Create(Target(), options);
+  if (!client.ok()) return Fail(std::string(client.status().message()));
+  if (command == "classify") return Classify(**client, args);
+  if (command == "models") return Models(**client);
+  if (command == "metadata") return Metadata(**client, args);
+  if (command == "health") return Health(**client);
+  if (command == "bench") return Bench(**client);
+  std::cerr << "seqclient: unknown command '" << command << "'\n" << kUsage << "\n";
+  return 2;
+}
+
+}  // namespace
+}  // namespace seqserve
+
+int main(int argc, char** argv) { return seqserve::Main(argc, argv); }

@@ -1,0 +1,183 @@
+// seqmodel: inspect and run a model file before deploying it, with no
+// server. `run` checks and answers the rows as the server would (the same
+// checks, heads, labels and output formats as seqclient classify).
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "cmd/classification_format.h"
+#include "client/seqserve_client.h"
+#include "core/feature_input.h"
+#include "core/file_util.h"
+#include "core/model_file.h"
+#include "serving/classify.h"
+#include "serving/model_config.h"
+#include "serving/served_model.h"
+#include "cmd/flag_help.h"
+
+ABSL_FLAG(std::string, output, "default",
+          "run: default (the model's config, else its own head), logits, sigmoid, softmax "
+          "or log_softmax");
+ABSL_FLAG(std::string, format, "table", "run: table, csv or json");
+ABSL_FLAG(std::string, input, "",
+          "run: file of feature rows: CSV, CSV with a header row, or JSON Lines; '-' or "
+          "empty: stdin");
+ABSL_FLAG(uint32_t, top_k, 0, "run: also list the k best classes per row");
+ABSL_FLAG(float, threshold, 0, "run: sigmoid threshold (0: the config's, else 0.5)");
+ABSL_FLAG(std::string, config, "",
+          "run: the model's config.textproto (labels, feature names, default output); "
+          "default: REPO/<model>/config.textproto when FILE is REPO/<model>/<version>/...");
+
+namespace seqserve {
+namespace {
+
+constexpr char kUsage[] =
+    "Inspects or runs a seqserve model file (.onnx or .textproto) with no server.\n"
+    "  seqmodel inspect FILE\n"
+    "  seqmodel run FILE [--output MODE] [--format table|csv|json] [--input ROWS]\n"
+    "                    [--top_k K] [--threshold P] [--config config.textproto]\n"
+    "Rows come from --input or stdin: CSV (a header row is matched to the\n"
+    "config's feature_names), or JSON Lines. In a repository\n"
+    "(models/species/1/model.onnx) the model's name, version and config are\n"
+    "taken from the path, so the output is what seqclient classify prints.";
+
+int Fail(absl::string_view message) {
+  std::cerr << "seqmodel: " << message << "\n";
+  return 1;
+}
+
+// Where a model file sits in a repository: REPO/<name>/<version>/FILE.
+struct ModelPlace {
+  std::string name;
+  int64_t version = 0;
+  std::string config_path;  // empty: none found
+};
+
+ModelPlace PlaceOf(const std::string& path) {
+  const std::filesystem::path file = std::filesystem::absolute(path).lexically_normal();
+  const std::filesystem::path version_dir = file.parent_path();
+  ModelPlace place;
+  if (absl::SimpleAtoi(version_dir.filename().string(), &place.version) &&
+      place.version > 0) {
+    place.name = version_dir.parent_path().filename().string();
+    const std::filesystem::path config = version_dir.parent_path() / "config.textproto";
+    std::error_code error;
+    if (std::filesystem::is_regular_file(config, error)) place.config_path = config.string();
+  } else {
+    place.version = 0;
+    place.name = file.stem().string();
+  }
+  return place;
+}
+
+int Inspect(const Sequential& model, const std::string& path) {
+  std::cout << "model:        " << path << "\n"
+            << "input width:  " << model.input_width() << "\n"
+            << "output width: " << model.output_width() << "\n"
+            << "default head: " << HeadName(model.default_head()) << "\n"
+            << "parameters:   " << model.ParameterCount() << "\n"
+            << "layers:\n";
+  for (size_t i = 0; i < model.layers().size(); ++i) {
+    std::cout << "  (" << i << ") " << model.layers()[i].Describe() << "\n";
+  }
+  return 0;
+}
+
+int Run(std::shared_ptr<const Sequential> model, const std::string& path) {
+  auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
+  if (!format.ok()) return Fail(format.status().message());
+  auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
+  if (!output.ok()) return Fail(output.status().message());
+
+  ModelPlace place = PlaceOf(path);
+  if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
+  v1::ModelConfig config;
+  if (!place.config_path.empty()) {
+    auto loaded = LoadModelConfig(place.config_path);
+    if (!loaded.ok()) return Fail(loaded.status().ToString());
+    config = std::move(*loaded);
+  }
+  auto served = MakeServedModel(place.name, place.version, std::move(model), config);
+  if (!served.ok()) {
+    return Fail(place.config_path.empty()
+                    ? served.status().ToString()
+                    : absl::StrCat(place.config_path, ": ", served.status().ToString()));
+  }
+
+  std::string text;
+  FeatureInputOptions input;
+  input.feature_names.assign(config.feature_names().begin(), config.feature_names().end());
+  input.width = (*served)->model->input_width();
+  if (const std::string file = absl::GetFlag(FLAGS_input); !file.empty() && file != "-") {
+    auto contents = ReadFileToString(file);
+    if (!contents.ok()) return Fail(contents.status().message());
+    text = std::move(*contents);
+    input.line_word = absl::StrCat(file, " line");
+  } else {
+    text.assign(std::istreambuf_iterator<char>(std::cin), {});
+    input.line_word = "stdin line";
+  }
+  auto rows = ParseFeatureInput(text, input);
+  if (!rows.ok()) return Fail(rows.status().message());
+
+  v1::ClassifyRequest request;
+  request.set_model(place.name);
+  request.mutable_features()->Add(rows->values.begin(), rows->values.end());
+  request.set_rows(static_cast<uint32_t>(rows->rows));
+  request.set_output(*output);
+  request.set_top_k(absl::GetFlag(FLAGS_top_k));
+  request.set_threshold(absl::GetFlag(FLAGS_threshold));
+  auto plan = PlanClassify(request, **served, RequestLimits{});
+  if (!plan.ok()) return Fail(plan.status().ToString());
+  auto logits = (*served)->model->Predict(rows->values, rows->rows, Head::kLogits);
+  if (!logits.ok()) return Fail(logits.status().ToString());
+  v1::ClassifyResponse response;
+  if (absl::Status built = BuildClassifyResponse(**served, *plan, absl::MakeSpan(*logits),
+                                                 &response);
+      !built.ok()) {
+    return Fail(built.ToString());
+  }
+  const std::vector<std::string> labels(config.labels().begin(), config.labels().end());
+  std::cout << FormatClassification(Client::ToClassification(response), labels, *format);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  if (HelpRequested(argc, argv)) {
+    std::cout << GroupedFlagHelp(
+        kUsage, {{"run", {"output", "format", "input", "top_k", "threshold", "config"}}},
+        "cmd/seqmodel.cc");
+    return 0;
+  }
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> joined = JoinDashValue(argc, argv, "input");
+  std::vector<char*> args =
+      absl::ParseCommandLine(static_cast<int>(joined.size()), joined.data());
+  if (args.size() != 3 || (std::string(args[1]) != "inspect" &&
+                           std::string(args[1]) != "run")) {
+    std::cerr << kUsage << "\n";
+    return 2;
+  }
+  const std::string path = args[2];
+  auto model = LoadModelFile(path);
+  if (!model.ok()) return Fail(model.status().ToString());
+  if (std::string(args[1]) == "inspect") {
+    if (absl::GetFlag(FLAGS_format) != "table") {
+      return Fail("inspect prints text only; --format is for run");
+    }
+    return Inspect(**model, path);
+  }
+  return Run(std::move(*model), path);
+}
+
+}  // namespace
+}  // namespace seqserve
+
+int main(int argc, char** argv) { return seqserve::Main(argc, argv); }

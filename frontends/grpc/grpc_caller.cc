@@ -1,0 +1,50 @@
+#include "frontends/grpc/grpc_caller.h"
+
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
+
+#include <chrono>
+
+namespace seqserve {
+
+CallerCredentials GrpcCaller(const grpc::ServerContextBase& context) {
+  CallerCredentials caller;
+  caller.peer = context.peer();
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    caller.bearer_token = BearerToken(absl::string_view(it->second.data(), it->second.size()));
+  }
+  // Only with mutual TLS does the auth context carry a verified subject.
+  if (const auto auth = context.auth_context(); auth != nullptr && auth->IsPeerAuthenticated()) {
+    const auto subjects = auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
+    if (!subjects.empty()) {
+      caller.client_certificate_subject.assign(subjects.front().data(), subjects.front().size());
+    }
+  }
+  return caller;
+}
+
+namespace {
+
+// The caller's deadline; calls without one never expire in a queue.
+absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace
+
+CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
+  CallInfo call;
+  call.protocol = "grpc";
+  call.method = method;
+  call.caller = GrpcCaller(*context);
+  call.deadline = CallDeadline(*context);
+  call.cancelled = [context] { return context->IsCancelled(); };
+  return call;
+}
+
+}  // namespace seqserve

@@ -1,0 +1,19 @@
+// Who calls, as gRPC tells it: peer, bearer token, and with mutual TLS the
+// client certificate's subject; and the call itself (deadline,
+// cancellation) for the inference service. Shared by every gRPC service
+// that checks callers.
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include "serving/call.h"
+
+namespace seqserve {
+
+CallerCredentials GrpcCaller(const grpc::ServerContextBase& context);
+
+// What gRPC tells of a call to `method`, for the inference service.
+// `context` must outlive the call.
+CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method);
+
+}  // namespace seqserve

@@ -1,0 +1,51 @@
+// The Open Inference Protocol's gRPC service (inference.GRPCInferenceService),
+// a thin translator like the Classifier service: each method parses its
+// bytes, describes the call and hands it to OpenInference, which runs it on
+// the protocol-neutral inference path.
+#pragma once
+
+#include "inference/v2/grpc_predict_v2.grpc.pb.h"
+#include "frontends/grpc/arena_message_pool.h"
+#include "frontends/v2/open_inference.h"
+
+namespace seqserve {
+
+namespace v2grpc {
+using Service = inference::GRPCInferenceService;
+using Base = Service::WithRawCallbackMethod_ServerLive<
+    Service::WithRawCallbackMethod_ServerReady<Service::WithRawCallbackMethod_ModelReady<
+        Service::WithRawCallbackMethod_ServerMetadata<
+            Service::WithRawCallbackMethod_ModelMetadata<
+                Service::WithRawCallbackMethod_ModelInfer<Service::Service>>>>>>;
+}  // namespace v2grpc
+
+class InferenceV2Service final : public v2grpc::Base {
+ public:
+  // `open_inference` must outlive the service.
+  explicit InferenceV2Service(OpenInference* open_inference);
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+
+ private:
+  OpenInference* open_inference_;
+  ArenaMessagePool<inference::ModelInferRequest, inference::ModelInferResponse> infer_messages_;
+};
+
+}  // namespace seqserve

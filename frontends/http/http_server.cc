@@ -1,0 +1,528 @@
+#include "frontends/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "spdlog/spdlog.h"
+
+namespace seqserve {
+
+std::string HttpRequest::Header(absl::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, name)) return value;
+  }
+  return "";
+}
+
+bool SplitHostPort(absl::string_view address, std::string* host, int* port) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return false;
+  absl::string_view name = address.substr(0, colon);
+  if (absl::StartsWith(name, "[") && absl::EndsWith(name, "]")) {
+    name = name.substr(1, name.size() - 2);
+  }
+  *host = std::string(name);
+  return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port <= 65535;
+}
+
+// One request, from its headers to the end of its response. Shared by the
+// connection (its context) and the Respond callback, which may outlive it.
+struct HttpServer::Exchange {
+  MHD_Connection* connection = nullptr;
+  HttpRequest request;
+  bool dispatched = false;
+  // The body's Content-Length, when it has one.
+  uint64_t announced_body_bytes = 0;
+  // Of the server's body budget: the body buffer's size, held until the
+  // exchange completes.
+  size_t reserved_body_bytes = 0;
+  absl::Mutex mu;
+  std::optional<HttpResponse> answer ABSL_GUARDED_BY(mu);
+  bool suspended ABSL_GUARDED_BY(mu) = false;
+  bool closed ABSL_GUARDED_BY(mu) = false;  // the connection is gone
+};
+
+namespace {
+
+std::string PeerName(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (info == nullptr || info->client_addr == nullptr) return "";
+  char text[INET6_ADDRSTRLEN] = {};
+  const sockaddr* address = info->client_addr;
+  if (address->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+    return absl::StrCat("ipv4:", text, ":", ntohs(v4->sin_port));
+  }
+  if (address->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+    return absl::StrCat("ipv6:[", text, "]:", ntohs(v6->sin6_port));
+  }
+  return "";
+}
+
+MHD_Result CollectHeader(void* headers, MHD_ValueKind, const char* key, const char* value) {
+  static_cast<std::vector<std::pair<std::string, std::string>>*>(headers)->emplace_back(
+      key, value == nullptr ? "" : value);
+  return MHD_YES;
+}
+
+MHD_Result Queue(MHD_Connection* connection, const HttpResponse& answer) {
+  MHD_Response* response = MHD_create_response_from_buffer(
+      answer.body.size(), const_cast<char*>(answer.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (response == nullptr) return MHD_NO;
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          answer.content_type.c_str());
+  // Browsers take every answer as the type it says it is.
+  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+  for (const auto& [name, value] : answer.headers) {
+    MHD_add_response_header(response, name.c_str(), value.c_str());
+  }
+  const MHD_Result queued =
+      MHD_queue_response(connection, static_cast<unsigned>(answer.status), response);
+  MHD_destroy_response(response);
+  return queued;
+}
+
+HttpResponse TooLarge(size_t limit) {
+  HttpResponse answer;
+  answer.status = 413;
+  answer.body = absl::StrCat(R"({"code":"RESOURCE_EXHAUSTED","message":"request body is )",
+                             R"(larger than the limit of )", limit, R"( bytes"})");
+  answer.headers.emplace_back("Connection", "close");
+  return answer;
+}
+
+HttpResponse Busy(size_t limit) {
+  HttpResponse answer;
+  answer.status = 503;
+  answer.body = absl::StrCat(R"({"code":"UNAVAILABLE","message":"the server holds )",
+                             R"(its limit of )", limit,
+                             R"( bytes of request bodies; retry"})");
+  answer.headers.emplace_back("Retry-After", "1");
+  answer.headers.emplace_back("Connection", "close");
+  return answer;
+}
+
+// The client certificate's subject when the connection has one that
+// verifies against the listener's client CAs; nullopt otherwise.
+std::optional<std::string> VerifiedClientSubject(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (info == nullptr || info->tls_session == nullptr) return std::nullopt;
+  auto session = static_cast<gnutls_session_t>(info->tls_session);
+  unsigned status = 0;
+  if (gnutls_certificate_verify_peers2(session, &status) != GNUTLS_E_SUCCESS || status != 0) {
+    return std::nullopt;
+  }
+  unsigned count = 0;
+  const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
+  if (chain == nullptr || count == 0) return std::nullopt;
+  gnutls_x509_crt_t cert = nullptr;
+  std::string subject;
+  if (gnutls_x509_crt_init(&cert) == GNUTLS_E_SUCCESS) {
+    gnutls_datum_t dn = {nullptr, 0};
+    if (gnutls_x509_crt_import(cert, &chain[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS &&
+        gnutls_x509_crt_get_dn3(cert, &dn, 0) == GNUTLS_E_SUCCESS) {
+      subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
+      gnutls_free(dn.data);
+    }
+    gnutls_x509_crt_deinit(cert);
+  }
+  return subject;
+}
+
+HttpResponse NoClientCertificate() {
+  HttpResponse answer;
+  answer.status = 401;
+  answer.body = R"({"code":"UNAUTHENTICATED","message":"this server requires a client )"
+                R"(certificate signed by one of its client CAs"})";
+  answer.headers.emplace_back("Connection", "close");
+  return answer;
+}
+
+void LogFromLibrary(void*, const char* format, va_list args) {
+  char text[512];
+  vsnprintf(text, sizeof(text), format, args);
+  std::string line(text);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  spdlog::debug("http: {}", line);
+}
+
+// A listening socket of our own: the port is known at once (port 0), and a
+// port in use is an error rather than a silent share (no SO_REUSEPORT).
+absl::StatusOr<int> Listen(const std::string& host, int port, int* bound_port) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = absl::StrCat(port);
+  if (int error = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints,
+                              &found);
+      error != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve HTTP host '", host, "': ", gai_strerror(error)));
+  }
+  std::string failure = "no address";
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 256) != 0) {
+      failure = std::strerror(errno);
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for HTTP on ", host, ":", port, ": ", failure));
+  }
+  sockaddr_storage address = {};
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  *bound_port = ntohs(address.ss_family == AF_INET6
+                          ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
+                          : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+  return fd;
+}
+
+}  // namespace
+
+struct HttpCallbacks {
+  static MHD_Result Access(void* self, MHD_Connection* connection, const char* url,
+                           const char* method, const char*, const char* upload_data,
+                           size_t* upload_data_size, void** context) {
+    auto* server = static_cast<HttpServer*>(self);
+    auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
+    if (*slot == nullptr) {  // the headers are in
+      auto exchange = std::make_shared<HttpServer::Exchange>();
+      exchange->connection = connection;
+      exchange->request.method = method;
+      exchange->request.path = url;
+      *slot = new std::shared_ptr<HttpServer::Exchange>(exchange);
+      {
+        absl::MutexLock lock(&server->mu_);
+        ++server->exchanges_;
+      }
+      // A body announced over a limit is refused before it is read: over
+      // either limit 413, and 503 while the others' bodies leave it no room.
+      const char* length =
+          MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
+      // With a Transfer-Encoding, libmicrohttpd ignores the length: so do we.
+      const bool chunked = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                       "Transfer-Encoding") != nullptr;
+      uint64_t announced = 0;
+      if (length != nullptr && !chunked && absl::SimpleAtoi(length, &announced)) {
+        const size_t budget = server->options_.max_buffered_body_bytes;
+        const size_t largest = budget > 0 ? std::min(server->options_.max_body_bytes, budget)
+                                          : server->options_.max_body_bytes;
+        if (announced > largest) return Queue(connection, TooLarge(largest));
+        if (!server->BodyFits(announced)) return Queue(connection, Busy(budget));
+        exchange->announced_body_bytes = announced;
+      }
+      return MHD_YES;
+    }
+    HttpServer::Exchange& exchange = ***slot;
+    if (*upload_data_size > 0) {
+      std::string& body = exchange.request.body;
+      const size_t needed = body.size() + *upload_data_size;
+      if (needed > server->options_.max_body_bytes) {
+        // Too late for an answer (the body is on its way): close.
+        return MHD_NO;
+      }
+      if (needed > exchange.reserved_body_bytes) {
+        // Bytes count as they arrive, not as announced, so headers alone
+        // hold nothing; the buffer grows by doubling, up to the announced
+        // length, and all of it counts. Past the budget the connection
+        // closes: the body is on its way.
+        const size_t cap = exchange.announced_body_bytes > 0 ? exchange.announced_body_bytes
+                                                              : server->options_.max_body_bytes;
+        const size_t target = std::max(needed, std::min(2 * body.capacity(), cap));
+        if (!server->ReserveBody(target - exchange.reserved_body_bytes)) return MHD_NO;
+        exchange.reserved_body_bytes = target;
+        // A fresh buffer has exactly this capacity; reserve() on a string
+        // that has one may double it instead.
+        std::string grown;
+        grown.reserve(target);
+        grown.append(body);
+        body.swap(grown);
+      }
+      body.append(upload_data, *upload_data_size);
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    if (!exchange.dispatched) {
+      exchange.dispatched = true;
+      exchange.request.peer = PeerName(connection);
+      if (server->options_.tls.has_value() && !server->options_.tls->client_ca_file.empty()) {
+        std::optional<std::string> subject = VerifiedClientSubject(connection);
+        if (!subject.has_value()) return Queue(connection, NoClientCertificate());
+        exchange.request.client_certificate_subject = std::move(*subject);
+      }
+      MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader,
+                                &exchange.request.headers);
+      std::shared_ptr<HttpServer::Exchange> shared = **slot;
+      server->handler_(exchange.request, [shared](HttpResponse answer) mutable {
+        absl::MutexLock lock(&shared->mu);
+        if (shared->closed) return;
+        shared->answer = std::move(answer);
+        if (shared->suspended) {
+          shared->suspended = false;
+          MHD_resume_connection(shared->connection);
+        }
+      });
+      absl::MutexLock lock(&exchange.mu);
+      if (!exchange.answer.has_value()) {
+        // Answered later, from another thread: free this one meanwhile.
+        exchange.suspended = true;
+        MHD_suspend_connection(connection);
+        return MHD_YES;
+      }
+    }
+    absl::MutexLock lock(&exchange.mu);
+    if (!exchange.answer.has_value()) return MHD_YES;  // resumed too early: wait
+    return Queue(connection, *exchange.answer);
+  }
+
+  static void Completed(void* self, MHD_Connection*, void** context,
+                        MHD_RequestTerminationCode) {
+    auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
+    if (*slot == nullptr) return;
+    {
+      absl::MutexLock lock(&(**slot)->mu);
+      (**slot)->closed = true;
+    }
+    const size_t reserved = (**slot)->reserved_body_bytes;
+    delete *slot;
+    *slot = nullptr;
+    auto* server = static_cast<HttpServer*>(self);
+    absl::MutexLock lock(&server->mu_);
+    --server->exchanges_;
+    server->buffered_body_bytes_ -= reserved;
+  }
+};
+
+HttpServer::HttpServer(Options options, Handler handler)
+    : options_(std::move(options)), handler_(std::move(handler)) {}
+
+bool HttpServer::BodyFits(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  const size_t limit = options_.max_buffered_body_bytes;
+  if (limit == 0 || (bytes <= limit && buffered_body_bytes_ <= limit - bytes)) return true;
+  ++refused_bodies_;
+  return false;
+}
+
+bool HttpServer::ReserveBody(size_t bytes) {
+  absl::MutexLock lock(&mu_);
+  const size_t limit = options_.max_buffered_body_bytes;
+  if (limit > 0 && (bytes > limit || buffered_body_bytes_ > limit - bytes)) {
+    ++refused_bodies_;
+    return false;
+  }
+  buffered_body_bytes_ += bytes;
+  return true;
+}
+
+HttpServer::BodyBudget HttpServer::body_budget() const {
+  absl::MutexLock lock(&mu_);
+  return BodyBudget{buffered_body_bytes_, refused_bodies_};
+}
+
+MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
+  const Options& o = options_;
+  // poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon() (how the
+  // port stops accepting at shutdown and on a TLS change) races its epoll
+  // threads over removing the listening socket and aborts the process when
+  // it loses ("Failed to remove listen FD from epoll set"); with poll() it
+  // only signals the threads.
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
+  if (tls != nullptr) flags |= MHD_USE_TLS;
+  // Options that apply only with TLS; MHD_OPTION_END ends the list early
+  // without it, and with TLS and no client CA after the certificate.
+  MHD_OptionItem tls_options[] = {
+      {tls != nullptr ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0,
+       tls != nullptr ? const_cast<char*>(tls->private_key.c_str()) : nullptr},
+      {MHD_OPTION_HTTPS_MEM_CERT, 0,
+       tls != nullptr ? const_cast<char*>(tls->cert_chain.c_str()) : nullptr},
+      {tls != nullptr && !tls->client_ca.empty() ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+       0, tls != nullptr ? const_cast<char*>(tls->client_ca.c_str()) : nullptr},
+      {MHD_OPTION_END, 0, nullptr},
+  };
+  return MHD_start_daemon(
+      flags, 0, nullptr, nullptr,
+      reinterpret_cast<MHD_AccessHandlerCallback>(&HttpCallbacks::Access), this,
+      MHD_OPTION_LISTEN_SOCKET, listen_fd_,
+      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(o.threads, 1)),
+      MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(std::max<int64_t>(absl::ToInt64Seconds(o.idle_timeout), 1)),
+      MHD_OPTION_CONNECTION_LIMIT, o.max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, o.max_connections_per_client,
+      MHD_OPTION_NOTIFY_COMPLETED,
+      reinterpret_cast<MHD_RequestCompletedCallback>(&HttpCallbacks::Completed), this,
+      MHD_OPTION_EXTERNAL_LOGGER, &LogFromLibrary, nullptr,
+      MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
+                                                              Handler handler) {
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(options.address, &host, &port)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP address '", options.address, "' is not host:port"));
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(options), std::move(handler)));
+  const Options& o = server->options_;
+  if (o.tls.has_value()) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      return absl::FailedPreconditionError("this libmicrohttpd was built without TLS");
+    }
+    server->tls_stamp_ = TlsFilesStamp(*o.tls);
+    auto material = ReadTlsFiles(*o.tls);
+    if (!material.ok()) return material.status();
+    server->tls_material_ = std::make_shared<const TlsMaterial>(std::move(*material));
+  }
+  auto fd = Listen(host, port, &server->port_);
+  if (!fd.ok()) return fd.status();
+  server->listen_fd_ = *fd;
+  MHD_Daemon* daemon =
+      server->StartDaemon(server->tls_material_.get());
+  if (daemon == nullptr) {
+    close(server->listen_fd_);
+    server->listen_fd_ = -1;
+    return absl::UnavailableError(
+        absl::StrCat("cannot start the HTTP listener on ", server->options_.address));
+  }
+  {
+    absl::MutexLock lock(&server->daemons_mu_);
+    server->daemon_ = daemon;
+  }
+  if (o.tls.has_value() && o.tls->refresh_interval > absl::ZeroDuration()) {
+    HttpServer* raw = server.get();
+    server->tls_watcher_ = std::thread([raw] {
+      while (!raw->stop_tls_watch_.WaitForNotificationWithTimeout(
+          raw->options_.tls->refresh_interval)) {
+        raw->RefreshTls();
+      }
+    });
+  }
+  return server;
+}
+
+void HttpServer::RefreshTls() {
+  absl::MutexLock lock(&daemons_mu_);
+  // Listeners replaced earlier go once their last connection has.
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    const MHD_DaemonInfo* info =
+        MHD_get_daemon_info(it->first, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (info != nullptr && info->num_connections == 0) {
+      MHD_stop_daemon(it->first);
+      it = retired_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const std::string stamp = TlsFilesStamp(*options_.tls);
+  if (stamp == tls_stamp_ || stamp == tls_refused_stamp_ || !accepting_ || daemon_ == nullptr) {
+    return;
+  }
+  auto material = ReadTlsFiles(*options_.tls);
+  if (!material.ok()) {
+    // Half-written files (a key before its certificate) land here too; the
+    // next look after they settle takes them.
+    tls_refused_stamp_ = stamp;
+    spdlog::error("HTTP port: {}; the certificate in force stays",
+                  std::string(material.status().message()));
+    return;
+  }
+  // The old listener gives up the socket; the new one takes it. Clients
+  // that connect in between wait in the socket's backlog.
+  MHD_Daemon* old = daemon_;
+  const MHD_socket fd = MHD_quiesce_daemon(old);
+  if (fd == MHD_INVALID_SOCKET) return;
+  auto fresh = std::make_shared<const TlsMaterial>(std::move(*material));
+  MHD_Daemon* next = StartDaemon(fresh.get());
+  if (next == nullptr) {
+    spdlog::error("HTTP port: cannot start a listener with the new certificate; "
+                  "the certificate in force stays");
+    next = StartDaemon(tls_material_.get());
+    if (next == nullptr) {
+      spdlog::critical("HTTP port: cannot restart its listener; it no longer accepts");
+      accepting_ = false;
+      close(listen_fd_);
+      listen_fd_ = -1;
+      retired_.emplace_back(old, tls_material_);
+      daemon_ = nullptr;
+      return;
+    }
+  } else {
+    retired_.emplace_back(old, std::move(tls_material_));
+    tls_material_ = std::move(fresh);
+    tls_stamp_ = stamp;
+    tls_refused_stamp_.clear();
+    spdlog::info("HTTP port: TLS files changed; new connections get the new certificate");
+    daemon_ = next;
+    return;
+  }
+  retired_.emplace_back(old, tls_material_);
+  daemon_ = next;
+}
+
+void HttpServer::StopAccepting() {
+  absl::MutexLock lock(&daemons_mu_);
+  if (daemon_ == nullptr || !accepting_.exchange(false)) return;
+  const MHD_socket fd = MHD_quiesce_daemon(daemon_);
+  if (fd != MHD_INVALID_SOCKET) close(fd);
+  listen_fd_ = -1;
+}
+
+int HttpServer::requests_in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return exchanges_;
+}
+
+void HttpServer::Shutdown(absl::Time deadline) {
+  if (stopped_.exchange(true)) return;
+  stop_tls_watch_.Notify();
+  if (tls_watcher_.joinable()) tls_watcher_.join();
+  StopAccepting();
+  {
+    absl::MutexLock lock(&mu_);
+    auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return exchanges_ == 0; };
+    mu_.AwaitWithDeadline(absl::Condition(&answered), deadline);
+  }
+  absl::MutexLock lock(&daemons_mu_);
+  if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
+  daemon_ = nullptr;
+  for (auto& [old, material] : retired_) MHD_stop_daemon(old);
+  retired_.clear();
+}
+
+HttpServer::~HttpServer() { Shutdown(absl::Now()); }
+
+}  // namespace seqserve

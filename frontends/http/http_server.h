@@ -1,0 +1,161 @@
+// An HTTP/1.1 listener on libmicrohttpd, which seqserve's HTTP front ends
+// (REST, health, metrics) sit on. libmicrohttpd is event-driven: a slow or
+// idle client holds a connection slot, never a thread, and is closed after
+// `idle_timeout` without progress; connections are capped in total and per
+// client address. A handler may answer later from any thread (the
+// connection is suspended meanwhile), so a call can wait for the batching
+// runner without holding one of the few listener threads.
+//
+// With TLS files the port speaks HTTPS only. They are re-read every refresh
+// interval; on a change a new listener takes over the listening socket with
+// the new certificate, and the old one finishes its open connections. With
+// a client CA file a client must show a certificate signed by one of its
+// CAs: libmicrohttpd asks for it in the handshake but cannot make it
+// mandatory there, so a request over a connection without one is answered
+// 401 and the connection closed before the handler sees it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "auth/tls_files.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+namespace seqserve {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;  // percent-decoded, without the query
+  std::string body;
+  std::string peer;  // "ipv4:127.0.0.1:53412", as gRPC names peers
+  // The verified client certificate's distinguished name (mutual TLS).
+  std::string client_certificate_subject;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The value of header `name` (case-insensitive); empty when absent.
+  std::string Header(absl::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+class HttpServer {
+ public:
+  struct Options {
+    // host:port; port 0 picks a free one (see port()).
+    std::string address = "0.0.0.0:8501";
+    // Largest request body; beyond it 413.
+    size_t max_body_bytes = 16 << 20;
+    // Request bodies held at once, all connections together, counted as
+    // their bytes arrive and until their exchange completes. A body
+    // announced (Content-Length) that does not fit beside the others is
+    // answered 503 before it is read; one that stops fitting while it
+    // arrives closes its connection. 0: no limit.
+    size_t max_buffered_body_bytes = 0;
+    // Threads that parse requests and run handlers.
+    int threads = 2;
+    // A connection without progress for this long is closed.
+    absl::Duration idle_timeout = absl::Seconds(30);
+    // Open connections in total, and from one client address.
+    unsigned max_connections = 1024;
+    unsigned max_connections_per_client = 128;
+    // HTTPS with these files; none: plain HTTP.
+    std::optional<TlsFiles> tls;
+  };
+
+  // Answers a request; call exactly once, from any thread.
+  using Respond = absl::AnyInvocable<void(HttpResponse) &&>;
+  // Runs on a listener thread for each complete request; must not block.
+  using Handler = std::function<void(const HttpRequest&, Respond)>;
+
+  // Binds and starts serving; UNAVAILABLE when the address cannot be used.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(Options options,
+                                                           Handler handler);
+  ~HttpServer();  // Shutdown() with no grace if still running
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const { return port_; }
+
+  // Stops accepting connections; requests on open ones are still answered.
+  void StopAccepting();
+  // StopAccepting(), waits until every request begun has been answered or
+  // `deadline` passed, then closes every connection.
+  void Shutdown(absl::Time deadline);
+
+  // Requests read (or being read) and not yet answered.
+  int requests_in_flight() const;
+
+  // The body budget (Options::max_buffered_body_bytes): bytes held now, and
+  // bodies refused since start (answered 503, or closed as they arrived).
+  struct BodyBudget {
+    size_t held_bytes = 0;
+    uint64_t refused = 0;
+  };
+  BodyBudget body_budget() const;
+
+ private:
+  struct Exchange;
+  friend struct HttpCallbacks;  // libmicrohttpd's C callbacks
+  HttpServer(Options options, Handler handler);
+  // A listener on listen_fd_, with `tls` when serving HTTPS; null on failure.
+  MHD_Daemon* StartDaemon(const TlsMaterial* tls);
+  // Re-reads the TLS files when they changed and hands the socket to a
+  // listener with the new certificate; stops retired listeners once their
+  // connections are gone.
+  void RefreshTls();
+
+  const Options options_;
+  const Handler handler_;
+  // The listener that accepts, and the listeners that were replaced by a
+  // certificate rotation and still serve their open connections.
+  absl::Mutex daemons_mu_;
+  MHD_Daemon* daemon_ ABSL_GUARDED_BY(daemons_mu_) = nullptr;
+  // Each with the TLS material it was started with, kept while it runs.
+  std::vector<std::pair<MHD_Daemon*, std::shared_ptr<const TlsMaterial>>> retired_
+      ABSL_GUARDED_BY(daemons_mu_);
+  // The TLS files in force and their stamp; the stamp of a refused change.
+  std::shared_ptr<const TlsMaterial> tls_material_;
+  std::string tls_stamp_;
+  std::string tls_refused_stamp_;
+  absl::Notification stop_tls_watch_;
+  std::thread tls_watcher_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> accepting_{true};
+  std::atomic<bool> stopped_{false};
+  mutable absl::Mutex mu_;
+  int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
+  // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
+  size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refused_bodies_ ABSL_GUARDED_BY(mu_) = 0;
+  // Whether `bytes` more fit in the body budget now; ReserveBody() takes
+  // them. Both count a refusal when they do not fit.
+  bool BodyFits(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  bool ReserveBody(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+};
+
+// "host:port" split, with [v6] brackets removed; nullopt-like false when
+// the port is not a number.
+bool SplitHostPort(absl::string_view address, std::string* host, int* port);
+
+}  // namespace seqserve

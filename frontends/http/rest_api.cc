@@ -1,0 +1,488 @@
+#include "frontends/http/rest_api.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+#include "serving/client_text.h"
+#include "frontends/edge/status_message.h"
+#include "frontends/http/console_files.h"
+#include "frontends/http/openapi.h"
+#include "frontends/http/v2_json.h"
+#include "observability/metrics.h"
+
+namespace seqserve {
+namespace {
+
+enum class Endpoint {
+  kHealthz,
+  kReadyz,
+  kOpenApi,
+  kConsole,
+  kMetrics,
+  kListModels,
+  kModelMetadata,
+  kVersionMetadata,
+  kClassify,
+  kVersionClassify,
+  kV2Server,
+  kV2Live,
+  kV2Ready,
+  kV2ModelReady,
+  kV2Metadata,
+  kV2Infer
+};
+
+struct RouteEntry {
+  RestApi::Route route;
+  Endpoint endpoint;
+};
+
+const std::vector<RouteEntry>& Table() {
+  constexpr const char* kText = "text/plain; charset=utf-8";
+  const auto* classify_request = v1::ClassifyRequest::descriptor();
+  const auto* classify_response = v1::ClassifyResponse::descriptor();
+  const auto* metadata = v1::GetModelMetadataResponse::descriptor();
+  static const std::vector<RouteEntry> table = {
+      {{"GET", "/healthz", "200 while the process runs", nullptr, nullptr, kText},
+       Endpoint::kHealthz},
+      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining",
+        nullptr, nullptr, kText},
+       Endpoint::kReadyz},
+      {{"GET", "/metrics", "Prometheus metrics", nullptr, nullptr,
+        kExpositionContentType.data()},
+       Endpoint::kMetrics},
+      {{"GET", "/openapi.json", "This document", nullptr, nullptr, "application/json"},
+       Endpoint::kOpenApi},
+      {{"GET", "/", "The web console", nullptr, nullptr, "text/html; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/console.js", "The web console's script", nullptr, nullptr,
+        "text/javascript; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/console.css", "The web console's style", nullptr, nullptr,
+        "text/css; charset=utf-8"},
+       Endpoint::kConsole},
+      {{"GET", "/v1/models", "Every model with its versions' states",
+        nullptr, v1::ListModelsResponse::descriptor()},
+       Endpoint::kListModels},
+      {{"POST", "/v1/models/{model}:classify", "Classify rows with the highest version",
+        classify_request, classify_response},
+       Endpoint::kClassify},
+      {{"POST", "/v1/models/{model}/versions/{version}:classify",
+        "Classify rows with one version", classify_request, classify_response},
+       Endpoint::kVersionClassify},
+      {{"GET", "/v1/models/{model}", "Metadata of the highest version", nullptr, metadata},
+       Endpoint::kModelMetadata},
+      {{"GET", "/v1/models/{model}/versions/{version}", "Metadata of one version", nullptr,
+        metadata},
+       Endpoint::kVersionMetadata},
+      // The Open Inference Protocol (KServe v2). Health answers with an
+      // empty body: 200 is true, 400 false.
+      {{"GET", "/v2", "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
+        nullptr, "V2ServerMetadata", "V2Error"},
+       Endpoint::kV2Server},
+      {{"GET", "/v2/health/live", "200 while the server can answer", nullptr, nullptr, kText,
+        nullptr, nullptr, "V2Error"},
+       Endpoint::kV2Live},
+      {{"GET", "/v2/health/ready", "200 while a model is loaded and the server is not draining",
+        nullptr, nullptr, kText, nullptr, nullptr, "V2Error"},
+       Endpoint::kV2Ready},
+      {{"GET", "/v2/models/{model}/ready", "200 while the highest version can answer",
+        nullptr, nullptr, kText, nullptr, nullptr, "V2Error"},
+       Endpoint::kV2ModelReady},
+      {{"GET", "/v2/models/{model}/versions/{version}/ready",
+        "200 while this version can answer", nullptr, nullptr, kText, nullptr, nullptr,
+        "V2Error"},
+       Endpoint::kV2ModelReady},
+      {{"GET", "/v2/models/{model}", "Tensors of the highest version", nullptr, nullptr,
+        nullptr, nullptr, "V2ModelMetadata", "V2Error"},
+       Endpoint::kV2Metadata},
+      {{"GET", "/v2/models/{model}/versions/{version}", "Tensors of one version", nullptr,
+        nullptr, nullptr, nullptr, "V2ModelMetadata", "V2Error"},
+       Endpoint::kV2Metadata},
+      {{"POST", "/v2/models/{model}/infer",
+        "Infer with the highest version (binary tensors: Inference-Header-Content-Length)",
+        nullptr, nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
+       Endpoint::kV2Infer},
+      {{"POST", "/v2/models/{model}/versions/{version}/infer",
+        "Infer with one version (binary tensors: Inference-Header-Content-Length)", nullptr,
+        nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
+       Endpoint::kV2Infer},
+  };
+  return table;
+}
+
+// Matches `path` against `pattern`; fills {name} parameters.
+bool Match(absl::string_view pattern, absl::string_view path,
+           std::map<std::string, std::string>* params) {
+  const std::vector<absl::string_view> want = absl::StrSplit(pattern, '/');
+  const std::vector<absl::string_view> got = absl::StrSplit(path, '/');
+  if (want.size() != got.size()) return false;
+  params->clear();
+  for (size_t i = 0; i < want.size(); ++i) {
+    absl::string_view w = want[i];
+    absl::string_view g = got[i];
+    if (!absl::StartsWith(w, "{")) {
+      if (w != g) return false;
+      continue;
+    }
+    const size_t close = w.find('}');
+    const absl::string_view name = w.substr(1, close - 1);
+    const absl::string_view verb = w.substr(close + 1);  // ":classify" or empty
+    if (verb.empty()) {
+      // A plain parameter never swallows a verb: "m:classify" is no name here.
+      if (g.empty() || absl::StrContains(g, ':')) return false;
+    } else if (!absl::EndsWith(g, verb) || g.size() == verb.size()) {
+      return false;
+    } else {
+      g.remove_suffix(verb.size());
+    }
+    (*params)[std::string(name)] = std::string(g);
+  }
+  return true;
+}
+
+HttpResponse Json(std::string body, int status = 200) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse Text(std::string body, int status = 200) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "text/plain; charset=utf-8";
+  response.body = std::move(body);
+  return response;
+}
+
+template <typename Message>
+absl::Status ParseJson(const std::string& body, Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(body, message, options);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request body is not a valid ", Message::descriptor()->full_name(), " in JSON: ",
+        EscapeInvalidUtf8(std::string(parsed.message()))));
+  }
+  return absl::OkStatus();
+}
+
+// Proto field names as in the .proto (what seqclient prints and the docs
+// show), zero values included so every field is always there.
+template <typename Message>
+HttpResponse ToJson(const Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string body;
+  const auto printed = google::protobuf::util::MessageToJsonString(message, &body, options);
+  if (!printed.ok()) {
+    return ErrorResponse(absl::InternalError(std::string(printed.message())));
+  }
+  return Json(std::move(body));
+}
+
+// The {version} of a path, or INVALID_ARGUMENT.
+absl::StatusOr<int64_t> PathVersion(const std::map<std::string, std::string>& params) {
+  auto it = params.find("version");
+  if (it == params.end()) return 0;
+  int64_t version = 0;
+  if (!absl::SimpleAtoi(it->second, &version) || version <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "version in the path must be a positive integer, got ", QuoteClientText(it->second)));
+  }
+  return version;
+}
+
+CallInfo HttpCall(const HttpRequest& request, const char* method) {
+  CallInfo call;
+  call.protocol = "http";
+  call.method = method;
+  call.caller.peer = request.peer;
+  call.caller.bearer_token = BearerToken(request.Header("Authorization"));
+  call.caller.client_certificate_subject = request.client_certificate_subject;
+  return call;
+}
+
+}  // namespace
+
+int HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kCancelled: return 499;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnimplemented: return 501;
+    case absl::StatusCode::kUnavailable: return 503;
+    case absl::StatusCode::kDeadlineExceeded: return 504;
+    default: return 500;
+  }
+}
+
+HttpResponse ErrorResponse(const absl::Status& status) {
+  // The same capped message a gRPC caller gets.
+  std::string code = absl::StatusCodeToString(status.code());
+  for (char& c : code) c = c == ' ' ? '_' : static_cast<char>(std::toupper(c));
+  nlohmann::json body = {{"code", code}, {"message", CappedStatusMessage(status)}};
+  HttpResponse response =
+      Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+           HttpStatusFor(status.code()));
+  // RFC 6750: a 401 names the scheme the caller should use.
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return response;
+}
+
+const std::vector<RestApi::Route>& RestApi::Routes() {
+  static const std::vector<Route> routes = [] {
+    std::vector<Route> out;
+    for (const RouteEntry& entry : Table()) out.push_back(entry.route);
+    return out;
+  }();
+  return routes;
+}
+
+namespace {
+// The /v2 endpoints, below.
+void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
+              const std::map<std::string, std::string>& params, HttpServer::Respond respond);
+}  // namespace
+
+RestApi::RestApi(Sources sources) : sources_(std::move(sources)) {}
+
+void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
+  std::map<std::string, std::string> params;
+  const RouteEntry* route = nullptr;
+  std::vector<std::string> allowed;
+  for (const RouteEntry& entry : Table()) {
+    if (!Match(entry.route.pattern, request.path, &params)) continue;
+    if (request.method == entry.route.method) {
+      route = &entry;
+      break;
+    }
+    allowed.push_back(entry.route.method);
+  }
+  if (route == nullptr) {
+    if (allowed.empty()) {
+      return std::move(respond)(ErrorResponse(absl::NotFoundError(
+          absl::StrCat("no endpoint at ", QuoteClientText(request.path)))));
+    }
+    HttpResponse refused = ErrorResponse(absl::InvalidArgumentError(
+        absl::StrCat(request.method, " is not allowed on ", QuoteClientText(request.path),
+                     "; use ", absl::StrJoin(allowed, ", "))));
+    refused.status = 405;
+    refused.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
+    return std::move(respond)(std::move(refused));
+  }
+  // `params` holds what the loop's last Match, this route's, filled in.
+
+  switch (route->endpoint) {
+    case Endpoint::kHealthz:
+      return std::move(respond)(Text("ok\n"));
+    case Endpoint::kReadyz:
+      return std::move(respond)(sources_.state->ready()
+                                    ? Text("ready\n")
+                                    : Text(absl::StrCat("not ready: ",
+                                                        PhaseName(sources_.state->phase()),
+                                                        "\n"),
+                                           503));
+    case Endpoint::kConsole: {
+      if (!sources_.console) {
+        return std::move(respond)(ErrorResponse(absl::NotFoundError("the console is off")));
+      }
+      const std::string name = request.path == "/" ? "index.html" : request.path.substr(1);
+      for (const EmbeddedFile& file : ConsoleFiles()) {
+        if (name != file.name) continue;
+        // The page names the gRPC port in the seqclient command it shows.
+        HttpResponse page = Text(absl::StrReplaceAll(
+            file.contents, {{"{{grpc_port}}", absl::StrCat(sources_.grpc_port)}}));
+        page.content_type = route->route.text_response;
+        // Only this server's own script, style and API: no inline code, no
+        // other origin, no framing.
+        page.headers.emplace_back(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+        page.headers.emplace_back("Referrer-Policy", "no-referrer");
+        return std::move(respond)(std::move(page));
+      }
+      return std::move(respond)(ErrorResponse(absl::NotFoundError("no such console file")));
+    }
+    case Endpoint::kOpenApi: {
+      // Like reflection: the API's description is for callers with a token.
+      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "OpenApi"));
+          !denied.ok()) {
+        return std::move(respond)(ErrorResponse(denied));
+      }
+      static const std::string document = OpenApiDocument(Routes(), SEQSERVE_VERSION);
+      return std::move(respond)(Json(document));
+    }
+    case Endpoint::kMetrics: {
+      // Health stays open for probes; metrics tell too much to strangers.
+      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "Metrics"));
+          !denied.ok()) {
+        return std::move(respond)(ErrorResponse(denied));
+      }
+      if (!sources_.metrics) {
+        return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));
+      }
+      HttpResponse metrics = Text(sources_.metrics());
+      metrics.content_type = std::string(kExpositionContentType);
+      return std::move(respond)(std::move(metrics));
+    }
+    case Endpoint::kListModels: {
+      v1::ListModelsResponse response;
+      absl::Status status =
+          sources_.inference->ListModels(HttpCall(request, "ListModels"), &response);
+      return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
+    }
+    case Endpoint::kModelMetadata:
+    case Endpoint::kVersionMetadata: {
+      const CallInfo call = HttpCall(request, "GetModelMetadata");
+      auto version = PathVersion(params);
+      if (!version.ok()) {
+        return std::move(respond)(
+            ErrorResponse(sources_.inference->Refuse(call, version.status())));
+      }
+      v1::GetModelMetadataRequest metadata;
+      metadata.set_model(params["model"]);
+      metadata.set_version(*version);
+      v1::GetModelMetadataResponse response;
+      absl::Status status = sources_.inference->DescribeModel(metadata, call, &response);
+      return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
+    }
+    case Endpoint::kV2Server:
+    case Endpoint::kV2Live:
+    case Endpoint::kV2Ready:
+    case Endpoint::kV2ModelReady:
+    case Endpoint::kV2Metadata:
+    case Endpoint::kV2Infer:
+      return HandleV2(sources_, route->endpoint, request, params, std::move(respond));
+    case Endpoint::kClassify:
+    case Endpoint::kVersionClassify:
+      break;
+  }
+
+  // Classify: request and response live until the inference service is done.
+  struct Exchange {
+    v1::ClassifyRequest request;
+    v1::ClassifyResponse response;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  const CallInfo call = HttpCall(request, "Classify");
+  absl::Status parsed = ParseJson(request.body, &exchange->request);
+  const std::string& model = params["model"];
+  auto version = PathVersion(params);
+  if (parsed.ok() && !version.ok()) parsed = version.status();
+  if (parsed.ok()) {
+    // The path names the model; a body that names another is a mistake.
+    const v1::ClassifyRequest& body = exchange->request;
+    if (!body.model().empty() && body.model() != model) {
+      parsed = absl::InvalidArgumentError(
+          absl::StrCat("the body names model ", QuoteClientText(body.model()),
+                       " but the path names ", QuoteClientText(model)));
+    } else if (body.version() != 0 && *version != 0 && body.version() != *version) {
+      parsed = absl::InvalidArgumentError(
+          absl::StrCat("the body names version ", body.version(), " but the path names ",
+                       *version));
+    }
+  }
+  if (!parsed.ok()) {
+    return std::move(respond)(ErrorResponse(sources_.inference->Refuse(call, parsed)));
+  }
+  exchange->request.set_model(model);
+  if (*version != 0) exchange->request.set_version(*version);
+  Exchange* raw = exchange.get();
+  sources_.inference->Classify(
+      raw->request, call, &raw->response,
+      [exchange = std::move(exchange), respond = std::move(respond)](absl::Status status) mutable {
+        std::move(respond)(status.ok() ? ToJson(exchange->response) : ErrorResponse(status));
+      });
+}
+
+namespace {
+
+void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
+              const std::map<std::string, std::string>& params, HttpServer::Respond respond) {
+  OpenInference* v2 = sources.open_inference;
+  const std::string model = params.count("model") ? params.at("model") : "";
+  const std::string version = params.count("version") ? params.at("version") : "";
+  auto health = [](bool ok) { return Text("", ok ? 200 : 400); };
+  switch (endpoint) {
+    case Endpoint::kV2Live:
+      return std::move(respond)(health(true));
+    case Endpoint::kV2Ready:
+      return std::move(respond)(health(v2->ServerReady()));
+    case Endpoint::kV2ModelReady: {
+      const absl::Status ready = v2->ModelReady(model, version);
+      return std::move(respond)(absl::IsInvalidArgument(ready) ? V2ErrorResponse(ready)
+                                                               : health(ready.ok()));
+    }
+    case Endpoint::kV2Server: {
+      // Like the OpenAPI document: what runs here is for callers with a token.
+      if (absl::Status denied =
+              sources.inference->Authenticate(HttpCall(request, "ServerMetadata"));
+          !denied.ok()) {
+        return std::move(respond)(V2ErrorResponse(denied));
+      }
+      inference::ServerMetadataResponse metadata;
+      v2->ServerMetadata(&metadata);
+      return std::move(respond)(V2ServerMetadataResponse(metadata));
+    }
+    case Endpoint::kV2Metadata: {
+      inference::ModelMetadataRequest asked;
+      asked.set_name(model);
+      asked.set_version(version);
+      inference::ModelMetadataResponse metadata;
+      const absl::Status status =
+          v2->ModelMetadata(asked, HttpCall(request, "ModelMetadata"), &metadata);
+      return std::move(respond)(status.ok() ? V2ModelMetadataResponse(metadata)
+                                            : V2ErrorResponse(status));
+    }
+    default:
+      break;
+  }
+  // Infer: request and response live until the inference path is done.
+  struct Exchange {
+    inference::ModelInferRequest request;
+    inference::ModelInferResponse response;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  const CallInfo call = HttpCall(request, "ModelInfer");
+  if (absl::Status parsed = ParseV2InferRequest(request, &exchange->request); !parsed.ok()) {
+    return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
+  }
+  exchange->request.set_model_name(model);
+  exchange->request.set_model_version(version);
+  Exchange* raw = exchange.get();
+  v2->Infer(raw->request, call, OpenInference::RawOutput::kWhenAsked, &raw->response,
+            [exchange = std::move(exchange), respond = std::move(respond)](
+                absl::Status status) mutable {
+              std::move(respond)(status.ok() ? V2InferResponse(exchange->response)
+                                             : V2ErrorResponse(status));
+            });
+}
+
+}  // namespace
+
+}  // namespace seqserve

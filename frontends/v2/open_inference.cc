@@ -1,0 +1,563 @@
+#include "frontends/v2/open_inference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <utility>
+
+#include "absl/base/config.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "core/feature_rows.h"
+#include "core/head.h"
+#include "serving/client_text.h"
+#include "serving/output_mode.h"
+
+#ifndef ABSL_IS_LITTLE_ENDIAN
+#error "raw tensor contents are little-endian: this host would need byte swaps"
+#endif
+
+namespace seqserve {
+namespace {
+
+using inference::InferParameter;
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+
+constexpr char kPlatform[] = "seqserve_sequential";
+// FP32 holds every integer up to this magnitude exactly, and not all beyond.
+constexpr double kExactIntegers = 16777216.0;  // 2^24
+
+// The element types an input may have, with their sizes and, for BOOL and
+// the integer types, the range of values an element may hold.
+struct InputType {
+  const char* name;
+  size_t bytes;
+  double min;
+  double max;
+};
+
+constexpr InputType kInputTypes[] = {
+    {"FP32", 4, -std::numeric_limits<float>::max(), std::numeric_limits<float>::max()},
+    {"FP64", 8, -std::numeric_limits<double>::max(), std::numeric_limits<double>::max()},
+    {"FP16", 2, 0, 0},
+    {"BF16", 2, 0, 0},
+    {"BOOL", 1, 0, 1},
+    {"INT8", 1, -128, 127},
+    {"INT16", 2, -32768, 32767},
+    {"INT32", 4, -2147483648.0, 2147483647.0},
+    {"INT64", 8, -9223372036854775808.0, 9223372036854775807.0},
+    {"UINT8", 1, 0, 255},
+    {"UINT16", 2, 0, 65535},
+    {"UINT32", 4, 0, 4294967295.0},
+    {"UINT64", 8, 0, 18446744073709551615.0},
+};
+
+const InputType* FindInputType(const std::string& name) {
+  for (const InputType& type : kInputTypes) {
+    if (name == type.name) return &type;
+  }
+  return nullptr;
+}
+
+std::string InputTypeNames() {
+  std::vector<std::string> names;
+  for (const InputType& type : kInputTypes) names.emplace_back(type.name);
+  return absl::StrJoin(names, ", ");
+}
+
+float HalfToFloat(uint16_t half) {
+  const int exponent = (half >> 10) & 0x1f;
+  const int mantissa = half & 0x3ff;
+  float magnitude;
+  if (exponent == 0) {
+    magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+  } else if (exponent == 31) {
+    magnitude = mantissa == 0 ? std::numeric_limits<float>::infinity()
+                              : std::numeric_limits<float>::quiet_NaN();
+  } else {
+    magnitude = std::ldexp(static_cast<float>(1024 + mantissa), exponent - 25);
+  }
+  return (half & 0x8000) ? -magnitude : magnitude;
+}
+
+float Bfloat16ToFloat(uint16_t bits) {
+  const uint32_t wide = uint32_t{bits} << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof(value));
+  return value;
+}
+
+// Converts one element to FP32, refusing what FP32 cannot hold: integers
+// beyond 2^24 (they would round to a neighbour) and finite FP64 values
+// beyond FP32's range. NaN and Inf pass through: the plan refuses them
+// with every other protocol's message.
+class FeatureWriter {
+ public:
+  // `input`: the tensor's name, quoted for messages.
+  FeatureWriter(const std::string& input, const InputType& type, float* out)
+      : input_(input), type_(type), out_(out) {}
+
+  absl::Status Integer(double value, size_t index) {
+    if (value < type_.min || value > type_.max) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", input_, " element ", index, " is ", value, ", not ", type_.name));
+    }
+    if (std::fabs(value) > kExactIntegers) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", input_, " element ", index, " is ", value,
+          ": beyond 2^24 FP32 cannot hold every integer exactly; send FP32 or FP64"));
+    }
+    out_[index] = static_cast<float>(value);
+    return absl::OkStatus();
+  }
+
+  absl::Status Real(double value, size_t index) {
+    if (std::isfinite(value) && std::fabs(value) > std::numeric_limits<float>::max()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", input_, " element ", index, " is ", value, ", beyond FP32's range"));
+    }
+    out_[index] = static_cast<float>(value);
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::string& input_;
+  const InputType& type_;
+  float* out_;
+};
+
+template <typename T>
+T LoadRaw(const char* bytes, size_t index) {
+  T value;
+  std::memcpy(&value, bytes + index * sizeof(T), sizeof(T));
+  return value;
+}
+
+// Raw little-endian elements of `type` into `features`.
+absl::Status ConvertRaw(const std::string& bytes, const InputType& type, size_t count,
+                        FeatureWriter& writer, float* features) {
+  const char* data = bytes.data();
+  const std::string name = type.name;
+  if (name == "FP32") {
+    if (count > 0) std::memcpy(features, data, count * sizeof(float));
+    return absl::OkStatus();
+  }
+  for (size_t i = 0; i < count; ++i) {
+    absl::Status status;
+    if (name == "FP64") {
+      status = writer.Real(LoadRaw<double>(data, i), i);
+    } else if (name == "FP16") {
+      features[i] = HalfToFloat(LoadRaw<uint16_t>(data, i));
+    } else if (name == "BF16") {
+      features[i] = Bfloat16ToFloat(LoadRaw<uint16_t>(data, i));
+    } else if (name == "BOOL") {
+      status = writer.Integer(LoadRaw<uint8_t>(data, i), i);
+    } else if (name == "INT8") {
+      status = writer.Integer(LoadRaw<int8_t>(data, i), i);
+    } else if (name == "INT16") {
+      status = writer.Integer(LoadRaw<int16_t>(data, i), i);
+    } else if (name == "INT32") {
+      status = writer.Integer(LoadRaw<int32_t>(data, i), i);
+    } else if (name == "INT64") {
+      status = writer.Integer(static_cast<double>(LoadRaw<int64_t>(data, i)), i);
+    } else if (name == "UINT8") {
+      status = writer.Integer(LoadRaw<uint8_t>(data, i), i);
+    } else if (name == "UINT16") {
+      status = writer.Integer(LoadRaw<uint16_t>(data, i), i);
+    } else if (name == "UINT32") {
+      status = writer.Integer(LoadRaw<uint32_t>(data, i), i);
+    } else {  // UINT64
+      status = writer.Integer(static_cast<double>(LoadRaw<uint64_t>(data, i)), i);
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+template <typename Field>
+absl::Status ConvertTyped(const Field& values, bool integers, FeatureWriter& writer) {
+  for (int i = 0; i < values.size(); ++i) {
+    const double value = static_cast<double>(values[i]);
+    absl::Status status = integers ? writer.Integer(value, i) : writer.Real(value, i);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// The typed contents of `type`, converted; `count` elements expected.
+absl::Status ConvertContents(const inference::InferTensorContents& contents,
+                             const InputType& type, const std::string& input, size_t count,
+                             FeatureWriter& writer) {
+  const std::string name = type.name;
+  auto expect = [&](int got, const char* field) -> absl::Status {
+    if (static_cast<size_t>(got) == count) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", input, " has ", got, " values in ", field, "; its shape needs ", count));
+  };
+  if (name == "FP32") {
+    if (auto s = expect(contents.fp32_contents_size(), "fp32_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.fp32_contents(), false, writer);
+  }
+  if (name == "FP64") {
+    if (auto s = expect(contents.fp64_contents_size(), "fp64_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.fp64_contents(), false, writer);
+  }
+  if (name == "BOOL") {
+    if (auto s = expect(contents.bool_contents_size(), "bool_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.bool_contents(), true, writer);
+  }
+  if (name == "INT64") {
+    if (auto s = expect(contents.int64_contents_size(), "int64_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.int64_contents(), true, writer);
+  }
+  if (name == "UINT64") {
+    if (auto s = expect(contents.uint64_contents_size(), "uint64_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.uint64_contents(), true, writer);
+  }
+  if (name == "INT8" || name == "INT16" || name == "INT32") {
+    if (auto s = expect(contents.int_contents_size(), "int_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.int_contents(), true, writer);
+  }
+  if (name == "UINT8" || name == "UINT16" || name == "UINT32") {
+    if (auto s = expect(contents.uint_contents_size(), "uint_contents"); !s.ok()) return s;
+    return ConvertTyped(contents.uint_contents(), true, writer);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "input ", input, " is ", name, ", which has no typed contents: send it raw"));
+}
+
+// Values in every typed field: a bound on what a shape may claim.
+size_t TypedCount(const inference::InferTensorContents& c) {
+  return static_cast<size_t>(c.bool_contents_size()) + c.int_contents_size() +
+         c.int64_contents_size() + c.uint_contents_size() + c.uint64_contents_size() +
+         c.fp32_contents_size() + c.fp64_contents_size() + c.bytes_contents_size();
+}
+
+// The request's one input tensor as the rows of `classify`, and what it
+// declares in `tensors`.
+absl::Status ReadInput(const ModelInferRequest& request, v1::ClassifyRequest* classify,
+                       TensorInterface* tensors) {
+  if (request.inputs_size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a seqserve model takes one input tensor; the request has ", request.inputs_size()));
+  }
+  const ModelInferRequest::InferInputTensor& input = request.inputs(0);
+  const std::string name = QuoteClientText(input.name());
+  if (input.shape_size() != 2 || input.shape(0) < 0 || input.shape(1) < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", name, " has shape [", absl::StrJoin(input.shape(), ", "),
+        "]; send [rows, features per row]"));
+  }
+  const InputType* type = FindInputType(input.datatype());
+  if (type == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", name, " is ", QuoteClientText(input.datatype()),
+        "; features may be ", InputTypeNames()));
+  }
+  const int64_t rows = input.shape(0);
+  const int64_t columns = input.shape(1);
+  if (rows > std::numeric_limits<uint32_t>::max() ||
+      columns > std::numeric_limits<uint32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("input ", name, " has too many rows or columns"));
+  }
+  const size_t count = static_cast<size_t>(rows) * static_cast<size_t>(columns);
+  if (request.raw_input_contents_size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_input_contents has ", request.raw_input_contents_size(),
+        " entries for one input"));
+  }
+  const bool raw = request.raw_input_contents_size() == 1;
+  // Check sizes before allocating anything the size of the shape.
+  if (raw) {
+    const std::string& bytes = request.raw_input_contents(0);
+    if (count > std::numeric_limits<size_t>::max() / type->bytes ||
+        bytes.size() != count * type->bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " has ", bytes.size(), " raw bytes; shape [", rows, ", ", columns,
+          "] of ", type->name, " needs ", count, " x ", type->bytes));
+    }
+    if (input.has_contents()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input ", name, " has both contents and raw_input_contents"));
+    }
+  } else if (count > TypedCount(input.contents())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", name, " has shape [", rows, ", ", columns, "] but its contents hold ",
+        TypedCount(input.contents()), " values"));
+  }
+  tensors->input_name = input.name();
+  tensors->input_columns = columns;
+  classify->set_rows(static_cast<uint32_t>(rows));
+  classify->mutable_features()->Resize(static_cast<int>(count), 0.0f);
+  float* features = classify->mutable_features()->mutable_data();
+  FeatureWriter writer(name, *type, features);
+  return raw ? ConvertRaw(request.raw_input_contents(0), *type, count, writer, features)
+             : ConvertContents(input.contents(), *type, name, count, writer);
+}
+
+// A boolean parameter; absent is false.
+absl::StatusOr<bool> BoolParameter(const google::protobuf::Map<std::string, InferParameter>& map,
+                                   const char* key) {
+  auto it = map.find(key);
+  if (it == map.end()) return false;
+  if (it->second.parameter_choice_case() != InferParameter::kBoolParam) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter \"", key, "\" must be a boolean"));
+  }
+  return it->second.bool_param();
+}
+
+// An integer parameter that must lie in 1..`max`; 0 when absent. Any other
+// value or type is INVALID_ARGUMENT: parameter "KEY" must be a positive
+// integer, then `unit`.
+absl::StatusOr<int64_t> PositiveIntParameter(
+    const google::protobuf::Map<std::string, InferParameter>& map, const char* key,
+    int64_t max, absl::string_view unit = "") {
+  auto it = map.find(key);
+  if (it == map.end()) return 0;
+  const InferParameter& value = it->second;
+  int64_t number = -1;
+  if (value.parameter_choice_case() == InferParameter::kInt64Param) {
+    number = value.int64_param();
+  } else if (value.parameter_choice_case() == InferParameter::kUint64Param &&
+             value.uint64_param() <= static_cast<uint64_t>(max)) {
+    number = static_cast<int64_t>(value.uint64_param());
+  }
+  if (number <= 0 || number > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter \"", key, "\" must be a positive integer", unit));
+  }
+  return number;
+}
+
+// The request parameter "timeout", as Triton reads it: microseconds the
+// request may take before it is answered DEADLINE_EXCEEDED (a gRPC
+// deadline, when shorter, still wins); absent is no limit of its own.
+absl::StatusOr<absl::Duration> TimeoutParameter(
+    const google::protobuf::Map<std::string, InferParameter>& map) {
+  auto micros = PositiveIntParameter(map, "timeout", std::numeric_limits<int64_t>::max(),
+                                     " of microseconds");
+  if (!micros.ok()) return micros.status();
+  return *micros == 0 ? absl::InfiniteDuration() : absl::Microseconds(*micros);
+}
+
+// The outputs the request names (none: the default), into `outputs` and
+// `asked`; sets `raw_asked` from their "binary_data" parameters.
+absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputRequest>* outputs,
+                         std::vector<V2Call::AskedOutput>* asked, bool* raw_asked) {
+  if (request.outputs_size() == 0) {
+    outputs->push_back(OutputRequest{});
+    asked->push_back(V2Call::AskedOutput{});
+    return absl::OkStatus();
+  }
+  for (const auto& output : request.outputs()) {
+    if (output.name().empty()) return absl::InvalidArgumentError("an output has no name");
+    for (const V2Call::AskedOutput& earlier : *asked) {  // a handful: no set needed
+      if (earlier.name == output.name()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("output ", QuoteClientText(output.name()), " is asked for twice"));
+      }
+    }
+    OutputRequest plan;
+    V2Call::AskedOutput answer;
+    answer.name = output.name();
+    if (auto head = ParseHeadName(output.name())) {
+      plan.output = OutputModeForHead(*head);
+    } else {
+      plan.tensor_name = output.name();
+    }
+    auto binary = BoolParameter(output.parameters(), "binary_data");
+    if (!binary.ok()) return binary.status();
+    *raw_asked = *raw_asked || *binary;
+    auto classes = PositiveIntParameter(output.parameters(), "classification",
+                                        std::numeric_limits<uint32_t>::max());
+    if (!classes.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "output ", QuoteClientText(output.name()), ": ", classes.status().message()));
+    }
+    if (*classes > 0) {
+      plan.top_k = static_cast<uint32_t>(*classes);
+      answer.classification = true;
+    }
+    outputs->push_back(std::move(plan));
+    asked->push_back(std::move(answer));
+  }
+  return absl::OkStatus();
+}
+
+void AppendRawString(const std::string& value, std::string* raw) {
+  const uint32_t size = static_cast<uint32_t>(value.size());
+  raw->append(reinterpret_cast<const char*>(&size), sizeof(size));
+  raw->append(value);
+}
+
+// One answer of the pass as an output tensor.
+void WriteOutput(const V2Call::AskedOutput& asked, const std::string& default_name,
+                 const v1::ClassifyResponse& answer, bool raw, ModelInferResponse* response) {
+  ModelInferResponse::InferOutputTensor* tensor = response->add_outputs();
+  tensor->set_name(asked.name.empty() ? default_name : asked.name);
+  const int rows = answer.results_size();
+  std::string* bytes = raw ? response->add_raw_output_contents() : nullptr;
+  if (asked.classification) {
+    const int k = rows > 0 ? answer.results(0).top_k_size() : 0;
+    tensor->set_datatype("BYTES");
+    tensor->add_shape(rows);
+    tensor->add_shape(k);
+    for (const v1::RowResult& row : answer.results()) {
+      for (const v1::ScoredClass& top : row.top_k()) {
+        std::string text = absl::StrCat(FormatFloat(top.score()), ":", top.index());
+        if (!top.label().empty()) absl::StrAppend(&text, ":", top.label());
+        if (raw) {
+          AppendRawString(text, bytes);
+        } else {
+          tensor->mutable_contents()->add_bytes_contents(std::move(text));
+        }
+      }
+    }
+    return;
+  }
+  const int width = rows > 0 ? answer.results(0).scores_size() : 0;
+  tensor->set_datatype("FP32");
+  tensor->add_shape(rows);
+  tensor->add_shape(width);
+  if (raw) {
+    bytes->reserve(static_cast<size_t>(rows) * width * sizeof(float));
+    for (const v1::RowResult& row : answer.results()) {
+      bytes->append(reinterpret_cast<const char*>(row.scores().data()),
+                    row.scores_size() * sizeof(float));
+    }
+  } else {
+    auto* values = tensor->mutable_contents()->mutable_fp32_contents();
+    values->Reserve(rows * width);
+    for (const v1::RowResult& row : answer.results()) {
+      values->Add(row.scores().begin(), row.scores().end());
+    }
+  }
+}
+
+
+}  // namespace
+
+absl::StatusOr<int64_t> ParseV2Version(const std::string& version) {
+  if (version.empty()) return 0;
+  int64_t number = 0;
+  if (!absl::SimpleAtoi(version, &number) || number <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "version must be a positive integer or empty, got ", QuoteClientText(version)));
+  }
+  return number;
+}
+
+const std::vector<std::string>& OpenInference::Extensions() {
+  static const std::vector<std::string> extensions = {"classification",
+                                                      "binary_tensor_data"};
+  return extensions;
+}
+
+OpenInference::OpenInference(InferenceService* inference, std::function<bool()> server_ready)
+    : inference_(inference), server_ready_(std::move(server_ready)) {}
+
+bool OpenInference::ServerReady() const { return server_ready_(); }
+
+absl::Status OpenInference::ModelReady(const std::string& name,
+                                       const std::string& version) const {
+  auto number = ParseV2Version(version);
+  if (!number.ok()) return number.status();
+  return inference_->ModelReady(name, *number);
+}
+
+void OpenInference::ServerMetadata(inference::ServerMetadataResponse* response) const {
+  response->set_name("seqserve");
+  response->set_version(SEQSERVE_VERSION);
+  for (const std::string& extension : Extensions()) response->add_extensions(extension);
+}
+
+absl::Status OpenInference::ModelMetadata(const inference::ModelMetadataRequest& request,
+                                          const CallInfo& call,
+                                          inference::ModelMetadataResponse* response) {
+  auto version = ParseV2Version(request.version());
+  if (!version.ok()) return inference_->Refuse(call, version.status());
+  v1::GetModelMetadataRequest describe;
+  describe.set_model(request.name());
+  describe.set_version(*version);
+  v1::GetModelMetadataResponse metadata;
+  if (absl::Status status = inference_->DescribeModel(describe, call, &metadata);
+      !status.ok()) {
+    return status;
+  }
+  response->set_name(metadata.model());
+  for (const v1::VersionStatus& entry : metadata.versions()) {
+    if (entry.state() == v1::MODEL_STATE_AVAILABLE) {
+      response->add_versions(absl::StrCat(entry.version()));
+    }
+  }
+  response->set_platform(kPlatform);
+  auto* input = response->add_inputs();
+  input->set_name(metadata.input_tensor());
+  input->set_datatype("FP32");
+  input->add_shape(-1);
+  input->add_shape(metadata.input_width());
+  for (const std::string& name :
+       TensorOutputNames(static_cast<int>(metadata.output_width()), metadata.output_tensor())) {
+    auto* output = response->add_outputs();
+    output->set_name(name);
+    output->set_datatype("FP32");
+    output->add_shape(-1);
+    output->add_shape(metadata.output_width());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOutput raw) {
+  auto version = ParseV2Version(request.model_version());
+  if (!version.ok()) return version.status();
+  if (request.model_name().empty()) return absl::InvalidArgumentError("model_name is empty");
+  bool raw_asked = false;
+  if (absl::Status s = ReadOutputs(request, &outputs, &asked, &raw_asked); !s.ok()) return s;
+  auto binary = BoolParameter(request.parameters(), "binary_data_output");
+  if (!binary.ok()) return binary.status();
+  auto request_timeout = TimeoutParameter(request.parameters());
+  if (!request_timeout.ok()) return request_timeout.status();
+  timeout = *request_timeout;
+  if (absl::Status s = ReadInput(request, &classify, &tensors); !s.ok()) return s;
+  raw_output = raw_asked || *binary ||
+               (raw == OpenInference::RawOutput::kWhenAskedOrInputRaw &&
+                request.raw_input_contents_size() > 0);
+  classify.set_model(request.model_name());
+  classify.set_version(*version);
+  return absl::OkStatus();
+}
+
+void V2Call::WriteAnswer(const ModelInferRequest& request, ModelInferResponse* response) const {
+  response->set_model_name(request.model_name());
+  if (!answers.empty()) response->set_model_version(absl::StrCat(answers.front().version()));
+  response->set_id(request.id());
+  for (size_t i = 0; i < asked.size() && i < answers.size(); ++i) {
+    WriteOutput(asked[i], tensors.output_name, answers[i], raw_output, response);
+  }
+}
+
+void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOutput raw,
+                          ModelInferResponse* response, InferenceService::Done done) {
+  auto v2 = std::make_unique<V2Call>();
+  if (absl::Status read = v2->Read(request, raw); !read.ok()) {
+    return std::move(done)(inference_->Refuse(call, std::move(read)));
+  }
+  if (v2->timeout != absl::InfiniteDuration()) {
+    call.deadline = std::min(call.deadline, absl::Now() + v2->timeout);
+  }
+  V2Call* state = v2.get();
+  inference_->ClassifyOutputs(
+      state->classify, state->outputs, &state->tensors, std::move(call), &state->answers,
+      [v2 = std::move(v2), &request, response,
+       done = std::move(done)](absl::Status status) mutable {
+        if (status.ok()) v2->WriteAnswer(request, response);
+        std::move(done)(std::move(status));
+      });
+}
+
+}  // namespace seqserve

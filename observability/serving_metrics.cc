@@ -1,0 +1,238 @@
+#include "observability/serving_metrics.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <tuple>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "observability/process_metrics.h"
+
+namespace seqserve {
+
+// gRPC's 17 codes index the request counters.
+constexpr size_t kStatusCodes = 17;
+
+struct ServingMetrics::CallSeries {
+  std::array<Counter, kStatusCodes> by_code;
+  Histogram duration{DurationBucketsNanos()};
+  Histogram request_rows{RowBuckets()};
+  Histogram queue{DurationBucketsNanos()};
+  Histogram inference{DurationBucketsNanos()};
+  Histogram batch_rows{RowBuckets()};
+};
+
+namespace {
+
+const char* CodeName(size_t code) {
+  static constexpr const char* kNames[kStatusCodes] = {
+      "OK",          "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS",   "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",      "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  return kNames[code];
+}
+
+int64_t Nanos(absl::Duration duration) { return absl::ToInt64Nanoseconds(duration); }
+
+// "MODEL_STATE_AVAILABLE" -> "available".
+std::string StateLabel(v1::ModelState state) {
+  std::string name = v1::ModelState_Name(state);
+  constexpr absl::string_view kPrefix = "MODEL_STATE_";
+  if (absl::StartsWith(name, kPrefix)) name = name.substr(kPrefix.size());
+  return absl::AsciiStrToLower(name);
+}
+
+}  // namespace
+
+namespace {
+std::atomic<uint64_t> next_instance_id{1};
+}  // namespace
+
+ServingMetrics::ServingMetrics()
+    : id_(next_instance_id.fetch_add(1)),
+      load_duration_(std::make_unique<Histogram>(DurationBucketsNanos())) {}
+
+ServingMetrics::~ServingMetrics() = default;
+
+ServingMetrics::CallSeries& ServingMetrics::SeriesFor(const CallRecord& call) {
+  const CallKeyView key{
+      call.protocol, call.method,
+      call.model_known || call.model.empty() ? absl::string_view(call.model) : kUnknownModel,
+      call.version};
+  // Series live as long as this object: each thread remembers the last one
+  // it used, so a steady stream of like calls takes no lock.
+  struct LastUsed {
+    uint64_t owner = 0;
+    CallKey key;
+    CallSeries* series = nullptr;
+  };
+  thread_local LastUsed last;
+  if (last.owner == id_ && CallKeyEq()(last.key, key)) return *last.series;
+  CallSeries& found = FindOrAddSeries(key);
+  last.owner = id_;
+  last.key = CallKey{std::string(key.protocol), std::string(key.method),
+                     std::string(key.model), key.version};
+  last.series = &found;
+  return found;
+}
+
+ServingMetrics::CallSeries& ServingMetrics::FindOrAddSeries(const CallKeyView& key) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = calls_.find(key);
+    if (it != calls_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  auto& series = calls_[CallKey{std::string(key.protocol), std::string(key.method),
+                                std::string(key.model), key.version}];
+  if (series == nullptr) series = std::make_unique<CallSeries>();
+  return *series;
+}
+
+void ServingMetrics::OnEnd(const CallRecord& call) {
+  CallSeries& series = SeriesFor(call);
+  const size_t code = static_cast<size_t>(call.code);
+  series.by_code[code < kStatusCodes ? code : 2].Increment();  // 2: UNKNOWN
+  series.duration.Observe(Nanos(call.duration));
+  if (call.rows > 0) series.request_rows.Observe(static_cast<int64_t>(call.rows));
+  if (call.batch_rows > 0) series.queue.Observe(Nanos(call.queued));
+  if (call.first_in_pass) {
+    series.inference.Observe(Nanos(call.inference));
+    series.batch_rows.Observe(static_cast<int64_t>(call.batch_rows));
+  }
+}
+
+void ServingMetrics::OnModelLoad(const ModelLoadEvent& load) {
+  load_duration_->Observe(Nanos(load.duration));
+  absl::MutexLock lock(&mu_);
+  ++loads_[{load.model, load.ok}];
+}
+
+std::string ServingMetrics::Render(const Gauges& gauges) const {
+  // Merge the per-version series into each family's own labels.
+  using Snapshot = Histogram::Snapshot;
+  std::map<std::tuple<std::string, std::string, std::string, std::string, size_t>, uint64_t>
+      requests;  // protocol, method, model, version, code
+  std::map<std::tuple<std::string, std::string, std::string>, Snapshot> durations;
+  std::map<std::string, Snapshot> request_rows, queue, inference, batch_rows;
+  std::map<std::pair<std::string, bool>, uint64_t> loads;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [key, series] : calls_) {
+      const std::string version = key.version > 0 ? absl::StrCat(key.version) : "";
+      for (size_t code = 0; code < kStatusCodes; ++code) {
+        if (uint64_t n = series->by_code[code].value(); n > 0) {
+          requests[{key.protocol, key.method, key.model, version, code}] += n;
+        }
+      }
+      durations[{key.protocol, key.method, key.model}].Merge(series->duration.Read());
+      if (key.method != "Classify") continue;
+      request_rows[key.model].Merge(series->request_rows.Read());
+      queue[key.model].Merge(series->queue.Read());
+      inference[key.model].Merge(series->inference.Read());
+      batch_rows[key.model].Merge(series->batch_rows.Read());
+    }
+    loads.insert(loads_.begin(), loads_.end());
+  }
+
+  ExpositionWriter out;
+  out.Family("seqserve_requests_total", "counter",
+             "Calls answered, by protocol, method, model, version and status code.");
+  for (const auto& [key, n] : requests) {
+    const auto& [protocol, method, model, version, code] = key;
+    out.Sample("seqserve_requests_total",
+               {{"protocol", protocol}, {"method", method}, {"model", model},
+                {"version", version}, {"code", CodeName(code)}},
+               n);
+  }
+  out.Family("seqserve_request_duration_seconds", "histogram",
+             "Time from a call's arrival to its answer.");
+  for (const auto& [key, data] : durations) {
+    const auto& [protocol, method, model] = key;
+    out.HistogramSeries("seqserve_request_duration_seconds",
+                        {{"protocol", protocol}, {"method", method}, {"model", model}},
+                        DurationBucketsNanos(), data, 1e9);
+  }
+  struct ModelHistogram {
+    const char* name;
+    const char* help;
+    const std::map<std::string, Snapshot>* data;
+    absl::Span<const int64_t> bounds;
+    double per_unit;
+  };
+  for (const ModelHistogram& family : {
+           ModelHistogram{"seqserve_queue_duration_seconds",
+                          "Time a Classify waited for its forward pass.", &queue,
+                          DurationBucketsNanos(), 1e9},
+           ModelHistogram{"seqserve_inference_duration_seconds",
+                          "Time of one forward pass, over all the rows it carried.",
+                          &inference, DurationBucketsNanos(), 1e9},
+           ModelHistogram{"seqserve_batch_rows", "Rows in one forward pass.", &batch_rows,
+                          RowBuckets(), 1.0},
+           ModelHistogram{"seqserve_request_rows", "Rows in one Classify.", &request_rows,
+                          RowBuckets(), 1.0}}) {
+    out.Family(family.name, "histogram", family.help);
+    for (const auto& [model, data] : *family.data) {
+      out.HistogramSeries(family.name, {{"model", model}}, family.bounds, data, family.per_unit);
+    }
+  }
+
+  out.Family("seqserve_queued_rows", "gauge", "Rows waiting for a forward pass.");
+  std::map<std::string, uint64_t> queued;
+  for (const auto& waiting : gauges.queued_rows) queued[waiting.model] += waiting.rows;
+  if (gauges.repository != nullptr) {
+    for (const auto& [name, record] : gauges.repository->models) queued.emplace(name, 0);
+  }
+  for (const auto& [model, rows] : queued) {
+    out.Sample("seqserve_queued_rows", {{"model", model}}, rows);
+  }
+  out.Family("seqserve_inflight_requests", "gauge", "Calls received and not yet answered.");
+  out.Sample("seqserve_inflight_requests", {},
+             static_cast<uint64_t>(std::max(gauges.inflight_requests, 0)));
+  out.Family("seqserve_http_body_bytes", "gauge",
+             "Request body bytes the HTTP port holds (see --max_buffered_request_bytes).");
+  out.Sample("seqserve_http_body_bytes", {}, static_cast<uint64_t>(gauges.http_body_bytes));
+  out.Family("seqserve_http_bodies_refused_total", "counter",
+             "HTTP request bodies refused for --max_buffered_request_bytes: answered 503, "
+             "or closed as they arrived.");
+  out.Sample("seqserve_http_bodies_refused_total", {}, gauges.http_bodies_refused);
+
+  out.Family("seqserve_model_versions", "gauge", "Model versions by state.");
+  if (gauges.repository != nullptr) {
+    for (const auto& [name, record] : gauges.repository->models) {
+      std::map<std::string, uint64_t> states;
+      for (v1::ModelState state :
+           {v1::MODEL_STATE_LOADING, v1::MODEL_STATE_AVAILABLE, v1::MODEL_STATE_FAILED}) {
+        states[StateLabel(state)] = 0;
+      }
+      for (const auto& [version, entry] : record.versions) ++states[StateLabel(entry.state)];
+      for (const auto& [state, n] : states) {
+        out.Sample("seqserve_model_versions", {{"model", name}, {"state", state}}, n);
+      }
+    }
+  }
+  out.Family("seqserve_model_loads_total", "counter",
+             "Attempts to load a model version's file, by result.");
+  for (const auto& [key, n] : loads) {
+    out.Sample("seqserve_model_loads_total",
+               {{"model", key.first}, {"result", key.second ? "ok" : "failed"}}, n);
+  }
+  out.Family("seqserve_model_load_duration_seconds", "histogram",
+             "Time to read, check and prepare one model version.");
+  out.HistogramSeries("seqserve_model_load_duration_seconds", {}, DurationBucketsNanos(),
+                      load_duration_->Read(), 1e9);
+
+  out.Family("seqserve_build_info", "gauge", "Always 1; the labels say what is running.");
+  out.Sample("seqserve_build_info",
+             {{"version", SEQSERVE_VERSION}, {"grpc_version", grpc::Version()}}, uint64_t{1});
+  WriteProcessMetrics(out);
+  return out.text();
+}
+
+}  // namespace seqserve

@@ -1,0 +1,290 @@
+#include "serving/classify.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "serving/client_text.h"
+#include "serving/output_mode.h"
+
+namespace seqserve {
+namespace {
+
+// Binary models: one label names the positive class, two name both.
+std::string BinaryLabel(const ServedModel& served, bool positive) {
+  const auto& labels = served.config.labels();
+  if (labels.size() == 2) return labels[positive ? 1 : 0];
+  if (labels.size() == 1) return positive ? labels[0] : absl::StrCat("not ", labels[0]);
+  return "";
+}
+
+// The class output `index` scores. A binary model's one output scores the
+// positive class, whichever label that is.
+std::string LabelOf(const ServedModel& served, uint32_t index) {
+  if (served.model->output_width() == 1) return BinaryLabel(served, true);
+  const auto& labels = served.config.labels();
+  return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
+}
+
+// A sum of response bounds that stops growing before it could wrap.
+constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max() / 2;
+
+bool AllFinite(absl::Span<const float> values) {
+  for (float v : values) {
+    if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan) {
+  uint64_t longest_label = 0;
+  for (const std::string& label : served.config.labels()) {
+    longest_label = std::max<uint64_t>(longest_label, label.size() + 4);  // "not " + label
+  }
+  const uint64_t width = served.model->output_width();
+  const uint64_t scored_class = 24 + longest_label;  // index, score, label, framing
+  uint64_t per_row = 16 + width * sizeof(float) + longest_label + plan.top_k * scored_class;
+  if (plan.head == Head::kSigmoid && width > 1) per_row += width * scored_class;
+  // per_row < 2^45 (width <= 2^24, a label <= 1 MiB); rows could still
+  // overflow the product, so saturate.
+  const uint64_t header = 64 + served.name.size();
+  if (plan.rows > (std::numeric_limits<uint64_t>::max() - header) / per_row) {
+    return std::numeric_limits<uint64_t>::max();
+  }
+  return header + plan.rows * per_row;
+}
+
+namespace {
+
+// The checks of a request's rows, whatever it asks of them: count, width,
+// limits, finite values.
+absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
+                       const RequestLimits& limits) {
+  const Sequential& model = *served.model;
+  const size_t rows = request.rows();
+  if (rows == 0) {
+    return absl::InvalidArgumentError("empty batch: rows must be positive");
+  }
+  const size_t want = rows * static_cast<size_t>(model.input_width());
+  if (static_cast<size_t>(request.features_size()) != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' takes ", model.input_width(),
+        " features per row: ", rows, " rows need ", want, " values, got ",
+        request.features_size()));
+  }
+  const uint32_t limit = served.max_request_rows ? served.max_request_rows : limits.max_rows;
+  if (limit != 0 && rows > limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", rows, " rows is over the limit of ", limit,
+        " rows per request for model '", served.name, "'; split it"));
+  }
+  // rows <= 2^32 and widest <= 2^24: the product fits in 64 bits.
+  const uint64_t memory = uint64_t{rows} * model.widest() * sizeof(float);
+  if (limits.max_memory_bytes != 0 && memory > limits.max_memory_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", rows, " rows holds ", memory, " bytes of activations as one pass (",
+        model.widest(), " values per row in model '", served.name,
+        "'), over the limit of ", limits.max_memory_bytes,
+        " bytes per request; split it"));
+  }
+  for (int i = 0; i < request.features_size(); ++i) {
+    if (!std::isfinite(request.features(i))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", i / model.input_width(), " feature ", i % model.input_width(),
+          " is NaN or Inf"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One answer's head, top_k and threshold, and the bound of its size.
+absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
+                                        const OutputRequest& output, const ServedModel& served,
+                                        const RequestLimits& limits) {
+  const Sequential& model = *served.model;
+  ClassifyPlan plan;
+  plan.rows = request.rows();
+  if (output.output == v1::OUTPUT_MODE_DEFAULT) {
+    if (!output.tensor_name.empty() && output.tensor_name != model.tensor_names().output) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", served.name, "' has no output ", QuoteClientText(output.tensor_name),
+          "; its outputs are ",
+          absl::StrJoin(TensorOutputNames(model.output_width(), model.tensor_names().output),
+                        ", ")));
+    }
+    plan.head = served.default_head;
+  } else {
+    auto head = HeadForOutputMode(output.output);
+    if (!head) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown output mode ", output.output));
+    }
+    plan.head = *head;
+  }
+  if ((plan.head == Head::kSoftmax || plan.head == Head::kLogSoftmax) &&
+      model.output_width() == 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' has one output; ", HeadName(plan.head),
+        " over it is always ", plan.head == Head::kSoftmax ? "1" : "0",
+        ", ask for sigmoid"));
+  }
+  if (output.top_k > static_cast<uint32_t>(model.output_width())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_k ", output.top_k, " is more than the ", model.output_width(),
+        " outputs of model '", served.name, "'"));
+  }
+  plan.top_k = output.top_k;
+  if (request.threshold() != 0.0f) {
+    if (!(request.threshold() > 0.0f && request.threshold() < 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "threshold ", request.threshold(), " is outside (0, 1)"));
+    }
+    plan.threshold = request.threshold();
+  } else {
+    plan.threshold = served.threshold;
+  }
+  // The answer is built whole before it is sent: refuse one that could not
+  // be sent anyway, before it costs the memory.
+  const uint64_t response = ResponseBytesBound(served, plan);
+  if (limits.max_response_bytes != 0 && response > limits.max_response_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the answer to ", plan.rows, " rows", plan.top_k ? " with top_k " : "",
+        plan.top_k ? absl::StrCat(plan.top_k) : "", " could take ", response,
+        " bytes, over the message limit of ", limits.max_response_bytes,
+        "; send fewer rows or ask for a smaller top_k"));
+  }
+  return plan;
+}
+
+}  // namespace
+
+std::vector<std::string> TensorOutputNames(int output_width, const std::string& graph_output) {
+  std::vector<std::string> names;
+  for (Head head : {Head::kLogits, Head::kSigmoid, Head::kSoftmax, Head::kLogSoftmax}) {
+    if ((head == Head::kSoftmax || head == Head::kLogSoftmax) && output_width == 1) continue;
+    names.emplace_back(HeadName(head));
+  }
+  if (!ParseHeadName(graph_output)) names.push_back(graph_output);
+  return names;
+}
+
+absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
+                                          const ServedModel& served,
+                                          const RequestLimits& limits) {
+  if (absl::Status rows = CheckRows(request, served, limits); !rows.ok()) return rows;
+  OutputRequest output;
+  output.output = request.output();
+  output.top_k = request.top_k();
+  return PlanOutput(request, output, served, limits);
+}
+
+absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest& request,
+                                                      const std::vector<OutputRequest>& outputs,
+                                                      TensorInterface* tensors,
+                                                      const ServedModel& served,
+                                                      const RequestLimits& limits) {
+  const Sequential& model = *served.model;
+  if (tensors != nullptr) {
+    const std::string& name = model.tensor_names().input;
+    if (tensors->input_name != name) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", served.name, "' has no input ", QuoteClientText(tensors->input_name),
+          "; its input is '", name, "'"));
+    }
+    if (tensors->input_columns != model.input_width()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", name, "' of model '", served.name, "' has shape [-1, ",
+          model.input_width(), "]; got ", tensors->input_columns, " columns"));
+    }
+    tensors->output_name = model.tensor_names().output;
+  }
+  if (outputs.empty()) return absl::InvalidArgumentError("no output asked for");
+  if (absl::Status rows = CheckRows(request, served, limits); !rows.ok()) return rows;
+  std::vector<ClassifyPlan> plans;
+  plans.reserve(outputs.size());
+  uint64_t total = 0;
+  for (const OutputRequest& output : outputs) {
+    auto plan = PlanOutput(request, output, served, limits);
+    if (!plan.ok()) return plan.status();
+    // Each bound is below 2^64 / 2 unless saturated; saturate the sum too.
+    total = std::min(total + std::min(ResponseBytesBound(served, *plan), kSaturated),
+                     kSaturated);
+    plans.push_back(*plan);
+  }
+  if (limits.max_response_bytes != 0 && total > limits.max_response_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the ", outputs.size(), " answers to ", request.rows(), " rows could take ", total,
+        " bytes together, over the message limit of ", limits.max_response_bytes,
+        "; send fewer rows or ask for fewer outputs"));
+  }
+  return plans;
+}
+
+absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
+                                   absl::Span<float> logits,
+                                   v1::ClassifyResponse* response) {
+  const size_t width = served.model->output_width();
+  ApplyHead(plan.head, width, logits);
+  for (size_t r = 0; r < plan.rows; ++r) {
+    if (!AllFinite(logits.subspan(r * width, width))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", r, " gives scores that are not finite (NaN or Inf): its "
+          "features overflow model '", served.name, "'; scale them"));
+    }
+  }
+  response->set_model(served.name);
+  response->set_version(served.version);
+  response->set_output(OutputModeForHead(plan.head));
+  auto* results = response->mutable_results();
+  results->Reserve(static_cast<int>(plan.rows));
+  for (size_t r = 0; r < plan.rows; ++r) {
+    absl::Span<const float> row = logits.subspan(r * width, width);
+    v1::RowResult* result = results->Add();
+    result->mutable_scores()->Add(row.begin(), row.end());
+    const int predicted = PredictedClass(plan.head, row, plan.threshold);
+    result->set_predicted_index(predicted);
+    result->set_predicted_label(width == 1 ? BinaryLabel(served, predicted == 1)
+                                           : LabelOf(served, predicted));
+    if (plan.head == Head::kSigmoid && width > 1) {
+      for (size_t i = 0; i < width; ++i) {
+        if (row[i] <= plan.threshold) continue;
+        v1::ScoredClass* positive = result->add_positive();
+        positive->set_index(i);
+        positive->set_label(LabelOf(served, i));
+        positive->set_score(row[i]);
+      }
+    }
+    for (const ScoredIndex& top : TopK(row, plan.top_k)) {
+      v1::ScoredClass* entry = result->add_top_k();
+      entry->set_index(top.index);
+      entry->set_label(LabelOf(served, top.index));
+      entry->set_score(top.score);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BuildClassifyResponses(const ServedModel& served,
+                                    absl::Span<const ClassifyPlan> plans,
+                                    absl::Span<float> logits,
+                                    absl::Span<v1::ClassifyResponse* const> responses) {
+  // Heads work in place: every answer but the last works on a copy.
+  std::vector<float> copy;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    absl::Span<float> scores = logits;
+    if (i + 1 < plans.size()) {
+      copy.assign(logits.begin(), logits.end());
+      scores = absl::MakeSpan(copy);
+    }
+    if (absl::Status built = BuildClassifyResponse(served, plans[i], scores, responses[i]);
+        !built.ok()) {
+      return built;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace seqserve

@@ -1,0 +1,282 @@
+#include "serving/inference_runner.h"
+
+#include <algorithm>
+#include <new>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace seqserve {
+
+namespace {
+
+// Passes running on this thread's stack: nonzero inside a `done` callback.
+thread_local int pass_depth = 0;
+
+int PoolSize(int threads) {
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+InferenceRunner::InferenceRunner(const Options& options)
+    : options_(options), max_passes_(PoolSize(options.threads)) {
+  for (int i = 0; i < max_passes_; ++i) threads_.emplace_back([this] { Work(); });
+}
+
+InferenceRunner::~InferenceRunner() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (auto& thread : threads_) thread.join();
+}
+
+BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
+  BatchingLimits limits = options_.limits;
+  const v1::BatchingConfig& config = served.config.batching();
+  if (config.max_batch_rows() > 0) limits.max_batch_rows = config.max_batch_rows();
+  if (config.max_queue_delay_micros() > 0) {
+    limits.max_queue_delay = absl::Microseconds(config.max_queue_delay_micros());
+  }
+  if (config.max_queued_rows() > 0) limits.max_queued_rows = config.max_queued_rows();
+  return limits;
+}
+
+void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
+                          absl::Span<const float> features, size_t rows,
+                          absl::Time deadline, Done done, Cancelled cancelled) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    // A `done` that calls Run() again (depth > 0) queues: running inline
+    // there would reuse this thread's pass buffers while they are read.
+    const size_t width = static_cast<size_t>(served->model->input_width());
+    if (cancel_all_) {
+      // Retryable: another replica can answer.
+      refused = absl::UnavailableError("the server is shutting down; retry");
+    } else if (rows == 0 || features.size() != rows * width) {
+      // A stacked pass copies features by this count: check it here.
+      refused = absl::InvalidArgumentError(absl::StrCat(
+          "got ", features.size(), " feature values for ", rows, " rows of ", width));
+    } else if (pass_depth == 0 &&
+               served->model->ParameterCount() * rows <= options_.inline_max_macs &&
+               queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
+      // A small pass, a free slot and nobody waiting: run here and now.
+      ++passes_running_;
+      mu_.Unlock();
+      Task alone[1] = {Task{std::move(served), features, rows, deadline, absl::Time(),
+                            std::move(done), std::move(cancelled)}};
+      RunBatch(absl::MakeSpan(alone));
+      mu_.Lock();
+      --passes_running_;
+      return;
+    } else {
+      Queue& queue = queues_[served.get()];
+      const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;
+      // An empty queue always takes a request, however large: the row limit
+      // per request is PlanClassify's job.
+      if (queue.rows == 0 || queue.rows + rows <= max_queued_rows) {
+        queue.rows += rows;
+        queue.tasks.push_back(Task{std::move(served), features, rows, deadline, absl::Now(),
+                                   std::move(done), std::move(cancelled)});
+        return;
+      }
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          "model '", served->name, "' has more than ", max_queued_rows,
+          " rows waiting; retry later or add replicas"));
+    }
+  }
+  std::move(done)(refused);
+}
+
+void InferenceRunner::CancelQueued() {
+  std::vector<Task> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    cancel_all_ = true;
+    for (auto& [model, queue] : queues_) {
+      for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
+    }
+    queues_.clear();
+  }
+  if (!cancelled.empty()) {
+    Stats skipped;
+    skipped.cancelled = cancelled.size();
+    Count(skipped);
+  }
+  for (Task& task : cancelled) {
+    std::move(task.done)(absl::UnavailableError(
+        "the server shut down before a forward pass was free; retry"));
+  }
+}
+
+void InferenceRunner::Count(const Stats& ran) {
+  absl::MutexLock lock(&mu_);
+  stats_.passes += ran.passes;
+  stats_.requests += ran.requests;
+  stats_.rows += ran.rows;
+  stats_.expired += ran.expired;
+  stats_.cancelled += ran.cancelled;
+}
+
+InferenceRunner::Stats InferenceRunner::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+bool InferenceRunner::HasWork() const {
+  return stopping_ || (!queues_.empty() && passes_running_ < max_passes_);
+}
+
+InferenceRunner::Queue* InferenceRunner::OldestQueue() {
+  Queue* oldest = nullptr;
+  for (auto& [model, queue] : queues_) {
+    if (oldest == nullptr || queue.tasks.front().queued < oldest->tasks.front().queued) {
+      oldest = &queue;
+    }
+  }
+  return oldest;
+}
+
+void InferenceRunner::Work() {
+  std::vector<Task> batch;  // reused: no allocation once warm
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.Await(absl::Condition(this, &InferenceRunner::HasWork));
+    Queue* queue = OldestQueue();
+    if (queue == nullptr) return;  // stopping, and nothing left to run
+    const ServedModel* model = queue->tasks.front().served.get();
+    const BatchingLimits limits = LimitsFor(*model);
+    const absl::Time wait_until = queue->tasks.front().queued + limits.max_queue_delay;
+    if (queue->rows < limits.max_batch_rows && passes_running_ > 0 && !stopping_ &&
+        absl::Now() < wait_until) {
+      // Busy server: give the batch a moment to fill, then look again.
+      // Also wake when the server goes idle: the wait is only worth it
+      // while another pass runs.
+      auto full_idle_or_stopping = [this, model, &limits]()
+                                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        auto it = queues_.find(model);
+        return stopping_ || passes_running_ == 0 || it == queues_.end() ||
+               it->second.rows >= limits.max_batch_rows;
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&full_idle_or_stopping), wait_until);
+      continue;
+    }
+    // Take the first task, then whole tasks while they fit.
+    size_t rows = 0;
+    while (!queue->tasks.empty() &&
+           (batch.empty() || rows + queue->tasks.front().rows <= limits.max_batch_rows)) {
+      rows += queue->tasks.front().rows;
+      batch.push_back(std::move(queue->tasks.front()));
+      queue->tasks.pop_front();
+    }
+    queue->rows -= rows;
+    if (queue->tasks.empty()) queues_.erase(model);
+    ++passes_running_;
+    mu_.Unlock();
+    RunBatch(absl::MakeSpan(batch));
+    batch.clear();
+    mu_.Lock();
+    --passes_running_;
+  }
+}
+
+void InferenceRunner::RunBatch(absl::Span<Task> batch) {
+  ++pass_depth;
+  RunPass(batch);
+  --pass_depth;
+}
+
+void InferenceRunner::RunPass(absl::Span<Task> batch) {
+  // Per thread, reused by every pass: no allocation once warm.
+  thread_local std::vector<float> features, logits;
+  // Requests whose callers gave up while queued do not run.
+  const absl::Time now = absl::Now();
+  auto gone = std::stable_partition(batch.begin(), batch.end(), [now](const Task& t) {
+    return t.deadline > now && !(t.cancelled && t.cancelled());
+  });
+  if (gone != batch.end()) {
+    Stats skipped;
+    for (auto it = gone; it != batch.end(); ++it) {
+      ++(it->deadline > now ? skipped.cancelled : skipped.expired);
+    }
+    Count(skipped);
+  }
+  for (auto it = gone; it != batch.end(); ++it) {
+    std::move(it->done)(
+        it->deadline > now
+            ? absl::CancelledError("the call was cancelled while waiting for a forward pass")
+            : absl::DeadlineExceededError("deadline passed while waiting for a forward pass"));
+  }
+  batch = batch.subspan(0, gone - batch.begin());
+  if (batch.empty()) return;
+
+  const Sequential& model = *batch.front().served->model;
+  const size_t width = model.output_width();
+  size_t rows = 0;
+  for (const Task& task : batch) rows += task.rows;
+  absl::Span<const float> input = batch.front().features;
+  absl::Status status;
+  absl::Duration inference;
+  try {
+    if (batch.size() > 1) {
+      // Stack the requests' rows; a lone request runs on its own buffer.
+      features.resize(rows * model.input_width());
+      size_t offset = 0;
+      for (const Task& task : batch) {
+        std::copy(task.features.begin(), task.features.end(), features.begin() + offset);
+        offset += task.features.size();
+      }
+      input = features;
+    }
+    logits.resize(rows * width);
+    const absl::Time forward_start = absl::Now();
+    status = model.Forward(input, rows, absl::MakeSpan(logits));
+    inference = absl::Now() - forward_start;
+  } catch (const std::bad_alloc&) {
+    status = absl::ResourceExhaustedError(absl::StrCat(
+        "no memory for a forward pass of ", rows, " rows; send fewer rows"));
+  }
+  if (status.ok()) {
+    // Counted before anyone hears the answer, so stats never lag it.
+    Stats ran;
+    ran.passes = 1;
+    ran.requests = batch.size();
+    ran.rows = rows;
+    Count(ran);
+  }
+  size_t first_row = 0;
+  for (Task& task : batch) {
+    if (status.ok()) {
+      PassOutput output;
+      output.logits = absl::MakeSpan(logits).subspan(first_row * width, task.rows * width);
+      output.queued = task.queued == absl::Time() ? absl::ZeroDuration() : now - task.queued;
+      output.batch_rows = rows;
+      output.inference = inference;
+      output.first_in_pass = first_row == 0;
+      std::move(task.done)(output);
+    } else {
+      std::move(task.done)(status);
+    }
+    first_row += task.rows;
+  }
+  // Keep warm buffers, not the peak of one huge call.
+  for (std::vector<float>* buffer : {&features, &logits}) {
+    if (buffer->capacity() * sizeof(float) > Sequential::kScratchBudgetBytes) {
+      std::vector<float>().swap(*buffer);
+    }
+  }
+}
+
+std::vector<InferenceRunner::QueuedRows> InferenceRunner::queued_rows() const {
+  std::vector<QueuedRows> waiting;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [served, queue] : queues_) {
+    if (queue.rows > 0) waiting.push_back({served->name, served->version, queue.rows});
+  }
+  return waiting;
+}
+
+}  // namespace seqserve

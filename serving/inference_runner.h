@@ -1,0 +1,162 @@
+// Runs forward passes for the RPC handlers, at most one per core at a time,
+// batching dynamically: rows of concurrent requests for the same model
+// version are stacked into one forward pass and split back.
+//
+// A small pass (see Options::inline_max_macs) that finds a free slot and
+// nothing queued runs at once on the calling thread: for tiny models a
+// thread hop costs more than the pass. Everything else goes to a fixed pool
+// of inference threads, which keeps gRPC's threads free for I/O; a free pool
+// thread takes work at once, so an idle server adds no delay. Under load,
+// requests queue and leave together as one matrix product. With a queue
+// delay configured, a pool thread also waits up to that long for more rows,
+// but only while another pass is running. Each model's queue is bounded
+// (RESOURCE_EXHAUSTED beyond it); requests whose deadline passes while
+// queued are answered DEADLINE_EXCEEDED without running.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "serving/served_model.h"
+
+namespace seqserve {
+
+// How one model's requests are batched. A model's config.textproto may
+// override each field (see BatchingConfig in proto/seqserve/v1/config.proto).
+struct BatchingLimits {
+  // Most rows in one forward pass; 1 turns stacking off. A single request
+  // with more rows still runs, alone.
+  uint32_t max_batch_rows = 256;
+  // How long a pass may wait for more rows while another pass runs.
+  absl::Duration max_queue_delay = absl::ZeroDuration();
+  // Rows allowed to wait per model version.
+  uint32_t max_queued_rows = 65536;
+};
+
+class InferenceRunner {
+ public:
+  struct Options {
+    // Inference threads, and forward passes at once; 0 means one per core.
+    int threads = 0;
+    // Passes of at most this many multiply-adds (parameters x rows) run on
+    // the calling thread when a slot is free; 0 sends every pass to the pool.
+    uint64_t inline_max_macs = 1 << 16;
+    // For models whose config does not say otherwise.
+    BatchingLimits limits;
+  };
+
+  // What a request got from its forward pass.
+  struct PassOutput {
+    // The request's rows x output-width logits, valid only during `done`.
+    absl::Span<float> logits;
+    // How long the request waited for its pass (zero when it ran inline).
+    absl::Duration queued;
+    // Rows in the pass that carried it, its own and others'.
+    size_t batch_rows = 0;
+    // How long that pass's forward computation took.
+    absl::Duration inference;
+    // True for one request of each pass, so a pass is counted once.
+    bool first_in_pass = false;
+  };
+  using Done = absl::AnyInvocable<void(absl::StatusOr<PassOutput>) &&>;
+  // True once the caller gave up (a cancelled call); may be called from
+  // any thread until `done` runs.
+  using Cancelled = std::function<bool()>;
+
+  explicit InferenceRunner(const Options& options);
+  // Runs what is queued, then stops the threads.
+  ~InferenceRunner();
+
+  InferenceRunner(const InferenceRunner&) = delete;
+  InferenceRunner& operator=(const InferenceRunner&) = delete;
+
+  // Runs or queues `rows` rows; `done` runs with rows x output-width logits
+  // (on this thread when the pass ran inline, else on a pool thread), or at
+  // once: INVALID_ARGUMENT when `features` is not rows x input width,
+  // RESOURCE_EXHAUSTED when the model's queue is full, UNAVAILABLE after
+  // CancelQueued(). `features`
+  // must stay valid until `done` runs. `done` may call Run() again: such a
+  // call always queues. A request whose deadline passed or whose
+  // `cancelled` says so by the time its pass starts is answered
+  // DEADLINE_EXCEEDED or CANCELLED without running.
+  void Run(std::shared_ptr<const ServedModel> served,
+           absl::Span<const float> features, size_t rows, absl::Time deadline,
+           Done done, Cancelled cancelled = nullptr);
+
+  // Answers every queued request UNAVAILABLE now (retryable elsewhere),
+  // without running it, and every later one at once: the end of a
+  // shutdown's grace period, after which nothing may still wait for a pass.
+  void CancelQueued();
+
+  // The limits that apply to `served`.
+  BatchingLimits LimitsFor(const ServedModel& served) const;
+
+  // Totals since start, for logs and tests: forward passes that ran, the
+  // requests and rows they carried, and requests answered without running.
+  struct Stats {
+    uint64_t passes = 0;
+    uint64_t requests = 0;
+    uint64_t rows = 0;
+    uint64_t expired = 0;  // deadline passed before the pass
+    uint64_t cancelled = 0;  // caller gone, or cancelled by CancelQueued()
+  };
+  Stats stats() const;
+
+  // Rows waiting for a forward pass, per model version with any waiting.
+  struct QueuedRows {
+    std::string model;
+    int64_t version = 0;
+    size_t rows = 0;
+  };
+  std::vector<QueuedRows> queued_rows() const;
+
+ private:
+  struct Task {
+    std::shared_ptr<const ServedModel> served;
+    absl::Span<const float> features;
+    size_t rows = 0;
+    absl::Time deadline;
+    absl::Time queued;
+    Done done;
+    Cancelled cancelled;
+  };
+  struct Queue {
+    std::deque<Task> tasks;
+    size_t rows = 0;
+  };
+
+  void Work();
+  // The queue whose first task waited longest; null when all are empty.
+  Queue* OldestQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs one forward pass over `batch` and answers every task in it.
+  // Never throws: an allocation failure is an answer.
+  void RunBatch(absl::Span<Task> batch);
+  void RunPass(absl::Span<Task> batch);
+  // Adds to the totals; called before the answers go out.
+  void Count(const Stats& ran) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<const ServedModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);
+  const int max_passes_;  // forward passes at once: the pool's size
+  int passes_running_ ABSL_GUARDED_BY(mu_) = 0;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_all_ ABSL_GUARDED_BY(mu_) = false;  // CancelQueued() was called
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace seqserve

@@ -1,0 +1,219 @@
+#include "serving/inference_service.h"
+
+#include <new>
+#include <utility>
+
+#include "core/layer.h"
+#include "serving/output_mode.h"
+
+namespace seqserve {
+namespace {
+
+void FillVersions(const ModelRecord& record,
+                  google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
+  for (const auto& [version, entry] : record.versions) {
+    v1::VersionStatus* status = out->Add();
+    status->set_version(version);
+    status->set_state(entry.state);
+    status->set_error(entry.error);
+  }
+}
+
+}  // namespace
+
+InferenceService::InferenceService(const ModelManager* models, InferenceRunner* runner,
+                                   Options options)
+    : models_(models), runner_(runner), options_(std::move(options)) {}
+
+std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallInfo& call,
+                                                                     std::string model,
+                                                                     Done done) {
+  auto state = std::make_unique<CallState>();
+  state->record.protocol = call.protocol;
+  state->record.method = call.method;
+  state->record.model = std::move(model);
+  state->record.peer = call.caller.peer;
+  state->record.start = absl::Now();
+  state->done = std::move(done);
+  ++calls_in_flight_;
+  if (options_.observer != nullptr) options_.observer->OnStart(state->record);
+  return state;
+}
+
+void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status status) {
+  state->record.code = status.code();
+  if (!status.ok()) state->record.error = std::string(status.message());
+  state->record.duration = absl::Now() - state->record.start;
+  if (options_.observer != nullptr) options_.observer->OnEnd(state->record);
+  // Count down before answering: once answered, a shutting-down server
+  // may go away.
+  --calls_in_flight_;
+  std::move(state->done)(std::move(status));
+}
+
+absl::Status InferenceService::Authenticate(const CallInfo& call) const {
+  if (options_.authenticator == nullptr) return absl::OkStatus();
+  return options_.authenticator->Check(call.caller);
+}
+
+absl::Status InferenceService::Admit(const CallInfo& call, CallState* state) const {
+  if (options_.authenticator == nullptr) return absl::OkStatus();
+  return options_.authenticator->Identify(call.caller, &state->record.caller);
+}
+
+void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
+                                v1::ClassifyResponse* response, Done done) {
+  Pass(request, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
+}
+
+void InferenceService::ClassifyOutputs(const v1::ClassifyRequest& request,
+                                       const std::vector<OutputRequest>& outputs,
+                                       TensorInterface* tensors, CallInfo call,
+                                       std::vector<v1::ClassifyResponse>* responses,
+                                       Done done) {
+  responses->clear();
+  responses->resize(outputs.size());
+  Targets targets;
+  for (v1::ClassifyResponse& response : *responses) targets.push_back(&response);
+  Pass(request, &outputs, tensors, std::move(call), std::move(targets), std::move(done));
+}
+
+void InferenceService::Pass(const v1::ClassifyRequest& request,
+                            const std::vector<OutputRequest>* outputs,
+                            TensorInterface* tensors, CallInfo call, Targets targets,
+                            Done done) {
+  auto state = Start(call, request.model(), std::move(done));
+  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
+    return Finish(std::move(state), std::move(status));
+  }
+  if (call.deadline <= absl::Now()) {
+    return Finish(std::move(state),
+                  absl::DeadlineExceededError("deadline passed before the call arrived"));
+  }
+  auto served = models_->Find(request.model(), request.version());
+  if (!served.ok()) {
+    state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
+    return Finish(std::move(state), served.status());
+  }
+  state->record.model_known = true;
+  state->record.version = (*served)->version;
+  absl::InlinedVector<ClassifyPlan, 1> plans;
+  if (outputs == nullptr) {
+    auto plan = PlanClassify(request, **served, options_.limits);
+    if (!plan.ok()) return Finish(std::move(state), plan.status());
+    plans.push_back(*plan);
+  } else {
+    auto planned = PlanOutputs(request, *outputs, tensors, **served, options_.limits);
+    if (!planned.ok()) return Finish(std::move(state), planned.status());
+    plans.assign(planned->begin(), planned->end());
+  }
+  // Read before the plans move into the callback below.
+  const size_t rows = plans.front().rows;
+  state->record.rows = rows;
+
+  // The logits are the runner's until `done` returns: the responses are
+  // built inside it.
+  runner_->Run(
+      *served, request.features(), rows, call.deadline,
+      [this, state = std::move(state), served = *served, plans = std::move(plans),
+       targets = std::move(targets)](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+        if (!output.ok()) return Finish(std::move(state), output.status());
+        state->record.queued = output->queued;
+        state->record.batch_rows = output->batch_rows;
+        state->record.inference = output->inference;
+        state->record.first_in_pass = output->first_in_pass;
+        absl::Status built;
+        try {  // on an inference thread: nothing may throw past here
+          built = BuildClassifyResponses(*served, plans, output->logits, targets);
+        } catch (const std::bad_alloc&) {
+          built = absl::ResourceExhaustedError("no memory to build the answer");
+        }
+        Finish(std::move(state), std::move(built));
+      },
+      std::move(call.cancelled));
+}
+
+absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status) {
+  absl::Status answer;
+  auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
+  // An unauthenticated caller learns nothing, not even why its bytes failed.
+  if (absl::Status denied = Admit(call, state.get()); !denied.ok()) status = std::move(denied);
+  Finish(std::move(state), std::move(status));
+  return answer;
+}
+
+absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& request,
+                                             const CallInfo& call,
+                                             v1::GetModelMetadataResponse* response) {
+  absl::Status answer;
+  auto state = Start(call, request.model(), [&answer](absl::Status s) { answer = s; });
+  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
+    Finish(std::move(state), std::move(status));
+    return answer;
+  }
+  // One snapshot: the versions listed are those of the moment that answered.
+  const auto snapshot = models_->Snapshot();
+  auto served = ModelManager::FindIn(*snapshot, request.model(), request.version());
+  state->record.model_known = snapshot->models.count(request.model()) > 0;
+  if (!served.ok()) {
+    Finish(std::move(state), served.status());
+    return answer;
+  }
+  const ServedModel& model = **served;
+  state->record.version = model.version;
+  response->set_model(model.name);
+  response->set_version(model.version);
+  response->set_description(model.config.description());
+  response->set_input_width(model.model->input_width());
+  response->set_output_width(model.model->output_width());
+  *response->mutable_labels() = model.config.labels();
+  *response->mutable_feature_names() = model.config.feature_names();
+  response->set_input_tensor(model.model->tensor_names().input);
+  response->set_output_tensor(model.model->tensor_names().output);
+  for (const Layer& layer : model.model->layers()) {
+    response->add_layers(layer.Describe());
+  }
+  response->set_default_output(OutputModeForHead(model.default_head));
+  response->set_parameter_count(model.model->ParameterCount());
+  response->set_threshold(model.threshold);
+  v1::ServingLimits* limits = response->mutable_limits();
+  limits->set_max_request_rows(model.max_request_rows ? model.max_request_rows
+                                                      : options_.limits.max_rows);
+  limits->set_max_request_memory_bytes(options_.limits.max_memory_bytes);
+  const BatchingLimits batching = runner_->LimitsFor(model);
+  limits->set_max_batch_rows(batching.max_batch_rows);
+  limits->set_max_queue_delay_micros(
+      static_cast<uint32_t>(absl::ToInt64Microseconds(batching.max_queue_delay)));
+  limits->set_max_queued_rows(batching.max_queued_rows);
+  auto record = snapshot->models.find(model.name);
+  if (record != snapshot->models.end()) {
+    FillVersions(record->second, response->mutable_versions());
+  }
+  Finish(std::move(state), absl::OkStatus());
+  return answer;
+}
+
+absl::Status InferenceService::ListModels(const CallInfo& call,
+                                          v1::ListModelsResponse* response) {
+  absl::Status answer;
+  auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
+  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
+    Finish(std::move(state), std::move(status));
+    return answer;
+  }
+  const auto snapshot = models_->Snapshot();
+  for (const auto& [name, record] : snapshot->models) {
+    v1::ModelStatus* model = response->add_models();
+    model->set_name(name);
+    model->set_error(record.error);
+    FillVersions(record, model->mutable_versions());
+  }
+  Finish(std::move(state), absl::OkStatus());
+  return answer;
+}
+
+absl::Status InferenceService::ModelReady(const std::string& name, int64_t version) const {
+  return models_->Find(name, version).status();
+}
+
+}  // namespace seqserve

@@ -1,0 +1,111 @@
+// The protocol-neutral inference path. Every front end (gRPC today; REST
+// and the Open Inference Protocol later) parses its wire format into the
+// seqserve.v1 request messages, fills a CallInfo and calls one of these;
+// each call then takes the same steps whatever its protocol:
+//
+//   authenticate -> look up the model -> plan (check the request)
+//     -> InferenceRunner (batching, forward pass) -> build the response
+//
+// with the RequestObserver told of its start and end and the in-flight
+// count kept here, once for every listener.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "seqserve/v1/classifier.pb.h"
+#include "serving/authenticator.h"
+#include "serving/call.h"
+#include "serving/classify.h"
+#include "serving/inference_runner.h"
+#include "serving/model_manager.h"
+#include "serving/request_observer.h"
+
+namespace seqserve {
+
+class InferenceService {
+ public:
+  struct Options {
+    // Per-request limits (rows unless a model's config sets its own).
+    RequestLimits limits;
+    // Told of every call; not owned, may be null.
+    RequestObserver* observer = nullptr;
+    // Checks every caller first; not owned; null lets every caller in.
+    const Authenticator* authenticator = nullptr;
+  };
+
+  // `models` and `runner` must outlive the service.
+  InferenceService(const ModelManager* models, InferenceRunner* runner, Options options);
+
+  InferenceService(const InferenceService&) = delete;
+  InferenceService& operator=(const InferenceService&) = delete;
+
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  // Classifies the request's rows into `response`. `done` runs once, on
+  // this thread, an inference thread or the shutdown's timer thread, when
+  // `response` is complete (OK) or with the error; `request` and
+  // `response` must stay valid until then.
+  void Classify(const v1::ClassifyRequest& request, CallInfo call,
+                v1::ClassifyResponse* response, Done done);
+
+  // Several answers from one pass over the request's rows (the Open
+  // Inference Protocol's outputs): (*responses)[i] answers outputs[i]; the
+  // request's own output and top_k are not used. `tensors`, when not null,
+  // is checked and filled in as PlanOutputs says. `outputs`, `tensors` and
+  // `responses` must stay valid until `done` runs.
+  void ClassifyOutputs(const v1::ClassifyRequest& request,
+                       const std::vector<OutputRequest>& outputs, TensorInterface* tensors,
+                       CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done);
+
+  // A call its front end refused before it could say what it asks (a body
+  // that does not parse): accounted like any other call, answered `status`.
+  absl::Status Refuse(const CallInfo& call, absl::Status status);
+
+  // Widths, labels, layers, heads and versions of a model version, all from
+  // one snapshot of the repository.
+  absl::Status DescribeModel(const v1::GetModelMetadataRequest& request, const CallInfo& call,
+                             v1::GetModelMetadataResponse* response);
+
+  // Every model with its versions' states and errors.
+  absl::Status ListModels(const CallInfo& call, v1::ListModelsResponse* response);
+
+  // OK when `version` of `name` (0: any) can answer now; else why not
+  // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.
+  absl::Status ModelReady(const std::string& name, int64_t version) const;
+
+  // The check every call takes first, for endpoints beside the inference
+  // path that need the same rule (metrics).
+  absl::Status Authenticate(const CallInfo& call) const;
+
+  // Calls started and not yet finished, over every protocol.
+  int calls_in_flight() const { return calls_in_flight_.load(); }
+
+ private:
+  // One call's accounting, from its start to its Finish().
+  struct CallState {
+    CallRecord record;
+    Done done;
+  };
+  std::unique_ptr<CallState> Start(const CallInfo& call, std::string model, Done done);
+  void Finish(std::unique_ptr<CallState> state, absl::Status status);
+  // Classify and ClassifyOutputs: outputs null means the request's own.
+  using Targets = absl::InlinedVector<v1::ClassifyResponse*, 1>;
+  void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
+            TensorInterface* tensors, CallInfo call, Targets targets, Done done);
+  // Authenticate(), naming the caller in the call's record.
+  absl::Status Admit(const CallInfo& call, CallState* state) const;
+
+  const ModelManager* models_;
+  InferenceRunner* runner_;
+  const Options options_;
+  std::atomic<int> calls_in_flight_{0};
+};
+
+}  // namespace seqserve

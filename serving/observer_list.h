@@ -1,0 +1,30 @@
+// Several RequestObservers behind one: metrics, the access log and any
+// observer a caller adds all see every call.
+#pragma once
+
+#include <vector>
+
+#include "serving/request_observer.h"
+
+namespace seqserve {
+
+class ObserverList : public RequestObserver {
+ public:
+  // Not owned; null is skipped. Add every observer before the first call.
+  void Add(RequestObserver* observer) {
+    if (observer != nullptr) observers_.push_back(observer);
+  }
+  bool empty() const { return observers_.empty(); }
+
+  void OnStart(const CallRecord& call) override {
+    for (RequestObserver* observer : observers_) observer->OnStart(call);
+  }
+  void OnEnd(const CallRecord& call) override {
+    for (RequestObserver* observer : observers_) observer->OnEnd(call);
+  }
+
+ private:
+  std::vector<RequestObserver*> observers_;
+};
+
+}  // namespace seqserve

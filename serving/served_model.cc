@@ -1,0 +1,62 @@
+#include "serving/served_model.h"
+
+#include "absl/strings/str_cat.h"
+#include "serving/output_mode.h"
+
+namespace seqserve {
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
+    const std::string& name, int64_t version,
+    std::shared_ptr<const Sequential> model, const v1::ModelConfig& config) {
+  const int outputs = model->output_width();
+  const int labels = config.labels_size();
+  const bool binary = outputs == 1;
+  if (labels != 0 && labels != outputs && !(binary && labels == 2)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config gives ", labels, " labels for ", outputs, " outputs",
+        binary ? " (a binary model takes one label or two)" : ""));
+  }
+  if (config.feature_names_size() != 0 &&
+      config.feature_names_size() != model->input_width()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config gives ", config.feature_names_size(), " feature names for ",
+        model->input_width(), " inputs"));
+  }
+  if (!(config.threshold() >= 0.0f && config.threshold() < 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config threshold ", config.threshold(),
+                     " is outside (0, 1)"));
+  }
+  auto served = std::make_shared<ServedModel>();
+  served->name = name;
+  served->version = version;
+  served->config = config;
+  served->default_head = model->default_head();
+  if (config.default_output() != v1::OUTPUT_MODE_DEFAULT) {
+    auto head = HeadForOutputMode(config.default_output());
+    if (!head) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config default_output ", config.default_output(),
+                       " is not an output mode"));
+    }
+    if (binary && (*head == Head::kSoftmax || *head == Head::kLogSoftmax)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config default_output is ", HeadName(*head), ", which is always ",
+          *head == Head::kSoftmax ? "1" : "0",
+          " for a one-output model; use OUTPUT_MODE_SIGMOID"));
+    }
+    served->default_head = *head;
+  }
+  if (binary && (served->default_head == Head::kSoftmax ||
+                 served->default_head == Head::kLogSoftmax)) {
+    // torch exports of one-output models rarely end in Softmax, but one that
+    // does would answer 1.0 forever; sigmoid is what such a model means.
+    served->default_head = Head::kSigmoid;
+  }
+  served->threshold = config.threshold() > 0.0f ? config.threshold() : 0.5f;
+  served->max_request_rows = config.max_request_rows();
+  served->model = std::move(model);
+  return served;
+}
+
+}  // namespace seqserve

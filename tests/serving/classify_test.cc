@@ -1,0 +1,341 @@
+// PlanClassify and BuildClassifyResponse without a network: every request
+// check with its code, and how labels, predictions and top-k come out.
+#include "serving/classify.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/onnx_loader.h"
+#include <google/protobuf/text_format.h>
+#include "tests/support/reference_data.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::shared_ptr<const ServedModel> Serve(const std::string& reference,
+                                         const std::string& config_text = "") {
+  auto model = LoadOnnxModel(testing::ReferenceDir() + "/" + reference + ".onnx");
+  EXPECT_TRUE(model.ok()) << model.status();
+  auto data = testing::LoadReference(reference);
+  v1::ModelConfig config;
+  for (const auto& label : data->labels) config.add_labels(label);
+  EXPECT_TRUE(google::protobuf::TextFormat::MergeFromString(config_text, &config));
+  auto served = MakeServedModel(reference, 1, std::move(*model), config);
+  EXPECT_TRUE(served.ok()) << served.status();
+  return *served;
+}
+
+v1::ClassifyRequest Request(std::vector<float> features, uint32_t rows) {
+  v1::ClassifyRequest request;
+  request.set_model("m");
+  request.mutable_features()->Add(features.begin(), features.end());
+  request.set_rows(rows);
+  return request;
+}
+
+void ExpectPlanError(const absl::StatusOr<ClassifyPlan>& plan,
+                     absl::StatusCode code, const std::string& fragment) {
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), code) << plan.status();
+  EXPECT_THAT(std::string(plan.status().message()), HasSubstr(fragment));
+}
+
+v1::ClassifyResponse RunPlan(const ServedModel& served,
+                             const v1::ClassifyRequest& request) {
+  auto plan = PlanClassify(request, served, RequestLimits{});
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  std::vector<float> logits(plan->rows * served.model->output_width());
+  EXPECT_TRUE(served.model->Forward(request.features(), plan->rows,
+                                    absl::MakeSpan(logits)).ok());
+  v1::ClassifyResponse response;
+  const absl::Status built =
+      BuildClassifyResponse(served, *plan, absl::MakeSpan(logits), &response);
+  EXPECT_TRUE(built.ok()) << built;
+  return response;
+}
+
+TEST(PlanClassify, RefusesAnEmptyBatch) {
+  auto served = Serve("species");
+  ExpectPlanError(PlanClassify(Request({}, 0), *served, {}),
+                  absl::StatusCode::kInvalidArgument, "empty batch");
+}
+
+TEST(PlanClassify, RefusesRowsOfTheWrongWidth) {
+  auto served = Serve("species");
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 1), *served, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "takes 3 features per row: 1 rows need 3 values, got 4");
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, 1}, 2), *served, {}),
+                  absl::StatusCode::kInvalidArgument, "2 rows need 6 values, got 5");
+}
+
+TEST(PlanClassify, RefusesNanAndInfFeatures) {
+  auto served = Serve("species");
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, std::nanf(""), 0}, 2), *served, {}),
+                  absl::StatusCode::kInvalidArgument, "row 1 feature 1 is NaN or Inf");
+  ExpectPlanError(
+      PlanClassify(Request({std::numeric_limits<float>::infinity(), 0, 1}, 1), *served, {}),
+      absl::StatusCode::kInvalidArgument, "row 0 feature 0 is NaN or Inf");
+}
+
+TEST(PlanClassify, RefusesTopKBeyondTheOutputs) {
+  auto served = Serve("species");
+  auto request = Request({4, 0, 1}, 1);
+  request.set_top_k(4);
+  ExpectPlanError(PlanClassify(request, *served, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "top_k 4 is more than the 3 outputs");
+}
+
+TEST(PlanClassify, RefusesUnknownOutputModesAndSoftmaxOfOneOutput) {
+  auto species = Serve("species");
+  auto request = Request({4, 0, 1}, 1);
+  request.set_output(static_cast<v1::OutputMode>(9));
+  ExpectPlanError(PlanClassify(request, *species, {}),
+                  absl::StatusCode::kInvalidArgument, "unknown output mode 9");
+  auto mammal = Serve("mammal");
+  request.set_output(v1::OUTPUT_MODE_SOFTMAX);
+  ExpectPlanError(PlanClassify(request, *mammal, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "has one output; softmax over it is always 1");
+  request.set_output(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  ExpectPlanError(PlanClassify(request, *mammal, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "model 'mammal' has one output; log_softmax over it is always 0");
+}
+
+// Log-probabilities are torch.log_softmax of the logits: the log of the
+// softmax answer, and the logits shifted so that each row's exp sums to 1.
+TEST(BuildClassifyResponse, LogSoftmaxRowsAreTheLogOfTheDistribution) {
+  auto served = Serve("species");
+  auto request = Request({4, 0, 1, 2, 1, 0, 0, 1, 0}, 3);
+  const v1::ClassifyResponse softmax = RunPlan(*served, request);
+  request.set_output(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  request.set_top_k(1);
+  const v1::ClassifyResponse log_softmax = RunPlan(*served, request);
+  EXPECT_EQ(log_softmax.output(), v1::OUTPUT_MODE_LOG_SOFTMAX);
+  ASSERT_EQ(log_softmax.results_size(), 3);
+  for (int row = 0; row < 3; ++row) {
+    const auto& logs = log_softmax.results(row);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_LE(logs.scores(i), 0.0f);
+      EXPECT_NEAR(std::exp(logs.scores(i)), softmax.results(row).scores(i), 1e-6);
+    }
+    EXPECT_EQ(logs.predicted_label(), softmax.results(row).predicted_label());
+    EXPECT_EQ(logs.top_k(0).index(), logs.predicted_index());
+  }
+}
+
+TEST(PlanClassify, RefusesThresholdsOutsideZeroOne) {
+  auto served = Serve("mammal");
+  for (float threshold : {-0.5f, 1.0f, 2.0f, std::nanf("")}) {
+    auto request = Request({4, 0, 1}, 1);
+    request.set_threshold(threshold);
+    ExpectPlanError(PlanClassify(request, *served, {}),
+                    absl::StatusCode::kInvalidArgument, "is outside (0, 1)");
+  }
+}
+
+TEST(PlanClassify, RowLimitsComeFromTheModelOrTheServer) {
+  auto served = Serve("species");
+  ExpectPlanError(PlanClassify(Request(std::vector<float>(9), 3), *served, {2}),
+                  absl::StatusCode::kResourceExhausted,
+                  "batch of 3 rows is over the limit of 2 rows per request");
+  auto limited = Serve("species", "max_request_rows: 1");
+  ExpectPlanError(PlanClassify(Request(std::vector<float>(6), 2), *limited, {100}),
+                  absl::StatusCode::kResourceExhausted, "over the limit of 1 rows");
+  EXPECT_TRUE(PlanClassify(Request(std::vector<float>(6), 2), *served, {2}).ok());
+}
+
+TEST(PlanClassify, RefusesRequestsWhoseActivationsOverflowTheMemoryLimit) {
+  // 3 -> 2^20 -> 3: 1000 rows would hold 4 GiB of activations in one pass.
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(3, 1 << 20, std::vector<float>(3 << 20, 0.01f), {}));
+  layers.push_back(Layer::Relu());
+  layers.push_back(Layer::Linear(1 << 20, 3, std::vector<float>(3 << 20, 0.01f), {}));
+  auto model = Sequential::Create(3, std::move(layers), Head::kSoftmax);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto wide = MakeServedModel("wide", 1, std::move(*model), v1::ModelConfig());
+  ASSERT_TRUE(wide.ok()) << wide.status();
+  RequestLimits limits;
+  limits.max_memory_bytes = uint64_t{256} << 20;
+  ExpectPlanError(PlanClassify(Request(std::vector<float>(3000), 1000), **wide, limits),
+                  absl::StatusCode::kResourceExhausted,
+                  "batch of 1000 rows holds 4194304000 bytes of activations as one pass "
+                  "(1048576 values per row in model 'wide'), over the limit of 268435456 bytes");
+  EXPECT_TRUE(PlanClassify(Request(std::vector<float>(3 * 64), 64), **wide, limits).ok());
+}
+
+// A 48 KB request for 4096 rows of top-3 with long labels could build an
+// answer far over the message limit: refused before it is computed.
+TEST(PlanClassify, RefusesAnswersThatCouldNotBeSent) {
+  v1::ModelConfig config;
+  for (const std::string& label : {std::string(1000, 'b'), std::string("m"), std::string("r")}) {
+    config.add_labels(label);
+  }
+  auto served = *MakeServedModel("species", 1, Serve("species")->model, config);
+  RequestLimits limits;
+  limits.max_response_bytes = 8 << 20;
+  auto request = Request(std::vector<float>(3 * 4096, 1.0f), 4096);
+  EXPECT_TRUE(PlanClassify(request, *served, limits).ok());  // scores and labels: about 4 MB
+  request.set_top_k(3);
+  ExpectPlanError(PlanClassify(request, *served, limits), absl::StatusCode::kResourceExhausted,
+                  "over the message limit of 8388608; send fewer rows or ask for a smaller top_k");
+  // The bound holds: what is built never exceeds it.
+  request = Request(std::vector<float>(3 * 200, 1.0f), 200);
+  request.set_top_k(3);
+  auto plan = PlanClassify(request, *served, limits);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_LE(RunPlan(*served, request).ByteSizeLong(), ResponseBytesBound(*served, *plan));
+}
+
+TEST(BuildClassifyResponse, RowsWhoseScoresAreNotFiniteAreRefused) {
+  // Finite but extreme features: PyTorch gives NaN for this row too.
+  auto served = Serve("species");
+  auto request = Request({4, 0, 1, -3e38f, 1, 1}, 2);
+  auto plan = PlanClassify(request, *served, RequestLimits{});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  std::vector<float> logits(2 * 3);
+  ASSERT_TRUE(served->model->Forward(request.features(), 2, absl::MakeSpan(logits)).ok());
+  v1::ClassifyResponse response;
+  const absl::Status built =
+      BuildClassifyResponse(*served, *plan, absl::MakeSpan(logits), &response);
+  EXPECT_EQ(built.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(built.message()), HasSubstr("row 1 gives scores that are not finite"));
+}
+
+TEST(BuildClassifyResponse, SoftmaxRowsCarryLabelsAndTopK) {
+  auto served = Serve("species");
+  auto request = Request({4, 0, 1, 2, 1, 0, 0, 1, 0}, 3);
+  request.set_top_k(2);
+  const v1::ClassifyResponse response = RunPlan(*served, request);
+  EXPECT_EQ(response.model(), "species");
+  EXPECT_EQ(response.version(), 1);
+  EXPECT_EQ(response.output(), v1::OUTPUT_MODE_SOFTMAX);
+  ASSERT_EQ(response.results_size(), 3);
+  std::vector<std::string> predicted;
+  for (const auto& row : response.results()) {
+    predicted.push_back(row.predicted_label());
+    EXPECT_NEAR(row.scores(0) + row.scores(1) + row.scores(2), 1.0f, 1e-6);
+    ASSERT_EQ(row.top_k_size(), 2);
+    EXPECT_EQ(row.top_k(0).index(), row.predicted_index());
+    EXPECT_EQ(row.top_k(0).label(), row.predicted_label());
+    EXPECT_GE(row.top_k(0).score(), row.top_k(1).score());
+    EXPECT_EQ(row.positive_size(), 0);
+  }
+  EXPECT_THAT(predicted, ElementsAre("mammal", "bird", "reptile"));
+}
+
+TEST(BuildClassifyResponse, BinarySigmoidNamesThePositiveClassOrItsAbsence) {
+  auto served = Serve("mammal");
+  const v1::ClassifyResponse response =
+      RunPlan(*served, Request({4, 0, 1, 2, 1, 0}, 2));
+  ASSERT_EQ(response.results_size(), 2);
+  EXPECT_EQ(response.output(), v1::OUTPUT_MODE_SIGMOID);
+  EXPECT_EQ(response.results(0).predicted_index(), 1u);
+  EXPECT_EQ(response.results(0).predicted_label(), "mammal");
+  EXPECT_EQ(response.results(1).predicted_index(), 0u);
+  EXPECT_EQ(response.results(1).predicted_label(), "not mammal");
+
+  // Two labels name the negative class too.
+  v1::ModelConfig config;
+  config.add_labels("other");
+  config.add_labels("mammal");
+  auto two = MakeServedModel("mammal", 1, served->model, config);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(RunPlan(**two, Request({2, 1, 0}, 1)).results(0).predicted_label(), "other");
+  EXPECT_EQ(RunPlan(**two, Request({4, 0, 1}, 1)).results(0).predicted_label(), "mammal");
+
+  // The one output scores the positive class: top_k names it so.
+  auto request = Request({2, 1, 0}, 1);
+  request.set_top_k(1);
+  const v1::RowResult row = RunPlan(**two, request).results(0);
+  ASSERT_EQ(row.top_k_size(), 1);
+  EXPECT_EQ(row.top_k(0).index(), 0u);
+  EXPECT_EQ(row.top_k(0).label(), "mammal");
+  EXPECT_EQ(row.top_k(0).score(), row.scores(0));
+}
+
+TEST(BuildClassifyResponse, ThresholdMovesTheBinaryDecision) {
+  auto served = Serve("mammal");
+  // Row {4, 1, 1} (platypus) scores 0.9999947 in PyTorch.
+  auto request = Request({4, 1, 1}, 1);
+  EXPECT_EQ(RunPlan(*served, request).results(0).predicted_index(), 1u);
+  request.set_threshold(0.999999f);
+  EXPECT_EQ(RunPlan(*served, request).results(0).predicted_index(), 0u);
+  // Logits use the same threshold through its logit.
+  request.set_output(v1::OUTPUT_MODE_LOGITS);
+  EXPECT_EQ(RunPlan(*served, request).results(0).predicted_index(), 0u);
+}
+
+TEST(BuildClassifyResponse, MultiLabelSigmoidListsEveryPositiveLabel) {
+  auto served = Serve("multilabel_logits");
+  auto reference = testing::LoadReference("multilabel_logits");
+  ASSERT_TRUE(reference.ok());
+  auto request = Request(reference->inputs, reference->rows);
+  request.set_output(v1::OUTPUT_MODE_SIGMOID);
+  const v1::ClassifyResponse response = RunPlan(*served, request);
+  ASSERT_EQ(response.results_size(), static_cast<int>(reference->rows));
+  for (size_t r = 0; r < reference->rows; ++r) {
+    std::vector<std::string> expected, actual;
+    for (size_t i = 0; i < 4; ++i) {
+      if (reference->sigmoid[r * 4 + i] > 0.5f) expected.push_back(reference->labels[i]);
+    }
+    for (const auto& positive : response.results(r).positive()) {
+      actual.push_back(positive.label());
+      EXPECT_GT(positive.score(), 0.5f);
+    }
+    EXPECT_EQ(actual, expected) << "row " << r;
+  }
+}
+
+TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
+  auto model = LoadOnnxModel(testing::ReferenceDir() + "/species.onnx");
+  ASSERT_TRUE(model.ok());
+  std::shared_ptr<const Sequential> shared = std::move(*model);
+  v1::ModelConfig config;
+  config.add_labels("bird");
+  config.add_labels("mammal");
+  auto served = MakeServedModel("species", 1, shared, config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()),
+              HasSubstr("config gives 2 labels for 3 outputs"));
+  config.Clear();
+  config.add_feature_names("limbs");
+  served = MakeServedModel("species", 1, shared, config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()),
+              HasSubstr("config gives 1 feature names for 3 inputs"));
+  config.Clear();
+  config.set_threshold(1.5f);
+  served = MakeServedModel("species", 1, shared, config);
+  EXPECT_THAT(std::string(served.status().message()), HasSubstr("threshold 1.5"));
+  auto mammal = LoadOnnxModel(testing::ReferenceDir() + "/mammal.onnx");
+  ASSERT_TRUE(mammal.ok());
+  config.Clear();
+  config.set_default_output(v1::OUTPUT_MODE_SOFTMAX);
+  served = MakeServedModel("mammal", 1, std::move(*mammal), config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()), HasSubstr("use OUTPUT_MODE_SIGMOID"));
+  auto mammal_again = LoadOnnxModel(testing::ReferenceDir() + "/mammal.onnx");
+  ASSERT_TRUE(mammal_again.ok());
+  config.set_default_output(v1::OUTPUT_MODE_LOG_SOFTMAX);
+  served = MakeServedModel("mammal", 1, std::move(*mammal_again), config);
+  EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(served.status().message()),
+              HasSubstr("default_output is log_softmax, which is always 0 for a one-output"));
+  config.Clear();
+  config.set_default_output(v1::OUTPUT_MODE_LOGITS);
+  served = MakeServedModel("species", 1, shared, config);
+  ASSERT_TRUE(served.ok());
+  EXPECT_EQ((*served)->default_head, Head::kLogits);
+}
+
+}  // namespace
+}  // namespace seqserve

@@ -1,0 +1,399 @@
+// Dynamic batching: stacking, limits, queue bounds and deadlines, on the
+// runner directly so the queue state is under the test's control.
+#include "serving/inference_runner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "core/onnx_loader.h"
+#include "tests/support/reference_data.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::shared_ptr<const ServedModel> Species(uint32_t config_max_batch_rows = 0) {
+  auto model = LoadOnnxModel(testing::ReferenceDir() + "/species.onnx");
+  EXPECT_TRUE(model.ok()) << model.status();
+  v1::ModelConfig config;
+  config.mutable_batching()->set_max_batch_rows(config_max_batch_rows);
+  auto served = MakeServedModel("species", 1, std::move(*model), config);
+  EXPECT_TRUE(served.ok()) << served.status();
+  return *served;
+}
+
+// Collects one request's answer.
+struct Answer {
+  absl::Notification done;
+  absl::Status status;
+  std::vector<float> logits;
+
+  InferenceRunner::Done Callback() {
+    return [this](absl::StatusOr<InferenceRunner::PassOutput> result) {
+      status = result.status();
+      if (result.ok()) logits.assign(result->logits.begin(), result->logits.end());
+      done.Notify();
+    };
+  }
+};
+
+class InferenceRunnerTest : public ::testing::Test {
+ protected:
+  // One slot, held by a request whose callback waits for Release(), so that
+  // later requests queue up behind it. The request runs inline on the idle
+  // runner, so it is sent from a thread of its own.
+  void StartBlocked(InferenceRunner::Options options) {
+    options.threads = 1;
+    runner_ = std::make_unique<InferenceRunner>(options);
+    blocker_ = std::thread([this] {
+      runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
+                   [this](absl::StatusOr<InferenceRunner::PassOutput>) {
+                     blocked_.Notify();
+                     release_.WaitForNotification();
+                   });
+    });
+    blocked_.WaitForNotification();
+  }
+  void Release() { release_.Notify(); }
+  // A failed test must not leave the slot blocked: the runner joins it.
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    if (blocker_.joinable()) blocker_.join();
+    runner_.reset();
+  }
+
+  std::shared_ptr<const ServedModel> model_ = Species();
+  const std::vector<float> blocker_row_ = {4, 0, 1};
+  absl::Notification blocked_, release_;
+  std::thread blocker_;
+  std::unique_ptr<InferenceRunner> runner_;
+};
+
+TEST_F(InferenceRunnerTest, QueuedRequestsShareOneForwardPass) {
+  StartBlocked({});
+  auto reference = testing::LoadReference("species");
+  ASSERT_TRUE(reference.ok());
+  // Five requests of 3 rows each, from different parts of the reference.
+  std::vector<Answer> answers(5);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    runner_->Run(model_, absl::MakeConstSpan(reference->inputs).subspan(i * 9, 9), 3,
+                 absl::InfiniteFuture(), answers[i].Callback());
+  }
+  const auto before = runner_->stats();
+  Release();
+  for (size_t i = 0; i < answers.size(); ++i) {
+    answers[i].done.WaitForNotification();
+    ASSERT_TRUE(answers[i].status.ok()) << answers[i].status;
+    // Each request gets exactly its own rows.
+    EXPECT_EQ(testing::FirstMismatch(
+                  answers[i].logits,
+                  absl::MakeConstSpan(reference->logits).subspan(i * 9, 9)),
+              -1)
+        << "request " << i;
+  }
+  // Counted before the answers go out, so no wait is needed to read them.
+  const auto after = runner_->stats();
+  EXPECT_EQ(after.passes - before.passes, 1u);
+  EXPECT_EQ(after.requests - before.requests, 5u);
+  EXPECT_EQ(after.rows - before.rows, 15u);
+}
+
+TEST_F(InferenceRunnerTest, PassesStayWithinMaxBatchRows) {
+  InferenceRunner::Options options;
+  options.limits.max_batch_rows = 6;
+  StartBlocked(options);
+  std::vector<Answer> answers(5);
+  const std::vector<float> rows(9, 1.0f);
+  for (auto& answer : answers) {
+    runner_->Run(model_, rows, 3, absl::InfiniteFuture(), answer.Callback());
+  }
+  const auto before = runner_->stats();
+  Release();
+  for (auto& answer : answers) answer.done.WaitForNotification();
+  // 15 rows at most 6 per pass, whole requests only: 6 + 6 + 3.
+  EXPECT_EQ(runner_->stats().passes - before.passes, 3u);
+}
+
+TEST_F(InferenceRunnerTest, AModelsConfigOverridesTheDefaults) {
+  auto unbatched = Species(/*config_max_batch_rows=*/1);
+  InferenceRunner runner({});
+  EXPECT_EQ(runner.LimitsFor(*unbatched).max_batch_rows, 1u);
+  EXPECT_EQ(runner.LimitsFor(*model_).max_batch_rows, 256u);
+}
+
+TEST_F(InferenceRunnerTest, AFullQueueRefusesWithResourceExhausted) {
+  InferenceRunner::Options options;
+  options.limits.max_queued_rows = 10;
+  StartBlocked(options);
+  const std::vector<float> rows(3 * 4, 1.0f);
+  Answer first, second, third;
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(), first.Callback());
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(), second.Callback());
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(), third.Callback());  // 12 > 10
+  ASSERT_TRUE(third.done.HasBeenNotified());  // refused at once, not queued
+  EXPECT_EQ(third.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(third.status.message()),
+              HasSubstr("model 'species' has more than 10 rows waiting"));
+  Release();
+  first.done.WaitForNotification();
+  second.done.WaitForNotification();
+  EXPECT_TRUE(first.status.ok());
+  EXPECT_TRUE(second.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, ADeadlinePassedWhileQueuedIsNotRun) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  Answer expiring, patient;
+  runner_->Run(model_, row, 1, absl::Now() + absl::Milliseconds(20), expiring.Callback());
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), patient.Callback());
+  absl::SleepFor(absl::Milliseconds(60));
+  Release();
+  expiring.done.WaitForNotification();
+  patient.done.WaitForNotification();
+  EXPECT_EQ(expiring.status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(expiring.status.message()), HasSubstr("while waiting"));
+  EXPECT_TRUE(patient.status.ok());
+  // Only the patient request ran: one row after the blocker's.
+  const auto stats = runner_->stats();
+  EXPECT_EQ(stats.expired, 1u);
+  EXPECT_EQ(stats.requests, 2u);
+  EXPECT_EQ(stats.rows, 2u);
+}
+
+// A stacked pass copies each request's features: a request whose
+// features do not match its rows is refused before it can overflow that.
+TEST_F(InferenceRunnerTest, FeaturesThatDoNotMatchTheRowsAreRefusedAtOnce) {
+  StartBlocked({});
+  const std::vector<float> twelve(12, 1.0f);
+  Answer wrong;
+  runner_->Run(model_, twelve, 2, absl::InfiniteFuture(), wrong.Callback());
+  ASSERT_TRUE(wrong.done.HasBeenNotified());
+  EXPECT_EQ(wrong.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(wrong.status.message()), HasSubstr("12 feature values for 2 rows"));
+}
+
+TEST_F(InferenceRunnerTest, TooFewFeaturesOnAnIdleRunnerAreRefusedAndCountNothing) {
+  InferenceRunner runner({});
+  Answer answer;
+  const std::vector<float> too_few = {4, 0};  // 2 values for one row of 3
+  runner.Run(model_, too_few, 1, absl::InfiniteFuture(), answer.Callback());
+  ASSERT_TRUE(answer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(answer.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(answer.status.message()), HasSubstr("got 2 feature values"));
+  EXPECT_EQ(runner.stats().passes, 0u);
+  EXPECT_EQ(runner.stats().rows, 0u);
+}
+
+// The oldest waiting request goes first, whatever its model: a busy model
+// cannot starve a quiet one.
+TEST_F(InferenceRunnerTest, ModelsAreServedInTheOrderTheirRequestsArrived) {
+  InferenceRunner::Options options;
+  options.limits.max_batch_rows = 1;  // one request per pass
+  StartBlocked(options);
+  auto other = Species();
+  const std::vector<float> row = {4, 0, 1};
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto record = [&](std::string name) {
+    return [&, name](absl::StatusOr<InferenceRunner::PassOutput> result) {
+      EXPECT_TRUE(result.ok()) << result.status();
+      absl::MutexLock lock(&mu);
+      order.push_back(name);
+    };
+  };
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("a1"));
+  absl::SleepFor(absl::Milliseconds(2));
+  runner_->Run(other, row, 1, absl::InfiniteFuture(), record("b1"));
+  absl::SleepFor(absl::Milliseconds(2));
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("a2"));
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("a3"));
+  Release();
+  blocker_.join();
+  runner_.reset();  // drains the queue
+  EXPECT_THAT(order, ::testing::ElementsAre("a1", "b1", "a2", "a3"));
+}
+
+// A `done` that sends another request: that one queues and runs on the
+// pool, never nested inside the pass whose buffers are being read.
+TEST_F(InferenceRunnerTest, ADoneCallbackMayRunAnotherRequest) {
+  InferenceRunner::Options options;
+  options.threads = 2;  // a free slot, so only the nesting keeps it off inline
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  Answer outer, inner;
+  std::thread::id outer_thread, inner_thread;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
+               outer_thread = std::this_thread::get_id();
+               runner.Run(model_, row, 1, absl::InfiniteFuture(),
+                          [&](absl::StatusOr<InferenceRunner::PassOutput> nested) {
+                            inner_thread = std::this_thread::get_id();
+                            inner.Callback()(std::move(nested));
+                          });
+               outer.Callback()(std::move(result));
+             });
+  ASSERT_TRUE(outer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(inner.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(outer.status.ok()) << outer.status;
+  ASSERT_TRUE(inner.status.ok()) << inner.status;
+  EXPECT_EQ(inner.logits, outer.logits);
+  EXPECT_NE(inner_thread, outer_thread);
+}
+
+// A pool thread that waits for more rows because another pass runs must
+// stop waiting when that pass ends: an idle server never delays.
+TEST_F(InferenceRunnerTest, TheQueueDelayEndsWhenTheServerGoesIdle) {
+  InferenceRunner::Options options;
+  options.threads = 2;
+  options.inline_max_macs = 0;  // everything on the pool
+  options.limits.max_queue_delay = absl::Seconds(60);
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  absl::Notification running, release;
+  Answer blocker, waiting;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
+               running.Notify();
+               release.WaitForNotification();
+               blocker.Callback()(std::move(result));
+             });
+  running.WaitForNotification();
+  // The second pool thread takes this and waits for more rows.
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), waiting.Callback());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(waiting.done.HasBeenNotified());
+  release.Notify();
+  // Far below the 60 s delay: the wait ended with the other pass.
+  ASSERT_TRUE(waiting.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(waiting.status.ok()) << waiting.status;
+}
+
+TEST_F(InferenceRunnerTest, ALoneRequestDoesNotWaitForTheQueueDelay) {
+  InferenceRunner::Options options;
+  options.threads = 1;
+  options.limits.max_queue_delay = absl::Seconds(30);
+  InferenceRunner runner(options);
+  Answer answer;
+  const std::vector<float> row = {4, 0, 1};
+  const auto thread = std::this_thread::get_id();
+  std::thread::id ran_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
+               ran_on = std::this_thread::get_id();
+               answer.Callback()(std::move(result));
+             });
+  // Idle runner: the pass ran before Run returned, on the caller's thread.
+  ASSERT_TRUE(answer.done.HasBeenNotified());
+  EXPECT_TRUE(answer.status.ok());
+  EXPECT_EQ(ran_on, thread);
+}
+
+TEST_F(InferenceRunnerTest, APassOverTheInlineLimitRunsOnThePool) {
+  InferenceRunner::Options options;
+  options.threads = 1;
+  options.inline_max_macs = 0;
+  InferenceRunner runner(options);
+  Answer answer;
+  const std::vector<float> row = {4, 0, 1};
+  std::thread::id ran_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput> result) {
+               ran_on = std::this_thread::get_id();
+               answer.Callback()(std::move(result));
+             });
+  ASSERT_TRUE(answer.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(answer.status.ok());
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+}
+
+TEST_F(InferenceRunnerTest, ACancelledQueuedRequestIsNotRun) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  std::atomic<bool> gave_up{false};
+  Answer cancelled, patient;
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), cancelled.Callback(),
+               [&] { return gave_up.load(); });
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), patient.Callback(),
+               [] { return false; });
+  gave_up = true;
+  const auto before = runner_->stats();
+  Release();
+  cancelled.done.WaitForNotification();
+  patient.done.WaitForNotification();
+  EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(patient.status.ok());
+  const auto after = runner_->stats();
+  EXPECT_EQ(after.cancelled - before.cancelled, 1u);
+  EXPECT_EQ(after.rows - before.rows, 1u);  // only the patient one ran
+}
+
+// The end of a shutdown's grace: a deep queue is answered at once, not run.
+TEST_F(InferenceRunnerTest, CancelQueuedAnswersADeepQueueWithoutRunningIt) {
+  InferenceRunner::Options options;
+  options.limits.max_batch_rows = 1;  // one pass per request, were they run
+  StartBlocked(options);
+  const std::vector<float> row = {4, 0, 1};
+  std::vector<Answer> answers(2000);
+  for (auto& answer : answers) {
+    runner_->Run(model_, row, 1, absl::InfiniteFuture(), answer.Callback());
+  }
+  const auto before = runner_->stats();
+  runner_->CancelQueued();
+  for (auto& answer : answers) {
+    ASSERT_TRUE(answer.done.HasBeenNotified());  // answered before CancelQueued returned
+    EXPECT_EQ(answer.status.code(), absl::StatusCode::kUnavailable);
+  }
+  Answer late;
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), late.Callback());
+  ASSERT_TRUE(late.done.HasBeenNotified());
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kUnavailable);
+  Release();
+  blocker_.join();
+  const auto after = runner_->stats();
+  EXPECT_EQ(after.cancelled - before.cancelled, 2000u);
+  EXPECT_EQ(after.passes, before.passes);
+}
+
+TEST_F(InferenceRunnerTest, APassReportsItsQueueWaitAndBatchSize) {
+  StartBlocked({});
+  const std::vector<float> rows(3 * 4, 1.0f);
+  absl::Notification done;
+  InferenceRunner::PassOutput seen;
+  runner_->Run(model_, rows, 4, absl::InfiniteFuture(),
+               [&](absl::StatusOr<InferenceRunner::PassOutput> output) {
+                 ASSERT_TRUE(output.ok());
+                 seen = *output;
+                 done.Notify();
+               });
+  Answer other;
+  runner_->Run(model_, absl::MakeConstSpan(rows).subspan(0, 6), 2, absl::InfiniteFuture(),
+               other.Callback());
+  absl::SleepFor(absl::Milliseconds(20));
+  Release();
+  done.WaitForNotification();
+  other.done.WaitForNotification();
+  EXPECT_EQ(seen.batch_rows, 6u);  // its 4 rows and the other's 2
+  EXPECT_EQ(seen.logits.size(), 4u * 3u);
+  EXPECT_GE(seen.queued, absl::Milliseconds(20));
+}
+
+TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
+  StartBlocked({});
+  Answer queued;
+  const std::vector<float> row = {4, 0, 1};
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), queued.Callback());
+  Release();
+  blocker_.join();
+  runner_.reset();  // joins the pool after draining the queue
+  ASSERT_TRUE(queued.done.HasBeenNotified());
+  EXPECT_TRUE(queued.status.ok());
+}
+
+}  // namespace
+}  // namespace seqserve
