@@ -132,7 +132,8 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
         }
       }
       durations[{key.protocol, key.method, key.model}].Merge(series->duration.Read());
-      if (key.method != "Classify") continue;
+      // The calls that run a forward pass, whatever their protocol.
+      if (key.method != "Classify" && key.method != "ModelInfer") continue;
       request_rows[key.model].Merge(series->request_rows.Read());
       queue[key.model].Merge(series->queue.Read());
       inference[key.model].Merge(series->inference.Read());
@@ -168,14 +169,15 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   };
   for (const ModelHistogram& family : {
            ModelHistogram{"seqserve_queue_duration_seconds",
-                          "Time a Classify waited for its forward pass.", &queue,
+                          "Time an inference call waited for its forward pass.", &queue,
                           DurationBucketsNanos(), 1e9},
            ModelHistogram{"seqserve_inference_duration_seconds",
                           "Time of one forward pass, over all the rows it carried.",
                           &inference, DurationBucketsNanos(), 1e9},
            ModelHistogram{"seqserve_batch_rows", "Rows in one forward pass.", &batch_rows,
                           RowBuckets(), 1.0},
-           ModelHistogram{"seqserve_request_rows", "Rows in one Classify.", &request_rows,
+           ModelHistogram{"seqserve_request_rows",
+                          "Rows in one inference call (Classify or ModelInfer).", &request_rows,
                           RowBuckets(), 1.0}}) {
     out.Family(family.name, "histogram", family.help);
     for (const auto& [model, data] : *family.data) {

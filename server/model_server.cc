@@ -61,16 +61,18 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
                                    static_cast<uint64_t>(o.max_message_bytes)};
   inference.observer = server->observers_.empty() ? nullptr : &server->observers_;
-  inference.authenticator = o.authenticator;
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
                                                           server->runner_.get(), inference);
-  server->service_ = std::make_unique<ClassifierService>(server->inference_.get());
+  server->guard_ = std::make_unique<EdgeGuard>(o.authenticator);
+  server->service_ =
+      std::make_unique<ClassifierService>(server->inference_.get(), server->guard_.get());
   ModelServer* raw = server.get();
   // Health follows the state once the gRPC server exists (below).
   server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
   server->open_inference_ = std::make_unique<OpenInference>(
       server->inference_.get(), [raw] { return raw->state_->ready(); });
-  server->v2_service_ = std::make_unique<InferenceV2Service>(server->open_inference_.get());
+  server->v2_service_ = std::make_unique<InferenceV2Service>(server->open_inference_.get(),
+                                                            server->guard_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC's health service is built on its own C messages: reflection can
@@ -87,7 +89,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
       "grpc.health.v1.Health",
       grpc::reflection::v1alpha::ServerReflection::service_full_name(),
       grpc::reflection::v1::ServerReflection::service_full_name()},
-      o.authenticator);
+      server->guard_.get());
   builder.RegisterService(server->reflection_v1_.get());
   server->reflection_v1alpha_ =
       std::make_unique<ReflectionV1AlphaService>(server->reflection_v1_.get());
@@ -142,6 +144,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     sources.inference = server->inference_.get();
     sources.open_inference = server->open_inference_.get();
     sources.state = server->state_.get();
+    sources.guard = server->guard_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
     sources.console = o.http_console;
     sources.grpc_port = server->port_;

@@ -147,6 +147,8 @@ class ModelServer {
   ObserverList observers_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
+  // Admits callers on every port, before their requests are read.
+  std::unique_ptr<EdgeGuard> guard_;
   std::unique_ptr<ClassifierService> service_;
   std::unique_ptr<OpenInference> open_inference_;
   std::unique_ptr<InferenceV2Service> v2_service_;

@@ -6,27 +6,20 @@
 #include <functional>
 #include <string>
 
-#include "absl/strings/match.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace seqserve {
 
 // Who is calling, as far as the transport can tell. Front ends fill what
-// their protocol carries; the Authenticator decides what is enough.
+// their protocol carries; the Authenticator decides what is enough, at the
+// edge (frontends/edge/access.h), before the inference service is called.
 struct CallerCredentials {
   std::string peer;  // "ipv4:127.0.0.1:53412"
   std::string bearer_token;  // from "authorization: Bearer ..."; never logged
   std::string client_certificate_subject;  // with mutual TLS
+  // Who the edge found the caller to be, for logs; "" when anonymous.
+  std::string name;
 };
-
-// The token of an "authorization: Bearer <token>" header (gRPC metadata or
-// HTTP); empty for any other scheme.
-inline std::string BearerToken(absl::string_view authorization) {
-  constexpr absl::string_view kBearer = "Bearer ";
-  if (!absl::StartsWith(authorization, kBearer)) return "";
-  return std::string(authorization.substr(kBearer.size()));
-}
 
 struct CallInfo {
   std::string protocol;  // "grpc", "http"

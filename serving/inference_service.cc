@@ -33,6 +33,7 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
   state->record.method = call.method;
   state->record.model = std::move(model);
   state->record.peer = call.caller.peer;
+  state->record.caller = call.caller.name;
   state->record.start = absl::Now();
   state->done = std::move(done);
   ++calls_in_flight_;
@@ -49,16 +50,6 @@ void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status sta
   // may go away.
   --calls_in_flight_;
   std::move(state->done)(std::move(status));
-}
-
-absl::Status InferenceService::Authenticate(const CallInfo& call) const {
-  if (options_.authenticator == nullptr) return absl::OkStatus();
-  return options_.authenticator->Check(call.caller);
-}
-
-absl::Status InferenceService::Admit(const CallInfo& call, CallState* state) const {
-  if (options_.authenticator == nullptr) return absl::OkStatus();
-  return options_.authenticator->Identify(call.caller, &state->record.caller);
 }
 
 void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
@@ -83,9 +74,6 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
                             TensorInterface* tensors, CallInfo call, Targets targets,
                             Done done) {
   auto state = Start(call, request.model(), std::move(done));
-  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
-    return Finish(std::move(state), std::move(status));
-  }
   if (call.deadline <= absl::Now()) {
     return Finish(std::move(state),
                   absl::DeadlineExceededError("deadline passed before the call arrived"));
@@ -136,8 +124,6 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
 absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status) {
   absl::Status answer;
   auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
-  // An unauthenticated caller learns nothing, not even why its bytes failed.
-  if (absl::Status denied = Admit(call, state.get()); !denied.ok()) status = std::move(denied);
   Finish(std::move(state), std::move(status));
   return answer;
 }
@@ -147,10 +133,6 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
                                              v1::GetModelMetadataResponse* response) {
   absl::Status answer;
   auto state = Start(call, request.model(), [&answer](absl::Status s) { answer = s; });
-  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
-    Finish(std::move(state), std::move(status));
-    return answer;
-  }
   // One snapshot: the versions listed are those of the moment that answered.
   const auto snapshot = models_->Snapshot();
   auto served = ModelManager::FindIn(*snapshot, request.model(), request.version());
@@ -197,10 +179,6 @@ absl::Status InferenceService::ListModels(const CallInfo& call,
                                           v1::ListModelsResponse* response) {
   absl::Status answer;
   auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
-  if (absl::Status status = Admit(call, state.get()); !status.ok()) {
-    Finish(std::move(state), std::move(status));
-    return answer;
-  }
   const auto snapshot = models_->Snapshot();
   for (const auto& [name, record] : snapshot->models) {
     v1::ModelStatus* model = response->add_models();

@@ -1,9 +1,9 @@
-// The protocol-neutral inference path. Every front end (gRPC today; REST
-// and the Open Inference Protocol later) parses its wire format into the
-// seqserve.v1 request messages, fills a CallInfo and calls one of these;
-// each call then takes the same steps whatever its protocol:
+// The protocol-neutral inference path. Every front end (gRPC, REST, the
+// Open Inference Protocol) admits the caller at its edge, parses its wire
+// format into the seqserve.v1 request messages, fills a CallInfo and calls
+// one of these; each call then takes the same steps whatever its protocol:
 //
-//   authenticate -> look up the model -> plan (check the request)
+//   look up the model -> plan (check the request)
 //     -> InferenceRunner (batching, forward pass) -> build the response
 //
 // with the RequestObserver told of its start and end and the in-flight
@@ -20,7 +20,6 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "seqserve/v1/classifier.pb.h"
-#include "serving/authenticator.h"
 #include "serving/call.h"
 #include "serving/classify.h"
 #include "serving/inference_runner.h"
@@ -36,8 +35,6 @@ class InferenceService {
     RequestLimits limits;
     // Told of every call; not owned, may be null.
     RequestObserver* observer = nullptr;
-    // Checks every caller first; not owned; null lets every caller in.
-    const Authenticator* authenticator = nullptr;
   };
 
   // `models` and `runner` must outlive the service.
@@ -80,10 +77,6 @@ class InferenceService {
   // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.
   absl::Status ModelReady(const std::string& name, int64_t version) const;
 
-  // The check every call takes first, for endpoints beside the inference
-  // path that need the same rule (metrics).
-  absl::Status Authenticate(const CallInfo& call) const;
-
   // Calls started and not yet finished, over every protocol.
   int calls_in_flight() const { return calls_in_flight_.load(); }
 
@@ -99,8 +92,6 @@ class InferenceService {
   using Targets = absl::InlinedVector<v1::ClassifyResponse*, 1>;
   void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
             TensorInterface* tensors, CallInfo call, Targets targets, Done done);
-  // Authenticate(), naming the caller in the call's record.
-  absl::Status Admit(const CallInfo& call, CallState* state) const;
 
   const ModelManager* models_;
   InferenceRunner* runner_;

@@ -21,8 +21,8 @@ grpc::ServerUnaryReactor* Finish(grpc::ServerUnaryReactor* reactor,
 
 }  // namespace
 
-ClassifierService::ClassifierService(InferenceService* inference)
-    : inference_(inference) {}
+ClassifierService::ClassifierService(InferenceService* inference, const EdgeGuard* guard)
+    : inference_(inference), guard_(guard) {}
 
 grpc::ServerUnaryReactor* ClassifierService::Classify(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
@@ -33,6 +33,10 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(
       classify_messages_.AllocateMessages();
   auto finish = FinishPooledCall(reactor, messages, response_bytes, "Classify");
   CallInfo call = GrpcCall(context, "Classify");
+  if (absl::Status denied = guard_->Admit(Access::kToken, &call.caller); !denied.ok()) {
+    finish(inference_->Refuse(call, std::move(denied)));
+    return reactor;
+  }
   if (absl::Status parsed = ParseRequest(*request_bytes, messages->request()); !parsed.ok()) {
     finish(inference_->Refuse(call, std::move(parsed)));
     return reactor;
@@ -47,8 +51,9 @@ grpc::ServerUnaryReactor* ClassifierService::GetModelMetadata(
     grpc::ByteBuffer* response_bytes) {
   v1::GetModelMetadataRequest request;
   v1::GetModelMetadataResponse response;
-  const CallInfo call = GrpcCall(context, "GetModelMetadata");
-  absl::Status status = ParseRequest(*request_bytes, &request);
+  CallInfo call = GrpcCall(context, "GetModelMetadata");
+  absl::Status status = guard_->Admit(Access::kToken, &call.caller);
+  if (status.ok()) status = ParseRequest(*request_bytes, &request);
   status = status.ok() ? inference_->DescribeModel(request, call, &response)
                        : inference_->Refuse(call, std::move(status));
   if (status.ok()) status = SerializeResponse(response, response_bytes);
@@ -60,8 +65,9 @@ grpc::ServerUnaryReactor* ClassifierService::ListModels(
     grpc::ByteBuffer* response_bytes) {
   v1::ListModelsRequest request;
   v1::ListModelsResponse response;
-  const CallInfo call = GrpcCall(context, "ListModels");
-  absl::Status status = ParseRequest(*request_bytes, &request);
+  CallInfo call = GrpcCall(context, "ListModels");
+  absl::Status status = guard_->Admit(Access::kToken, &call.caller);
+  if (status.ok()) status = ParseRequest(*request_bytes, &request);
   status = status.ok() ? inference_->ListModels(call, &response)
                        : inference_->Refuse(call, std::move(status));
   if (status.ok()) status = SerializeResponse(response, response_bytes);

@@ -6,6 +6,7 @@
 
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "frontends/grpc/arena_message_pool.h"
+#include "frontends/edge/access.h"
 #include "serving/inference_service.h"
 
 namespace seqserve {
@@ -18,8 +19,8 @@ class ClassifierService final
           v1::Classifier::WithRawCallbackMethod_GetModelMetadata<
               v1::Classifier::WithRawCallbackMethod_ListModels<v1::Classifier::Service>>> {
  public:
-  // `inference` must outlive the service.
-  explicit ClassifierService(InferenceService* inference);
+  // `inference` and `guard` must outlive the service.
+  ClassifierService(InferenceService* inference, const EdgeGuard* guard);
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* request,
@@ -33,6 +34,7 @@ class ClassifierService final
 
  private:
   InferenceService* inference_;
+  const EdgeGuard* guard_;
   ArenaMessagePool<v1::ClassifyRequest, v1::ClassifyResponse> classify_messages_;
 };
 

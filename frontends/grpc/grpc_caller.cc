@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "frontends/edge/access.h"
+
 namespace seqserve {
 
 CallerCredentials GrpcCaller(const grpc::ServerContextBase& context) {

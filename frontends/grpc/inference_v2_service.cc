@@ -20,8 +20,8 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, absl::Sta
 
 }  // namespace
 
-InferenceV2Service::InferenceV2Service(OpenInference* open_inference)
-    : open_inference_(open_inference) {}
+InferenceV2Service::InferenceV2Service(OpenInference* open_inference, const EdgeGuard* guard)
+    : open_inference_(open_inference), guard_(guard) {}
 
 // Health answers every caller, like grpc.health.v1: probes carry no token.
 grpc::ServerUnaryReactor* InferenceV2Service::ServerLive(grpc::CallbackServerContext* context,
@@ -65,7 +65,10 @@ grpc::ServerUnaryReactor* InferenceV2Service::ServerMetadata(
     grpc::ByteBuffer* response_bytes) {
   inference::ServerMetadataRequest request;
   inference::ServerMetadataResponse response;
-  absl::Status status = ParseRequest(*request_bytes, &request);
+  CallInfo call = GrpcCall(context, "ServerMetadata");
+  absl::Status status = guard_->Admit(Access::kToken, &call.caller);
+  if (!status.ok()) status = open_inference_->Refuse(call, std::move(status));
+  if (status.ok()) status = ParseRequest(*request_bytes, &request);
   if (status.ok()) open_inference_->ServerMetadata(&response);
   return Answer(context, status, response, response_bytes);
 }
@@ -75,8 +78,9 @@ grpc::ServerUnaryReactor* InferenceV2Service::ModelMetadata(
     grpc::ByteBuffer* response_bytes) {
   inference::ModelMetadataRequest request;
   inference::ModelMetadataResponse response;
-  const CallInfo call = GrpcCall(context, "ModelMetadata");
-  absl::Status status = ParseRequest(*request_bytes, &request);
+  CallInfo call = GrpcCall(context, "ModelMetadata");
+  absl::Status status = guard_->Admit(Access::kToken, &call.caller);
+  if (status.ok()) status = ParseRequest(*request_bytes, &request);
   status = status.ok() ? open_inference_->ModelMetadata(request, call, &response)
                        : open_inference_->Refuse(call, std::move(status));
   return Answer(context, status, response, response_bytes);
@@ -91,6 +95,10 @@ grpc::ServerUnaryReactor* InferenceV2Service::ModelInfer(grpc::CallbackServerCon
       infer_messages_.AllocateMessages();
   auto finish = FinishPooledCall(reactor, messages, response_bytes, "ModelInfer");
   CallInfo call = GrpcCall(context, "ModelInfer");
+  if (absl::Status denied = guard_->Admit(Access::kToken, &call.caller); !denied.ok()) {
+    finish(open_inference_->Refuse(call, std::move(denied)));
+    return reactor;
+  }
   if (absl::Status parsed = ParseRequest(*request_bytes, messages->request()); !parsed.ok()) {
     finish(open_inference_->Refuse(call, std::move(parsed)));
     return reactor;

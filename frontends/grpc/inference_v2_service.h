@@ -6,6 +6,7 @@
 
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "frontends/grpc/arena_message_pool.h"
+#include "frontends/edge/access.h"
 #include "frontends/v2/open_inference.h"
 
 namespace seqserve {
@@ -21,8 +22,8 @@ using Base = Service::WithRawCallbackMethod_ServerLive<
 
 class InferenceV2Service final : public v2grpc::Base {
  public:
-  // `open_inference` must outlive the service.
-  explicit InferenceV2Service(OpenInference* open_inference);
+  // `open_inference` and `guard` must outlive the service.
+  InferenceV2Service(OpenInference* open_inference, const EdgeGuard* guard);
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* request,
@@ -45,6 +46,7 @@ class InferenceV2Service final : public v2grpc::Base {
 
  private:
   OpenInference* open_inference_;
+  const EdgeGuard* guard_;
   ArenaMessagePool<inference::ModelInferRequest, inference::ModelInferResponse> infer_messages_;
 };
 

@@ -101,12 +101,12 @@ class Reactor final : public grpc::ServerBidiReactor<Request, Response> {
 }  // namespace
 
 ReflectionV1Service::ReflectionV1Service(std::vector<std::string> services,
-                                         const Authenticator* authenticator)
-    : services_(std::move(services)), authenticator_(authenticator) {}
+                                         const EdgeGuard* guard)
+    : services_(std::move(services)), guard_(guard) {}
 
 absl::Status ReflectionV1Service::CheckCaller(const grpc::CallbackServerContext& context) const {
-  if (authenticator_ == nullptr) return absl::OkStatus();
-  return authenticator_->Check(GrpcCaller(context));
+  CallerCredentials caller = GrpcCaller(context);
+  return guard_->Admit(Access::kToken, &caller);
 }
 
 grpc::ServerBidiReactor<v1::ServerReflectionRequest, v1::ServerReflectionResponse>*

@@ -2,7 +2,7 @@
 // tools ask for first) and v1alpha (older tools), answered from the
 // generated descriptor pool. gRPC 1.51's reflection plugin serves only
 // v1alpha and lets every caller in; these check callers with the server's
-// Authenticator first, so with tokens configured reflection needs one too.
+// EdgeGuard first, so with tokens configured reflection needs one too.
 #pragma once
 
 #include <string>
@@ -10,17 +10,17 @@
 
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "serving/authenticator.h"
+#include "frontends/edge/access.h"
 
 namespace seqserve {
 
 class ReflectionV1Service final : public grpc::reflection::v1::ServerReflection::CallbackService {
  public:
   // `services`: the full names list_services answers with.
-  // `authenticator` (not owned; null lets every caller in) checks each
+  // `guard` (not owned) admits each
   // stream before its first answer.
   ReflectionV1Service(std::vector<std::string> services,
-                      const Authenticator* authenticator = nullptr);
+                      const EdgeGuard* guard);
 
   grpc::ServerBidiReactor<grpc::reflection::v1::ServerReflectionRequest,
                           grpc::reflection::v1::ServerReflectionResponse>*
@@ -37,7 +37,7 @@ class ReflectionV1Service final : public grpc::reflection::v1::ServerReflection:
 
  private:
   const std::vector<std::string> services_;
-  const Authenticator* authenticator_;
+  const EdgeGuard* guard_;
 };
 
 // v1alpha: its messages are v1's under another package, so each request

@@ -53,67 +53,67 @@ const std::vector<RouteEntry>& Table() {
   const auto* classify_response = v1::ClassifyResponse::descriptor();
   const auto* metadata = v1::GetModelMetadataResponse::descriptor();
   static const std::vector<RouteEntry> table = {
-      {{"GET", "/healthz", "200 while the process runs", nullptr, nullptr, kText},
+      {{"GET", "/healthz", Access::kOpen, "200 while the process runs", nullptr, nullptr, kText},
        Endpoint::kHealthz},
-      {{"GET", "/readyz", "200 while a model is loaded and the server is not draining",
+      {{"GET", "/readyz", Access::kOpen, "200 while a model is loaded and the server is not draining",
         nullptr, nullptr, kText},
        Endpoint::kReadyz},
-      {{"GET", "/metrics", "Prometheus metrics", nullptr, nullptr,
+      {{"GET", "/metrics", Access::kToken, "Prometheus metrics", nullptr, nullptr,
         kExpositionContentType.data()},
        Endpoint::kMetrics},
-      {{"GET", "/openapi.json", "This document", nullptr, nullptr, "application/json"},
+      {{"GET", "/openapi.json", Access::kToken, "This document", nullptr, nullptr, "application/json"},
        Endpoint::kOpenApi},
-      {{"GET", "/", "The web console", nullptr, nullptr, "text/html; charset=utf-8"},
+      {{"GET", "/", Access::kOpen, "The web console", nullptr, nullptr, "text/html; charset=utf-8"},
        Endpoint::kConsole},
-      {{"GET", "/console.js", "The web console's script", nullptr, nullptr,
+      {{"GET", "/console.js", Access::kOpen, "The web console's script", nullptr, nullptr,
         "text/javascript; charset=utf-8"},
        Endpoint::kConsole},
-      {{"GET", "/console.css", "The web console's style", nullptr, nullptr,
+      {{"GET", "/console.css", Access::kOpen, "The web console's style", nullptr, nullptr,
         "text/css; charset=utf-8"},
        Endpoint::kConsole},
-      {{"GET", "/v1/models", "Every model with its versions' states",
+      {{"GET", "/v1/models", Access::kToken, "Every model with its versions' states",
         nullptr, v1::ListModelsResponse::descriptor()},
        Endpoint::kListModels},
-      {{"POST", "/v1/models/{model}:classify", "Classify rows with the highest version",
+      {{"POST", "/v1/models/{model}:classify", Access::kToken, "Classify rows with the highest version",
         classify_request, classify_response},
        Endpoint::kClassify},
-      {{"POST", "/v1/models/{model}/versions/{version}:classify",
+      {{"POST", "/v1/models/{model}/versions/{version}:classify", Access::kToken,
         "Classify rows with one version", classify_request, classify_response},
        Endpoint::kVersionClassify},
-      {{"GET", "/v1/models/{model}", "Metadata of the highest version", nullptr, metadata},
+      {{"GET", "/v1/models/{model}", Access::kToken, "Metadata of the highest version", nullptr, metadata},
        Endpoint::kModelMetadata},
-      {{"GET", "/v1/models/{model}/versions/{version}", "Metadata of one version", nullptr,
+      {{"GET", "/v1/models/{model}/versions/{version}", Access::kToken, "Metadata of one version", nullptr,
         metadata},
        Endpoint::kVersionMetadata},
       // The Open Inference Protocol (KServe v2). Health answers with an
       // empty body: 200 is true, 400 false.
-      {{"GET", "/v2", "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
+      {{"GET", "/v2", Access::kToken, "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
         nullptr, "V2ServerMetadata", "V2Error"},
        Endpoint::kV2Server},
-      {{"GET", "/v2/health/live", "200 while the server can answer", nullptr, nullptr, kText,
+      {{"GET", "/v2/health/live", Access::kOpen, "200 while the server can answer", nullptr, nullptr, kText,
         nullptr, nullptr, "V2Error"},
        Endpoint::kV2Live},
-      {{"GET", "/v2/health/ready", "200 while a model is loaded and the server is not draining",
+      {{"GET", "/v2/health/ready", Access::kOpen, "200 while a model is loaded and the server is not draining",
         nullptr, nullptr, kText, nullptr, nullptr, "V2Error"},
        Endpoint::kV2Ready},
-      {{"GET", "/v2/models/{model}/ready", "200 while the highest version can answer",
+      {{"GET", "/v2/models/{model}/ready", Access::kOpen, "200 while the highest version can answer",
         nullptr, nullptr, kText, nullptr, nullptr, "V2Error"},
        Endpoint::kV2ModelReady},
-      {{"GET", "/v2/models/{model}/versions/{version}/ready",
+      {{"GET", "/v2/models/{model}/versions/{version}/ready", Access::kOpen,
         "200 while this version can answer", nullptr, nullptr, kText, nullptr, nullptr,
         "V2Error"},
        Endpoint::kV2ModelReady},
-      {{"GET", "/v2/models/{model}", "Tensors of the highest version", nullptr, nullptr,
+      {{"GET", "/v2/models/{model}", Access::kToken, "Tensors of the highest version", nullptr, nullptr,
         nullptr, nullptr, "V2ModelMetadata", "V2Error"},
        Endpoint::kV2Metadata},
-      {{"GET", "/v2/models/{model}/versions/{version}", "Tensors of one version", nullptr,
+      {{"GET", "/v2/models/{model}/versions/{version}", Access::kToken, "Tensors of one version", nullptr,
         nullptr, nullptr, nullptr, "V2ModelMetadata", "V2Error"},
        Endpoint::kV2Metadata},
-      {{"POST", "/v2/models/{model}/infer",
+      {{"POST", "/v2/models/{model}/infer", Access::kToken,
         "Infer with the highest version (binary tensors: Inference-Header-Content-Length)",
         nullptr, nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
        Endpoint::kV2Infer},
-      {{"POST", "/v2/models/{model}/versions/{version}/infer",
+      {{"POST", "/v2/models/{model}/versions/{version}/infer", Access::kToken,
         "Infer with one version (binary tensors: Inference-Header-Content-Length)", nullptr,
         nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
        Endpoint::kV2Infer},
@@ -206,13 +206,20 @@ absl::StatusOr<int64_t> PathVersion(const std::map<std::string, std::string>& pa
   return version;
 }
 
-CallInfo HttpCall(const HttpRequest& request, const char* method) {
+CallerCredentials HttpCaller(const HttpRequest& request) {
+  CallerCredentials caller;
+  caller.peer = request.peer;
+  caller.bearer_token = BearerToken(request.Header("Authorization"));
+  caller.client_certificate_subject = request.client_certificate_subject;
+  return caller;
+}
+
+// A call by a caller the edge admitted.
+CallInfo HttpCall(const CallerCredentials& caller, const char* method) {
   CallInfo call;
   call.protocol = "http";
   call.method = method;
-  call.caller.peer = request.peer;
-  call.caller.bearer_token = BearerToken(request.Header("Authorization"));
-  call.caller.client_certificate_subject = request.client_certificate_subject;
+  call.caller = caller;
   return call;
 }
 
@@ -265,6 +272,7 @@ const std::vector<RestApi::Route>& RestApi::Routes() {
 namespace {
 // The /v2 endpoints, below.
 void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
+              const CallerCredentials& admitted,
               const std::map<std::string, std::string>& params, HttpServer::Respond respond);
 }  // namespace
 
@@ -295,6 +303,18 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     return std::move(respond)(std::move(refused));
   }
   // `params` holds what the loop's last Match, this route's, filled in.
+
+  // Health stays open for probes; everything else, metrics and the API's
+  // description included, is for callers with a token.
+  CallerCredentials admitted = HttpCaller(request);
+  if (absl::Status denied = sources_.guard->Admit(route->route.access, &admitted);
+      !denied.ok()) {
+    const absl::Status refused =
+        sources_.inference->Refuse(HttpCall(admitted, route->route.pattern), std::move(denied));
+    return std::move(respond)(route->route.error_schema == std::string("V2Error")
+                                  ? V2ErrorResponse(refused)
+                                  : ErrorResponse(refused));
+  }
 
   switch (route->endpoint) {
     case Endpoint::kHealthz:
@@ -329,20 +349,10 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       return std::move(respond)(ErrorResponse(absl::NotFoundError("no such console file")));
     }
     case Endpoint::kOpenApi: {
-      // Like reflection: the API's description is for callers with a token.
-      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "OpenApi"));
-          !denied.ok()) {
-        return std::move(respond)(ErrorResponse(denied));
-      }
       static const std::string document = OpenApiDocument(Routes(), SEQSERVE_VERSION);
       return std::move(respond)(Json(document));
     }
     case Endpoint::kMetrics: {
-      // Health stays open for probes; metrics tell too much to strangers.
-      if (absl::Status denied = sources_.inference->Authenticate(HttpCall(request, "Metrics"));
-          !denied.ok()) {
-        return std::move(respond)(ErrorResponse(denied));
-      }
       if (!sources_.metrics) {
         return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));
       }
@@ -353,12 +363,12 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     case Endpoint::kListModels: {
       v1::ListModelsResponse response;
       absl::Status status =
-          sources_.inference->ListModels(HttpCall(request, "ListModels"), &response);
+          sources_.inference->ListModels(HttpCall(admitted, "ListModels"), &response);
       return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
     }
     case Endpoint::kModelMetadata:
     case Endpoint::kVersionMetadata: {
-      const CallInfo call = HttpCall(request, "GetModelMetadata");
+      const CallInfo call = HttpCall(admitted, "GetModelMetadata");
       auto version = PathVersion(params);
       if (!version.ok()) {
         return std::move(respond)(
@@ -377,7 +387,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     case Endpoint::kV2ModelReady:
     case Endpoint::kV2Metadata:
     case Endpoint::kV2Infer:
-      return HandleV2(sources_, route->endpoint, request, params, std::move(respond));
+      return HandleV2(sources_, route->endpoint, request, admitted, params, std::move(respond));
     case Endpoint::kClassify:
     case Endpoint::kVersionClassify:
       break;
@@ -389,7 +399,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     v1::ClassifyResponse response;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(request, "Classify");
+  const CallInfo call = HttpCall(admitted, "Classify");
   absl::Status parsed = ParseJson(request.body, &exchange->request);
   const std::string& model = params["model"];
   auto version = PathVersion(params);
@@ -423,6 +433,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
 namespace {
 
 void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
+              const CallerCredentials& admitted,
               const std::map<std::string, std::string>& params, HttpServer::Respond respond) {
   OpenInference* v2 = sources.open_inference;
   const std::string model = params.count("model") ? params.at("model") : "";
@@ -439,12 +450,6 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
                                                                : health(ready.ok()));
     }
     case Endpoint::kV2Server: {
-      // Like the OpenAPI document: what runs here is for callers with a token.
-      if (absl::Status denied =
-              sources.inference->Authenticate(HttpCall(request, "ServerMetadata"));
-          !denied.ok()) {
-        return std::move(respond)(V2ErrorResponse(denied));
-      }
       inference::ServerMetadataResponse metadata;
       v2->ServerMetadata(&metadata);
       return std::move(respond)(V2ServerMetadataResponse(metadata));
@@ -455,7 +460,7 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
       asked.set_version(version);
       inference::ModelMetadataResponse metadata;
       const absl::Status status =
-          v2->ModelMetadata(asked, HttpCall(request, "ModelMetadata"), &metadata);
+          v2->ModelMetadata(asked, HttpCall(admitted, "ModelMetadata"), &metadata);
       return std::move(respond)(status.ok() ? V2ModelMetadataResponse(metadata)
                                             : V2ErrorResponse(status));
     }
@@ -468,7 +473,7 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
     inference::ModelInferResponse response;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(request, "ModelInfer");
+  const CallInfo call = HttpCall(admitted, "ModelInfer");
   if (absl::Status parsed = ParseV2InferRequest(request, &exchange->request); !parsed.ok()) {
     return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
   }

@@ -13,6 +13,7 @@
 
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
+#include "frontends/edge/access.h"
 #include "frontends/http/http_server.h"
 #include "serving/inference_service.h"
 #include "serving/serving_state.h"
@@ -26,6 +27,7 @@ class RestApi {
     InferenceService* inference = nullptr;  // not owned
     OpenInference* open_inference = nullptr;  // not owned
     const ServingState* state = nullptr;  // not owned
+    const EdgeGuard* guard = nullptr;  // not owned
     // The metrics text; null when metrics are off (GET /metrics is 404).
     std::function<std::string()> metrics;
     // Serve the web console at GET / (and its script and style).
@@ -41,6 +43,8 @@ class RestApi {
   struct Route {
     const char* method;
     const char* pattern;
+    // Who may call it (frontends/edge/access.h).
+    Access access;
     const char* summary;
     const google::protobuf::Descriptor* request = nullptr;
     const google::protobuf::Descriptor* response = nullptr;

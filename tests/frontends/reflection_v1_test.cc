@@ -23,8 +23,11 @@ std::vector<std::string> FileNames(const v1::ServerReflectionResponse& response)
   return names;
 }
 
+// No tokens configured: the guard admits every caller.
+const EdgeGuard kLetEveryoneIn(nullptr);
+
 TEST(ReflectionV1, ListsTheServicesItWasGiven) {
-  ReflectionV1Service service({"a.A", "b.B"});
+  ReflectionV1Service service({"a.A", "b.B"}, &kLetEveryoneIn);
   v1::ServerReflectionRequest request;
   request.set_list_services("*");
   std::vector<std::string> sent;
@@ -35,7 +38,7 @@ TEST(ReflectionV1, ListsTheServicesItWasGiven) {
 }
 
 TEST(ReflectionV1, TheAnswerComesFirstThenImportsOncePerStream) {
-  ReflectionV1Service service({});
+  ReflectionV1Service service({}, &kLetEveryoneIn);
   v1::ServerReflectionRequest request;
   // config.proto imports classifier.proto's OutputMode.
   request.set_file_containing_symbol("seqserve.v1.ModelConfig");
@@ -51,7 +54,7 @@ TEST(ReflectionV1, TheAnswerComesFirstThenImportsOncePerStream) {
 }
 
 TEST(ReflectionV1, UnknownNamesAreNotFound) {
-  ReflectionV1Service service({});
+  ReflectionV1Service service({}, &kLetEveryoneIn);
   std::vector<std::string> sent;
   v1::ServerReflectionRequest request;
   request.set_file_containing_symbol("no.such.Symbol\n");
