@@ -153,6 +153,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     http.address = o.http_address;
     http.max_body_bytes = static_cast<size_t>(o.max_message_bytes);
     http.max_buffered_body_bytes = static_cast<size_t>(o.max_buffered_request_bytes);
+    http.screen = [api = server->rest_api_.get()](HttpRequest* head) {
+      return api->Screen(head);
+    };
+    http.error_body = &RestApi::ErrorFor;
     auto listener = HttpServer::Start(
         http, [api = server->rest_api_.get()](const HttpRequest& request,
                                               HttpServer::Respond respond) {

@@ -102,24 +102,14 @@ MHD_Result Queue(MHD_Connection* connection, const HttpResponse& answer) {
   return queued;
 }
 
-HttpResponse TooLarge(size_t limit) {
-  HttpResponse answer;
-  answer.status = 413;
-  answer.body = absl::StrCat(R"({"code":"RESOURCE_EXHAUSTED","message":"request body is )",
-                             R"(larger than the limit of )", limit, R"( bytes"})");
-  answer.headers.emplace_back("Connection", "close");
-  return answer;
+absl::Status TooLarge(size_t limit) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("request body is larger than the limit of ", limit, " bytes"));
 }
 
-HttpResponse Busy(size_t limit) {
-  HttpResponse answer;
-  answer.status = 503;
-  answer.body = absl::StrCat(R"({"code":"UNAVAILABLE","message":"the server holds )",
-                             R"(its limit of )", limit,
-                             R"( bytes of request bodies; retry"})");
-  answer.headers.emplace_back("Retry-After", "1");
-  answer.headers.emplace_back("Connection", "close");
-  return answer;
+absl::Status Busy(size_t limit) {
+  return absl::UnavailableError(
+      absl::StrCat("the server holds its limit of ", limit, " bytes of request bodies; retry"));
 }
 
 // The client certificate's subject when the connection has one that
@@ -150,13 +140,9 @@ std::optional<std::string> VerifiedClientSubject(MHD_Connection* connection) {
   return subject;
 }
 
-HttpResponse NoClientCertificate() {
-  HttpResponse answer;
-  answer.status = 401;
-  answer.body = R"({"code":"UNAUTHENTICATED","message":"this server requires a client )"
-                R"(certificate signed by one of its client CAs"})";
-  answer.headers.emplace_back("Connection", "close");
-  return answer;
+absl::Status NoClientCertificate() {
+  return absl::UnauthenticatedError(
+      "this server requires a client certificate signed by one of its client CAs");
 }
 
 void LogFromLibrary(void*, const char* format, va_list args) {
@@ -212,6 +198,28 @@ absl::StatusOr<int> Listen(const std::string& host, int port, int* bound_port) {
 }  // namespace
 
 struct HttpCallbacks {
+  // An answer the server makes itself, before the handler sees the request:
+  // `status` with the HTTP code `http_status`, in the route's error shape;
+  // the connection closes after it.
+  static HttpResponse Refusal(const HttpServer& server, const HttpRequest& head,
+                              const absl::Status& status, int http_status) {
+    HttpResponse answer;
+    if (server.options_.error_body) {
+      answer = server.options_.error_body(head, status);
+    } else {
+      std::string code = absl::StatusCodeToString(status.code());
+      for (char& c : code) c = c == ' ' ? '_' : absl::ascii_toupper(c);
+      answer.body = absl::StrCat(R"({"code":")", code, R"(","message":")", status.message(),
+                                 R"("})");
+    }
+    answer.status = http_status;
+    if (status.code() == absl::StatusCode::kUnavailable) {
+      answer.headers.emplace_back("Retry-After", "1");
+    }
+    answer.headers.emplace_back("Connection", "close");
+    return answer;
+  }
+
   static MHD_Result Access(void* self, MHD_Connection* connection, const char* url,
                            const char* method, const char*, const char* upload_data,
                            size_t* upload_data_size, void** context) {
@@ -220,12 +228,30 @@ struct HttpCallbacks {
     if (*slot == nullptr) {  // the headers are in
       auto exchange = std::make_shared<HttpServer::Exchange>();
       exchange->connection = connection;
-      exchange->request.method = method;
-      exchange->request.path = url;
+      HttpRequest& head = exchange->request;
+      head.method = method;
+      head.path = url;
+      head.peer = PeerName(connection);
+      MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &head.headers);
       *slot = new std::shared_ptr<HttpServer::Exchange>(exchange);
       {
         absl::MutexLock lock(&server->mu_);
         ++server->exchanges_;
+      }
+      // Who calls is settled before any body is read: first the client
+      // certificate, then the screen (routes and tokens).
+      if (server->options_.tls.has_value() && !server->options_.tls->client_ca_file.empty()) {
+        std::optional<std::string> subject = VerifiedClientSubject(connection);
+        if (!subject.has_value()) {
+          return Queue(connection, Refusal(*server, head, NoClientCertificate(), 401));
+        }
+        head.client_certificate_subject = std::move(*subject);
+      }
+      if (server->options_.screen) {
+        if (std::optional<HttpResponse> refused = server->options_.screen(&head)) {
+          refused->headers.emplace_back("Connection", "close");
+          return Queue(connection, *refused);
+        }
       }
       // A body announced over a limit is refused before it is read: over
       // either limit 413, and 503 while the others' bodies leave it no room.
@@ -239,8 +265,12 @@ struct HttpCallbacks {
         const size_t budget = server->options_.max_buffered_body_bytes;
         const size_t largest = budget > 0 ? std::min(server->options_.max_body_bytes, budget)
                                           : server->options_.max_body_bytes;
-        if (announced > largest) return Queue(connection, TooLarge(largest));
-        if (!server->BodyFits(announced)) return Queue(connection, Busy(budget));
+        if (announced > largest) {
+          return Queue(connection, Refusal(*server, head, TooLarge(largest), 413));
+        }
+        if (!server->BodyFits(announced)) {
+          return Queue(connection, Refusal(*server, head, Busy(budget), 503));
+        }
         exchange->announced_body_bytes = announced;
       }
       return MHD_YES;
@@ -276,14 +306,6 @@ struct HttpCallbacks {
     }
     if (!exchange.dispatched) {
       exchange.dispatched = true;
-      exchange.request.peer = PeerName(connection);
-      if (server->options_.tls.has_value() && !server->options_.tls->client_ca_file.empty()) {
-        std::optional<std::string> subject = VerifiedClientSubject(connection);
-        if (!subject.has_value()) return Queue(connection, NoClientCertificate());
-        exchange.request.client_certificate_subject = std::move(*subject);
-      }
-      MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader,
-                                &exchange.request.headers);
       std::shared_ptr<HttpServer::Exchange> shared = **slot;
       server->handler_(exchange.request, [shared](HttpResponse answer) mutable {
         absl::MutexLock lock(&shared->mu);

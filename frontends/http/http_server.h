@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -46,6 +47,8 @@ struct HttpRequest {
   // The verified client certificate's distinguished name (mutual TLS).
   std::string client_certificate_subject;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Who the screen (Options::screen) admitted, for logs; "" when anonymous.
+  std::string admitted_caller;
   // The value of header `name` (case-insensitive); empty when absent.
   std::string Header(absl::string_view name) const;
 };
@@ -59,6 +62,15 @@ struct HttpResponse {
 
 class HttpServer {
  public:
+  // Runs on a listener thread when a request's headers are complete, before
+  // a byte of its body is read. An answer refuses the request (the
+  // connection closes after it, the body unread); nullopt lets it on. It
+  // may set head->admitted_caller. Must not block.
+  using Screen = std::function<std::optional<HttpResponse>(HttpRequest* head)>;
+  // The body of an answer the server makes itself (413, 503, 401 for a
+  // missing client certificate), in the error shape of the route asked.
+  using ErrorBody = std::function<HttpResponse(const HttpRequest& head, const absl::Status&)>;
+
   struct Options {
     // host:port; port 0 picks a free one (see port()).
     std::string address = "0.0.0.0:8501";
@@ -79,6 +91,9 @@ class HttpServer {
     unsigned max_connections_per_client = 128;
     // HTTPS with these files; none: plain HTTP.
     std::optional<TlsFiles> tls;
+    // Null: every request is let on; its own status codes in plain JSON.
+    Screen screen;
+    ErrorBody error_body;
   };
 
   // Answers a request; call exactly once, from any thread.

@@ -278,43 +278,71 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
 
 RestApi::RestApi(Sources sources) : sources_(std::move(sources)) {}
 
-void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
-  std::map<std::string, std::string> params;
-  const RouteEntry* route = nullptr;
-  std::vector<std::string> allowed;
-  for (const RouteEntry& entry : Table()) {
-    if (!Match(entry.route.pattern, request.path, &params)) continue;
-    if (request.method == entry.route.method) {
-      route = &entry;
-      break;
-    }
-    allowed.push_back(entry.route.method);
-  }
-  if (route == nullptr) {
-    if (allowed.empty()) {
-      return std::move(respond)(ErrorResponse(absl::NotFoundError(
-          absl::StrCat("no endpoint at ", QuoteClientText(request.path)))));
-    }
-    HttpResponse refused = ErrorResponse(absl::InvalidArgumentError(
-        absl::StrCat(request.method, " is not allowed on ", QuoteClientText(request.path),
-                     "; use ", absl::StrJoin(allowed, ", "))));
-    refused.status = 405;
-    refused.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
-    return std::move(respond)(std::move(refused));
-  }
-  // `params` holds what the loop's last Match, this route's, filled in.
+namespace {
 
+bool IsV2Path(absl::string_view path) {
+  return path == "/v2" || absl::StartsWith(path, "/v2/");
+}
+
+// The route serving `method` at `path`, with its {name} parameters; null
+// when none does, with the methods that would be allowed there.
+const RouteEntry* FindRoute(absl::string_view method, absl::string_view path,
+                            std::map<std::string, std::string>* params,
+                            std::vector<std::string>* allowed) {
+  for (const RouteEntry& entry : Table()) {
+    if (!Match(entry.route.pattern, path, params)) continue;
+    if (method == entry.route.method) return &entry;
+    allowed->push_back(entry.route.method);
+  }
+  return nullptr;
+}
+
+// 404 for a path no route serves, 405 naming the methods of one that does.
+HttpResponse Unrouted(const HttpRequest& head, const std::vector<std::string>& allowed) {
+  if (allowed.empty()) {
+    return RestApi::ErrorFor(
+        head, absl::NotFoundError(absl::StrCat("no endpoint at ", QuoteClientText(head.path))));
+  }
+  HttpResponse refused = RestApi::ErrorFor(
+      head, absl::InvalidArgumentError(absl::StrCat(head.method, " is not allowed on ",
+                                                    QuoteClientText(head.path), "; use ",
+                                                    absl::StrJoin(allowed, ", "))));
+  refused.status = 405;
+  refused.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
+  return refused;
+}
+
+}  // namespace
+
+HttpResponse RestApi::ErrorFor(const HttpRequest& head, const absl::Status& status) {
+  return IsV2Path(head.path) ? V2ErrorResponse(status) : ErrorResponse(status);
+}
+
+std::optional<HttpResponse> RestApi::Screen(HttpRequest* head) const {
+  std::map<std::string, std::string> params;
+  std::vector<std::string> allowed;
+  const RouteEntry* route = FindRoute(head->method, head->path, &params, &allowed);
+  if (route == nullptr) return Unrouted(*head, allowed);
   // Health stays open for probes; everything else, metrics and the API's
   // description included, is for callers with a token.
-  CallerCredentials admitted = HttpCaller(request);
-  if (absl::Status denied = sources_.guard->Admit(route->route.access, &admitted);
-      !denied.ok()) {
-    const absl::Status refused =
-        sources_.inference->Refuse(HttpCall(admitted, route->route.pattern), std::move(denied));
-    return std::move(respond)(route->route.error_schema == std::string("V2Error")
-                                  ? V2ErrorResponse(refused)
-                                  : ErrorResponse(refused));
+  CallerCredentials caller = HttpCaller(*head);
+  if (absl::Status denied = sources_.guard->Admit(route->route.access, &caller); !denied.ok()) {
+    return ErrorFor(*head, sources_.inference->Refuse(HttpCall(caller, route->route.pattern),
+                                                      std::move(denied)));
   }
+  head->admitted_caller = std::move(caller.name);
+  return std::nullopt;
+}
+
+void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
+  std::map<std::string, std::string> params;
+  std::vector<std::string> allowed;
+  const RouteEntry* route = FindRoute(request.method, request.path, &params, &allowed);
+  // The screen let this request on: its route exists and its caller is
+  // admitted (request.admitted_caller).
+  if (route == nullptr) return std::move(respond)(Unrouted(request, allowed));
+  CallerCredentials admitted = HttpCaller(request);
+  admitted.name = request.admitted_caller;
 
   switch (route->endpoint) {
     case Endpoint::kHealthz:

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,8 +62,15 @@ class RestApi {
 
   explicit RestApi(Sources sources);
 
-  // The HttpServer handler.
+  // HttpServer's screen: from the headers alone, 404 or 405 for a route
+  // that is not served, 401 or 403 for a caller the route's Access refuses
+  // (frontends/edge/access.h); nullopt lets the body be read.
+  std::optional<HttpResponse> Screen(HttpRequest* head) const;
+  // The HttpServer handler, for requests the screen let on.
   void Handle(const HttpRequest& request, HttpServer::Respond respond);
+  // HttpServer's error body: the Open Inference Protocol's shape under /v2,
+  // seqserve's elsewhere.
+  static HttpResponse ErrorFor(const HttpRequest& head, const absl::Status& status);
 
  private:
   const Sources sources_;
