@@ -184,7 +184,8 @@ Sequential::Sequential(int input_width, std::vector<Layer> layers,
 }
 
 absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
-                                 absl::Span<float> logits) const {
+                                 absl::Span<float> logits,
+                                 const std::function<bool()>& stop) const {
   if (features.size() != rows * input_width_) {
     return absl::InvalidArgumentError(
         absl::StrCat("got ", features.size(), " feature values for ", rows,
@@ -214,6 +215,11 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
   absl::Status status;
   for (size_t first = 0; first < rows; first += chunk_rows) {
     const size_t count = std::min(chunk_rows, rows - first);
+    if (first > 0 && stop && stop()) {
+      status = absl::CancelledError(
+          absl::StrCat("the pass stopped after ", first, " of ", rows, " rows"));
+      break;
+    }
     status = ForwardChunk(features.data() + first * input_width_, count,
                           logits.data() + first * output_width_,
                           scratch.buffers[0].data(), scratch.buffers[1].data());

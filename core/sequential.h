@@ -2,6 +2,7 @@
 // with a default head kept apart so callers can ask for any head.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,9 +44,12 @@ class Sequential {
   // Runs the body on `rows` rows of `input_width()` features (row-major) and
   // writes rows x `output_width()` logits. INVALID_ARGUMENT on size mismatch,
   // RESOURCE_EXHAUSTED when scratch cannot be allocated, INTERNAL if a
-  // kernel fails.
-  absl::Status Forward(absl::Span<const float> features, size_t rows,
-                       absl::Span<float> logits) const;
+  // kernel fails. A pass runs in chunks of rows; `stop`, when given, is
+  // asked before each chunk after the first, and a true answer ends the
+  // pass with CANCELLED (the logits then incomplete): how a long pass
+  // yields to a shutdown.
+  absl::Status Forward(absl::Span<const float> features, size_t rows, absl::Span<float> logits,
+                       const std::function<bool()>& stop = nullptr) const;
 
   // Forward() followed by ApplyHead(head).
   absl::Status Predict(absl::Span<const float> features, size_t rows,

@@ -96,6 +96,7 @@ void InferenceRunner::CancelQueued() {
   {
     absl::MutexLock lock(&mu_);
     cancel_all_ = true;
+    abandon_passes_ = true;
     for (auto& [model, queue] : queues_) {
       for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
     }
@@ -233,8 +234,15 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
     }
     logits.resize(rows * width);
     const absl::Time forward_start = absl::Now();
-    status = model.Forward(input, rows, absl::MakeSpan(logits));
+    status = model.Forward(input, rows, absl::MakeSpan(logits),
+                           [this] { return abandon_passes_.load(std::memory_order_relaxed); });
     inference = absl::Now() - forward_start;
+    if (absl::IsCancelled(status)) {
+      // CancelQueued() came while the pass ran: what it carried is answered
+      // now, as what was queued was, instead of holding the shutdown.
+      status = absl::UnavailableError(
+          "the server shut down before the forward pass ended; retry");
+    }
   } catch (const std::bad_alloc&) {
     status = absl::ResourceExhaustedError(absl::StrCat(
         "no memory for a forward pass of ", rows, " rows; send fewer rows"));

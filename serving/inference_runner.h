@@ -14,6 +14,7 @@
 // queued are answered DEADLINE_EXCEEDED without running.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -96,7 +97,8 @@ class InferenceRunner {
            Done done, Cancelled cancelled = nullptr);
 
   // Answers every queued request UNAVAILABLE now (retryable elsewhere),
-  // without running it, and every later one at once: the end of a
+  // without running it, and every later one at once; a pass that is running
+  // stops at its next chunk of rows and answers the same: the end of a
   // shutdown's grace period, after which nothing may still wait for a pass.
   void CancelQueued();
 
@@ -156,6 +158,8 @@ class InferenceRunner {
   Stats stats_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_all_ ABSL_GUARDED_BY(mu_) = false;  // CancelQueued() was called
+  // The same, read by running passes between their row chunks.
+  std::atomic<bool> abandon_passes_{false};
   std::vector<std::thread> threads_;
 };
 

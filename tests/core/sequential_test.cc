@@ -89,6 +89,33 @@ TEST(Sequential, ZeroRowsIsAnEmptyAnswer) {
   EXPECT_TRUE(out->empty());
 }
 
+TEST(Sequential, APassAskedToStopEndsBetweenChunksOfRows) {
+  // 4096 wide: the scratch budget holds 1024 rows, so 2050 rows run in
+  // three chunks.
+  constexpr int kWidth = 4096;
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(kWidth, 1, std::vector<float>(kWidth, 1.0f), {0.0f}));
+  auto model = Sequential::Create(kWidth, std::move(layers), Head::kLogits);
+  ASSERT_TRUE(model.ok()) << model.status();
+  constexpr size_t kRows = 2050;
+  const std::vector<float> rows(kRows * kWidth, 1.0f);
+  std::vector<float> logits(kRows, -1.0f);
+  int asked = 0;
+  const absl::Status status = (*model)->Forward(rows, kRows, absl::MakeSpan(logits), [&] {
+    ++asked;
+    return true;
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("after 1024 of 2050 rows"));
+  EXPECT_EQ(asked, 1);  // not before the first chunk
+  EXPECT_EQ(logits[0], static_cast<float>(kWidth));
+  EXPECT_EQ(logits[1024], -1.0f);  // the second chunk never ran
+
+  // Never asked to stop: the whole pass.
+  ASSERT_TRUE((*model)->Forward(rows, kRows, absl::MakeSpan(logits), [] { return false; }).ok());
+  EXPECT_EQ(logits[kRows - 1], static_cast<float>(kWidth));
+}
+
 TEST(Sequential, ForwardRefusesBuffersOfTheWrongSize) {
   auto model = TinyModel();
   const std::vector<float> rows = {1, 2, 3, 4};

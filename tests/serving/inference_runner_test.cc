@@ -360,6 +360,37 @@ TEST_F(InferenceRunnerTest, CancelQueuedAnswersADeepQueueWithoutRunningIt) {
   EXPECT_EQ(after.passes, before.passes);
 }
 
+TEST_F(InferenceRunnerTest, CancelQueuedStopsARunningPassAtItsNextChunk) {
+  // 1024 -> 4096 -> 1: the scratch budget holds 1024 rows, so 16384 rows
+  // run in 16 chunks of about 4 GMAC each, seconds in all.
+  constexpr int kInput = 1024, kHidden = 4096;
+  constexpr size_t kRows = 16384;
+  std::vector<Layer> layers;
+  layers.push_back(Layer::Linear(kInput, kHidden, std::vector<float>(size_t{kInput} * kHidden,
+                                                                     1e-3f),
+                                 std::vector<float>(kHidden, 0.0f)));
+  layers.push_back(Layer::Linear(kHidden, 1, std::vector<float>(kHidden, 1e-3f), {0.0f}));
+  auto model = Sequential::Create(kInput, std::move(layers), Head::kLogits);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto served = MakeServedModel("wide", 1, std::move(*model), v1::ModelConfig());
+  ASSERT_TRUE(served.ok()) << served.status();
+  InferenceRunner::Options options;
+  options.threads = 1;
+  InferenceRunner runner(options);
+  const std::vector<float> rows(kRows * kInput, 1.0f);
+  Answer answer;
+  runner.Run(*served, rows, kRows, absl::InfiniteFuture(), answer.Callback());
+  // The pass has started (an idle pool thread takes it at once) and has
+  // chunks left when the grace period ends.
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_FALSE(answer.done.HasBeenNotified()) << "the pass ended before it could be stopped";
+  runner.CancelQueued();
+  answer.done.WaitForNotification();
+  EXPECT_EQ(answer.status.code(), absl::StatusCode::kUnavailable) << answer.status;
+  EXPECT_THAT(std::string(answer.status.message()), HasSubstr("before the forward pass ended"));
+  EXPECT_EQ(runner.stats().passes, 0u);
+}
+
 TEST_F(InferenceRunnerTest, APassReportsItsQueueWaitAndBatchSize) {
   StartBlocked({});
   const std::vector<float> rows(3 * 4, 1.0f);
