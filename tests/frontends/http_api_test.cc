@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
 #include "tests/server/held_slot.h"
@@ -254,6 +255,89 @@ TEST_F(HttpApiTest, TheDashboardQueriesMetricsTheServerExports) {
   int exit_code = 0;
   const std::string output = RunShell("promtool check rules " + path, &exit_code);
   EXPECT_EQ(exit_code, 0) << output << rules;
+}
+
+TEST_F(HttpApiTest, EveryProtocolRecordsTheSameSeriesForTheSameCalls) {
+  Start();
+  auto v2 = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+  constexpr int kCalls = 3;  // of two rows each, one at a time
+  const std::string v2_body =
+      R"({"inputs":[{"name":"features","shape":[2,3],"datatype":"FP32","data":[4,0,1,2,1,0]}]})";
+  // One protocol's calls: gRPC Classify, REST Classify, v2 over gRPC, v2 over HTTP.
+  const std::vector<std::pair<std::string, std::function<void()>>> protocols = {
+      {"grpc Classify",
+       [&] {
+         v1::ClassifyRequest request;
+         request.set_model("species");
+         for (float v : {4, 0, 1, 2, 1, 0}) request.add_features(v);
+         request.set_rows(2);
+         v1::ClassifyResponse response;
+         ASSERT_TRUE(GrpcClassify(request, &response).ok());
+       }},
+      {"http Classify",
+       [&] {
+         ASSERT_EQ(HttpCall(port_, "POST", "/v1/models/species:classify",
+                            R"({"features": [4,0,1,2,1,0], "rows": 2})")
+                       .status,
+                   200);
+       }},
+      {"grpc ModelInfer",
+       [&] {
+         inference::ModelInferRequest request;
+         request.set_model_name("species");
+         auto* input = request.add_inputs();
+         input->set_name("features");
+         input->set_datatype("FP32");
+         input->add_shape(2);
+         input->add_shape(3);
+         for (float v : {4, 0, 1, 2, 1, 0}) input->mutable_contents()->add_fp32_contents(v);
+         inference::ModelInferResponse response;
+         grpc::ClientContext context;
+         ASSERT_TRUE(v2->ModelInfer(&context, request, &response).ok());
+       }},
+      {"http ModelInfer",
+       [&] {
+         ASSERT_EQ(HttpCall(port_, "POST", "/v2/models/species/infer", v2_body).status, 200);
+       }},
+  };
+  // The per-model series every inference call feeds, whatever its protocol.
+  const std::vector<std::string> series = {
+      "seqserve_request_rows_count{model=\"species\"}",
+      "seqserve_request_rows_sum{model=\"species\"}",
+      "seqserve_batch_rows_count{model=\"species\"}",
+      "seqserve_batch_rows_sum{model=\"species\"}",
+      "seqserve_inference_duration_seconds_count{model=\"species\"}",
+      "seqserve_queue_duration_seconds_count{model=\"species\"}",
+  };
+  auto scrape = [&] {
+    const std::string text = HttpCall(port_, "GET", "/metrics").body;
+    std::map<std::string, double> values;
+    for (const std::string& name : series) values[name] = std::max(0.0, SeriesValue(text, name));
+    return std::make_pair(text, values);
+  };
+  for (const auto& [name, call] : protocols) {
+    SCOPED_TRACE(name);
+    const auto before = scrape();
+    for (int i = 0; i < kCalls; ++i) call();
+    const auto after = scrape();
+    EXPECT_EQ(after.second.at(series[0]) - before.second.at(series[0]), kCalls);
+    EXPECT_EQ(after.second.at(series[1]) - before.second.at(series[1]), 2 * kCalls);
+    EXPECT_EQ(after.second.at(series[2]) - before.second.at(series[2]), kCalls);
+    EXPECT_EQ(after.second.at(series[3]) - before.second.at(series[3]), 2 * kCalls);
+    EXPECT_EQ(after.second.at(series[4]) - before.second.at(series[4]), kCalls);
+    EXPECT_EQ(after.second.at(series[5]) - before.second.at(series[5]), kCalls);
+    // And the per-call series, under the protocol's own labels.
+    const std::vector<std::string> words = absl::StrSplit(name, ' ');
+    const std::string requests = absl::StrCat(
+        "seqserve_requests_total{protocol=\"", words[0], "\",method=\"", words[1],
+        "\",model=\"species\",version=\"1\",code=\"OK\"}");
+    EXPECT_EQ(SeriesValue(after.first, requests), kCalls) << requests;
+    const std::string durations =
+        absl::StrCat("seqserve_request_duration_seconds_count{protocol=\"", words[0],
+                     "\",method=\"", words[1], "\",model=\"species\"}");
+    EXPECT_EQ(SeriesValue(after.first, durations), kCalls) << durations;
+  }
 }
 
 TEST_F(HttpApiTest, MetricsCountExactlyTheCallsMadeAndPassPromtool) {
