@@ -12,6 +12,7 @@
 #include <sstream>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -417,12 +418,14 @@ inference::ModelInferRequest ToModelInferRequest(
   } else {
     *input->mutable_contents()->mutable_fp32_contents() = request.features();
   }
-  static constexpr const char* kHeadNames[] = {"", "logits", "sigmoid", "softmax",
-                                               "log_softmax"};
-  const int mode = request.output();
+  // A v2 output is named by its head: the OutputMode's own name in lower
+  // case, without its prefix ("OUTPUT_MODE_LOG_SOFTMAX" -> "log_softmax"),
+  // as the server names them.
   std::string name;
-  if (mode > 0 && mode < static_cast<int>(std::size(kHeadNames))) {
-    name = kHeadNames[mode];
+  if (request.output() != v1::OUTPUT_MODE_DEFAULT &&
+      v1::OutputMode_IsValid(request.output())) {
+    name = absl::AsciiStrToLower(
+        absl::StripPrefix(v1::OutputMode_Name(request.output()), "OUTPUT_MODE_"));
   } else if (request.top_k() > 0 && metadata.outputs_size() > 0) {
     name = metadata.outputs(metadata.outputs_size() - 1).name();
   }

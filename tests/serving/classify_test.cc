@@ -8,7 +8,10 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
 #include "core/onnx_loader.h"
+#include "serving/output_mode.h"
 #include <google/protobuf/text_format.h>
 #include "tests/support/reference_data.h"
 
@@ -58,6 +61,19 @@ v1::ClassifyResponse RunPlan(const ServedModel& served,
       BuildClassifyResponse(served, *plan, absl::MakeSpan(logits), &response);
   EXPECT_TRUE(built.ok()) << built;
   return response;
+}
+
+// One vocabulary: a v2 output's name (core's head name) is the API's
+// OutputMode name in lower case, which is how the client names v2 outputs.
+TEST(OutputMode, EveryHeadIsNamedAsItsOutputMode) {
+  for (int mode = v1::OutputMode_MIN; mode <= v1::OutputMode_MAX; ++mode) {
+    if (!v1::OutputMode_IsValid(mode) || mode == v1::OUTPUT_MODE_DEFAULT) continue;
+    const auto head = HeadForOutputMode(static_cast<v1::OutputMode>(mode));
+    ASSERT_TRUE(head.has_value()) << mode;
+    EXPECT_EQ(std::string(HeadName(*head)),
+              absl::AsciiStrToLower(absl::StripPrefix(
+                  v1::OutputMode_Name(static_cast<v1::OutputMode>(mode)), "OUTPUT_MODE_")));
+  }
 }
 
 TEST(PlanClassify, RefusesAnEmptyBatch) {
