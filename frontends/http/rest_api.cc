@@ -466,17 +466,24 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
   OpenInference* v2 = sources.open_inference;
   const std::string model = params.count("model") ? params.at("model") : "";
   const std::string version = params.count("version") ? params.at("version") : "";
-  auto health = [](bool ok) { return Text("", ok ? 200 : 400); };
+  // Health: 200 with no body is true; false is 400 with a V2Error that
+  // says why, as the protocol's OpenAPI document has it.
+  auto health = [](const absl::Status& ready) {
+    if (ready.ok()) return Text("", 200);
+    HttpResponse not_ready = V2ErrorResponse(ready);
+    not_ready.status = 400;
+    return not_ready;
+  };
   switch (endpoint) {
     case Endpoint::kV2Live:
-      return std::move(respond)(health(true));
+      return std::move(respond)(health(absl::OkStatus()));
     case Endpoint::kV2Ready:
-      return std::move(respond)(health(v2->ServerReady()));
-    case Endpoint::kV2ModelReady: {
-      const absl::Status ready = v2->ModelReady(model, version);
-      return std::move(respond)(absl::IsInvalidArgument(ready) ? V2ErrorResponse(ready)
-                                                               : health(ready.ok()));
-    }
+      return std::move(respond)(health(
+          v2->ServerReady() ? absl::OkStatus()
+                            : absl::UnavailableError(absl::StrCat(
+                                  "not ready: ", PhaseName(sources.state->phase())))));
+    case Endpoint::kV2ModelReady:
+      return std::move(respond)(health(v2->ModelReady(model, version)));
     case Endpoint::kV2Server: {
       inference::ServerMetadataResponse metadata;
       v2->ServerMetadata(&metadata);

@@ -541,7 +541,12 @@ TEST_F(OpenInferenceTest, HttpHealthMetadataAndErrors) {
   EXPECT_EQ(HttpCall(port, "GET", "/v2/models/species/ready").status, 200);
   EXPECT_EQ(HttpCall(port, "GET", "/v2/models/species/versions/1/ready").status, 200);
   EXPECT_EQ(HttpCall(port, "GET", "/v2/models/species/versions/2/ready").status, 400);
-  EXPECT_EQ(HttpCall(port, "GET", "/v2/models/broken/ready").status, 400);
+  // Not ready says why, in the protocol's error shape.
+  const HttpReply broken = HttpCall(port, "GET", "/v2/models/broken/ready");
+  EXPECT_EQ(broken.status, 400);
+  EXPECT_EQ(broken.headers.at("content-type"), "application/json");
+  const auto why = nlohmann::json::parse(broken.body, nullptr, false);
+  EXPECT_TRUE(why.is_object() && why.contains("error") && why.size() == 1) << broken.body;
 
   reply = HttpCall(port, "GET", "/v2");
   ASSERT_EQ(reply.status, 200);
