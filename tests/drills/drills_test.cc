@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/seqserve_client.h"
+#include "tests/support/http_client.h"
 #include "tests/support/onnx_builder.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_repository.h"
@@ -204,6 +205,74 @@ TEST(Drills, SigtermLetsCallsInFlightFinish) {
   EXPECT_EQ(failures.count(), 0) << failures.first();
   EXPECT_GT(in_flight_at_signal, 0) << "no call was in flight when SIGTERM came";
   EXPECT_GT(answered, 8);
+}
+
+// 16 -> 4096 -> 4096 -> 2: a pass of 30000 rows (2 MB of features) takes
+// several seconds here; it runs in chunks of 1024 rows.
+constexpr int kLongPassInput = 16;
+std::string LongPassModel() {
+  testing::OnnxBuilder builder(kLongPassInput);
+  builder.Weight("w1", {4096, kLongPassInput}, std::vector<float>(4096 * kLongPassInput, 0.01f));
+  builder.Weight("w2", {4096, 4096}, std::vector<float>(4096 * 4096, 0.001f));
+  builder.Weight("w3", {2, 4096}, std::vector<float>(2 * 4096, 0.001f));
+  testing::SetInt(builder.Node("Gemm", {"features", "w1"}, {"h1"}), "transB", 1);
+  builder.Node("Relu", {"h1"}, {"r1"});
+  testing::SetInt(builder.Node("Gemm", {"r1", "w2"}, {"h2"}), "transB", 1);
+  builder.Node("Relu", {"h2"}, {"r2"});
+  testing::SetInt(builder.Node("Gemm", {"r2", "w3"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 2);
+  return builder.Serialize();
+}
+
+// SIGTERM while passes run that outlast the grace period, on both ports:
+// the process still exits 0 soon after the grace, and every caller gets an
+// answer (its result, or UNAVAILABLE / 503 to retry elsewhere), none a
+// dropped connection. The HTTP port once aborted the process here.
+TEST(Drills, SigtermEndsPassesLongerThanTheGrace) {
+  TestRepository repository;
+  repository.WriteFile("long/1/model.onnx", LongPassModel());
+  constexpr int kRows = 30000;
+  ServerProcess server(SEQSERVE_PATH, {absl::StrCat("--model_repository=", repository.root()),
+                                       "--shutdown_grace_seconds=1", "--drain_seconds=0",
+                                       absl::StrCat("--max_request_rows=", kRows),
+                                       "--max_request_memory_bytes=4294967296"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  std::string features;
+  for (int i = 0; i < kRows * kLongPassInput; ++i) {
+    absl::StrAppend(&features, i == 0 ? "" : ",", "0.5");
+  }
+  const std::string body = absl::StrCat("{\"features\": [", features, "], \"rows\": ", kRows, "}");
+
+  std::atomic<int> started{0};
+  std::vector<absl::Status> grpc_answers(2);
+  std::vector<int> http_answers(2);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 2; ++i) {
+    callers.emplace_back([&, i] {
+      auto client = Connect(server.target(), /*max_attempts=*/1);
+      const std::vector<float> rows(size_t{kRows} * kLongPassInput, 0.5f);
+      ++started;
+      grpc_answers[i] = client->Classify("long", rows, kRows).status();
+    });
+    callers.emplace_back([&, i] {
+      ++started;
+      http_answers[i] =
+          testing::HttpCall(server.http_port(), "POST", "/v1/models/long:classify", body).status;
+    });
+  }
+  while (started < 4) absl::SleepFor(absl::Milliseconds(10));
+  // Long enough for the calls to arrive and their passes to start.
+  absl::SleepFor(absl::Milliseconds(1500));
+  const absl::Time signalled = absl::Now();
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
+  const absl::Duration stopping = absl::Now() - signalled;
+  for (auto& caller : callers) caller.join();
+  for (const absl::Status& answer : grpc_answers) {
+    EXPECT_TRUE(answer.ok() || absl::IsUnavailable(answer)) << answer;
+  }
+  for (int status : http_answers) EXPECT_TRUE(status == 200 || status == 503) << status;
+  // Not a timing target: the grace and one chunk of rows, with room.
+  EXPECT_LT(stopping, absl::Seconds(20)) << server.output();
 }
 
 // One of three replicas killed under round-robin: the client's retry
