@@ -64,8 +64,9 @@ struct HttpServer::Exchange {
   std::optional<HttpResponse> answer ABSL_GUARDED_BY(mu);
   bool suspended ABSL_GUARDED_BY(mu) = false;
   bool closed ABSL_GUARDED_BY(mu) = false;  // the connection is gone
-  // The client left before its answer was sent.
-  bool client_gone ABSL_GUARDED_BY(mu) = false;
+  // The client left before its answer was sent; shared with
+  // HttpRequest::cancelled, which may outlive the exchange.
+  std::shared_ptr<std::atomic<bool>> client_gone = std::make_shared<std::atomic<bool>>(false);
   // Answered 503 by Shutdown(); guarded by the server's mu_.
   bool answered_by_shutdown = false;
 };
@@ -417,7 +418,7 @@ struct HttpCallbacks {
         exchange.fd = info->connect_fd;
       }
       std::weak_ptr<HttpServer::Exchange> weak = **slot;
-      head.cancelled = [weak] { return ClientGone(weak); };
+      head.cancelled = [weak, gone = exchange.client_gone] { return ClientGone(weak, *gone); };
       // Framing before anything is routed, then who calls: the client
       // certificate, then the screen (routes and tokens); all before any
       // body is read.
@@ -541,20 +542,21 @@ struct HttpCallbacks {
   }
 
   // Whether the client of `weak` left before its answer.
-  static bool ClientGone(const std::weak_ptr<HttpServer::Exchange>& weak) {
+  static bool ClientGone(const std::weak_ptr<HttpServer::Exchange>& weak,
+                         std::atomic<bool>& gone) {
+    if (gone) return true;
     std::shared_ptr<HttpServer::Exchange> exchange = weak.lock();
-    if (exchange == nullptr) return true;  // its connection and its answer are gone
+    if (exchange == nullptr) return gone;  // completed: `gone` says how
     absl::MutexLock lock(&exchange->mu);
-    if (exchange->client_gone) return true;
     // Suspended, the socket stays open (libmicrohttpd closes it only after
     // resuming), so the descriptor is this connection's. A client that
     // half-closes counts as gone, as libmicrohttpd itself treats it.
     if (!exchange->suspended || exchange->fd < 0) return false;
     pollfd socket{exchange->fd, POLLRDHUP, 0};
     if (poll(&socket, 1, 0) > 0 && (socket.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-      exchange->client_gone = true;
+      gone = true;
     }
-    return exchange->client_gone;
+    return gone;
   }
 
   static void Completed(void* self, MHD_Connection*, void** context,
@@ -567,7 +569,7 @@ struct HttpCallbacks {
     {
       absl::MutexLock lock(&exchange->mu);
       exchange->closed = true;
-      if (termination != MHD_REQUEST_TERMINATED_COMPLETED_OK) exchange->client_gone = true;
+      if (termination != MHD_REQUEST_TERMINATED_COMPLETED_OK) *exchange->client_gone = true;
     }
     auto* server = static_cast<HttpServer*>(self);
     absl::MutexLock lock(&server->mu_);
