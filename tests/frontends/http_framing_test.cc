@@ -442,7 +442,8 @@ TEST_F(HttpFramingTest, ExceptionsFromTheHandlerOrTheScreenAreAnswered500) {
     client.Write(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n"));
     const RawClient::Response response = client.Next();
     EXPECT_EQ(response.status, 500) << client.buffer();
-    EXPECT_EQ(response.body, absl::StrCat("shape-for ", path, ": the server failed on this request"));
+    EXPECT_EQ(response.body,
+              absl::StrCat("shape-for ", path, ": the server failed on this request"));
   }
   // And the server still serves.
   RawClient client(port_);
@@ -505,7 +506,8 @@ TEST(HttpEdgeTest, TheModelServerRoutesTheParsedPathAndServesHead) {
     SCOPED_TRACE(path);
     RawClient client(port);
     client.Write(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD ", path,
-                              " HTTP/1.1\r\nHost: x\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+                              " HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
     const RawClient::Response get = client.Next();
     const RawClient::Response head = client.Next(/*head=*/true);
     const RawClient::Response after = client.Next();
