@@ -6,6 +6,7 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -45,6 +47,12 @@ bool SplitHostPort(absl::string_view address, std::string* host, int* port) {
 // connection (its context) and the Respond callback, which may outlive it.
 struct HttpServer::Exchange {
   MHD_Connection* connection = nullptr;
+  // The request target as sent, before libmicrohttpd decodes it.
+  std::string raw_target;
+  bool headers_seen = false;
+  // The connection's socket, to tell whether the client left while the
+  // connection is suspended (libmicrohttpd does not watch it then).
+  int fd = -1;
   HttpRequest request;
   bool dispatched = false;
   // The body's Content-Length, when it has one.
@@ -56,6 +64,11 @@ struct HttpServer::Exchange {
   std::optional<HttpResponse> answer ABSL_GUARDED_BY(mu);
   bool suspended ABSL_GUARDED_BY(mu) = false;
   bool closed ABSL_GUARDED_BY(mu) = false;  // the connection is gone
+  // The client left before its answer was sent; shared with
+  // HttpRequest::cancelled, which may outlive the exchange.
+  std::shared_ptr<std::atomic<bool>> client_gone = std::make_shared<std::atomic<bool>>(false);
+  // Answered 503 by Shutdown(); guarded by the server's mu_.
+  bool answered_by_shutdown = false;
 };
 
 namespace {
@@ -140,6 +153,140 @@ std::optional<std::string> VerifiedClientSubject(MHD_Connection* connection) {
   return subject;
 }
 
+absl::Status ShuttingDown() {
+  return absl::UnavailableError("the server is shutting down; retry on another replica");
+}
+
+absl::Status ServerFailed() {
+  return absl::InternalError("the server failed on this request");
+}
+
+// RFC 9110 token characters, what a header name is made of.
+bool IsTokenChar(char c) {
+  return c != '\0' && (absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                       std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The path and query of a raw request target: origin-form, or absolute-form
+// without its scheme and authority. The path is percent-decoded except for
+// "%2F", kept so that an encoded slash never separates segments. False for
+// any other form ("*", authority-form), a malformed escape, or a control
+// byte anywhere (a decoded NUL once cut "/metrics%00.html" to "/metrics").
+bool ParseTarget(absl::string_view raw, std::string* path, std::string* query) {
+  for (char c : raw) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
+  }
+  absl::string_view target = raw;
+  absl::string_view rest;
+  if (const size_t mark = target.find('?'); mark != absl::string_view::npos) {
+    rest = target.substr(mark + 1);
+    target = target.substr(0, mark);
+  }
+  for (absl::string_view scheme : {"http://", "https://"}) {
+    if (absl::StartsWithIgnoreCase(target, scheme)) {
+      target.remove_prefix(scheme.size());
+      const size_t slash = target.find('/');
+      target = slash == absl::string_view::npos ? "/" : target.substr(slash);
+      break;
+    }
+  }
+  if (target.empty() || target[0] != '/') return false;
+  std::string decoded;
+  decoded.reserve(target.size());
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] != '%') {
+      decoded.push_back(target[i]);
+      continue;
+    }
+    if (i + 2 >= target.size()) return false;
+    const int high = HexValue(target[i + 1]);
+    const int low = HexValue(target[i + 2]);
+    if (high < 0 || low < 0) return false;
+    const char c = static_cast<char>(high * 16 + low);
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+    if (c == '/') {
+      decoded.append("%2F");
+    } else {
+      decoded.push_back(c);
+    }
+    i += 2;
+  }
+  *path = std::move(decoded);
+  *query = std::string(rest);
+  return true;
+}
+
+// RFC 9112 framing, checked before anything is routed: 0 when the request
+// may go on, else the HTTP status refusing it (the connection then closes,
+// so bytes smuggled after an ambiguous body are never read as a request).
+// Sets head->path and head->query from the raw target.
+int CheckFraming(absl::string_view version, absl::string_view raw_target, HttpRequest* head,
+                 absl::Status* why) {
+  // libmicrohttpd answers HTTP/2.0, 0.9 and malformed versions itself;
+  // HTTP/1.2 is the odd one that reaches the handler.
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+    *why = absl::UnimplementedError("this server speaks HTTP/1.0 and HTTP/1.1");
+    return 505;
+  }
+  auto malformed = [why](absl::string_view what) {
+    *why = absl::InvalidArgumentError(absl::StrCat("malformed request: ", what));
+    return 400;
+  };
+  if (!ParseTarget(raw_target, &head->path, &head->query)) {
+    return malformed("the request target is not an absolute path");
+  }
+  int lengths = 0, encodings = 0, hosts = 0;
+  std::string encoding;
+  for (const auto& [name, value] : head->headers) {
+    // libmicrohttpd keeps "Name : v" as the name "Name " and glues a folded
+    // continuation line onto the name ("Content-Length: 5\r\n 0" becomes
+    // "Content-Length0"): a header it would not frame by, that a proxy may.
+    if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
+      return malformed("a header name is not an RFC 9110 token");
+    }
+    const std::string lower = absl::AsciiStrToLower(name);
+    for (absl::string_view framing : {"content-length", "transfer-encoding", "host"}) {
+      if (absl::StartsWith(lower, framing) && lower != framing) {
+        return malformed("a header name extends Content-Length, Transfer-Encoding or Host");
+      }
+    }
+    if (lower == "content-length") {
+      ++lengths;
+    } else if (lower == "transfer-encoding") {
+      ++encodings;
+      encoding = value;
+    } else if (lower == "host") {
+      ++hosts;
+    }
+  }
+  if (lengths > 0 && encodings > 0) {
+    return malformed("Content-Length together with Transfer-Encoding");
+  }
+  // Two equal values in one header ("5, 5") never get here: libmicrohttpd
+  // answers 400 itself (its header block twice, fixed in 1.0) and closes.
+  if (lengths > 1) return malformed("more than one Content-Length");
+  if (encodings > 0) {
+    // libmicrohttpd decodes only "chunked"; with any other coding it would
+    // read the body until the connection closes.
+    if (encodings > 1 ||
+        !absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(encoding), "chunked")) {
+      return malformed("the only Transfer-Encoding served is chunked");
+    }
+    if (version == "HTTP/1.0") return malformed("Transfer-Encoding in HTTP/1.0");
+  }
+  if (hosts > 1 || (hosts == 0 && version == "HTTP/1.1")) {
+    return malformed("an HTTP/1.1 request has exactly one Host header");
+  }
+  return 0;
+}
+
 absl::Status NoClientCertificate() {
   return absl::UnauthenticatedError(
       "this server requires a client certificate signed by one of its client CAs");
@@ -220,26 +367,65 @@ struct HttpCallbacks {
     return answer;
   }
 
-  static MHD_Result Access(void* self, MHD_Connection* connection, const char* url,
-                           const char* method, const char*, const char* upload_data,
-                           size_t* upload_data_size, void** context) {
+  // libmicrohttpd's URI log callback: the request line is in. Its return
+  // value is the exchange's slot (*context), so the exchange holds the raw
+  // target, which the handler gets only decoded ("%00" cut, "%2F" a slash).
+  static void* Begin(void* self, const char* uri, MHD_Connection* connection) {
     auto* server = static_cast<HttpServer*>(self);
-    auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
-    if (*slot == nullptr) {  // the headers are in
+    try {
       auto exchange = std::make_shared<HttpServer::Exchange>();
       exchange->connection = connection;
-      HttpRequest& head = exchange->request;
-      head.method = method;
-      head.path = url;
+      exchange->raw_target = uri == nullptr ? "" : uri;
+      auto slot = std::make_unique<std::shared_ptr<HttpServer::Exchange>>(exchange);
+      absl::MutexLock lock(&server->mu_);
+      server->open_.insert(exchange.get());
+      ++server->exchanges_;
+      return slot.release();
+    } catch (...) {
+      return nullptr;  // the access handler then closes the connection
+    }
+  }
+
+  // No exception may unwind into libmicrohttpd (C): one from the screen or
+  // the handler is answered 500 inside; anything else closes the connection.
+  static MHD_Result Access(void* self, MHD_Connection* connection, const char* /*url*/,
+                           const char* method, const char* version, const char* upload_data,
+                           size_t* upload_data_size, void** context) {
+    try {
+      return Serve(static_cast<HttpServer*>(self), connection, method, version, upload_data,
+                   upload_data_size, context);
+    } catch (...) {
+      return MHD_NO;
+    }
+  }
+
+  static MHD_Result Serve(HttpServer* server, MHD_Connection* connection, const char* method,
+                          const char* version, const char* upload_data,
+                          size_t* upload_data_size, void** context) {
+    auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
+    if (*slot == nullptr) return MHD_NO;  // Begin() could not allocate
+    HttpServer::Exchange& exchange = ***slot;
+    if (!exchange.headers_seen) {  // the headers are in
+      exchange.headers_seen = true;
+      HttpRequest& head = exchange.request;
+      // HEAD is GET without the body, which libmicrohttpd leaves out.
+      head.head = absl::string_view(method) == "HEAD";
+      head.method = head.head ? "GET" : method;
       head.peer = PeerName(connection);
       MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &head.headers);
-      *slot = new std::shared_ptr<HttpServer::Exchange>(exchange);
-      {
-        absl::MutexLock lock(&server->mu_);
-        ++server->exchanges_;
+      if (const MHD_ConnectionInfo* info =
+              MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)) {
+        exchange.fd = info->connect_fd;
       }
-      // Who calls is settled before any body is read: first the client
-      // certificate, then the screen (routes and tokens).
+      std::weak_ptr<HttpServer::Exchange> weak = **slot;
+      head.cancelled = [weak, gone = exchange.client_gone] { return ClientGone(weak, *gone); };
+      // Framing before anything is routed, then who calls: the client
+      // certificate, then the screen (routes and tokens); all before any
+      // body is read.
+      absl::Status malformed;
+      if (const int refusal = CheckFraming(version, exchange.raw_target, &head, &malformed)) {
+        return Queue(connection, Refusal(*server, head, malformed, refusal));
+      }
       if (server->options_.tls.has_value() && !server->options_.tls->client_ca_file.empty()) {
         std::optional<std::string> subject = VerifiedClientSubject(connection);
         if (!subject.has_value()) {
@@ -248,7 +434,13 @@ struct HttpCallbacks {
         head.client_certificate_subject = std::move(*subject);
       }
       if (server->options_.screen) {
-        if (std::optional<HttpResponse> refused = server->options_.screen(&head)) {
+        std::optional<HttpResponse> refused;
+        try {
+          refused = server->options_.screen(&head);
+        } catch (...) {
+          return Queue(connection, Refusal(*server, head, ServerFailed(), 500));
+        }
+        if (refused.has_value()) {
           refused->headers.emplace_back("Connection", "close");
           return Queue(connection, *refused);
         }
@@ -271,11 +463,10 @@ struct HttpCallbacks {
         if (!server->BodyFits(announced)) {
           return Queue(connection, Refusal(*server, head, Busy(budget), 503));
         }
-        exchange->announced_body_bytes = announced;
+        exchange.announced_body_bytes = announced;
       }
       return MHD_YES;
     }
-    HttpServer::Exchange& exchange = ***slot;
     if (*upload_data_size > 0) {
       std::string& body = exchange.request.body;
       const size_t needed = body.size() + *upload_data_size;
@@ -307,21 +498,42 @@ struct HttpCallbacks {
     if (!exchange.dispatched) {
       exchange.dispatched = true;
       std::shared_ptr<HttpServer::Exchange> shared = **slot;
-      server->handler_(exchange.request, [shared](HttpResponse answer) mutable {
-        absl::MutexLock lock(&shared->mu);
-        if (shared->closed) return;
-        shared->answer = std::move(answer);
-        if (shared->suspended) {
-          shared->suspended = false;
-          MHD_resume_connection(shared->connection);
+      try {
+        server->handler_(exchange.request, [shared](HttpResponse answer) mutable {
+          absl::MutexLock lock(&shared->mu);
+          // Gone, or answered already (by Shutdown() or after a throw).
+          if (shared->closed || shared->answer.has_value()) return;
+          shared->answer = std::move(answer);
+          if (shared->suspended) {
+            shared->suspended = false;
+            MHD_resume_connection(shared->connection);
+          }
+        });
+      } catch (...) {
+        HttpResponse failed = Refusal(*server, exchange.request, ServerFailed(), 500);
+        absl::MutexLock lock(&exchange.mu);
+        if (!exchange.answer.has_value()) exchange.answer = std::move(failed);
+      }
+      bool closing = false;
+      {
+        // Under the server's lock: Shutdown() answers every suspended
+        // exchange once, and none suspends after it has.
+        absl::MutexLock server_lock(&server->mu_);
+        absl::MutexLock lock(&exchange.mu);
+        if (!exchange.answer.has_value()) {
+          if (!server->closing_) {
+            // Answered later, from another thread: free this one meanwhile.
+            exchange.suspended = true;
+            MHD_suspend_connection(connection);
+            return MHD_YES;
+          }
+          closing = true;
         }
-      });
-      absl::MutexLock lock(&exchange.mu);
-      if (!exchange.answer.has_value()) {
-        // Answered later, from another thread: free this one meanwhile.
-        exchange.suspended = true;
-        MHD_suspend_connection(connection);
-        return MHD_YES;
+      }
+      if (closing) {
+        HttpResponse refused = Refusal(*server, exchange.request, ShuttingDown(), 503);
+        absl::MutexLock lock(&exchange.mu);
+        if (!exchange.answer.has_value()) exchange.answer = std::move(refused);
       }
     }
     absl::MutexLock lock(&exchange.mu);
@@ -329,21 +541,42 @@ struct HttpCallbacks {
     return Queue(connection, *exchange.answer);
   }
 
+  // Whether the client of `weak` left before its answer.
+  static bool ClientGone(const std::weak_ptr<HttpServer::Exchange>& weak,
+                         std::atomic<bool>& gone) {
+    if (gone) return true;
+    std::shared_ptr<HttpServer::Exchange> exchange = weak.lock();
+    if (exchange == nullptr) return gone;  // completed: `gone` says how
+    absl::MutexLock lock(&exchange->mu);
+    // Suspended, the socket stays open (libmicrohttpd closes it only after
+    // resuming), so the descriptor is this connection's. A client that
+    // half-closes counts as gone, as libmicrohttpd itself treats it.
+    if (!exchange->suspended || exchange->fd < 0) return false;
+    pollfd socket{exchange->fd, POLLRDHUP, 0};
+    if (poll(&socket, 1, 0) > 0 && (socket.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+      gone = true;
+    }
+    return gone;
+  }
+
   static void Completed(void* self, MHD_Connection*, void** context,
-                        MHD_RequestTerminationCode) {
+                        MHD_RequestTerminationCode termination) {
     auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
     if (*slot == nullptr) return;
-    {
-      absl::MutexLock lock(&(**slot)->mu);
-      (**slot)->closed = true;
-    }
-    const size_t reserved = (**slot)->reserved_body_bytes;
+    std::shared_ptr<HttpServer::Exchange> exchange = std::move(**slot);
     delete *slot;
     *slot = nullptr;
+    {
+      absl::MutexLock lock(&exchange->mu);
+      exchange->closed = true;
+      if (termination != MHD_REQUEST_TERMINATED_COMPLETED_OK) *exchange->client_gone = true;
+    }
     auto* server = static_cast<HttpServer*>(self);
     absl::MutexLock lock(&server->mu_);
+    server->open_.erase(exchange.get());
+    if (exchange->answered_by_shutdown) --server->shutdown_answers_;
     --server->exchanges_;
-    server->buffered_body_bytes_ -= reserved;
+    server->buffered_body_bytes_ -= exchange->reserved_body_bytes;
   }
 };
 
@@ -391,6 +624,9 @@ MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
        tls != nullptr ? const_cast<char*>(tls->private_key.c_str()) : nullptr},
       {MHD_OPTION_HTTPS_MEM_CERT, 0,
        tls != nullptr ? const_cast<char*>(tls->cert_chain.c_str()) : nullptr},
+      // TLS 1.2 and 1.3 only (GnuTLS's NORMAL also offers 1.0 and 1.1).
+      {MHD_OPTION_HTTPS_PRIORITIES, 0,
+       const_cast<char*>("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")},
       {tls != nullptr && !tls->client_ca.empty() ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
        0, tls != nullptr ? const_cast<char*>(tls->client_ca.c_str()) : nullptr},
       {MHD_OPTION_END, 0, nullptr},
@@ -404,6 +640,7 @@ MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
       static_cast<unsigned>(std::max<int64_t>(absl::ToInt64Seconds(o.idle_timeout), 1)),
       MHD_OPTION_CONNECTION_LIMIT, o.max_connections,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, o.max_connections_per_client,
+      MHD_OPTION_URI_LOG_CALLBACK, &HttpCallbacks::Begin, this,
       MHD_OPTION_NOTIFY_COMPLETED,
       reinterpret_cast<MHD_RequestCompletedCallback>(&HttpCallbacks::Completed), this,
       MHD_OPTION_EXTERNAL_LOGGER, &LogFromLibrary, nullptr,
@@ -537,6 +774,23 @@ void HttpServer::Shutdown(absl::Time deadline) {
     absl::MutexLock lock(&mu_);
     auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return exchanges_ == 0; };
     mu_.AwaitWithDeadline(absl::Condition(&answered), deadline);
+    // libmicrohttpd aborts the process when a listener stops with a
+    // suspended connection, and a connection resumed without an answer gets
+    // none: each request still waiting for its handler is answered 503 and
+    // resumed, on every listener, and sent before the listeners stop.
+    closing_ = true;
+    for (Exchange* exchange : open_) {
+      absl::MutexLock exchange_lock(&exchange->mu);
+      if (!exchange->suspended) continue;
+      exchange->answer = HttpCallbacks::Refusal(*this, exchange->request, ShuttingDown(), 503);
+      exchange->suspended = false;
+      exchange->answered_by_shutdown = true;
+      ++shutdown_answers_;
+      MHD_resume_connection(exchange->connection);
+    }
+    // Bounded: a client that does not read its answer is cut.
+    auto sent = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return shutdown_answers_ == 0; };
+    mu_.AwaitWithTimeout(absl::Condition(&sent), absl::Seconds(1));
   }
   absl::MutexLock lock(&daemons_mu_);
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -40,8 +41,15 @@ struct MHD_Connection;
 namespace seqserve {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;  // percent-decoded, without the query
+  // "GET", "POST", ...; a HEAD request is seen as "GET" with `head` set (the
+  // server sends the answer's headers without its body).
+  std::string method;
+  bool head = false;
+  // From the raw request target (origin-form, or absolute-form with its
+  // scheme and authority dropped), percent-decoded except "%2F", which stays
+  // encoded so that it never separates segments; without the query.
+  std::string path;
+  std::string query;  // after '?', as sent; empty when none
   std::string body;
   std::string peer;  // "ipv4:127.0.0.1:53412", as gRPC names peers
   // The verified client certificate's distinguished name (mutual TLS).
@@ -49,6 +57,9 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   // Who the screen (Options::screen) admitted, for logs; "" when anonymous.
   std::string admitted_caller;
+  // True once the client has gone (closed its connection) before its
+  // answer; safe to call from any thread, also after the connection is gone.
+  std::function<bool()> cancelled;
   // The value of header `name` (case-insensitive); empty when absent.
   std::string Header(absl::string_view name) const;
 };
@@ -114,7 +125,8 @@ class HttpServer {
   // Stops accepting connections; requests on open ones are still answered.
   void StopAccepting();
   // StopAccepting(), waits until every request begun has been answered or
-  // `deadline` passed, then closes every connection.
+  // `deadline` passed; then answers 503 every request still waiting for its
+  // handler (whose later answer is dropped), and closes every connection.
   void Shutdown(absl::Time deadline);
 
   // Requests read (or being read) and not yet answered.
@@ -160,6 +172,12 @@ class HttpServer {
   std::atomic<bool> stopped_{false};
   mutable absl::Mutex mu_;
   int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
+  // Every exchange begun and not completed, for Shutdown() to answer those
+  // still waiting; `closing_` once it has (no exchange suspends after).
+  std::set<Exchange*> open_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // Exchanges Shutdown() answered whose answer is not yet sent.
+  int shutdown_answers_ ABSL_GUARDED_BY(mu_) = 0;
   // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
   size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t refused_bodies_ ABSL_GUARDED_BY(mu_) = 0;

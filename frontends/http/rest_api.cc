@@ -214,12 +214,15 @@ CallerCredentials HttpCaller(const HttpRequest& request) {
   return caller;
 }
 
-// A call by a caller the edge admitted.
-CallInfo HttpCall(const CallerCredentials& caller, const char* method) {
+// A call by a caller the edge admitted; `cancelled` (HttpRequest::cancelled)
+// lets the batching runner skip the work of a client that left.
+CallInfo HttpCall(const CallerCredentials& caller, const char* method,
+                  std::function<bool()> cancelled = nullptr) {
   CallInfo call;
   call.protocol = "http";
   call.method = method;
   call.caller = caller;
+  call.cancelled = std::move(cancelled);
   return call;
 }
 
@@ -427,7 +430,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     v1::ClassifyResponse response;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(admitted, "Classify");
+  const CallInfo call = HttpCall(admitted, "Classify", request.cancelled);
   absl::Status parsed = ParseJson(request.body, &exchange->request);
   const std::string& model = params["model"];
   auto version = PathVersion(params);
@@ -508,7 +511,7 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
     inference::ModelInferResponse response;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(admitted, "ModelInfer");
+  const CallInfo call = HttpCall(admitted, "ModelInfer", request.cancelled);
   if (absl::Status parsed = ParseV2InferRequest(request, &exchange->request); !parsed.ok()) {
     return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
   }
