@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh TARGET SECONDS   fuzz one target for SECONDS
 #   scripts/fuzz.sh all SECONDS      every target in turn, SECONDS each
 # Targets: fuzz_onnx_loader, fuzz_text_loader, fuzz_model_config,
-# fuzz_classify_request, fuzz_v2_request (fuzz/README.md says what each one
+# fuzz_classify_request, fuzz_v2_request, fuzz_http_request (fuzz/README.md says what each one
 # checks).
 #
 # Installs what is missing, builds the target(s) in build/fuzz, and runs
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 all_targets=(fuzz_onnx_loader fuzz_text_loader fuzz_model_config fuzz_classify_request
-             fuzz_v2_request)
+             fuzz_v2_request fuzz_http_request)
 usage() {
   echo "usage: $0 {all|${all_targets[*]// /|}} SECONDS" >&2
   exit 2
@@ -41,6 +41,7 @@ dictionary_of() {
     fuzz_text_loader) echo fuzz/text_model.dict ;;
     fuzz_model_config) echo fuzz/model_config.dict ;;
     fuzz_v2_request) echo fuzz/v2_request.dict ;;
+    fuzz_http_request) echo fuzz/http_request.dict ;;
     *) echo "" ;;
   esac
 }
