@@ -9,11 +9,16 @@
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "spdlog/spdlog.h"
 
 namespace seqserve {
 namespace {
@@ -59,9 +64,44 @@ std::vector<Cert> ParseCertificates(const std::string& pem) {
   return certs;
 }
 
+std::optional<absl::Time> ToTime(const ASN1_TIME* asn1) {
+  struct tm parts = {};
+  if (asn1 == nullptr || ASN1_TIME_to_tm(asn1, &parts) != 1) return std::nullopt;
+  return absl::FromTimeT(timegm(&parts));
+}
+
+std::string Utc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
+}
+
+// The notAfter of the certificate last accepted from each file, so the
+// listeners' certificate can be reported and its warning given once.
+struct Accepted {
+  absl::Mutex mu;
+  std::map<std::string, absl::Time> not_after ABSL_GUARDED_BY(mu);
+};
+Accepted& AcceptedCertificates() {
+  static Accepted* const accepted = new Accepted;  // never destroyed: no exit-order race
+  return *accepted;
+}
+
+void Accept(const std::string& cert_file, absl::Time not_after, absl::Time now) {
+  Accepted& accepted = AcceptedCertificates();
+  absl::MutexLock lock(&accepted.mu);
+  auto [it, added] = accepted.not_after.emplace(cert_file, not_after);
+  if (!added && it->second == not_after) return;  // the same certificate read again
+  it->second = not_after;
+  if (not_after - now < kTlsExpiryWarning) {
+    spdlog::warn("TLS certificate file {}: the certificate expires in {} (notAfter {}); "
+                 "replace it before then",
+                 cert_file, absl::FormatDuration(absl::Trunc(not_after - now, absl::Minutes(1))),
+                 Utc(not_after));
+  }
+}
+
 }  // namespace
 
-absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files) {
+absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files, absl::Time now) {
   TlsMaterial material;
   auto cert = ReadFile(files.cert_file, "TLS certificate file");
   if (!cert.ok()) return cert.status();
@@ -71,6 +111,26 @@ absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files) {
     return absl::FailedPreconditionError(absl::StrCat(
         "TLS certificate file ", files.cert_file, " holds no PEM certificate"));
   }
+  const std::optional<absl::Time> not_before = ToTime(X509_get0_notBefore(chain.front().get()));
+  const std::optional<absl::Time> not_after = ToTime(X509_get0_notAfter(chain.front().get()));
+  if (!not_before.has_value() || !not_after.has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "TLS certificate file ", files.cert_file, ": the certificate's dates cannot be read"));
+  }
+  const std::string dates =
+      absl::StrCat("notBefore ", Utc(*not_before), ", notAfter ", Utc(*not_after));
+  if (*not_after < now) {
+    return absl::FailedPreconditionError(absl::StrCat("TLS certificate file ", files.cert_file,
+                                                      ": the certificate has expired (",
+                                                      dates, "; now ", Utc(now), ")"));
+  }
+  if (*not_before > now + kTlsClockSkew) {
+    return absl::FailedPreconditionError(absl::StrCat("TLS certificate file ", files.cert_file,
+                                                      ": the certificate is not valid yet (",
+                                                      dates, "; now ", Utc(now), ")"));
+  }
+  material.not_before = *not_before;
+  material.not_after = *not_after;
   auto key_text = ReadFile(files.key_file, "TLS key file");
   if (!key_text.ok()) return key_text.status();
   material.private_key = std::move(*key_text);
@@ -96,7 +156,16 @@ absl::StatusOr<TlsMaterial> ReadTlsFiles(const TlsFiles& files) {
           "TLS client CA file ", files.client_ca_file, " holds no PEM certificate"));
     }
   }
+  Accept(files.cert_file, material.not_after, now);
   return material;
+}
+
+std::optional<absl::Time> TlsCertificateExpiry(const std::string& cert_file) {
+  Accepted& accepted = AcceptedCertificates();
+  absl::MutexLock lock(&accepted.mu);
+  auto it = accepted.not_after.find(cert_file);
+  if (it == accepted.not_after.end()) return std::nullopt;
+  return it->second;
 }
 
 std::string TlsFilesStamp(const TlsFiles& files) {
