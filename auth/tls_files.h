@@ -1,8 +1,9 @@
 // The TLS files of the serving ports (--tls_cert_file, --tls_key_file,
-// --tls_client_ca_file): checked once at start so a wrong file stops the
-// server with its name, then watched by gRPC's file-watcher certificate
-// provider, which re-reads them every refresh interval and hands new
-// connections the new certificate while open ones keep theirs.
+// --tls_client_ca_file): checked at start so a wrong file (or a certificate
+// outside its dates) stops the server with its name, then re-read every
+// refresh interval: files that pass the same check reach new connections
+// while open ones keep their certificate; files that fail it are logged and
+// the certificate in force stays.
 #pragma once
 
 #include <grpcpp/security/server_credentials.h>
@@ -62,7 +63,10 @@ std::string TlsFilesStamp(const TlsFiles& files);
 
 // TLS credentials for a gRPC port that follow the files: with a client CA
 // file, clients without a certificate signed by one of its CAs are refused
-// in the handshake. Checks the files first (ReadTlsFiles).
+// in the handshake. Checks the files first (ReadTlsFiles). gRPC's file
+// watcher is given in-memory copies of what passed ReadTlsFiles, kept
+// while the credentials live: a replacement that fails it (expired, a key
+// of another certificate) never reaches the port.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
     const TlsFiles& files);
 
