@@ -7,12 +7,15 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -191,7 +194,7 @@ namespace {
 // What the gRPC port's file watcher reads: in-memory files (memfd) at fixed
 // /proc/self/fd paths holding the last material ReadTlsFiles accepted. The
 // key and its certificate chain share one file (PEM readers skip blocks of
-// another type), so replacing it with dup2() swaps the pair at once.
+// another type), so replacing it with dup3() swaps the pair at once.
 class CheckedCopies {
  public:
   static absl::StatusOr<std::unique_ptr<CheckedCopies>> Start(const TlsFiles& files,
@@ -226,7 +229,10 @@ class CheckedCopies {
   // number, so at the same path) that file.
   static absl::Status Replace(const char* name, const std::string& text, int* fd) {
     const int fresh = memfd_create(name, MFD_CLOEXEC);
-    if (fresh < 0) return absl::InternalError(absl::StrCat("memfd_create: ", errno));
+    if (fresh < 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot copy the TLS files into memory: ", std::strerror(errno)));
+    }
     size_t written = 0;
     while (written < text.size()) {
       const ssize_t n = write(fresh, text.data() + written, text.size() - written);
@@ -240,7 +246,9 @@ class CheckedCopies {
       *fd = fresh;
       return absl::OkStatus();
     }
-    const int replaced = dup2(fresh, *fd);
+    // dup3 keeps close-on-exec on *fd (dup2 would clear it): no child
+    // process inherits the key.
+    const int replaced = dup3(fresh, *fd, O_CLOEXEC);
     close(fresh);
     if (replaced < 0) return absl::InternalError("cannot replace the TLS files in memory");
     return absl::OkStatus();
