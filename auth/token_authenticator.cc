@@ -43,6 +43,21 @@ absl::StatusOr<TokenAuthenticator::Loaded> TokenAuthenticator::Load(const std::s
   return loaded;
 }
 
+namespace {
+
+// An empty set is in force on purpose (every token revoked), but it is
+// loud: a file truncated by mistake locks every client out.
+void ReportCount(const std::string& path, size_t count, const char* changed) {
+  if (count == 0) {
+    spdlog::warn("tokens file {}{} holds no token: every call that needs a token is refused",
+                 path, changed);
+  } else {
+    spdlog::info("tokens file {}{} holds {} tokens", path, changed, count);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::Start(Options options) {
   auto loaded = Load(options.tokens_file);
   if (!loaded.ok()) return loaded.status();
@@ -52,8 +67,7 @@ absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::Start(Op
     authenticator->stamp_ = loaded->stamp;
     authenticator->tokens_ = std::make_shared<const TokenSet>(std::move(loaded->tokens));
   }
-  spdlog::info("tokens file {}: {} tokens", authenticator->options_.tokens_file,
-               authenticator->token_count());
+  ReportCount(authenticator->options_.tokens_file, authenticator->token_count(), "");
   const absl::Duration every = authenticator->options_.refresh_interval;
   if (every > absl::ZeroDuration()) {
     TokenAuthenticator* raw = authenticator.get();
@@ -74,27 +88,46 @@ bool TokenAuthenticator::Refresh() {
   StampOf(options_.tokens_file, &now);  // a missing file keeps the empty stamp
   {
     absl::MutexLock lock(&mu_);
-    if (now == stamp_ || now == refused_) return false;
+    if (now == stamp_) {
+      // Back to the file in force (a refused edit undone).
+      refused_.reset();
+      file_valid_ = true;
+      return false;
+    }
+    if (now == refused_) return false;
   }
   auto loaded = Load(options_.tokens_file);
   absl::MutexLock lock(&mu_);
   if (!loaded.ok()) {
     refused_ = now;
+    file_valid_ = false;
+    ++reload_failures_;
     // The message names the file and the line, never a token.
     spdlog::error("{}; the {} tokens in force stay", std::string(loaded.status().message()),
                   tokens_->size());
     return false;
   }
   stamp_ = loaded->stamp;
-  refused_ = FileStamp{};
+  refused_.reset();
+  file_valid_ = true;
   tokens_ = std::make_shared<const TokenSet>(std::move(loaded->tokens));
-  spdlog::info("tokens file {} changed: {} tokens", options_.tokens_file, tokens_->size());
+  ReportCount(options_.tokens_file, tokens_->size(), " changed and");
   return true;
 }
 
 size_t TokenAuthenticator::token_count() const {
   absl::MutexLock lock(&mu_);
   return tokens_->size();
+}
+
+bool TokenAuthenticator::file_valid() const {
+  absl::MutexLock lock(&mu_);
+  return file_valid_;
+}
+
+uint64_t TokenAuthenticator::reload_failures() const {
+  absl::MutexLock lock(&mu_);
+  return reload_failures_;
 }
 
 absl::Status TokenAuthenticator::Check(const CallerCredentials& caller) const {

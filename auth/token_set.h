@@ -22,8 +22,8 @@ class TokenSet {
   // Parses a tokens file: one token per line, optionally "name:token";
   // blank lines and lines starting with '#' are skipped; spaces around a
   // line are ignored. INVALID_ARGUMENT names the line (never its text) of
-  // an empty token or a token with spaces inside, and a file without any
-  // token.
+  // an empty token or a token with spaces inside. A text without any token
+  // is a valid, empty set: it accepts no token.
   static absl::StatusOr<TokenSet> Parse(absl::string_view text);
 
   // Whether `token` is one of the set; `name` gets its name ("" when the

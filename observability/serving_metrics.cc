@@ -230,6 +230,24 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   out.HistogramSeries("seqserve_model_load_duration_seconds", {}, DurationBucketsNanos(),
                       load_duration_->Read(), 1e9);
 
+  if (gauges.tokens_file.has_value()) {
+    out.Family("seqserve_auth_tokens_file_valid", "gauge",
+               "1 when the tokens in force are the tokens file on disk; 0 while a change to it "
+               "is refused (unreadable, a bad line) and the tokens before it stay.");
+    out.Sample("seqserve_auth_tokens_file_valid", {},
+               uint64_t{gauges.tokens_file->valid ? 1u : 0u});
+    out.Family("seqserve_auth_tokens_reload_failures_total", "counter",
+               "Changes of the tokens file refused (unreadable, a bad line), each counted once.");
+    out.Sample("seqserve_auth_tokens_reload_failures_total", {},
+               gauges.tokens_file->reload_failures);
+  }
+  if (gauges.tls_certificate_expiry.has_value()) {
+    out.Family("seqserve_tls_certificate_expiry_timestamp_seconds", "gauge",
+               "notAfter of the TLS certificate served, in Unix seconds.");
+    out.Sample("seqserve_tls_certificate_expiry_timestamp_seconds", {},
+               static_cast<double>(absl::ToUnixSeconds(*gauges.tls_certificate_expiry)));
+  }
+
   out.Family("seqserve_build_info", "gauge", "Always 1; the labels say what is running.");
   out.Sample("seqserve_build_info",
              {{"version", SEQSERVE_VERSION}, {"grpc_version", grpc::Version()}}, uint64_t{1});

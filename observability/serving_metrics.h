@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "serving/inference_runner.h"
 #include "observability/metrics.h"
 #include "serving/model_manager.h"
@@ -46,6 +48,14 @@ class ServingMetrics : public RequestObserver {
     uint64_t http_bodies_refused = 0;
     std::vector<InferenceRunner::QueuedRows> queued_rows;
     std::shared_ptr<const RepositorySnapshot> repository;
+    // The tokens file, when calls need a token from one.
+    struct TokensFile {
+      bool valid = true;  // the tokens in force are the file on disk
+      uint64_t reload_failures = 0;
+    };
+    std::optional<TokensFile> tokens_file;
+    // notAfter of the TLS certificate served, when TLS is on.
+    std::optional<absl::Time> tls_certificate_expiry;
   };
   // Every metric, process_* included, in the text exposition format.
   std::string Render(const Gauges& gauges) const;

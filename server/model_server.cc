@@ -9,6 +9,8 @@
 #include <climits>
 
 #include "absl/strings/str_cat.h"
+#include "auth/tls_files.h"
+#include "auth/token_authenticator.h"
 #include "grpc/health/v1/health.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -229,6 +231,14 @@ std::string ModelServer::MetricsText() const {
   }
   gauges.queued_rows = runner_->queued_rows();
   gauges.repository = models_->Snapshot();
+  // The tokens file's state, when the authenticator is one.
+  if (const auto* tokens = dynamic_cast<const TokenAuthenticator*>(options_.authenticator)) {
+    gauges.tokens_file = ServingMetrics::Gauges::TokensFile{tokens->file_valid(),
+                                                            tokens->reload_failures()};
+  }
+  if (options_.http.tls.has_value()) {
+    gauges.tls_certificate_expiry = TlsCertificateExpiry(options_.http.tls->cert_file);
+  }
   return metrics_->Render(gauges);
 }
 

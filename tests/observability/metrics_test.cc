@@ -142,5 +142,24 @@ TEST(ServingMetrics, ReportsLoadsAndModelStates) {
   EXPECT_THAT(text, HasSubstr("process_open_fds "));
 }
 
+TEST(ServingMetrics, ReportsTheTokensFileAndTheCertificateOnlyWhenTheServerHasThem) {
+  ServingMetrics metrics;
+  const std::string without = metrics.Render({});
+  EXPECT_THAT(without, Not(HasSubstr("seqserve_auth_tokens")));
+  EXPECT_THAT(without, Not(HasSubstr("seqserve_tls_certificate_expiry")));
+
+  ServingMetrics::Gauges gauges;
+  gauges.tokens_file = ServingMetrics::Gauges::TokensFile{false, 3};
+  gauges.tls_certificate_expiry = absl::FromUnixSeconds(1798761600);  // 2027-01-01
+  const std::string text = metrics.Render(gauges);
+  EXPECT_THAT(text, HasSubstr("# TYPE seqserve_auth_tokens_file_valid gauge\n"
+                              "seqserve_auth_tokens_file_valid 0\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE seqserve_auth_tokens_reload_failures_total counter\n"
+                              "seqserve_auth_tokens_reload_failures_total 3\n"));
+  // Whole seconds, not an exponent a reader has to expand.
+  EXPECT_THAT(text, HasSubstr("# TYPE seqserve_tls_certificate_expiry_timestamp_seconds gauge\n"
+                              "seqserve_tls_certificate_expiry_timestamp_seconds 1798761600\n"));
+}
+
 }  // namespace
 }  // namespace seqserve

@@ -47,6 +47,32 @@ PemFiles TestCertificates::MakeLeaf(const std::string& name, const PemFiles& ca)
   return leaf;
 }
 
+PemFiles TestCertificates::MakeLeafValid(const std::string& name, const PemFiles& ca,
+                                        absl::Time not_before, absl::Time not_after) {
+  PemFiles leaf{Path(name + ".pem"), Path(name + ".key")};
+  const std::string request = Path(name + ".csr");
+  // `openssl x509 -req` (OpenSSL 3.0) dates a certificate from now only;
+  // `openssl ca` takes any dates, with a database and a serial file of its own.
+  const std::string config = Path(name + ".ca.cnf");
+  ReplaceFile(Path(name + ".ca.db"), "");
+  ReplaceFile(Path(name + ".ca.serial"), "01\n");
+  ReplaceFile(config, absl::StrCat("[ca]\ndefault_ca = test_ca\n[test_ca]\ndatabase = ",
+                                   Path(name + ".ca.db"), "\nserial = ", Path(name + ".ca.serial"),
+                                   "\nnew_certs_dir = ", dir_,
+                                   "\ndefault_md = sha256\npolicy = any\nunique_subject = no\n"
+                                   "x509_extensions = leaf\n[any]\ncommonName = supplied\n"
+                                   "[leaf]\nsubjectAltName = DNS:localhost,IP:127.0.0.1\n"));
+  auto date = [](absl::Time t) {
+    return absl::FormatTime("%Y%m%d%H%M%SZ", t, absl::UTCTimeZone());
+  };
+  Run(absl::StrCat("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ",
+                   "-subj '/CN=", name, "' -keyout ", leaf.key, " -out ", request, " 2>&1"));
+  Run(absl::StrCat("openssl ca -batch -notext -config ", config, " -cert ", ca.cert,
+                   " -keyfile ", ca.key, " -in ", request, " -out ", leaf.cert, " -startdate ",
+                   date(not_before), " -enddate ", date(not_after), " 2>&1"));
+  return leaf;
+}
+
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;

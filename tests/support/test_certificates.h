@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "absl/time/time.h"
+
 namespace seqserve::testing {
 
 struct PemFiles {
@@ -21,6 +23,10 @@ class TestCertificates {
   // A certificate signed by `ca` for CN=`name`, valid for localhost and
   // 127.0.0.1 (server or client alike).
   PemFiles MakeLeaf(const std::string& name, const PemFiles& ca);
+  // The same, valid from `not_before` to `not_after` (whole seconds, UTC):
+  // expired, not yet valid or about to expire, as `openssl ca` can date it.
+  PemFiles MakeLeafValid(const std::string& name, const PemFiles& ca, absl::Time not_before,
+                         absl::Time not_after);
 
   const std::string& dir() const { return dir_; }
   // dir()/file
