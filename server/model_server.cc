@@ -64,15 +64,20 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
                                                           server->runner_.get(), inference);
   server->guard_ = std::make_unique<EdgeGuard>(o.authenticator);
-  server->service_ =
-      std::make_unique<ClassifierService>(server->inference_.get(), server->guard_.get());
   ModelServer* raw = server.get();
+  GrpcEdge edge;
+  edge.guard = server->guard_.get();
+  edge.refuse = [inference = server->inference_.get()](const CallInfo& call,
+                                                       absl::Status status) {
+    return inference->Refuse(call, std::move(status));
+  };
+  server->service_ = std::make_unique<ClassifierService>(server->inference_.get(), edge);
   // Health follows the state once the gRPC server exists (below).
   server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
   server->open_inference_ = std::make_unique<OpenInference>(
       server->inference_.get(), [raw] { return raw->state_->ready(); });
-  server->v2_service_ = std::make_unique<InferenceV2Service>(server->open_inference_.get(),
-                                                            server->guard_.get());
+  server->v2_service_ =
+      std::make_unique<InferenceV2Service>(server->open_inference_.get(), std::move(edge));
 
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC's health service is built on its own C messages: reflection can
