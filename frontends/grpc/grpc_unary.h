@@ -1,5 +1,5 @@
 // The one skeleton of every unary method of the Classifier and the v2
-// services: admit -> parse -> run -> finish. A caller that is
+// services: closing? -> admit -> parse -> run -> finish. A caller that is
 // refused never has its bytes parsed, and every refusal of a method that
 // needs a token is accounted as the inference path accounts any call.
 #pragma once
@@ -25,7 +25,11 @@ struct GrpcEdge {
   // Accounts a call refused before it ran (InferenceService::Refuse) and
   // returns its answer; null: not accounted.
   std::function<absl::Status(const CallInfo&, absl::Status)> refuse;
-  // The guard's answer for `method`.
+  // True once the server stopped taking calls (ModelServer::Shutdown);
+  // null: never.
+  std::function<bool()> closing;
+
+  // UNAVAILABLE when closing, else the guard's answer.
   absl::Status Screen(const GrpcMethod& method, CallInfo* call) const;
 };
 

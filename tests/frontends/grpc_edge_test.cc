@@ -1,7 +1,8 @@
 // The gRPC edge on a real server: who may call each method (walked from
 // the services the server itself lists, so a method without an entry in
-// frontends/grpc/grpc_methods.cc fails here), and a deadline already
-// passed on arrival (raw HTTP/2 frames with "grpc-timeout: 1n").
+// frontends/grpc/grpc_methods.cc fails here), a deadline already passed on
+// arrival (raw HTTP/2 frames with "grpc-timeout: 1n"), and what callers
+// see while the server shuts down.
 #include <gmock/gmock.h>
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/create_channel.h>
@@ -305,6 +306,229 @@ TEST_F(GrpcDeadlineTest, V2ModelInferWithADeadlinePassedOnArrivalDoesNotRun) {
   for (float x : {4.0f, 0.0f, 1.0f}) input->mutable_contents()->add_fp32_contents(x);
   ExpectExpiredWithoutRunning("/inference.GRPCInferenceService/ModelInfer",
                               request.SerializeAsString());
+}
+
+// Clients, each on a connection of its own, that call Classify again as
+// soon as they are answered, until each has been told UNAVAILABLE three
+// times; what they were told, counted by code.
+class LoopingClients {
+ public:
+  static constexpr int kUnavailableToStop = 3;
+
+  LoopingClients(const std::string& target, int clients) : told_(clients) {
+    for (int i = 0; i < clients; ++i) threads_.emplace_back([this, target, i] { Loop(target, i); });
+  }
+  ~LoopingClients() { Join(); }
+
+  void Join() {
+    for (auto& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+  int count(grpc::StatusCode code) const {
+    absl::MutexLock lock(&mu_);
+    auto it = seen_.find(code);
+    return it == seen_.end() ? 0 : it->second;
+  }
+  std::map<grpc::StatusCode, int> seen() const {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+  // What client `i` was told, in order, a letter a call: o OK, s
+  // UNAVAILABLE from a handler of a server shutting down, r UNAVAILABLE
+  // from gRPC (no server to connect to), c CANCELLED, x anything else.
+  // Read after Join().
+  const std::string& told(int i) const { return told_[i]; }
+
+ private:
+  void Loop(const std::string& target, int i) {
+    grpc::ChannelArguments arguments;
+    arguments.SetInt("seqserve-test-client", i);  // no channel shared with the others
+    auto stub = v1::Classifier::NewStub(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments));
+    const v1::ClassifyRequest request = SpeciesRequest();
+    for (int unavailable = 0; unavailable < kUnavailableToStop;) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      v1::ClassifyResponse response;
+      const grpc::Status status = stub->Classify(&context, request, &response);
+      const grpc::StatusCode code = status.error_code();
+      told_[i].push_back(Letter(status));
+      if (code == grpc::StatusCode::UNAVAILABLE) ++unavailable;
+      absl::MutexLock lock(&mu_);
+      ++seen_[code];
+    }
+  }
+
+  mutable absl::Mutex mu_;
+  std::map<grpc::StatusCode, int> seen_ ABSL_GUARDED_BY(mu_);
+  static char Letter(const grpc::Status& status) {
+    switch (status.error_code()) {
+      case grpc::StatusCode::OK: return 'o';
+      case grpc::StatusCode::CANCELLED: return 'c';
+      case grpc::StatusCode::UNAVAILABLE:
+        return absl::StrContains(status.error_message(), "shutting down") ? 's' : 'r';
+      default: return 'x';
+    }
+  }
+
+  std::vector<std::string> told_;  // each written by its own client only
+  std::vector<std::thread> threads_;
+};
+
+std::string Counts(const std::map<grpc::StatusCode, int>& seen) {
+  std::string out;
+  for (const auto& [code, count] : seen) absl::StrAppend(&out, " code ", code, ": ", count);
+  return out;
+}
+
+TEST_F(GrpcEdgeTest, CallsQueuedWhenTheGracePeriodEndsAreAnsweredUnavailableNeverCancelled) {
+  ModelServer::Options options;
+  options.inference.threads = 1;
+  Start(options);
+  auto species = server_->models().Find("species", 0);
+  ASSERT_TRUE(species.ok()) << species.status();
+  // The only slot stays held: every call queues, and is still queued when
+  // the grace period ends.
+  testing::HeldSlot slot(server_->runner(), *species);
+  constexpr int kClients = 4;
+  LoopingClients clients(Target(), kClients);
+  for (int i = 0; i < 3000 && server_->calls_in_flight() < kClients; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(server_->calls_in_flight(), kClients);
+  server_->Shutdown(absl::Milliseconds(300));
+  clients.Join();
+  slot.Release();
+  // The queued call, then new calls on a closed port.
+  EXPECT_EQ(clients.count(grpc::StatusCode::UNAVAILABLE),
+            LoopingClients::kUnavailableToStop * kClients)
+      << Counts(clients.seen());
+  EXPECT_EQ(clients.seen().size(), 1u) << Counts(clients.seen());
+}
+
+// Callers kept sending, each as soon as answered, while the server shuts
+// down with nothing queued: they get answers, then UNAVAILABLE. What
+// remains is gRPC 1.51's own: it cancels a call whose stream arrives
+// between the start of its Shutdown and the client reading the GOAWAY (the
+// call never reaches a handler, and no API sends GOAWAY first). Such a
+// CANCELLED can only come at that moment: after a client's last answer and
+// before its first UNAVAILABLE.
+TEST_F(GrpcEdgeTest, CallersSendingWhileTheServerStopsSeeAnswersThenUnavailable) {
+  Start({});
+  constexpr int kClients = 4, kAnswered = 20 * kClients;
+  LoopingClients clients(Target(), kClients);
+  for (int i = 0; i < 3000 && clients.count(grpc::StatusCode::OK) < kAnswered; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  server_->Shutdown(absl::Seconds(5));
+  clients.Join();
+  const std::map<grpc::StatusCode, int> seen = clients.seen();
+  std::cout << "statuses while stopping:" << Counts(seen) << "\n";
+  EXPECT_GE(clients.count(grpc::StatusCode::OK), kAnswered);
+  EXPECT_EQ(clients.count(grpc::StatusCode::UNAVAILABLE),
+            LoopingClients::kUnavailableToStop * kClients);
+  for (int i = 0; i < kClients; ++i) {
+    // Answers; then, at the moment the port closes, UNAVAILABLE from our
+    // handlers or CANCELLED from gRPC; then no server.
+    EXPECT_TRUE(std::regex_match(clients.told(i), std::regex("o+[sc]*r*")))
+        << "client " << i << " was told " << clients.told(i);
+  }
+}
+
+// Counts the calls the inference path accounted, by code.
+class CodeCounter : public RequestObserver {
+ public:
+  void OnStart(const CallRecord&) override {}
+  void OnEnd(const CallRecord& call) override {
+    absl::MutexLock lock(&mu_);
+    ++codes_[call.code];
+  }
+  int count(absl::StatusCode code) const {
+    absl::MutexLock lock(&mu_);
+    auto it = codes_.find(code);
+    return it == codes_.end() ? 0 : it->second;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<absl::StatusCode, int> codes_ ABSL_GUARDED_BY(mu_);
+};
+
+// The skeleton on its own: once the server is closing, a call is answered
+// UNAVAILABLE (retried by retry policies) before it is admitted or its
+// bytes are parsed, and accounted like any refused call.
+TEST(GrpcUnarySkeletonTest, AClosingServerAnswersUnavailableBeforeAdmittingOrParsing) {
+  ModelManager models(SEQSERVE_MODELS_DIR);
+  models.Refresh();
+  InferenceRunner runner(InferenceRunner::Options{});
+  CodeCounter counter;
+  InferenceService::Options inference_options;
+  inference_options.observer = &counter;
+  InferenceService inference(&models, &runner, inference_options);
+  const std::string tokens = testing::TestCertificates().Path("tokens.txt");
+  testing::ReplaceFile(tokens, absl::StrCat("edge:", kToken, "\n"));
+  auto authenticator = TokenAuthenticator::Start({tokens, absl::ZeroDuration()});
+  ASSERT_TRUE(authenticator.ok()) << authenticator.status();
+  EdgeGuard guard(authenticator->get());
+  std::atomic<bool> closing{false};
+  GrpcEdge edge;
+  edge.guard = &guard;
+  edge.refuse = [&](const CallInfo& call, absl::Status status) {
+    return inference.Refuse(call, std::move(status));
+  };
+  edge.closing = [&] { return closing.load(); };
+  ClassifierService service(&inference, edge);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  const std::string token = absl::StrCat("Bearer ", kToken);
+
+  auto classify = [&](const std::string& authorization) {
+    auto stub = v1::Classifier::NewStub(channel);
+    grpc::ClientContext context;
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    v1::ClassifyResponse response;
+    return stub->Classify(&context, SpeciesRequest(), &response).error_code();
+  };
+  EXPECT_EQ(classify(token), grpc::StatusCode::OK);
+  EXPECT_EQ(classify(""), grpc::StatusCode::UNAUTHENTICATED);
+  // Bytes that are no ClassifyRequest: INVALID_ARGUMENT while open.
+  const std::string path = "/seqserve.v1.Classifier/Classify";
+  grpc::ByteBuffer garbage;
+  {
+    grpc::Slice slice(std::string("\xff\xff\xff"));
+    garbage = grpc::ByteBuffer(&slice, 1);
+  }
+  auto raw = [&](const std::string& authorization) {
+    grpc::GenericStub stub(channel);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", authorization);
+    grpc::ByteBuffer reply;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&context, path, grpc::StubOptions(), &garbage, &reply,
+                   [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    return status.error_code();
+  };
+  EXPECT_EQ(raw(token), grpc::StatusCode::INVALID_ARGUMENT);
+
+  closing = true;
+  const int refused_before = counter.count(absl::StatusCode::kUnavailable);
+  EXPECT_EQ(classify(token), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(classify(""), grpc::StatusCode::UNAVAILABLE);  // before admission
+  EXPECT_EQ(raw(token), grpc::StatusCode::UNAVAILABLE);  // before parsing
+  EXPECT_EQ(counter.count(absl::StatusCode::kUnavailable), refused_before + 3);
+  server->Shutdown();
 }
 
 }  // namespace
