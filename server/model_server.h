@@ -166,6 +166,8 @@ class ModelServer {
   std::thread first_load_;
   absl::Notification ready_;
   std::atomic<bool> shut_down_{false};
+  // Set when Shutdown() closes the gRPC port: handlers answer UNAVAILABLE.
+  std::atomic<bool> closing_{false};
 };
 
 }  // namespace seqserve

@@ -1,12 +1,13 @@
 // The seqserve.v1.Classifier gRPC service, a thin translator: each method
-// parses its request bytes, describes the call (peer, bearer token,
-// deadline, cancellation) and hands it to the InferenceService, then
-// serializes the answer and converts the status once.
+// hands its call to the one unary skeleton (grpc_unary.h), which admits the
+// caller, parses the request bytes and describes the call (peer, bearer
+// token, deadline, cancellation); the method then runs it on the
+// InferenceService.
 #pragma once
 
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "frontends/grpc/arena_message_pool.h"
-#include "frontends/edge/access.h"
+#include "frontends/grpc/grpc_unary.h"
 #include "serving/inference_service.h"
 
 namespace seqserve {
@@ -19,8 +20,8 @@ class ClassifierService final
           v1::Classifier::WithRawCallbackMethod_GetModelMetadata<
               v1::Classifier::WithRawCallbackMethod_ListModels<v1::Classifier::Service>>> {
  public:
-  // `inference` and `guard` must outlive the service.
-  ClassifierService(InferenceService* inference, const EdgeGuard* guard);
+  // `inference` and what `edge` points to must outlive the service.
+  ClassifierService(InferenceService* inference, GrpcEdge edge);
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* request,
@@ -34,8 +35,11 @@ class ClassifierService final
 
  private:
   InferenceService* inference_;
-  const EdgeGuard* guard_;
+  const GrpcEdge edge_;
   ArenaMessagePool<v1::ClassifyRequest, v1::ClassifyResponse> classify_messages_;
+  ArenaMessagePool<v1::GetModelMetadataRequest, v1::GetModelMetadataResponse>
+      metadata_messages_;
+  ArenaMessagePool<v1::ListModelsRequest, v1::ListModelsResponse> list_messages_;
 };
 
 }  // namespace seqserve

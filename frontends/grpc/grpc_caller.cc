@@ -28,12 +28,21 @@ CallerCredentials GrpcCaller(const grpc::ServerContextBase& context) {
 
 namespace {
 
+// gRPC's clock resolution for deadlines: it carries grpc-timeout rounded to
+// milliseconds, so a caller's deadline can arrive up to about this much
+// later than the caller meant.
+constexpr auto kDeadlineResolution = std::chrono::milliseconds(1);
+
 // The caller's deadline; calls without one never expire in a queue.
 absl::Time CallDeadline(const grpc::CallbackServerContext& context) {
   const auto deadline = context.deadline();
-  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    return absl::InfiniteFuture();
-  }
+  const auto now = std::chrono::system_clock::now();
+  if (deadline >= now + std::chrono::hours(24 * 365)) return absl::InfiniteFuture();
+  // A deadline closer than gRPC's resolution may have passed already (a
+  // "1n" timeout arrives with up to ~1 ms left): it counts as passed, so the
+  // call is answered DEADLINE_EXCEEDED without running, instead of racing
+  // gRPC's own deadline timer.
+  if (deadline - now < kDeadlineResolution) return absl::FromChrono(now);
   return absl::FromChrono(deadline);
 }
 

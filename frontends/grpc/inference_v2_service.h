@@ -1,12 +1,12 @@
 // The Open Inference Protocol's gRPC service (inference.GRPCInferenceService),
-// a thin translator like the Classifier service: each method parses its
-// bytes, describes the call and hands it to OpenInference, which runs it on
-// the protocol-neutral inference path.
+// a thin translator like the Classifier service: each method goes through
+// the one unary skeleton (grpc_unary.h) and hands its call to
+// OpenInference, which runs it on the protocol-neutral inference path.
 #pragma once
 
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "frontends/grpc/arena_message_pool.h"
-#include "frontends/edge/access.h"
+#include "frontends/grpc/grpc_unary.h"
 #include "frontends/v2/open_inference.h"
 
 namespace seqserve {
@@ -22,8 +22,8 @@ using Base = Service::WithRawCallbackMethod_ServerLive<
 
 class InferenceV2Service final : public v2grpc::Base {
  public:
-  // `open_inference` and `guard` must outlive the service.
-  InferenceV2Service(OpenInference* open_inference, const EdgeGuard* guard);
+  // `open_inference` and what `edge` points to must outlive the service.
+  InferenceV2Service(OpenInference* open_inference, GrpcEdge edge);
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* request,
@@ -46,7 +46,16 @@ class InferenceV2Service final : public v2grpc::Base {
 
  private:
   OpenInference* open_inference_;
-  const EdgeGuard* guard_;
+  const GrpcEdge edge_;
+  ArenaMessagePool<inference::ServerLiveRequest, inference::ServerLiveResponse> live_messages_;
+  ArenaMessagePool<inference::ServerReadyRequest, inference::ServerReadyResponse>
+      server_ready_messages_;
+  ArenaMessagePool<inference::ModelReadyRequest, inference::ModelReadyResponse>
+      model_ready_messages_;
+  ArenaMessagePool<inference::ServerMetadataRequest, inference::ServerMetadataResponse>
+      server_metadata_messages_;
+  ArenaMessagePool<inference::ModelMetadataRequest, inference::ModelMetadataResponse>
+      model_metadata_messages_;
   ArenaMessagePool<inference::ModelInferRequest, inference::ModelInferResponse> infer_messages_;
 };
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "serving/client_text.h"
 #include "frontends/grpc/grpc_caller.h"
+#include "frontends/grpc/grpc_methods.h"
 #include "frontends/grpc/grpc_status.h"
 
 namespace seqserve {
@@ -104,21 +105,22 @@ ReflectionV1Service::ReflectionV1Service(std::vector<std::string> services,
                                          const EdgeGuard* guard)
     : services_(std::move(services)), guard_(guard) {}
 
-absl::Status ReflectionV1Service::CheckCaller(const grpc::CallbackServerContext& context) const {
+absl::Status ReflectionV1Service::CheckCaller(const grpc::CallbackServerContext& context,
+                                              const char* service) const {
   CallerCredentials caller = GrpcCaller(context);
-  return guard_->Admit(Access::kToken, &caller);
+  return guard_->Admit(FindGrpcMethod(service, "ServerReflectionInfo").access, &caller);
 }
 
 grpc::ServerBidiReactor<v1::ServerReflectionRequest, v1::ServerReflectionResponse>*
 ReflectionV1Service::ServerReflectionInfo(grpc::CallbackServerContext* context) {
   return new Reactor<v1::ServerReflectionRequest, v1::ServerReflectionResponse>(
-      this, CheckCaller(*context));
+      this, CheckCaller(*context, v1::ServerReflection::service_full_name()));
 }
 
 grpc::ServerBidiReactor<v1alpha::ServerReflectionRequest, v1alpha::ServerReflectionResponse>*
 ReflectionV1AlphaService::ServerReflectionInfo(grpc::CallbackServerContext* context) {
   return new Reactor<v1alpha::ServerReflectionRequest, v1alpha::ServerReflectionResponse>(
-      v1_, v1_->CheckCaller(*context));
+      v1_, v1_->CheckCaller(*context, v1alpha::ServerReflection::service_full_name()));
 }
 
 v1::ServerReflectionResponse ReflectionV1Service::Answer(

@@ -32,8 +32,10 @@ class ReflectionV1Service final : public grpc::reflection::v1::ServerReflection:
       const grpc::reflection::v1::ServerReflectionRequest& request,
       std::vector<std::string>* sent) const;
 
-  // OK when the caller of `context` may use reflection.
-  absl::Status CheckCaller(const grpc::CallbackServerContext& context) const;
+  // OK when the caller of `context` may use reflection `service` (v1's or
+  // v1alpha's full name), as the method table says.
+  absl::Status CheckCaller(const grpc::CallbackServerContext& context,
+                           const char* service) const;
 
  private:
   const std::vector<std::string> services_;
