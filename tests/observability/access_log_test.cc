@@ -1,7 +1,8 @@
-// The access log stays bounded whatever clients send: client text is cut
-// and escaped in each line, ordinary lines read as they always did, and the
-// queue is bounded in bytes as well as lines, dropping and counting what
-// does not fit.
+// The access log and the call log stay bounded whatever clients send: in
+// the access log client text is cut and escaped in each line, ordinary lines
+// read as they always did, and the queue is bounded in bytes as well as
+// lines, dropping and counting what does not fit; the call log's error text
+// is cut and escaped.
 #include "observability/access_log.h"
 
 #include <gmock/gmock.h>
@@ -21,7 +22,10 @@
 
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "observability/call_log.h"
 #include "serving/client_text.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 
 namespace seqserve {
 namespace {
@@ -174,6 +178,33 @@ TEST(AccessLog, TheQueuesByteBoundDropsLinesWhenTheWriterStalls) {
   std::vector<size_t> sizes;
   for (const std::string& line : lines) sizes.push_back(line.size());
   EXPECT_THAT(sizes, Each(Le(line_bytes)));
+}
+
+// The call log's debug line carries the error message, which can quote body
+// bytes as sent: one line whatever they hold, and a bounded one.
+TEST(CallLog, AnErrorMessageCannotAddLinesOrRunLong) {
+  std::ostringstream out;
+  const auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::debug);  // the default logger's level is the one checked
+  spdlog::set_default_logger(logger);
+
+  CallRecord call = OrdinaryCall();
+  call.code = absl::StatusCode::kInvalidArgument;
+  call.error = "request body is not valid: near '\n[2026-11-27] [info] forged\x1b[2J" +
+               std::string(size_t{1} << 20, 'x') + "'";
+  CallLog().OnEnd(call);
+
+  spdlog::set_default_logger(previous);
+  const std::string text = out.str();
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find('\n'), text.size() - 1) << text.substr(0, 200);  // one line
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_NE(text.find("near '\\x0a[2026-11-27] [info] forged\\x1b[2J"), std::string::npos)
+      << text.substr(0, 300);
+  EXPECT_LT(text.size(), 1300u);
 }
 
 }  // namespace
