@@ -5,21 +5,30 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "serving/client_text.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
 
-absl::StatusOr<std::unique_ptr<AccessLog>> AccessLog::Open(std::string path) {
+absl::StatusOr<std::unique_ptr<AccessLog>> AccessLog::Open(std::string path,
+                                                          Options options) {
   FILE* file = path == "-" ? stdout : std::fopen(path.c_str(), "ae");
   if (file == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open the access log ", path, " for appending"));
   }
-  return std::unique_ptr<AccessLog>(new AccessLog(std::move(path), file));
+  return std::unique_ptr<AccessLog>(new AccessLog(std::move(path), file, options));
 }
 
-AccessLog::AccessLog(std::string path, FILE* file)
-    : path_(std::move(path)), file_(file), writer_([this] { Write(); }) {}
+absl::StatusOr<std::unique_ptr<AccessLog>> AccessLog::Open(std::string path) {
+  return Open(std::move(path), Options());
+}
+
+AccessLog::AccessLog(std::string path, FILE* file, Options options)
+    : path_(std::move(path)),
+      options_(options),
+      file_(file),
+      writer_([this] { Write(); }) {}
 
 AccessLog::~AccessLog() {
   {
@@ -31,28 +40,32 @@ AccessLog::~AccessLog() {
 }
 
 std::string AccessLog::FormatLine(const CallRecord& call) {
-  nlohmann::json line = {
-      {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.start, absl::UTCTimeZone())},
-      {"protocol", call.protocol},
-      {"method", call.method},
-      {"model", call.model},
-      {"version", call.version},
-      {"rows", call.rows},
-      {"code", absl::StatusCodeToString(call.code)},
-      {"duration_seconds", absl::ToDoubleSeconds(call.duration)},
-      {"peer", call.peer},
-      {"caller", call.caller}};
-  // A model name is client text: invalid UTF-8 is replaced, not fatal.
-  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Written by hand, keys in the order nlohmann::json sorted them, so that
+  // each text field is cut after escaping (a 15 MiB model name, or one of
+  // control bytes that escape to six times their size, still takes at most
+  // kMaxQuotedClientBytes) and the line's length has a bound.
+  return absl::StrCat(
+      "{\"caller\":", JsonQuoteClientText(call.caller),
+      ",\"code\":\"", absl::StatusCodeToString(call.code),
+      "\",\"duration_seconds\":", nlohmann::json(absl::ToDoubleSeconds(call.duration)).dump(),
+      ",\"method\":", JsonQuoteClientText(call.method),
+      ",\"model\":", JsonQuoteClientText(call.model),
+      ",\"peer\":", JsonQuoteClientText(call.peer),
+      ",\"protocol\":", JsonQuoteClientText(call.protocol),
+      ",\"rows\":", call.rows,
+      ",\"time\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.start, absl::UTCTimeZone()),
+      "\",\"version\":", call.version, "}");
 }
 
 void AccessLog::OnEnd(const CallRecord& call) {
   std::string line = FormatLine(call);
   absl::MutexLock lock(&mu_);
-  if (lines_.size() >= kMaxQueuedLines) {
+  if (lines_.size() >= options_.max_queued_lines ||
+      queued_bytes_ + line.size() > options_.max_queued_bytes) {
     ++dropped_;
     return;
   }
+  queued_bytes_ += line.size();
   lines_.push_back(std::move(line));
 }
 
@@ -79,6 +92,7 @@ void AccessLog::Write() {
       batch.assign(std::make_move_iterator(lines_.begin()),
                    std::make_move_iterator(lines_.end()));
       lines_.clear();
+      queued_bytes_ = 0;
       reopen = std::exchange(reopen_, false);
       stop = stop_;
     }

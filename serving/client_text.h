@@ -20,4 +20,12 @@ std::string QuoteClientText(absl::string_view text);
 // string field (ListModels' errors), which must be valid UTF-8.
 std::string EscapeInvalidUtf8(absl::string_view text);
 
+// `text` as a JSON string, quotes included, for a log line: ASCII only
+// (control and non-ASCII characters as \u escapes, so neither a newline nor
+// U+202E reaches a log reader as is; a byte that is not UTF-8 as \ufffd),
+// at most `max_bytes` of escaped text between the quotes, cut at a whole
+// character and marked "..." when longer.
+std::string JsonQuoteClientText(absl::string_view text,
+                                size_t max_bytes = kMaxQuotedClientBytes);
+
 }  // namespace seqserve

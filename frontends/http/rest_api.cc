@@ -16,6 +16,7 @@
 #include "serving/client_text.h"
 #include "frontends/edge/status_message.h"
 #include "frontends/http/console_files.h"
+#include "frontends/http/json_limits.h"
 #include "frontends/http/openapi.h"
 #include "frontends/http/v2_json.h"
 #include "observability/metrics.h"
@@ -168,6 +169,13 @@ HttpResponse Text(std::string body, int status = 200) {
 
 template <typename Message>
 absl::Status ParseJson(const std::string& body, Message* message) {
+  // Before protobuf's parser, which spends memory per level and per value.
+  if (absl::Status s = CheckJsonLimits(body, absl::StrCat("request body is not a valid ",
+                                                          Message::descriptor()->full_name(),
+                                                          " in JSON"));
+      !s.ok()) {
+    return s;
+  }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   const auto parsed = google::protobuf::util::JsonStringToMessage(body, message, options);

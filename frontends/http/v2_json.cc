@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "serving/client_text.h"
 #include "frontends/edge/status_message.h"
+#include "frontends/http/json_limits.h"
 #include "frontends/http/rest_api.h"
 
 namespace seqserve {
@@ -256,6 +257,10 @@ absl::Status ParseV2InferRequest(const HttpRequest& request, ModelInferRequest* 
     }
     binary = body.substr(length);
     body = body.substr(0, length);
+  }
+  // Depth and size before json::parse builds the whole tree.
+  if (absl::Status s = CheckJsonLimits(body, "request body is not a JSON object"); !s.ok()) {
+    return s;
   }
   const json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (object.is_discarded() || !object.is_object()) {
