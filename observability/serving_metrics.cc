@@ -241,6 +241,12 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
     out.Sample("seqserve_auth_tokens_reload_failures_total", {},
                gauges.tokens_file->reload_failures);
   }
+  if (gauges.access_log_dropped_lines.has_value()) {
+    out.Family("seqserve_access_log_dropped_lines_total", "counter",
+               "Access log lines dropped because the file could not be written as fast as "
+               "calls ended.");
+    out.Sample("seqserve_access_log_dropped_lines_total", {}, *gauges.access_log_dropped_lines);
+  }
   if (gauges.tls_certificate_expiry.has_value()) {
     out.Family("seqserve_tls_certificate_expiry_timestamp_seconds", "gauge",
                "notAfter of the TLS certificate served, in Unix seconds.");

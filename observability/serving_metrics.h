@@ -54,6 +54,9 @@ class ServingMetrics : public RequestObserver {
       uint64_t reload_failures = 0;
     };
     std::optional<TokensFile> tokens_file;
+    // Access log lines dropped because the writer fell behind, when the
+    // access log is on.
+    std::optional<uint64_t> access_log_dropped_lines;
     // notAfter of the TLS certificate served, when TLS is on.
     std::optional<absl::Time> tls_certificate_expiry;
   };

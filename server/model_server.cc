@@ -242,6 +242,7 @@ std::string ModelServer::MetricsText() const {
     gauges.tokens_file = ServingMetrics::Gauges::TokensFile{tokens->file_valid(),
                                                             tokens->reload_failures()};
   }
+  if (access_log_ != nullptr) gauges.access_log_dropped_lines = access_log_->dropped();
   if (options_.http.tls.has_value()) {
     gauges.tls_certificate_expiry = TlsCertificateExpiry(options_.http.tls->cert_file);
   }

@@ -67,8 +67,6 @@ struct HttpServer::Exchange {
   // The client left before its answer was sent; shared with
   // HttpRequest::cancelled, which may outlive the exchange.
   std::shared_ptr<std::atomic<bool>> client_gone = std::make_shared<std::atomic<bool>>(false);
-  // Answered 503 by Shutdown(); guarded by the server's mu_.
-  bool answered_by_shutdown = false;
 };
 
 namespace {
@@ -152,6 +150,9 @@ std::optional<std::string> VerifiedClientSubject(MHD_Connection* connection) {
   }
   return subject;
 }
+
+// How long Shutdown() lets the answers of requests caught by it out.
+constexpr absl::Duration kLastAnswersTime = absl::Seconds(2);
 
 absl::Status ShuttingDown() {
   return absl::UnavailableError("the server is shutting down; retry on another replica");
@@ -497,6 +498,13 @@ struct HttpCallbacks {
     }
     if (!exchange.dispatched) {
       exchange.dispatched = true;
+      bool closing = false;
+      {
+        absl::MutexLock server_lock(&server->mu_);
+        closing = server->closing_;
+      }
+      // A body that completes once shutdown began is not worth its work.
+      if (closing) return Queue(connection, Refusal(*server, exchange.request, ShuttingDown(), 503));
       std::shared_ptr<HttpServer::Exchange> shared = **slot;
       try {
         server->handler_(exchange.request, [shared](HttpResponse answer) mutable {
@@ -514,7 +522,6 @@ struct HttpCallbacks {
         absl::MutexLock lock(&exchange.mu);
         if (!exchange.answer.has_value()) exchange.answer = std::move(failed);
       }
-      bool closing = false;
       {
         // Under the server's lock: Shutdown() answers every suspended
         // exchange once, and none suspends after it has.
@@ -574,7 +581,6 @@ struct HttpCallbacks {
     auto* server = static_cast<HttpServer*>(self);
     absl::MutexLock lock(&server->mu_);
     server->open_.erase(exchange.get());
-    if (exchange->answered_by_shutdown) --server->shutdown_answers_;
     --server->exchanges_;
     server->buffered_body_bytes_ -= exchange->reserved_body_bytes;
   }
@@ -777,20 +783,20 @@ void HttpServer::Shutdown(absl::Time deadline) {
     // libmicrohttpd aborts the process when a listener stops with a
     // suspended connection, and a connection resumed without an answer gets
     // none: each request still waiting for its handler is answered 503 and
-    // resumed, on every listener, and sent before the listeners stop.
+    // resumed, on every listener. Requests still in their handler or body
+    // are answered 503 as they get there (closing_), and all those answers
+    // are sent before the listeners stop.
     closing_ = true;
     for (Exchange* exchange : open_) {
       absl::MutexLock exchange_lock(&exchange->mu);
       if (!exchange->suspended) continue;
       exchange->answer = HttpCallbacks::Refusal(*this, exchange->request, ShuttingDown(), 503);
       exchange->suspended = false;
-      exchange->answered_by_shutdown = true;
-      ++shutdown_answers_;
       MHD_resume_connection(exchange->connection);
     }
-    // Bounded: a client that does not read its answer is cut.
-    auto sent = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return shutdown_answers_ == 0; };
-    mu_.AwaitWithTimeout(absl::Condition(&sent), absl::Seconds(1));
+    // Bounded: a client that does not read its answer, or sends its body
+    // slower than this, is cut.
+    mu_.AwaitWithTimeout(absl::Condition(&answered), kLastAnswersTime);
   }
   absl::MutexLock lock(&daemons_mu_);
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);

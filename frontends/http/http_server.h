@@ -176,8 +176,6 @@ class HttpServer {
   // still waiting; `closing_` once it has (no exchange suspends after).
   std::set<Exchange*> open_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  // Exchanges Shutdown() answered whose answer is not yet sent.
-  int shutdown_answers_ ABSL_GUARDED_BY(mu_) = 0;
   // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
   size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t refused_bodies_ ABSL_GUARDED_BY(mu_) = 0;

@@ -666,6 +666,9 @@ TEST_F(HttpApiTest, TheAccessLogHasOneJsonLinePerCall) {
   request.set_rows(1);
   v1::ClassifyResponse response;
   ASSERT_TRUE(GrpcClassify(request, &response).ok());
+  // The file keeps up here: the metric is there, and nothing was dropped.
+  EXPECT_THAT(HttpCall(port_, "GET", "/metrics").body,
+              HasSubstr("\nseqserve_access_log_dropped_lines_total 0\n"));
   server_.reset();  // writes what is queued
 
   std::ifstream file(path);

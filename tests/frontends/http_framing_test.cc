@@ -28,6 +28,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "frontends/http/http_server.h"
 #include "server/model_server.h"
 #include "tests/support/local_server.h"
@@ -174,6 +177,8 @@ class HttpFramingTest : public ::testing::Test {
               return;
             }
           }
+          // Busy in the handler until released, then no answer.
+          if (request.path == "/block") return release_.WaitForNotification();
           if (request.path == "/throw") throw std::runtime_error("handler failed");
           if (request.path == "/bad_alloc") throw std::bad_alloc();
           HttpResponse answer;
@@ -199,6 +204,7 @@ class HttpFramingTest : public ::testing::Test {
   std::vector<HttpRequest> seen_ ABSL_GUARDED_BY(mu_);
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<HttpServer::Respond> held_ ABSL_GUARDED_BY(mu_);
+  absl::Notification release_;
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
 };
@@ -420,6 +426,32 @@ TEST_F(HttpFramingTest, ShutdownAnswersARequestWhoseHandlerNeverDoes) {
   // The handler answering now is ignored.
   absl::MutexLock lock(&mu_);
   std::move(held_[0])(HttpResponse{});
+}
+
+// Requests that shutdown finds still in their handler or still sending
+// their body are answered too, before the listeners stop: once a CPU-bound
+// parse outlasted the grace and its client got a closed connection.
+TEST_F(HttpFramingTest, ShutdownAnswersRequestsStillInTheirHandlerOrBody) {
+  Start();
+  RawClient busy(port_);
+  RawClient uploading(port_);
+  ASSERT_TRUE(busy.connected() && uploading.connected());
+  busy.Write("GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+  uploading.Write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+  ASSERT_TRUE(WaitFor([&] { return !Seen().empty(); }));  // /block is in its handler
+  std::thread shutdown([&] { server_->Shutdown(absl::Now() + absl::Milliseconds(100)); });
+  // Past the deadline: shutdown has answered what waited and is closing.
+  absl::SleepFor(absl::Milliseconds(400));
+  uploading.Write("56789");
+  release_.Notify();
+  const RawClient::Response busy_answer = busy.Next();
+  const RawClient::Response upload_answer = uploading.Next();
+  shutdown.join();
+  EXPECT_EQ(busy_answer.status, 503);
+  EXPECT_EQ(upload_answer.status, 503);
+  EXPECT_THAT(upload_answer.body, HasSubstr("shutting down"));
+  // A body completed once shutdown began is not handed to the handler.
+  for (const HttpRequest& seen : Seen()) EXPECT_NE(seen.path, "/upload");
 }
 
 TEST_F(HttpFramingTest, ExceptionsFromTheHandlerOrTheScreenAreAnswered500) {

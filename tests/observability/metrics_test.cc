@@ -142,15 +142,17 @@ TEST(ServingMetrics, ReportsLoadsAndModelStates) {
   EXPECT_THAT(text, HasSubstr("process_open_fds "));
 }
 
-TEST(ServingMetrics, ReportsTheTokensFileAndTheCertificateOnlyWhenTheServerHasThem) {
+TEST(ServingMetrics, ReportsTheTokensFileCertificateAndAccessLogOnlyWhenTheServerHasThem) {
   ServingMetrics metrics;
   const std::string without = metrics.Render({});
   EXPECT_THAT(without, Not(HasSubstr("seqserve_auth_tokens")));
   EXPECT_THAT(without, Not(HasSubstr("seqserve_tls_certificate_expiry")));
+  EXPECT_THAT(without, Not(HasSubstr("seqserve_access_log")));
 
   ServingMetrics::Gauges gauges;
   gauges.tokens_file = ServingMetrics::Gauges::TokensFile{false, 3};
   gauges.tls_certificate_expiry = absl::FromUnixSeconds(1798761600);  // 2027-01-01
+  gauges.access_log_dropped_lines = 12;
   const std::string text = metrics.Render(gauges);
   EXPECT_THAT(text, HasSubstr("# TYPE seqserve_auth_tokens_file_valid gauge\n"
                               "seqserve_auth_tokens_file_valid 0\n"));
@@ -159,6 +161,8 @@ TEST(ServingMetrics, ReportsTheTokensFileAndTheCertificateOnlyWhenTheServerHasTh
   // Whole seconds, not an exponent a reader has to expand.
   EXPECT_THAT(text, HasSubstr("# TYPE seqserve_tls_certificate_expiry_timestamp_seconds gauge\n"
                               "seqserve_tls_certificate_expiry_timestamp_seconds 1798761600\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE seqserve_access_log_dropped_lines_total counter\n"
+                              "seqserve_access_log_dropped_lines_total 12\n"));
 }
 
 }  // namespace
