@@ -19,6 +19,13 @@ namespace seqserve {
 
 template <typename Message>
 absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* message) {
+  // A stream ended before its one message (or in the middle of it) carries
+  // no buffer at all; empty bytes are a valid empty message, this is not.
+  if (!bytes.Valid()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the call carried no ", Message::descriptor()->full_name(),
+        ": a unary call sends exactly one message"));
+  }
   grpc::ByteBuffer shared(bytes);  // the reader needs a mutable buffer; slices are shared
   grpc::ProtoBufferReader reader(&shared);
   if (!message->ParseFromZeroCopyStream(&reader)) {

@@ -315,7 +315,7 @@ HttpResponse Unrouted(const HttpRequest& head, const std::vector<std::string>& a
         head, absl::NotFoundError(absl::StrCat("no endpoint at ", QuoteClientText(head.path))));
   }
   HttpResponse refused = RestApi::ErrorFor(
-      head, absl::InvalidArgumentError(absl::StrCat(head.method, " is not allowed on ",
+      head, absl::InvalidArgumentError(absl::StrCat(QuoteClientText(head.method), " is not allowed on ",
                                                     QuoteClientText(head.path), "; use ",
                                                     absl::StrJoin(allowed, ", "))));
   refused.status = 405;

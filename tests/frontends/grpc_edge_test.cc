@@ -43,6 +43,7 @@ namespace seqserve {
 namespace {
 
 using ::testing::Contains;
+using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kToken[] = "edge-secret-token-1";
@@ -102,11 +103,12 @@ struct Outcome {
   grpc::Status status;
 };
 
-// Calls `path` with one empty message (valid for every proto3 request),
-// unary or streaming alike, and `authorization` unless empty; a stream that
-// answers once is then cancelled (health's Watch never ends on its own).
+// Calls `path` with one empty message (valid for every proto3 request), or
+// with none when `send_message` is false, unary or streaming alike, and
+// `authorization` unless empty; a stream that answers once is then
+// cancelled (health's Watch never ends on its own).
 Outcome CallOnce(const std::shared_ptr<grpc::Channel>& channel, const std::string& path,
-                 const std::string& authorization) {
+                 const std::string& authorization, bool send_message = true) {
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue queue;
   grpc::ClientContext context;
@@ -118,10 +120,12 @@ Outcome CallOnce(const std::shared_ptr<grpc::Channel>& channel, const std::strin
   auto step = [&] { EXPECT_TRUE(queue.Next(&tag, &ok)); };
   call->StartCall(&tag);
   step();
-  grpc::ByteBuffer empty(nullptr, 0);
-  call->Write(empty, &tag);
-  step();
-  if (ok) {
+  if (send_message) {
+    grpc::ByteBuffer empty(nullptr, 0);
+    call->Write(empty, &tag);
+    step();
+  }
+  if (ok || !send_message) {
     call->WritesDone(&tag);
     step();
   }
@@ -190,6 +194,23 @@ TEST_F(GrpcEdgeTest, EveryMethodAdmitsCallersAsTheMethodTableSays) {
   }
   EXPECT_EQ(FindGrpcMethod("inference.GRPCInferenceService", "ServerMetadata").access,
             Access::kToken);
+}
+
+// A unary call whose stream ends without its message is refused, not run
+// as an empty request, by every method of ours (gRPC's health service does
+// the same); open and token methods alike, with the right token.
+TEST_F(GrpcEdgeTest, AUnaryCallWithoutItsMessageIsRefused) {
+  Start({});
+  for (const GrpcMethod& method : GrpcMethods()) {
+    const std::string service = method.service;
+    if (service.rfind("grpc.", 0) == 0) continue;  // gRPC's own services
+    const std::string path = absl::StrCat("/", service, "/", method.name);
+    SCOPED_TRACE(path);
+    const Outcome outcome = CallOnce(channel_, path, "", /*send_message=*/false);
+    EXPECT_FALSE(outcome.answered);
+    EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(outcome.status.error_message(), HasSubstr("a unary call sends exactly one"));
+  }
 }
 
 // A unary gRPC call over raw HTTP/2 (h2c, prior knowledge) with any

@@ -171,6 +171,17 @@ TEST_F(HttpAdmissionTest, UnservedRoutesAnswerInTheirProtocolsShapeBeforeTheBody
   EXPECT_TRUE(body.is_object() && body.contains("error")) << reply.body;
   EXPECT_EQ(reply.headers["allow"], "GET");
 
+  // A method the client made up is quoted as any client text: escaped and
+  // capped, not echoed.
+  HttpConnection hostile(port_);
+  ASSERT_TRUE(hostile.Write(absl::StrCat("GE\x7fT", std::string(5000, 'X'),
+                                         " /healthz HTTP/1.1\r\nHost: x\r\n\r\n")));
+  reply = hostile.Read(5000);
+  EXPECT_EQ(reply.status, 405);
+  EXPECT_THAT(reply.body, HasSubstr("GE\\\\x7fTXXX")) << reply.body;  // JSON doubles the backslash
+  EXPECT_EQ(reply.body.find('\x7f'), std::string::npos);
+  EXPECT_LT(reply.body.size(), 600u);
+
   reply = testing::HttpCall(port_, "GET", "/v1/nothing/here");
   EXPECT_EQ(reply.status, 404);
   body = nlohmann::json::parse(reply.body, nullptr, false);
