@@ -130,18 +130,16 @@ def predict(server, rows, names, columns):
 
 def classify(server, rows, names):
     if names:
-        # Examples by feature name; the last feature shared as context when
-        # every row has the same value for it.
-        last = names[-1]
-        shared = len({row[-1] for row in rows}) == 1
-        document = {"signature_name": "serving_default", "examples": []}
+        # Examples by feature name; a feature every row gives the same value
+        # goes once into the context, which every example shares.
+        shared = [i for i in range(len(names))
+                  if len(rows) > 1 and len({row[i] for row in rows}) == 1]
+        document = {"signature_name": "serving_default"}
         if shared:
-            document["context"] = {last: rows[0][-1]}
-        for row in rows:
-            example = dict(zip(names, row))
-            if shared:
-                del example[last]
-            document["examples"].append(example)
+            document["context"] = {names[i]: rows[0][i] for i in shared}
+        document["examples"] = [
+            {name: value for i, (name, value) in enumerate(zip(names, row)) if i not in shared}
+            for row in rows]
     else:
         document = {"examples": [{"features": row} for row in rows]}
     answer = server.call(server.path(":classify"), document)

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "frontends/http/json_limits.h"
@@ -59,40 +60,35 @@ bool IsSeqserveKey(absl::string_view key) {
   return false;
 }
 
-// Reads a body's top-level keys as the parser meets them, keeping nothing
-// but the first key of each kind: no tree, O(1) memory past the parser's
-// own stack, which stops at kMaxJsonDepth.
-class TopLevelKeys : public nlohmann::json_sax<json> {
- public:
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool key(string_t& key) override {
-    if (depth_ != 1) return true;
-    if (tf_key_.empty() && IsTfKey(key)) tf_key_ = key;
-    if (seqserve_key_.empty() && IsSeqserveKey(key)) seqserve_key_ = key;
-    return true;
+// Calls `on_key` with each key of the body's top-level object as written
+// (escapes not decoded), without parsing a value: one pass over the bytes,
+// no memory, much cheaper than the parse that follows. On a body that is
+// not JSON it sees whatever it sees; the parser refuses that body later.
+template <typename OnKey>
+void ForEachTopLevelKey(absl::string_view body, OnKey on_key) {
+  int depth = 0;
+  bool in_object = false;  // the top level is an object
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '"') {
+      const size_t start = i + 1;
+      size_t end = start;
+      while (end < body.size() && body[end] != '"') end += body[end] == '\\' ? 2 : 1;
+      if (end >= body.size()) return;
+      i = end;
+      if (depth != 1 || !in_object) continue;
+      size_t next = end + 1;
+      while (next < body.size() && absl::ascii_isspace(static_cast<unsigned char>(body[next]))) {
+        ++next;
+      }
+      if (next < body.size() && body[next] == ':') on_key(body.substr(start, end - start));
+    } else if (c == '{' || c == '[') {
+      if (depth++ == 0) in_object = c == '{';
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
   }
-  bool start_object(std::size_t) override { return ++depth_ <= kMaxJsonDepth; }
-  bool start_array(std::size_t) override { return ++depth_ <= kMaxJsonDepth; }
-  bool end_object() override { return --depth_ >= 0; }
-  bool end_array() override { return --depth_ >= 0; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-
-  const std::string& tf_key() const { return tf_key_; }
-  const std::string& seqserve_key() const { return seqserve_key_; }
-
- private:
-  int depth_ = 0;
-  std::string tf_key_;
-  std::string seqserve_key_;
-};
+}
 
 // Whether `body` holds a NaN or Infinity token outside its strings (no
 // valid JSON does: outside strings it holds no capital letter).
@@ -349,15 +345,18 @@ const char* TfState(v1::ModelState state) {
 }  // namespace
 
 absl::StatusOr<ClassifyBody> ClassifyBodyOf(absl::string_view body) {
-  TopLevelKeys keys;
-  json::sax_parse(body.begin(), body.end(), &keys);
-  if (!keys.tf_key().empty() && !keys.seqserve_key().empty()) {
+  absl::string_view tf_key, seqserve_key;
+  ForEachTopLevelKey(body, [&](absl::string_view key) {
+    if (tf_key.empty() && IsTfKey(key)) tf_key = key;
+    if (seqserve_key.empty() && IsSeqserveKey(key)) seqserve_key = key;
+  });
+  if (!tf_key.empty() && !seqserve_key.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the body mixes TF Serving's classify request (", QuoteClientText(keys.tf_key()),
-        ") with seqserve's ClassifyRequest (", QuoteClientText(keys.seqserve_key()),
+        "the body mixes TF Serving's classify request (", QuoteClientText(tf_key),
+        ") with seqserve's ClassifyRequest (", QuoteClientText(seqserve_key),
         "): send one or the other"));
   }
-  return keys.tf_key().empty() ? ClassifyBody::kSeqserve : ClassifyBody::kTfServing;
+  return tf_key.empty() ? ClassifyBody::kSeqserve : ClassifyBody::kTfServing;
 }
 
 absl::Status ParseTfPredictRequest(absl::string_view body, TfServingRows* rows) {

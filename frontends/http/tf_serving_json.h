@@ -51,7 +51,7 @@ enum class ClassifyBody { kSeqserve, kTfServing };
 // ("examples", "context", "signature_name"; "instances" and "inputs" too,
 // to be refused as TF Serving's), kSeqserve otherwise (a body that does
 // not parse is left to seqserve's parser to refuse). INVALID_ARGUMENT for
-// a body that has keys of both. Reads the body without building it.
+// a body that has keys of both. One pass over the bytes, parsing nothing.
 absl::StatusOr<ClassifyBody> ClassifyBodyOf(absl::string_view body);
 
 // `{"signature_name", "instances" | "inputs"}`: rows as lists of the

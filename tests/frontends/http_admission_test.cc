@@ -1,9 +1,10 @@
 // The HTTP port decides from a request's headers alone whether it may send
 // its body: routes that are not served and callers without a token are
 // answered before a byte of body is read, in the error shape of the
-// protocol asked (seqserve's {code, message}, the Open Inference
-// Protocol's {error} under /v2), and every route is checked against the
-// Access it is declared with.
+// protocol asked (seqserve's {code, message} with the message under
+// "error" for TF Serving's clients, the Open Inference Protocol's {error}
+// under /v2), and every route is checked against the Access it is
+// declared with.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>

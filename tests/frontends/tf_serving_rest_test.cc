@@ -334,6 +334,12 @@ TEST_F(TfServingRestTest, RefusalsSayWhyUnderError) {
       {"POST", classify, R"({"examples": [{"limbs": 4}], "features": [4, 0, 1], "rows": 1})",
        400, "the body mixes TF Serving's classify request ('examples') with seqserve's "
             "ClassifyRequest ('features')"},
+      {"POST", classify, R"({"features": [4, 0, 1], "rows": 1, "signature_name": ""})", 400,
+       "the body mixes TF Serving's classify request ('signature_name') with seqserve's "
+       "ClassifyRequest ('features')"},
+      // A key inside a value is no key of the body: seqserve's request.
+      {"POST", classify, R"({"model": "examples", "features": [4, 0, 1], "rows": 1})", 400,
+       "the body names model 'examples' but the path names 'species'"},
       {"POST", classify, R"({"context": {"limbs": 4}})", 400, "needs \"examples\""},
       {"POST", predict, R"({"instances": [[4, 0]]})", 400,
        "model 'species' takes 3 features per row"},
