@@ -4,7 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -183,29 +186,34 @@ absl::Status PlanColumns(const ServedModel& served, NamedColumns* columns) {
         "model '", served.name, "' names no features (its config has no feature_names): give "
         "each row's ", served.model->input_width(), " values in order"));
   }
-  const std::string known = absl::StrJoin(features, ", ");
-  for (const std::string& name : columns->names) {
-    if (std::find(features.begin(), features.end(), name) == features.end()) {
+  // By hash, not by search: a model may have many features, and a request
+  // as many names.
+  std::unordered_map<std::string_view, size_t> model_columns;
+  for (int i = 0; i < features.size(); ++i) model_columns.emplace(features[i], i);
+  std::vector<size_t> order(features.size(), columns->names.size());
+  auto known = [&] { return absl::StrJoin(features, ", "); };
+  for (size_t j = 0; j < columns->names.size(); ++j) {
+    const std::string& name = columns->names[j];
+    auto found = model_columns.find(name);
+    if (found == model_columns.end()) {
       return absl::InvalidArgumentError(absl::StrCat("model '", served.name,
                                                      "' has no feature ", QuoteClientText(name),
-                                                     "; its features are ", known));
+                                                     "; its features are ", known()));
+    }
+    if (order[found->second] != columns->names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feature '", name, "' of model '", served.name, "' is given more than once"));
+    }
+    order[found->second] = j;
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (order[i] == columns->names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("feature '", features[static_cast<int>(i)],
+                                                     "' of model '", served.name,
+                                                     "' is missing; its features are ", known()));
     }
   }
-  columns->order.clear();
-  for (const std::string& feature : features) {
-    auto found = std::find(columns->names.begin(), columns->names.end(), feature);
-    if (found == columns->names.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("feature '", feature, "' of model '",
-                                                     served.name, "' is missing; its features are ",
-                                                     known));
-    }
-    columns->order.push_back(static_cast<size_t>(found - columns->names.begin()));
-  }
-  if (columns->names.size() != columns->order.size()) {  // a name given twice
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a feature of model '", served.name, "' is given more than once; its features are ",
-        known));
-  }
+  columns->order = std::move(order);
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -192,7 +193,10 @@ std::string Key(absl::string_view where, absl::string_view key) {
 }
 
 // Rows as they come, each checked to be given the same way as the first:
-// lists of the same length, or objects with the same feature names.
+// lists of the same length, or objects with the same feature names. The
+// values they hold are bounded like a body's JSON values: a context's
+// features count once per example, so a small body could otherwise ask
+// for many more.
 class RowBuilder {
  public:
   // A row of values in the model's order.
@@ -207,6 +211,7 @@ class RowBuilder {
       return Invalid(where, absl::StrCat("has ", list.size(), " values and ", first_, " has ",
                                          width_, ": every row has the same width"));
     }
+    if (absl::Status room = Room(list.size()); !room.ok()) return room;
     for (size_t i = 0; i < list.size(); ++i) {
       float value = 0;
       if (absl::Status s = ReadNumber(list[i], absl::StrCat(where, "[", i, "]"), &value);
@@ -219,35 +224,47 @@ class RowBuilder {
     return absl::OkStatus();
   }
 
-  // A row as an object: the signature's input ("features") holding the
-  // row's list, or the model's features by name.
-  absl::Status AddObject(const json& object, const std::string& where) {
-    if (object.size() == 1 && object.contains(kTfServingInput) &&
-        object[kTfServingInput].is_array()) {
-      return AddList(object[kTfServingInput], Key(where, kTfServingInput));
+  // A row as an object, with the features of `context` (an object, none of
+  // whose keys the row has): the signature's input ("features") holding
+  // the row's list, or the model's features by name.
+  absl::Status AddObject(const json& object, const std::string& where,
+                         const json& context = json::object()) {
+    if (object.size() + context.size() == 1) {
+      const json& only = object.empty() ? context : object;
+      if (only.contains(kTfServingInput) && only[kTfServingInput].is_array()) {
+        return AddList(only[kTfServingInput], Key(where, kTfServingInput));
+      }
     }
     if (absl::Status same = SameForm(Form::kNamed, where); !same.ok()) return same;
     if (rows_ == 0) {
       for (const auto& [key, value] : object.items()) names_.push_back(key);
+      for (const auto& [key, value] : context.items()) names_.push_back(key);
+      std::sort(names_.begin(), names_.end());
     }
-    for (const auto& [key, value] : object.items()) {
-      bool known = false;
-      for (const std::string& name : names_) known = known || name == key;
-      if (!known) {
-        return Invalid(where, absl::StrCat("has ", QuoteClientText(key), ", which ", first_,
-                                           " has not: every row gives the same features"));
-      }
-    }
+    if (absl::Status room = Room(names_.size()); !room.ok()) return room;
     for (const std::string& name : names_) {
-      if (!object.contains(name)) {
+      const json* found = nullptr;
+      if (auto in_row = object.find(name); in_row != object.end()) {
+        found = &*in_row;
+      } else if (auto shared = context.find(name); shared != context.end()) {
+        found = &*shared;
+      } else {
         return Invalid(where, absl::StrCat("has no ", QuoteClientText(name), ", which ", first_,
                                            " has: every row gives the same features"));
       }
       float value = 0;
-      if (absl::Status s = ReadFeature(object[name], Key(where, name), &value); !s.ok()) {
-        return s;
-      }
+      if (absl::Status s = ReadFeature(*found, Key(where, name), &value); !s.ok()) return s;
       values_.push_back(value);
+    }
+    // Every name was found, in the row or the context, which share none:
+    // more keys than names is a key the first row has not.
+    if (object.size() + context.size() != names_.size()) {
+      for (const auto& [key, value] : object.items()) {
+        if (!std::binary_search(names_.begin(), names_.end(), key)) {
+          return Invalid(where, absl::StrCat("has ", QuoteClientText(key), ", which ", first_,
+                                             " has not: every row gives the same features"));
+        }
+      }
     }
     ++rows_;
     return absl::OkStatus();
@@ -269,13 +286,13 @@ class RowBuilder {
         first_column = at;
         first = false;
       } else if (column.size() != rows) {
-        return Invalid(at, absl::StrCat("has ", column.size(), " values and ", first_column, " has ",
-                                        rows, ": every input has one per row"));
+        return Invalid(at, absl::StrCat("has ", column.size(), " values and ", first_column,
+                                        " has ", rows, ": every input has one per row"));
       }
       names_.push_back(key);
     }
     form_ = Form::kNamed;
-    values_.resize(rows * names_.size());
+    values_.resize(rows * names_.size());  // each a JSON value of the body
     size_t j = 0;
     for (const auto& [key, column] : object.items()) {
       for (size_t r = 0; r < rows; ++r) {
@@ -313,11 +330,21 @@ class RowBuilder {
                                        ": give every row the same way"));
   }
 
+  // Whether `more` values fit beside those read.
+  absl::Status Room(size_t more) const {
+    if (more <= kMaxJsonValues - std::min<uint64_t>(values_.size(), kMaxJsonValues)) {
+      return absl::OkStatus();
+    }
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the rows hold more than ", kMaxJsonValues,
+        " values (a context's features count once per example); send fewer rows"));
+  }
+
   Form form_ = Form::kNone;
   std::string first_;  // where the first row is
   size_t width_ = 0;
   size_t rows_ = 0;
-  std::vector<std::string> names_;
+  std::vector<std::string> names_;  // sorted
   std::vector<float> values_;
 };
 
@@ -431,37 +458,37 @@ absl::Status ParseTfPredictRequest(absl::string_view body, TfServingRows* rows) 
 absl::Status ParseTfClassifyRequest(absl::string_view body, TfServingRows* rows) {
   auto parsed = ParseObject(body, "classify");
   if (!parsed.ok()) return parsed.status();
-  json& object = *parsed;
+  const json& object = *parsed;
   if (absl::Status s = CheckKeys(object, kTfClassifyKeys, "classify"); !s.ok()) return s;
   if (absl::Status s = CheckSignature(object); !s.ok()) return s;
   if (!object.contains("examples") || !object["examples"].is_array()) {
     return absl::InvalidArgumentError(
         "a classify request needs \"examples\", a list of objects (one per row)");
   }
-  const json context = object.contains("context") ? object["context"] : json::object();
+  static const json kNoContext = json::object();
+  const json& context = object.contains("context") ? object["context"] : kNoContext;
   if (!context.is_object()) {
     return Invalid("context", absl::StrCat("must be an object of features, got ",
                                            context.type_name()));
   }
   RowBuilder builder;
-  json& examples = object["examples"];
+  const json& examples = object["examples"];
   for (size_t i = 0; i < examples.size(); ++i) {
     const std::string where = absl::StrCat("examples[", i, "]");
-    json& example = examples[i];
+    const json& example = examples[i];
     if (!example.is_object()) {
       return Invalid(where, absl::StrCat("must be an object of features, got ",
                                          example.type_name()));
     }
     // The context's features join each example's; none may be in both.
-    for (const auto& [key, value] : context.items()) {
-      if (example.contains(key)) {
+    for (const auto& [key, value] : example.items()) {
+      if (context.contains(key)) {
         return Invalid(where, absl::StrCat("feature ", QuoteClientText(key),
                                            " is also in the context; a feature in the context "
                                            "must not be in an example"));
       }
-      example[key] = value;
     }
-    if (absl::Status s = builder.AddObject(example, where); !s.ok()) return s;
+    if (absl::Status s = builder.AddObject(example, where, context); !s.ok()) return s;
   }
   builder.Finish(rows);
   return absl::OkStatus();

@@ -378,6 +378,13 @@ TEST_F(TfServingRestTest, RefusalsSayWhyUnderError) {
        400, "examples[0]: feature 'has_hair' is also in the context"},
       {"POST", classify, R"({"examples": [[4, 0, 1]]})", 400,
        "examples[0]: must be an object of features, got array"},
+      {"POST", classify,
+       R"({"context": {"has_hair": 1}, "examples": [{"limbs": 4, "lays_eggs": 0}, {"limbs": 4}]})",
+       400, "examples[1]: has no 'lays_eggs', which examples[0] has"},
+      {"POST", classify,
+       R"({"context": {"has_hair": 1}, "examples": [{"limbs": 4, "lays_eggs": 0},
+                                                   {"limbs": 4, "lays_eggs": 0, "wings": 2}]})",
+       400, "examples[1]: has 'wings', which examples[0] has not"},
       // NaN and Infinity, which api_rest.md allows: refused, and said so.
       {"POST", predict, R"({"instances": [[1.0, NaN, 1]]})", 400,
        "NaN and Infinity are not accepted"},
@@ -411,6 +418,26 @@ TEST_F(TfServingRestTest, RefusalsSayWhyUnderError) {
     EXPECT_THAT(body["error"].get<std::string>(), HasSubstr(c.message)) << reply.body;
     EXPECT_EQ(body["error"], body["message"]);
   }
+}
+
+// A context's features count once per example: a small body cannot ask
+// for more values than a body may hold.
+TEST_F(TfServingRestTest, AContextCannotMultiplyTheRowsPastTheValueLimit) {
+  json context = json::object();
+  for (int i = 0; i < 2000; ++i) context[absl::StrCat("f", i)] = 0;
+  json body = {{"context", context}, {"examples", json::array()}};
+  for (int i = 0; i < 5000; ++i) body["examples"].push_back(json::object());
+  const HttpReply reply = HttpCall(port_, "POST", "/v1/models/species:classify", body.dump());
+  EXPECT_EQ(reply.status, 429) << reply.body;
+  EXPECT_THAT(json::parse(reply.body).value("error", ""),
+              HasSubstr("the rows hold more than 8388608 values"));
+  // Every feature in the context, none in the examples: as many rows.
+  const json shared = Answer(
+      "POST", "/v1/models/species:classify",
+      R"({"context": {"limbs": 4, "lays_eggs": 0, "has_hair": 1}, "examples": [{}, {}]})");
+  ASSERT_EQ(shared["result"].size(), 2u) << shared.dump();
+  EXPECT_EQ(shared["result"][0], shared["result"][1]);
+  EXPECT_EQ(shared["result"][0][1][0], "mammal");
 }
 
 TEST_F(TfServingRestTest, EveryCallTakesTheBatcherAndIsAccounted) {

@@ -401,8 +401,10 @@ TEST(PlanOutputs, NamedColumnsArePutInTheModelsOrder) {
   EXPECT_THAT(std::string(plan({"has_hair", "wings", "limbs"}).first.message()),
               HasSubstr("model 'species' has no feature 'wings'; its features are limbs, "
                         "lays_eggs, has_hair"));
-  EXPECT_THAT(std::string(plan({"has_hair", "limbs", "limbs"}).first.message()),
+  EXPECT_THAT(std::string(plan({"has_hair", "limbs"}).first.message()),
               HasSubstr("feature 'lays_eggs' of model 'species' is missing"));
+  EXPECT_THAT(std::string(plan({"has_hair", "limbs", "limbs"}).first.message()),
+              HasSubstr("feature 'limbs' of model 'species' is given more than once"));
   auto bare = Serve("species");
   NamedColumns columns{{"limbs", "lays_eggs", "has_hair"}, {}};
   const auto refused =
