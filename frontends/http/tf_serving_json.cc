@@ -162,30 +162,24 @@ absl::Status CheckSignature(const json& object) {
       "' (or \"\")"));
 }
 
-// One feature value: a JSON number within FP32's range.
-absl::Status ReadNumber(const json& value, const std::string& where, float* out) {
-  if (!value.is_number()) {
-    return Invalid(where, absl::StrCat("must be a number, got ", value.type_name()));
-  }
+// Why `value` is no feature value, or "" when it is one (then in *out).
+// The caller names where it is only when it is not: a body holds millions.
+std::string NumberProblem(const json& value, float* out) {
+  if (!value.is_number()) return absl::StrCat("must be a number, got ", value.type_name());
   const double number = value.get<double>();
-  if (std::fabs(number) > std::numeric_limits<float>::max()) {
-    return Invalid(where, "is beyond FP32's range");
-  }
+  if (std::fabs(number) > std::numeric_limits<float>::max()) return "is beyond FP32's range";
   *out = static_cast<float>(number);
-  return absl::OkStatus();
+  return "";
 }
 
 // A named feature's value: a number, or a list of one (a TF Example's
 // feature is a list).
-absl::Status ReadFeature(const json& value, const std::string& where, float* out) {
-  if (value.is_array()) {
-    if (value.size() != 1) {
-      return Invalid(where, absl::StrCat("a feature holds one number, got a list of ",
-                                         value.size()));
-    }
-    return ReadNumber(value[0], where, out);
+std::string FeatureProblem(const json& value, float* out) {
+  if (!value.is_array()) return NumberProblem(value, out);
+  if (value.size() != 1) {
+    return absl::StrCat("a feature holds one number, got a list of ", value.size());
   }
-  return ReadNumber(value, where, out);
+  return NumberProblem(value[0], out);
 }
 
 std::string Key(absl::string_view where, absl::string_view key) {
@@ -214,9 +208,8 @@ class RowBuilder {
     if (absl::Status room = Room(list.size()); !room.ok()) return room;
     for (size_t i = 0; i < list.size(); ++i) {
       float value = 0;
-      if (absl::Status s = ReadNumber(list[i], absl::StrCat(where, "[", i, "]"), &value);
-          !s.ok()) {
-        return s;
+      if (std::string problem = NumberProblem(list[i], &value); !problem.empty()) {
+        return Invalid(absl::StrCat(where, "[", i, "]"), problem);
       }
       values_.push_back(value);
     }
@@ -253,7 +246,9 @@ class RowBuilder {
                                            " has: every row gives the same features"));
       }
       float value = 0;
-      if (absl::Status s = ReadFeature(*found, Key(where, name), &value); !s.ok()) return s;
+      if (std::string problem = FeatureProblem(*found, &value); !problem.empty()) {
+        return Invalid(Key(where, name), problem);
+      }
       values_.push_back(value);
     }
     // Every name was found, in the row or the context, which share none:
@@ -296,16 +291,21 @@ class RowBuilder {
     size_t j = 0;
     for (const auto& [key, column] : object.items()) {
       for (size_t r = 0; r < rows; ++r) {
-        if (absl::Status s = ReadFeature(column[r], absl::StrCat(Key(where, key), "[", r, "]"),
-                                         &values_[r * names_.size() + j]);
-            !s.ok()) {
-          return s;
+        if (std::string problem = FeatureProblem(column[r], &values_[r * names_.size() + j]);
+            !problem.empty()) {
+          return Invalid(absl::StrCat(Key(where, key), "[", r, "]"), problem);
         }
       }
       ++j;
     }
     rows_ = rows;
     return absl::OkStatus();
+  }
+
+  static absl::Status TooManyValues() {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the rows hold more than ", kMaxJsonValues,
+        " values (a context's features count once per example); send fewer rows"));
   }
 
   void Finish(TfServingRows* out) {
@@ -335,9 +335,7 @@ class RowBuilder {
     if (more <= kMaxJsonValues - std::min<uint64_t>(values_.size(), kMaxJsonValues)) {
       return absl::OkStatus();
     }
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the rows hold more than ", kMaxJsonValues,
-        " values (a context's features count once per example); send fewer rows"));
+    return TooManyValues();
   }
 
   Form form_ = Form::kNone;
@@ -471,8 +469,13 @@ absl::Status ParseTfClassifyRequest(absl::string_view body, TfServingRows* rows)
     return Invalid("context", absl::StrCat("must be an object of features, got ",
                                            context.type_name()));
   }
-  RowBuilder builder;
   const json& examples = object["examples"];
+  // The context alone gives every example its values: refused before any
+  // row is read when that is already too many.
+  if (!context.empty() && examples.size() > kMaxJsonValues / context.size()) {
+    return RowBuilder::TooManyValues();
+  }
+  RowBuilder builder;
   for (size_t i = 0; i < examples.size(); ++i) {
     const std::string where = absl::StrCat("examples[", i, "]");
     const json& example = examples[i];

@@ -107,8 +107,7 @@ TEST_F(HttpAdmissionTest, AnUnauthenticatedCallerIsRefusedBeforeItsBodyIsRead) {
 TEST_F(HttpAdmissionTest, AnUnauthenticatedNestedBodyCostsNoMemory) {
   const std::string nested = "{\"features\":" + std::string(8 << 20, '[');
   const int64_t before = ResidentBytes();
-  for (const std::string path : {"/v1/models/species:classify", "/v1/models/species:predict",
-                                 "/v2/models/species/infer"}) {
+  for (const std::string path : {"/v1/models/species:classify", "/v2/models/species/infer"}) {
     SCOPED_TRACE(path);
     HttpConnection connection(port_);
     ASSERT_TRUE(connection.connected());
