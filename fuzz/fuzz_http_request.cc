@@ -3,11 +3,11 @@
 // file, the server's default limits) started once, in this process, on a
 // loopback port. Everything a request meets goes through the path the
 // server takes: framing and the request target, the screen (routes,
-// tokens), the body budget, REST and v2 JSON and binary-tensor parsing,
-// the inference path and the answer. What must hold: whatever the server
-// sends back starts with an HTTP/1.1 status line, and the server survives
-// (no crash, leak or sanitizer report; a hang fails the run by libFuzzer's
-// timeout).
+// tokens), the body budget, REST (seqserve's and TF Serving's) and v2 JSON
+// and binary-tensor parsing, the inference path and the answer. What must
+// hold: whatever the server sends back starts with an HTTP/1.1 status
+// line, and the server survives (no crash, leak or sanitizer report; a
+// hang fails the run by libFuzzer's timeout).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

@@ -133,7 +133,9 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
       }
       durations[{key.protocol, key.method, key.model}].Merge(series->duration.Read());
       // The calls that run a forward pass, whatever their protocol.
-      if (key.method != "Classify" && key.method != "ModelInfer") continue;
+      if (key.method != "Classify" && key.method != "ModelInfer" && key.method != "Predict") {
+        continue;
+      }
       request_rows[key.model].Merge(series->request_rows.Read());
       queue[key.model].Merge(series->queue.Read());
       inference[key.model].Merge(series->inference.Read());
@@ -177,7 +179,7 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
            ModelHistogram{"seqserve_batch_rows", "Rows in one forward pass.", &batch_rows,
                           RowBuckets(), 1.0},
            ModelHistogram{"seqserve_request_rows",
-                          "Rows in one inference call (Classify or ModelInfer).", &request_rows,
+                          "Rows in one inference call (Classify, ModelInfer or Predict).", &request_rows,
                           RowBuckets(), 1.0}}) {
     out.Family(family.name, "histogram", family.help);
     for (const auto& [model, data] : *family.data) {

@@ -43,6 +43,7 @@ if [ "$http_port" != -1 ]; then
   cat <<EOT
 Or over HTTP (REST and metrics on port $http_port):
   curl -s -X POST localhost:$http_port/v1/models/species:classify -d '{"features": [4, 0, 1], "rows": 1}'
+  curl -s -X POST localhost:$http_port/v1/models/species:predict -d '{"instances": [[4, 0, 1]]}'   # TF Serving's REST API
   curl -s localhost:$http_port/metrics
 EOT
 fi

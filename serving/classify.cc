@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -48,7 +53,10 @@ uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan)
   const uint64_t width = served.model->output_width();
   const uint64_t scored_class = 24 + longest_label;  // index, score, label, framing
   uint64_t per_row = 16 + width * sizeof(float) + longest_label + plan.top_k * scored_class;
-  if (plan.head == Head::kSigmoid && width > 1) per_row += width * scored_class;
+  if (plan.head == Head::kSigmoid && width > 1 && !plan.every_class) {
+    per_row += width * scored_class;
+  }
+  if (plan.every_class) per_row += std::max<uint64_t>(width, 2) * scored_class;
   // per_row < 2^45 (width <= 2^24, a label <= 1 MiB); rows could still
   // overflow the product, so saturate.
   const uint64_t header = 64 + served.name.size();
@@ -108,7 +116,18 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
   const Sequential& model = *served.model;
   ClassifyPlan plan;
   plan.rows = request.rows();
-  if (output.output == v1::OUTPUT_MODE_DEFAULT) {
+  if (output.every_class) {
+    if (output.output != v1::OUTPUT_MODE_DEFAULT || output.top_k != 0) {
+      return absl::InvalidArgumentError(
+          "every class is answered with the model's probabilities: no output mode or top_k");
+    }
+    // Probabilities: independent ones where the model's own head says so
+    // (and for one output, a binary classifier), else one distribution.
+    plan.head = model.output_width() == 1 || served.default_head == Head::kSigmoid
+                    ? Head::kSigmoid
+                    : Head::kSoftmax;
+    plan.every_class = true;
+  } else if (output.output == v1::OUTPUT_MODE_DEFAULT) {
     if (!output.tensor_name.empty() && output.tensor_name != model.tensor_names().output) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model '", served.name, "' has no output ", QuoteClientText(output.tensor_name),
@@ -159,6 +178,45 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
   return plan;
 }
 
+// Checks `columns` against the model's feature names and sets its order.
+absl::Status PlanColumns(const ServedModel& served, NamedColumns* columns) {
+  const auto& features = served.config.feature_names();
+  if (features.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' names no features (its config has no feature_names): give "
+        "each row's ", served.model->input_width(), " values in order"));
+  }
+  // By hash, not by search: a model may have many features, and a request
+  // as many names.
+  std::unordered_map<std::string_view, size_t> model_columns;
+  for (int i = 0; i < features.size(); ++i) model_columns.emplace(features[i], i);
+  std::vector<size_t> order(features.size(), columns->names.size());
+  auto known = [&] { return absl::StrJoin(features, ", "); };
+  for (size_t j = 0; j < columns->names.size(); ++j) {
+    const std::string& name = columns->names[j];
+    auto found = model_columns.find(name);
+    if (found == model_columns.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", served.name,
+                                                     "' has no feature ", QuoteClientText(name),
+                                                     "; its features are ", known()));
+    }
+    if (order[found->second] != columns->names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feature '", name, "' of model '", served.name, "' is given more than once"));
+    }
+    order[found->second] = j;
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (order[i] == columns->names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("feature '", features[static_cast<int>(i)],
+                                                     "' of model '", served.name,
+                                                     "' is missing; its features are ", known()));
+    }
+  }
+  columns->order = std::move(order);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<std::string> TensorOutputNames(int output_width, const std::string& graph_output) {
@@ -185,8 +243,12 @@ absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest&
                                                       const std::vector<OutputRequest>& outputs,
                                                       TensorInterface* tensors,
                                                       const ServedModel& served,
-                                                      const RequestLimits& limits) {
+                                                      const RequestLimits& limits,
+                                                      NamedColumns* columns) {
   const Sequential& model = *served.model;
+  if (columns != nullptr && !columns->names.empty()) {
+    if (absl::Status named = PlanColumns(served, columns); !named.ok()) return named;
+  }
   if (tensors != nullptr) {
     const std::string& name = model.tensor_names().input;
     if (tensors->input_name != name) {
@@ -248,6 +310,21 @@ absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan
     result->set_predicted_index(predicted);
     result->set_predicted_label(width == 1 ? BinaryLabel(served, predicted == 1)
                                            : LabelOf(served, predicted));
+    if (plan.every_class) {
+      auto add = [result](uint32_t index, std::string label, float score) {
+        v1::ScoredClass* entry = result->add_top_k();
+        entry->set_index(index);
+        entry->set_label(std::move(label));
+        entry->set_score(score);
+      };
+      if (width == 1) {  // a binary classifier: both classes
+        add(0, BinaryLabel(served, false), 1.0f - row[0]);
+        add(1, BinaryLabel(served, true), row[0]);
+      } else {
+        for (size_t i = 0; i < width; ++i) add(i, LabelOf(served, i), row[i]);
+      }
+      continue;
+    }
     if (plan.head == Head::kSigmoid && width > 1) {
       for (size_t i = 0; i < width; ++i) {
         if (row[i] <= plan.threshold) continue;

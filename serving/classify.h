@@ -21,6 +21,8 @@ struct ClassifyPlan {
   Head head = Head::kLogits;
   float threshold = 0.5f;
   uint32_t top_k = 0;
+  // OutputRequest::every_class.
+  bool every_class = false;
 };
 
 // One answer asked of a pass, for protocols that ask for several from the
@@ -32,6 +34,24 @@ struct OutputRequest {
   // With OUTPUT_MODE_DEFAULT, the name the caller gave the model's own
   // output: checked against the graph's output name. Empty: not checked.
   std::string tensor_name;
+  // Every class with its probability, for protocols that answer classes
+  // rather than scores (TF Serving's classify): the row's top_k holds every
+  // class in index order (not best first), each with its label. The head is
+  // sigmoid when the model's default head is sigmoid or it has one output,
+  // softmax otherwise; a one-output model answers two classes, 0 with
+  // 1 - p and 1 with p, labelled as predicted_label would label them. Only
+  // with OUTPUT_MODE_DEFAULT and top_k 0.
+  bool every_class = false;
+};
+
+// Rows whose values the request names (TF Serving's row objects and
+// examples): `names[j]` is the feature the j-th value of every row holds.
+// PlanOutputs checks them against the model's feature_names and sets
+// `order`, from which the pass reads the rows in the model's order.
+struct NamedColumns {
+  std::vector<std::string> names;
+  // For each of the model's inputs, in order, the column that holds it.
+  std::vector<size_t> order;  // set by PlanOutputs
 };
 
 // The outputs a tensor protocol may ask by name of a model with
@@ -78,14 +98,16 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
 // PlanClassify for several answers from one pass: one plan per entry of
 // `outputs` (the request's own output and top_k are not used), in order.
 // Also INVALID_ARGUMENT when `tensors` (may be null) declares another
-// input name or width than the model's, or `outputs` is empty;
-// RESOURCE_EXHAUSTED when the answers together could be larger than
-// max_response_bytes.
+// input name or width than the model's, `columns` (may be null) names a
+// feature the model does not have or leaves one out (or the model names
+// none), or `outputs` is empty; RESOURCE_EXHAUSTED when the answers
+// together could be larger than max_response_bytes.
 absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest& request,
                                                       const std::vector<OutputRequest>& outputs,
                                                       TensorInterface* tensors,
                                                       const ServedModel& served,
-                                                      const RequestLimits& limits);
+                                                      const RequestLimits& limits,
+                                                      NamedColumns* columns = nullptr);
 
 // Fills `response` from the logits of plan.rows rows: applies the head,
 // predicted classes, labels and top-k. INVALID_ARGUMENT naming the first

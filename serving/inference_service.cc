@@ -3,7 +3,9 @@
 #include <new>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/layer.h"
+#include "serving/client_text.h"
 #include "serving/output_mode.h"
 
 namespace seqserve {
@@ -54,25 +56,26 @@ void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status sta
 
 void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
                                 v1::ClassifyResponse* response, Done done) {
-  Pass(request, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
+  Pass(request, nullptr, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
 }
 
 void InferenceService::ClassifyOutputs(const v1::ClassifyRequest& request,
                                        const std::vector<OutputRequest>& outputs,
                                        TensorInterface* tensors, CallInfo call,
                                        std::vector<v1::ClassifyResponse>* responses,
-                                       Done done) {
+                                       Done done, NamedColumns* columns) {
   responses->clear();
   responses->resize(outputs.size());
   Targets targets;
   for (v1::ClassifyResponse& response : *responses) targets.push_back(&response);
-  Pass(request, &outputs, tensors, std::move(call), std::move(targets), std::move(done));
+  Pass(request, &outputs, tensors, columns, std::move(call), std::move(targets),
+       std::move(done));
 }
 
 void InferenceService::Pass(const v1::ClassifyRequest& request,
                             const std::vector<OutputRequest>* outputs,
-                            TensorInterface* tensors, CallInfo call, Targets targets,
-                            Done done) {
+                            TensorInterface* tensors, NamedColumns* columns, CallInfo call,
+                            Targets targets, Done done) {
   auto state = Start(call, request.model(), std::move(done));
   if (call.deadline <= absl::Now()) {
     return Finish(std::move(state),
@@ -91,20 +94,36 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
     if (!plan.ok()) return Finish(std::move(state), plan.status());
     plans.push_back(*plan);
   } else {
-    auto planned = PlanOutputs(request, *outputs, tensors, **served, options_.limits);
+    auto planned =
+        PlanOutputs(request, *outputs, tensors, **served, options_.limits, columns);
     if (!planned.ok()) return Finish(std::move(state), planned.status());
     plans.assign(planned->begin(), planned->end());
   }
   // Read before the plans move into the callback below.
   const size_t rows = plans.front().rows;
   state->record.rows = rows;
+  // Named columns: the rows in the model's order, held until the pass is
+  // done (a moved vector keeps its buffer).
+  absl::Span<const float> features = request.features();
+  std::vector<float> reordered;
+  if (columns != nullptr && !columns->order.empty()) {
+    const size_t width = columns->order.size();
+    reordered.resize(rows * width);
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t j = 0; j < width; ++j) {
+        reordered[r * width + j] = features[r * width + columns->order[j]];
+      }
+    }
+    features = reordered;
+  }
 
   // The logits are the runner's until `done` returns: the responses are
   // built inside it.
   runner_->Run(
-      *served, request.features(), rows, call.deadline,
+      *served, features, rows, call.deadline,
       [this, state = std::move(state), served = *served, plans = std::move(plans),
-       targets = std::move(targets)](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+       targets = std::move(targets), reordered = std::move(reordered)](
+          absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
@@ -185,6 +204,46 @@ absl::Status InferenceService::ListModels(const CallInfo& call,
     model->set_name(name);
     model->set_error(record.error);
     FillVersions(record, model->mutable_versions());
+  }
+  Finish(std::move(state), absl::OkStatus());
+  return answer;
+}
+
+absl::Status InferenceService::ModelStatus(const std::string& model, int64_t version,
+                                           const CallInfo& call, v1::ModelStatus* response) {
+  absl::Status answer;
+  auto state = Start(call, model, [&answer](absl::Status s) { answer = s; });
+  const auto snapshot = models_->Snapshot();
+  auto found = snapshot->models.find(model);
+  if (found == snapshot->models.end()) {
+    Finish(std::move(state),
+           absl::NotFoundError(absl::StrCat("model ", QuoteClientText(model), " is not served")));
+    return answer;
+  }
+  state->record.model_known = true;
+  const ModelRecord& record = found->second;
+  response->set_name(model);
+  response->set_error(record.error);
+  if (version != 0) {
+    auto entry = record.versions.find(version);
+    if (entry == record.versions.end()) {
+      // The same words as a call that asks this version.
+      Finish(std::move(state), ModelManager::FindIn(*snapshot, model, version).status());
+      return answer;
+    }
+    state->record.version = version;
+    v1::VersionStatus* status = response->add_versions();
+    status->set_version(version);
+    status->set_state(entry->second.state);
+    status->set_error(entry->second.error);
+  } else {
+    FillVersions(record, response->mutable_versions());
+  }
+  if (response->versions().empty()) {
+    Finish(std::move(state),
+           absl::NotFoundError(absl::StrCat("model '", model, "' has no versions",
+                                            record.error.empty() ? "" : ": ", record.error)));
+    return answer;
   }
   Finish(std::move(state), absl::OkStatus());
   return answer;

@@ -54,12 +54,15 @@ class InferenceService {
 
   // Several answers from one pass over the request's rows (the Open
   // Inference Protocol's outputs): (*responses)[i] answers outputs[i]; the
-  // request's own output and top_k are not used. `tensors`, when not null,
-  // is checked and filled in as PlanOutputs says. `outputs`, `tensors` and
-  // `responses` must stay valid until `done` runs.
+  // request's own output and top_k are not used. `tensors` and `columns`,
+  // when not null, are checked and filled in as PlanOutputs says; with
+  // named columns the rows are put in the model's order for the pass.
+  // `outputs`, `tensors`, `columns` and `responses` must stay valid until
+  // `done` runs.
   void ClassifyOutputs(const v1::ClassifyRequest& request,
                        const std::vector<OutputRequest>& outputs, TensorInterface* tensors,
-                       CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done);
+                       CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done,
+                       NamedColumns* columns = nullptr);
 
   // A call its front end refused before it could say what it asks (a body
   // that does not parse): accounted like any other call, answered `status`.
@@ -72,6 +75,13 @@ class InferenceService {
 
   // Every model with its versions' states and errors.
   absl::Status ListModels(const CallInfo& call, v1::ListModelsResponse* response);
+
+  // One model's versions with their states and errors (only `version`
+  // unless it is 0), from one snapshot. NOT_FOUND for a model or version
+  // the server does not know, and for a model with no version at all
+  // (saying why, when its directory or config does).
+  absl::Status ModelStatus(const std::string& model, int64_t version, const CallInfo& call,
+                           v1::ModelStatus* response);
 
   // OK when `version` of `name` (0: any) can answer now; else why not
   // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.
@@ -91,7 +101,8 @@ class InferenceService {
   // Classify and ClassifyOutputs: outputs null means the request's own.
   using Targets = absl::InlinedVector<v1::ClassifyResponse*, 1>;
   void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
-            TensorInterface* tensors, CallInfo call, Targets targets, Done done);
+            TensorInterface* tensors, NamedColumns* columns, CallInfo call, Targets targets,
+            Done done);
 
   const ModelManager* models_;
   InferenceRunner* runner_;

@@ -5,7 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "frontends/http/tf_serving_json.h"
 #include "frontends/http/v2_json.h"
+#include "google/protobuf/descriptor.h"
 
 namespace seqserve {
 namespace {
@@ -75,10 +77,45 @@ json MessageSchema(const Descriptor* message, std::set<const Descriptor*>* pendi
 
 json ErrorSchema() {
   return {{"type", "object"},
-          {"required", {"code", "message"}},
+          {"required", {"code", "message", "error"}},
           {"properties",
            {{"code", {{"type", "string"}, {"example", "NOT_FOUND"}}},
-            {"message", {{"type", "string"}}}}}};
+            {"message", {{"type", "string"}}},
+            {"error", {{"type", "string"}, {"description", "The message, where TF Serving's "
+                                                           "clients read it"}}}}}};
+}
+
+// The schema of a body: a message, a schema by name, or either.
+json BodySchema(const Descriptor* message, const char* schema,
+                std::set<const Descriptor*>* pending) {
+  json by_name;
+  if (schema != nullptr) by_name = {{"$ref", absl::StrCat("#/components/schemas/", schema)}};
+  if (message == nullptr) return by_name;
+  pending->insert(message);
+  const json by_message = {{"$ref", Ref(message)}};
+  if (schema == nullptr) return by_message;
+  return {{"oneOf", json::array({by_message, by_name})}};
+}
+
+// The protobuf messages hand-written schemas refer to ("$ref" to
+// "#/components/schemas/<message's full name>").
+void FindMessageRefs(const json& schema, std::set<const Descriptor*>* pending) {
+  if (schema.is_object()) {
+    auto ref = schema.find("$ref");
+    if (ref != schema.end() && ref->is_string()) {
+      const std::string name = ref->get<std::string>();
+      constexpr absl::string_view kPrefix = "#/components/schemas/";
+      if (absl::StartsWith(name, kPrefix)) {
+        const Descriptor* message =
+            google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
+                name.substr(kPrefix.size()));
+        if (message != nullptr) pending->insert(message);
+      }
+    }
+  }
+  if (schema.is_structured()) {
+    for (const json& child : schema) FindMessageRefs(child, pending);
+  }
 }
 
 }  // namespace
@@ -102,24 +139,17 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
     }
     if (!parameters.empty()) operation["parameters"] = parameters;
     if (route.request != nullptr || route.request_schema != nullptr) {
-      std::string ref;
-      if (route.request != nullptr) {
-        pending.insert(route.request);
-        ref = Ref(route.request);
-      } else {
-        ref = absl::StrCat("#/components/schemas/", route.request_schema);
-      }
       operation["requestBody"] = {
-          {"required", true}, {"content", {{"application/json", {{"schema", {{"$ref", ref}}}}}}}};
+          {"required", true},
+          {"content",
+           {{"application/json",
+             {{"schema", BodySchema(route.request, route.request_schema, &pending)}}}}}};
     }
     // The answer's body: a message, or text of the route's content type.
     json schema;
     std::string content_type = "application/json";
-    if (route.response != nullptr) {
-      pending.insert(route.response);
-      schema = {{"$ref", Ref(route.response)}};
-    } else if (route.response_schema != nullptr) {
-      schema = {{"$ref", absl::StrCat("#/components/schemas/", route.response_schema)}};
+    if (route.response != nullptr || route.response_schema != nullptr) {
+      schema = BodySchema(route.response, route.response_schema, &pending);
     } else {
       content_type = route.text_response;
       schema = {{"type", content_type == "application/json" ? "object" : "string"}};
@@ -130,7 +160,7 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
     const json error = {
         {"description", std::string(route.error_schema) == "V2Error"
                             ? "An error: its message"
-                            : "An error: the gRPC status code's name and a message"},
+                            : "An error: the gRPC status code's name and a message (also under \"error\")"},
         {"content",
          {{"application/json",
            {{"schema", {{"$ref", absl::StrCat("#/components/schemas/", route.error_schema)}}}}}}}};
@@ -140,7 +170,9 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
     paths[route.pattern][method] = operation;
   }
   json schemas = V2JsonSchemas();
+  schemas.update(TfServingJsonSchemas());
   schemas["Error"] = ErrorSchema();
+  FindMessageRefs(schemas, &pending);
   std::set<const Descriptor*> done;
   while (!pending.empty()) {
     const Descriptor* message = *pending.begin();
@@ -155,8 +187,9 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
         {"version", version},
         {"description",
          "Classifiers built as PyTorch nn.Sequential, served with logits, sigmoid or "
-         "softmax scores. /v1 bodies are the seqserve.v1 messages in protobuf's JSON mapping; "
-         "/v2 is the Open Inference Protocol (KServe v2)."}}},
+         "softmax scores. /v1 bodies are the seqserve.v1 messages in protobuf's JSON mapping, "
+         "or TF Serving's REST API (predict, classify, model status and metadata); /v2 is the "
+         "Open Inference Protocol (KServe v2)."}}},
       {"paths", paths},
       {"components", {{"schemas", schemas}}}};
   return document.dump(2);

@@ -18,6 +18,7 @@
 #include "frontends/http/console_files.h"
 #include "frontends/http/json_limits.h"
 #include "frontends/http/openapi.h"
+#include "frontends/http/tf_serving_json.h"
 #include "frontends/http/v2_json.h"
 #include "observability/metrics.h"
 
@@ -31,10 +32,11 @@ enum class Endpoint {
   kConsole,
   kMetrics,
   kListModels,
+  kModelStatus,
   kModelMetadata,
-  kVersionMetadata,
   kClassify,
-  kVersionClassify,
+  kPredict,
+  kVersionLabel,
   kV2Server,
   kV2Live,
   kV2Ready,
@@ -52,7 +54,6 @@ const std::vector<RouteEntry>& Table() {
   constexpr const char* kText = "text/plain; charset=utf-8";
   const auto* classify_request = v1::ClassifyRequest::descriptor();
   const auto* classify_response = v1::ClassifyResponse::descriptor();
-  const auto* metadata = v1::GetModelMetadataResponse::descriptor();
   static const std::vector<RouteEntry> table = {
       {{"GET", "/healthz", Access::kOpen, "200 while the process runs", nullptr, nullptr, kText},
        Endpoint::kHealthz},
@@ -75,17 +76,56 @@ const std::vector<RouteEntry>& Table() {
       {{"GET", "/v1/models", Access::kToken, "Every model with its versions' states",
         nullptr, v1::ListModelsResponse::descriptor()},
        Endpoint::kListModels},
-      {{"POST", "/v1/models/{model}:classify", Access::kToken, "Classify rows with the highest version",
-        classify_request, classify_response},
+      // TF Serving's REST API (frontends/http/tf_serving_json.h). :classify
+      // takes seqserve's ClassifyRequest too, told apart by its keys.
+      {{"POST", "/v1/models/{model}:classify", Access::kToken,
+        "Classify rows with the highest version", classify_request, classify_response, nullptr,
+        "TfClassifyRequest", "TfClassifyResponse"},
        Endpoint::kClassify},
       {{"POST", "/v1/models/{model}/versions/{version}:classify", Access::kToken,
-        "Classify rows with one version", classify_request, classify_response},
-       Endpoint::kVersionClassify},
-      {{"GET", "/v1/models/{model}", Access::kToken, "Metadata of the highest version", nullptr, metadata},
+        "Classify rows with one version", classify_request, classify_response, nullptr,
+        "TfClassifyRequest", "TfClassifyResponse"},
+       Endpoint::kClassify},
+      {{"POST", "/v1/models/{model}/labels/{label}:classify", Access::kToken,
+        "Classify rows with a labelled version: no version labels yet, always NOT_FOUND",
+        classify_request, classify_response, nullptr, "TfClassifyRequest", "TfClassifyResponse"},
+       Endpoint::kVersionLabel},
+      {{"POST", "/v1/models/{model}:predict", Access::kToken,
+        "The default output of each row, with the highest version (TF Serving's predict)",
+        nullptr, nullptr, nullptr, "TfPredictRequest", "TfPredictResponse"},
+       Endpoint::kPredict},
+      {{"POST", "/v1/models/{model}/versions/{version}:predict", Access::kToken,
+        "The default output of each row, with one version", nullptr, nullptr, nullptr,
+        "TfPredictRequest", "TfPredictResponse"},
+       Endpoint::kPredict},
+      {{"POST", "/v1/models/{model}/labels/{label}:predict", Access::kToken,
+        "Predict with a labelled version: no version labels yet, always NOT_FOUND", nullptr,
+        nullptr, nullptr, "TfPredictRequest", "TfPredictResponse"},
+       Endpoint::kVersionLabel},
+      {{"GET", "/v1/models/{model}", Access::kToken,
+        "Every version's state (TF Serving's GetModelStatus)", nullptr, nullptr, nullptr, nullptr,
+        "TfModelStatus"},
+       Endpoint::kModelStatus},
+      {{"GET", "/v1/models/{model}/versions/{version}", Access::kToken, "One version's state",
+        nullptr, nullptr, nullptr, nullptr, "TfModelStatus"},
+       Endpoint::kModelStatus},
+      {{"GET", "/v1/models/{model}/labels/{label}", Access::kToken,
+        "A labelled version's state: no version labels yet, always NOT_FOUND", nullptr, nullptr,
+        nullptr, nullptr, "TfModelStatus"},
+       Endpoint::kVersionLabel},
+      {{"GET", "/v1/models/{model}/metadata", Access::kToken,
+        "Signature and seqserve's metadata of the highest version (TF Serving's "
+        "GetModelMetadata)",
+        nullptr, nullptr, nullptr, nullptr, "TfModelMetadata"},
        Endpoint::kModelMetadata},
-      {{"GET", "/v1/models/{model}/versions/{version}", Access::kToken, "Metadata of one version", nullptr,
-        metadata},
-       Endpoint::kVersionMetadata},
+      {{"GET", "/v1/models/{model}/versions/{version}/metadata", Access::kToken,
+        "Signature and seqserve's metadata of one version", nullptr, nullptr, nullptr, nullptr,
+        "TfModelMetadata"},
+       Endpoint::kModelMetadata},
+      {{"GET", "/v1/models/{model}/labels/{label}/metadata", Access::kToken,
+        "Metadata of a labelled version: no version labels yet, always NOT_FOUND", nullptr,
+        nullptr, nullptr, nullptr, "TfModelMetadata"},
+       Endpoint::kVersionLabel},
       // The Open Inference Protocol (KServe v2). Health answers with an
       // empty body: 200 is true, 400 false.
       {{"GET", "/v2", Access::kToken, "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
@@ -260,7 +300,8 @@ HttpResponse ErrorResponse(const absl::Status& status) {
   // The same capped message a gRPC caller gets.
   std::string code = absl::StatusCodeToString(status.code());
   for (char& c : code) c = c == ' ' ? '_' : static_cast<char>(std::toupper(c));
-  nlohmann::json body = {{"code", code}, {"message", CappedStatusMessage(status)}};
+  const std::string message = CappedStatusMessage(status);
+  nlohmann::json body = {{"code", code}, {"message", message}, {"error", message}};
   HttpResponse response =
       Json(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
            HttpStatusFor(status.code()));
@@ -281,6 +322,11 @@ const std::vector<RestApi::Route>& RestApi::Routes() {
 }
 
 namespace {
+// TF Serving's predict and classify bodies, below.
+void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpRequest& request,
+                     const CallerCredentials& admitted,
+                     const std::map<std::string, std::string>& params,
+                     HttpServer::Respond respond);
 // The /v2 endpoints, below.
 void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
               const CallerCredentials& admitted,
@@ -405,8 +451,20 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
           sources_.inference->ListModels(HttpCall(admitted, "ListModels"), &response);
       return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
     }
-    case Endpoint::kModelMetadata:
-    case Endpoint::kVersionMetadata: {
+    case Endpoint::kModelStatus: {
+      const CallInfo call = HttpCall(admitted, "GetModelStatus");
+      auto version = PathVersion(params);
+      if (!version.ok()) {
+        return std::move(respond)(
+            ErrorResponse(sources_.inference->Refuse(call, version.status())));
+      }
+      v1::ModelStatus status;
+      absl::Status found =
+          sources_.inference->ModelStatus(params["model"], *version, call, &status);
+      return std::move(respond)(found.ok() ? TfModelStatusResponse(status)
+                                           : ErrorResponse(found));
+    }
+    case Endpoint::kModelMetadata: {
       const CallInfo call = HttpCall(admitted, "GetModelMetadata");
       auto version = PathVersion(params);
       if (!version.ok()) {
@@ -418,8 +476,26 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       metadata.set_version(*version);
       v1::GetModelMetadataResponse response;
       absl::Status status = sources_.inference->DescribeModel(metadata, call, &response);
-      return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
+      return std::move(respond)(status.ok() ? TfModelMetadataResponse(response)
+                                            : ErrorResponse(status));
     }
+    case Endpoint::kVersionLabel: {
+      // Routed so that a TF Serving client learns why, in its own shape.
+      const char* method = absl::EndsWith(request.path, ":predict")    ? "Predict"
+                           : absl::EndsWith(request.path, ":classify") ? "Classify"
+                           : absl::EndsWith(request.path, "/metadata") ? "GetModelMetadata"
+                                                                       : "GetModelStatus";
+      return std::move(respond)(ErrorResponse(sources_.inference->Refuse(
+          HttpCall(admitted, method),
+          absl::NotFoundError(absl::StrCat(
+              "model ", QuoteClientText(params["model"]), " has no version label ",
+              QuoteClientText(params["label"]),
+              ": seqserve has no version labels yet; name a version (/versions/N) or none "
+              "(the highest)")))));
+    }
+    case Endpoint::kPredict:
+      return HandleTfServing(sources_, /*classify=*/false, request, admitted, params,
+                             std::move(respond));
     case Endpoint::kV2Server:
     case Endpoint::kV2Live:
     case Endpoint::kV2Ready:
@@ -428,11 +504,22 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     case Endpoint::kV2Infer:
       return HandleV2(sources_, route->endpoint, request, admitted, params, std::move(respond));
     case Endpoint::kClassify:
-    case Endpoint::kVersionClassify:
       break;
   }
 
-  // Classify: request and response live until the inference service is done.
+  // Classify: TF Serving's body or seqserve's, by its keys.
+  auto kind = ClassifyBodyOf(request.body);
+  if (!kind.ok()) {
+    return std::move(respond)(ErrorResponse(
+        sources_.inference->Refuse(HttpCall(admitted, "Classify"), kind.status())));
+  }
+  if (*kind == ClassifyBody::kTfServing) {
+    return HandleTfServing(sources_, /*classify=*/true, request, admitted, params,
+                           std::move(respond));
+  }
+
+  // seqserve's ClassifyRequest: request and response live until the
+  // inference service is done.
   struct Exchange {
     v1::ClassifyRequest request;
     v1::ClassifyResponse response;
@@ -470,6 +557,51 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
 }
 
 namespace {
+
+void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpRequest& request,
+                     const CallerCredentials& admitted,
+                     const std::map<std::string, std::string>& params,
+                     HttpServer::Respond respond) {
+  // What the body asks, as seqserve asks it; lives until the inference
+  // service is done.
+  struct Exchange {
+    TfServingRows rows;
+    std::vector<OutputRequest> outputs;
+    std::vector<v1::ClassifyResponse> answers;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  const CallInfo call = HttpCall(admitted, classify ? "Classify" : "Predict", request.cancelled);
+  absl::Status parsed = classify ? ParseTfClassifyRequest(request.body, &exchange->rows)
+                                 : ParseTfPredictRequest(request.body, &exchange->rows);
+  auto version = PathVersion(params);
+  if (parsed.ok() && !version.ok()) parsed = version.status();
+  if (!parsed.ok()) {
+    // As TF Serving does, a model or version that is not there is said
+    // first, whatever the body (api_rest.md's own example of an error).
+    const absl::Status there =
+        sources.inference->ModelReady(params.at("model"), version.ok() ? *version : 0);
+    if (there.code() == absl::StatusCode::kNotFound) parsed = there;
+    return std::move(respond)(ErrorResponse(sources.inference->Refuse(call, parsed)));
+  }
+  exchange->rows.request.set_model(params.at("model"));
+  exchange->rows.request.set_version(*version);
+  // Predict: the model's default output; classify: every class with its
+  // probability. One pass either way, through the same plan and heads.
+  OutputRequest output;
+  output.every_class = classify;
+  exchange->outputs.push_back(output);
+  Exchange* raw = exchange.get();
+  sources.inference->ClassifyOutputs(
+      raw->rows.request, raw->outputs, /*tensors=*/nullptr, call, &raw->answers,
+      [exchange = std::move(exchange), respond = std::move(respond),
+       classify](absl::Status status) mutable {
+        if (!status.ok()) return std::move(respond)(ErrorResponse(status));
+        const v1::ClassifyResponse& answer = exchange->answers.front();
+        std::move(respond)(classify ? TfClassifyResponse(answer)
+                                    : TfPredictResponse(answer, exchange->rows.columnar));
+      },
+      &raw->rows.columns);
+}
 
 void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
               const CallerCredentials& admitted,

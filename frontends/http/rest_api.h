@@ -1,5 +1,6 @@
 // The HTTP front end: seqserve.v1 as JSON (protobuf's own JSON mapping of
-// the same messages, so REST and gRPC cannot drift), the Open Inference
+// the same messages, so REST and gRPC cannot drift), TF Serving's REST API
+// under the same /v1 paths (tf_serving_json.h), the Open Inference
 // Protocol's HTTP endpoints (/v2/...), health endpoints for
 // load balancers and Kubernetes probes, Prometheus metrics, the OpenAPI
 // document and the web console (a page that calls this same API). A thin
@@ -50,11 +51,13 @@ class RestApi {
     const google::protobuf::Descriptor* request = nullptr;
     const google::protobuf::Descriptor* response = nullptr;
     const char* text_response = nullptr;  // its content type
-    // For JSON that is no protobuf mapping (the Open Inference Protocol's):
-    // schema names among V2JsonSchemas().
+    // For JSON that is no protobuf mapping (the Open Inference Protocol's,
+    // TF Serving's): schema names among V2JsonSchemas() and
+    // TfServingJsonSchemas(). With a message too, the route takes (or
+    // answers) either.
     const char* request_schema = nullptr;
     const char* response_schema = nullptr;
-    // The error body: "Error" ({code, message}) or "V2Error" ({error}).
+    // The error body: "Error" ({code, message, error}) or "V2Error" ({error}).
     const char* error_schema = "Error";
   };
   // Every endpoint this front end serves, in matching order.
@@ -78,7 +81,9 @@ class RestApi {
 
 // HTTP status for a gRPC/absl code (the usual google.rpc mapping).
 int HttpStatusFor(absl::StatusCode code);
-// {"code": "NOT_FOUND", "message": "..."} with that status.
+// {"code": "NOT_FOUND", "message": "...", "error": "..."} with that status:
+// seqserve's {code, message}, and the same message under "error", where TF
+// Serving's clients read it.
 HttpResponse ErrorResponse(const absl::Status& status);
 
 }  // namespace seqserve

@@ -1,6 +1,5 @@
 #include "frontends/http/v2_json.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -13,6 +12,7 @@
 #include "serving/client_text.h"
 #include "frontends/edge/status_message.h"
 #include "frontends/http/json_limits.h"
+#include "frontends/http/json_numbers.h"
 #include "frontends/http/rest_api.h"
 
 namespace seqserve {
@@ -229,17 +229,6 @@ json TensorSchema(bool with_data) {
   }
   return {{"type", "object"}, {"required", {"name", "datatype", "shape"}},
           {"properties", properties}};
-}
-
-// An FP32 value as the double nearest its shortest decimal form, which JSON
-// then prints as that form (-21.144819, not the float's full expansion
-// -21.144819259643555); either text reads back as the same float.
-double ShortestDecimal(float value) {
-  char text[32];
-  const std::to_chars_result printed = std::to_chars(text, text + sizeof text, value);
-  double shortest = value;
-  std::from_chars(text, printed.ptr, shortest);
-  return shortest;
 }
 
 }  // namespace

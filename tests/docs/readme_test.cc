@@ -1,7 +1,7 @@
-// The README's operations walk-through, run: every fenced block marked
-// "sh runnable" is run in order, as a reader would, against a live server
-// serving a copy of models/, so the README cannot drift from what the
-// programs do.
+// The README's walk-throughs, run: every fenced block marked "sh runnable"
+// is run in order, as a reader would, against a live server serving a copy
+// of models/ (its HTTP port standing for localhost:8501), so the README
+// cannot drift from what the programs do.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/support/server_process.h"
@@ -69,7 +70,9 @@ TEST(Readme, RunnableBlocksRunAgainstALiveServer) {
   std::string all_output;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const std::string script = (work / absl::StrCat("block", i, ".sh")).string();
-    std::ofstream(script) << blocks[i];
+    // The README's HTTP port is this server's.
+    std::ofstream(script) << absl::StrReplaceAll(
+        blocks[i], {{"localhost:8501", absl::StrCat("127.0.0.1:", server.http_port())}});
     const auto result = RunCommand(absl::StrCat(
         "cd ", work.string(), " && PATH=", path, " SEQSERVE_TARGET=", server.target(),
         " timeout 60 bash -euo pipefail ", script, " 2>&1"));
@@ -84,6 +87,15 @@ TEST(Readme, RunnableBlocksRunAgainstALiveServer) {
   EXPECT_THAT(all_output, HasSubstr("exit code 1"));
   EXPECT_THAT(all_output, HasSubstr("not mammal"));
   EXPECT_THAT(all_output, HasSubstr("batching:       256 rows per pass"));
+  // TF Serving's REST API, as the README shows it.
+  EXPECT_THAT(all_output, HasSubstr(R"({"model_version_status":[{"state":"AVAILABLE","status":)"
+                                    R"({"error_code":"OK","error_message":""},"version":"1"}]})"));
+  EXPECT_THAT(all_output, HasSubstr("{'features': {'dtype': 'DT_FLOAT'"));
+  EXPECT_THAT(all_output, HasSubstr("['limbs', 'lays_eggs', 'has_hair']"));
+  EXPECT_THAT(all_output, HasSubstr(R"({"predictions":[[)"));
+  EXPECT_THAT(all_output, HasSubstr(R"({"outputs":[[)"));
+  EXPECT_THAT(all_output, HasSubstr(R"({"result":[[["not mammal",)"));
+  EXPECT_THAT(all_output, HasSubstr("has no version label 'stable'"));
   server.CollectOutput();
   EXPECT_THAT(server.output(), HasSubstr("model species version 1 unloaded: the version "
                                          "policy, latest 1 (the default), no longer selects it"));

@@ -1,9 +1,10 @@
 // The HTTP port decides from a request's headers alone whether it may send
 // its body: routes that are not served and callers without a token are
 // answered before a byte of body is read, in the error shape of the
-// protocol asked (seqserve's {code, message}, the Open Inference
-// Protocol's {error} under /v2), and every route is checked against the
-// Access it is declared with.
+// protocol asked (seqserve's {code, message} with the message under
+// "error" for TF Serving's clients, the Open Inference Protocol's {error}
+// under /v2), and every route is checked against the Access it is
+// declared with.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -79,7 +80,8 @@ std::string PostHead(const std::string& path, size_t body_bytes, const std::stri
 TEST_F(HttpAdmissionTest, AnUnauthenticatedCallerIsRefusedBeforeItsBodyIsRead) {
   // 8 MiB of nesting once cost gigabytes to parse before the token check.
   constexpr size_t kBodyBytes = 8 << 20;
-  for (const std::string path : {"/v1/models/species:classify", "/v2/models/species/infer"}) {
+  for (const std::string path : {"/v1/models/species:classify", "/v1/models/species:predict",
+                                 "/v2/models/species/infer"}) {
     SCOPED_TRACE(path);
     HttpConnection connection(port_);
     ASSERT_TRUE(connection.connected());
@@ -96,6 +98,8 @@ TEST_F(HttpAdmissionTest, AnUnauthenticatedCallerIsRefusedBeforeItsBodyIsRead) {
       EXPECT_TRUE(body.contains("error") && body.size() == 1) << reply.body;
     } else {
       EXPECT_EQ(body.value("code", ""), "UNAUTHENTICATED") << reply.body;
+      // TF Serving's clients read the message under "error".
+      EXPECT_EQ(body.value("error", ""), body.value("message", "-")) << reply.body;
     }
   }
 }
@@ -121,7 +125,8 @@ TEST_F(HttpAdmissionTest, AnUnauthenticatedNestedBodyCostsNoMemory) {
 // (a full header line, or none).
 int StatusOf(int port, const RestApi::Route& route, const std::string& authorization) {
   std::string path = absl::StrReplaceAll(route.pattern, {{"{model}", "species"},
-                                                         {"{version}", "1"}});
+                                                         {"{version}", "1"},
+                                                         {"{label}", "stable"}});
   std::string body;
   if (std::string(route.method) == "POST") {
     body = absl::StrContains(path, "/v2/")
@@ -186,6 +191,35 @@ TEST_F(HttpAdmissionTest, UnservedRoutesAnswerInTheirProtocolsShapeBeforeTheBody
   EXPECT_EQ(reply.status, 404);
   body = nlohmann::json::parse(reply.body, nullptr, false);
   EXPECT_EQ(body.value("code", ""), "NOT_FOUND") << reply.body;
+  EXPECT_THAT(body.value("error", ""), HasSubstr("no endpoint")) << reply.body;
+
+  // TF Serving's paths: a verb it does not serve is 404, a wrong method
+  // 405, before the body and with the message under "error".
+  HttpConnection regress(port_);
+  ASSERT_TRUE(regress.Write(PostHead("/v1/models/species:regress", 1 << 20)));
+  reply = regress.Read(5000);
+  EXPECT_EQ(reply.status, 404);
+  body = nlohmann::json::parse(reply.body, nullptr, false);
+  EXPECT_THAT(body.value("error", ""), HasSubstr("no endpoint")) << reply.body;
+  HttpConnection wrong_method(port_);
+  ASSERT_TRUE(wrong_method.Write(PostHead("/v1/models/species/metadata", 1 << 20)));
+  reply = wrong_method.Read(5000);
+  EXPECT_EQ(reply.status, 405);
+  EXPECT_EQ(reply.headers["allow"], "GET");
+  body = nlohmann::json::parse(reply.body, nullptr, false);
+  EXPECT_THAT(body.value("error", ""), HasSubstr("use GET")) << reply.body;
+}
+
+TEST_F(HttpAdmissionTest, TheBodyLimitAnswersTfServingClientsUnderError) {
+  const std::string auth = absl::StrCat("Authorization: Bearer ", kToken, "\r\n");
+  HttpConnection connection(port_);
+  ASSERT_TRUE(connection.Write(PostHead("/v1/models/species:predict", size_t{1} << 40, auth)));
+  const HttpReply reply = connection.Read(5000);
+  EXPECT_EQ(reply.status, 413);
+  const auto body = nlohmann::json::parse(reply.body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << reply.body;
+  EXPECT_EQ(body.value("code", ""), "RESOURCE_EXHAUSTED") << reply.body;
+  EXPECT_THAT(body.value("error", ""), HasSubstr("larger than the limit")) << reply.body;
 }
 
 TEST_F(HttpAdmissionTest, TheBodyLimitAnswersInTheV2ShapeUnderV2) {

@@ -63,11 +63,12 @@ class HttpApiTest : public ::testing::Test {
   }
 
   // The JSON error body's code, checked to be the only other field beside
-  // the message.
+  // the message, which is also under "error" (where TF Serving's clients
+  // read it).
   static std::string ErrorCode(const HttpReply& reply) {
     const auto body = nlohmann::json::parse(reply.body, nullptr, false);
     if (!body.is_object() || !body.contains("code") || !body.contains("message") ||
-        body.size() != 2) {
+        !body.contains("error") || body["error"] != body["message"] || body.size() != 3) {
       return "not an error body: " + reply.body;
     }
     return body["code"].get<std::string>();
@@ -130,16 +131,27 @@ TEST_F(HttpApiTest, MetadataAndListingMatchGrpc) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(list.body, &models).ok());
   ASSERT_EQ(models.models_size(), 2);
   EXPECT_EQ(models.models(0).name(), "mammal");
-  for (const char* path : {"/v1/models/species", "/v1/models/species/versions/1"}) {
+  // seqserve's own metadata is in TF Serving's metadata answer, as an Any.
+  for (const char* path : {"/v1/models/species/metadata", "/v1/models/species/versions/1/metadata"}) {
     const HttpReply reply = HttpCall(port_, "GET", path);
     ASSERT_EQ(reply.status, 200) << path;
+    nlohmann::json own = nlohmann::json::parse(reply.body)["metadata"]["seqserve"];
+    EXPECT_EQ(own["@type"], "type.googleapis.com/seqserve.v1.GetModelMetadataResponse");
+    own.erase("@type");
     v1::GetModelMetadataResponse metadata;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(reply.body, &metadata).ok());
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(own.dump(), &metadata).ok());
     EXPECT_EQ(metadata.input_width(), 3);
     EXPECT_EQ(metadata.labels_size(), 3);
     EXPECT_THAT(metadata.feature_names(),
                 ::testing::ElementsAre("limbs", "lays_eggs", "has_hair"));
     EXPECT_EQ(metadata.version(), 1);
+    grpc::ClientContext context;
+    v1::GetModelMetadataRequest request;
+    request.set_model("species");
+    v1::GetModelMetadataResponse over_grpc;
+    ASSERT_TRUE(stub_->GetModelMetadata(&context, request, &over_grpc).ok());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(metadata, over_grpc))
+        << metadata.DebugString() << over_grpc.DebugString();
   }
 }
 
@@ -180,6 +192,7 @@ TEST_F(HttpApiTest, EveryErrorHasItsStatusAndAJsonBody) {
        absl::StrCat(R"({"features": [)", std::string(9000, '1'), "]}"), 413,
        "RESOURCE_EXHAUSTED", "larger than the limit of 8192 bytes"},
       {"GET", "/v1/models/nobody", "", 404, "NOT_FOUND", "nobody"},
+      {"GET", "/v1/models/nobody/metadata", "", 404, "NOT_FOUND", "nobody"},
   };
   for (const Case& c : cases) {
     const HttpReply reply = HttpCall(port_, c.method, c.path, c.body);
@@ -264,7 +277,8 @@ TEST_F(HttpApiTest, EveryProtocolRecordsTheSameSeriesForTheSameCalls) {
   constexpr int kCalls = 3;  // of two rows each, one at a time
   const std::string v2_body =
       R"({"inputs":[{"name":"features","shape":[2,3],"datatype":"FP32","data":[4,0,1,2,1,0]}]})";
-  // One protocol's calls: gRPC Classify, REST Classify, v2 over gRPC, v2 over HTTP.
+  // One protocol's calls: gRPC Classify, REST Classify, v2 over gRPC, v2
+  // over HTTP, TF Serving's predict.
   const std::vector<std::pair<std::string, std::function<void()>>> protocols = {
       {"grpc Classify",
        [&] {
@@ -299,6 +313,14 @@ TEST_F(HttpApiTest, EveryProtocolRecordsTheSameSeriesForTheSameCalls) {
       {"http ModelInfer",
        [&] {
          ASSERT_EQ(HttpCall(port_, "POST", "/v2/models/species/infer", v2_body).status, 200);
+       }},
+      // TF Serving's REST API.
+      {"http Predict",
+       [&] {
+         ASSERT_EQ(HttpCall(port_, "POST", "/v1/models/species:predict",
+                            R"({"instances": [[4,0,1],[2,1,0]]})")
+                       .status,
+                   200);
        }},
   };
   // The per-model series every inference call feeds, whatever its protocol.
@@ -421,23 +443,45 @@ TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
   const std::string v2_body = nlohmann::json(
       {{"inputs", {{{"name", input}, {"shape", {1, 3}}, {"datatype", "FP32"},
                     {"data", {4, 0, 1}}}}}}).dump();
+  // A body's schema: the one its $ref names, or the first of a oneOf.
+  auto schema_of = [&](nlohmann::json schema) {
+    if (schema.contains("oneOf")) schema = schema["oneOf"][0];
+    const std::string ref = schema.value("$ref", "");
+    return document["components"]["schemas"][ref.substr(ref.rfind('/') + 1)];
+  };
   int operations = 0;
   for (const auto& [pattern, methods] : document["paths"].items()) {
     std::string path = std::regex_replace(pattern, std::regex(R"(\{model\})"), "species");
     path = std::regex_replace(path, std::regex(R"(\{version\})"), "1");
+    path = std::regex_replace(path, std::regex(R"(\{label\})"), "stable");
     for (const auto& [method, operation] : methods.items()) {
       std::string upper = method;
       for (char& c : upper) c = static_cast<char>(std::toupper(c));
       std::string body;
       if (operation.contains("requestBody")) {
+        const nlohmann::json schema =
+            schema_of(operation["requestBody"]["content"]["application/json"]["schema"]);
         body = absl::StartsWith(pattern, "/v2") ? v2_body
-                                                : R"({"features": [4, 0, 1], "rows": 1})";
+               : schema.contains("example")    ? schema["example"].dump()
+                                               : R"({"features": [4, 0, 1], "rows": 1})";
       }
       const HttpReply answer = HttpCall(port_, upper, path, body);
-      EXPECT_EQ(answer.status, 200) << upper << " " << path << ": " << answer.body;
+      if (absl::StrContains(pattern, "{label}")) {
+        // Routed, and answered that there are no version labels yet.
+        EXPECT_EQ(answer.status, 404) << upper << " " << path << ": " << answer.body;
+        EXPECT_THAT(answer.body, HasSubstr("has no version label 'stable'")) << path;
+      } else {
+        EXPECT_EQ(answer.status, 200) << upper << " " << path << ": " << answer.body;
+      }
       ++operations;
     }
   }
+  // The classify routes take either body, each from its schema's example.
+  const nlohmann::json tf_classify = document["components"]["schemas"]["TfClassifyRequest"];
+  ASSERT_TRUE(tf_classify.contains("example"));
+  EXPECT_EQ(HttpCall(port_, "POST", "/v1/models/species:classify", tf_classify["example"].dump())
+                .status,
+            200);
   EXPECT_EQ(operations, static_cast<int>(RestApi::Routes().size()));
   // A standard OpenAPI validator from npm (tests/web) agrees.
   const std::string file = ::testing::TempDir() + "/openapi.json";
@@ -659,7 +703,7 @@ TEST_F(HttpApiTest, TheAccessLogHasOneJsonLinePerCall) {
                      R"({"features": [4,0,1,2,1,0], "rows": 2})")
                 .status,
             200);
-  ASSERT_EQ(HttpCall(port_, "GET", "/v1/models/ghost").status, 404);
+  ASSERT_EQ(HttpCall(port_, "GET", "/v1/models/ghost/metadata").status, 404);
   v1::ClassifyRequest request;
   request.set_model("mammal");
   for (float v : std::vector<float>{4, 0, 1}) request.add_features(v);

@@ -208,12 +208,24 @@ TEST_F(JsonLimitsServerTest, EightMibNestedBodiesAreRefusedBeforeATreeIsBuilt) {
   struct Case {
     const char* path;
     std::string prefix;
-    const char* error;
+    std::string error;
+  };
+  // /v1's error: the message under "message" and under "error".
+  auto v1_error = [](const std::string& message) {
+    return absl::StrCat(R"({"code":"INVALID_ARGUMENT","error":")", message, R"(","message":")",
+                        message, R"("})");
   };
   const std::vector<Case> cases = {
       {"/v1/models/species:classify", R"({"features":)",
-       R"({"code":"INVALID_ARGUMENT","message":"request body is not a valid )"
-       R"(seqserve.v1.ClassifyRequest in JSON: JSON nested deeper than 32 levels"})"},
+       v1_error("request body is not a valid seqserve.v1.ClassifyRequest in JSON: JSON nested "
+                "deeper than 32 levels")},
+      // TF Serving's bodies on the same routes and on :predict.
+      {"/v1/models/species:classify", R"({"examples":)",
+       v1_error("request body is not a valid TF Serving classify request in JSON: JSON nested "
+                "deeper than 32 levels")},
+      {"/v1/models/species:predict", R"({"instances":)",
+       v1_error("request body is not a valid TF Serving predict request in JSON: JSON nested "
+                "deeper than 32 levels")},
       {"/v2/models/species/infer",
        R"({"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":)",
        R"({"error":"request body is not a JSON object: JSON nested deeper than 32 levels"})"},

@@ -7,6 +7,11 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
@@ -309,6 +314,105 @@ TEST(BuildClassifyResponse, MultiLabelSigmoidListsEveryPositiveLabel) {
     }
     EXPECT_EQ(actual, expected) << "row " << r;
   }
+}
+
+// The one answer of PlanOutputs + BuildClassifyResponses for `output`.
+v1::ClassifyResponse RunOutput(const ServedModel& served, const v1::ClassifyRequest& request,
+                               const OutputRequest& output) {
+  auto plans = PlanOutputs(request, {output}, nullptr, served, RequestLimits{});
+  EXPECT_TRUE(plans.ok()) << plans.status();
+  std::vector<float> logits(plans->front().rows * served.model->output_width());
+  EXPECT_TRUE(served.model->Forward(request.features(), plans->front().rows,
+                                    absl::MakeSpan(logits)).ok());
+  v1::ClassifyResponse response;
+  v1::ClassifyResponse* target = &response;
+  EXPECT_TRUE(BuildClassifyResponses(served, *plans, absl::MakeSpan(logits),
+                                     absl::MakeSpan(&target, 1)).ok());
+  return response;
+}
+
+TEST(BuildClassifyResponse, EveryClassComesInIndexOrderWithItsProbability) {
+  OutputRequest every;
+  every.every_class = true;
+  // Several outputs: the softmax distribution, labelled, in output order.
+  auto species = Serve("species");
+  const v1::ClassifyRequest rows = Request({4, 0, 1, 2, 1, 0}, 2);
+  v1::ClassifyRequest softmax = rows;
+  softmax.set_output(v1::OUTPUT_MODE_SOFTMAX);
+  const v1::ClassifyResponse distribution = RunPlan(*species, softmax);
+  const v1::ClassifyResponse classes = RunOutput(*species, rows, every);
+  EXPECT_EQ(classes.output(), v1::OUTPUT_MODE_SOFTMAX);
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(classes.results(r).top_k_size(), 3);
+    for (int i = 0; i < 3; ++i) {
+      const v1::ScoredClass& entry = classes.results(r).top_k(i);
+      EXPECT_EQ(entry.index(), static_cast<uint32_t>(i));
+      EXPECT_EQ(entry.label(), (std::vector<std::string>{"bird", "mammal", "reptile"})[i]);
+      EXPECT_EQ(entry.score(), distribution.results(r).scores(i));
+    }
+  }
+  // One output: two classes, 1 - p and p, named as predicted_label would.
+  auto one_label = Serve("mammal");
+  v1::ModelConfig two_labels = one_label->config;
+  two_labels.clear_labels();
+  two_labels.add_labels("no");
+  two_labels.add_labels("yes");
+  auto with_two = MakeServedModel("mammal", 1, one_label->model, two_labels);
+  ASSERT_TRUE(with_two.ok()) << with_two.status();
+  for (const auto& [mammal, negative, positive] :
+       std::vector<std::tuple<std::shared_ptr<const ServedModel>, std::string, std::string>>{
+           {one_label, "not mammal", "mammal"}, {*with_two, "no", "yes"}}) {
+    v1::ClassifyRequest sigmoid = rows;
+    sigmoid.set_output(v1::OUTPUT_MODE_SIGMOID);
+    const v1::ClassifyResponse p = RunPlan(*mammal, sigmoid);
+    const v1::ClassifyResponse both = RunOutput(*mammal, rows, every);
+    for (int r = 0; r < 2; ++r) {
+      ASSERT_EQ(both.results(r).top_k_size(), 2);
+      EXPECT_EQ(both.results(r).top_k(0).label(), negative);
+      EXPECT_EQ(both.results(r).top_k(0).score(), 1.0f - p.results(r).scores(0));
+      EXPECT_EQ(both.results(r).top_k(1).label(), positive);
+      EXPECT_EQ(both.results(r).top_k(1).score(), p.results(r).scores(0));
+    }
+  }
+  // Only with the model's own head and no top_k.
+  every.top_k = 1;
+  ExpectPlanError(
+      [&]() -> absl::StatusOr<ClassifyPlan> {
+        auto plans = PlanOutputs(rows, {every}, nullptr, *species, RequestLimits{});
+        if (!plans.ok()) return plans.status();
+        return plans->front();
+      }(),
+      absl::StatusCode::kInvalidArgument, "no output mode or top_k");
+}
+
+TEST(PlanOutputs, NamedColumnsArePutInTheModelsOrder) {
+  auto species = Serve("species", "feature_names: ['limbs', 'lays_eggs', 'has_hair']");
+  OutputRequest output;
+  output.output = v1::OUTPUT_MODE_LOGITS;
+  auto plan = [&](std::vector<std::string> names) {
+    NamedColumns columns{std::move(names), {}};
+    auto plans =
+        PlanOutputs(Request({1, 0, 4}, 1), {output}, nullptr, *species, RequestLimits{}, &columns);
+    return std::make_pair(plans.status(), columns.order);
+  };
+  const auto [ok, order] = plan({"has_hair", "lays_eggs", "limbs"});
+  EXPECT_TRUE(ok.ok()) << ok;
+  EXPECT_THAT(order, ElementsAre(2, 1, 0));
+  EXPECT_THAT(std::string(plan({"has_hair", "wings", "limbs"}).first.message()),
+              HasSubstr("model 'species' has no feature 'wings'; its features are limbs, "
+                        "lays_eggs, has_hair"));
+  EXPECT_THAT(std::string(plan({"has_hair", "limbs"}).first.message()),
+              HasSubstr("feature 'lays_eggs' of model 'species' is missing"));
+  EXPECT_THAT(std::string(plan({"has_hair", "limbs", "limbs"}).first.message()),
+              HasSubstr("feature 'limbs' of model 'species' is given more than once"));
+  auto bare = Serve("species");
+  NamedColumns columns{{"limbs", "lays_eggs", "has_hair"}, {}};
+  const auto refused =
+      PlanOutputs(Request({1, 0, 4}, 1), {output}, nullptr, *bare, RequestLimits{}, &columns);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("model 'species' names no features (its config has no feature_names): "
+                        "give each row's 3 values in order"));
 }
 
 TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {

@@ -77,7 +77,9 @@ async function loadModels() {
 
 async function selectModel(name) {
   showError(null);
-  const metadata = await api("/v1/models/" + encodeURIComponent(name));
+  // TF Serving's GetModelMetadataResponse carries seqserve's own metadata.
+  const answer = await api("/v1/models/" + encodeURIComponent(name) + "/metadata");
+  const metadata = answer.metadata.seqserve;
   state.model = metadata;
   for (const row of document.querySelectorAll("#models tbody tr")) {
     row.classList.toggle("selected", row.getAttribute("data-model") === name);
