@@ -436,8 +436,11 @@ TEST_F(HttpFramingTest, ShutdownAnswersRequestsStillInTheirHandlerOrBody) {
   RawClient busy(port_);
   RawClient uploading(port_);
   ASSERT_TRUE(busy.connected() && uploading.connected());
-  busy.Write("GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+  // The upload first: a handler that blocks a listener thread holds the
+  // requests of that thread whose headers it has not read yet.
   uploading.Write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+  ASSERT_TRUE(WaitFor([&] { return server_->requests_in_flight() == 1; }));
+  busy.Write("GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(WaitFor([&] { return !Seen().empty(); }));  // /block is in its handler
   std::thread shutdown([&] { server_->Shutdown(absl::Now() + absl::Milliseconds(100)); });
   // Past the deadline: shutdown has answered what waited and is closing.
