@@ -275,15 +275,36 @@ void BM_Kernels(benchmark::State& state, const KernelChain* chain, bool invarian
   state.SetItemsProcessed(state.iterations() * rows);
 }
 
+// The four benchmark models, and any chains SEQSERVE_BENCH_CHAINS names
+// ("1024-1024;37-129-5": widths joined by '-').
 void RegisterKernelChains() {
-  static const std::pair<const char*, std::vector<int>> kModels[] = {
+  static std::vector<std::pair<std::string, std::vector<int>>> models = {
       {"3-16-3", {3, 16, 3}},
       {"784-1024-1024-10", {784, 1024, 1024, 10}},
       {"256-4096-2", {256, 4096, 2}},
       {"64x10", std::vector<int>(11, 64)},
   };
+  if (const char* more = std::getenv("SEQSERVE_BENCH_CHAINS"); more != nullptr) {
+    for (absl::string_view name : absl::StrSplit(more, ';', absl::SkipEmpty())) {
+      std::vector<int> widths;
+      for (absl::string_view width : absl::StrSplit(name, '-')) {
+        int value = 0;
+        if (!absl::SimpleAtoi(width, &value) || value < 1) {
+          std::fprintf(stderr, "SEQSERVE_BENCH_CHAINS: not a width: %s\n",
+                       std::string(width).c_str());
+          std::exit(1);
+        }
+        widths.push_back(value);
+      }
+      if (widths.size() < 2) {
+        std::fprintf(stderr, "SEQSERVE_BENCH_CHAINS: a chain needs two widths\n");
+        std::exit(1);
+      }
+      models.emplace_back(std::string(name), std::move(widths));
+    }
+  }
   static std::vector<std::unique_ptr<KernelChain>> chains;
-  for (const auto& [name, widths] : kModels) {
+  for (const auto& [name, widths] : models) {
     chains.push_back(MakeChain(widths));
     for (bool invariant : {false, true}) {
       benchmark::RegisterBenchmark(

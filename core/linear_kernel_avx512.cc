@@ -14,34 +14,51 @@ namespace {
 
 constexpr int kMaxRows = 12;
 constexpr int kMaxVectors = 8;
+// Inputs per range of k when tiles share weights (see RunAvx512).
+constexpr size_t kBlockInputs = 128;
 
 // Accumulators, weight vectors and one broadcast fit the 32 registers.
 constexpr bool Fits(int rows, int vectors) { return rows * vectors + vectors + 1 <= 32; }
 
-// kRows rows of x times kVectors slabs: y[r][16v + l] for l < 16, the last
-// slab's lanes outside `last` not stored. `w` is the first slab, the others
-// follow every `in * kSlabWidth` floats.
-using TileFn = void (*)(const float* x, size_t in, const float* w, const float* bias, float* y,
-                        size_t out, __mmask16 last, bool relu);
+// kRows rows of x times kVectors slabs, over inputs k0 .. k0 + count - 1
+// (x and w point at k0 already): y[r][16v + l] for l < 16, the last slab's
+// lanes outside `last` neither loaded nor stored. `w` is the first slab, the
+// others follow every `slab` floats. The sums start from the bias when
+// `resume` is false, else from what the previous range of k left in y
+// (stored and reloaded exactly, so splitting k into ranges changes no
+// rounding); `relu` is applied by the call that ends the sums.
+using TileFn = void (*)(const float* x, size_t ldx, const float* w, size_t slab,
+                        const float* bias, float* y, size_t out, size_t count, __mmask16 last,
+                        bool resume, bool relu);
 
 template <int kRows, int kVectors>
-void Tile(const float* x, size_t in, const float* w, const float* bias, float* y, size_t out,
-          __mmask16 last, bool relu) {
-  const size_t slab = in * kSlabWidth;
+void Tile(const float* x, size_t ldx, const float* w, size_t slab, const float* bias, float* y,
+          size_t out, size_t count, __mmask16 last, bool resume, bool relu) {
   __m512 acc[kRows][kVectors];
+  if (resume) {
 #pragma GCC unroll 16
-  for (int v = 0; v < kVectors; ++v) {
-    const __m512 b = _mm512_load_ps(bias + v * kSlabWidth);
+    for (int r = 0; r < kRows; ++r) {
 #pragma GCC unroll 16
-    for (int r = 0; r < kRows; ++r) acc[r][v] = b;
+      for (int v = 0; v < kVectors; ++v) {
+        const float* from = y + r * out + v * kSlabWidth;
+        acc[r][v] = v + 1 < kVectors ? _mm512_loadu_ps(from) : _mm512_maskz_loadu_ps(last, from);
+      }
+    }
+  } else {
+#pragma GCC unroll 16
+    for (int v = 0; v < kVectors; ++v) {
+      const __m512 b = _mm512_load_ps(bias + v * kSlabWidth);
+#pragma GCC unroll 16
+      for (int r = 0; r < kRows; ++r) acc[r][v] = b;
+    }
   }
-  for (size_t k = 0; k < in; ++k) {
+  for (size_t k = 0; k < count; ++k) {
     __m512 wk[kVectors];
 #pragma GCC unroll 16
     for (int v = 0; v < kVectors; ++v) wk[v] = _mm512_load_ps(w + v * slab + k * kSlabWidth);
 #pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r) {
-      const __m512 xk = _mm512_set1_ps(x[r * in + k]);
+      const __m512 xk = _mm512_set1_ps(x[r * ldx + k]);
 #pragma GCC unroll 16
       for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_fmadd_ps(xk, wk[v], acc[r][v]);
     }
@@ -109,12 +126,16 @@ void RunAvx512(const PackedLinear& layer, const float* x, size_t rows, float* y)
   const Blocking blocking = ChooseBlocking(rows);
   const size_t in = layer.in, out = layer.out;
   const size_t slab = in * kSlabWidth;
-  // Rows per chunk: about 256 KiB of x, so that a chunk and the slabs of a
-  // tile stay in L2 while every tile of the chunk reads them.
+  // Rows per chunk: about 256 KiB of x, so that a chunk stays in L2 while
+  // every tile of the chunk reads it.
   size_t chunk = (size_t{64} << 10) / (in > 0 ? in : 1);
   chunk = chunk < static_cast<size_t>(blocking.rows)
               ? blocking.rows
               : chunk / blocking.rows * blocking.rows;
+  // Inputs per pass over a chunk's tiles: when several tiles share the
+  // weights, a range of k whose slabs stay in L1 (24 KiB for three slabs);
+  // otherwise all of them at once.
+  const size_t k_step = rows > static_cast<size_t>(blocking.rows) ? kBlockInputs : in;
   for (size_t first = 0; first < rows; first += chunk) {
     const size_t end = Min(rows, first + chunk);
     for (size_t s = 0; s < layer.slab_count; s += blocking.vectors) {
@@ -122,11 +143,17 @@ void RunAvx512(const PackedLinear& layer, const float* x, size_t rows, float* y)
       const size_t column = s * kSlabWidth;
       const size_t last_lanes = Min(kSlabWidth, out - (column + (vectors - 1) * kSlabWidth));
       const __mmask16 last = static_cast<__mmask16>((1u << last_lanes) - 1);
-      for (size_t r = first; r < end; r += blocking.rows) {
-        const size_t tile_rows = Min(blocking.rows, end - r);
-        kTiles[tile_rows - 1][vectors - 1](x + r * in, in, layer.slabs + s * slab,
-                                           layer.bias + column, y + r * out + column, out, last,
-                                           layer.relu);
+      for (size_t k = 0; k < in || k == 0; k += k_step) {
+        const size_t count = Min(k_step, in - k);
+        const bool resume = k > 0, ends = k + count >= in;
+        for (size_t r = first; r < end; r += blocking.rows) {
+          const size_t tile_rows = Min(blocking.rows, end - r);
+          kTiles[tile_rows - 1][vectors - 1](
+              x + r * in + k, in, layer.slabs + s * slab + k * kSlabWidth, slab,
+              layer.bias + column, y + r * out + column, out, count, last, resume,
+              ends && layer.relu);
+        }
+        if (ends) break;
       }
     }
   }
