@@ -95,9 +95,24 @@ struct Blocking {
   int slabs;
 };
 
+constexpr Blocking kByRows[] = {{1, 4}, {2, 2}, {3, 2}, {4, 1}, {5, 1}, {6, 1}};
+constexpr size_t kMostRows = sizeof(kByRows) / sizeof(kByRows[0]);
+
+// A tile at the edge has fewer rows or slabs, so it fits too.
+constexpr bool EveryBlockingFits() {
+  for (const Blocking& blocking : kByRows) {
+    if (blocking.rows > kMaxRows || blocking.slabs > kMaxSlabs ||
+        !Fits(blocking.rows, blocking.slabs)) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(EveryBlockingFits(), "a blocking has no tile");
+
+// Rows and slabs per tile for a call of `rows` rows (see the AVX-512 body).
 Blocking ChooseBlocking(size_t rows) {
-  static constexpr Blocking kByRows[] = {{1, 4}, {2, 2}, {3, 2}, {4, 1}, {5, 1}, {6, 1}};
-  return rows >= 6 ? kByRows[5] : kByRows[rows - 1];
+  return kByRows[(rows < kMostRows ? rows : kMostRows) - 1];
 }
 
 inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }

@@ -12,10 +12,12 @@
 namespace seqserve::linear_internal {
 namespace {
 
-constexpr int kMaxRows = 12;
+constexpr int kMaxRows = 8;
 constexpr int kMaxVectors = 8;
 // Inputs per range of k when tiles share weights (see RunAvx512).
 constexpr size_t kBlockInputs = 128;
+// Floats of x per chunk of rows (see RunAvx512).
+constexpr size_t kChunkFloats = size_t{128} << 10;
 
 // Accumulators, weight vectors and one broadcast fit the 32 registers.
 constexpr bool Fits(int rows, int vectors) { return rows * vectors + vectors + 1 <= 32; }
@@ -97,10 +99,10 @@ constexpr TileFn TileOrNull() {
     TileOrNull<R, 1>(), TileOrNull<R, 2>(), TileOrNull<R, 3>(), TileOrNull<R, 4>(), \
         TileOrNull<R, 5>(), TileOrNull<R, 6>(), TileOrNull<R, 7>(), TileOrNull<R, 8>() \
   }
+// [rows - 1][vectors - 1]; null where the accumulators would not fit.
 constexpr TileFn kTiles[kMaxRows][kMaxVectors] = {
-    SEQSERVE_TILE_ROW(1), SEQSERVE_TILE_ROW(2),  SEQSERVE_TILE_ROW(3),  SEQSERVE_TILE_ROW(4),
-    SEQSERVE_TILE_ROW(5), SEQSERVE_TILE_ROW(6),  SEQSERVE_TILE_ROW(7),  SEQSERVE_TILE_ROW(8),
-    SEQSERVE_TILE_ROW(9), SEQSERVE_TILE_ROW(10), SEQSERVE_TILE_ROW(11), SEQSERVE_TILE_ROW(12)};
+    SEQSERVE_TILE_ROW(1), SEQSERVE_TILE_ROW(2), SEQSERVE_TILE_ROW(3), SEQSERVE_TILE_ROW(4),
+    SEQSERVE_TILE_ROW(5), SEQSERVE_TILE_ROW(6), SEQSERVE_TILE_ROW(7), SEQSERVE_TILE_ROW(8)};
 #undef SEQSERVE_TILE_ROW
 
 // Rows and slabs per tile for a call of `rows` rows: the most accumulators
@@ -111,10 +113,23 @@ struct Blocking {
   int vectors;
 };
 
+constexpr Blocking kByRows[] = {{1, 8}, {2, 8}, {3, 6}, {4, 5}, {5, 4}, {6, 4}, {7, 3}, {8, 3}};
+constexpr size_t kMostRows = sizeof(kByRows) / sizeof(kByRows[0]);
+
+// A tile at the edge has fewer rows or slabs, so it fits too.
+constexpr bool EveryBlockingFits() {
+  for (const Blocking& blocking : kByRows) {
+    if (blocking.rows > kMaxRows || blocking.vectors > kMaxVectors ||
+        !Fits(blocking.rows, blocking.vectors)) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(EveryBlockingFits(), "a blocking has no tile");
+
 Blocking ChooseBlocking(size_t rows) {
-  static constexpr Blocking kByRows[] = {{1, 8}, {2, 8}, {3, 6}, {4, 5}, {5, 4}, {6, 4},
-                                         {7, 3}, {8, 3}};
-  return rows >= 8 ? kByRows[7] : kByRows[rows - 1];
+  return kByRows[(rows < kMostRows ? rows : kMostRows) - 1];
 }
 
 inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }
@@ -126,9 +141,10 @@ void RunAvx512(const PackedLinear& layer, const float* x, size_t rows, float* y)
   const Blocking blocking = ChooseBlocking(rows);
   const size_t in = layer.in, out = layer.out;
   const size_t slab = in * kSlabWidth;
-  // Rows per chunk: about 256 KiB of x, so that a chunk stays in L2 while
-  // every tile of the chunk reads it.
-  size_t chunk = (size_t{64} << 10) / (in > 0 ? in : 1);
+  // Rows per chunk: about 512 KiB of x, so that a chunk stays in L2 while
+  // every tile of the chunk reads it, and the weights, read once per chunk,
+  // are read from further away as few times as that allows.
+  size_t chunk = kChunkFloats / (in > 0 ? in : 1);
   chunk = chunk < static_cast<size_t>(blocking.rows)
               ? blocking.rows
               : chunk / blocking.rows * blocking.rows;
