@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -26,11 +27,23 @@ AlignedFloats AllocateAligned(size_t count) {
 
 LinearKernel::Isa DetectIsa() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return LinearKernel::Isa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return LinearKernel::Isa::kAvx2Fma;
+  LinearKernel::Isa isa = LinearKernel::Isa::kGeneric;
+  if (__builtin_cpu_supports("avx512f")) {
+    isa = LinearKernel::Isa::kAvx512;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    isa = LinearKernel::Isa::kAvx2Fma;
   }
-  return LinearKernel::Isa::kGeneric;
+  // A cap, to run what a CPU without AVX-512 (or without AVX2) would run.
+  if (const char* cap = std::getenv("SEQSERVE_LINEAR_ISA"); cap != nullptr) {
+    for (LinearKernel::Isa lower :
+         {LinearKernel::Isa::kGeneric, LinearKernel::Isa::kAvx2Fma, LinearKernel::Isa::kAvx512}) {
+      if (std::strcmp(cap, LinearKernel::IsaName(lower)) == 0 &&
+          static_cast<int>(lower) < static_cast<int>(isa)) {
+        isa = lower;
+      }
+    }
+  }
+  return isa;
 }
 
 }  // namespace

@@ -31,7 +31,10 @@ class LinearKernel {
  public:
   enum class Isa { kGeneric, kAvx2Fma, kAvx512 };
 
-  // The best instruction set this CPU runs: what Create() uses.
+  // The best instruction set this CPU runs: what Create() uses. The
+  // environment variable SEQSERVE_LINEAR_ISA, read once, can cap it at
+  // "avx2+fma" or "x86-64" (to run, and test, what a CPU without AVX-512 or
+  // AVX2 would); other values change nothing.
   static Isa BestIsa();
   // "avx512", "avx2+fma", "x86-64".
   static const char* IsaName(Isa isa);

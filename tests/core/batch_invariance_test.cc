@@ -112,7 +112,7 @@ void ExpectEveryFileBatchInvariant(const std::vector<std::string>& files) {
   }
 }
 
-TEST(BatchInvariance, EveryModelFileInTheRepository) {
+TEST(SequentialBatchInvariance, EveryModelFileInTheRepository) {
   std::vector<std::string> files = ModelFilesUnder(kTests);
   const std::vector<std::string> samples = ModelFilesUnder(kRepository / "models");
   files.insert(files.end(), samples.begin(), samples.end());
@@ -122,7 +122,7 @@ TEST(BatchInvariance, EveryModelFileInTheRepository) {
   ExpectEveryFileBatchInvariant(files);
 }
 
-TEST(BatchInvariance, EveryModelFileInTheSharedReference) {
+TEST(SequentialBatchInvariance, EveryModelFileInTheSharedReference) {
   const std::vector<std::string> files = ModelFilesUnder(kShared);
   if (files.empty()) GTEST_SKIP() << "no models under " << kShared;
   ExpectEveryFileBatchInvariant(files);
@@ -178,14 +178,14 @@ std::vector<Layer> NormsAndGelu(int width, std::mt19937& rng) {
   return layers;
 }
 
-TEST(BatchInvariance, ALargeModelThatTakesEveryTile) {
+TEST(SequentialBatchInvariance, ALargeModelThatTakesEveryTile) {
   // 784 and 1024 inputs, 1024 outputs (64 slabs), 10 (a part slab).
   auto model = Model({784, 1024, 1024, 10}, JustRelu);
   ASSERT_NE(model, nullptr);
   EXPECT_EQ(FirstBatchDependence(*model, 300, 300, 3), "");
 }
 
-TEST(BatchInvariance, WidthsThatAreNotMultiplesOfAVector) {
+TEST(SequentialBatchInvariance, WidthsThatAreNotMultiplesOfAVector) {
   for (const std::vector<int>& widths :
        {std::vector<int>{3, 16, 3}, {37, 129, 5}, {1, 1}, {5, 17, 33, 1}, {256, 4096, 2}}) {
     auto model = Model(widths, JustRelu);
@@ -194,13 +194,13 @@ TEST(BatchInvariance, WidthsThatAreNotMultiplesOfAVector) {
   }
 }
 
-TEST(BatchInvariance, NormsAndActivationsAfterTheLinear) {
+TEST(SequentialBatchInvariance, NormsAndActivationsAfterTheLinear) {
   auto model = Model({37, 129, 64, 5}, NormsAndGelu);
   ASSERT_NE(model, nullptr);
   EXPECT_EQ(FirstBatchDependence(*model, 300, 300, 9), "");
 }
 
-TEST(BatchInvariance, RowsSplitIntoChunksOfTheScratchBudget) {
+TEST(SequentialBatchInvariance, RowsSplitIntoChunksOfTheScratchBudget) {
   // 2^19 hidden values a row: a pass runs in chunks of 8 rows.
   auto model = Model({3, 1 << 19, 3}, JustRelu);
   ASSERT_NE(model, nullptr);

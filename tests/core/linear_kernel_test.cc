@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -240,6 +242,21 @@ TEST(LinearKernel, CreateUsesTheBestInstructionSet) {
   EXPECT_EQ((*kernel)->isa(), LinearKernel::BestIsa());
   // 1 slab of 16 columns, 4 inputs and the bias row.
   EXPECT_EQ((*kernel)->packed_bytes(), 16 * 5 * sizeof(float));
+}
+
+// The ctest entries Core.LinearFallback* run core's suites under a cap.
+TEST(LinearKernel, TheEnvironmentCapsTheInstructionSet) {
+  const char* cap = std::getenv("SEQSERVE_LINEAR_ISA");
+  if (cap == nullptr) GTEST_SKIP() << "SEQSERVE_LINEAR_ISA is not set";
+  const std::string asked = cap;
+  ASSERT_TRUE(asked == "x86-64" || asked == "avx2+fma" || asked == "avx512") << asked;
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const std::string expected =
+      asked == "x86-64" || !avx2 ? "x86-64"
+      : asked == "avx2+fma" || !__builtin_cpu_supports("avx512f") ? "avx2+fma"
+                                                                  : "avx512";
+  EXPECT_EQ(LinearKernel::IsaName(LinearKernel::BestIsa()), expected);
 }
 
 TEST(LinearKernel, AnInstructionSetTheCpuLacksIsRefused) {
