@@ -12,10 +12,18 @@
 // Also: the large model with a BatchNorm1d after each hidden Linear (folded
 // at load, so it should cost nothing per row), and loading the large model
 // from a graph + model.onnx.data pair as today's exporter writes it.
+//
+// kernels/<model>/<side>/<rows>: the four benchmark models' Linear + ReLU
+// chains (BENCHMARKS.md, "Forward pass") run layer by layer on core's
+// batch-invariant LinearKernel ("invariant") and on the oneDNN kernels core
+// had before (bench/onednn_linear_kernel.h, "onednn"), through the same
+// loop, so that one run times both; bench/invariant_bench.py pairs them.
 #include <benchmark/benchmark.h>
 #include <onnx/onnx_pb.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +32,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/onednn_linear_kernel.h"
+#include "core/linear_kernel.h"
 #include "core/onnx_loader.h"
 #include "core/sequential.h"
 
@@ -196,6 +206,115 @@ void RegisterFiles(const std::string& files, const std::string& rows) {
   }
 }
 
+// Linear layers of `widths` with ReLU between them, weights as torch's
+// default initialisation draws them (uniform within 1/sqrt(in)), on both
+// kernels.
+struct KernelChain {
+  std::vector<Layer> layers;
+  std::vector<std::unique_ptr<LinearKernel>> invariant;
+  std::vector<std::unique_ptr<bench::OneDnnLinearKernel>> onednn;
+  size_t widest = 0;
+};
+
+std::unique_ptr<KernelChain> MakeChain(const std::vector<int>& widths) {
+  auto chain = std::make_unique<KernelChain>();
+  std::mt19937 rng(7);
+  chain->layers.reserve(widths.size());
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    const float bound = 1.0f / std::sqrt(static_cast<float>(widths[i]));
+    std::uniform_real_distribution<float> uniform(-bound, bound);
+    std::vector<float> weight(static_cast<size_t>(widths[i]) * widths[i + 1]);
+    std::vector<float> bias(widths[i + 1]);
+    for (float& v : weight) v = uniform(rng);
+    for (float& v : bias) v = uniform(rng);
+    chain->layers.push_back(
+        Layer::Linear(widths[i], widths[i + 1], std::move(weight), std::move(bias)));
+    chain->widest = std::max<size_t>(chain->widest, std::max(widths[i], widths[i + 1]));
+  }
+  for (size_t i = 0; i < chain->layers.size(); ++i) {
+    const bool relu = i + 1 < chain->layers.size();
+    auto invariant = LinearKernel::Create(chain->layers[i], relu);
+    auto onednn = bench::OneDnnLinearKernel::Create(chain->layers[i], relu);
+    if (!invariant.ok() || !onednn.ok()) {
+      std::fprintf(stderr, "cannot build the kernels of %s\n",
+                   chain->layers[i].Describe().c_str());
+      std::exit(1);
+    }
+    chain->invariant.push_back(std::move(*invariant));
+    chain->onednn.push_back(std::move(*onednn));
+  }
+  return chain;
+}
+
+// One pass of the chain on one side: Sequential::Forward's work for these
+// models (each Linear into a ping-pong buffer, the ReLU fused), without its
+// checks.
+void BM_Kernels(benchmark::State& state, const KernelChain* chain, bool invariant) {
+  const size_t rows = state.range(0);
+  std::vector<float> input(rows * chain->layers.front().in_features);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  for (float& v : input) v = uniform(rng);
+  std::vector<float> buffers[2] = {std::vector<float>(rows * chain->widest),
+                                   std::vector<float>(rows * chain->widest)};
+  for (auto _ : state) {
+    const float* current = input.data();
+    for (size_t i = 0; i < chain->layers.size(); ++i) {
+      float* out = buffers[i % 2].data();
+      if (invariant) {
+        chain->invariant[i]->Run(current, rows, out);
+      } else if (!chain->onednn[i]->Run(current, rows, out).ok()) {
+        state.SkipWithError("oneDNN failed");
+        return;
+      }
+      current = out;
+    }
+    benchmark::DoNotOptimize(current);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * rows);
+}
+
+// The four benchmark models, and any chains SEQSERVE_BENCH_CHAINS names
+// ("1024-1024;37-129-5": widths joined by '-').
+void RegisterKernelChains() {
+  static std::vector<std::pair<std::string, std::vector<int>>> models = {
+      {"3-16-3", {3, 16, 3}},
+      {"784-1024-1024-10", {784, 1024, 1024, 10}},
+      {"256-4096-2", {256, 4096, 2}},
+      {"64x10", std::vector<int>(11, 64)},
+  };
+  if (const char* more = std::getenv("SEQSERVE_BENCH_CHAINS"); more != nullptr) {
+    for (absl::string_view name : absl::StrSplit(more, ';', absl::SkipEmpty())) {
+      std::vector<int> widths;
+      for (absl::string_view width : absl::StrSplit(name, '-')) {
+        int value = 0;
+        if (!absl::SimpleAtoi(width, &value) || value < 1) {
+          std::fprintf(stderr, "SEQSERVE_BENCH_CHAINS: not a width: %s\n",
+                       std::string(width).c_str());
+          std::exit(1);
+        }
+        widths.push_back(value);
+      }
+      if (widths.size() < 2) {
+        std::fprintf(stderr, "SEQSERVE_BENCH_CHAINS: a chain needs two widths\n");
+        std::exit(1);
+      }
+      models.emplace_back(std::string(name), std::move(widths));
+    }
+  }
+  static std::vector<std::unique_ptr<KernelChain>> chains;
+  for (const auto& [name, widths] : models) {
+    chains.push_back(MakeChain(widths));
+    for (bool invariant : {false, true}) {
+      benchmark::RegisterBenchmark(
+          (std::string("kernels/") + name + (invariant ? "/invariant" : "/onednn")).c_str(),
+          BM_Kernels, chains.back().get(), invariant)
+          ->Arg(1)->Arg(8)->Arg(32)->Arg(256);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace seqserve
 
@@ -225,6 +344,7 @@ int main(int argc, char** argv) {
           .string();
   static const std::string graph =
       seqserve::WriteGraphAndData({784, 1024, 1024, 10}, dir);
+  seqserve::RegisterKernelChains();
   benchmark::RegisterBenchmark("load/784-1024-1024-10 model.onnx+model.onnx.data",
                                seqserve::BM_LoadGraphAndData, &graph)
       ->Unit(benchmark::kMillisecond);

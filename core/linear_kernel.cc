@@ -1,173 +1,140 @@
 #include "core/linear_kernel.h"
 
-#include <omp.h>
-
 #include <algorithm>
-#include <dnnl.hpp>
-#include <unordered_map>
-#include <vector>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "absl/strings/str_cat.h"
+#include "core/linear_kernel_isa.h"
 
 namespace seqserve {
 namespace {
 
-using Tag = dnnl::memory::format_tag;
-using Type = dnnl::memory::data_type;
+using linear_internal::kSlabWidth;
+using linear_internal::PackedLinear;
 
-const dnnl::engine& Engine() {
-  static const dnnl::engine* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
-  return *engine;
-}
-
-// Debian's oneDNN runs on OpenMP, whose teams would take every core; the
-// server already runs one pass per inference thread. oneDNN plans a
-// primitive for the calling thread's OpenMP width when it is made, and runs
-// it and sgemm with the width of the thread that executes them: all must
-// be one.
-void UseOneOpenMpThread() {
-  thread_local const bool once = [] {
-    omp_set_num_threads(1);
-    return true;
-  }();
-  (void)once;
-}
-
-// Per thread: a stream, and scratchpad bytes reused by every call.
-struct ThreadState {
-  dnnl::stream stream;
-  std::vector<char> scratchpad;
+// 64-byte aligned floats, freed with std::free.
+struct FreeFloats {
+  void operator()(float* values) const { std::free(values); }
 };
+using AlignedFloats = std::unique_ptr<float[], FreeFloats>;
 
-ThreadState& ThisThread() {
-  thread_local ThreadState state = [] {
-    UseOneOpenMpThread();
-    return ThreadState{dnnl::stream(Engine()), {}};
-  }();
-  return state;
+AlignedFloats AllocateAligned(size_t count) {
+  const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+  return AlignedFloats(static_cast<float*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64)));
 }
 
-void Relu(float* values, size_t count) {
-  for (size_t i = 0; i < count; ++i) values[i] = std::max(values[i], 0.0f);
+LinearKernel::Isa DetectIsa() {
+  __builtin_cpu_init();
+  LinearKernel::Isa isa = LinearKernel::Isa::kGeneric;
+  if (__builtin_cpu_supports("avx512f")) {
+    isa = LinearKernel::Isa::kAvx512;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    isa = LinearKernel::Isa::kAvx2Fma;
+  }
+  // A cap, to run what a CPU without AVX-512 (or without AVX2) would run.
+  if (const char* cap = std::getenv("SEQSERVE_LINEAR_ISA"); cap != nullptr) {
+    for (LinearKernel::Isa lower :
+         {LinearKernel::Isa::kGeneric, LinearKernel::Isa::kAvx2Fma, LinearKernel::Isa::kAvx512}) {
+      if (std::strcmp(cap, LinearKernel::IsaName(lower)) == 0 &&
+          static_cast<int>(lower) < static_cast<int>(isa)) {
+        isa = lower;
+      }
+    }
+  }
+  return isa;
 }
 
 }  // namespace
 
 struct LinearKernel::Packed {
-  dnnl::matmul primitive;
-  dnnl::memory weights;  // in the primitive's layout
-  dnnl::memory bias;     // 1 x out, the layer's own values
-  size_t scratchpad_bytes = 0;
+  AlignedFloats slabs;
+  AlignedFloats bias;
+  PackedLinear layout;
 };
+
+LinearKernel::Isa LinearKernel::BestIsa() {
+  static const Isa isa = DetectIsa();
+  return isa;
+}
+
+const char* LinearKernel::IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2Fma:
+      return "avx2+fma";
+    case Isa::kGeneric:
+      return "x86-64";
+  }
+  return "?";
+}
 
 absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& layer,
                                                                    bool fuse_relu) {
-  const size_t weights = static_cast<size_t>(layer.in_features) * layer.out_features;
-  if (weights < kPackedMinWeights) {
-    return std::unique_ptr<LinearKernel>(new LinearKernel(layer, fuse_relu, nullptr));
-  }
-  UseOneOpenMpThread();
-  try {
-    const dnnl::memory::dim in = layer.in_features, out = layer.out_features;
-    // Rows are given at each call, so one primitive serves every batch size.
-    const dnnl::memory::desc src({DNNL_RUNTIME_DIM_VAL, in}, Type::f32, Tag::ab);
-    const dnnl::memory::desc dst({DNNL_RUNTIME_DIM_VAL, out}, Type::f32, Tag::ab);
-    const dnnl::memory::desc any_weights({in, out}, Type::f32, Tag::any);
-    const dnnl::memory::desc bias({1, out}, Type::f32, Tag::ab);
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (fuse_relu) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-      attr.set_post_ops(ops);
-    }
-    const dnnl::memory::desc* bias_desc = layer.bias.empty() ? nullptr : &bias;
-    dnnl::matmul::primitive_desc pd(
-        bias_desc ? dnnl::matmul::desc(src, any_weights, bias, dst)
-                  : dnnl::matmul::desc(src, any_weights, dst),
-        attr, Engine());
-    auto packed = std::make_unique<Packed>();
-    packed->primitive = dnnl::matmul(pd);
-    packed->weights = dnnl::memory(pd.weights_desc(), Engine());
-    // torch's out x in row-major weight is the in x out matrix in "ba" order.
-    dnnl::memory torch_layout({{in, out}, Type::f32, Tag::ba}, Engine(),
-                              const_cast<float*>(layer.weight.data()));
-    dnnl::stream stream(Engine());
-    dnnl::reorder(torch_layout, packed->weights).execute(stream, torch_layout, packed->weights);
-    stream.wait();
-    if (bias_desc) {
-      packed->bias = dnnl::memory(bias, Engine(), const_cast<float*>(layer.bias.data()));
-    }
-    packed->scratchpad_bytes = pd.scratchpad_desc().get_size();
-    return std::unique_ptr<LinearKernel>(new LinearKernel(layer, fuse_relu, std::move(packed)));
-  } catch (const dnnl::error& error) {
-    return absl::InternalError(absl::StrCat("oneDNN cannot run ", layer.Describe(), ": ",
-                                            error.what()));
-  }
+  return Create(layer, fuse_relu, BestIsa());
 }
 
-LinearKernel::LinearKernel(const Layer& layer, bool fuse_relu, std::unique_ptr<Packed> packed)
-    : layer_(layer), fuse_relu_(fuse_relu), packed_(std::move(packed)) {}
+absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& layer,
+                                                                   bool fuse_relu, Isa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(BestIsa())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this CPU cannot run the ", IsaName(isa), " kernel (best: ", IsaName(BestIsa()), ")"));
+  }
+  const size_t in = static_cast<size_t>(layer.in_features);
+  const size_t out = static_cast<size_t>(layer.out_features);
+  const size_t slab_count = (out + kSlabWidth - 1) / kSlabWidth;
+  auto packed = std::make_unique<Packed>();
+  packed->slabs = AllocateAligned(slab_count * in * kSlabWidth);
+  packed->bias = AllocateAligned(slab_count * kSlabWidth);
+  if (packed->slabs == nullptr || packed->bias == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "no memory for the packed weights of ", layer.Describe(), " (",
+        slab_count * (in + 1) * kSlabWidth * sizeof(float), " bytes)"));
+  }
+  // Slab s holds columns 16s .. 16s+15 of W^T, k-major; columns past `out`
+  // are 0, so every kernel reads whole slabs and stores only real columns.
+  float* slabs = packed->slabs.get();
+  for (size_t s = 0; s < slab_count; ++s) {
+    for (size_t l = 0; l < kSlabWidth; ++l) {
+      const size_t o = s * kSlabWidth + l;
+      float* column = slabs + s * in * kSlabWidth + l;
+      for (size_t k = 0; k < in; ++k) {
+        column[k * kSlabWidth] = o < out ? layer.weight[o * in + k] : 0.0f;
+      }
+    }
+  }
+  float* bias = packed->bias.get();
+  std::fill(bias, bias + slab_count * kSlabWidth, 0.0f);
+  std::copy(layer.bias.begin(), layer.bias.end(), bias);
+  packed->layout.slabs = slabs;
+  packed->layout.bias = bias;
+  packed->layout.in = in;
+  packed->layout.out = out;
+  packed->layout.slab_count = slab_count;
+  packed->layout.relu = fuse_relu;
+  return std::unique_ptr<LinearKernel>(new LinearKernel(isa, std::move(packed)));
+}
+
+LinearKernel::LinearKernel(Isa isa, std::unique_ptr<Packed> packed)
+    : isa_(isa), packed_(std::move(packed)) {}
 
 LinearKernel::~LinearKernel() = default;
 
-bool LinearKernel::RunsPacked(size_t rows) const {
-  const size_t weights = static_cast<size_t>(layer_.in_features) * layer_.out_features;
-  return packed_ != nullptr && rows * weights >= kPackedMinWork;
+size_t LinearKernel::packed_bytes() const {
+  return packed_->layout.slab_count * (packed_->layout.in + 1) * kSlabWidth * sizeof(float);
 }
 
-absl::Status LinearKernel::Run(const float* x, size_t rows, float* y) const {
-  if (!RunsPacked(rows)) {
-    UseOneOpenMpThread();
-    return RunUnpacked(x, rows, y);
+void LinearKernel::Run(const float* x, size_t rows, float* y) const {
+  switch (isa_) {
+    case Isa::kAvx512:
+      return linear_internal::RunAvx512(packed_->layout, x, rows, y);
+    case Isa::kAvx2Fma:
+      return linear_internal::RunAvx2Fma(packed_->layout, x, rows, y);
+    case Isa::kGeneric:
+      return linear_internal::RunGeneric(packed_->layout, x, rows, y);
   }
-  ThreadState& thread = ThisThread();
-  try {
-    const dnnl::memory::dim m = static_cast<dnnl::memory::dim>(rows);
-    dnnl::memory src({{m, layer_.in_features}, Type::f32, Tag::ab}, Engine(),
-                     const_cast<float*>(x));
-    dnnl::memory dst({{m, layer_.out_features}, Type::f32, Tag::ab}, Engine(), y);
-    if (thread.scratchpad.size() < packed_->scratchpad_bytes) {
-      thread.scratchpad.resize(packed_->scratchpad_bytes);
-    }
-    dnnl::memory scratchpad({{static_cast<dnnl::memory::dim>(packed_->scratchpad_bytes)},
-                             Type::u8, Tag::a},
-                            Engine(), thread.scratchpad.data());
-    std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, src},
-                                                  {DNNL_ARG_WEIGHTS, packed_->weights},
-                                                  {DNNL_ARG_DST, dst},
-                                                  {DNNL_ARG_SCRATCHPAD, scratchpad}};
-    if (!layer_.bias.empty()) args.emplace(DNNL_ARG_BIAS, packed_->bias);
-    packed_->primitive.execute(thread.stream, args);
-    thread.stream.wait();
-  } catch (const dnnl::error& error) {
-    return absl::InternalError(absl::StrCat("oneDNN failed to run ", layer_.Describe(), ": ",
-                                            error.what()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status LinearKernel::RunUnpacked(const float* x, size_t rows, float* y) const {
-  const dnnl_dim_t in = layer_.in_features;
-  const dnnl_dim_t out = layer_.out_features;
-  float beta = 0.0f;
-  if (!layer_.bias.empty()) {
-    // Start from the bias and let sgemm accumulate onto it, as torch's addmm.
-    for (size_t r = 0; r < rows; ++r) {
-      std::copy(layer_.bias.begin(), layer_.bias.end(), y + r * out);
-    }
-    beta = 1.0f;
-  }
-  // Row-major y (rows x out) = x (rows x in) * W^T, W being torch's out x in.
-  const dnnl_status_t status =
-      dnnl_sgemm('N', 'T', static_cast<dnnl_dim_t>(rows), out, in, 1.0f, x, in,
-                 layer_.weight.data(), in, beta, y, out);
-  if (status != dnnl_success) {
-    return absl::InternalError(absl::StrCat("oneDNN sgemm failed on ", layer_.Describe(),
-                                            " (status ", static_cast<int>(status), ")"));
-  }
-  if (fuse_relu_) Relu(y, rows * static_cast<size_t>(out));
-  return absl::OkStatus();
 }
 
 }  // namespace seqserve

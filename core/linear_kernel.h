@@ -1,62 +1,72 @@
-// How one Linear layer runs: the kernel chosen at load for its shape, with
-// its weights packed once into the layout that kernel reads.
+// How one Linear layer runs: weights packed once at load into the layout
+// the kernel reads, and a kernel whose every output is the same sequence of
+// roundings whatever the batch.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/layer.h"
 
 namespace seqserve {
 
-// Immutable once created; Run() is safe from many threads at once (each
-// thread keeps its own oneDNN stream and scratchpad).
+// Immutable once created; Run() is safe from many threads at once and
+// allocates nothing.
 //
-// Both paths are oneDNN's, chosen from bench/gemm_libs_bench and
-// bench/compare_engines.py (BENCHMARKS.md):
-//   a small layer, or few   oneDNN's sgemm on torch's layout: a matmul
-//   rows of a mid-sized one primitive call costs about a microsecond more
-//                           than such a product takes
-//   more work per call      oneDNN matmul on weights reordered once to the
-//   (784 x 1024: any rows)  primitive's own blocked layout, with bias and a
-//                           following ReLU applied in it
+// Batch invariance: each output y[r][o] is computed as
+//   acc = b[o]; for k = 0 .. in-1: acc = fma(x[r][k], W[o][k], acc)
+// (then max(acc, 0) with a fused ReLU), in that order, whether row r comes
+// alone or among any number of rows, at any position. The kernel vectorises
+// across outputs and blocks rows in registers, never splits a sum over k,
+// so the rows of a call, and how many there are, choose only which
+// registers hold a row's sums (core/linear_kernel_isa.h). A row's outputs
+// are therefore bit-identical at every batch size.
+//
+// The instruction set is chosen once per process from the CPU (AVX-512F,
+// else AVX2 with FMA, else plain x86-64), never from the call. AVX-512 and
+// AVX2 give the same bits; plain x86-64 has no FMA and rounds the product
+// and the sum apart (same order, its own bits).
 class LinearKernel {
  public:
-  // Weight matrices with at least this many values are packed at load...
-  static constexpr size_t kPackedMinWeights = 64 * 64;
-  // ...and used for calls of at least this many rows x weights (64 x 64
-  // at 32 rows, 784 x 1024 from one row).
-  static constexpr size_t kPackedMinWork = size_t{1} << 17;
+  enum class Isa { kGeneric, kAvx2Fma, kAvx512 };
 
-  // `layer` is a checked Linear and must outlive the kernel. With
-  // `fuse_relu`, Run() also applies the ReLU that follows the layer.
-  // INTERNAL when oneDNN cannot build the primitive.
+  // The best instruction set this CPU runs: what Create() uses. The
+  // environment variable SEQSERVE_LINEAR_ISA, read once, can cap it at
+  // "avx2+fma" or "x86-64" (to run, and test, what a CPU without AVX-512 or
+  // AVX2 would); other values change nothing.
+  static Isa BestIsa();
+  // "avx512", "avx2+fma", "x86-64".
+  static const char* IsaName(Isa isa);
+
+  // `layer` is a checked Linear. With `fuse_relu`, Run() also applies the
+  // ReLU that follows the layer. RESOURCE_EXHAUSTED when the packed copy of
+  // the weights cannot be allocated.
   static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(const Layer& layer,
                                                               bool fuse_relu);
+  // The same on a given instruction set, for tests: FAILED_PRECONDITION when
+  // the CPU lacks it.
+  static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(const Layer& layer,
+                                                              bool fuse_relu, Isa isa);
   ~LinearKernel();
 
   LinearKernel(const LinearKernel&) = delete;
   LinearKernel& operator=(const LinearKernel&) = delete;
 
   // y = x W^T + b (then ReLU when fused) for `rows` rows, on the calling
-  // thread alone. x and y must not overlap. INTERNAL if oneDNN fails to run.
-  absl::Status Run(const float* x, size_t rows, float* y) const;
+  // thread alone. x and y must not overlap.
+  void Run(const float* x, size_t rows, float* y) const;
 
-  // Whether the weights were packed for oneDNN.
-  bool packed() const { return packed_ != nullptr; }
-  // Whether a call of `rows` rows runs on the packed weights.
-  bool RunsPacked(size_t rows) const;
+  Isa isa() const { return isa_; }
+  // Bytes of the packed weights and bias.
+  size_t packed_bytes() const;
 
  private:
-  struct Packed;  // the oneDNN primitive and the weights in its layout
+  struct Packed;
 
-  LinearKernel(const Layer& layer, bool fuse_relu, std::unique_ptr<Packed> packed);
-  absl::Status RunUnpacked(const float* x, size_t rows, float* y) const;
+  LinearKernel(Isa isa, std::unique_ptr<Packed> packed);
 
-  const Layer& layer_;
-  const bool fuse_relu_;
+  const Isa isa_;
   std::unique_ptr<Packed> packed_;
 };
 

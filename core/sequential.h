@@ -30,11 +30,11 @@ class Sequential {
   // bounded however many rows a call brings.
   static constexpr size_t kScratchBudgetBytes = size_t{16} << 20;
 
-  // Validates and builds a model, packing each Linear's weights for the
-  // kernel its shape runs on (core/linear_kernel.h). Fails with
-  // INVALID_ARGUMENT when widths do not chain, weight counts do not match, a
-  // value is NaN/Inf, or there is no Linear layer; INTERNAL when a kernel
-  // cannot be built.
+  // Validates and builds a model, packing each Linear's weights for its
+  // kernel (core/linear_kernel.h). Fails with INVALID_ARGUMENT when widths
+  // do not chain, weight counts do not match, a value is NaN/Inf, or there
+  // is no Linear layer; RESOURCE_EXHAUSTED when the packed weights cannot
+  // be allocated.
   static absl::StatusOr<std::unique_ptr<Sequential>> Create(
       int input_width, std::vector<Layer> layers, Head default_head);
 
@@ -43,8 +43,10 @@ class Sequential {
 
   // Runs the body on `rows` rows of `input_width()` features (row-major) and
   // writes rows x `output_width()` logits. INVALID_ARGUMENT on size mismatch,
-  // RESOURCE_EXHAUSTED when scratch cannot be allocated, INTERNAL if a
-  // kernel fails. A pass runs in chunks of rows; `stop`, when given, is
+  // RESOURCE_EXHAUSTED when scratch cannot be allocated. A row's logits have
+  // the same bits whatever the other rows of the call, their number, or the
+  // row's place among them (core/linear_kernel.h; every other layer works
+  // row by row). A pass runs in chunks of rows; `stop`, when given, is
   // asked before each chunk after the first, and a true answer ends the
   // pass with CANCELLED (the logits then incomplete): how a long pass
   // yields to a shutdown.

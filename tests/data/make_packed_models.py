@@ -1,19 +1,21 @@
 #!/usr/bin/python3
-"""Writes tests/data/reference/packed/: models wide enough for core's packed kernel.
+"""Writes tests/data/reference/packed/: models wide enough to exercise core's Linear kernel.
 
-A Linear with at least 64 x 64 weights runs on weights packed once at load
-when rows x weights reach 2^17 (core/linear_kernel.h). The other reference
-models are too narrow to reach that path; these check it against PyTorch:
+They were made when a Linear with at least 64 x 64 weights ran on oneDNN's
+packed matmul once rows x weights reached 2^17, which the other reference
+models are too narrow to reach. core's kernel (core/linear_kernel.h) now
+has one path for every layer, and these still check it where it does the
+most: many slabs of 16 outputs, long sums, several row tiles, ranges of k
+(tests/core/batch_invariance_test.cc runs them at every batch size too):
 
   wide_relu     Linear(1024, 256), ReLU, Linear(256, 256), ReLU,
                 Linear(256, 10), Softmax: a long sum per output (1024
                 products) and ReLU fused into the kernel
   wide_bn_mixed Linear(96, 256), BatchNorm1d(256), ReLU, Linear(256, 64),
                 GELU, Linear(64, 64), LeakyReLU(0.1), Linear(64, 3), Softmax:
-                a BatchNorm1d folded into a packed Linear, a ReLU fused past
-                it, activations that are not fused, and a 64 x 64 Linear
-                (packed at load; 17 rows are too little work for the packed
-                path, so they take oneDNN's sgemm)
+                a BatchNorm1d folded into a Linear, a ReLU fused past it,
+                activations that are not fused, and outputs that fill a
+                slab (64) or part of one (3)
 
 Each folder holds model.onnx (torch 1.13's exporter, opset 13, dynamic
 batch) and reference.json with PyTorch's numbers, as in
