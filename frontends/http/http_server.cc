@@ -504,7 +504,9 @@ struct HttpCallbacks {
         closing = server->closing_;
       }
       // A body that completes once shutdown began is not worth its work.
-      if (closing) return Queue(connection, Refusal(*server, exchange.request, ShuttingDown(), 503));
+      if (closing) {
+        return Queue(connection, Refusal(*server, exchange.request, ShuttingDown(), 503));
+      }
       std::shared_ptr<HttpServer::Exchange> shared = **slot;
       try {
         server->handler_(exchange.request, [shared](HttpResponse answer) mutable {

@@ -361,9 +361,9 @@ HttpResponse Unrouted(const HttpRequest& head, const std::vector<std::string>& a
         head, absl::NotFoundError(absl::StrCat("no endpoint at ", QuoteClientText(head.path))));
   }
   HttpResponse refused = RestApi::ErrorFor(
-      head, absl::InvalidArgumentError(absl::StrCat(QuoteClientText(head.method), " is not allowed on ",
-                                                    QuoteClientText(head.path), "; use ",
-                                                    absl::StrJoin(allowed, ", "))));
+      head, absl::InvalidArgumentError(absl::StrCat(
+                QuoteClientText(head.method), " is not allowed on ", QuoteClientText(head.path),
+                "; use ", absl::StrJoin(allowed, ", "))));
   refused.status = 405;
   refused.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
   return refused;
