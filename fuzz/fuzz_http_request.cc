@@ -14,13 +14,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "auth/token_authenticator.h"
@@ -65,14 +68,24 @@ Fixture* Start() {
 // Sends `bytes`, closes the sending side, and reads until the server closes
 // or stays silent for a second (an incomplete request it still waits for).
 std::string Exchange(int port, const uint8_t* bytes, size_t size) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  Require(fd >= 0, "a socket");
   sockaddr_in address = {};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  Require(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0,
-          "connects to the HTTP port");
+  // A connect can fail for a moment on a loaded machine (thousands of short
+  // connections a second); a port that stopped listening fails every try
+  // and is reported with its errno.
+  int fd = -1;
+  for (int tries = 1;; ++tries) {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    Require(fd >= 0, "a socket");
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) break;
+    const int error = errno;
+    close(fd);
+    Require(tries < 50, "connects to the HTTP port",
+            absl::UnavailableError(absl::StrCat("connect: ", std::strerror(error))));
+    usleep(20000);
+  }
   // The server may answer and close before it has read everything.
   for (size_t sent = 0; sent < size;) {
     const ssize_t n = send(fd, bytes + sent, size - sent, MSG_NOSIGNAL);
