@@ -1,29 +1,43 @@
 #include "frontends/http/http_server.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-#include <microhttpd.h>
 #include <netdb.h>
-#include <poll.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <cerrno>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
 
 std::string HttpRequest::Header(absl::string_view name) const {
   for (const auto& [key, value] : headers) {
@@ -43,27 +57,32 @@ bool SplitHostPort(absl::string_view address, std::string* host, int* port) {
   return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port <= 65535;
 }
 
-// One request, from its headers to the end of its response. Shared by the
-// connection (its context) and the Respond callback, which may outlive it.
+// What the server, Shutdown() and a Respond callback need of a connection,
+// whatever its stream.
+class HttpServer::Connection {
+ public:
+  virtual ~Connection() = default;
+  // Sends the exchange's answer, on the connection's own strand.
+  virtual void Deliver() = 0;
+  // Closes the socket, on the connection's own strand.
+  virtual void Close() = 0;
+};
+
+// One request, from its complete headers to the end of its response.
+// Shared by the connection and the Respond callback, which may outlive it.
 struct HttpServer::Exchange {
-  MHD_Connection* connection = nullptr;
-  // The request target as sent, before libmicrohttpd decodes it.
-  std::string raw_target;
-  bool headers_seen = false;
-  // The connection's socket, to tell whether the client left while the
-  // connection is suspended (libmicrohttpd does not watch it then).
-  int fd = -1;
   HttpRequest request;
-  bool dispatched = false;
-  // The body's Content-Length, when it has one.
-  uint64_t announced_body_bytes = 0;
+  std::weak_ptr<Connection> connection;
   // Of the server's body budget: the body buffer's size, held until the
-  // exchange completes.
+  // exchange ends. Touched only on the connection's strand.
   size_t reserved_body_bytes = 0;
   absl::Mutex mu;
+  // The first answer wins: the handler's, Shutdown()'s 503, or a 500.
   std::optional<HttpResponse> answer ABSL_GUARDED_BY(mu);
-  bool suspended ABSL_GUARDED_BY(mu) = false;
-  bool closed ABSL_GUARDED_BY(mu) = false;  // the connection is gone
+  // The handler has the request (Shutdown() answers only those).
+  bool dispatched ABSL_GUARDED_BY(mu) = false;
+  // The exchange has ended: nothing is sent for it any more.
+  bool closed ABSL_GUARDED_BY(mu) = false;
   // The client left before its answer was sent; shared with
   // HttpRequest::cancelled, which may outlive the exchange.
   std::shared_ptr<std::atomic<bool>> client_gone = std::make_shared<std::atomic<bool>>(false);
@@ -71,47 +90,18 @@ struct HttpServer::Exchange {
 
 namespace {
 
-std::string PeerName(MHD_Connection* connection) {
-  const MHD_ConnectionInfo* info =
-      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  if (info == nullptr || info->client_addr == nullptr) return "";
-  char text[INET6_ADDRSTRLEN] = {};
-  const sockaddr* address = info->client_addr;
-  if (address->sa_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
-    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
-    return absl::StrCat("ipv4:", text, ":", ntohs(v4->sin_port));
-  }
-  if (address->sa_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
-    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
-    return absl::StrCat("ipv6:[", text, "]:", ntohs(v6->sin6_port));
-  }
-  return "";
-}
-
-MHD_Result CollectHeader(void* headers, MHD_ValueKind, const char* key, const char* value) {
-  static_cast<std::vector<std::pair<std::string, std::string>>*>(headers)->emplace_back(
-      key, value == nullptr ? "" : value);
-  return MHD_YES;
-}
-
-MHD_Result Queue(MHD_Connection* connection, const HttpResponse& answer) {
-  MHD_Response* response = MHD_create_response_from_buffer(
-      answer.body.size(), const_cast<char*>(answer.body.data()), MHD_RESPMEM_MUST_COPY);
-  if (response == nullptr) return MHD_NO;
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                          answer.content_type.c_str());
-  // Browsers take every answer as the type it says it is.
-  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
-  for (const auto& [name, value] : answer.headers) {
-    MHD_add_response_header(response, name.c_str(), value.c_str());
-  }
-  const MHD_Result queued =
-      MHD_queue_response(connection, static_cast<unsigned>(answer.status), response);
-  MHD_destroy_response(response);
-  return queued;
-}
+// Request headers larger than this are answered 431: far above what any
+// client of these routes sends (a bearer token, a few names), and a bound
+// on what an idle connection holds.
+constexpr size_t kHeaderLimit = 32 << 10;
+// The read buffer of a connection: the headers, or a slice of body on its
+// way to the body buffer, or what a client sends ahead while it waits.
+constexpr size_t kReadBufferLimit = 64 << 10;
+// How long a connection closed by the server still reads (and drops) what
+// the client sends, so that the client reads the answer instead of a reset.
+constexpr absl::Duration kLingerTime = absl::Seconds(1);
+// How long Shutdown() lets the answers of requests caught by it out.
+constexpr absl::Duration kLastAnswersTime = absl::Seconds(2);
 
 absl::Status TooLarge(size_t limit) {
   return absl::ResourceExhaustedError(
@@ -123,36 +113,10 @@ absl::Status Busy(size_t limit) {
       absl::StrCat("the server holds its limit of ", limit, " bytes of request bodies; retry"));
 }
 
-// The client certificate's subject when the connection has one that
-// verifies against the listener's client CAs; nullopt otherwise.
-std::optional<std::string> VerifiedClientSubject(MHD_Connection* connection) {
-  const MHD_ConnectionInfo* info =
-      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-  if (info == nullptr || info->tls_session == nullptr) return std::nullopt;
-  auto session = static_cast<gnutls_session_t>(info->tls_session);
-  unsigned status = 0;
-  if (gnutls_certificate_verify_peers2(session, &status) != GNUTLS_E_SUCCESS || status != 0) {
-    return std::nullopt;
-  }
-  unsigned count = 0;
-  const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
-  if (chain == nullptr || count == 0) return std::nullopt;
-  gnutls_x509_crt_t cert = nullptr;
-  std::string subject;
-  if (gnutls_x509_crt_init(&cert) == GNUTLS_E_SUCCESS) {
-    gnutls_datum_t dn = {nullptr, 0};
-    if (gnutls_x509_crt_import(cert, &chain[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS &&
-        gnutls_x509_crt_get_dn3(cert, &dn, 0) == GNUTLS_E_SUCCESS) {
-      subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
-      gnutls_free(dn.data);
-    }
-    gnutls_x509_crt_deinit(cert);
-  }
-  return subject;
+absl::Status TooManyConnections() {
+  return absl::UnavailableError(
+      "the server holds its limit of connections from this client or in total; retry");
 }
-
-// How long Shutdown() lets the answers of requests caught by it out.
-constexpr absl::Duration kLastAnswersTime = absl::Seconds(2);
 
 absl::Status ShuttingDown() {
   return absl::UnavailableError("the server is shutting down; retry on another replica");
@@ -160,6 +124,15 @@ absl::Status ShuttingDown() {
 
 absl::Status ServerFailed() {
   return absl::InternalError("the server failed on this request");
+}
+
+absl::Status NoClientCertificate() {
+  return absl::UnauthenticatedError(
+      "this server requires a client certificate signed by one of its client CAs");
+}
+
+absl::Status Malformed(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("malformed request: ", what));
 }
 
 // RFC 9110 token characters, what a header name is made of.
@@ -224,35 +197,33 @@ bool ParseTarget(absl::string_view raw, std::string* path, std::string* query) {
   return true;
 }
 
-// RFC 9112 framing, checked before anything is routed: 0 when the request
-// may go on, else the HTTP status refusing it (the connection then closes,
-// so bytes smuggled after an ambiguous body are never read as a request).
-// Sets head->path and head->query from the raw target.
-int CheckFraming(absl::string_view version, absl::string_view raw_target, HttpRequest* head,
+// RFC 9112 framing, checked on what the parser accepted before anything is
+// routed: 0 when the request may go on, else the HTTP status refusing it
+// (the connection then closes, so bytes smuggled after an ambiguous body
+// are never read as a request). Sets head->path and head->query from the
+// raw target.
+int CheckFraming(unsigned version, absl::string_view raw_target, HttpRequest* head,
                  absl::Status* why) {
-  // libmicrohttpd answers HTTP/2.0, 0.9 and malformed versions itself;
-  // HTTP/1.2 is the odd one that reaches the handler.
-  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+  if (version != 11 && version != 10) {
     *why = absl::UnimplementedError("this server speaks HTTP/1.0 and HTTP/1.1");
     return 505;
   }
   auto malformed = [why](absl::string_view what) {
-    *why = absl::InvalidArgumentError(absl::StrCat("malformed request: ", what));
+    *why = Malformed(what);
     return 400;
   };
   if (!ParseTarget(raw_target, &head->path, &head->query)) {
     return malformed("the request target is not an absolute path");
   }
-  int lengths = 0, encodings = 0, hosts = 0;
-  std::string encoding;
+  int lengths = 0, encodings = 0, hosts = 0, authorizations = 0;
+  std::string encoding, length, host;
   for (const auto& [name, value] : head->headers) {
-    // libmicrohttpd keeps "Name : v" as the name "Name " and glues a folded
-    // continuation line onto the name ("Content-Length: 5\r\n 0" becomes
-    // "Content-Length0"): a header it would not frame by, that a proxy may.
     if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
       return malformed("a header name is not an RFC 9110 token");
     }
     const std::string lower = absl::AsciiStrToLower(name);
+    // A name one byte off a framing header is how a request is smuggled
+    // past a proxy that trims or folds it and reaches here as its own.
     for (absl::string_view framing : {"content-length", "transfer-encoding", "host"}) {
       if (absl::StartsWith(lower, framing) && lower != framing) {
         return malformed("a header name extends Content-Length, Transfer-Encoding or Host");
@@ -260,50 +231,56 @@ int CheckFraming(absl::string_view version, absl::string_view raw_target, HttpRe
     }
     if (lower == "content-length") {
       ++lengths;
+      length = value;
     } else if (lower == "transfer-encoding") {
       ++encodings;
       encoding = value;
     } else if (lower == "host") {
       ++hosts;
+      host = value;
+    } else if (lower == "authorization") {
+      ++authorizations;
     }
   }
   if (lengths > 0 && encodings > 0) {
     return malformed("Content-Length together with Transfer-Encoding");
   }
-  // Two equal values in one header ("5, 5") never get here: libmicrohttpd
-  // answers 400 itself (its header block twice, fixed in 1.0) and closes.
-  if (lengths > 1) return malformed("more than one Content-Length");
+  // One length, digits only: "5, 5" and "+5" are refused as a second
+  // Content-Length would be.
+  if (lengths > 1 || (lengths == 1 && (length.empty() || !std::all_of(length.begin(),
+                                                                      length.end(),
+                                                                      absl::ascii_isdigit)))) {
+    return malformed("more than one Content-Length, or one that is not a number");
+  }
   if (encodings > 0) {
-    // libmicrohttpd decodes only "chunked"; with any other coding it would
-    // read the body until the connection closes.
+    // Only "chunked" is decoded; with another coding the body's end would
+    // be the connection's.
     if (encodings > 1 ||
         !absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(encoding), "chunked")) {
       return malformed("the only Transfer-Encoding served is chunked");
     }
-    if (version == "HTTP/1.0") return malformed("Transfer-Encoding in HTTP/1.0");
+    if (version == 10) return malformed("Transfer-Encoding in HTTP/1.0");
   }
-  if (hosts > 1 || (hosts == 0 && version == "HTTP/1.1")) {
-    return malformed("an HTTP/1.1 request has exactly one Host header");
+  // A folded Host line reaches here as a value with a space in it.
+  if (hosts > 1 || (hosts == 0 && version == 11) ||
+      std::any_of(host.begin(), host.end(), [](char c) { return c == ' ' || c == '\t'; })) {
+    return malformed("an HTTP/1.1 request has exactly one Host header, a host name");
   }
+  // Which one would a proxy have checked?
+  if (authorizations > 1) return malformed("more than one Authorization header");
   return 0;
 }
 
-absl::Status NoClientCertificate() {
-  return absl::UnauthenticatedError(
-      "this server requires a client certificate signed by one of its client CAs");
-}
-
-void LogFromLibrary(void*, const char* format, va_list args) {
-  char text[512];
-  vsnprintf(text, sizeof(text), format, args);
-  std::string line(text);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  spdlog::debug("http: {}", line);
+// "ipv4:127.0.0.1:53412", as gRPC names peers.
+std::string PeerName(const tcp::endpoint& endpoint) {
+  const asio::ip::address address = endpoint.address();
+  if (address.is_v4()) return absl::StrCat("ipv4:", address.to_string(), ":", endpoint.port());
+  return absl::StrCat("ipv6:[", address.to_string(), "]:", endpoint.port());
 }
 
 // A listening socket of our own: the port is known at once (port 0), and a
 // port in use is an error rather than a silent share (no SO_REUSEPORT).
-absl::StatusOr<int> Listen(const std::string& host, int port, int* bound_port) {
+absl::StatusOr<int> Listen(const std::string& host, int port, int* bound_port, bool* v6) {
   addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -319,7 +296,7 @@ absl::StatusOr<int> Listen(const std::string& host, int port, int* bound_port) {
   std::string failure = "no address";
   int fd = -1;
   for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
     const int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
@@ -337,259 +314,611 @@ absl::StatusOr<int> Listen(const std::string& host, int port, int* bound_port) {
   sockaddr_storage address = {};
   socklen_t length = sizeof(address);
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  *bound_port = ntohs(address.ss_family == AF_INET6
-                          ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
+  *v6 = address.ss_family == AF_INET6;
+  *bound_port = ntohs(*v6 ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
                           : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
   return fd;
 }
 
+// The certificates of a PEM text, in order.
+std::vector<X509*> ReadCertificates(const std::string& pem) {
+  std::vector<X509*> certificates;
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return certificates;
+  while (X509* certificate = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    certificates.push_back(certificate);
+  }
+  BIO_free(bio);
+  return certificates;
+}
+
+// The server's side of TLS with `material`: TLS 1.2 and 1.3 only, as on the
+// gRPC port. With client CAs the handshake asks for a certificate and lets
+// any on; the request is then refused 401 unless it verified (Connection),
+// so that a client without one reads why.
+absl::StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const TlsMaterial& material) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  context->set_options(asio::ssl::context::default_workarounds |
+                       asio::ssl::context::single_dh_use);
+  error_code ec;
+  context->use_certificate_chain(asio::buffer(material.cert_chain), ec);
+  if (!ec) {
+    context->use_private_key(asio::buffer(material.private_key), asio::ssl::context::pem, ec);
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the HTTP port cannot use its certificate and key: ", ec.message()));
+  }
+  if (!material.client_ca.empty()) {
+    X509_STORE* store = SSL_CTX_get_cert_store(native);
+    for (X509* ca : ReadCertificates(material.client_ca)) {
+      X509_STORE_add_cert(store, ca);
+      SSL_CTX_add_client_CA(native, ca);
+      X509_free(ca);
+    }
+    context->set_verify_mode(asio::ssl::verify_peer);
+    context->set_verify_callback([](bool, asio::ssl::verify_context&) { return true; });
+  }
+  return context;
+}
+
+// The verified client certificate's subject (RFC 2253, as gRPC gives it);
+// nullopt without one, or with one that did not verify.
+std::optional<std::string> VerifiedClientSubject(SSL* ssl) {
+  X509* certificate = SSL_get1_peer_certificate(ssl);
+  if (certificate == nullptr) return std::nullopt;
+  std::optional<std::string> subject;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio != nullptr) {
+      X509_NAME_print_ex(bio, X509_get_subject_name(certificate), 0, XN_FLAG_RFC2253);
+      char* data = nullptr;
+      const long size = BIO_get_mem_data(bio, &data);
+      subject = std::string(data, static_cast<size_t>(std::max(size, 0L)));
+      BIO_free(bio);
+    }
+  }
+  X509_free(certificate);
+  return subject;
+}
+
+// An error of the HTTP parser itself (the request is malformed), not of the
+// stream (closed, reset, timed out) or a client that stopped mid-message.
+bool IsParseError(error_code ec) {
+  return &ec.category() == &http::make_error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+// Whether the request line in `buffer` is well formed up to its version,
+// which is another than 1.0 and 1.1 ("HTTP/1.2", the "HTTP/2.0" of an h2
+// preface): 505 rather than 400.
+bool SaysAnotherVersion(const beast::flat_buffer& buffer) {
+  const absl::string_view bytes(static_cast<const char*>(buffer.data().data()),
+                                buffer.data().size());
+  const size_t end = bytes.find("\r\n");
+  if (end == absl::string_view::npos || end < 9) return false;
+  const absl::string_view version = bytes.substr(end - 9, 9);
+  return version[0] == ' ' && absl::StartsWith(version.substr(1), "HTTP/") &&
+         absl::ascii_isdigit(static_cast<unsigned char>(version[6])) && version[7] == '.' &&
+         absl::ascii_isdigit(static_cast<unsigned char>(version[8]));
+}
+
+std::string HttpDate() {
+  return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now(), absl::UTCTimeZone());
+}
+
 }  // namespace
 
-struct HttpCallbacks {
-  // An answer the server makes itself, before the handler sees the request:
-  // `status` with the HTTP code `http_status`, in the route's error shape;
-  // the connection closes after it.
-  static HttpResponse Refusal(const HttpServer& server, const HttpRequest& head,
-                              const absl::Status& status, int http_status) {
-    HttpResponse answer;
-    if (server.options_.error_body) {
-      answer = server.options_.error_body(head, status);
+// A request body, held in a buffer that is charged to the server's body
+// budget as it grows (Exchange::reserved_body_bytes).
+struct BudgetedBody {
+  struct value_type {
+    std::string bytes;
+    // Makes room for `more` bytes after `bytes`; false when they do not fit.
+    std::function<bool(std::string& bytes, size_t more)> make_room;
+  };
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+    void init(const boost::optional<std::uint64_t>&, error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    size_t put(const ConstBufferSequence& buffers, error_code& ec) {
+      const size_t extra = asio::buffer_size(buffers);
+      if (!body_.make_room || !body_.make_room(body_.bytes, extra)) {
+        ec = asio::error::no_buffer_space;
+        return 0;
+      }
+      for (const auto& buffer : beast::buffers_range_ref(buffers)) {
+        body_.bytes.append(static_cast<const char*>(buffer.data()), buffer.size());
+      }
+      ec = {};
+      return extra;
+    }
+    void finish(error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+// One client connection over `Stream` (a TCP socket, or TLS over one): reads
+// requests one after the other, answers each in order. Every step runs on
+// the connection's strand.
+template <class Stream>
+class HttpConnection final : public HttpServer::Connection,
+                             public std::enable_shared_from_this<HttpConnection<Stream>> {
+ public:
+  // `tls`: the context `stream` was made with, kept while it lives.
+  HttpConnection(HttpServer* server, std::shared_ptr<asio::ssl::context> tls, Stream stream,
+                 std::string peer, std::string client_key)
+      : server_(server),
+        tls_(std::move(tls)),
+        stream_(std::move(stream)),
+        timer_(stream_.get_executor()),
+        buffer_(kReadBufferLimit),
+        peer_(std::move(peer)),
+        client_key_(std::move(client_key)) {}
+
+  ~HttpConnection() override {
+    EndExchange(/*answered=*/false);
+    server_->ConnectionEnded(this, client_key_);
+  }
+
+  // Serves the connection; `refusal` instead answers it at once and closes
+  // it (over TLS, closes it: an answer would need a handshake first).
+  void Start(std::optional<HttpResponse> refusal) {
+    asio::dispatch(stream_.get_executor(),
+                   [self = this->shared_from_this(), refusal = std::move(refusal)]() mutable {
+                     if (!refusal.has_value()) return self->Handshake();
+                     if constexpr (kTls) return self->CloseNow();
+                     self->Write(std::move(*refusal));
+                   });
+  }
+
+  void Deliver() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->OnAnswer(); });
+  }
+
+  void Close() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->CloseNow(); });
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
+
+  tcp::socket& Socket() {
+    if constexpr (kTls) {
+      return stream_.next_layer();
     } else {
-      std::string code = absl::StatusCodeToString(status.code());
-      for (char& c : code) c = c == ' ' ? '_' : absl::ascii_toupper(c);
-      answer.body = absl::StrCat(R"({"code":")", code, R"(","message":")", status.message(),
-                                 R"("})");
-    }
-    answer.status = http_status;
-    if (status.code() == absl::StatusCode::kUnavailable) {
-      answer.headers.emplace_back("Retry-After", "1");
-    }
-    answer.headers.emplace_back("Connection", "close");
-    return answer;
-  }
-
-  // libmicrohttpd's URI log callback: the request line is in. Its return
-  // value is the exchange's slot (*context), so the exchange holds the raw
-  // target, which the handler gets only decoded ("%00" cut, "%2F" a slash).
-  static void* Begin(void* self, const char* uri, MHD_Connection* connection) {
-    auto* server = static_cast<HttpServer*>(self);
-    try {
-      auto exchange = std::make_shared<HttpServer::Exchange>();
-      exchange->connection = connection;
-      exchange->raw_target = uri == nullptr ? "" : uri;
-      auto slot = std::make_unique<std::shared_ptr<HttpServer::Exchange>>(exchange);
-      absl::MutexLock lock(&server->mu_);
-      server->open_.insert(exchange.get());
-      ++server->exchanges_;
-      return slot.release();
-    } catch (...) {
-      return nullptr;  // the access handler then closes the connection
+      return stream_;
     }
   }
 
-  // No exception may unwind into libmicrohttpd (C): one from the screen or
-  // the handler is answered 500 inside; anything else closes the connection.
-  static MHD_Result Access(void* self, MHD_Connection* connection, const char* /*url*/,
-                           const char* method, const char* version, const char* upload_data,
-                           size_t* upload_data_size, void** context) {
-    try {
-      return Serve(static_cast<HttpServer*>(self), connection, method, version, upload_data,
-                   upload_data_size, context);
-    } catch (...) {
-      return MHD_NO;
+  // The connection closes when `after` passes without the step in hand done.
+  void Arm(absl::Duration after) {
+    const uint64_t generation = ++timer_generation_;
+    timer_.expires_after(absl::ToChronoNanoseconds(after));
+    timer_.async_wait([self = this->shared_from_this(), generation](error_code ec) {
+      if (!ec && generation == self->timer_generation_) self->CloseNow();
+    });
+  }
+  void Disarm() {
+    ++timer_generation_;
+    timer_.cancel();
+  }
+
+  void Handshake() {
+    if constexpr (kTls) {
+      Arm(server_->options_.idle_timeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](error_code ec) {
+                                if (ec) return self->CloseNow();
+                                self->ReadHeader();
+                              });
+    } else {
+      ReadHeader();
     }
   }
 
-  static MHD_Result Serve(HttpServer* server, MHD_Connection* connection, const char* method,
-                          const char* version, const char* upload_data,
-                          size_t* upload_data_size, void** context) {
-    auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
-    if (*slot == nullptr) return MHD_NO;  // Begin() could not allocate
-    HttpServer::Exchange& exchange = ***slot;
-    if (!exchange.headers_seen) {  // the headers are in
-      exchange.headers_seen = true;
-      HttpRequest& head = exchange.request;
-      // HEAD is GET without the body, which libmicrohttpd leaves out.
-      head.head = absl::string_view(method) == "HEAD";
-      head.method = head.head ? "GET" : method;
-      head.peer = PeerName(connection);
-      MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &head.headers);
-      if (const MHD_ConnectionInfo* info =
-              MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)) {
-        exchange.fd = info->connect_fd;
+  // The whole header must come within the idle timeout, however slowly.
+  void ReadHeader() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    // Checked as the body grows (MakeRoom). No limit here: boost::none
+    // means "no body at all" to Beast 1.74's check of a Content-Length.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    Arm(server_->options_.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(error_code ec) {
+    if (closed_) return;
+    if (ec) {
+      if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+        return Refuse(HttpRequest{},
+                      absl::ResourceExhaustedError(absl::StrCat(
+                          "request headers are larger than the limit of ", kHeaderLimit,
+                          " bytes")),
+                      431);
       }
-      std::weak_ptr<HttpServer::Exchange> weak = **slot;
-      head.cancelled = [weak, gone = exchange.client_gone] { return ClientGone(weak, *gone); };
-      // Framing before anything is routed, then who calls: the client
-      // certificate, then the screen (routes and tokens); all before any
-      // body is read.
-      absl::Status malformed;
-      if (const int refusal = CheckFraming(version, exchange.raw_target, &head, &malformed)) {
-        return Queue(connection, Refusal(*server, head, malformed, refusal));
+      // A parse error: framing the parser refuses (a NUL or a control byte
+      // in the request line or a header, a bad Content-Length, a
+      // Transfer-Encoding beside one). A closed or timed-out socket: none.
+      if (ec == http::error::bad_version && SaysAnotherVersion(buffer_)) {
+        return Refuse(HttpRequest{},
+                      absl::UnimplementedError("this server speaks HTTP/1.0 and HTTP/1.1"), 505);
       }
-      if (server->options_.tls.has_value() && !server->options_.tls->client_ca_file.empty()) {
-        std::optional<std::string> subject = VerifiedClientSubject(connection);
-        if (!subject.has_value()) {
-          return Queue(connection, Refusal(*server, head, NoClientCertificate(), 401));
-        }
+      if (IsParseError(ec)) return Refuse(HttpRequest{}, Malformed(ec.message()), 400);
+      return CloseNow();
+    }
+    auto exchange = std::make_shared<HttpServer::Exchange>();
+    exchange->connection = this->weak_from_this();
+    exchange_ = exchange;
+    HttpRequest& head = exchange->request;
+    const auto& message = parser_->get();
+    // HEAD is GET without the body, which Write() leaves out.
+    head.head = message.method() == http::verb::head;
+    head.method = head.head ? "GET" : std::string(message.method_string());
+    head.peer = peer_;
+    for (const auto& field : message) {
+      head.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    head.cancelled = [gone = exchange->client_gone] { return gone->load(); };
+    // Framing before anything is routed, then who calls: the client
+    // certificate, then the screen (routes and tokens); all before any
+    // body is read.
+    absl::Status why;
+    const int refusal = CheckFraming(
+        message.version(), absl::string_view(message.target().data(), message.target().size()),
+        &head, &why);
+    server_->ExchangeBegan(exchange);
+    if (refusal != 0) return Refuse(head, why, refusal);
+    const HttpServer::Options& options = server_->options_;
+    if constexpr (kTls) {
+      if (options.tls.has_value() && !options.tls->client_ca_file.empty()) {
+        std::optional<std::string> subject = VerifiedClientSubject(stream_.native_handle());
+        if (!subject.has_value()) return Refuse(head, NoClientCertificate(), 401);
         head.client_certificate_subject = std::move(*subject);
       }
-      if (server->options_.screen) {
-        std::optional<HttpResponse> refused;
-        try {
-          refused = server->options_.screen(&head);
-        } catch (...) {
-          return Queue(connection, Refusal(*server, head, ServerFailed(), 500));
-        }
-        if (refused.has_value()) {
-          refused->headers.emplace_back("Connection", "close");
-          return Queue(connection, *refused);
-        }
-      }
-      // A body announced over a limit is refused before it is read: over
-      // either limit 413, and 503 while the others' bodies leave it no room.
-      const char* length =
-          MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
-      // With a Transfer-Encoding, libmicrohttpd ignores the length: so do we.
-      const bool chunked = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
-                                                       "Transfer-Encoding") != nullptr;
-      uint64_t announced = 0;
-      if (length != nullptr && !chunked && absl::SimpleAtoi(length, &announced)) {
-        const size_t budget = server->options_.max_buffered_body_bytes;
-        const size_t largest = budget > 0 ? std::min(server->options_.max_body_bytes, budget)
-                                          : server->options_.max_body_bytes;
-        if (announced > largest) {
-          return Queue(connection, Refusal(*server, head, TooLarge(largest), 413));
-        }
-        if (!server->BodyFits(announced)) {
-          return Queue(connection, Refusal(*server, head, Busy(budget), 503));
-        }
-        exchange.announced_body_bytes = announced;
-      }
-      return MHD_YES;
     }
-    if (*upload_data_size > 0) {
-      std::string& body = exchange.request.body;
-      const size_t needed = body.size() + *upload_data_size;
-      if (needed > server->options_.max_body_bytes) {
-        // Too late for an answer (the body is on its way): close.
-        return MHD_NO;
-      }
-      if (needed > exchange.reserved_body_bytes) {
-        // Bytes count as they arrive, not as announced, so headers alone
-        // hold nothing; the buffer grows by doubling, up to the announced
-        // length, and all of it counts. Past the budget the connection
-        // closes: the body is on its way.
-        const size_t cap = exchange.announced_body_bytes > 0 ? exchange.announced_body_bytes
-                                                              : server->options_.max_body_bytes;
-        const size_t target = std::max(needed, std::min(2 * body.capacity(), cap));
-        if (!server->ReserveBody(target - exchange.reserved_body_bytes)) return MHD_NO;
-        exchange.reserved_body_bytes = target;
-        // A fresh buffer has exactly this capacity; reserve() on a string
-        // that has one may double it instead.
-        std::string grown;
-        grown.reserve(target);
-        grown.append(body);
-        body.swap(grown);
-      }
-      body.append(upload_data, *upload_data_size);
-      *upload_data_size = 0;
-      return MHD_YES;
-    }
-    if (!exchange.dispatched) {
-      exchange.dispatched = true;
-      bool closing = false;
-      {
-        absl::MutexLock server_lock(&server->mu_);
-        closing = server->closing_;
-      }
-      // A body that completes once shutdown began is not worth its work.
-      if (closing) {
-        return Queue(connection, Refusal(*server, exchange.request, ShuttingDown(), 503));
-      }
-      std::shared_ptr<HttpServer::Exchange> shared = **slot;
+    if (options.screen) {
+      std::optional<HttpResponse> refused;
       try {
-        server->handler_(exchange.request, [shared](HttpResponse answer) mutable {
-          absl::MutexLock lock(&shared->mu);
-          // Gone, or answered already (by Shutdown() or after a throw).
-          if (shared->closed || shared->answer.has_value()) return;
-          shared->answer = std::move(answer);
-          if (shared->suspended) {
-            shared->suspended = false;
-            MHD_resume_connection(shared->connection);
-          }
-        });
+        refused = options.screen(&head);
       } catch (...) {
-        HttpResponse failed = Refusal(*server, exchange.request, ServerFailed(), 500);
-        absl::MutexLock lock(&exchange.mu);
-        if (!exchange.answer.has_value()) exchange.answer = std::move(failed);
+        return Refuse(head, ServerFailed(), 500);
       }
-      {
-        // Under the server's lock: Shutdown() answers every suspended
-        // exchange once, and none suspends after it has.
-        absl::MutexLock server_lock(&server->mu_);
-        absl::MutexLock lock(&exchange.mu);
-        if (!exchange.answer.has_value()) {
-          if (!server->closing_) {
-            // Answered later, from another thread: free this one meanwhile.
-            exchange.suspended = true;
-            MHD_suspend_connection(connection);
-            return MHD_YES;
+      if (refused.has_value()) {
+        refused->headers.emplace_back("Connection", "close");
+        return Write(std::move(*refused));
+      }
+    }
+    // A body announced over a limit is refused before it is read: over
+    // either limit 413, and 503 while the others' bodies leave it no room.
+    const size_t budget = options.max_buffered_body_bytes;
+    const size_t largest = budget > 0 ? std::min(options.max_body_bytes, budget)
+                                      : options.max_body_bytes;
+    if (const auto announced = parser_->content_length(); announced.has_value()) {
+      if (*announced > largest) return Refuse(head, TooLarge(largest), 413);
+      if (!server_->BodyFits(*announced)) return Refuse(head, Busy(budget), 503);
+      announced_body_bytes_ = *announced;
+    } else {
+      announced_body_bytes_ = 0;
+    }
+    parser_->get().body().make_room = [this](std::string& bytes, size_t more) {
+      return MakeRoom(bytes, more);
+    };
+    if (parser_->is_done()) return Dispatch();
+    // Asked before the body is sent (curl does for large ones): go on.
+    if (message.version() == 11 &&
+        absl::EqualsIgnoreCase(std::string(message[http::field::expect]), "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      Arm(options.idle_timeout);
+      return asio::async_write(stream_, asio::buffer(kContinue),
+                               [self = this->shared_from_this()](error_code failed, size_t) {
+                                 if (failed) return self->CloseNow();
+                                 self->ReadBody();
+                               });
+    }
+    ReadBody();
+  }
+
+  // Bytes count as they arrive, not as announced, so headers alone hold
+  // nothing; the buffer grows by doubling, up to the announced length, and
+  // all of it counts.
+  bool MakeRoom(std::string& bytes, size_t more) {
+    const size_t needed = bytes.size() + more;
+    if (needed > server_->options_.max_body_bytes) {
+      body_too_large_ = true;
+      return false;
+    }
+    size_t& reserved = exchange_->reserved_body_bytes;
+    if (needed <= reserved) return true;
+    const size_t cap =
+        announced_body_bytes_ > 0 ? announced_body_bytes_ : server_->options_.max_body_bytes;
+    const size_t target = std::max(needed, std::min(2 * bytes.capacity(), cap));
+    if (!server_->ReserveBody(target - reserved)) return false;
+    reserved = target;
+    // A fresh buffer has exactly this capacity; reserve() on a string that
+    // has one may double it instead.
+    std::string grown;
+    grown.reserve(target);
+    grown.append(bytes);
+    bytes.swap(grown);
+    return true;
+  }
+
+  // The body may take as long as it likes while it makes progress.
+  void ReadBody() {
+    if (closed_) return;
+    Arm(server_->options_.idle_timeout);
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = this->shared_from_this()](error_code ec, size_t) {
+                            self->OnBody(ec);
+                          });
+  }
+
+  void OnBody(error_code ec) {
+    if (closed_) return;
+    if (ec) {
+      HttpRequest& head = exchange_->request;
+      if (body_too_large_) return Refuse(head, TooLarge(server_->options_.max_body_bytes), 413);
+      // Past the budget, or a client that left: the body is on its way,
+      // or gone; close.
+      if (!IsParseError(ec)) return CloseNow();
+      return Refuse(head, Malformed(ec.message()), 400);
+    }
+    if (!parser_->is_done()) return ReadBody();
+    Dispatch();
+  }
+
+  void Dispatch() {
+    Disarm();
+    std::shared_ptr<HttpServer::Exchange> exchange = exchange_;
+    exchange->request.body = std::move(parser_->get().body().bytes);
+    // A body that completes once shutdown began is not worth its work.
+    if (server_->closing()) return Refuse(exchange->request, ShuttingDown(), 503);
+    {
+      absl::MutexLock lock(&exchange->mu);
+      exchange->dispatched = true;
+    }
+    awaiting_answer_ = true;
+    WatchClient();
+    try {
+      server_->handler_(exchange->request, [exchange](HttpResponse answer) mutable {
+        HttpServer::Answer(exchange, std::move(answer));
+      });
+    } catch (...) {
+      HttpServer::Answer(exchange, server_->Refusal(exchange->request, ServerFailed(), 500));
+    }
+  }
+
+  // While its answer is made, a read tells whether the client left. It ends
+  // with the first bytes the client sends (its next request), which stay in
+  // the buffer; a client that sent them ahead is not watched.
+  void WatchClient() {
+    if (watching_ || peer_closed_ || closed_ || buffer_.size() > 0) return;
+    watching_ = true;
+    stream_.async_read_some(
+        buffer_.prepare(4096),
+        [self = this->shared_from_this()](error_code ec, size_t n) {
+          self->watching_ = false;
+          if (self->lingering_) return ec ? self->CloseNow() : self->Drain();
+          if (ec) {
+            // Half-closed counts as gone, as a cancelled gRPC call does.
+            self->peer_closed_ = true;
+            if (self->awaiting_answer_ && self->exchange_ != nullptr) {
+              *self->exchange_->client_gone = true;
+            }
+            if (!self->awaiting_answer_ && !self->writing_) self->CloseNow();
+            return;
           }
-          closing = true;
-        }
-      }
-      if (closing) {
-        HttpResponse refused = Refusal(*server, exchange.request, ShuttingDown(), 503);
-        absl::MutexLock lock(&exchange.mu);
-        if (!exchange.answer.has_value()) exchange.answer = std::move(refused);
-      }
-    }
-    absl::MutexLock lock(&exchange.mu);
-    if (!exchange.answer.has_value()) return MHD_YES;  // resumed too early: wait
-    return Queue(connection, *exchange.answer);
+          // Bytes of the next request: the client is there. They wait in
+          // the buffer for the answer to be sent.
+          self->buffer_.commit(n);
+          if (!self->awaiting_answer_ && !self->writing_) self->ReadHeader();
+        });
   }
 
-  // Whether the client of `weak` left before its answer.
-  static bool ClientGone(const std::weak_ptr<HttpServer::Exchange>& weak,
-                         std::atomic<bool>& gone) {
-    if (gone) return true;
-    std::shared_ptr<HttpServer::Exchange> exchange = weak.lock();
-    if (exchange == nullptr) return gone;  // completed: `gone` says how
-    absl::MutexLock lock(&exchange->mu);
-    // Suspended, the socket stays open (libmicrohttpd closes it only after
-    // resuming), so the descriptor is this connection's. A client that
-    // half-closes counts as gone, as libmicrohttpd itself treats it.
-    if (!exchange->suspended || exchange->fd < 0) return false;
-    pollfd socket{exchange->fd, POLLRDHUP, 0};
-    if (poll(&socket, 1, 0) > 0 && (socket.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-      gone = true;
+  void OnAnswer() {
+    if (closed_ || !awaiting_answer_ || exchange_ == nullptr) return;
+    std::optional<HttpResponse> answer;
+    {
+      absl::MutexLock lock(&exchange_->mu);
+      if (!exchange_->answer.has_value()) return;
+      answer = *exchange_->answer;
     }
-    return gone;
+    awaiting_answer_ = false;
+    if (peer_closed_) return CloseNow();
+    Write(std::move(*answer));
   }
 
-  static void Completed(void* self, MHD_Connection*, void** context,
-                        MHD_RequestTerminationCode termination) {
-    auto** slot = reinterpret_cast<std::shared_ptr<HttpServer::Exchange>**>(context);
-    if (*slot == nullptr) return;
-    std::shared_ptr<HttpServer::Exchange> exchange = std::move(**slot);
-    delete *slot;
-    *slot = nullptr;
+  // An answer the server makes itself; the connection closes after it.
+  void Refuse(const HttpRequest& head, const absl::Status& status, int http_status) {
+    Write(server_->Refusal(head, status, http_status));
+  }
+
+  void Write(HttpResponse answer) {
+    if (closed_) return;
+    const bool head = exchange_ != nullptr && exchange_->request.head;
+    const unsigned version = parser_.has_value() && parser_->is_header_done()
+                                 ? parser_->get().version()
+                                 : 11;
+    response_.emplace(static_cast<http::status>(answer.status), version == 10 ? 10 : 11);
+    http::response<http::string_body>& response = *response_;
+    response.set(http::field::date, HttpDate());
+    response.set(http::field::content_type, answer.content_type);
+    // Browsers take every answer as the type it says it is.
+    response.set("X-Content-Type-Options", "nosniff");
+    close_after_ = !parser_.has_value() || !parser_->is_header_done() ||
+                   !parser_->get().keep_alive() || !parser_->is_done();
+    for (const auto& [name, value] : answer.headers) {
+      if (absl::EqualsIgnoreCase(name, "Connection")) {
+        if (absl::EqualsIgnoreCase(value, "close")) close_after_ = true;
+        continue;
+      }
+      response.insert(name, value);
+    }
+    response.keep_alive(!close_after_);
+    // Said even where it is the version's default (HTTP/1.0).
+    if (close_after_) response.set(http::field::connection, "close");
+    response.content_length(answer.body.size());
+    if (!head) response.body() = std::move(answer.body);
+    writing_ = true;
+    Arm(server_->options_.idle_timeout);
+    http::async_write(stream_, response,
+                      [self = this->shared_from_this()](error_code ec, size_t) {
+                        self->OnWritten(ec);
+                      });
+  }
+
+  void OnWritten(error_code ec) {
+    writing_ = false;
+    response_.reset();
+    if (ec) return CloseNow();
+    EndExchange(/*answered=*/true);
+    if (close_after_) return Linger();
+    if (peer_closed_) return CloseNow();
+    // The watch still reads: its bytes start the next request.
+    if (watching_) return Arm(server_->options_.idle_timeout);
+    ReadHeader();
+  }
+
+  // Sends no more, and drops what the client still sends for a moment,
+  // so that it reads the answer rather than a reset.
+  void Linger() {
+    if (closed_) return;
+    lingering_ = true;
+    Arm(kLingerTime);
+    if constexpr (kTls) {
+      // Its close_notify; a read in progress could not share the stream
+      // with it.
+      if (watching_) return CloseNow();
+      stream_.async_shutdown([self = this->shared_from_this()](error_code) { self->CloseNow(); });
+    } else {
+      error_code ignored;
+      Socket().shutdown(tcp::socket::shutdown_send, ignored);
+      if (watching_) return;  // its end closes
+      Drain();
+    }
+  }
+  void Drain() {
+    buffer_.clear();
+    Socket().async_read_some(buffer_.prepare(4096),
+                             [self = this->shared_from_this()](error_code ec, size_t) {
+                               if (ec) return self->CloseNow();
+                               self->Drain();
+                             });
+  }
+
+  void CloseNow() {
+    if (closed_) return;
+    closed_ = true;
+    Disarm();
+    error_code ignored;
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
+    EndExchange(/*answered=*/false);
+  }
+
+  // The exchange in hand is over: sent (`answered`), or cut.
+  void EndExchange(bool answered) {
+    std::shared_ptr<HttpServer::Exchange> exchange = std::move(exchange_);
+    exchange_ = nullptr;
+    awaiting_answer_ = false;
+    if (exchange == nullptr) return;
     {
       absl::MutexLock lock(&exchange->mu);
       exchange->closed = true;
-      if (termination != MHD_REQUEST_TERMINATED_COMPLETED_OK) *exchange->client_gone = true;
+      if (!answered) *exchange->client_gone = true;
     }
-    auto* server = static_cast<HttpServer*>(self);
-    absl::MutexLock lock(&server->mu_);
-    server->open_.erase(exchange.get());
-    --server->exchanges_;
-    server->buffered_body_bytes_ -= exchange->reserved_body_bytes;
+    server_->ExchangeEnded(exchange);
   }
+
+  HttpServer* const server_;
+  const std::shared_ptr<asio::ssl::context> tls_;
+  Stream stream_;
+  asio::steady_timer timer_;
+  uint64_t timer_generation_ = 0;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<BudgetedBody>> parser_;
+  std::optional<http::response<http::string_body>> response_;
+  const std::string peer_;
+  const std::string client_key_;
+  std::shared_ptr<HttpServer::Exchange> exchange_;
+  uint64_t announced_body_bytes_ = 0;
+  bool body_too_large_ = false;
+  bool awaiting_answer_ = false;  // the handler has the request
+  bool watching_ = false;         // a read watches the client
+  bool writing_ = false;
+  bool peer_closed_ = false;
+  bool close_after_ = false;
+  bool lingering_ = false;  // answered with a close: only drop what comes
+  bool closed_ = false;
 };
 
 HttpServer::HttpServer(Options options, Handler handler)
-    : options_(std::move(options)), handler_(std::move(handler)) {}
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      io_(std::max(options_.threads, 1)),
+      acceptor_(asio::make_strand(io_)) {}
+
+HttpResponse HttpServer::Refusal(const HttpRequest& head, const absl::Status& status,
+                                 int http_status) const {
+  HttpResponse answer;
+  if (options_.error_body) {
+    answer = options_.error_body(head, status);
+  } else {
+    std::string code = absl::StatusCodeToString(status.code());
+    for (char& c : code) c = c == ' ' ? '_' : absl::ascii_toupper(c);
+    answer.body =
+        absl::StrCat(R"({"code":")", code, R"(","message":")", status.message(), R"("})");
+  }
+  answer.status = http_status;
+  if (status.code() == absl::StatusCode::kUnavailable) {
+    answer.headers.emplace_back("Retry-After", "1");
+  }
+  answer.headers.emplace_back("Connection", "close");
+  return answer;
+}
+
+void HttpServer::Answer(const std::shared_ptr<Exchange>& exchange, HttpResponse answer) {
+  std::shared_ptr<Connection> connection;
+  {
+    absl::MutexLock lock(&exchange->mu);
+    // Gone, or answered already (by Shutdown() or after a throw).
+    if (exchange->closed || exchange->answer.has_value()) return;
+    exchange->answer = std::move(answer);
+    connection = exchange->connection.lock();
+    if (connection != nullptr) connection->Deliver();
+  }
+  // `connection` may be the last reference: it goes outside the lock, which
+  // its destructor takes.
+}
+
+void HttpServer::ExchangeBegan(const std::shared_ptr<Exchange>& exchange) {
+  absl::MutexLock lock(&mu_);
+  open_.insert(exchange);
+}
+
+void HttpServer::ExchangeEnded(const std::shared_ptr<Exchange>& exchange) {
+  absl::MutexLock lock(&mu_);
+  if (open_.erase(exchange) == 0) return;
+  buffered_body_bytes_ -= exchange->reserved_body_bytes;
+}
+
+bool HttpServer::closing() const {
+  absl::MutexLock lock(&mu_);
+  return closing_;
+}
 
 bool HttpServer::BodyFits(uint64_t bytes) {
   absl::MutexLock lock(&mu_);
@@ -615,44 +944,17 @@ HttpServer::BodyBudget HttpServer::body_budget() const {
   return BodyBudget{buffered_body_bytes_, refused_bodies_};
 }
 
-MHD_Daemon* HttpServer::StartDaemon(const TlsMaterial* tls) {
-  const Options& o = options_;
-  // poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon() (how the
-  // port stops accepting at shutdown and on a TLS change) races its epoll
-  // threads over removing the listening socket and aborts the process when
-  // it loses ("Failed to remove listen FD from epoll set"); with poll() it
-  // only signals the threads.
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
-                   MHD_USE_ERROR_LOG;
-  if (tls != nullptr) flags |= MHD_USE_TLS;
-  // Options that apply only with TLS; MHD_OPTION_END ends the list early
-  // without it, and with TLS and no client CA after the certificate.
-  MHD_OptionItem tls_options[] = {
-      {tls != nullptr ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0,
-       tls != nullptr ? const_cast<char*>(tls->private_key.c_str()) : nullptr},
-      {MHD_OPTION_HTTPS_MEM_CERT, 0,
-       tls != nullptr ? const_cast<char*>(tls->cert_chain.c_str()) : nullptr},
-      // TLS 1.2 and 1.3 only (GnuTLS's NORMAL also offers 1.0 and 1.1).
-      {MHD_OPTION_HTTPS_PRIORITIES, 0,
-       const_cast<char*>("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")},
-      {tls != nullptr && !tls->client_ca.empty() ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
-       0, tls != nullptr ? const_cast<char*>(tls->client_ca.c_str()) : nullptr},
-      {MHD_OPTION_END, 0, nullptr},
-  };
-  return MHD_start_daemon(
-      flags, 0, nullptr, nullptr,
-      reinterpret_cast<MHD_AccessHandlerCallback>(&HttpCallbacks::Access), this,
-      MHD_OPTION_LISTEN_SOCKET, listen_fd_,
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(o.threads, 1)),
-      MHD_OPTION_CONNECTION_TIMEOUT,
-      static_cast<unsigned>(std::max<int64_t>(absl::ToInt64Seconds(o.idle_timeout), 1)),
-      MHD_OPTION_CONNECTION_LIMIT, o.max_connections,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, o.max_connections_per_client,
-      MHD_OPTION_URI_LOG_CALLBACK, &HttpCallbacks::Begin, this,
-      MHD_OPTION_NOTIFY_COMPLETED,
-      reinterpret_cast<MHD_RequestCompletedCallback>(&HttpCallbacks::Completed), this,
-      MHD_OPTION_EXTERNAL_LOGGER, &LogFromLibrary, nullptr,
-      MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
+int HttpServer::requests_in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(open_.size());
+}
+
+void HttpServer::ConnectionEnded(Connection* connection, const std::string& client_key) {
+  absl::MutexLock lock(&connections_mu_);
+  connections_.erase(connection);
+  if (auto it = per_client_.find(client_key); it != per_client_.end() && --it->second == 0) {
+    per_client_.erase(it);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
@@ -666,28 +968,26 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(options), std::move(handler)));
   const Options& o = server->options_;
   if (o.tls.has_value()) {
-    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-      return absl::FailedPreconditionError("this libmicrohttpd was built without TLS");
-    }
     server->tls_stamp_ = TlsFilesStamp(*o.tls);
     auto material = ReadTlsFiles(*o.tls);
     if (!material.ok()) return material.status();
-    server->tls_material_ = std::make_shared<const TlsMaterial>(std::move(*material));
+    auto context = MakeTlsContext(*material);
+    if (!context.ok()) return context.status();
+    server->tls_context_ = std::move(*context);
   }
-  auto fd = Listen(host, port, &server->port_);
+  bool v6 = false;
+  auto fd = Listen(host, port, &server->port_, &v6);
   if (!fd.ok()) return fd.status();
-  server->listen_fd_ = *fd;
-  MHD_Daemon* daemon =
-      server->StartDaemon(server->tls_material_.get());
-  if (daemon == nullptr) {
-    close(server->listen_fd_);
-    server->listen_fd_ = -1;
-    return absl::UnavailableError(
-        absl::StrCat("cannot start the HTTP listener on ", server->options_.address));
+  error_code ec;
+  server->acceptor_.assign(v6 ? tcp::v6() : tcp::v4(), *fd, ec);
+  if (ec) {
+    close(*fd);
+    return absl::UnavailableError(absl::StrCat("cannot start the HTTP listener on ",
+                                               server->options_.address, ": ", ec.message()));
   }
-  {
-    absl::MutexLock lock(&server->daemons_mu_);
-    server->daemon_ = daemon;
+  server->Accept();
+  for (int i = 0; i < std::max(o.threads, 1); ++i) {
+    server->threads_.emplace_back([raw = server.get()] { raw->io_.run(); });
   }
   if (o.tls.has_value() && o.tls->refresh_interval > absl::ZeroDuration()) {
     HttpServer* raw = server.get();
@@ -701,76 +1001,87 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
   return server;
 }
 
+void HttpServer::Accept() {
+  acceptor_.async_accept(asio::make_strand(io_), [this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !accepting_ || !acceptor_.is_open()) return;
+    if (!ec) Admit(std::move(socket));
+    Accept();
+  });
+}
+
+void HttpServer::Admit(tcp::socket socket) {
+  error_code ec;
+  const tcp::endpoint remote = socket.remote_endpoint(ec);
+  if (ec) return;  // gone already
+  const std::string client_key = remote.address().to_string();
+  std::shared_ptr<asio::ssl::context> tls;
+  {
+    absl::MutexLock lock(&tls_mu_);
+    tls = tls_context_;
+  }
+  std::shared_ptr<Connection> connection;
+  std::function<void(std::optional<HttpResponse>)> start;
+  if (tls != nullptr) {
+    auto secure = std::make_shared<HttpConnection<asio::ssl::stream<tcp::socket>>>(
+        this, tls, asio::ssl::stream<tcp::socket>(std::move(socket), *tls), PeerName(remote),
+        client_key);
+    connection = secure;
+    start = [secure](std::optional<HttpResponse> refusal) { secure->Start(std::move(refusal)); };
+  } else {
+    auto plain = std::make_shared<HttpConnection<tcp::socket>>(this, nullptr, std::move(socket),
+                                                               PeerName(remote), client_key);
+    connection = plain;
+    start = [plain](std::optional<HttpResponse> refusal) { plain->Start(std::move(refusal)); };
+  }
+  bool over_cap = false;
+  {
+    absl::MutexLock lock(&connections_mu_);
+    unsigned& from_client = per_client_[client_key];
+    over_cap = connections_.size() >= options_.max_connections ||
+               from_client >= options_.max_connections_per_client;
+    ++from_client;
+    connections_.emplace(connection.get(), connection);
+  }
+  // Over a cap the connection is answered 503 at once.
+  start(over_cap ? std::optional<HttpResponse>(Refusal(HttpRequest{}, TooManyConnections(), 503))
+                 : std::nullopt);
+}
+
 void HttpServer::RefreshTls() {
-  absl::MutexLock lock(&daemons_mu_);
-  // Listeners replaced earlier go once their last connection has.
-  for (auto it = retired_.begin(); it != retired_.end();) {
-    const MHD_DaemonInfo* info =
-        MHD_get_daemon_info(it->first, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    if (info != nullptr && info->num_connections == 0) {
-      MHD_stop_daemon(it->first);
-      it = retired_.erase(it);
-    } else {
-      ++it;
-    }
-  }
   const std::string stamp = TlsFilesStamp(*options_.tls);
-  if (stamp == tls_stamp_ || stamp == tls_refused_stamp_ || !accepting_ || daemon_ == nullptr) {
-    return;
-  }
+  if (stamp == tls_stamp_ || stamp == tls_refused_stamp_ || !accepting_) return;
+  absl::StatusOr<std::shared_ptr<asio::ssl::context>> context =
+      absl::FailedPreconditionError("unread");
   auto material = ReadTlsFiles(*options_.tls);
-  if (!material.ok()) {
+  context = material.ok() ? MakeTlsContext(*material) : material.status();
+  if (!context.ok()) {
     // Half-written files (a key before its certificate) land here too; the
     // next look after they settle takes them.
     tls_refused_stamp_ = stamp;
     spdlog::error("HTTP port: {}; the certificate in force stays",
-                  std::string(material.status().message()));
+                  std::string(context.status().message()));
     return;
   }
-  // The old listener gives up the socket; the new one takes it. Clients
-  // that connect in between wait in the socket's backlog.
-  MHD_Daemon* old = daemon_;
-  const MHD_socket fd = MHD_quiesce_daemon(old);
-  if (fd == MHD_INVALID_SOCKET) return;
-  auto fresh = std::make_shared<const TlsMaterial>(std::move(*material));
-  MHD_Daemon* next = StartDaemon(fresh.get());
-  if (next == nullptr) {
-    spdlog::error("HTTP port: cannot start a listener with the new certificate; "
-                  "the certificate in force stays");
-    next = StartDaemon(tls_material_.get());
-    if (next == nullptr) {
-      spdlog::critical("HTTP port: cannot restart its listener; it no longer accepts");
-      accepting_ = false;
-      close(listen_fd_);
-      listen_fd_ = -1;
-      retired_.emplace_back(old, tls_material_);
-      daemon_ = nullptr;
-      return;
-    }
-  } else {
-    retired_.emplace_back(old, std::move(tls_material_));
-    tls_material_ = std::move(fresh);
-    tls_stamp_ = stamp;
-    tls_refused_stamp_.clear();
-    spdlog::info("HTTP port: TLS files changed; new connections get the new certificate");
-    daemon_ = next;
-    return;
+  {
+    // Open connections keep the context they began with.
+    absl::MutexLock lock(&tls_mu_);
+    tls_context_ = std::move(*context);
   }
-  retired_.emplace_back(old, tls_material_);
-  daemon_ = next;
+  tls_stamp_ = stamp;
+  tls_refused_stamp_.clear();
+  spdlog::info("HTTP port: TLS files changed; new connections get the new certificate");
 }
 
 void HttpServer::StopAccepting() {
-  absl::MutexLock lock(&daemons_mu_);
-  if (daemon_ == nullptr || !accepting_.exchange(false)) return;
-  const MHD_socket fd = MHD_quiesce_daemon(daemon_);
-  if (fd != MHD_INVALID_SOCKET) close(fd);
-  listen_fd_ = -1;
-}
-
-int HttpServer::requests_in_flight() const {
-  absl::MutexLock lock(&mu_);
-  return exchanges_;
+  if (!accepting_.exchange(false)) return;
+  auto closed = std::make_shared<absl::Notification>();
+  asio::post(acceptor_.get_executor(), [this, closed] {
+    error_code ignored;
+    acceptor_.close(ignored);
+    closed->Notify();
+  });
+  // Listener threads are never blocked for long (handlers must not block).
+  closed->WaitForNotificationWithTimeout(absl::Seconds(5));
 }
 
 void HttpServer::Shutdown(absl::Time deadline) {
@@ -778,33 +1089,57 @@ void HttpServer::Shutdown(absl::Time deadline) {
   stop_tls_watch_.Notify();
   if (tls_watcher_.joinable()) tls_watcher_.join();
   StopAccepting();
+  std::vector<std::shared_ptr<Exchange>> waiting;
   {
     absl::MutexLock lock(&mu_);
-    auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return exchanges_ == 0; };
+    auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return open_.empty(); };
     mu_.AwaitWithDeadline(absl::Condition(&answered), deadline);
-    // libmicrohttpd aborts the process when a listener stops with a
-    // suspended connection, and a connection resumed without an answer gets
-    // none: each request still waiting for its handler is answered 503 and
-    // resumed, on every listener. Requests still in their handler or body
-    // are answered 503 as they get there (closing_), and all those answers
-    // are sent before the listeners stop.
+    // From here a body that completes is answered 503 without its handler.
     closing_ = true;
-    for (Exchange* exchange : open_) {
-      absl::MutexLock exchange_lock(&exchange->mu);
-      if (!exchange->suspended) continue;
-      exchange->answer = HttpCallbacks::Refusal(*this, exchange->request, ShuttingDown(), 503);
-      exchange->suspended = false;
-      MHD_resume_connection(exchange->connection);
+    waiting.assign(open_.begin(), open_.end());
+  }
+  // Each request still with its handler is answered 503 now (its later
+  // answer is dropped).
+  for (const std::shared_ptr<Exchange>& exchange : waiting) {
+    bool dispatched = false;
+    {
+      absl::MutexLock lock(&exchange->mu);
+      dispatched = exchange->dispatched;
     }
+    if (dispatched) Answer(exchange, Refusal(exchange->request, ShuttingDown(), 503));
+  }
+  waiting.clear();
+  {
+    absl::MutexLock lock(&mu_);
     // Bounded: a client that does not read its answer, or sends its body
     // slower than this, is cut.
+    auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return open_.empty(); };
     mu_.AwaitWithTimeout(absl::Condition(&answered), kLastAnswersTime);
+    // What is left is cut: no answer reaches its connection any more.
+    for (const std::shared_ptr<Exchange>& exchange : open_) {
+      absl::MutexLock exchange_lock(&exchange->mu);
+      exchange->closed = true;
+    }
   }
-  absl::MutexLock lock(&daemons_mu_);
-  if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
-  daemon_ = nullptr;
-  for (auto& [old, material] : retired_) MHD_stop_daemon(old);
-  retired_.clear();
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    absl::MutexLock lock(&connections_mu_);
+    for (const auto& [raw, weak] : connections_) {
+      if (auto connection = weak.lock()) open.push_back(std::move(connection));
+    }
+  }
+  for (const std::shared_ptr<Connection>& connection : open) connection->Close();
+  open.clear();
+  {
+    absl::MutexLock lock(&connections_mu_);
+    auto all_closed = [this]() ABSL_SHARED_LOCKS_REQUIRED(connections_mu_) {
+      return connections_.empty();
+    };
+    connections_mu_.AwaitWithTimeout(absl::Condition(&all_closed), absl::Seconds(1));
+  }
+  io_.stop();
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
 }
 
 HttpServer::~HttpServer() { Shutdown(absl::Now()); }

@@ -1,18 +1,21 @@
-// An HTTP/1.1 listener on libmicrohttpd, which seqserve's HTTP front ends
-// (REST, health, metrics) sit on. libmicrohttpd is event-driven: a slow or
-// idle client holds a connection slot, never a thread, and is closed after
-// `idle_timeout` without progress; connections are capped in total and per
-// client address. A handler may answer later from any thread (the
-// connection is suspended meanwhile), so a call can wait for the batching
-// runner without holding one of the few listener threads.
+// An HTTP/1.1 listener on Boost.Beast's parser over Asio, which seqserve's
+// HTTP front ends (REST, v2, TF Serving's REST, health, metrics, console)
+// sit on. The parser frames requests as RFC 9112 says and refuses what it
+// cannot frame (a NUL in the request line, a length that is not a number);
+// CheckFraming refuses the rest before anything is routed. It is
+// event-driven: a slow or idle client holds a connection slot, never a
+// thread; its headers must arrive within `idle_timeout`, and its body may
+// not stall for longer. Connections are capped in total and per client
+// address (503 over a cap). A handler may answer later from any thread, so
+// a call can wait for the batching runner without holding one of the few
+// listener threads.
 //
-// With TLS files the port speaks HTTPS only. They are re-read every refresh
-// interval; on a change a new listener takes over the listening socket with
-// the new certificate, and the old one finishes its open connections. With
-// a client CA file a client must show a certificate signed by one of its
-// CAs: libmicrohttpd asks for it in the handshake but cannot make it
-// mandatory there, so a request over a connection without one is answered
-// 401 and the connection closed before the handler sees it.
+// With TLS files the port speaks HTTPS only (TLS 1.2 and 1.3). They are
+// re-read every refresh interval; on a change new connections get the new
+// certificate, open ones keep theirs. With a client CA file a client must
+// show a certificate signed by one of its CAs: a request over a connection
+// without one is answered 401 and the connection closed before the handler
+// sees it, so the client reads why.
 #pragma once
 
 #include <atomic>
@@ -26,6 +29,10 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <map>
+
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -35,8 +42,9 @@
 #include "absl/time/time.h"
 #include "auth/tls_files.h"
 
-struct MHD_Daemon;
-struct MHD_Connection;
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace seqserve {
 
@@ -142,47 +150,64 @@ class HttpServer {
 
  private:
   struct Exchange;
-  friend struct HttpCallbacks;  // libmicrohttpd's C callbacks
+  class Connection;
+  template <class Stream>
+  friend class HttpConnection;
   HttpServer(Options options, Handler handler);
-  // A listener on listen_fd_, with `tls` when serving HTTPS; null on failure.
-  MHD_Daemon* StartDaemon(const TlsMaterial* tls);
-  // Re-reads the TLS files when they changed and hands the socket to a
-  // listener with the new certificate; stops retired listeners once their
-  // connections are gone.
+  // Accepts connections until StopAccepting(); Admit() serves one.
+  void Accept();
+  void Admit(boost::asio::ip::tcp::socket socket);
+  // Re-reads the TLS files when they changed; new connections get them.
   void RefreshTls();
-
-  const Options options_;
-  const Handler handler_;
-  // The listener that accepts, and the listeners that were replaced by a
-  // certificate rotation and still serve their open connections.
-  absl::Mutex daemons_mu_;
-  MHD_Daemon* daemon_ ABSL_GUARDED_BY(daemons_mu_) = nullptr;
-  // Each with the TLS material it was started with, kept while it runs.
-  std::vector<std::pair<MHD_Daemon*, std::shared_ptr<const TlsMaterial>>> retired_
-      ABSL_GUARDED_BY(daemons_mu_);
-  // The TLS files in force and their stamp; the stamp of a refused change.
-  std::shared_ptr<const TlsMaterial> tls_material_;
-  std::string tls_stamp_;
-  std::string tls_refused_stamp_;
-  absl::Notification stop_tls_watch_;
-  std::thread tls_watcher_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> accepting_{true};
-  std::atomic<bool> stopped_{false};
-  mutable absl::Mutex mu_;
-  int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
-  // Every exchange begun and not completed, for Shutdown() to answer those
-  // still waiting; `closing_` once it has (no exchange suspends after).
-  std::set<Exchange*> open_ ABSL_GUARDED_BY(mu_);
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
-  size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t refused_bodies_ ABSL_GUARDED_BY(mu_) = 0;
+  // An answer the server makes itself, before the handler sees the
+  // request: `status` with the HTTP code `http_status`, in the route's
+  // error shape; the connection closes after it.
+  HttpResponse Refusal(const HttpRequest& head, const absl::Status& status,
+                       int http_status) const;
+  // The first answer to `exchange` is sent; later ones are dropped.
+  static void Answer(const std::shared_ptr<Exchange>& exchange, HttpResponse answer);
+  void ExchangeBegan(const std::shared_ptr<Exchange>& exchange) ABSL_LOCKS_EXCLUDED(mu_);
+  void ExchangeEnded(const std::shared_ptr<Exchange>& exchange) ABSL_LOCKS_EXCLUDED(mu_);
+  void ConnectionEnded(Connection* connection, const std::string& client_key)
+      ABSL_LOCKS_EXCLUDED(connections_mu_);
+  bool closing() const ABSL_LOCKS_EXCLUDED(mu_);
   // Whether `bytes` more fit in the body budget now; ReserveBody() takes
   // them. Both count a refusal when they do not fit.
   bool BodyFits(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   bool ReserveBody(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Options options_;
+  const Handler handler_;
+  // The TLS context new connections get; the files' stamp, and that of a
+  // refused change (touched at start and by the watcher only).
+  absl::Mutex tls_mu_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_ ABSL_GUARDED_BY(tls_mu_);
+  std::string tls_stamp_;
+  std::string tls_refused_stamp_;
+  absl::Notification stop_tls_watch_;
+  std::thread tls_watcher_;
+  int port_ = 0;
+  std::atomic<bool> accepting_{true};
+  std::atomic<bool> stopped_{false};
+  mutable absl::Mutex mu_;
+  // Every exchange begun (headers read) and not ended (answer sent, or
+  // connection closed).
+  std::set<std::shared_ptr<Exchange>> open_ ABSL_GUARDED_BY(mu_);
+  // Set by Shutdown(): a body that completes is answered 503.
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // Body bytes reserved by exchanges still open; see max_buffered_body_bytes.
+  size_t buffered_body_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refused_bodies_ ABSL_GUARDED_BY(mu_) = 0;
+  // Open connections, and how many each client address has.
+  absl::Mutex connections_mu_;
+  std::map<Connection*, std::weak_ptr<Connection>> connections_
+      ABSL_GUARDED_BY(connections_mu_);
+  std::map<std::string, unsigned> per_client_ ABSL_GUARDED_BY(connections_mu_);
+  // Last, so that connections still held by its handlers end (and report
+  // to the members above) when it goes.
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
 };
 
 // "host:port" split, with [v6] brackets removed; nullopt-like false when

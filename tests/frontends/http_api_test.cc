@@ -524,8 +524,13 @@ TEST_F(HttpApiTest, ConnectionsPerClientAreCapped) {
     held.push_back(std::make_unique<HttpConnection>(port_));
     ASSERT_EQ(held.back()->Send("GET", "/healthz").status, 200);
   }
-  // The fourth is closed at once; a freed slot takes the next.
+  // The fourth is answered 503 at once, and closed; a freed slot takes the
+  // next.
   HttpConnection fourth(port_);
+  HttpReply refused = fourth.Read(5000);
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(refused.headers["retry-after"], "1");
+  EXPECT_EQ(ErrorCode(refused), "UNAVAILABLE");
   EXPECT_EQ(fourth.Send("GET", "/healthz").status, 0);
   held.pop_back();
   bool answered = false;
