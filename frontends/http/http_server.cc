@@ -865,11 +865,21 @@ class HttpConnection final : public HttpServer::Connection,
   bool closed_ = false;
 };
 
+struct HttpServer::Listener {
+  explicit Listener(int threads) : io(threads), acceptor(asio::make_strand(io)) {}
+  // Accepts connections until StopAccepting(); Admit() serves each.
+  void Accept(HttpServer* server);
+  void Admit(HttpServer* server, tcp::socket socket);
+
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+};
+
 HttpServer::HttpServer(Options options, Handler handler)
     : options_(std::move(options)),
       handler_(std::move(handler)),
-      io_(std::max(options_.threads, 1)),
-      acceptor_(asio::make_strand(io_)) {}
+      listener_(std::make_unique<Listener>(std::max(options_.threads, 1))) {}
 
 HttpResponse HttpServer::Refusal(const HttpRequest& head, const absl::Status& status,
                                  int http_status) const {
@@ -979,15 +989,16 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
   auto fd = Listen(host, port, &server->port_, &v6);
   if (!fd.ok()) return fd.status();
   error_code ec;
-  server->acceptor_.assign(v6 ? tcp::v6() : tcp::v4(), *fd, ec);
+  Listener& listener = *server->listener_;
+  listener.acceptor.assign(v6 ? tcp::v6() : tcp::v4(), *fd, ec);
   if (ec) {
     close(*fd);
     return absl::UnavailableError(absl::StrCat("cannot start the HTTP listener on ",
                                                server->options_.address, ": ", ec.message()));
   }
-  server->Accept();
+  listener.Accept(server.get());
   for (int i = 0; i < std::max(o.threads, 1); ++i) {
-    server->threads_.emplace_back([raw = server.get()] { raw->io_.run(); });
+    listener.threads.emplace_back([&listener] { listener.io.run(); });
   }
   if (o.tls.has_value() && o.tls->refresh_interval > absl::ZeroDuration()) {
     HttpServer* raw = server.get();
@@ -1001,50 +1012,53 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
   return server;
 }
 
-void HttpServer::Accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !accepting_ || !acceptor_.is_open()) return;
-    if (!ec) Admit(std::move(socket));
-    Accept();
+void HttpServer::Listener::Accept(HttpServer* server) {
+  acceptor.async_accept(asio::make_strand(io), [this, server](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !server->accepting_ || !acceptor.is_open()) {
+      return;
+    }
+    if (!ec) Admit(server, std::move(socket));
+    Accept(server);
   });
 }
 
-void HttpServer::Admit(tcp::socket socket) {
+void HttpServer::Listener::Admit(HttpServer* server, tcp::socket socket) {
   error_code ec;
   const tcp::endpoint remote = socket.remote_endpoint(ec);
   if (ec) return;  // gone already
   const std::string client_key = remote.address().to_string();
   std::shared_ptr<asio::ssl::context> tls;
   {
-    absl::MutexLock lock(&tls_mu_);
-    tls = tls_context_;
+    absl::MutexLock lock(&server->tls_mu_);
+    tls = server->tls_context_;
   }
   std::shared_ptr<Connection> connection;
   std::function<void(std::optional<HttpResponse>)> start;
   if (tls != nullptr) {
     auto secure = std::make_shared<HttpConnection<asio::ssl::stream<tcp::socket>>>(
-        this, tls, asio::ssl::stream<tcp::socket>(std::move(socket), *tls), PeerName(remote),
+        server, tls, asio::ssl::stream<tcp::socket>(std::move(socket), *tls), PeerName(remote),
         client_key);
     connection = secure;
     start = [secure](std::optional<HttpResponse> refusal) { secure->Start(std::move(refusal)); };
   } else {
-    auto plain = std::make_shared<HttpConnection<tcp::socket>>(this, nullptr, std::move(socket),
+    auto plain = std::make_shared<HttpConnection<tcp::socket>>(server, nullptr, std::move(socket),
                                                                PeerName(remote), client_key);
     connection = plain;
     start = [plain](std::optional<HttpResponse> refusal) { plain->Start(std::move(refusal)); };
   }
   bool over_cap = false;
   {
-    absl::MutexLock lock(&connections_mu_);
-    unsigned& from_client = per_client_[client_key];
-    over_cap = connections_.size() >= options_.max_connections ||
-               from_client >= options_.max_connections_per_client;
+    absl::MutexLock lock(&server->connections_mu_);
+    unsigned& from_client = server->per_client_[client_key];
+    over_cap = server->connections_.size() >= server->options_.max_connections ||
+               from_client >= server->options_.max_connections_per_client;
     ++from_client;
-    connections_.emplace(connection.get(), connection);
+    server->connections_.emplace(connection.get(), connection);
   }
   // Over a cap the connection is answered 503 at once.
-  start(over_cap ? std::optional<HttpResponse>(Refusal(HttpRequest{}, TooManyConnections(), 503))
-                 : std::nullopt);
+  std::optional<HttpResponse> refusal;
+  if (over_cap) refusal = server->Refusal(HttpRequest{}, TooManyConnections(), 503);
+  start(std::move(refusal));
 }
 
 void HttpServer::RefreshTls() {
@@ -1074,10 +1088,15 @@ void HttpServer::RefreshTls() {
 
 void HttpServer::StopAccepting() {
   if (!accepting_.exchange(false)) return;
-  auto closed = std::make_shared<absl::Notification>();
-  asio::post(acceptor_.get_executor(), [this, closed] {
+  if (listener_->threads.empty()) {  // never started
     error_code ignored;
-    acceptor_.close(ignored);
+    listener_->acceptor.close(ignored);
+    return;
+  }
+  auto closed = std::make_shared<absl::Notification>();
+  asio::post(listener_->acceptor.get_executor(), [this, closed] {
+    error_code ignored;
+    listener_->acceptor.close(ignored);
     closed->Notify();
   });
   // Listener threads are never blocked for long (handlers must not block).
@@ -1137,9 +1156,9 @@ void HttpServer::Shutdown(absl::Time deadline) {
     };
     connections_mu_.AwaitWithTimeout(absl::Condition(&all_closed), absl::Seconds(1));
   }
-  io_.stop();
-  for (std::thread& thread : threads_) thread.join();
-  threads_.clear();
+  listener_->io.stop();
+  for (std::thread& thread : listener_->threads) thread.join();
+  listener_->threads.clear();
 }
 
 HttpServer::~HttpServer() { Shutdown(absl::Now()); }

@@ -29,8 +29,6 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <map>
 
 #include "absl/functional/any_invocable.h"
@@ -151,12 +149,11 @@ class HttpServer {
  private:
   struct Exchange;
   class Connection;
+  // Asio's context, the acceptor and the threads that run them.
+  struct Listener;
   template <class Stream>
   friend class HttpConnection;
   HttpServer(Options options, Handler handler);
-  // Accepts connections until StopAccepting(); Admit() serves one.
-  void Accept();
-  void Admit(boost::asio::ip::tcp::socket socket);
   // Re-reads the TLS files when they changed; new connections get them.
   void RefreshTls();
   // An answer the server makes itself, before the handler sees the
@@ -205,9 +202,7 @@ class HttpServer {
   std::map<std::string, unsigned> per_client_ ABSL_GUARDED_BY(connections_mu_);
   // Last, so that connections still held by its handlers end (and report
   // to the members above) when it goes.
-  boost::asio::io_context io_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  std::vector<std::thread> threads_;
+  std::unique_ptr<Listener> listener_;
 };
 
 // "host:port" split, with [v6] brackets removed; nullopt-like false when

@@ -27,7 +27,7 @@ FIND_PACKAGE = {
     "Protobuf": "libprotobuf-dev", "gRPC": "libgrpc++-dev", "absl": "libabsl-dev",
     "spdlog": "libspdlog-dev", "ONNX": "libonnx-dev", "GTest": "libgtest-dev",
     "benchmark": "libbenchmark-dev", "nlohmann_json": "nlohmann-json3-dev",
-    "PkgConfig": "pkg-config", "OpenSSL": "libssl-dev",
+    "PkgConfig": "pkg-config", "OpenSSL": "libssl-dev", "Boost": "libboost1.74-dev",
 }
 problems = []
 
