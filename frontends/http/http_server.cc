@@ -620,9 +620,9 @@ class HttpConnection final : public HttpServer::Connection,
     // Asked before the body is sent (curl does for large ones): go on.
     if (message.version() == 11 &&
         absl::EqualsIgnoreCase(std::string(message[http::field::expect]), "100-continue")) {
-      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      static constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       Arm(options.idle_timeout);
-      return asio::async_write(stream_, asio::buffer(kContinue),
+      return asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
                                [self = this->shared_from_this()](error_code failed, size_t) {
                                  if (failed) return self->CloseNow();
                                  self->ReadBody();
