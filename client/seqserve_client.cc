@@ -213,6 +213,7 @@ Classification Client::ToClassification(const v1::ClassifyResponse& response) {
     prediction.scores.assign(row.scores().begin(), row.scores().end());
     prediction.predicted_index = row.predicted_index();
     prediction.predicted_label = row.predicted_label();
+    prediction.score = row.score();
     prediction.positive = ToScored(row.positive());
     prediction.top_k = ToScored(row.top_k());
     result.rows.push_back(std::move(prediction));

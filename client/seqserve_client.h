@@ -58,11 +58,14 @@ struct ScoredLabel {
   float score = 0.0f;
 };
 
-// The answer for one input row.
+// The answer for one input row (v1::RowResult: a one-output model is a
+// binary classifier, whose predicted_index, score and top_k are of its two
+// classes while `scores` keeps the one output).
 struct RowPrediction {
   std::vector<float> scores;
   uint32_t predicted_index = 0;
   std::string predicted_label;
+  float score = 0.0f;  // the predicted class's
   std::vector<ScoredLabel> positive;  // multi-label sigmoid
   std::vector<ScoredLabel> top_k;
 };

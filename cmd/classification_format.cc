@@ -13,9 +13,12 @@ namespace {
 
 constexpr absl::string_view kOutputModePrefix = "OUTPUT_MODE_";
 
-// Column names: the labels when there is one per score, else score_<i>.
+// Column names: the labels when there is one per score, else score_<i>. A
+// binary model's one score is its positive class's, the second of two
+// labels.
 std::vector<std::string> ScoreNames(const std::vector<std::string>& labels,
                                     size_t width) {
+  if (width == 1 && labels.size() == 2) return {labels[1]};
   std::vector<std::string> names;
   for (size_t i = 0; i < width; ++i) {
     names.push_back(labels.size() == width ? labels[i] : absl::StrCat("score_", i));
@@ -72,10 +75,7 @@ std::string FormatTable(const Classification& result,
   out += "\n";
   for (size_t r = 0; r < result.rows.size(); ++r) {
     const RowPrediction& row = result.rows[r];
-    // One-output models score the positive class whatever was predicted.
-    const float score = row.scores.size() == 1 ? row.scores[0]
-                                               : row.scores[row.predicted_index];
-    absl::StrAppendFormat(&out, "%-5d %-16s %-12.6g", r, PredictedText(row), score);
+    absl::StrAppendFormat(&out, "%-5d %-16s %-12.6g", r, PredictedText(row), row.score);
     for (float v : row.scores) absl::StrAppendFormat(&out, " %-12.6g", v);
     if (HasPositiveColumn(result)) {
       std::vector<std::string> positive;
@@ -125,7 +125,8 @@ std::string FormatJson(const Classification& result) {
     for (float v : row.scores) scores.push_back(FormatFloat(v));
     rows.push_back(absl::StrCat(
         "{\"row\":", r, ",\"predicted_index\":", row.predicted_index,
-        ",\"predicted_label\":", JsonString(row.predicted_label), ",\"scores\":[",
+        ",\"predicted_label\":", JsonString(row.predicted_label),
+        ",\"score\":", FormatFloat(row.score), ",\"scores\":[",
         absl::StrJoin(scores, ","), "],\"positive\":", JsonScored(row.positive),
         ",\"top_k\":", JsonScored(row.top_k), "}"));
   }
