@@ -161,9 +161,10 @@ async function classify(event) {
   const features = Array.from(document.querySelectorAll("#feature-fields input"))
     .map((input) => Number(input.value));
   const output = document.getElementById("output-mode").value;
-  const topK = Math.min(3, metadata.output_width);
-  const request = { features, rows: 1, output };
-  if (metadata.output_width > 1) request.top_k = topK;
+  // A model with one output is a binary classifier: two classes.
+  const binary = metadata.output_width === 1;
+  const classes = binary ? 2 : metadata.output_width;
+  const request = { features, rows: 1, output, top_k: Math.min(3, classes) };
   const path = "/v1/models/" + encodeURIComponent(metadata.model) + "/versions/" +
                metadata.version + ":classify";
   try {
@@ -171,11 +172,21 @@ async function classify(event) {
                                      headers: { "Content-Type": "application/json" } });
     const result = answer.results[0];
     document.getElementById("result").hidden = false;
-    document.getElementById("predicted").textContent = result.predicted_label;
+    document.getElementById("predicted").textContent =
+      result.predicted_label || "class " + result.predicted_index;
+    document.getElementById("predicted-score").textContent = String(result.score);
     document.getElementById("output-used").textContent = "(" + answer.output + ")";
-    const labels = metadata.labels && metadata.labels.length === result.scores.length
-      ? metadata.labels : result.scores.map((_, i) => "output " + i);
-    drawScores(labels, result.scores);
+    if (binary) {
+      // Its one output scores two classes; the server names and scores both
+      // (its top two), drawn in class order.
+      const both = result.top_k.slice().sort((a, b) => a.index - b.index);
+      drawScores(both.map((entry) => entry.label || "class " + entry.index),
+                 both.map((entry) => entry.score));
+    } else {
+      const labels = metadata.labels && metadata.labels.length === result.scores.length
+        ? metadata.labels : result.scores.map((_, i) => "output " + i);
+      drawScores(labels, result.scores);
+    }
     const top = document.getElementById("top-k");
     top.replaceChildren();
     for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
