@@ -7,11 +7,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "core/feature_rows.h"
+#include "serving/output_mode_name.h"
 
 namespace seqserve {
 namespace {
-
-constexpr absl::string_view kOutputModePrefix = "OUTPUT_MODE_";
 
 // Column names: the labels when there is one per score, else score_<i>. A
 // binary model's one score is its positive class's, the second of two
@@ -146,27 +145,12 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
       absl::StrCat("unknown --format '", name, "' (table, csv or json)"));
 }
 
-std::string OutputModeShortName(v1::OutputMode mode) {
-  return absl::AsciiStrToLower(
-      absl::StripPrefix(v1::OutputMode_Name(mode), kOutputModePrefix));
-}
+std::string OutputModeShortName(v1::OutputMode mode) { return OutputModeName(mode); }
 
 absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name) {
-  v1::OutputMode mode;
-  // Lower case only: the flag's names are the short names.
-  if (absl::AsciiStrToLower(name) == name &&
-      v1::OutputMode_Parse(absl::StrCat(kOutputModePrefix, absl::AsciiStrToUpper(name)),
-                           &mode)) {
-    return mode;
-  }
-  std::vector<std::string> valid;
-  for (int i = v1::OutputMode_MIN; i <= v1::OutputMode_MAX; ++i) {
-    if (v1::OutputMode_IsValid(i)) {
-      valid.push_back(OutputModeShortName(static_cast<v1::OutputMode>(i)));
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown --output '", name, "' (",
-                                                 absl::StrJoin(valid, ", "), ")"));
+  if (auto mode = ParseOutputMode(name)) return *mode;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown --output '", name, "' (", OutputModeNames(), ")"));
 }
 
 std::string FormatClassification(const Classification& result,

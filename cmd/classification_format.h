@@ -19,10 +19,11 @@ enum class OutputFormat { kTable, kCsv, kJson };
 // valid ones otherwise.
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
 
-// The short name the tools use for an output mode: "default", "logits",
-// "sigmoid", "softmax" or "log_softmax" (what --output takes).
+// The name the tools print for an output mode: "default", "logits",
+// "sigmoid", "softmax" or "log_softmax" (serving's OutputModeName).
 std::string OutputModeShortName(v1::OutputMode mode);
-// Inverse of OutputModeShortName; INVALID_ARGUMENT naming the valid names.
+// What --output takes: either spelling, "softmax" or "OUTPUT_MODE_SOFTMAX"
+// (serving's ParseOutputMode); INVALID_ARGUMENT naming the valid names.
 absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name);
 
 // `labels` are the model's labels from its config; a score column is named

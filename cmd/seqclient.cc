@@ -44,7 +44,8 @@ ABSL_FLAG(std::string, token, "",
 ABSL_FLAG(std::string, model, "", "classify, bench: model name");
 ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
 ABSL_FLAG(std::string, output, "default",
-          "classify: default, logits, sigmoid, softmax or log_softmax");
+          "classify: default, logits, sigmoid, softmax or log_softmax (or the API's "
+          "names, OUTPUT_MODE_SOFTMAX, ...)");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
 ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
 ABSL_FLAG(std::string, format, "table",

@@ -1,0 +1,28 @@
+// How seqserve spells an output mode, the same on every interface: the short
+// name ("softmax") is the one it prints; the API's enum name
+// ("OUTPUT_MODE_SOFTMAX") is accepted too, wherever a mode is read (flags,
+// REST bodies, config files, Open Inference Protocol output names).
+// Protobuf's descriptors only: no model or server behind it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "seqserve/v1/classifier.pb.h"
+
+namespace seqserve {
+
+// "default", "logits", "sigmoid", "softmax" or "log_softmax": the enum name
+// without its prefix, in lower case (core's head names, and the Open
+// Inference Protocol's output names).
+std::string OutputModeName(v1::OutputMode mode);
+
+// The mode `name` spells, in either spelling ("softmax" or
+// "OUTPUT_MODE_SOFTMAX", exactly so); nullopt for anything else.
+std::optional<v1::OutputMode> ParseOutputMode(absl::string_view name);
+
+// Every mode's short name, separated by ", ", for messages that list them.
+std::string OutputModeNames();
+
+}  // namespace seqserve

@@ -1,0 +1,157 @@
+// One vocabulary on every interface: an output mode is read in either
+// spelling ("softmax" or "OUTPUT_MODE_SOFTMAX") by seqclient, seqmodel,
+// the REST body, the Open Inference Protocol's output names over HTTP and
+// gRPC and config.textproto, and printed in one, the short name.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/seqserve_client.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/http_client.h"
+#include "tests/support/server_process.h"
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::CommandResult;
+using testing::RunCommand;
+
+const std::vector<float> kRows = {4, 0, 1, 2, 1, 0};
+
+class VocabularyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    repository_ = new testing::TestRepository();
+    repository_->AddReferenceVersion("species", 1, "species");
+    repository_->WriteReferenceConfig("species", "species");
+    // The config in the short spelling.
+    repository_->AddReferenceVersion("species_short", 1, "species");
+    repository_->WriteReferenceConfig("species_short", "species", "default_output: log_softmax\n");
+    server_ = new testing::ServerProcess(
+        SEQSERVE_PATH, {"--model_repository=" + repository_->root(), "--poll_seconds=0"});
+    rows_file_ = ::testing::TempDir() + "/vocabulary_rows.csv";
+    std::ofstream(rows_file_) << "4,0,1\n2,1,0\n";
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete repository_;
+  }
+  void SetUp() override { ASSERT_TRUE(server_->ready()) << server_->output(); }
+
+  static CommandResult Seqclient(const std::string& arguments) {
+    return RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server_->target(), " ",
+                                   arguments));
+  }
+  static CommandResult Seqmodel(const std::string& model, const std::string& arguments) {
+    return RunCommand(absl::StrCat(SEQMODEL_PATH, " run ", repository_->root(), "/", model,
+                                   "/1/model.onnx ", arguments, " --input ", rows_file_));
+  }
+
+  // The v2 answer's one output over HTTP, asked by `name`.
+  static nlohmann::json V2Http(const std::string& name) {
+    const nlohmann::json body = {
+        {"inputs", {{{"name", "features"}, {"shape", {2, 3}}, {"datatype", "FP32"},
+                     {"data", kRows}}}},
+        {"outputs", {{{"name", name}}}}};
+    const auto reply = testing::HttpCall(server_->http_port(), "POST",
+                                         "/v2/models/species/infer", body.dump());
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    if (reply.status != 200) return {};
+    return nlohmann::json::parse(reply.body).at("outputs").at(0);
+  }
+
+  static std::vector<float> V2Grpc(const std::string& name, std::string* answered_name) {
+    auto client = Client::Create(server_->target());
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) return {};
+    inference::ModelInferRequest request;
+    request.set_model_name("species");
+    auto* input = request.add_inputs();
+    input->set_name("features");
+    input->set_datatype("FP32");
+    input->add_shape(2);
+    input->add_shape(3);
+    input->mutable_contents()->mutable_fp32_contents()->Add(kRows.begin(), kRows.end());
+    request.add_outputs()->set_name(name);
+    auto answer = (*client)->Infer(request);
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    if (!answer.ok()) return {};
+    *answered_name = answer->outputs(0).name();
+    const auto& values = answer->outputs(0).contents().fp32_contents();
+    return std::vector<float>(values.begin(), values.end());
+  }
+
+  static inline testing::TestRepository* repository_ = nullptr;
+  static inline testing::ServerProcess* server_ = nullptr;
+  static inline std::string rows_file_;
+};
+
+TEST_F(VocabularyTest, ToolsTakeEitherSpellingAndPrintTheShortOne) {
+  for (const char* format : {"table", "csv", "json"}) {
+    const std::string short_name = absl::StrCat("--format ", format, " --output log_softmax");
+    const std::string api_name =
+        absl::StrCat("--format ", format, " --output OUTPUT_MODE_LOG_SOFTMAX");
+    const CommandResult client =
+        Seqclient(absl::StrCat("classify --model species ", short_name, " --input ", rows_file_));
+    ASSERT_EQ(client.exit_code, 0) << client.output;
+    EXPECT_EQ(Seqclient(absl::StrCat("classify --model species ", api_name, " --input ",
+                                     rows_file_))
+                  .output,
+              client.output)
+        << format;
+    EXPECT_EQ(Seqmodel("species", short_name).output, client.output) << format;
+    EXPECT_EQ(Seqmodel("species", api_name).output, client.output) << format;
+    if (std::string(format) == "json") {
+      EXPECT_THAT(client.output, HasSubstr("\"output\":\"log_softmax\""));
+    }
+  }
+  // Neither another case nor a part of a name.
+  for (const char* wrong : {"Softmax", "OUTPUT_MODE_softmax", "MODE_SOFTMAX"}) {
+    const CommandResult refused =
+        Seqclient(absl::StrCat("classify --model species --output ", wrong, " 4,0,1"));
+    EXPECT_EQ(refused.exit_code, 1) << wrong;
+    EXPECT_THAT(refused.output, HasSubstr(absl::StrCat(
+                                    "unknown --output '", wrong,
+                                    "' (default, logits, sigmoid, softmax, log_softmax)")));
+  }
+}
+
+// config.textproto's `default_output: log_softmax` is OUTPUT_MODE_LOG_SOFTMAX.
+TEST_F(VocabularyTest, AConfigTakesTheShortSpelling) {
+  const CommandResult metadata = Seqclient("metadata species_short --format json");
+  ASSERT_EQ(metadata.exit_code, 0) << metadata.output;
+  EXPECT_THAT(metadata.output, HasSubstr("\"default_output\":\"log_softmax\""));
+  const CommandResult by_default =
+      Seqclient(absl::StrCat("classify --model species_short --format csv --input ", rows_file_));
+  const CommandResult asked = Seqclient(
+      absl::StrCat("classify --model species --format csv --output log_softmax --input ",
+                   rows_file_));
+  ASSERT_EQ(by_default.exit_code, 0) << by_default.output;
+  EXPECT_EQ(by_default.output, asked.output);
+}
+
+// An Open Inference Protocol output may be named by either spelling of its
+// head; the answer's tensor keeps the name it was asked by.
+TEST_F(VocabularyTest, OpenInferenceOutputsTakeEitherSpelling) {
+  const nlohmann::json short_name = V2Http("softmax");
+  const nlohmann::json api_name = V2Http("OUTPUT_MODE_SOFTMAX");
+  EXPECT_EQ(api_name.at("name"), "OUTPUT_MODE_SOFTMAX");
+  EXPECT_EQ(api_name.at("data"), short_name.at("data"));
+  std::string name_short, name_api;
+  const std::vector<float> grpc_short = V2Grpc("log_softmax", &name_short);
+  const std::vector<float> grpc_api = V2Grpc("OUTPUT_MODE_LOG_SOFTMAX", &name_api);
+  ASSERT_EQ(grpc_short.size(), 6u);
+  EXPECT_EQ(grpc_api, grpc_short);
+  EXPECT_EQ(name_api, "OUTPUT_MODE_LOG_SOFTMAX");
+}
+
+}  // namespace
+}  // namespace seqserve
