@@ -1,7 +1,7 @@
 // One vocabulary on every interface: an output mode is read in either
 // spelling ("softmax" or "OUTPUT_MODE_SOFTMAX") by seqclient, seqmodel,
 // the REST body, the Open Inference Protocol's output names over HTTP and
-// gRPC and config.textproto, and printed in one, the short name.
+// gRPC and config.textproto; the programs print the short name.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -35,6 +35,10 @@ class VocabularyTest : public ::testing::Test {
     // The config in the short spelling.
     repository_->AddReferenceVersion("species_short", 1, "species");
     repository_->WriteReferenceConfig("species_short", "species", "default_output: log_softmax\n");
+    // Labels that read like output modes stay labels.
+    repository_->AddReferenceVersion("modes", 1, "species");
+    repository_->WriteFile("modes/config.textproto",
+                           "labels: ['OUTPUT_MODE_SOFTMAX', 'OUTPUT_MODE_LOGITS', 'output']\n");
     server_ = new testing::ServerProcess(
         SEQSERVE_PATH, {"--model_repository=" + repository_->root(), "--poll_seconds=0"});
     rows_file_ = ::testing::TempDir() + "/vocabulary_rows.csv";
@@ -151,6 +155,48 @@ TEST_F(VocabularyTest, OpenInferenceOutputsTakeEitherSpelling) {
   ASSERT_EQ(grpc_short.size(), 6u);
   EXPECT_EQ(grpc_api, grpc_short);
   EXPECT_EQ(name_api, "OUTPUT_MODE_LOG_SOFTMAX");
+}
+
+// seqserve's REST body takes either spelling. Its answers stay protobuf's
+// JSON of the API's messages (enum names), which protobuf's parsers read.
+TEST_F(VocabularyTest, RestTakesEitherSpelling) {
+  auto classify = [](const std::string& output) {
+    const std::string body = absl::StrCat(
+        R"({"features": [4, 0, 1, 2, 1, 0], "rows": 2, "output" : ")", output, R"("})");
+    return testing::HttpCall(server_->http_port(), "POST", "/v1/models/species:classify", body);
+  };
+  const auto short_name = classify("log_softmax");
+  const auto api_name = classify("OUTPUT_MODE_LOG_SOFTMAX");
+  ASSERT_EQ(short_name.status, 200) << short_name.body;
+  ASSERT_EQ(api_name.status, 200) << api_name.body;
+  EXPECT_EQ(short_name.body, api_name.body);
+  const nlohmann::json answer = nlohmann::json::parse(short_name.body);
+  EXPECT_EQ(answer.at("output"), "OUTPUT_MODE_LOG_SOFTMAX");
+  EXPECT_LT(answer.at("results").at(0).at("scores").at(0).get<double>(), 0);  // log-probabilities
+  // Another case is refused, as protobuf's parser refuses an unknown name.
+  const auto refused = classify("Log_Softmax");
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr("Log_Softmax"));
+  // A label that happens to be a mode's name is left as it is.
+  const auto labelled = testing::HttpCall(
+      server_->http_port(), "POST", "/v1/models/modes:classify",
+      R"({"features": [4, 0, 1], "rows": 1, "output": "OUTPUT_MODE_SOFTMAX", "top_k": 3})");
+  ASSERT_EQ(labelled.status, 200) << labelled.body;
+  const nlohmann::json row = nlohmann::json::parse(labelled.body).at("results").at(0);
+  EXPECT_EQ(row.at("predicted_label"), "OUTPUT_MODE_LOGITS");
+  EXPECT_EQ(row.at("top_k").at(1).at("label"), "output");
+  EXPECT_EQ(row.at("top_k").at(2).at("label"), "OUTPUT_MODE_SOFTMAX");
+  const auto openapi = testing::HttpCall(server_->http_port(), "GET", "/openapi.json");
+  ASSERT_EQ(openapi.status, 200);
+  const auto modes = nlohmann::json::parse(openapi.body)
+                         .at("components")
+                         .at("schemas")
+                         .at("seqserve.v1.ClassifyRequest")
+                         .at("properties")
+                         .at("output")
+                         .at("enum");
+  EXPECT_THAT(modes.dump(), HasSubstr("\"OUTPUT_MODE_SOFTMAX\""));
+  EXPECT_THAT(modes.dump(), HasSubstr("\"softmax\""));
 }
 
 }  // namespace

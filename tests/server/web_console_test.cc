@@ -47,8 +47,8 @@ void CheckConsole(const std::string& token) {
       server.http_port(), " ", screenshot, " ", server.port(), " ", token, " 2>&1"));
   if (result.exit_code == 77) GTEST_SKIP() << result.output;
   EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("ok   OUTPUT_MODE_SIGMOID: chart scores"));
-  EXPECT_THAT(result.output, HasSubstr("ok   churn OUTPUT_MODE_LOGITS: chart scores"));
+  EXPECT_THAT(result.output, HasSubstr("ok   sigmoid: chart scores"));
+  EXPECT_THAT(result.output, HasSubstr("ok   churn logits: chart scores"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

@@ -503,7 +503,7 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   config.set_default_output(v1::OUTPUT_MODE_SOFTMAX);
   served = MakeServedModel("mammal", 1, std::move(*mammal), config);
   EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(served.status().message()), HasSubstr("use OUTPUT_MODE_SIGMOID"));
+  EXPECT_THAT(std::string(served.status().message()), HasSubstr("for a one-output model; use sigmoid"));
   auto mammal_again = LoadOnnxModel(testing::ReferenceDir() + "/mammal.onnx");
   ASSERT_TRUE(mammal_again.ok());
   config.set_default_output(v1::OUTPUT_MODE_LOG_SOFTMAX);

@@ -138,7 +138,7 @@ async function chooseModel(page, name, width) {
       await input.click({ clickCount: 3 });
       await input.type(value);
     }
-    for (const output of ["OUTPUT_MODE_DEFAULT", "OUTPUT_MODE_LOGITS", "OUTPUT_MODE_SIGMOID"]) {
+    for (const output of ["default", "logits", "sigmoid"]) {
       const shown = await classifyInPage(page, output);
       const rest = await restScores(page, "species", output);
       check(shown.error === "", `${output}: no error ${shown.error}`);
@@ -159,7 +159,7 @@ async function chooseModel(page, name, width) {
     // class's. The row is a bird: p is small, the row stays.
     await chooseModel(page, "churn", 3);
     await typeFeatures(page, [2, 1, 0]);
-    for (const output of ["OUTPUT_MODE_DEFAULT", "OUTPUT_MODE_LOGITS"]) {
+    for (const output of ["default", "logits"]) {
       const shown = await classifyInPage(page, output);
       const rest = await restAnswer(page, "churn", output, [2, 1, 0]);
       const byIndex = rest.top_k.slice().sort((a, b) => a.index - b.index);
@@ -180,7 +180,7 @@ async function chooseModel(page, name, width) {
     check(hostileFacts.includes("<script>window.pwned=1</script>") &&
           hostileFacts.includes("<img src=x onerror=window.pwned=2>"),
           "hostile labels shown as text");
-    const shown = await classifyInPage(page, "OUTPUT_MODE_DEFAULT");
+    const shown = await classifyInPage(page, "default");
     check(shown.labels.includes("<script>window.pwned=1</script>"),
           `hostile labels drawn as text in the chart: ${shown.labels}`);
     const injected = await page.evaluate(() => ({

@@ -40,11 +40,21 @@ function showError(error) {
   box.hidden = !error;
 }
 
+// REST answers carry the API's names of output modes ("OUTPUT_MODE_SOFTMAX");
+// the page shows them as seqserve prints them everywhere else ("softmax").
+function isApiModeName(mode) {
+  return mode.startsWith("OUTPUT_MODE_");
+}
+function modeName(mode) {
+  return isApiModeName(mode) ? mode.slice("OUTPUT_MODE_".length).toLowerCase() : mode;
+}
+
 async function loadHeader() {
   const document_ = await api("/openapi.json");
   document.getElementById("version").textContent = "version " + document_.info.version;
   const request = document_.components.schemas["seqserve.v1.ClassifyRequest"];
-  state.outputModes = request.properties.output.enum;
+  // Both spellings are listed; the page uses seqserve's, "softmax".
+  state.outputModes = request.properties.output.enum.filter((mode) => !isApiModeName(mode));
 }
 
 async function refreshHealth() {
@@ -94,7 +104,7 @@ async function selectModel(name) {
   add("input width", metadata.input_width);
   add("output width", metadata.output_width);
   add("labels", (metadata.labels || []).join(", ") || "(none)");
-  add("default output", metadata.default_output);
+  add("default output", modeName(metadata.default_output));
   add("parameters", metadata.parameter_count);
   const layers = document.getElementById("model-layers");
   layers.replaceChildren();
@@ -113,7 +123,7 @@ async function selectModel(name) {
   const select = document.getElementById("output-mode");
   select.replaceChildren();
   for (const mode of state.outputModes) {
-    const multiOnly = mode === "OUTPUT_MODE_SOFTMAX" || mode === "OUTPUT_MODE_LOG_SOFTMAX";
+    const multiOnly = mode === "softmax" || mode === "log_softmax";
     if (multiOnly && metadata.output_width < 2) continue;
     select.appendChild(el("option", mode, { value: mode }));
   }
@@ -175,7 +185,7 @@ async function classify(event) {
     document.getElementById("predicted").textContent =
       result.predicted_label || "class " + result.predicted_index;
     document.getElementById("predicted-score").textContent = String(result.score);
-    document.getElementById("output-used").textContent = "(" + answer.output + ")";
+    document.getElementById("output-used").textContent = "(" + modeName(answer.output) + ")";
     if (binary) {
       // Its one output scores two classes; the server names and scores both
       // (its top two), drawn in class order.
@@ -194,12 +204,11 @@ async function classify(event) {
     document.getElementById("curl-command").textContent =
       "curl -s -X POST " + location.origin + path + " -H 'Content-Type: application/json'" + auth +
       " -d " + shellQuote(JSON.stringify(request));
-    const mode = output.replace("OUTPUT_MODE_", "").toLowerCase();
     document.getElementById("seqclient-command").textContent =
       "seqclient classify --target " + location.hostname + ":" + grpcPort() +
       (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
       " --model " + shellQuote(metadata.model) +
-      " --version " + metadata.version + (mode === "default" ? "" : " --output " + mode) +
+      " --version " + metadata.version + (output === "default" ? "" : " --output " + output) +
       (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",");
   } catch (error) {
     showError(error);
