@@ -75,6 +75,12 @@ uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan)
   return header + plan.rows * per_row;
 }
 
+size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served) {
+  if (request.rows() != 0) return request.rows();
+  return static_cast<size_t>(request.features_size()) /
+         static_cast<size_t>(served.model->input_width());
+}
+
 namespace {
 
 // The checks of a request's rows, whatever it asks of them: count, width,
@@ -82,12 +88,18 @@ namespace {
 absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
                        const RequestLimits& limits) {
   const Sequential& model = *served.model;
-  const size_t rows = request.rows();
+  const size_t rows = RequestRows(request, served);
+  const size_t values = static_cast<size_t>(request.features_size());
+  if (request.rows() == 0 && values % static_cast<size_t>(model.input_width()) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' takes ", model.input_width(), " features per row: ",
+        values, " values are not whole rows (give rows, or whole rows of values)"));
+  }
   if (rows == 0) {
-    return absl::InvalidArgumentError("empty batch: rows must be positive");
+    return absl::InvalidArgumentError("empty batch: no rows of features");
   }
   const size_t want = rows * static_cast<size_t>(model.input_width());
-  if (static_cast<size_t>(request.features_size()) != want) {
+  if (values != want) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", served.name, "' takes ", model.input_width(),
         " features per row: ", rows, " rows need ", want, " values, got ",
@@ -124,7 +136,7 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
                                         const RequestLimits& limits) {
   const Sequential& model = *served.model;
   ClassifyPlan plan;
-  plan.rows = request.rows();
+  plan.rows = RequestRows(request, served);
   if (output.every_class) {
     if (output.output != v1::OUTPUT_MODE_DEFAULT || output.top_k != 0) {
       return absl::InvalidArgumentError(
@@ -289,7 +301,7 @@ absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest&
   }
   if (limits.max_response_bytes != 0 && total > limits.max_response_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the ", outputs.size(), " answers to ", request.rows(), " rows could take ", total,
+        "the ", outputs.size(), " answers to ", plans.front().rows, " rows could take ", total,
         " bytes together, over the message limit of ", limits.max_response_bytes,
         "; send fewer rows or ask for fewer outputs"));
   }

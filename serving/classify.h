@@ -83,12 +83,17 @@ struct RequestLimits {
   uint64_t max_response_bytes = 0;
 };
 
+// The rows `request` holds: its `rows`, or when that is 0 (left out, as a
+// REST body may), its features over the model's input width. PlanClassify
+// and PlanOutputs refuse a count that does not fit the features.
+size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served);
+
 // At most how many bytes the response to `plan` takes on the wire: scores,
 // labels, top-k and multi-label positives at their largest.
 uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan);
 
 // INVALID_ARGUMENT for an empty batch, a feature count that is not rows x
-// input width, NaN/Inf features, top_k beyond the classes (the outputs, or
+// input width (or, without rows, not whole rows), NaN/Inf features, top_k beyond the classes (the outputs, or
 // 2 for one output), a threshold outside (0, 1) or an output mode the
 // model cannot give; RESOURCE_EXHAUSTED for more rows than the model's or
 // the server's limit, more memory, or an answer that could be larger than

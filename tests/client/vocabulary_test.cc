@@ -199,5 +199,24 @@ TEST_F(VocabularyTest, RestTakesEitherSpelling) {
   EXPECT_THAT(modes.dump(), HasSubstr("\"softmax\""));
 }
 
+// A REST body may leave rows out: the features over the model's width.
+TEST_F(VocabularyTest, RestInfersRowsFromTheFeatures) {
+  auto classify = [](const std::string& body) {
+    return testing::HttpCall(server_->http_port(), "POST", "/v1/models/species:classify", body);
+  };
+  const auto given = classify(R"({"features": [4, 0, 1, 2, 1, 0], "rows": 2})");
+  const auto inferred = classify(R"({"features": [4, 0, 1, 2, 1, 0]})");
+  ASSERT_EQ(given.status, 200) << given.body;
+  ASSERT_EQ(inferred.status, 200) << inferred.body;
+  EXPECT_EQ(inferred.body, given.body);
+  EXPECT_EQ(nlohmann::json::parse(inferred.body).at("results").size(), 2u);
+  const auto partial = classify(R"({"features": [4, 0, 1, 2]})");
+  EXPECT_EQ(partial.status, 400) << partial.body;
+  EXPECT_THAT(partial.body, HasSubstr("takes 3 features per row: 4 values are not whole rows"));
+  const auto empty = classify(R"({"features": []})");
+  EXPECT_EQ(empty.status, 400) << empty.body;
+  EXPECT_THAT(empty.body, HasSubstr("empty batch"));
+}
+
 }  // namespace
 }  // namespace seqserve

@@ -87,6 +87,23 @@ TEST(PlanClassify, RefusesAnEmptyBatch) {
                   absl::StatusCode::kInvalidArgument, "empty batch");
 }
 
+// Rows left out (0) are the features over the input width: whole rows only.
+TEST(PlanClassify, InfersRowsFromTheFeaturesWhenLeftOut) {
+  auto served = Serve("species");
+  auto plan = PlanClassify(Request({4, 0, 1, 2, 1, 0}, 0), *served, {});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->rows, 2u);
+  const v1::ClassifyResponse inferred = RunPlan(*served, Request({4, 0, 1, 2, 1, 0}, 0));
+  const v1::ClassifyResponse given = RunPlan(*served, Request({4, 0, 1, 2, 1, 0}, 2));
+  EXPECT_EQ(inferred.SerializeAsString(), given.SerializeAsString());
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 0), *served, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "model 'species' takes 3 features per row: 4 values are not whole rows");
+  // Given rows still have to match.
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, 1, 0}, 3), *served, {}),
+                  absl::StatusCode::kInvalidArgument, "3 rows need 9 values, got 6");
+}
+
 TEST(PlanClassify, RefusesRowsOfTheWrongWidth) {
   auto served = Serve("species");
   ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 1), *served, {}),
