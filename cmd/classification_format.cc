@@ -12,19 +12,6 @@
 namespace seqserve {
 namespace {
 
-// Column names: the labels when there is one per score, else score_<i>. A
-// binary model's one score is its positive class's, the second of two
-// labels.
-std::vector<std::string> ScoreNames(const std::vector<std::string>& labels,
-                                    size_t width) {
-  if (width == 1 && labels.size() == 2) return {labels[1]};
-  std::vector<std::string> names;
-  for (size_t i = 0; i < width; ++i) {
-    names.push_back(labels.size() == width ? labels[i] : absl::StrCat("score_", i));
-  }
-  return names;
-}
-
 std::string NameOf(const ScoredLabel& entry) {
   return entry.label.empty() ? absl::StrCat(entry.index) : entry.label;
 }
@@ -68,7 +55,7 @@ bool HasTopKColumn(const Classification& result) {
 
 std::string FormatTable(const Classification& result,
                         const std::vector<std::string>& labels) {
-  const auto names = ScoreNames(labels, ScoreWidth(result));
+  const auto names = ScoreColumnNames(labels, ScoreWidth(result));
   std::string out = absl::StrFormat("%-5s %-16s %-12s", "row", "predicted", "score");
   for (const auto& name : names) absl::StrAppendFormat(&out, " %-12s", name);
   out += "\n";
@@ -96,7 +83,7 @@ std::string FormatTable(const Classification& result,
 std::string FormatCsv(const Classification& result,
                       const std::vector<std::string>& labels) {
   std::vector<std::string> header = {"row", "predicted_index", "predicted_label"};
-  for (const auto& name : ScoreNames(labels, ScoreWidth(result))) {
+  for (const auto& name : ScoreColumnNames(labels, ScoreWidth(result))) {
     header.push_back(CsvField(name));
   }
   const bool top_k = HasTopKColumn(result);
@@ -165,6 +152,17 @@ std::string FormatClassification(const Classification& result,
       break;
   }
   return FormatTable(result, labels);
+}
+
+std::vector<std::string> ScoreColumnNames(const std::vector<std::string>& labels,
+                                          size_t width) {
+  // A binary model's one score is its positive class's.
+  if (width == 1 && labels.size() == 2) return {labels[1]};
+  std::vector<std::string> names;
+  for (size_t i = 0; i < width; ++i) {
+    names.push_back(labels.size() == width ? labels[i] : absl::StrCat("score_", i));
+  }
+  return names;
 }
 
 std::string CsvField(absl::string_view text) {

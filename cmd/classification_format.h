@@ -47,6 +47,12 @@ std::string FormatClassification(const Classification& result,
                                  const std::vector<std::string>& labels,
                                  OutputFormat format);
 
+// The names of `width` score columns: the labels when there is one per
+// score (a binary model's one score by the second of two labels, its
+// positive class), else score_<i>.
+std::vector<std::string> ScoreColumnNames(const std::vector<std::string>& labels,
+                                          size_t width);
+
 // One CSV field, quoted when it holds a comma, a quote or a line break.
 std::string CsvField(absl::string_view text);
 // A JSON string literal.

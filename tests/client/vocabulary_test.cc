@@ -12,8 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/seqserve_client.h"
+#include "core/feature_rows.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/http_client.h"
+#include "tests/support/onnx_builder.h"
 #include "tests/support/server_process.h"
 #include "tests/support/test_repository.h"
 
@@ -36,6 +38,13 @@ class VocabularyTest : public ::testing::Test {
     repository_->AddReferenceVersion("species_short", 1, "species");
     repository_->WriteReferenceConfig("species_short", "species", "default_output: log_softmax\n");
     // Labels that read like output modes stay labels.
+    // A graph that names its output like a head: softmax, its default.
+    testing::OnnxBuilder named(3);
+    named.Weight("w", {3, 3}, {1, 0, 0, 0, 2, 0, 0, 0, -1}).Weight("b", {3}, {0, 0, 0});
+    testing::SetInt(named.Node("Gemm", {"features", "w", "b"}, {"logits"}), "transB", 1);
+    named.Node("Softmax", {"logits"}, {"softmax"});
+    named.Output("softmax", 3);
+    repository_->WriteFile("named_softmax/1/model.onnx", named.Serialize());
     repository_->AddReferenceVersion("modes", 1, "species");
     repository_->WriteFile("modes/config.textproto",
                            "labels: ['OUTPUT_MODE_SOFTMAX', 'OUTPUT_MODE_LOGITS', 'output']\n");
@@ -197,6 +206,25 @@ TEST_F(VocabularyTest, RestTakesEitherSpelling) {
                          .at("enum");
   EXPECT_THAT(modes.dump(), HasSubstr("\"OUTPUT_MODE_SOFTMAX\""));
   EXPECT_THAT(modes.dump(), HasSubstr("\"softmax\""));
+}
+
+// seqclient over the Open Inference Protocol asks a top-k of the default
+// output by that output's name, from the model's metadata: for a graph
+// whose output is named "softmax" the v2 list ends in log_softmax, which a
+// guess by place would have asked.
+TEST_F(VocabularyTest, SeqclientV2AsksTheDefaultOutputByName) {
+  const CommandResult v1 =
+      Seqclient("classify --model named_softmax --top_k 1 --format json 1,2,3");
+  ASSERT_EQ(v1.exit_code, 0) << v1.output;
+  const nlohmann::json top =
+      nlohmann::json::parse(v1.output).at("rows").at(0).at("top_k").at(0);
+  const std::string expected = absl::StrCat(
+      "0,softmax,", FormatFloat(static_cast<float>(top.at("score").get<double>())), ":",
+      top.at("index").get<int>(), "\n");
+  const CommandResult v2 =
+      Seqclient("classify --protocol v2 --model named_softmax --top_k 1 --format csv 1,2,3");
+  ASSERT_EQ(v2.exit_code, 0) << v2.output;
+  EXPECT_EQ(v2.output, "row,output,top_1\n" + expected);
 }
 
 // A REST body may leave rows out: the features over the model's width.
