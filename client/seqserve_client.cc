@@ -213,6 +213,7 @@ Classification Client::ToClassification(const v1::ClassifyResponse& response) {
     prediction.scores.assign(row.scores().begin(), row.scores().end());
     prediction.predicted_index = row.predicted_index();
     prediction.predicted_label = row.predicted_label();
+    prediction.score = row.score();
     prediction.positive = ToScored(row.positive());
     prediction.top_k = ToScored(row.top_k());
     result.rows.push_back(std::move(prediction));
@@ -401,7 +402,7 @@ absl::StatusOr<inference::ModelMetadataResponse> Client::ModelMetadataV2(
 
 inference::ModelInferRequest ToModelInferRequest(
     const v1::ClassifyRequest& request, const inference::ModelMetadataResponse& metadata,
-    bool raw) {
+    bool raw, v1::OutputMode default_output) {
   inference::ModelInferRequest infer;
   infer.set_model_name(request.model());
   if (request.version() != 0) infer.set_model_version(absl::StrCat(request.version()));
@@ -421,11 +422,12 @@ inference::ModelInferRequest ToModelInferRequest(
   // A v2 output is named by its head: the OutputMode's own name in lower
   // case, without its prefix ("OUTPUT_MODE_LOG_SOFTMAX" -> "log_softmax"),
   // as the server names them.
+  const v1::OutputMode mode = request.output() == v1::OUTPUT_MODE_DEFAULT && request.top_k() > 0
+                                  ? default_output
+                                  : request.output();
   std::string name;
-  if (request.output() != v1::OUTPUT_MODE_DEFAULT &&
-      v1::OutputMode_IsValid(request.output())) {
-    name = absl::AsciiStrToLower(
-        absl::StripPrefix(v1::OutputMode_Name(request.output()), "OUTPUT_MODE_"));
+  if (mode != v1::OUTPUT_MODE_DEFAULT && v1::OutputMode_IsValid(mode)) {
+    name = absl::AsciiStrToLower(absl::StripPrefix(v1::OutputMode_Name(mode), "OUTPUT_MODE_"));
   } else if (request.top_k() > 0 && metadata.outputs_size() > 0) {
     name = metadata.outputs(metadata.outputs_size() - 1).name();
   }

@@ -58,11 +58,14 @@ struct ScoredLabel {
   float score = 0.0f;
 };
 
-// The answer for one input row.
+// The answer for one input row (v1::RowResult: a one-output model is a
+// binary classifier, whose predicted_index, score and top_k are of its two
+// classes while `scores` keeps the one output).
 struct RowPrediction {
   std::vector<float> scores;
   uint32_t predicted_index = 0;
   std::string predicted_label;
+  float score = 0.0f;  // the predicted class's
   std::vector<ScoredLabel> positive;  // multi-label sigmoid
   std::vector<ScoredLabel> top_k;
 };
@@ -202,11 +205,14 @@ class Client {
 // A Classify request as the Open Inference Protocol's ModelInfer, for a
 // model whose v2 metadata is `metadata`: the rows as one FP32 tensor named
 // as its input (raw bytes when `raw`); the output named by the request's
-// output mode, or for the default none (its last output, the graph's own,
-// with a top-k); as "classification" strings when a top-k is asked.
+// output mode, or for the default none, unless a top-k needs one named:
+// then `default_output` (GetModelMetadata's, what the default gives) by its
+// name, or without it the last output of `metadata` (the graph's own,
+// unless the graph names its output as a head is named); as
+// "classification" strings when a top-k is asked.
 inference::ModelInferRequest ToModelInferRequest(
     const v1::ClassifyRequest& request, const inference::ModelMetadataResponse& metadata,
-    bool raw);
+    bool raw, v1::OutputMode default_output = v1::OUTPUT_MODE_DEFAULT);
 
 // SSL channel credentials from the TLS files of `options`;
 // FAILED_PRECONDITION naming a file that cannot be read.

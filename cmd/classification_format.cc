@@ -7,21 +7,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "core/feature_rows.h"
+#include "serving/output_mode_name.h"
 
 namespace seqserve {
 namespace {
-
-constexpr absl::string_view kOutputModePrefix = "OUTPUT_MODE_";
-
-// Column names: the labels when there is one per score, else score_<i>.
-std::vector<std::string> ScoreNames(const std::vector<std::string>& labels,
-                                    size_t width) {
-  std::vector<std::string> names;
-  for (size_t i = 0; i < width; ++i) {
-    names.push_back(labels.size() == width ? labels[i] : absl::StrCat("score_", i));
-  }
-  return names;
-}
 
 std::string NameOf(const ScoredLabel& entry) {
   return entry.label.empty() ? absl::StrCat(entry.index) : entry.label;
@@ -66,16 +55,13 @@ bool HasTopKColumn(const Classification& result) {
 
 std::string FormatTable(const Classification& result,
                         const std::vector<std::string>& labels) {
-  const auto names = ScoreNames(labels, ScoreWidth(result));
+  const auto names = ScoreColumnNames(labels, ScoreWidth(result));
   std::string out = absl::StrFormat("%-5s %-16s %-12s", "row", "predicted", "score");
   for (const auto& name : names) absl::StrAppendFormat(&out, " %-12s", name);
   out += "\n";
   for (size_t r = 0; r < result.rows.size(); ++r) {
     const RowPrediction& row = result.rows[r];
-    // One-output models score the positive class whatever was predicted.
-    const float score = row.scores.size() == 1 ? row.scores[0]
-                                               : row.scores[row.predicted_index];
-    absl::StrAppendFormat(&out, "%-5d %-16s %-12.6g", r, PredictedText(row), score);
+    absl::StrAppendFormat(&out, "%-5d %-16s %-12.6g", r, PredictedText(row), row.score);
     for (float v : row.scores) absl::StrAppendFormat(&out, " %-12.6g", v);
     if (HasPositiveColumn(result)) {
       std::vector<std::string> positive;
@@ -97,7 +83,7 @@ std::string FormatTable(const Classification& result,
 std::string FormatCsv(const Classification& result,
                       const std::vector<std::string>& labels) {
   std::vector<std::string> header = {"row", "predicted_index", "predicted_label"};
-  for (const auto& name : ScoreNames(labels, ScoreWidth(result))) {
+  for (const auto& name : ScoreColumnNames(labels, ScoreWidth(result))) {
     header.push_back(CsvField(name));
   }
   const bool top_k = HasTopKColumn(result);
@@ -125,7 +111,8 @@ std::string FormatJson(const Classification& result) {
     for (float v : row.scores) scores.push_back(FormatFloat(v));
     rows.push_back(absl::StrCat(
         "{\"row\":", r, ",\"predicted_index\":", row.predicted_index,
-        ",\"predicted_label\":", JsonString(row.predicted_label), ",\"scores\":[",
+        ",\"predicted_label\":", JsonString(row.predicted_label),
+        ",\"score\":", FormatFloat(row.score), ",\"scores\":[",
         absl::StrJoin(scores, ","), "],\"positive\":", JsonScored(row.positive),
         ",\"top_k\":", JsonScored(row.top_k), "}"));
   }
@@ -145,27 +132,12 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
       absl::StrCat("unknown --format '", name, "' (table, csv or json)"));
 }
 
-std::string OutputModeShortName(v1::OutputMode mode) {
-  return absl::AsciiStrToLower(
-      absl::StripPrefix(v1::OutputMode_Name(mode), kOutputModePrefix));
-}
+std::string OutputModeShortName(v1::OutputMode mode) { return OutputModeName(mode); }
 
 absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name) {
-  v1::OutputMode mode;
-  // Lower case only: the flag's names are the short names.
-  if (absl::AsciiStrToLower(name) == name &&
-      v1::OutputMode_Parse(absl::StrCat(kOutputModePrefix, absl::AsciiStrToUpper(name)),
-                           &mode)) {
-    return mode;
-  }
-  std::vector<std::string> valid;
-  for (int i = v1::OutputMode_MIN; i <= v1::OutputMode_MAX; ++i) {
-    if (v1::OutputMode_IsValid(i)) {
-      valid.push_back(OutputModeShortName(static_cast<v1::OutputMode>(i)));
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown --output '", name, "' (",
-                                                 absl::StrJoin(valid, ", "), ")"));
+  if (auto mode = ParseOutputMode(name)) return *mode;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown --output '", name, "' (", OutputModeNames(), ")"));
 }
 
 std::string FormatClassification(const Classification& result,
@@ -180,6 +152,17 @@ std::string FormatClassification(const Classification& result,
       break;
   }
   return FormatTable(result, labels);
+}
+
+std::vector<std::string> ScoreColumnNames(const std::vector<std::string>& labels,
+                                          size_t width) {
+  // A binary model's one score is its positive class's.
+  if (width == 1 && labels.size() == 2) return {labels[1]};
+  std::vector<std::string> names;
+  for (size_t i = 0; i < width; ++i) {
+    names.push_back(labels.size() == width ? labels[i] : absl::StrCat("score_", i));
+  }
+  return names;
 }
 
 std::string CsvField(absl::string_view text) {

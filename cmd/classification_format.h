@@ -19,16 +19,19 @@ enum class OutputFormat { kTable, kCsv, kJson };
 // valid ones otherwise.
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
 
-// The short name the tools use for an output mode: "default", "logits",
-// "sigmoid", "softmax" or "log_softmax" (what --output takes).
+// The name the tools print for an output mode: "default", "logits",
+// "sigmoid", "softmax" or "log_softmax" (serving's OutputModeName).
 std::string OutputModeShortName(v1::OutputMode mode);
-// Inverse of OutputModeShortName; INVALID_ARGUMENT naming the valid names.
+// What --output takes: either spelling, "softmax" or "OUTPUT_MODE_SOFTMAX"
+// (serving's ParseOutputMode); INVALID_ARGUMENT naming the valid names.
 absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name);
 
 // `labels` are the model's labels from its config; a score column is named
-// by its label when there is one label per score, else score_<i>.
+// by its label when there is one label per score (a binary model's one
+// score by the second of two labels, its positive class), else score_<i>.
 //
-// table: aligned columns: row, predicted label, its score, then every
+// table: aligned columns: row, predicted label, its score (the server's:
+//   for a binary model the predicted class's, 1 - p or p), then every
 //   score; then "positive:" and "top:" lists when the answer has them.
 // csv: RFC 4180. The header row is row,predicted_index,predicted_label,
 //   then one column per score (full float precision), then a top_k column
@@ -37,11 +40,18 @@ absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name);
 //   best first (the index in place of a label the model lacks); a label
 //   may itself contain ':', so a reader splits each pair at its last ':'.
 // json: one object {"model","version","output","rows":[{"row",
-//   "predicted_index","predicted_label","scores","positive","top_k"}]},
+//   "predicted_index","predicted_label","score","scores","positive",
+//   "top_k"}]},
 //   "output" as its short name.
 std::string FormatClassification(const Classification& result,
                                  const std::vector<std::string>& labels,
                                  OutputFormat format);
+
+// The names of `width` score columns: the labels when there is one per
+// score (a binary model's one score by the second of two labels, its
+// positive class), else score_<i>.
+std::vector<std::string> ScoreColumnNames(const std::vector<std::string>& labels,
+                                          size_t width);
 
 // One CSV field, quoted when it holds a comma, a quote or a line break.
 std::string CsvField(absl::string_view text);

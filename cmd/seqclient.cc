@@ -44,7 +44,8 @@ ABSL_FLAG(std::string, token, "",
 ABSL_FLAG(std::string, model, "", "classify, bench: model name");
 ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
 ABSL_FLAG(std::string, output, "default",
-          "classify: default, logits, sigmoid, softmax or log_softmax");
+          "classify: default, logits, sigmoid, softmax or log_softmax (or the API's "
+          "names, OUTPUT_MODE_SOFTMAX, ...)");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
 ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
 ABSL_FLAG(std::string, format, "table",
@@ -127,8 +128,17 @@ absl::StatusOr<OutputFormat> FormatFlag(absl::string_view command,
 }
 
 // The same rows as one ModelInfer call, printed as the protocol's tensors.
+// `model_metadata` is the model's seqserve.v1 metadata: its default output
+// and labels.
 int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows,
-               const ClassifyOptions& options, const std::string& format) {
+               const ClassifyOptions& options, const std::string& format,
+               const ModelMetadata& model_metadata) {
+  // The protocol has no threshold: the flag would be dropped, so refuse it.
+  if (options.threshold != 0.0f) {
+    return Fail(
+        "--threshold cannot be sent over --protocol v2 (the Open Inference Protocol has no "
+        "threshold; the model's own applies): leave it out or use --protocol v1");
+  }
   auto metadata = client.ModelMetadataV2(model, options.version);
   if (!metadata.ok()) return FailCall(metadata.status());
   v1::ClassifyRequest request;
@@ -138,7 +148,9 @@ int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows
   request.set_rows(static_cast<uint32_t>(rows.rows));
   request.set_output(options.output);
   request.set_top_k(options.top_k);
-  auto answer = client.Infer(ToModelInferRequest(request, *metadata, /*raw=*/false));
+  // A top-k of the default output asks that output by its name.
+  auto answer = client.Infer(ToModelInferRequest(request, *metadata, /*raw=*/false,
+                                                 model_metadata.default_output));
   if (!answer.ok()) return FailCall(answer.status());
   if (format == "json") {
     google::protobuf::util::JsonPrintOptions json;
@@ -151,21 +163,36 @@ int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows
     return 0;
   }
   // One line per row and output: its elements (floats in full precision),
-  // comma- or space-separated.
-  const std::string separator = format == "csv" ? "," : " ";
-  if (format == "csv") std::cout << "row,output,values\n";
+  // comma- or space-separated. The one output asked has one width, so a
+  // CSV has one header over rows of its columns: the scores named as v1's
+  // CSV names them, the classification strings top_1, top_2, ...
+  const bool csv = format == "csv";
+  const std::string separator = csv ? "," : " ";
   for (const auto& tensor : answer->outputs()) {
     const int64_t width = tensor.shape_size() == 2 ? tensor.shape(1) : 0;
+    const bool strings = tensor.datatype() == "BYTES";
+    if (csv) {
+      std::vector<std::string> header = {"row", "output"};
+      if (strings) {
+        for (int64_t i = 0; i < width; ++i) header.push_back(absl::StrCat("top_", i + 1));
+      } else {
+        for (const std::string& name :
+             ScoreColumnNames(model_metadata.labels, static_cast<size_t>(width))) {
+          header.push_back(CsvField(name));
+        }
+      }
+      std::cout << absl::StrJoin(header, ",") << "\n";
+    }
     const auto& contents = tensor.contents();
     for (int64_t row = 0; row < static_cast<int64_t>(rows.rows); ++row) {
       std::vector<std::string> values;
       for (int64_t i = row * width; i < (row + 1) * width; ++i) {
-        values.push_back(tensor.datatype() == "BYTES"
-                             ? contents.bytes_contents(static_cast<int>(i))
-                             : FormatFloat(contents.fp32_contents(static_cast<int>(i))));
+        std::string value = strings ? contents.bytes_contents(static_cast<int>(i))
+                                    : FormatFloat(contents.fp32_contents(static_cast<int>(i)));
+        values.push_back(csv ? CsvField(value) : std::move(value));
       }
-      std::cout << row << separator << tensor.name() << separator
-                << absl::StrJoin(values, separator) << "\n";
+      std::cout << row << separator << (csv ? CsvField(tensor.name()) : tensor.name())
+                << separator << absl::StrJoin(values, separator) << "\n";
     }
   }
   return 0;
@@ -210,7 +237,7 @@ int Classify(Client& client, const std::vector<std::string>& args) {
 
   const std::string protocol = absl::GetFlag(FLAGS_protocol);
   if (protocol == "v2") {
-    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format));
+    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format), *metadata);
   }
   if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   auto result = client.Classify(model, rows->values, rows->rows, options);

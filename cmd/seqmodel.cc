@@ -24,7 +24,7 @@
 
 ABSL_FLAG(std::string, output, "default",
           "run: default (the model's config, else its own head), logits, sigmoid, softmax "
-          "or log_softmax");
+          "or log_softmax (or the API's names, OUTPUT_MODE_SOFTMAX, ...)");
 ABSL_FLAG(std::string, format, "table", "run: table, csv or json");
 ABSL_FLAG(std::string, input, "",
           "run: file of feature rows: CSV, CSV with a header row, or JSON Lines; '-' or "

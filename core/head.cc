@@ -97,20 +97,42 @@ std::vector<ScoredIndex> TopK(absl::Span<const float> row, size_t k) {
   return top;
 }
 
+size_t ClassCount(size_t width) { return width == 1 ? 2 : width; }
+
+float ClassScore(Head head, absl::Span<const float> scores, int index) {
+  if (scores.size() != 1) return scores[index];
+  if (index == 1) return scores[0];
+  // 0 - z rather than -z: a logit of 0 scores +0 for both classes, never -0.
+  return head == Head::kLogits ? 0.0f - scores[0] : 1.0f - scores[0];
+}
+
+std::vector<ScoredIndex> ClassScores(Head head, absl::Span<const float> scores) {
+  const int count = static_cast<int>(ClassCount(scores.size()));
+  std::vector<ScoredIndex> classes;
+  classes.reserve(count);
+  for (int i = 0; i < count; ++i) classes.push_back({i, ClassScore(head, scores, i)});
+  return classes;
+}
+
 int PredictedClass(Head head, absl::Span<const float> scores, float threshold) {
   if (scores.size() == 1) {
-    switch (head) {
-      case Head::kSigmoid:
-        return scores[0] > threshold ? 1 : 0;
-      case Head::kLogits:
-        return scores[0] > std::log(threshold / (1.0f - threshold)) ? 1 : 0;
-      case Head::kSoftmax:
-      case Head::kLogSoftmax:
-        return 0;  // a one-way distribution has one class
-    }
+    const float p = head == Head::kLogits ? StableSigmoid(scores[0]) : scores[0];
+    return p > threshold ? 1 : 0;
   }
   if (scores.empty()) return 0;
   return TopK(scores, 1)[0].index;
+}
+
+std::vector<ScoredIndex> RankedClasses(Head head, absl::Span<const float> scores,
+                                       float threshold, size_t k) {
+  if (scores.size() != 1) return TopK(scores, k);
+  const int predicted = PredictedClass(head, scores, threshold);
+  std::vector<ScoredIndex> ranked;
+  for (int index : {predicted, 1 - predicted}) {
+    if (ranked.size() == k) break;
+    ranked.push_back({index, ClassScore(head, scores, index)});
+  }
+  return ranked;
 }
 
 }  // namespace seqserve

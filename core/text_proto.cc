@@ -5,10 +5,12 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -78,6 +80,22 @@ const EnumDescriptor* FindEnumField(const Descriptor* type, const std::string& n
   return nullptr;
 }
 
+// The prefix every value name of `type` starts with, up to and including
+// an underscore ("OUTPUT_MODE_"); empty when they share none.
+std::string SharedPrefix(const EnumDescriptor* type) {
+  if (type->value_count() == 0) return "";
+  std::string prefix = type->value(0)->name();
+  for (int i = 1; i < type->value_count(); ++i) {
+    const std::string& name = type->value(i)->name();
+    size_t same = 0;
+    while (same < prefix.size() && same < name.size() && prefix[same] == name[same]) ++same;
+    prefix.resize(same);
+  }
+  const size_t underscore = prefix.rfind('_');
+  prefix.resize(underscore == std::string::npos ? 0 : underscore + 1);
+  return prefix;
+}
+
 // "unknown enumeration value" gains the valid values; "no field named"
 // gains the nearest field name. Other errors are returned as they are.
 std::string Explain(const std::string& error, const Descriptor* root) {
@@ -97,8 +115,13 @@ std::string Explain(const std::string& error, const Descriptor* root) {
         suggestion = name;
       }
     }
-    return absl::StrCat(error, " Valid values: ", absl::StrJoin(valid, ", "), ".",
-                        suggestion.empty() ? "" : absl::StrCat(" Did you mean ", suggestion, "?"));
+    const std::string prefix = SharedPrefix(type);
+    return absl::StrCat(
+        error, " Valid values: ", absl::StrJoin(valid, ", "), ".",
+        prefix.empty() ? ""
+                       : absl::StrCat(" Each may also be written in lower case without \"",
+                                      prefix, "\"."),
+        suggestion.empty() ? "" : absl::StrCat(" Did you mean ", suggestion, "?"));
   }
   if (error.find("has no field named") != std::string::npos) {
     const Descriptor* type =
@@ -125,19 +148,121 @@ std::string Explain(const std::string& error, const Descriptor* root) {
   return error;
 }
 
+// Every enum field of `type` and the messages it holds, by field name.
+void CollectEnumFields(const Descriptor* type, std::set<const Descriptor*>* seen,
+                       std::map<std::string, const EnumDescriptor*>* fields) {
+  if (!seen->insert(type).second) return;
+  for (int i = 0; i < type->field_count(); ++i) {
+    const FieldDescriptor* field = type->field(i);
+    if (field->enum_type() != nullptr) fields->emplace(field->name(), field->enum_type());
+    if (field->message_type() != nullptr) CollectEnumFields(field->message_type(), seen, fields);
+  }
+}
+
+// The full name of `value` when it is one of `type`'s value names without
+// the prefix all of them share, in lower case ("softmax" for
+// OUTPUT_MODE_SOFTMAX, "sigmoid" for HEAD_SIGMOID); empty otherwise.
+std::string ShortEnumValue(const EnumDescriptor* type, absl::string_view value) {
+  const std::string prefix = SharedPrefix(type);
+  if (prefix.empty() || absl::AsciiStrToLower(value) != value) return "";
+  const std::string full = absl::StrCat(prefix, absl::AsciiStrToUpper(value));
+  return type->FindValueByName(full) != nullptr ? full : "";
+}
+
+// `text` with each `field: value` whose field holds an enum and whose value
+// is a short name (ShortEnumValue) written in full. Comments and strings
+// are copied as they are.
+std::string ExpandShortEnumValues(absl::string_view text, const Descriptor* root) {
+  std::map<std::string, const EnumDescriptor*> enum_fields;
+  std::set<const Descriptor*> seen;
+  CollectEnumFields(root, &seen, &enum_fields);
+  auto identifier_char = [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+  };
+  std::string out;
+  out.reserve(text.size());
+  std::string field;  // the identifier before a ':', if that is where we are
+  bool after_colon = false;
+  size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '#') {
+      const size_t end = std::min(text.find('\n', i), text.size());
+      absl::StrAppend(&out, text.substr(i, end - i));
+      i = end;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      size_t end = i + 1;
+      while (end < text.size() && text[end] != c && text[end] != '\n') {
+        end += text[end] == '\\' ? 2 : 1;
+      }
+      end = std::min(end + 1, text.size());
+      absl::StrAppend(&out, text.substr(i, end - i));
+      i = end;
+      field.clear();
+      after_colon = false;
+      continue;
+    }
+    if (absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      size_t end = i;
+      while (end < text.size() && identifier_char(text[end])) ++end;
+      const absl::string_view word = text.substr(i, end - i);
+      i = end;
+      if (after_colon) {
+        auto found = enum_fields.find(field);
+        const std::string full =
+            found == enum_fields.end() ? "" : ShortEnumValue(found->second, word);
+        absl::StrAppend(&out, full.empty() ? word : absl::string_view(full));
+        field.clear();
+        after_colon = false;
+      } else {
+        field = std::string(word);
+        absl::StrAppend(&out, word);
+      }
+      continue;
+    }
+    if (c == ':') {
+      after_colon = !field.empty();
+    } else if (!absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      field.clear();
+      after_colon = false;
+    }
+    out.push_back(c);
+    ++i;
+  }
+  return out;
+}
+
+bool Parse(const std::string& text, google::protobuf::Message* message,
+           FirstErrorCollector* errors) {
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(errors);
+  return parser.ParseFromString(text, message);
+}
+
 }  // namespace
 
 absl::Status ParseTextProto(absl::string_view text,
                             google::protobuf::Message* message) {
-  google::protobuf::TextFormat::Parser parser;
-  FirstErrorCollector errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(std::string(text), message)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("line ", errors.line(), " column ", errors.column(), ": ",
-                     Explain(errors.error(), message->GetDescriptor())));
+  FirstErrorCollector first;
+  if (Parse(std::string(text), message, &first)) return absl::OkStatus();
+  const FirstErrorCollector* errors = &first;
+  // An enum value written short ("default_output: softmax") is read as its
+  // full name; the text is rewritten only when its first reading failed on
+  // an enum value, so other errors keep their columns.
+  FirstErrorCollector second;
+  if (first.error().find("Unknown enumeration value") != std::string::npos) {
+    const std::string expanded = ExpandShortEnumValues(text, message->GetDescriptor());
+    if (expanded != text) {
+      message->Clear();
+      if (Parse(expanded, message, &second)) return absl::OkStatus();
+      errors = &second;
+    }
   }
-  return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("line ", errors->line(), " column ", errors->column(), ": ",
+                   Explain(errors->error(), message->GetDescriptor())));
 }
 
 }  // namespace seqserve

@@ -25,12 +25,20 @@ std::string BinaryLabel(const ServedModel& served, bool positive) {
   return "";
 }
 
-// The class output `index` scores. A binary model's one output scores the
-// positive class, whichever label that is.
+// The label of class `index` (core/head.h's classes): a binary model's
+// class 0 is its negative class, class 1 its positive one.
 std::string LabelOf(const ServedModel& served, uint32_t index) {
-  if (served.model->output_width() == 1) return BinaryLabel(served, true);
+  if (served.model->output_width() == 1) return BinaryLabel(served, index == 1);
   const auto& labels = served.config.labels();
   return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
+}
+
+void AddClass(const ServedModel& served, const ScoredIndex& scored,
+              google::protobuf::RepeatedPtrField<v1::ScoredClass>* list) {
+  v1::ScoredClass* entry = list->Add();
+  entry->set_index(scored.index);
+  entry->set_label(LabelOf(served, scored.index));
+  entry->set_score(scored.score);
 }
 
 // A sum of response bounds that stops growing before it could wrap.
@@ -52,7 +60,8 @@ uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan)
   }
   const uint64_t width = served.model->output_width();
   const uint64_t scored_class = 24 + longest_label;  // index, score, label, framing
-  uint64_t per_row = 16 + width * sizeof(float) + longest_label + plan.top_k * scored_class;
+  // Scores, the predicted index, label and score, the top classes.
+  uint64_t per_row = 24 + width * sizeof(float) + longest_label + plan.top_k * scored_class;
   if (plan.head == Head::kSigmoid && width > 1 && !plan.every_class) {
     per_row += width * scored_class;
   }
@@ -66,6 +75,12 @@ uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan)
   return header + plan.rows * per_row;
 }
 
+size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served) {
+  if (request.rows() != 0) return request.rows();
+  return static_cast<size_t>(request.features_size()) /
+         static_cast<size_t>(served.model->input_width());
+}
+
 namespace {
 
 // The checks of a request's rows, whatever it asks of them: count, width,
@@ -73,12 +88,18 @@ namespace {
 absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
                        const RequestLimits& limits) {
   const Sequential& model = *served.model;
-  const size_t rows = request.rows();
+  const size_t rows = RequestRows(request, served);
+  const size_t values = static_cast<size_t>(request.features_size());
+  if (request.rows() == 0 && values % static_cast<size_t>(model.input_width()) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' takes ", model.input_width(), " features per row: ",
+        values, " values are not whole rows (give rows, or whole rows of values)"));
+  }
   if (rows == 0) {
-    return absl::InvalidArgumentError("empty batch: rows must be positive");
+    return absl::InvalidArgumentError("empty batch: no rows of features");
   }
   const size_t want = rows * static_cast<size_t>(model.input_width());
-  if (static_cast<size_t>(request.features_size()) != want) {
+  if (values != want) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", served.name, "' takes ", model.input_width(),
         " features per row: ", rows, " rows need ", want, " values, got ",
@@ -115,7 +136,7 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
                                         const RequestLimits& limits) {
   const Sequential& model = *served.model;
   ClassifyPlan plan;
-  plan.rows = request.rows();
+  plan.rows = RequestRows(request, served);
   if (output.every_class) {
     if (output.output != v1::OUTPUT_MODE_DEFAULT || output.top_k != 0) {
       return absl::InvalidArgumentError(
@@ -150,10 +171,12 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
         " over it is always ", plan.head == Head::kSoftmax ? "1" : "0",
         ", ask for sigmoid"));
   }
-  if (output.top_k > static_cast<uint32_t>(model.output_width())) {
+  const size_t classes = ClassCount(model.output_width());
+  if (output.top_k > classes) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "top_k ", output.top_k, " is more than the ", model.output_width(),
-        " outputs of model '", served.name, "'"));
+        "top_k ", output.top_k, " is more than the ", classes,
+        model.output_width() == 1 ? " classes (one output: binary)" : " outputs",
+        " of model '", served.name, "'"));
   }
   plan.top_k = output.top_k;
   if (request.threshold() != 0.0f) {
@@ -278,7 +301,7 @@ absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest&
   }
   if (limits.max_response_bytes != 0 && total > limits.max_response_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the ", outputs.size(), " answers to ", request.rows(), " rows could take ", total,
+        "the ", outputs.size(), " answers to ", plans.front().rows, " rows could take ", total,
         " bytes together, over the message limit of ", limits.max_response_bytes,
         "; send fewer rows or ask for fewer outputs"));
   }
@@ -306,39 +329,26 @@ absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan
     absl::Span<const float> row = logits.subspan(r * width, width);
     v1::RowResult* result = results->Add();
     result->mutable_scores()->Add(row.begin(), row.end());
+    // One rule for every protocol: the classes, the predicted one and its
+    // score, and the ranking all come from core's classes of the row.
     const int predicted = PredictedClass(plan.head, row, plan.threshold);
     result->set_predicted_index(predicted);
-    result->set_predicted_label(width == 1 ? BinaryLabel(served, predicted == 1)
-                                           : LabelOf(served, predicted));
+    result->set_predicted_label(LabelOf(served, predicted));
+    result->set_score(ClassScore(plan.head, row, predicted));
     if (plan.every_class) {
-      auto add = [result](uint32_t index, std::string label, float score) {
-        v1::ScoredClass* entry = result->add_top_k();
-        entry->set_index(index);
-        entry->set_label(std::move(label));
-        entry->set_score(score);
-      };
-      if (width == 1) {  // a binary classifier: both classes
-        add(0, BinaryLabel(served, false), 1.0f - row[0]);
-        add(1, BinaryLabel(served, true), row[0]);
-      } else {
-        for (size_t i = 0; i < width; ++i) add(i, LabelOf(served, i), row[i]);
+      for (const ScoredIndex& scored : ClassScores(plan.head, row)) {
+        AddClass(served, scored, result->mutable_top_k());
       }
       continue;
     }
     if (plan.head == Head::kSigmoid && width > 1) {
       for (size_t i = 0; i < width; ++i) {
         if (row[i] <= plan.threshold) continue;
-        v1::ScoredClass* positive = result->add_positive();
-        positive->set_index(i);
-        positive->set_label(LabelOf(served, i));
-        positive->set_score(row[i]);
+        AddClass(served, {static_cast<int>(i), row[i]}, result->mutable_positive());
       }
     }
-    for (const ScoredIndex& top : TopK(row, plan.top_k)) {
-      v1::ScoredClass* entry = result->add_top_k();
-      entry->set_index(top.index);
-      entry->set_label(LabelOf(served, top.index));
-      entry->set_score(top.score);
+    for (const ScoredIndex& top : RankedClasses(plan.head, row, plan.threshold, plan.top_k)) {
+      AddClass(served, top, result->mutable_top_k());
     }
   }
   return absl::OkStatus();

@@ -38,9 +38,10 @@ struct OutputRequest {
   // rather than scores (TF Serving's classify): the row's top_k holds every
   // class in index order (not best first), each with its label. The head is
   // sigmoid when the model's default head is sigmoid or it has one output,
-  // softmax otherwise; a one-output model answers two classes, 0 with
-  // 1 - p and 1 with p, labelled as predicted_label would label them. Only
-  // with OUTPUT_MODE_DEFAULT and top_k 0.
+  // softmax otherwise; the classes are core's (ClassScores in
+  // core/head.h): a one-output model answers two, 0 with 1 - p and 1 with
+  // p, labelled as predicted_label labels them. Only with
+  // OUTPUT_MODE_DEFAULT and top_k 0.
   bool every_class = false;
 };
 
@@ -82,15 +83,21 @@ struct RequestLimits {
   uint64_t max_response_bytes = 0;
 };
 
+// The rows `request` holds: its `rows`, or when that is 0 (left out, as a
+// REST body may), its features over the model's input width. PlanClassify
+// and PlanOutputs refuse a count that does not fit the features.
+size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served);
+
 // At most how many bytes the response to `plan` takes on the wire: scores,
 // labels, top-k and multi-label positives at their largest.
 uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan);
 
 // INVALID_ARGUMENT for an empty batch, a feature count that is not rows x
-// input width, NaN/Inf features, top_k beyond the outputs, a threshold
-// outside (0, 1) or an output mode the model cannot give; RESOURCE_EXHAUSTED
-// for more rows than the model's or the server's limit, more memory, or an
-// answer that could be larger than max_response_bytes.
+// input width (or, without rows, not whole rows), NaN/Inf features, top_k beyond the classes (the outputs, or
+// 2 for one output), a threshold outside (0, 1) or an output mode the
+// model cannot give; RESOURCE_EXHAUSTED for more rows than the model's or
+// the server's limit, more memory, or an answer that could be larger than
+// max_response_bytes.
 absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
                                           const ServedModel& served,
                                           const RequestLimits& limits);
@@ -110,9 +117,13 @@ absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest&
                                                       NamedColumns* columns = nullptr);
 
 // Fills `response` from the logits of plan.rows rows: applies the head,
-// predicted classes, labels and top-k. INVALID_ARGUMENT naming the first
-// row whose scores are not finite (finite but extreme features can overflow
-// a layer): the API promises probabilities, never NaN.
+// then each row's predicted class, its label and score, and the top-k, all
+// over core's classes of the row (ClassScores, PredictedClass and
+// RankedClasses in core/head.h: a one-output model is a binary classifier
+// of two classes), which is where every protocol gets them.
+// INVALID_ARGUMENT naming the first row whose scores are not finite (finite
+// but extreme features can overflow a layer): the API promises
+// probabilities, never NaN.
 absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan& plan,
                                    absl::Span<float> logits,
                                    v1::ClassifyResponse* response);

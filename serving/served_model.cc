@@ -43,7 +43,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
       return absl::InvalidArgumentError(absl::StrCat(
           "config default_output is ", HeadName(*head), ", which is always ",
           *head == Head::kSoftmax ? "1" : "0",
-          " for a one-output model; use OUTPUT_MODE_SIGMOID"));
+          " for a one-output model; use sigmoid"));
     }
     served->default_head = *head;
   }

@@ -88,7 +88,9 @@ async function main() {
       rows: rows.length,
       output: `OUTPUT_MODE_${output.toUpperCase()}`,
     }, metadata);
-    console.log(`${response.model} v${response.version} (${response.output})`);
+    // The mode as seqserve prints it: "softmax" for OUTPUT_MODE_SOFTMAX.
+    const mode = String(response.output).replace(/^OUTPUT_MODE_/, '').toLowerCase();
+    console.log(`${response.model} v${response.version} (${mode})`);
     response.results.forEach((result, i) => {
       const scores = result.scores.map((s) => s.toFixed(6)).join(' ');
       const predicted = result.predictedLabel || result.predictedIndex;

@@ -74,7 +74,8 @@ def main():
         except grpc.RpcError as error:
             print(f"{error.code().name}: {error.details()}", file=sys.stderr)
             return 1
-    output = classifier_pb2.OutputMode.Name(response.output)
+    # The mode as seqserve prints it: "softmax" for OUTPUT_MODE_SOFTMAX.
+    output = classifier_pb2.OutputMode.Name(response.output).removeprefix("OUTPUT_MODE_").lower()
     print(f"{response.model} v{response.version} ({output})")
     for row, result in zip(rows, response.results):
         features = ",".join(f"{value:g}" for value in row)

@@ -8,6 +8,8 @@
 #include "frontends/http/tf_serving_json.h"
 #include "frontends/http/v2_json.h"
 #include "google/protobuf/descriptor.h"
+#include "seqserve/v1/classifier.pb.h"
+#include "serving/output_mode_name.h"
 
 namespace seqserve {
 namespace {
@@ -53,6 +55,14 @@ json FieldSchema(const FieldDescriptor* field, std::set<const Descriptor*>* pend
       json names = json::array();
       for (int i = 0; i < field->enum_type()->value_count(); ++i) {
         names.push_back(field->enum_type()->value(i)->name());
+      }
+      // Output modes: a request may also spell them as seqserve prints
+      // them ("softmax"); answers carry the names above.
+      if (field->enum_type() == v1::OutputMode_descriptor()) {
+        for (int i = 0; i < field->enum_type()->value_count(); ++i) {
+          names.push_back(OutputModeName(
+              static_cast<v1::OutputMode>(field->enum_type()->value(i)->number())));
+        }
       }
       item = {{"type", "string"}, {"enum", names}};
       break;

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -14,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "serving/client_text.h"
+#include "serving/output_mode_name.h"
 #include "frontends/edge/status_message.h"
 #include "frontends/http/console_files.h"
 #include "frontends/http/json_limits.h"
@@ -526,7 +528,9 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
   };
   auto exchange = std::make_unique<Exchange>();
   const CallInfo call = HttpCall(admitted, "Classify", request.cancelled);
-  absl::Status parsed = ParseJson(request.body, &exchange->request);
+  // The output mode in either spelling: protobuf's parser reads only one.
+  const std::optional<std::string> respelled = WithApiOutputMode(request.body);
+  absl::Status parsed = ParseJson(respelled ? *respelled : request.body, &exchange->request);
   const std::string& model = params["model"];
   auto version = PathVersion(params);
   if (parsed.ok() && !version.ok()) parsed = version.status();

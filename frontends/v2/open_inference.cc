@@ -16,6 +16,7 @@
 #include "core/head.h"
 #include "serving/client_text.h"
 #include "serving/output_mode.h"
+#include "serving/output_mode_name.h"
 
 #ifndef ABSL_IS_LITTLE_ENDIAN
 #error "raw tensor contents are little-endian: this host would need byte swaps"
@@ -365,8 +366,9 @@ absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputReq
     OutputRequest plan;
     V2Call::AskedOutput answer;
     answer.name = output.name();
-    if (auto head = ParseHeadName(output.name())) {
-      plan.output = OutputModeForHead(*head);
+    // A head's name, in either spelling ("softmax", "OUTPUT_MODE_SOFTMAX").
+    if (auto mode = ParseOutputMode(output.name()); mode && *mode != v1::OUTPUT_MODE_DEFAULT) {
+      plan.output = *mode;
     } else {
       plan.tensor_name = output.name();
     }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -198,13 +199,23 @@ TEST_F(SeqclientTest, ProtocolV2ClassifiesAndBenches) {
   auto v1 = Seqclient("classify --model species --format csv --output logits 4,0,1");
   auto v2 = Seqclient("classify --protocol v2 --model species --format csv --output logits 4,0,1");
   ASSERT_EQ(v2.exit_code, 0) << v2.output;
-  EXPECT_THAT(v2.output, HasSubstr("row,output,values\n0,logits,"));
+  // One header over rows of as many columns, the scores named by label.
+  EXPECT_THAT(v2.output, ::testing::StartsWith("row,output,bird,mammal,reptile\n0,logits,"));
+  EXPECT_EQ(std::count(v2.output.begin(), v2.output.end(), ','), 2 * 4) << v2.output;
   // v1's CSV row holds the same logits after its index and label columns.
   const std::string logits = v2.output.substr(v2.output.find("0,logits,") + 9);
   EXPECT_THAT(v1.output, HasSubstr(logits.substr(0, logits.find('\n'))));
   const auto classes = Seqclient("classify --protocol v2 --model species --top_k 1 4,0,1");
   ASSERT_EQ(classes.exit_code, 0) << classes.output;
   EXPECT_THAT(classes.output, HasSubstr(":1:mammal"));
+  const auto two = Seqclient("classify --protocol v2 --model species --top_k 2 --format csv 4,0,1");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_THAT(two.output, ::testing::StartsWith("row,output,top_1,top_2\n0,softmax,1:1:mammal,"));
+  // A flag the protocol cannot carry is refused, not dropped.
+  const auto threshold =
+      Seqclient("classify --protocol v2 --model mammal --threshold 0.9 4,0,1");
+  EXPECT_EQ(threshold.exit_code, 1);
+  EXPECT_THAT(threshold.output, HasSubstr("--threshold cannot be sent over --protocol v2"));
   const auto bench =
       Seqclient("bench --protocol v2 --model species --concurrency 2 --requests 100 --csv");
   ASSERT_EQ(bench.exit_code, 0) << bench.output;

@@ -173,7 +173,8 @@ TEST(Seqmodel, RunReadsStdinAndPrintsJson) {
   ASSERT_EQ(one.exit_code, 0) << one.output;
   EXPECT_THAT(one.output, HasSubstr("{\"model\":\"mammal\",\"version\":0,\"output\":"
                                     "\"sigmoid\",\"rows\":[{\"row\":0,\"predicted_index\":1,"
-                                    "\"predicted_label\":\"\",\"scores\":[0.99997437"));
+                                    "\"predicted_label\":\"\",\"score\":0.99997437,"
+                                    "\"scores\":[0.99997437]"));
 }
 
 TEST(Seqmodel, RunNamesTheBadRowAndColumn) {

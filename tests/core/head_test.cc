@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <numeric>
+#include <utility>
+#include <vector>
 
 namespace seqserve {
 namespace {
@@ -100,6 +102,73 @@ TEST(Head, PredictedClassOfOneOutputUsesTheThreshold) {
   EXPECT_EQ(PredictedClass(Head::kLogits, std::vector<float>{0.1f}), 1);
   EXPECT_EQ(PredictedClass(Head::kLogits, std::vector<float>{0.1f}, 0.6f), 0);
   EXPECT_EQ(PredictedClass(Head::kLogits, std::vector<float>{-0.1f}), 0);
+}
+
+// At the boundary: a logit of 0 is probability 0.5 exactly, not above the
+// threshold; 1e-9 is too, once it is a float probability; 1e-5 is above.
+TEST(Head, LogitsAtTheBoundaryPredictWhatTheirSigmoidPredicts) {
+  for (const auto& [logit, expected] :
+       std::vector<std::pair<float, int>>{{0.0f, 0}, {1e-9f, 0}, {-1e-9f, 0}, {1e-5f, 1}}) {
+    std::vector<float> p = {logit};
+    ApplyHead(Head::kSigmoid, 1, absl::MakeSpan(p));
+    EXPECT_EQ(PredictedClass(Head::kLogits, std::vector<float>{logit}), expected) << logit;
+    EXPECT_EQ(PredictedClass(Head::kSigmoid, p), expected) << logit;
+  }
+}
+
+// Both heads predict the same class for every logit, at every threshold:
+// swept across each threshold's logit, float by float.
+TEST(Head, LogitsAndSigmoidPredictTheSameClassEverywhere) {
+  int compared = 0;
+  for (float threshold : {0.5f, 0.3f, 0.7f, 0.9f, 0.99f, 0.999999f, 1e-6f}) {
+    float logit = std::log(threshold / (1.0f - threshold));
+    for (int step = 0; step < 200; ++step) logit = std::nextafter(logit, -INFINITY);
+    for (int step = 0; step < 400; ++step, logit = std::nextafter(logit, INFINITY)) {
+      std::vector<float> p = {logit};
+      ApplyHead(Head::kSigmoid, 1, absl::MakeSpan(p));
+      ASSERT_EQ(PredictedClass(Head::kLogits, std::vector<float>{logit}, threshold),
+                PredictedClass(Head::kSigmoid, p, threshold))
+          << "logit " << logit << " threshold " << threshold;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 7 * 400);
+}
+
+TEST(Head, OneOutputIsTwoClasses) {
+  EXPECT_EQ(ClassCount(1), 2u);
+  EXPECT_EQ(ClassCount(3), 3u);
+  // Probabilities 1 - p and p; logits -z and z, whose sigmoids they are.
+  EXPECT_THAT(ClassScores(Head::kSigmoid, std::vector<float>{0.8f}),
+              ElementsAre(ScoredIndex{0, 1.0f - 0.8f}, ScoredIndex{1, 0.8f}));
+  EXPECT_THAT(ClassScores(Head::kLogits, std::vector<float>{1.5f}),
+              ElementsAre(ScoredIndex{0, -1.5f}, ScoredIndex{1, 1.5f}));
+  // A logit of 0 scores +0 for both classes: no -0 to print differently.
+  EXPECT_FALSE(std::signbit(ClassScore(Head::kLogits, std::vector<float>{0.0f}, 0)));
+  // Several outputs: a class per output, its score as is.
+  EXPECT_THAT(ClassScores(Head::kSoftmax, std::vector<float>{0.2f, 0.5f, 0.3f}),
+              ElementsAre(ScoredIndex{0, 0.2f}, ScoredIndex{1, 0.5f}, ScoredIndex{2, 0.3f}));
+  EXPECT_EQ(ClassScore(Head::kSigmoid, std::vector<float>{0.8f}, 0), 1.0f - 0.8f);
+  EXPECT_EQ(ClassScore(Head::kSoftmax, std::vector<float>{0.2f, 0.5f, 0.3f}, 2), 0.3f);
+}
+
+TEST(Head, RankedClassesStartWithThePredictedOne) {
+  const std::vector<float> p = {0.6f};
+  EXPECT_THAT(RankedClasses(Head::kSigmoid, p, 0.5f, 2),
+              ElementsAre(ScoredIndex{1, 0.6f}, ScoredIndex{0, 1.0f - 0.6f}));
+  // The threshold decides the class, and so which of the two comes first.
+  EXPECT_THAT(RankedClasses(Head::kSigmoid, p, 0.7f, 2),
+              ElementsAre(ScoredIndex{0, 1.0f - 0.6f}, ScoredIndex{1, 0.6f}));
+  EXPECT_THAT(RankedClasses(Head::kSigmoid, p, 0.7f, 1), ElementsAre(ScoredIndex{0, 1.0f - 0.6f}));
+  EXPECT_THAT(RankedClasses(Head::kLogits, std::vector<float>{-2.0f}, 0.5f, 5),
+              ElementsAre(ScoredIndex{0, 2.0f}, ScoredIndex{1, -2.0f}));
+  EXPECT_TRUE(RankedClasses(Head::kSigmoid, p, 0.5f, 0).empty());
+  // A probability of exactly 0.5: class 0, first, as ties go to the lower index.
+  EXPECT_THAT(RankedClasses(Head::kSigmoid, std::vector<float>{0.5f}, 0.5f, 2),
+              ElementsAre(ScoredIndex{0, 0.5f}, ScoredIndex{1, 0.5f}));
+  // Several outputs: best first, as TopK.
+  const std::vector<float> row = {0.1f, 0.7f, 0.2f};
+  EXPECT_EQ(RankedClasses(Head::kSoftmax, row, 0.5f, 2), TopK(row, 2));
 }
 
 }  // namespace

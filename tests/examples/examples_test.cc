@@ -58,7 +58,7 @@ TEST_F(ExamplesTest, BothClassifyRowsFromArgumentsOrStdin) {
   for (Example example : kExamples) {
     auto result = RunCommand(example(server_->target(), "--model species 4,0,1 2,1,0 0,1,0"));
     ASSERT_EQ(result.exit_code, 0) << result.output;
-    EXPECT_THAT(result.output, HasSubstr("species v1 (OUTPUT_MODE_SOFTMAX)"));
+    EXPECT_THAT(result.output, HasSubstr("species v1 (softmax)"));
     EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores 0.000000 1.000000"));
     EXPECT_THAT(result.output, HasSubstr("  2,1,0 -> bird scores 0.999925"));
     EXPECT_THAT(result.output, HasSubstr("  0,1,0 -> reptile scores"));
@@ -66,7 +66,7 @@ TEST_F(ExamplesTest, BothClassifyRowsFromArgumentsOrStdin) {
         absl::StrCat("printf '# limbs,eggs,hair\\n4,0,1\\n\\n2,1,0\\n' | ",
                      example(server_->target(), "--model mammal --output logits")));
     ASSERT_EQ(result.exit_code, 0) << result.output;
-    EXPECT_THAT(result.output, HasSubstr("mammal v1 (OUTPUT_MODE_LOGITS)"));
+    EXPECT_THAT(result.output, HasSubstr("mammal v1 (logits)"));
     EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores"));
     EXPECT_THAT(result.output, HasSubstr("  2,1,0 -> not mammal scores -"));
   }
@@ -102,7 +102,7 @@ TEST(Examples, BothServeARepositoryOfOtherNames) {
   for (Example example : kExamples) {
     auto result = RunCommand(example(server.target(), "--model animals --output softmax 4,0,1"));
     ASSERT_EQ(result.exit_code, 0) << result.output;
-    EXPECT_THAT(result.output, HasSubstr("animals v3 (OUTPUT_MODE_SOFTMAX)"));
+    EXPECT_THAT(result.output, HasSubstr("animals v3 (softmax)"));
     EXPECT_THAT(result.output, HasSubstr("  4,0,1 -> mammal scores"));
     result = RunCommand(example(server.target(), "--model species 4,0,1"));
     EXPECT_EQ(result.exit_code, 1);

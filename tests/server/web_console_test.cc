@@ -1,7 +1,7 @@
 // The web console in a real browser: Debian's chromium, driven by
 // tests/web/console-check.js (puppeteer-core), against the seqserve binary
-// on a repository with the species sample and a model whose labels are
-// HTML. Skipped, with the reason, only when chromium cannot start here.
+// on a repository with the species sample, a binary model with two labels
+// and a model whose labels are HTML. Skipped, with the reason, only when chromium cannot start here.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -19,12 +19,15 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Runs console-check.js against a server on the species sample and a model
-// whose labels are HTML; with `token`, the server requires it.
+// Runs console-check.js against a server on the species sample, a binary
+// model and a model whose labels are HTML; with `token`, the server
+// requires it.
 void CheckConsole(const std::string& token) {
   testing::TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
   repository.WriteReferenceConfig("species", "species");
+  repository.AddReferenceVersion("churn", 1, "mammal");
+  repository.WriteFile("churn/config.textproto", "labels: ['stays', 'churns']\n");
   repository.AddReferenceVersion("hostile", 1, "species");
   repository.WriteFile("hostile/config.textproto",
                        "labels: ['<script>window.pwned=1</script>', "
@@ -44,7 +47,8 @@ void CheckConsole(const std::string& token) {
       server.http_port(), " ", screenshot, " ", server.port(), " ", token, " 2>&1"));
   if (result.exit_code == 77) GTEST_SKIP() << result.output;
   EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("ok   OUTPUT_MODE_SIGMOID: chart scores"));
+  EXPECT_THAT(result.output, HasSubstr("ok   sigmoid: chart scores"));
+  EXPECT_THAT(result.output, HasSubstr("ok   churn logits: chart scores"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

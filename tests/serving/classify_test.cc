@@ -87,6 +87,23 @@ TEST(PlanClassify, RefusesAnEmptyBatch) {
                   absl::StatusCode::kInvalidArgument, "empty batch");
 }
 
+// Rows left out (0) are the features over the input width: whole rows only.
+TEST(PlanClassify, InfersRowsFromTheFeaturesWhenLeftOut) {
+  auto served = Serve("species");
+  auto plan = PlanClassify(Request({4, 0, 1, 2, 1, 0}, 0), *served, {});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->rows, 2u);
+  const v1::ClassifyResponse inferred = RunPlan(*served, Request({4, 0, 1, 2, 1, 0}, 0));
+  const v1::ClassifyResponse given = RunPlan(*served, Request({4, 0, 1, 2, 1, 0}, 2));
+  EXPECT_EQ(inferred.SerializeAsString(), given.SerializeAsString());
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 0), *served, {}),
+                  absl::StatusCode::kInvalidArgument,
+                  "model 'species' takes 3 features per row: 4 values are not whole rows");
+  // Given rows still have to match.
+  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, 1, 0}, 3), *served, {}),
+                  absl::StatusCode::kInvalidArgument, "3 rows need 9 values, got 6");
+}
+
 TEST(PlanClassify, RefusesRowsOfTheWrongWidth) {
   auto served = Serve("species");
   ExpectPlanError(PlanClassify(Request({4, 0, 1, 2}, 1), *served, {}),
@@ -273,14 +290,75 @@ TEST(BuildClassifyResponse, BinarySigmoidNamesThePositiveClassOrItsAbsence) {
   EXPECT_EQ(RunPlan(**two, Request({2, 1, 0}, 1)).results(0).predicted_label(), "other");
   EXPECT_EQ(RunPlan(**two, Request({4, 0, 1}, 1)).results(0).predicted_label(), "mammal");
 
-  // The one output scores the positive class: top_k names it so.
+  // The one output is p, the positive class's probability; the row is the
+  // negative class, with 1 - p, and top_k names it first.
   auto request = Request({2, 1, 0}, 1);
   request.set_top_k(1);
   const v1::RowResult row = RunPlan(**two, request).results(0);
+  ASSERT_EQ(row.scores_size(), 1);
   ASSERT_EQ(row.top_k_size(), 1);
   EXPECT_EQ(row.top_k(0).index(), 0u);
-  EXPECT_EQ(row.top_k(0).label(), "mammal");
-  EXPECT_EQ(row.top_k(0).score(), row.scores(0));
+  EXPECT_EQ(row.top_k(0).label(), "other");
+  EXPECT_EQ(row.top_k(0).score(), 1.0f - row.scores(0));
+  EXPECT_EQ(row.score(), 1.0f - row.scores(0));
+}
+
+// Two labels and one sigmoid output: a two-class classifier in every field
+// but the raw scores, which keep the one output.
+TEST(BuildClassifyResponse, BinaryModelAnswersItsTwoClasses) {
+  auto one_label = Serve("mammal");
+  v1::ModelConfig config;
+  config.add_labels("stays");
+  config.add_labels("churns");
+  auto served = MakeServedModel("churn", 1, one_label->model, config);
+  ASSERT_TRUE(served.ok()) << served.status();
+  // A platypus (p near 1, below it), then a bird (p near 0).
+  auto request = Request({4, 1, 1, 2, 1, 0}, 2);
+  request.set_top_k(2);
+  const v1::ClassifyResponse sigmoid = RunPlan(**served, request);
+  ASSERT_EQ(sigmoid.results_size(), 2);
+  for (int r = 0; r < 2; ++r) {
+    const v1::RowResult& row = sigmoid.results(r);
+    ASSERT_EQ(row.scores_size(), 1);
+    const float p = row.scores(0);
+    const bool churns = r == 0;
+    EXPECT_EQ(churns, p > 0.5f) << p;
+    EXPECT_EQ(row.predicted_index(), churns ? 1u : 0u);
+    EXPECT_EQ(row.predicted_label(), churns ? "churns" : "stays");
+    EXPECT_EQ(row.score(), churns ? p : 1.0f - p);
+    ASSERT_EQ(row.top_k_size(), 2);
+    EXPECT_EQ(row.top_k(0).index(), row.predicted_index());
+    EXPECT_EQ(row.top_k(0).label(), row.predicted_label());
+    EXPECT_EQ(row.top_k(0).score(), row.score());
+    EXPECT_EQ(row.top_k(1).index(), churns ? 0u : 1u);
+    EXPECT_EQ(row.top_k(1).label(), churns ? "stays" : "churns");
+    EXPECT_EQ(row.top_k(1).score(), churns ? 1.0f - p : p);
+    EXPECT_EQ(row.positive_size(), 0);
+  }
+  // Logits: the same classes, scored -z and z.
+  request.set_output(v1::OUTPUT_MODE_LOGITS);
+  const v1::ClassifyResponse logits = RunPlan(**served, request);
+  for (int r = 0; r < 2; ++r) {
+    const v1::RowResult& row = logits.results(r);
+    const float z = row.scores(0);
+    EXPECT_EQ(row.predicted_index(), sigmoid.results(r).predicted_index());
+    EXPECT_EQ(row.score(), row.predicted_index() == 1 ? z : -z);
+    EXPECT_EQ(row.top_k(1).score(), row.predicted_index() == 1 ? -z : z);
+  }
+  // A threshold just above the platypus's p makes it "stays", first in top_k.
+  request.set_output(v1::OUTPUT_MODE_SIGMOID);
+  request.set_threshold(std::nextafter(sigmoid.results(0).scores(0), 1.0f));
+  for (v1::OutputMode mode : {v1::OUTPUT_MODE_SIGMOID, v1::OUTPUT_MODE_LOGITS}) {
+    request.set_output(mode);
+    const v1::RowResult strict = RunPlan(**served, request).results(0);
+    EXPECT_EQ(strict.predicted_label(), "stays") << mode;
+    EXPECT_EQ(strict.top_k(0).index(), 0u) << mode;
+    EXPECT_EQ(strict.score(), strict.top_k(0).score()) << mode;
+  }
+  request.set_top_k(3);
+  ExpectPlanError(PlanClassify(request, **served, RequestLimits{}),
+                  absl::StatusCode::kInvalidArgument,
+                  "top_k 3 is more than the 2 classes (one output: binary) of model 'churn'");
 }
 
 TEST(BuildClassifyResponse, ThresholdMovesTheBinaryDecision) {
@@ -442,7 +520,7 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   config.set_default_output(v1::OUTPUT_MODE_SOFTMAX);
   served = MakeServedModel("mammal", 1, std::move(*mammal), config);
   EXPECT_EQ(served.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(served.status().message()), HasSubstr("use OUTPUT_MODE_SIGMOID"));
+  EXPECT_THAT(std::string(served.status().message()), HasSubstr("for a one-output model; use sigmoid"));
   auto mammal_again = LoadOnnxModel(testing::ReferenceDir() + "/mammal.onnx");
   ASSERT_TRUE(mammal_again.ok());
   config.set_default_output(v1::OUTPUT_MODE_LOG_SOFTMAX);

@@ -1,6 +1,8 @@
 // Drives seqserve's web console in Debian's chromium (puppeteer-core, no
 // browser download) against a live server whose repository holds the
-// species sample and a model named "hostile" whose labels are HTML:
+// species sample, a binary model named "churn" (the mammal reference with
+// labels "stays" and "churns") and a model named "hostile" whose labels
+// are HTML:
 //   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
 // Prints what it checked; exit 0 when every check passed, 1 when one
 // failed, 77 when chromium cannot start here.
@@ -27,6 +29,26 @@ async function restScores(page, model, output) {
   }, model, output, token || "");
 }
 
+// The first row of a REST classify of `features`, with the top two classes.
+async function restAnswer(page, model, output, features) {
+  return page.evaluate(async (model, output, features, token) => {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const response = await fetch(`/v1/models/${model}:classify`, {
+      method: "POST", headers,
+      body: JSON.stringify({ features, rows: 1, output, top_k: 2 }) });
+    return (await response.json()).results[0];
+  }, model, output, features, token || "");
+}
+
+async function typeFeatures(page, values) {
+  const inputs = await page.$$("#feature-fields input");
+  for (let i = 0; i < values.length; ++i) {
+    await inputs[i].click({ clickCount: 3 });
+    await inputs[i].type(String(values[i]));
+  }
+}
+
 async function classifyInPage(page, output) {
   await page.select("#output-mode", output);
   await page.evaluate(() => { document.getElementById("predicted").textContent = ""; });
@@ -35,6 +57,7 @@ async function classifyInPage(page, output) {
                                    !document.getElementById("error").hidden);
   return page.evaluate(() => ({
     predicted: document.getElementById("predicted").textContent,
+    score: (document.getElementById("predicted-score") || {}).textContent,
     scores: Array.from(document.querySelectorAll("#scores-chart .score-value"))
       .map((node) => node.textContent),
     labels: Array.from(document.querySelectorAll("#scores-chart .score-label"))
@@ -98,7 +121,7 @@ async function chooseModel(page, name, width) {
     await page.waitForSelector("#models tbody tr");
     const models = await page.$$eval("#models tbody tr", (rows) =>
       rows.map((row) => row.getAttribute("data-model")));
-    check(JSON.stringify(models) === JSON.stringify(["hostile", "species"]),
+    check(JSON.stringify(models) === JSON.stringify(["churn", "hostile", "species"]),
           `models listed: ${models}`);
     const version = await page.$eval("#version", (node) => node.textContent);
     check(/^version \d/.test(version), `server version shown: ${version}`);
@@ -115,7 +138,7 @@ async function chooseModel(page, name, width) {
       await input.click({ clickCount: 3 });
       await input.type(value);
     }
-    for (const output of ["OUTPUT_MODE_DEFAULT", "OUTPUT_MODE_LOGITS", "OUTPUT_MODE_SIGMOID"]) {
+    for (const output of ["default", "logits", "sigmoid"]) {
       const shown = await classifyInPage(page, output);
       const rest = await restScores(page, "species", output);
       check(shown.error === "", `${output}: no error ${shown.error}`);
@@ -130,12 +153,34 @@ async function chooseModel(page, name, width) {
     check(seqclient.includes("seqclient classify") && seqclient.includes("4,0,1") &&
           seqclient.includes(`:${grpcPort} `), `seqclient command: ${seqclient}`);
 
+    // A binary model (one sigmoid output, labels "stays" and "churns"): the
+    // chart draws its two classes by label, 1 - p and p (under logits -z
+    // and z), as REST's top two say; the score shown is the predicted
+    // class's. The row is a bird: p is small, the row stays.
+    await chooseModel(page, "churn", 3);
+    await typeFeatures(page, [2, 1, 0]);
+    for (const output of ["default", "logits"]) {
+      const shown = await classifyInPage(page, output);
+      const rest = await restAnswer(page, "churn", output, [2, 1, 0]);
+      const byIndex = rest.top_k.slice().sort((a, b) => a.index - b.index);
+      check(shown.error === "", `churn ${output}: no error ${shown.error}`);
+      check(shown.predicted === "stays" && rest.predicted_label === "stays" &&
+            rest.predicted_index === 0, `churn ${output}: predicted ${shown.predicted}`);
+      check(shown.score === String(rest.score) && rest.score === byIndex[0].score,
+            `churn ${output}: score shown ${shown.score} is the class's, REST ${rest.score}`);
+      check(JSON.stringify(shown.labels) === JSON.stringify(["stays", "churns"]),
+            `churn ${output}: chart labels ${shown.labels}`);
+      check(JSON.stringify(shown.scores) === JSON.stringify(byIndex.map((e) => String(e.score))) &&
+            shown.scores[1] === String(rest.scores[0]),
+            `churn ${output}: chart scores ${shown.scores} are both classes, REST ${rest.scores}`);
+    }
+
     await chooseModel(page, "hostile", 3);
     const hostileFacts = await page.$eval("#model-facts", (node) => node.textContent);
     check(hostileFacts.includes("<script>window.pwned=1</script>") &&
           hostileFacts.includes("<img src=x onerror=window.pwned=2>"),
           "hostile labels shown as text");
-    const shown = await classifyInPage(page, "OUTPUT_MODE_DEFAULT");
+    const shown = await classifyInPage(page, "default");
     check(shown.labels.includes("<script>window.pwned=1</script>"),
           `hostile labels drawn as text in the chart: ${shown.labels}`);
     const injected = await page.evaluate(() => ({

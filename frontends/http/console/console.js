@@ -40,11 +40,21 @@ function showError(error) {
   box.hidden = !error;
 }
 
+// REST answers carry the API's names of output modes ("OUTPUT_MODE_SOFTMAX");
+// the page shows them as seqserve prints them everywhere else ("softmax").
+function isApiModeName(mode) {
+  return mode.startsWith("OUTPUT_MODE_");
+}
+function modeName(mode) {
+  return isApiModeName(mode) ? mode.slice("OUTPUT_MODE_".length).toLowerCase() : mode;
+}
+
 async function loadHeader() {
   const document_ = await api("/openapi.json");
   document.getElementById("version").textContent = "version " + document_.info.version;
   const request = document_.components.schemas["seqserve.v1.ClassifyRequest"];
-  state.outputModes = request.properties.output.enum;
+  // Both spellings are listed; the page uses seqserve's, "softmax".
+  state.outputModes = request.properties.output.enum.filter((mode) => !isApiModeName(mode));
 }
 
 async function refreshHealth() {
@@ -94,7 +104,7 @@ async function selectModel(name) {
   add("input width", metadata.input_width);
   add("output width", metadata.output_width);
   add("labels", (metadata.labels || []).join(", ") || "(none)");
-  add("default output", metadata.default_output);
+  add("default output", modeName(metadata.default_output));
   add("parameters", metadata.parameter_count);
   const layers = document.getElementById("model-layers");
   layers.replaceChildren();
@@ -113,7 +123,7 @@ async function selectModel(name) {
   const select = document.getElementById("output-mode");
   select.replaceChildren();
   for (const mode of state.outputModes) {
-    const multiOnly = mode === "OUTPUT_MODE_SOFTMAX" || mode === "OUTPUT_MODE_LOG_SOFTMAX";
+    const multiOnly = mode === "softmax" || mode === "log_softmax";
     if (multiOnly && metadata.output_width < 2) continue;
     select.appendChild(el("option", mode, { value: mode }));
   }
@@ -161,9 +171,10 @@ async function classify(event) {
   const features = Array.from(document.querySelectorAll("#feature-fields input"))
     .map((input) => Number(input.value));
   const output = document.getElementById("output-mode").value;
-  const topK = Math.min(3, metadata.output_width);
-  const request = { features, rows: 1, output };
-  if (metadata.output_width > 1) request.top_k = topK;
+  // A model with one output is a binary classifier: two classes.
+  const binary = metadata.output_width === 1;
+  const classes = binary ? 2 : metadata.output_width;
+  const request = { features, rows: 1, output, top_k: Math.min(3, classes) };
   const path = "/v1/models/" + encodeURIComponent(metadata.model) + "/versions/" +
                metadata.version + ":classify";
   try {
@@ -171,11 +182,21 @@ async function classify(event) {
                                      headers: { "Content-Type": "application/json" } });
     const result = answer.results[0];
     document.getElementById("result").hidden = false;
-    document.getElementById("predicted").textContent = result.predicted_label;
-    document.getElementById("output-used").textContent = "(" + answer.output + ")";
-    const labels = metadata.labels && metadata.labels.length === result.scores.length
-      ? metadata.labels : result.scores.map((_, i) => "output " + i);
-    drawScores(labels, result.scores);
+    document.getElementById("predicted").textContent =
+      result.predicted_label || "class " + result.predicted_index;
+    document.getElementById("predicted-score").textContent = String(result.score);
+    document.getElementById("output-used").textContent = "(" + modeName(answer.output) + ")";
+    if (binary) {
+      // Its one output scores two classes; the server names and scores both
+      // (its top two), drawn in class order.
+      const both = result.top_k.slice().sort((a, b) => a.index - b.index);
+      drawScores(both.map((entry) => entry.label || "class " + entry.index),
+                 both.map((entry) => entry.score));
+    } else {
+      const labels = metadata.labels && metadata.labels.length === result.scores.length
+        ? metadata.labels : result.scores.map((_, i) => "output " + i);
+      drawScores(labels, result.scores);
+    }
     const top = document.getElementById("top-k");
     top.replaceChildren();
     for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
@@ -183,12 +204,11 @@ async function classify(event) {
     document.getElementById("curl-command").textContent =
       "curl -s -X POST " + location.origin + path + " -H 'Content-Type: application/json'" + auth +
       " -d " + shellQuote(JSON.stringify(request));
-    const mode = output.replace("OUTPUT_MODE_", "").toLowerCase();
     document.getElementById("seqclient-command").textContent =
       "seqclient classify --target " + location.hostname + ":" + grpcPort() +
       (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
       " --model " + shellQuote(metadata.model) +
-      " --version " + metadata.version + (mode === "default" ? "" : " --output " + mode) +
+      " --version " + metadata.version + (output === "default" ? "" : " --output " + output) +
       (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",");
   } catch (error) {
     showError(error);
