@@ -752,7 +752,8 @@ class HttpConnection final : public HttpServer::Connection,
     const unsigned version = parser_.has_value() && parser_->is_header_done()
                                  ? parser_->get().version()
                                  : 11;
-    response_.emplace(static_cast<http::status>(answer.status), version == 10 ? 10 : 11);
+    // HTTP/1.1 to every client, as RFC 9110 asks of a server that speaks it.
+    response_.emplace(static_cast<http::status>(answer.status), 11);
     http::response<http::string_body>& response = *response_;
     response.set(http::field::date, HttpDate());
     response.set(http::field::content_type, answer.content_type);
@@ -768,8 +769,12 @@ class HttpConnection final : public HttpServer::Connection,
       response.insert(name, value);
     }
     response.keep_alive(!close_after_);
-    // Said even where it is the version's default (HTTP/1.0).
-    if (close_after_) response.set(http::field::connection, "close");
+    if (close_after_) {
+      response.set(http::field::connection, "close");
+    } else if (version == 10) {
+      // An HTTP/1.0 client that asked to keep the connection is told so.
+      response.set(http::field::connection, "keep-alive");
+    }
     response.content_length(answer.body.size());
     if (!head) response.body() = std::move(answer.body);
     writing_ = true;

@@ -83,6 +83,7 @@ class RawClient {
   }
 
   struct Response {
+    std::string version;  // of the status line
     int status = 0;  // 0: none complete
     std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
     std::string body;
@@ -104,6 +105,7 @@ class RawClient {
         const std::vector<std::string> lines = absl::StrSplit(buffer_.substr(0, end), "\r\n");
         const std::vector<std::string> status = absl::StrSplit(lines[0], ' ');
         if (status.size() < 2 || !absl::SimpleAtoi(status[1], &response.status)) return {};
+        response.version = status[0];
         size_t length = 0;
         for (size_t i = 1; i < lines.size(); ++i) {
           const size_t colon = lines[i].find(':');
@@ -344,17 +346,28 @@ TEST_F(HttpFramingTest, SoundRequestsAreServedOnOneConnection) {
       "POST /chunked HTTP/1.1\r\nHost: x\r\ntransfer-encoding: Chunked\r\n\r\n"
       "3\r\nabc\r\n0\r\n\r\n"
       "POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nde"
-      "GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      "GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+      "GET /last HTTP/1.0\r\n\r\n");
   RawClient::Response first = client.Next();
   EXPECT_EQ(first.status, 200);
   EXPECT_EQ(first.body, "POST /chunked ? body=abc");
   RawClient::Response second = client.Next();
   EXPECT_EQ(second.status, 200);
   EXPECT_EQ(second.body, "POST /length ? body=de");
-  // HTTP/1.0 needs no Host.
+  // HTTP/1.0 needs no Host. The answer is HTTP/1.1 (RFC 9110: the
+  // server's own version), and says the connection stays when asked.
   RawClient::Response third = client.Next();
   EXPECT_EQ(third.status, 200);
+  EXPECT_EQ(third.version, "HTTP/1.1");
   EXPECT_EQ(third.body, "GET /old ? body=");
+  EXPECT_EQ(third.Header("connection"), "keep-alive");
+  // Not asked: closed after the answer.
+  RawClient::Response fourth = client.Next();
+  EXPECT_EQ(fourth.status, 200);
+  EXPECT_EQ(fourth.version, "HTTP/1.1");
+  EXPECT_EQ(fourth.body, "GET /last ? body=");
+  EXPECT_EQ(fourth.Header("connection"), "close");
+  EXPECT_TRUE(client.ReadUntilClosed());
 }
 
 TEST_F(HttpFramingTest, ThePathComesFromTheRawTarget) {
