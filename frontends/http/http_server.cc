@@ -713,7 +713,8 @@ class HttpConnection final : public HttpServer::Connection,
           self->watching_ = false;
           if (self->lingering_) return ec ? self->CloseNow() : self->Drain();
           if (ec) {
-            // Half-closed counts as gone, as a cancelled gRPC call does.
+            // Closed, or half-closed: work still queued for it is skipped,
+            // as for a cancelled gRPC call; an answer made is still sent.
             self->peer_closed_ = true;
             if (self->awaiting_answer_ && self->exchange_ != nullptr) {
               *self->exchange_->client_gone = true;
@@ -737,7 +738,8 @@ class HttpConnection final : public HttpServer::Connection,
       answer = *exchange_->answer;
     }
     awaiting_answer_ = false;
-    if (peer_closed_) return CloseNow();
+    // A client seen to close its side may have only half-closed it: the
+    // answer is sent all the same, and the connection closed after it.
     Write(std::move(*answer));
   }
 
@@ -759,7 +761,7 @@ class HttpConnection final : public HttpServer::Connection,
     response.set(http::field::content_type, answer.content_type);
     // Browsers take every answer as the type it says it is.
     response.set("X-Content-Type-Options", "nosniff");
-    close_after_ = !parser_.has_value() || !parser_->is_header_done() ||
+    close_after_ = peer_closed_ || !parser_.has_value() || !parser_->is_header_done() ||
                    !parser_->get().keep_alive() || !parser_->is_done();
     for (const auto& [name, value] : answer.headers) {
       if (absl::EqualsIgnoreCase(name, "Connection")) {

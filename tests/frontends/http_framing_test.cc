@@ -60,6 +60,8 @@ class RawClient {
   ~RawClient() { Close(); }
 
   bool connected() const { return fd_ >= 0; }
+  // Says it sends no more (shutdown SHUT_WR), and still reads.
+  void HalfClose() { shutdown(fd_, SHUT_WR); }
   void Close() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
@@ -454,6 +456,22 @@ TEST_F(HttpFramingTest, AClientThatLeavesIsSeenAsCancelled) {
   // Answering a client that left is harmless.
   absl::MutexLock lock(&mu_);
   std::move(held_[0])(HttpResponse{});
+}
+
+// `nc -N` and some HTTP/1.0 clients close their sending side once the
+// request is out, and wait for the answer.
+TEST_F(HttpFramingTest, AClientThatHalfClosesGetsItsAnswer) {
+  Start();
+  RawClient client(port_);
+  ASSERT_TRUE(client.connected());
+  client.Write("POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+  client.HalfClose();
+  const RawClient::Response response = client.Next();
+  EXPECT_EQ(response.status, 200) << client.buffer();
+  EXPECT_EQ(response.body, "POST /half ? body=hi");
+  // The server closes after it (with or without saying so first: the end
+  // may reach it before or after the answer is out).
+  EXPECT_TRUE(client.ReadUntilClosed());
 }
 
 TEST_F(HttpFramingTest, AClientThatStaysIsNotCancelledAfterItsAnswer) {
