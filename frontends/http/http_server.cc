@@ -359,6 +359,10 @@ absl::StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const TlsMate
       X509_free(ca);
     }
     context->set_verify_mode(asio::ssl::verify_peer);
+    // A resumed session keeps the certificate its first handshake verified;
+    // without an id context OpenSSL refuses to resume when it verifies.
+    static constexpr unsigned char kSessionContext[] = "seqserve-http";
+    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof(kSessionContext) - 1);
     context->set_verify_callback([](bool, asio::ssl::verify_context&) { return true; });
   }
   return context;
@@ -685,10 +689,8 @@ class HttpConnection final : public HttpServer::Connection,
     std::shared_ptr<HttpServer::Exchange> exchange = exchange_;
     exchange->request.body = std::move(parser_->get().body().bytes);
     // A body that completes once shutdown began is not worth its work.
-    if (server_->closing()) return Refuse(exchange->request, ShuttingDown(), 503);
-    {
-      absl::MutexLock lock(&exchange->mu);
-      exchange->dispatched = true;
+    if (!server_->Dispatching(*exchange)) {
+      return Refuse(exchange->request, ShuttingDown(), 503);
     }
     awaiting_answer_ = true;
     WatchClient();
@@ -761,8 +763,11 @@ class HttpConnection final : public HttpServer::Connection,
     response.set(http::field::content_type, answer.content_type);
     // Browsers take every answer as the type it says it is.
     response.set("X-Content-Type-Options", "nosniff");
-    close_after_ = peer_closed_ || !parser_.has_value() || !parser_->is_header_done() ||
-                   !parser_->get().keep_alive() || !parser_->is_done();
+    // Once the port stops accepting, answers close their connections, so
+    // keep-alive clients go to another replica rather than hold shutdown.
+    close_after_ = peer_closed_ || !server_->accepting_ || !parser_.has_value() ||
+                   !parser_->is_header_done() || !parser_->get().keep_alive() ||
+                   !parser_->is_done();
     for (const auto& [name, value] : answer.headers) {
       if (absl::EqualsIgnoreCase(name, "Connection")) {
         if (absl::EqualsIgnoreCase(value, "close")) close_after_ = true;
@@ -873,13 +878,19 @@ class HttpConnection final : public HttpServer::Connection,
 };
 
 struct HttpServer::Listener {
-  explicit Listener(int threads) : io(threads), acceptor(asio::make_strand(io)) {}
+  explicit Listener(int threads)
+      : io(threads), acceptor(asio::make_strand(io)), retry(acceptor.get_executor()) {}
   // Accepts connections until StopAccepting(); Admit() serves each.
   void Accept(HttpServer* server);
   void Admit(HttpServer* server, tcp::socket socket);
 
+  // Runs the handlers; one that throws (out of memory, say) is logged and
+  // the thread goes on, rather than ending the process.
+  void Run();
+
   asio::io_context io;
   tcp::acceptor acceptor;
+  asio::steady_timer retry;  // the next accept after a failed one
   std::vector<std::thread> threads;
 };
 
@@ -932,9 +943,14 @@ void HttpServer::ExchangeEnded(const std::shared_ptr<Exchange>& exchange) {
   buffered_body_bytes_ -= exchange->reserved_body_bytes;
 }
 
-bool HttpServer::closing() const {
+bool HttpServer::Dispatching(Exchange& exchange) {
+  // Under both locks, in Shutdown()'s order: it either sees the exchange
+  // dispatched (and answers it 503) or has set closing_ before.
   absl::MutexLock lock(&mu_);
-  return closing_;
+  if (closing_) return false;
+  absl::MutexLock exchange_lock(&exchange.mu);
+  exchange.dispatched = true;
+  return true;
 }
 
 bool HttpServer::BodyFits(uint64_t bytes) {
@@ -1005,7 +1021,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
   }
   listener.Accept(server.get());
   for (int i = 0; i < std::max(o.threads, 1); ++i) {
-    listener.threads.emplace_back([&listener] { listener.io.run(); });
+    listener.threads.emplace_back([&listener] { listener.Run(); });
   }
   if (o.tls.has_value() && o.tls->refresh_interval > absl::ZeroDuration()) {
     HttpServer* raw = server.get();
@@ -1019,13 +1035,37 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options,
   return server;
 }
 
+void HttpServer::Listener::Run() {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP port: a connection failed: {}", e.what());
+    } catch (...) {
+      spdlog::error("HTTP port: a connection failed");
+    }
+  }
+}
+
 void HttpServer::Listener::Accept(HttpServer* server) {
   acceptor.async_accept(asio::make_strand(io), [this, server](error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !server->accepting_ || !acceptor.is_open()) {
       return;
     }
-    if (!ec) Admit(server, std::move(socket));
-    Accept(server);
+    if (!ec) {
+      try {
+        Admit(server, std::move(socket));
+      } catch (const std::exception& e) {  // the accept loop goes on
+        spdlog::error("HTTP port: cannot serve a connection: {}", e.what());
+      }
+      return Accept(server);
+    }
+    // Out of descriptors (EMFILE) the connection stays in the backlog and
+    // the next accept fails at once: wait rather than spin a thread.
+    spdlog::warn("HTTP port: cannot accept a connection: {}; trying again", ec.message());
+    retry.expires_after(std::chrono::milliseconds(100));
+    retry.async_wait([this, server](error_code) { Accept(server); });
   });
 }
 

@@ -167,7 +167,8 @@ class HttpServer {
   void ExchangeEnded(const std::shared_ptr<Exchange>& exchange) ABSL_LOCKS_EXCLUDED(mu_);
   void ConnectionEnded(Connection* connection, const std::string& client_key)
       ABSL_LOCKS_EXCLUDED(connections_mu_);
-  bool closing() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands `exchange` to the handler unless Shutdown() has begun closing.
+  bool Dispatching(Exchange& exchange) ABSL_LOCKS_EXCLUDED(mu_);
   // Whether `bytes` more fit in the body budget now; ReserveBody() takes
   // them. Both count a refusal when they do not fit.
   bool BodyFits(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);

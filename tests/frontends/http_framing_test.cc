@@ -603,6 +603,27 @@ TEST_F(HttpFramingTest, TlsSpeaksOnlyVersions12And13) {
   EXPECT_THAT(output, HasSubstr("Protocol  : TLSv1.2"));
 }
 
+// A client that resumes its TLS session (curl reusing a handle, browsers)
+// keeps its verified certificate: OpenSSL refuses to resume a verified
+// session on a context without a session id context, as a handshake alert.
+TEST_F(HttpFramingTest, TlsSessionsWithClientCertificatesResume) {
+  testing::TestCertificates certificates;
+  const testing::PemFiles ca = certificates.MakeCa("test-ca");
+  const testing::PemFiles leaf = certificates.MakeLeaf("localhost", ca);
+  const testing::PemFiles client = certificates.MakeLeaf("client-one", ca);
+  HttpServer::Options options;
+  options.tls = TlsFiles{leaf.cert, leaf.key, ca.cert, absl::ZeroDuration()};
+  Start(options);
+  const std::string session = certificates.dir() + "/session.pem";
+  const std::string client_flags = absl::StrCat(" -tls1_2 -CAfile ", ca.cert, " -cert ",
+                                                client.cert, " -key ", client.key);
+  std::string first, second;
+  EXPECT_EQ(Handshake(port_, client_flags + " -sess_out " + session, &first), 0) << first;
+  EXPECT_THAT(first, HasSubstr("New, TLSv1.2"));
+  EXPECT_EQ(Handshake(port_, client_flags + " -sess_in " + session, &second), 0) << second;
+  EXPECT_THAT(second, HasSubstr("Reused, TLSv1.2"));
+}
+
 // Where routes matter: the full server's routes see the parsed path.
 TEST(HttpEdgeTest, TheModelServerRoutesTheParsedPathAndServesHead) {
   testing::TestRepository repository;
