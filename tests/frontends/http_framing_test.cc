@@ -219,6 +219,24 @@ struct Refused {
   int status;
 };
 
+// Sends `refused` with a smuggled request after it: one answer of the
+// server's own (status, JSON, why), then the connection closes unread.
+void ExpectAnsweredOnceAndClosed(int port, const Refused& refused) {
+  SCOPED_TRACE(refused.what);
+  RawClient client(port);
+  ASSERT_TRUE(client.connected());
+  client.Write(refused.request + kSmuggled);
+  const RawClient::Response response = client.Next();
+  EXPECT_EQ(response.status, refused.status) << client.buffer();
+  EXPECT_EQ(response.Header("connection"), "close");
+  EXPECT_EQ(response.Header("content-type"), "application/json");
+  EXPECT_THAT(response.body, HasSubstr(refused.status == 505   ? "speaks HTTP/1.0 and HTTP/1.1"
+                                       : refused.status == 431 ? "request headers are larger"
+                                                               : "malformed request"));
+  EXPECT_TRUE(client.ReadUntilClosed());
+  EXPECT_THAT(client.buffer(), Not(HasSubstr("HTTP/1."))) << "a second answer";
+}
+
 TEST_F(HttpFramingTest, AmbiguousFramingIsRefusedAndNothingAfterItIsServed) {
   Start();
   const std::vector<Refused> cases = {
@@ -254,19 +272,7 @@ TEST_F(HttpFramingTest, AmbiguousFramingIsRefusedAndNothingAfterItIsServed) {
       {"HTTP/1.0 with two Host", "GET /a HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n", 400},
       {"HTTP/1.2", "GET /a HTTP/1.2\r\nHost: x\r\n\r\n", 505},
   };
-  for (const Refused& refused : cases) {
-    SCOPED_TRACE(refused.what);
-    RawClient client(port_);
-    ASSERT_TRUE(client.connected());
-    client.Write(refused.request + kSmuggled);
-    const RawClient::Response response = client.Next();
-    EXPECT_EQ(response.status, refused.status) << client.buffer();
-    EXPECT_EQ(response.Header("connection"), "close");
-    EXPECT_THAT(response.body, HasSubstr(refused.status == 505 ? "speaks HTTP/1.0 and HTTP/1.1"
-                                                               : "malformed request"));
-    EXPECT_TRUE(client.ReadUntilClosed());
-    EXPECT_THAT(client.buffer(), Not(HasSubstr("HTTP/1.1 "))) << "a second answer";
-  }
+  for (const Refused& refused : cases) ExpectAnsweredOnceAndClosed(port_, refused);
   EXPECT_TRUE(Seen().empty()) << Seen().front().path;
 }
 
@@ -302,21 +308,7 @@ TEST_F(HttpFramingTest, WhatTheParserCannotFrameIsAnsweredOnceAndClosed) {
        431},
       {"the HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
   };
-  for (const Refused& refused : cases) {
-    SCOPED_TRACE(refused.what);
-    RawClient client(port_);
-    ASSERT_TRUE(client.connected());
-    client.Write(refused.request + kSmuggled);
-    const RawClient::Response response = client.Next();
-    EXPECT_EQ(response.status, refused.status) << client.buffer();
-    EXPECT_EQ(response.Header("connection"), "close");
-    EXPECT_EQ(response.Header("content-type"), "application/json");
-    EXPECT_THAT(response.body, HasSubstr(refused.status == 505   ? "speaks HTTP/1.0 and HTTP/1.1"
-                                         : refused.status == 431 ? "request headers are larger"
-                                                                 : "malformed request"));
-    EXPECT_TRUE(client.ReadUntilClosed());
-    EXPECT_THAT(client.buffer(), Not(HasSubstr("HTTP/1."))) << "a second answer";
-  }
+  for (const Refused& refused : cases) ExpectAnsweredOnceAndClosed(port_, refused);
   EXPECT_TRUE(Seen().empty()) << Seen().front().path;
 }
 
