@@ -6,9 +6,9 @@
 // event-driven: a slow or idle client holds a connection slot, never a
 // thread; its headers must arrive within `idle_timeout`, and its body may
 // not stall for longer. Connections are capped in total and per client
-// address (503 over a cap). A handler may answer later from any thread, so
-// a call can wait for the batching runner without holding one of the few
-// listener threads.
+// address (over a cap: 503, or closed over TLS). A handler may answer later
+// from any thread, so a call can wait for the batching runner without
+// holding one of the few listener threads.
 //
 // With TLS files the port speaks HTTPS only (TLS 1.2 and 1.3). They are
 // re-read every refresh interval; on a change new connections get the new
@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -28,8 +29,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <map>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
