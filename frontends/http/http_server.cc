@@ -693,11 +693,6 @@ class HttpConnection final : public HttpServer::Connection,
       return Refuse(exchange->request, ShuttingDown(), 503);
     }
     awaiting_answer_ = true;
-    // Nothing else may hold the connection while its answer is made (no
-    // read when the next request is already buffered, no timer): it holds
-    // itself until the answer comes or it is closed, so that a Respond on
-    // another thread never has to.
-    held_until_answered_ = this->shared_from_this();
     WatchClient();
     try {
       server_->handler_(exchange->request, [exchange](HttpResponse answer) mutable {
@@ -745,7 +740,6 @@ class HttpConnection final : public HttpServer::Connection,
       answer = *exchange_->answer;
     }
     awaiting_answer_ = false;
-    const auto self = std::move(held_until_answered_);
     // A client seen to close its side may have only half-closed it: the
     // answer is sent all the same, and the connection closed after it.
     Write(std::move(*answer));
@@ -845,8 +839,6 @@ class HttpConnection final : public HttpServer::Connection,
     Socket().shutdown(tcp::socket::shutdown_both, ignored);
     Socket().close(ignored);
     EndExchange(/*answered=*/false);
-    // Last: this may be the last reference.
-    const auto self = std::move(held_until_answered_);
   }
 
   // The exchange in hand is over: sent (`answered`), or cut.
@@ -874,7 +866,6 @@ class HttpConnection final : public HttpServer::Connection,
   const std::string peer_;
   const std::string client_key_;
   std::shared_ptr<HttpServer::Exchange> exchange_;
-  std::shared_ptr<HttpConnection> held_until_answered_;
   uint64_t announced_body_bytes_ = 0;
   bool body_too_large_ = false;
   bool awaiting_answer_ = false;  // the handler has the request
