@@ -57,10 +57,13 @@ bool SplitHostPort(absl::string_view address, std::string* host, int* port) {
   return absl::SimpleAtoi(address.substr(colon + 1), port) && *port >= 0 && *port <= 65535;
 }
 
-// What the server and Shutdown() need of a connection, whatever its stream.
+// What the server, Shutdown() and a Respond callback need of a connection,
+// whatever its stream.
 class HttpServer::Connection {
  public:
   virtual ~Connection() = default;
+  // Sends the exchange's answer, on the connection's own strand.
+  virtual void Deliver() = 0;
   // Closes the socket, on the connection's own strand.
   virtual void Close() = 0;
 };
@@ -69,10 +72,7 @@ class HttpServer::Connection {
 // Shared by the connection and the Respond callback, which may outlive it.
 struct HttpServer::Exchange {
   HttpRequest request;
-  // Sends `answer` on the connection's strand, if the connection is still
-  // there. It holds no reference to the connection, so a Respond callback
-  // on another thread never keeps one alive past the server.
-  std::function<void()> deliver;
+  std::weak_ptr<Connection> connection;
   // Of the server's body budget: the body buffer's size, held until the
   // exchange ends. Touched only on the connection's strand.
   size_t reserved_body_bytes = 0;
@@ -483,6 +483,10 @@ class HttpConnection final : public HttpServer::Connection,
                    });
   }
 
+  void Deliver() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->OnAnswer(); });
+  }
+
   void Close() override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->CloseNow(); });
   }
@@ -560,11 +564,7 @@ class HttpConnection final : public HttpServer::Connection,
       return CloseNow();
     }
     auto exchange = std::make_shared<HttpServer::Exchange>();
-    exchange->deliver = [weak = this->weak_from_this(), strand = stream_.get_executor()] {
-      asio::post(strand, [weak] {
-        if (auto self = weak.lock()) self->OnAnswer();
-      });
-    };
+    exchange->connection = this->weak_from_this();
     exchange_ = exchange;
     HttpRequest& head = exchange->request;
     const auto& message = parser_->get();
@@ -919,13 +919,17 @@ HttpResponse HttpServer::Refusal(const HttpRequest& head, const absl::Status& st
 }
 
 void HttpServer::Answer(const std::shared_ptr<Exchange>& exchange, HttpResponse answer) {
-  absl::MutexLock lock(&exchange->mu);
-  // Gone, or answered already (by Shutdown() or after a throw). Shutdown()
-  // closes every exchange before the listener stops, so nothing is posted
-  // to it after.
-  if (exchange->closed || exchange->answer.has_value()) return;
-  exchange->answer = std::move(answer);
-  exchange->deliver();
+  std::shared_ptr<Connection> connection;
+  {
+    absl::MutexLock lock(&exchange->mu);
+    // Gone, or answered already (by Shutdown() or after a throw).
+    if (exchange->closed || exchange->answer.has_value()) return;
+    exchange->answer = std::move(answer);
+    connection = exchange->connection.lock();
+    if (connection != nullptr) connection->Deliver();
+  }
+  // `connection` may be the last reference: it goes outside the lock, which
+  // its destructor takes.
 }
 
 void HttpServer::ExchangeBegan(const std::shared_ptr<Exchange>& exchange) {
