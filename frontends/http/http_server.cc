@@ -62,7 +62,9 @@ bool SplitHostPort(absl::string_view address, std::string* host, int* port) {
 class HttpServer::Connection {
  public:
   virtual ~Connection() = default;
-  // Sends the exchange's answer, on the connection's own strand.
+  // Sends the exchange's answer, on the connection's own strand. Called
+  // under the exchange's lock while it is open; takes no reference, so
+  // that a connection is never destroyed off its io_context's threads.
   virtual void Deliver() = 0;
   // Closes the socket, on the connection's own strand.
   virtual void Close() = 0;
@@ -72,7 +74,9 @@ class HttpServer::Connection {
 // Shared by the connection and the Respond callback, which may outlive it.
 struct HttpServer::Exchange {
   HttpRequest request;
-  std::weak_ptr<Connection> connection;
+  // Alive while the exchange is not `closed`: a connection closes its
+  // exchange, under `mu`, before it goes.
+  Connection* connection = nullptr;
   // Of the server's body budget: the body buffer's size, held until the
   // exchange ends. Touched only on the connection's strand.
   size_t reserved_body_bytes = 0;
@@ -484,7 +488,9 @@ class HttpConnection final : public HttpServer::Connection,
   }
 
   void Deliver() override {
-    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->OnAnswer(); });
+    asio::post(stream_.get_executor(), [weak = this->weak_from_this()] {
+      if (auto self = weak.lock()) self->OnAnswer();
+    });
   }
 
   void Close() override {
@@ -564,7 +570,7 @@ class HttpConnection final : public HttpServer::Connection,
       return CloseNow();
     }
     auto exchange = std::make_shared<HttpServer::Exchange>();
-    exchange->connection = this->weak_from_this();
+    exchange->connection = this;
     exchange_ = exchange;
     HttpRequest& head = exchange->request;
     const auto& message = parser_->get();
@@ -693,6 +699,9 @@ class HttpConnection final : public HttpServer::Connection,
       return Refuse(exchange->request, ShuttingDown(), 503);
     }
     awaiting_answer_ = true;
+    // Nothing else may hold the connection while the handler works (no
+    // timer, and no watch when the next request is in the buffer).
+    held_until_answered_ = this->shared_from_this();
     WatchClient();
     try {
       server_->handler_(exchange->request, [exchange](HttpResponse answer) mutable {
@@ -733,6 +742,7 @@ class HttpConnection final : public HttpServer::Connection,
 
   void OnAnswer() {
     if (closed_ || !awaiting_answer_ || exchange_ == nullptr) return;
+    held_until_answered_.reset();
     std::optional<HttpResponse> answer;
     {
       absl::MutexLock lock(&exchange_->mu);
@@ -839,6 +849,7 @@ class HttpConnection final : public HttpServer::Connection,
     Socket().shutdown(tcp::socket::shutdown_both, ignored);
     Socket().close(ignored);
     EndExchange(/*answered=*/false);
+    held_until_answered_.reset();
   }
 
   // The exchange in hand is over: sent (`answered`), or cut.
@@ -875,11 +886,16 @@ class HttpConnection final : public HttpServer::Connection,
   bool close_after_ = false;
   bool lingering_ = false;  // answered with a close: only drop what comes
   bool closed_ = false;
+  // Set while the handler has the request; see Dispatch().
+  std::shared_ptr<HttpConnection> held_until_answered_;
 };
 
 struct HttpServer::Listener {
   explicit Listener(int threads)
-      : io(threads), acceptor(asio::make_strand(io)), retry(acceptor.get_executor()) {}
+      : io(threads),
+        work(io.get_executor()),
+        acceptor(asio::make_strand(io)),
+        retry(acceptor.get_executor()) {}
   // Accepts connections until StopAccepting(); Admit() serves each.
   void Accept(HttpServer* server);
   void Admit(HttpServer* server, tcp::socket socket);
@@ -889,6 +905,12 @@ struct HttpServer::Listener {
   void Run();
 
   asio::io_context io;
+  // Keeps the threads running while no connection has work in hand (one
+  // held while its handler works has none); Shutdown() lets go of it once
+  // every connection is closed, so that the threads end with nothing left
+  // queued: a handler destroyed with the io_context would destroy its
+  // connection's strand after the strand service.
+  asio::executor_work_guard<asio::io_context::executor_type> work;
   tcp::acceptor acceptor;
   asio::steady_timer retry;  // the next accept after a failed one
   std::vector<std::thread> threads;
@@ -919,17 +941,11 @@ HttpResponse HttpServer::Refusal(const HttpRequest& head, const absl::Status& st
 }
 
 void HttpServer::Answer(const std::shared_ptr<Exchange>& exchange, HttpResponse answer) {
-  std::shared_ptr<Connection> connection;
-  {
-    absl::MutexLock lock(&exchange->mu);
-    // Gone, or answered already (by Shutdown() or after a throw).
-    if (exchange->closed || exchange->answer.has_value()) return;
-    exchange->answer = std::move(answer);
-    connection = exchange->connection.lock();
-    if (connection != nullptr) connection->Deliver();
-  }
-  // `connection` may be the last reference: it goes outside the lock, which
-  // its destructor takes.
+  absl::MutexLock lock(&exchange->mu);
+  // Gone, or answered already (by Shutdown() or after a throw).
+  if (exchange->closed || exchange->answer.has_value()) return;
+  exchange->answer = std::move(answer);
+  exchange->connection->Deliver();
 }
 
 void HttpServer::ExchangeBegan(const std::shared_ptr<Exchange>& exchange) {
@@ -1144,6 +1160,7 @@ void HttpServer::StopAccepting() {
   asio::post(listener_->acceptor.get_executor(), [this, closed] {
     error_code ignored;
     listener_->acceptor.close(ignored);
+    listener_->retry.cancel();
     closed->Notify();
   });
   // Listener threads are never blocked for long (handlers must not block).
@@ -1201,9 +1218,17 @@ void HttpServer::Shutdown(absl::Time deadline) {
     auto all_closed = [this]() ABSL_SHARED_LOCKS_REQUIRED(connections_mu_) {
       return connections_.empty();
     };
-    connections_mu_.AwaitWithTimeout(absl::Condition(&all_closed), absl::Seconds(1));
+    if (!connections_mu_.AwaitWithTimeout(absl::Condition(&all_closed), absl::Seconds(2))) {
+      // Not expected: every connection was asked to close, and closing
+      // ends all it waits for.
+      spdlog::error("HTTP port: {} connections did not close; stopping",
+                    connections_.size());
+      listener_->io.stop();
+    }
   }
-  listener_->io.stop();
+  // The threads end once what is still queued (closed sockets' handlers)
+  // has run.
+  listener_->work.reset();
   for (std::thread& thread : listener_->threads) thread.join();
   listener_->threads.clear();
 }
