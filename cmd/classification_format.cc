@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "core/feature_rows.h"
+#include "google/protobuf/util/json_util.h"
 #include "serving/output_mode_name.h"
 
 namespace seqserve {
@@ -14,15 +15,6 @@ namespace {
 
 std::string NameOf(const ScoredLabel& entry) {
   return entry.label.empty() ? absl::StrCat(entry.index) : entry.label;
-}
-
-std::string JsonScored(const std::vector<ScoredLabel>& entries) {
-  std::vector<std::string> items;
-  for (const auto& e : entries) {
-    items.push_back(absl::StrCat("{\"index\":", e.index, ",\"label\":", JsonString(e.label),
-                                 ",\"score\":", FormatFloat(e.score), "}"));
-  }
-  return absl::StrCat("[", absl::StrJoin(items, ","), "]");
 }
 
 // label:score;label:score, full precision.
@@ -103,23 +95,43 @@ std::string FormatCsv(const Classification& result,
   return out;
 }
 
-std::string FormatJson(const Classification& result) {
-  std::vector<std::string> rows;
-  for (size_t r = 0; r < result.rows.size(); ++r) {
-    const RowPrediction& row = result.rows[r];
-    std::vector<std::string> scores;
-    for (float v : row.scores) scores.push_back(FormatFloat(v));
-    rows.push_back(absl::StrCat(
-        "{\"row\":", r, ",\"predicted_index\":", row.predicted_index,
-        ",\"predicted_label\":", JsonString(row.predicted_label),
-        ",\"score\":", FormatFloat(row.score), ",\"scores\":[",
-        absl::StrJoin(scores, ","), "],\"positive\":", JsonScored(row.positive),
-        ",\"top_k\":", JsonScored(row.top_k), "}"));
+void AddScored(const std::vector<ScoredLabel>& entries,
+               google::protobuf::RepeatedPtrField<v1::ScoredClass>* to) {
+  for (const ScoredLabel& entry : entries) {
+    v1::ScoredClass* scored = to->Add();
+    scored->set_index(entry.index);
+    scored->set_label(entry.label);
+    scored->set_score(entry.score);
   }
-  return absl::StrCat("{\"model\":", JsonString(result.model),
-                      ",\"version\":", result.version, ",\"output\":",
-                      JsonString(OutputModeShortName(result.output)), ",\"rows\":[",
-                      absl::StrJoin(rows, ","), "]}\n");
+}
+
+// The ClassifyResponse in protobuf's JSON mapping, printed as the REST API
+// prints it (field names as in the .proto, every field), so an answer
+// reads the same from the server's HTTP port, seqclient and seqmodel.
+absl::StatusOr<std::string> FormatJson(const Classification& result) {
+  v1::ClassifyResponse response;
+  response.set_model(result.model);
+  response.set_version(result.version);
+  response.set_output(result.output);
+  for (const RowPrediction& row : result.rows) {
+    v1::RowResult* out = response.add_results();
+    out->mutable_scores()->Assign(row.scores.begin(), row.scores.end());
+    out->set_predicted_index(row.predicted_index);
+    out->set_predicted_label(row.predicted_label);
+    AddScored(row.positive, out->mutable_positive());
+    AddScored(row.top_k, out->mutable_top_k());
+    out->set_score(row.score);
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string text;
+  if (auto printed = google::protobuf::util::MessageToJsonString(response, &text, options);
+      !printed.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot print the answer as JSON: ", printed.message().as_string()));
+  }
+  return text + "\n";
 }
 
 }  // namespace
@@ -140,7 +152,7 @@ absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name) 
       absl::StrCat("unknown --output '", name, "' (", OutputModeNames(), ")"));
 }
 
-std::string FormatClassification(const Classification& result,
+absl::StatusOr<std::string> FormatClassification(const Classification& result,
                                  const std::vector<std::string>& labels,
                                  OutputFormat format) {
   switch (format) {

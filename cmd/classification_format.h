@@ -39,13 +39,14 @@ absl::StatusOr<v1::OutputMode> ParseOutputModeShortName(absl::string_view name);
 //   sigmoid answers. Those two hold label:score pairs separated by ';',
 //   best first (the index in place of a label the model lacks); a label
 //   may itself contain ':', so a reader splits each pair at its last ':'.
-// json: one object {"model","version","output","rows":[{"row",
-//   "predicted_index","predicted_label","score","scores","positive",
-//   "top_k"}]},
-//   "output" as its short name.
-std::string FormatClassification(const Classification& result,
-                                 const std::vector<std::string>& labels,
-                                 OutputFormat format);
+// json: the API's ClassifyResponse in protobuf's JSON mapping, as the REST
+//   API answers it: {"model","version","output","results":[{"scores",
+//   "predicted_index","predicted_label","positive","top_k","score"}]},
+//   "version" a string and "output" the enum's name (OUTPUT_MODE_SOFTMAX),
+//   as the mapping has them, so protobuf's own parsers read it.
+absl::StatusOr<std::string> FormatClassification(const Classification& result,
+                                                 const std::vector<std::string>& labels,
+                                                 OutputFormat format);
 
 // The names of `width` score columns: the labels when there is one per
 // score (a binary model's one score by the second of two labels, its

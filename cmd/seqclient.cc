@@ -242,7 +242,9 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   auto result = client.Classify(model, rows->values, rows->rows, options);
   if (!result.ok()) return FailCall(result.status());
-  std::cout << FormatClassification(*result, metadata->labels, *format);
+  auto printed = FormatClassification(*result, metadata->labels, *format);
+  if (!printed.ok()) return Fail(std::string(printed.status().message()));
+  std::cout << *printed;
   return 0;
 }
 

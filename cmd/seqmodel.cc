@@ -145,7 +145,9 @@ int Run(std::shared_ptr<const Sequential> model, const std::string& path) {
     return Fail(built.ToString());
   }
   const std::vector<std::string> labels(config.labels().begin(), config.labels().end());
-  std::cout << FormatClassification(Client::ToClassification(response), labels, *format);
+  auto printed = FormatClassification(Client::ToClassification(response), labels, *format);
+  if (!printed.ok()) return Fail(std::string(printed.status().message()));
+  std::cout << *printed;
   return 0;
 }
 

@@ -247,7 +247,7 @@ class BinaryModelTest : public ::testing::Test {
   static std::vector<RowAnswer> FromTool(const CommandResult& result) {
     EXPECT_EQ(result.exit_code, 0) << result.output;
     if (result.exit_code != 0) return {};
-    return FromJsonRows(nlohmann::json::parse(result.output).at("rows"));
+    return FromJsonRows(nlohmann::json::parse(result.output).at("results"));
   }
 
   std::vector<RowAnswer> AskSeqclient(const Question& q) {

@@ -85,7 +85,7 @@ TEST_F(SeqclientTest, ClassifyJsonParses) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(result.output, &json).ok())
       << result.output;
   EXPECT_EQ(json.fields().at("model").string_value(), "mammal");
-  const auto& rows = json.fields().at("rows").list_value();
+  const auto& rows = json.fields().at("results").list_value();
   ASSERT_EQ(rows.values_size(), 2);
   EXPECT_EQ(rows.values(0).struct_value().fields().at("predicted_label").string_value(),
             "mammal");

@@ -1,7 +1,9 @@
 // One vocabulary on every interface: an output mode is read in either
 // spelling ("softmax" or "OUTPUT_MODE_SOFTMAX") by seqclient, seqmodel,
 // the REST body, the Open Inference Protocol's output names over HTTP and
-// gRPC and config.textproto; the programs print the short name.
+// gRPC and config.textproto; the programs' tables and CSV print the short
+// name. A classification in JSON is the API's ClassifyResponse in
+// protobuf's JSON mapping, the same bytes from REST, seqclient and seqmodel.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -23,6 +25,7 @@ namespace seqserve {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::CommandResult;
 using testing::RunCommand;
 
@@ -123,7 +126,10 @@ TEST_F(VocabularyTest, ToolsTakeEitherSpellingAndPrintTheShortOne) {
     EXPECT_EQ(Seqmodel("species", short_name).output, client.output) << format;
     EXPECT_EQ(Seqmodel("species", api_name).output, client.output) << format;
     if (std::string(format) == "json") {
-      EXPECT_THAT(client.output, HasSubstr("\"output\":\"log_softmax\""));
+      // protobuf's JSON mapping: the enum's name, which its parsers read.
+      EXPECT_THAT(client.output, HasSubstr("\"output\":\"OUTPUT_MODE_LOG_SOFTMAX\""));
+    } else {
+      EXPECT_THAT(client.output, Not(HasSubstr("OUTPUT_MODE")));
     }
   }
   // Neither another case nor a part of a name.
@@ -217,7 +223,7 @@ TEST_F(VocabularyTest, SeqclientV2AsksTheDefaultOutputByName) {
       Seqclient("classify --model named_softmax --top_k 1 --format json 1,2,3");
   ASSERT_EQ(v1.exit_code, 0) << v1.output;
   const nlohmann::json top =
-      nlohmann::json::parse(v1.output).at("rows").at(0).at("top_k").at(0);
+      nlohmann::json::parse(v1.output).at("results").at(0).at("top_k").at(0);
   const std::string expected = absl::StrCat(
       "0,softmax,", FormatFloat(static_cast<float>(top.at("score").get<double>())), ":",
       top.at("index").get<int>(), "\n");
@@ -225,6 +231,29 @@ TEST_F(VocabularyTest, SeqclientV2AsksTheDefaultOutputByName) {
       Seqclient("classify --protocol v2 --model named_softmax --top_k 1 --format csv 1,2,3");
   ASSERT_EQ(v2.exit_code, 0) << v2.output;
   EXPECT_EQ(v2.output, "row,output,top_1\n" + expected);
+}
+
+// One shape for a classification in JSON: REST's answer, seqclient's and
+// seqmodel's --format json are the same bytes for the same rows.
+TEST_F(VocabularyTest, AClassificationInJsonIsTheSameBytesEverywhere) {
+  for (const char* output : {"softmax", "logits"}) {
+    const auto rest = testing::HttpCall(
+        server_->http_port(), "POST", "/v1/models/species:classify",
+        absl::StrCat(R"({"features": [4, 0, 1, 2, 1, 0], "top_k": 2, "output": ")", output,
+                     R"("})"));
+    ASSERT_EQ(rest.status, 200) << rest.body;
+    const std::string options = absl::StrCat("--format json --top_k 2 --output ", output);
+    const CommandResult client =
+        Seqclient(absl::StrCat("classify --model species ", options, " --input ", rows_file_));
+    ASSERT_EQ(client.exit_code, 0) << client.output;
+    EXPECT_EQ(client.output, rest.body + "\n") << output;
+    EXPECT_EQ(Seqmodel("species", options).output, rest.body + "\n") << output;
+    const nlohmann::json answer = nlohmann::json::parse(rest.body);
+    EXPECT_EQ(answer.at("version"), "1");  // int64 as a JSON string, as the mapping says
+    ASSERT_EQ(answer.at("results").size(), 2u);
+    EXPECT_EQ(answer.at("results").at(1).at("predicted_label"), "bird");
+    EXPECT_EQ(answer.at("results").at(1).at("top_k").size(), 2u);
+  }
 }
 
 // A REST body may leave rows out: the features over the model's width.

@@ -171,10 +171,10 @@ TEST(Seqmodel, RunReadsStdinAndPrintsJson) {
   // repository the file's stem names the model and its version is 0.
   const Result one = RunSeqmodel("run " + model + " --format json", "0,0,0\n");
   ASSERT_EQ(one.exit_code, 0) << one.output;
-  EXPECT_THAT(one.output, HasSubstr("{\"model\":\"mammal\",\"version\":0,\"output\":"
-                                    "\"sigmoid\",\"rows\":[{\"row\":0,\"predicted_index\":1,"
-                                    "\"predicted_label\":\"\",\"score\":0.99997437,"
-                                    "\"scores\":[0.99997437]"));
+  EXPECT_EQ(one.output,
+            "{\"model\":\"mammal\",\"version\":\"0\",\"output\":\"OUTPUT_MODE_SIGMOID\","
+            "\"results\":[{\"scores\":[0.99997437],\"predicted_index\":1,\"predicted_label\":\"\","
+            "\"positive\":[],\"top_k\":[],\"score\":0.99997437}]}\n");
 }
 
 TEST(Seqmodel, RunNamesTheBadRowAndColumn) {
