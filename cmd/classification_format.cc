@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/feature_rows.h"
 #include "google/protobuf/util/json_util.h"
@@ -45,6 +46,13 @@ bool HasTopKColumn(const Classification& result) {
   return !result.rows.empty() && !result.rows[0].top_k.empty();
 }
 
+// Lines without the padding after their last column.
+std::string WithoutTrailingSpaces(absl::string_view text) {
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  for (absl::string_view& line : lines) line = absl::StripTrailingAsciiWhitespace(line);
+  return absl::StrJoin(lines, "\n");
+}
+
 std::string FormatTable(const Classification& result,
                         const std::vector<std::string>& labels) {
   const auto names = ScoreColumnNames(labels, ScoreWidth(result));
@@ -69,7 +77,7 @@ std::string FormatTable(const Classification& result,
     }
     out += "\n";
   }
-  return out;
+  return WithoutTrailingSpaces(out);
 }
 
 std::string FormatCsv(const Classification& result,

@@ -277,7 +277,10 @@ int Models(Client& client) {
       std::cout << CsvField(name) << "," << version << "," << state << "," << CsvField(error)
                 << "\n";
     } else {
-      std::cout << absl::StrFormat("%-24s %-8s %-10s %s\n", name, version, state, error);
+      // No padding after the last column.
+      std::cout << absl::StripTrailingAsciiWhitespace(
+                       absl::StrFormat("%-24s %-8s %-10s %s", name, version, state, error))
+                << "\n";
     }
   };
   print("model", "version", "state", "error");
