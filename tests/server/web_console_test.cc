@@ -49,6 +49,7 @@ void CheckConsole(const std::string& token) {
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("ok   sigmoid: chart scores"));
   EXPECT_THAT(result.output, HasSubstr("ok   churn logits: chart scores"));
+  EXPECT_THAT(result.output, HasSubstr("ok   log_softmax: the likeliest class has the longest bar"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

@@ -62,6 +62,14 @@ async function classifyInPage(page, output) {
       .map((node) => node.textContent),
     labels: Array.from(document.querySelectorAll("#scores-chart .score-label"))
       .map((node) => node.textContent),
+    bars: Array.from(document.querySelectorAll("#scores-chart rect"))
+      .map((node) => Number(node.getAttribute("width"))),
+    raw: Array.from(document.querySelectorAll("#scores-chart .score-raw"))
+      .map((node) => node.textContent),
+    tooltips: Array.from(document.querySelectorAll("#scores-chart title"))
+      .map((node) => node.textContent),
+    note: (document.getElementById("scores-note") || { hidden: true }).hidden ? ""
+      : document.getElementById("scores-note").textContent,
     error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
   }));
 }
@@ -146,6 +154,44 @@ async function chooseModel(page, name, width) {
       check(JSON.stringify(shown.scores) === JSON.stringify(rest),
             `${output}: chart scores ${shown.scores} equal REST ${rest}`);
     }
+    // Under log_softmax the scores are log-probabilities, all negative: the
+    // bars draw their probabilities, so the likeliest class has the
+    // longest bar; each row prints the probability and keeps the score the
+    // server answered beside it and in its tooltip.
+    {
+      const shown = await classifyInPage(page, "log_softmax");
+      const rest = await restScores(page, "species", "log_softmax");
+      const probabilities = rest.map((score) => Math.exp(Number(score)));
+      const likeliest = probabilities.indexOf(Math.max(...probabilities));
+      check(shown.error === "" && shown.predicted === "mammal" &&
+            shown.labels[likeliest] === "mammal",
+            `log_softmax: predicted ${shown.predicted}, likeliest by REST ${shown.labels[likeliest]}`);
+      check(shown.bars.length === 3 &&
+            shown.bars.every((width, i) => i === likeliest || width < shown.bars[likeliest]),
+            `log_softmax: the likeliest class has the longest bar: widths ${shown.bars}`);
+      const ratios = shown.bars.map((width, i) => width / probabilities[i]);
+      check(ratios.every((r, i) => shown.bars[i] <= 1 ||
+                                   Math.abs(r - ratios[likeliest]) <= 0.01 * ratios[likeliest]),
+            `log_softmax: bars are proportional to exp(score): widths ${shown.bars}, p ${probabilities}`);
+      check(shown.scores.length === 3 && shown.scores.every((text, i) =>
+              /^p = /.test(text) &&
+              Math.abs(Number(text.slice(4)) - probabilities[i]) <= 1e-3 * probabilities[i]),
+            `log_softmax: values printed as probabilities ${shown.scores}, REST exp ${probabilities}`);
+      check(JSON.stringify(shown.raw) === JSON.stringify(rest.map((score) => "log p = " + score)) &&
+            shown.tooltips.length === 3 &&
+            shown.tooltips.every((tip, i) => tip.includes(rest[i]) && tip.includes("probability")),
+            `log_softmax: REST's scores kept beside the bars ${shown.raw} and in tooltips ${shown.tooltips}`);
+      check(/probabilit/.test(shown.note) && /exp/.test(shown.note),
+            `log_softmax: the chart says what its bars are: ${shown.note}`);
+      check(shown.score.startsWith(String(Math.max(...rest.map(Number)))) && /\(p = /.test(shown.score),
+            `log_softmax: predicted score with its probability: ${shown.score}`);
+      // Back to a mode whose bars are the scores: no probabilities, no note.
+      const plain = await classifyInPage(page, "softmax");
+      check(plain.raw.length === 0 && plain.tooltips.length === 0 && plain.note === "" &&
+            JSON.stringify(plain.scores) === JSON.stringify(await restScores(page, "species", "softmax")),
+            `softmax after log_softmax: chart scores ${plain.scores} are REST's again`);
+    }
+
     const curl = await page.$eval("#curl-command", (node) => node.textContent);
     check(curl.includes("/v1/models/species/versions/1:classify") &&
           curl.includes('"features":[4,0,1]'), `curl command: ${curl}`);

@@ -139,29 +139,59 @@ function shellQuote(text) {
   return "'" + String(text).replace(/'/g, "'\\''") + "'";
 }
 
-function drawScores(labels, scores) {
+// A probability as the chart prints it: four significant digits, in
+// exponent form below 0.001 so that it stays short.
+function probabilityText(p) {
+  return p !== 0 && p < 0.001 ? p.toExponential(3) : Number(p.toPrecision(4)).toString();
+}
+
+// Draws one bar per class. With `raw` (log_softmax), `scores` are the
+// probabilities the bars draw and `raw` the log-probabilities the server
+// answered, printed beside them and in each row's tooltip.
+function drawScores(labels, scores, raw) {
   const chart = document.getElementById("scores-chart");
   chart.replaceChildren();
   const rowHeight = 22, labelWidth = 220, barWidth = 320;
   // Drawn in its own units and scaled to the column, however narrow.
-  const chartWidth = labelWidth + barWidth + 160, chartHeight = rowHeight * scores.length + 4;
+  const valueWidth = raw ? 280 : 160;
+  const chartWidth = labelWidth + barWidth + valueWidth, chartHeight = rowHeight * scores.length + 4;
   chart.setAttribute("viewBox", `0 0 ${chartWidth} ${chartHeight}`);
   chart.setAttribute("width", "100%");
   chart.setAttribute("preserveAspectRatio", "xMinYMin meet");
+  chart.setAttribute("aria-label", raw ? "probabilities (exp of the log_softmax scores)" : "scores");
   const low = Math.min(0, ...scores), high = Math.max(0, ...scores);
   const span = high - low || 1;
   scores.forEach((score, i) => {
     const y = i * rowHeight + 2;
     const start = labelWidth + ((Math.min(score, 0) - low) / span) * barWidth;
     const width = (Math.abs(score) / span) * barWidth;
+    const row = svg("g", { class: "score-row" });
+    if (raw) {
+      row.appendChild(svg("title", {}, labels[i] + ": probability " + probabilityText(score) +
+                                       " = exp(" + raw[i] + "), log_softmax " + raw[i]));
+    }
     // A long label is squeezed into its column rather than over the bar.
     const fit = String(labels[i]).length > 30
       ? { textLength: labelWidth - 8, lengthAdjust: "spacingAndGlyphs" } : {};
-    chart.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" }, fit),
-                          labels[i]));
-    chart.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
-    chart.appendChild(svg("text", { x: labelWidth + barWidth + 6, y: y + 15, class: "score-value" }, String(score)));
+    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" }, fit),
+                        labels[i]));
+    row.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
+    const valueX = labelWidth + barWidth + 6;
+    if (raw) {
+      row.appendChild(svg("text", { x: valueX, y: y + 15, class: "score-value" },
+                          "p = " + probabilityText(score)));
+      row.appendChild(svg("text", { x: valueX + 100, y: y + 15, class: "score-raw" },
+                          "log p = " + raw[i]));
+    } else {
+      row.appendChild(svg("text", { x: valueX, y: y + 15, class: "score-value" }, String(score)));
+    }
+    chart.appendChild(row);
   });
+  const note = document.getElementById("scores-note");
+  note.textContent = raw
+    ? "Bars show probabilities, p = exp(log p); log p is the log_softmax score the server answered."
+    : "";
+  note.hidden = !raw;
 }
 
 async function classify(event) {
@@ -184,7 +214,9 @@ async function classify(event) {
     document.getElementById("result").hidden = false;
     document.getElementById("predicted").textContent =
       result.predicted_label || "class " + result.predicted_index;
-    document.getElementById("predicted-score").textContent = String(result.score);
+    document.getElementById("predicted-score").textContent = String(result.score) +
+      (modeName(answer.output) === "log_softmax"
+        ? " (p = " + probabilityText(Math.exp(result.score)) + ")" : "");
     document.getElementById("output-used").textContent = "(" + modeName(answer.output) + ")";
     if (binary) {
       // Its one output scores two classes; the server names and scores both
@@ -195,7 +227,13 @@ async function classify(event) {
     } else {
       const labels = metadata.labels && metadata.labels.length === result.scores.length
         ? metadata.labels : result.scores.map((_, i) => "output " + i);
-      drawScores(labels, result.scores);
+      if (modeName(answer.output) === "log_softmax") {
+        // Log-probabilities are all negative, the likeliest nearest zero:
+        // the bars draw their probabilities instead.
+        drawScores(labels, result.scores.map(Math.exp), result.scores);
+      } else {
+        drawScores(labels, result.scores);
+      }
     }
     const top = document.getElementById("top-k");
     top.replaceChildren();
