@@ -50,6 +50,7 @@ void CheckConsole(const std::string& token) {
   EXPECT_THAT(result.output, HasSubstr("ok   sigmoid: chart scores"));
   EXPECT_THAT(result.output, HasSubstr("ok   churn logits: chart scores"));
   EXPECT_THAT(result.output, HasSubstr("ok   log_softmax: the likeliest class has the longest bar"));
+  EXPECT_THAT(result.output, HasSubstr("ok   live panel counts the 3 unserved calls in one row"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

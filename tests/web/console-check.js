@@ -4,17 +4,36 @@
 // labels "stays" and "churns") and a model named "hostile" whose labels
 // are HTML:
 //   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
+// With an https: URL, SEQSERVE_CA_DIR names a directory whose ca.pem
+// signed the server's certificate.
 // Prints what it checked; exit 0 when every check passed, 1 when one
 // failed, 77 when chromium cannot start here.
+const { execFileSync } = require("child_process");
 const puppeteer = require("puppeteer-core");
 
 // With TOKEN, the server requires it: the page must say so, then work once
 // it is typed in.
 const [base, screenshot, grpcPort, token] = process.argv.slice(2);
+const tls = base.startsWith("https:");
+const caDir = process.env.SEQSERVE_CA_DIR || "";
 const failures = [];
 function check(ok, what) {
   console.log((ok ? "ok   " : "FAIL ") + what);
   if (!ok) failures.push(what);
+}
+
+// curl with `args`, from outside the page (whose own requests must all
+// succeed), trusting the test CA and sending the token when there are.
+function curlOutside(args) {
+  const trust = tls ? ["--cacert", caDir + "/ca.pem"] : [];
+  const auth = token ? ["-H", "Authorization: Bearer " + token] : [];
+  return execFileSync("curl", ["-s", ...trust, ...auth, ...args], { encoding: "utf8" });
+}
+
+// POSTs `body` to `path`; returns the HTTP status.
+function post(path, body) {
+  return curlOutside(["-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+               "-H", "Content-Type: application/json", "--data-binary", body, base + path]);
 }
 
 async function restScores(page, model, output) {
@@ -241,6 +260,41 @@ async function chooseModel(page, name, width) {
       Array.from(document.querySelectorAll("#live tbody td")).some((td) => td.textContent === "species"),
       { timeout: 10000 });
     check(true, "live panel lists species");
+
+    // Calls no served model answers: the server counts a name it does not
+    // hold as model="_unknown" and a call refused before its model was read
+    // (here a malformed body) as model="". The live panel counts both in one
+    // labelled row, after the served models, never as "_unknown" or blank.
+    const statuses = [
+      post("/v1/models/no-such-model:classify", JSON.stringify({ features: [4, 0, 1], rows: 1 })),
+      post("/v1/models/no-such-model/versions/1:classify", JSON.stringify({ features: [4, 0, 1], rows: 1 })),
+      post("/v1/models/no-such-model:classify", "{"),
+    ];
+    const metrics = curlOutside([base + "/metrics"]);
+    check(JSON.stringify(statuses) === JSON.stringify(["404", "404", "400"]) &&
+          /seqserve_requests_total\{[^}]*method="Classify",model="_unknown",[^}]*\} 2\n/.test(metrics) &&
+          /seqserve_requests_total\{[^}]*method="Classify",model="",[^}]*\} 1\n/.test(metrics),
+          `unserved calls answered ${statuses}, counted as model="_unknown" (2) and model="" (1)`);
+    // Rows drawn before those calls are marked; wait for a table without them.
+    await page.evaluate(() => {
+      for (const row of document.querySelectorAll("#live tbody tr")) row.setAttribute("data-stale", "");
+    });
+    await page.waitForFunction(() => {
+      const rows = document.querySelectorAll("#live tbody tr");
+      return rows.length > 0 && !Array.from(rows).some((row) => row.hasAttribute("data-stale"));
+    }, { timeout: 10000 });
+    // Wait for the calls to show up, or give up and report what is there.
+    await page.waitForFunction(() => Array.from(document.querySelectorAll("#live tbody tr"))
+      .some((row) => row.getAttribute("data-calls") === "3"), { timeout: 6000 }).catch(() => {});
+    const live = await page.$$eval("#live tbody tr", (rows) => rows.map((row) => ({
+      model: row.cells[0].textContent, calls: row.getAttribute("data-calls"),
+      title: row.cells[0].getAttribute("title") || "" })));
+    const names = live.map((row) => row.model);
+    const unserved = live.filter((row) => row.model === "unknown models");
+    check(!names.includes("") && !names.includes("_unknown") && unserved.length === 1 &&
+          names[names.length - 1] === "unknown models" && unserved[0].calls === "3" &&
+          unserved[0].title.includes("_unknown"),
+          `live panel counts the 3 unserved calls in one row: ${JSON.stringify(live)}`);
 
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
     check(problems.length === 0, `no console errors or failed requests: ${problems.join("; ")}`);

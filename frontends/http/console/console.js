@@ -253,6 +253,13 @@ async function classify(event) {
   }
 }
 
+// The key under which parseMetrics counts Classify calls that no served
+// model answered: the server labels a name it does not hold "_unknown", and
+// a call refused before its model was read (a malformed body, an empty
+// name) "". No served model can be named "" (a directory name).
+const UNSERVED = "";
+const UNSERVED_LABEL = "unknown models";
+
 // {model: {calls, errors, buckets: [[le, count]]}} from the metrics text.
 function parseMetrics(text) {
   const byModel = {};
@@ -263,7 +270,8 @@ function parseMetrics(text) {
     const labels = {};
     for (const [, key, value] of match[2].matchAll(labelPattern)) labels[key] = value;
     if (labels.method !== "Classify") continue;
-    const entry = byModel[labels.model] || (byModel[labels.model] = { calls: 0, errors: 0, buckets: {} });
+    const model = labels.model === "_unknown" ? UNSERVED : labels.model || UNSERVED;
+    const entry = byModel[model] || (byModel[model] = { calls: 0, errors: 0, buckets: {} });
     const value = Number(match[3]);
     if (match[1] === "seqserve_requests_total") {
       entry.calls += value;
@@ -293,13 +301,25 @@ async function refreshLive() {
   const body = document.querySelector("#live tbody");
   body.replaceChildren();
   const before = state.lastMetrics;
-  for (const [model, entry] of Object.entries(now.models)) {
+  // Served models by name, then the calls no served model answered.
+  const models = Object.keys(now.models).filter((model) => model !== UNSERVED).sort();
+  if (UNSERVED in now.models) models.push(UNSERVED);
+  for (const model of models) {
+    const entry = now.models[model];
     const previous = before && before.models[model];
     const seconds = before ? (now.at - before.at) / 1000 : 0;
     const rate = (field) => (previous && seconds > 0
       ? ((entry[field] - previous[field]) / seconds).toFixed(1) : "-");
-    const row = el("tr");
-    row.appendChild(el("td", model));
+    const row = el("tr", undefined, { "data-calls": entry.calls });
+    if (model === UNSERVED) {
+      row.className = "unserved";
+      row.appendChild(el("td", UNSERVED_LABEL, {
+        title: "Classify calls no served model answered: names this server does not serve " +
+               "(model=\"_unknown\" in /metrics) and calls refused before their model was " +
+               "read (model=\"\"). " + entry.calls + " since the server started." }));
+    } else {
+      row.appendChild(el("td", model, { title: entry.calls + " calls since the server started" }));
+    }
     row.appendChild(el("td", rate("calls")));
     row.appendChild(el("td", rate("errors")));
     row.appendChild(el("td", previous ? p99(previous, entry) : "-"));
