@@ -3,7 +3,7 @@
 // species sample, a binary model named "churn" (the mammal reference with
 // labels "stays" and "churns") and a model named "hostile" whose labels
 // are HTML:
-//   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
+//   [SEQSERVE_CA_DIR=DIR] node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
 // With an https: URL, SEQSERVE_CA_DIR names a directory whose ca.pem
 // signed the server's certificate.
 // Prints what it checked; exit 0 when every check passed, 1 when one
@@ -108,7 +108,10 @@ async function chooseModel(page, name, width) {
     browser = await puppeteer.launch({
       executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
       headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+      // Over TLS the page comes from a server whose CA chromium does not
+      // know; curl below trusts it by name.
+      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        .concat(tls ? ["--ignore-certificate-errors"] : []),
     });
   } catch (error) {
     console.log(`chromium cannot start here: ${error.message}`);
@@ -214,9 +217,35 @@ async function chooseModel(page, name, width) {
     const curl = await page.$eval("#curl-command", (node) => node.textContent);
     check(curl.includes("/v1/models/species/versions/1:classify") &&
           curl.includes('"features":[4,0,1]'), `curl command: ${curl}`);
+    // Over TLS it trusts the CA by the README's name for it, ca.pem; with a
+    // token it sends the one in $SEQSERVE_TOKEN (never the token itself).
+    check(curl.startsWith(tls ? "curl -s --cacert ca.pem -X POST https://" : "curl -s -X POST http://") &&
+          curl.includes("--cacert") === tls &&
+          curl.includes(' -H "Authorization: Bearer $SEQSERVE_TOKEN" ') === Boolean(token) &&
+          !(token && curl.includes(token)),
+          `curl command names the CA ${tls ? "" : "not "}and the token ${token ? "" : "not "}: ${curl}`);
+    // The command as shown, run by a shell where ca.pem is the test's CA
+    // and $SEQSERVE_TOKEN the token, answers as the page's call did.
+    {
+      let ran = "";
+      try {
+        ran = execFileSync("bash", ["-c", curl], {
+          encoding: "utf8", cwd: tls ? caDir : require("os").tmpdir(),
+          env: Object.assign({}, process.env, { SEQSERVE_TOKEN: token || "" }) });
+      } catch (error) {
+        ran = `exit ${error.status}: ${error.stdout}${error.stderr}`;
+      }
+      let answer = null;
+      try { answer = JSON.parse(ran); } catch (e) { /* shown below */ }
+      const rest = await restScores(page, "species", "softmax");
+      check(answer !== null && answer.results && answer.results[0].predicted_label === "mammal" &&
+            JSON.stringify(answer.results[0].scores.map(String)) === JSON.stringify(rest),
+            `curl command runs and answers as REST does: ${ran.slice(0, 300)}`);
+    }
     const seqclient = await page.$eval("#seqclient-command", (node) => node.textContent);
     check(seqclient.includes("seqclient classify") && seqclient.includes("4,0,1") &&
-          seqclient.includes(`:${grpcPort} `), `seqclient command: ${seqclient}`);
+          seqclient.includes(`:${grpcPort} `) &&
+          seqclient.includes(" --tls_ca_file ca.pem ") === tls, `seqclient command: ${seqclient}`);
 
     // A binary model (one sigmoid output, labels "stays" and "churns"): the
     // chart draws its two classes by label, 1 - p and p (under logits -z

@@ -238,10 +238,13 @@ async function classify(event) {
     const top = document.getElementById("top-k");
     top.replaceChildren();
     for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
+    // Over TLS curl must trust the server's CA (ca.pem, as the README names
+    // it); with a token, it sends the one seqclient reads, $SEQSERVE_TOKEN.
+    const tls = location.protocol === "https:" ? " --cacert ca.pem" : "";
     const auth = state.token ? " -H \"Authorization: Bearer $SEQSERVE_TOKEN\"" : "";
     document.getElementById("curl-command").textContent =
-      "curl -s -X POST " + location.origin + path + " -H 'Content-Type: application/json'" + auth +
-      " -d " + shellQuote(JSON.stringify(request));
+      "curl -s" + tls + " -X POST " + location.origin + path +
+      " -H 'Content-Type: application/json'" + auth + " -d " + shellQuote(JSON.stringify(request));
     document.getElementById("seqclient-command").textContent =
       "seqclient classify --target " + location.hostname + ":" + grpcPort() +
       (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
