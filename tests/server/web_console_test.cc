@@ -1,7 +1,8 @@
 // The web console in a real browser: Debian's chromium, driven by
 // tests/web/console-check.js (puppeteer-core), against the seqserve binary
 // on a repository with the species sample, a binary model with two labels
-// and a model whose labels are HTML. Skipped, with the reason, only when chromium cannot start here.
+// and a model whose labels are HTML; plain, with tokens, and over TLS with
+// tokens. Skipped, with the reason, only when chromium cannot start here.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
