@@ -1,7 +1,8 @@
 // The web console in a real browser: Debian's chromium, driven by
 // tests/web/console-check.js (puppeteer-core), against the seqserve binary
 // on a repository with the species sample, a binary model with two labels
-// and a model whose labels are HTML. Skipped, with the reason, only when chromium cannot start here.
+// and a model whose labels are HTML; plain, with tokens, and over TLS with
+// tokens. Skipped, with the reason, only when chromium cannot start here.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/server_process.h"
+#include "tests/support/test_certificates.h"
 #include "tests/support/test_repository.h"
 
 namespace seqserve {
@@ -21,8 +23,9 @@ using ::testing::HasSubstr;
 
 // Runs console-check.js against a server on the species sample, a binary
 // model and a model whose labels are HTML; with `token`, the server
-// requires it.
-void CheckConsole(const std::string& token) {
+// requires it; with `tls`, both ports speak TLS with a certificate signed
+// by a CA made here, saved as ca.pem (the name the page's commands use).
+void CheckConsole(const std::string& token, bool tls = false) {
   testing::TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
   repository.WriteReferenceConfig("species", "species");
@@ -38,17 +41,32 @@ void CheckConsole(const std::string& token) {
     repository.WriteFile("tokens.txt", "console:" + token + "\n");
     flags.push_back("--auth_tokens_file=" + repository.root() + "/tokens.txt");
   }
-  testing::ServerProcess server(SEQSERVE_PATH, flags);
+  testing::TestCertificates certificates;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (tls) {
+    const testing::PemFiles ca = certificates.MakeCa("ca");
+    const testing::PemFiles served = certificates.MakeLeaf("server", ca);
+    flags.push_back("--tls_cert_file=" + served.cert);
+    flags.push_back("--tls_key_file=" + served.key);
+    credentials = grpc::SslCredentials(
+        grpc::SslCredentialsOptions{testing::ReadWholeFile(ca.cert), "", ""});
+  }
+  testing::ServerProcess server(SEQSERVE_PATH, flags, credentials);
   ASSERT_TRUE(server.ready()) << server.output();
   ASSERT_GT(server.http_port(), 0);
-  const std::string screenshot = ::testing::TempDir() + "/seqserve-console.png";
+  const std::string screenshot =
+      ::testing::TempDir() + (tls ? "/seqserve-console-tls.png" : "/seqserve-console.png");
   const auto result = testing::RunCommand(absl::StrCat(
-      "node ", SEQSERVE_SOURCE_DIR, "/tests/web/console-check.js http://127.0.0.1:",
+      tls ? "SEQSERVE_CA_DIR=" + certificates.dir() + " " : "", "node ", SEQSERVE_SOURCE_DIR,
+      "/tests/web/console-check.js ", tls ? "https" : "http", "://127.0.0.1:",
       server.http_port(), " ", screenshot, " ", server.port(), " ", token, " 2>&1"));
   if (result.exit_code == 77) GTEST_SKIP() << result.output;
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("ok   sigmoid: chart scores"));
   EXPECT_THAT(result.output, HasSubstr("ok   churn logits: chart scores"));
+  EXPECT_THAT(result.output, HasSubstr("ok   log_softmax: the likeliest class has the longest bar"));
+  EXPECT_THAT(result.output, HasSubstr("ok   live panel counts the 3 unserved calls in one row"));
+  EXPECT_THAT(result.output, HasSubstr("ok   curl command runs and answers as REST does"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }
@@ -58,6 +76,10 @@ void CheckConsole(const std::string& token) {
 TEST(WebConsole, WorksInChromiumAndShowsHostileLabelsAsText) { CheckConsole(""); }
 
 TEST(WebConsole, AsksForTheTokenWhenTheServerRequiresOne) { CheckConsole("console-secret"); }
+
+TEST(WebConsole, OverTlsItsCommandsNameTheCaAndTheToken) {
+  CheckConsole("console-secret", /*tls=*/true);
+}
 
 }  // namespace
 }  // namespace seqserve

@@ -3,18 +3,37 @@
 // species sample, a binary model named "churn" (the mammal reference with
 // labels "stays" and "churns") and a model named "hostile" whose labels
 // are HTML:
-//   node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
+//   [SEQSERVE_CA_DIR=DIR] node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
+// With an https: URL, SEQSERVE_CA_DIR names a directory whose ca.pem
+// signed the server's certificate.
 // Prints what it checked; exit 0 when every check passed, 1 when one
 // failed, 77 when chromium cannot start here.
+const { execFileSync } = require("child_process");
 const puppeteer = require("puppeteer-core");
 
 // With TOKEN, the server requires it: the page must say so, then work once
 // it is typed in.
 const [base, screenshot, grpcPort, token] = process.argv.slice(2);
+const tls = base.startsWith("https:");
+const caDir = process.env.SEQSERVE_CA_DIR || "";
 const failures = [];
 function check(ok, what) {
   console.log((ok ? "ok   " : "FAIL ") + what);
   if (!ok) failures.push(what);
+}
+
+// curl with `args`, from outside the page (whose own requests must all
+// succeed), trusting the test CA and sending the token when there are.
+function curlOutside(args) {
+  const trust = tls ? ["--cacert", caDir + "/ca.pem"] : [];
+  const auth = token ? ["-H", "Authorization: Bearer " + token] : [];
+  return execFileSync("curl", ["-s", ...trust, ...auth, ...args], { encoding: "utf8" });
+}
+
+// POSTs `body` to `path`; returns the HTTP status.
+function post(path, body) {
+  return curlOutside(["-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+               "-H", "Content-Type: application/json", "--data-binary", body, base + path]);
 }
 
 async function restScores(page, model, output) {
@@ -62,6 +81,14 @@ async function classifyInPage(page, output) {
       .map((node) => node.textContent),
     labels: Array.from(document.querySelectorAll("#scores-chart .score-label"))
       .map((node) => node.textContent),
+    bars: Array.from(document.querySelectorAll("#scores-chart rect"))
+      .map((node) => Number(node.getAttribute("width"))),
+    raw: Array.from(document.querySelectorAll("#scores-chart .score-raw"))
+      .map((node) => node.textContent),
+    tooltips: Array.from(document.querySelectorAll("#scores-chart title"))
+      .map((node) => node.textContent),
+    note: (document.getElementById("scores-note") || { hidden: true }).hidden ? ""
+      : document.getElementById("scores-note").textContent,
     error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent,
   }));
 }
@@ -81,7 +108,10 @@ async function chooseModel(page, name, width) {
     browser = await puppeteer.launch({
       executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
       headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+      // Over TLS the page comes from a server whose CA chromium does not
+      // know; curl below trusts it by name.
+      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        .concat(tls ? ["--ignore-certificate-errors"] : []),
     });
   } catch (error) {
     console.log(`chromium cannot start here: ${error.message}`);
@@ -146,12 +176,76 @@ async function chooseModel(page, name, width) {
       check(JSON.stringify(shown.scores) === JSON.stringify(rest),
             `${output}: chart scores ${shown.scores} equal REST ${rest}`);
     }
+    // Under log_softmax the scores are log-probabilities, all negative: the
+    // bars draw their probabilities, so the likeliest class has the
+    // longest bar; each row prints the probability and keeps the score the
+    // server answered beside it and in its tooltip.
+    {
+      const shown = await classifyInPage(page, "log_softmax");
+      const rest = await restScores(page, "species", "log_softmax");
+      const probabilities = rest.map((score) => Math.exp(Number(score)));
+      const likeliest = probabilities.indexOf(Math.max(...probabilities));
+      check(shown.error === "" && shown.predicted === "mammal" &&
+            shown.labels[likeliest] === "mammal",
+            `log_softmax: predicted ${shown.predicted}, likeliest by REST ${shown.labels[likeliest]}`);
+      check(shown.bars.length === 3 &&
+            shown.bars.every((width, i) => i === likeliest || width < shown.bars[likeliest]),
+            `log_softmax: the likeliest class has the longest bar: widths ${shown.bars}`);
+      const ratios = shown.bars.map((width, i) => width / probabilities[i]);
+      check(ratios.every((r, i) => shown.bars[i] <= 1 ||
+                                   Math.abs(r - ratios[likeliest]) <= 0.01 * ratios[likeliest]),
+            `log_softmax: bars are proportional to exp(score): widths ${shown.bars}, p ${probabilities}`);
+      check(shown.scores.length === 3 && shown.scores.every((text, i) =>
+              /^p = /.test(text) &&
+              Math.abs(Number(text.slice(4)) - probabilities[i]) <= 1e-3 * probabilities[i]),
+            `log_softmax: values printed as probabilities ${shown.scores}, REST exp ${probabilities}`);
+      check(JSON.stringify(shown.raw) === JSON.stringify(rest.map((score) => "log p = " + score)) &&
+            shown.tooltips.length === 3 &&
+            shown.tooltips.every((tip, i) => tip.includes(rest[i]) && tip.includes("probability")),
+            `log_softmax: REST's scores kept beside the bars ${shown.raw} and in tooltips ${shown.tooltips}`);
+      check(/probabilit/.test(shown.note) && /exp/.test(shown.note),
+            `log_softmax: the chart says what its bars are: ${shown.note}`);
+      check(shown.score.startsWith(String(Math.max(...rest.map(Number)))) && /\(p = /.test(shown.score),
+            `log_softmax: predicted score with its probability: ${shown.score}`);
+      // Back to a mode whose bars are the scores: no probabilities, no note.
+      const plain = await classifyInPage(page, "softmax");
+      check(plain.raw.length === 0 && plain.tooltips.length === 0 && plain.note === "" &&
+            JSON.stringify(plain.scores) === JSON.stringify(await restScores(page, "species", "softmax")),
+            `softmax after log_softmax: chart scores ${plain.scores} are REST's again`);
+    }
+
     const curl = await page.$eval("#curl-command", (node) => node.textContent);
     check(curl.includes("/v1/models/species/versions/1:classify") &&
           curl.includes('"features":[4,0,1]'), `curl command: ${curl}`);
+    // Over TLS it trusts the CA by the README's name for it, ca.pem; with a
+    // token it sends the one in $SEQSERVE_TOKEN (never the token itself).
+    check(curl.startsWith(tls ? "curl -s --cacert ca.pem -X POST https://" : "curl -s -X POST http://") &&
+          curl.includes("--cacert") === tls &&
+          curl.includes(' -H "Authorization: Bearer $SEQSERVE_TOKEN" ') === Boolean(token) &&
+          !(token && curl.includes(token)),
+          `curl command names the CA ${tls ? "" : "not "}and the token ${token ? "" : "not "}: ${curl}`);
+    // The command as shown, run by a shell where ca.pem is the test's CA
+    // and $SEQSERVE_TOKEN the token, answers as the page's call did.
+    {
+      let ran = "";
+      try {
+        ran = execFileSync("bash", ["-c", curl], {
+          encoding: "utf8", cwd: tls ? caDir : require("os").tmpdir(),
+          env: Object.assign({}, process.env, { SEQSERVE_TOKEN: token || "" }) });
+      } catch (error) {
+        ran = `exit ${error.status}: ${error.stdout}${error.stderr}`;
+      }
+      let answer = null;
+      try { answer = JSON.parse(ran); } catch (e) { /* shown below */ }
+      const rest = await restScores(page, "species", "softmax");
+      check(answer !== null && answer.results && answer.results[0].predicted_label === "mammal" &&
+            JSON.stringify(answer.results[0].scores.map(String)) === JSON.stringify(rest),
+            `curl command runs and answers as REST does: ${ran.slice(0, 300)}`);
+    }
     const seqclient = await page.$eval("#seqclient-command", (node) => node.textContent);
     check(seqclient.includes("seqclient classify") && seqclient.includes("4,0,1") &&
-          seqclient.includes(`:${grpcPort} `), `seqclient command: ${seqclient}`);
+          seqclient.includes(`:${grpcPort} `) &&
+          seqclient.includes(" --tls_ca_file ca.pem ") === tls, `seqclient command: ${seqclient}`);
 
     // A binary model (one sigmoid output, labels "stays" and "churns"): the
     // chart draws its two classes by label, 1 - p and p (under logits -z
@@ -195,6 +289,41 @@ async function chooseModel(page, name, width) {
       Array.from(document.querySelectorAll("#live tbody td")).some((td) => td.textContent === "species"),
       { timeout: 10000 });
     check(true, "live panel lists species");
+
+    // Calls no served model answers: the server counts a name it does not
+    // hold as model="_unknown" and a call refused before its model was read
+    // (here a malformed body) as model="". The live panel counts both in one
+    // labelled row, after the served models, never as "_unknown" or blank.
+    const statuses = [
+      post("/v1/models/no-such-model:classify", JSON.stringify({ features: [4, 0, 1], rows: 1 })),
+      post("/v1/models/no-such-model/versions/1:classify", JSON.stringify({ features: [4, 0, 1], rows: 1 })),
+      post("/v1/models/no-such-model:classify", "{"),
+    ];
+    const metrics = curlOutside([base + "/metrics"]);
+    check(JSON.stringify(statuses) === JSON.stringify(["404", "404", "400"]) &&
+          /seqserve_requests_total\{[^}]*method="Classify",model="_unknown",[^}]*\} 2\n/.test(metrics) &&
+          /seqserve_requests_total\{[^}]*method="Classify",model="",[^}]*\} 1\n/.test(metrics),
+          `unserved calls answered ${statuses}, counted as model="_unknown" (2) and model="" (1)`);
+    // Rows drawn before those calls are marked; wait for a table without them.
+    await page.evaluate(() => {
+      for (const row of document.querySelectorAll("#live tbody tr")) row.setAttribute("data-stale", "");
+    });
+    await page.waitForFunction(() => {
+      const rows = document.querySelectorAll("#live tbody tr");
+      return rows.length > 0 && !Array.from(rows).some((row) => row.hasAttribute("data-stale"));
+    }, { timeout: 10000 });
+    // Wait for the calls to show up, or give up and report what is there.
+    await page.waitForFunction(() => Array.from(document.querySelectorAll("#live tbody tr"))
+      .some((row) => row.getAttribute("data-calls") === "3"), { timeout: 6000 }).catch(() => {});
+    const live = await page.$$eval("#live tbody tr", (rows) => rows.map((row) => ({
+      model: row.cells[0].textContent, calls: row.getAttribute("data-calls"),
+      title: row.cells[0].getAttribute("title") || "" })));
+    const names = live.map((row) => row.model);
+    const unserved = live.filter((row) => row.model === "unknown models");
+    check(!names.includes("") && !names.includes("_unknown") && unserved.length === 1 &&
+          names[names.length - 1] === "unknown models" && unserved[0].calls === "3" &&
+          unserved[0].title.includes("_unknown"),
+          `live panel counts the 3 unserved calls in one row: ${JSON.stringify(live)}`);
 
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
     check(problems.length === 0, `no console errors or failed requests: ${problems.join("; ")}`);

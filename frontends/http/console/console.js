@@ -139,29 +139,59 @@ function shellQuote(text) {
   return "'" + String(text).replace(/'/g, "'\\''") + "'";
 }
 
-function drawScores(labels, scores) {
+// A probability as the chart prints it: four significant digits, in
+// exponent form below 0.001 so that it stays short.
+function probabilityText(p) {
+  return p !== 0 && p < 0.001 ? p.toExponential(3) : Number(p.toPrecision(4)).toString();
+}
+
+// Draws one bar per class. With `raw` (log_softmax), `scores` are the
+// probabilities the bars draw and `raw` the log-probabilities the server
+// answered, printed beside them and in each row's tooltip.
+function drawScores(labels, scores, raw) {
   const chart = document.getElementById("scores-chart");
   chart.replaceChildren();
   const rowHeight = 22, labelWidth = 220, barWidth = 320;
   // Drawn in its own units and scaled to the column, however narrow.
-  const chartWidth = labelWidth + barWidth + 160, chartHeight = rowHeight * scores.length + 4;
+  const valueWidth = raw ? 280 : 160;
+  const chartWidth = labelWidth + barWidth + valueWidth, chartHeight = rowHeight * scores.length + 4;
   chart.setAttribute("viewBox", `0 0 ${chartWidth} ${chartHeight}`);
   chart.setAttribute("width", "100%");
   chart.setAttribute("preserveAspectRatio", "xMinYMin meet");
+  chart.setAttribute("aria-label", raw ? "probabilities (exp of the log_softmax scores)" : "scores");
   const low = Math.min(0, ...scores), high = Math.max(0, ...scores);
   const span = high - low || 1;
   scores.forEach((score, i) => {
     const y = i * rowHeight + 2;
     const start = labelWidth + ((Math.min(score, 0) - low) / span) * barWidth;
     const width = (Math.abs(score) / span) * barWidth;
+    const row = svg("g", { class: "score-row" });
+    if (raw) {
+      row.appendChild(svg("title", {}, labels[i] + ": probability " + probabilityText(score) +
+                                       " = exp(" + raw[i] + "), log_softmax " + raw[i]));
+    }
     // A long label is squeezed into its column rather than over the bar.
     const fit = String(labels[i]).length > 30
       ? { textLength: labelWidth - 8, lengthAdjust: "spacingAndGlyphs" } : {};
-    chart.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" }, fit),
-                          labels[i]));
-    chart.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
-    chart.appendChild(svg("text", { x: labelWidth + barWidth + 6, y: y + 15, class: "score-value" }, String(score)));
+    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" }, fit),
+                        labels[i]));
+    row.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
+    const valueX = labelWidth + barWidth + 6;
+    if (raw) {
+      row.appendChild(svg("text", { x: valueX, y: y + 15, class: "score-value" },
+                          "p = " + probabilityText(score)));
+      row.appendChild(svg("text", { x: valueX + 100, y: y + 15, class: "score-raw" },
+                          "log p = " + raw[i]));
+    } else {
+      row.appendChild(svg("text", { x: valueX, y: y + 15, class: "score-value" }, String(score)));
+    }
+    chart.appendChild(row);
   });
+  const note = document.getElementById("scores-note");
+  note.textContent = raw
+    ? "Bars show probabilities, p = exp(log p); log p is the log_softmax score the server answered."
+    : "";
+  note.hidden = !raw;
 }
 
 async function classify(event) {
@@ -184,7 +214,9 @@ async function classify(event) {
     document.getElementById("result").hidden = false;
     document.getElementById("predicted").textContent =
       result.predicted_label || "class " + result.predicted_index;
-    document.getElementById("predicted-score").textContent = String(result.score);
+    document.getElementById("predicted-score").textContent = String(result.score) +
+      (modeName(answer.output) === "log_softmax"
+        ? " (p = " + probabilityText(Math.exp(result.score)) + ")" : "");
     document.getElementById("output-used").textContent = "(" + modeName(answer.output) + ")";
     if (binary) {
       // Its one output scores two classes; the server names and scores both
@@ -195,15 +227,24 @@ async function classify(event) {
     } else {
       const labels = metadata.labels && metadata.labels.length === result.scores.length
         ? metadata.labels : result.scores.map((_, i) => "output " + i);
-      drawScores(labels, result.scores);
+      if (modeName(answer.output) === "log_softmax") {
+        // Log-probabilities are all negative, the likeliest nearest zero:
+        // the bars draw their probabilities instead.
+        drawScores(labels, result.scores.map(Math.exp), result.scores);
+      } else {
+        drawScores(labels, result.scores);
+      }
     }
     const top = document.getElementById("top-k");
     top.replaceChildren();
     for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
+    // Over TLS curl must trust the server's CA (ca.pem, as the README names
+    // it); with a token, it sends the one seqclient reads, $SEQSERVE_TOKEN.
+    const tls = location.protocol === "https:" ? " --cacert ca.pem" : "";
     const auth = state.token ? " -H \"Authorization: Bearer $SEQSERVE_TOKEN\"" : "";
     document.getElementById("curl-command").textContent =
-      "curl -s -X POST " + location.origin + path + " -H 'Content-Type: application/json'" + auth +
-      " -d " + shellQuote(JSON.stringify(request));
+      "curl -s" + tls + " -X POST " + location.origin + path +
+      " -H 'Content-Type: application/json'" + auth + " -d " + shellQuote(JSON.stringify(request));
     document.getElementById("seqclient-command").textContent =
       "seqclient classify --target " + location.hostname + ":" + grpcPort() +
       (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
@@ -215,6 +256,13 @@ async function classify(event) {
   }
 }
 
+// The key under which parseMetrics counts Classify calls that no served
+// model answered: the server labels a name it does not hold "_unknown", and
+// a call refused before its model was read (a malformed body, an empty
+// name) "". No served model can be named "" (a directory name).
+const UNSERVED = "";
+const UNSERVED_LABEL = "unknown models";
+
 // {model: {calls, errors, buckets: [[le, count]]}} from the metrics text.
 function parseMetrics(text) {
   const byModel = {};
@@ -225,7 +273,8 @@ function parseMetrics(text) {
     const labels = {};
     for (const [, key, value] of match[2].matchAll(labelPattern)) labels[key] = value;
     if (labels.method !== "Classify") continue;
-    const entry = byModel[labels.model] || (byModel[labels.model] = { calls: 0, errors: 0, buckets: {} });
+    const model = labels.model === "_unknown" ? UNSERVED : labels.model || UNSERVED;
+    const entry = byModel[model] || (byModel[model] = { calls: 0, errors: 0, buckets: {} });
     const value = Number(match[3]);
     if (match[1] === "seqserve_requests_total") {
       entry.calls += value;
@@ -255,13 +304,25 @@ async function refreshLive() {
   const body = document.querySelector("#live tbody");
   body.replaceChildren();
   const before = state.lastMetrics;
-  for (const [model, entry] of Object.entries(now.models)) {
+  // Served models by name, then the calls no served model answered.
+  const models = Object.keys(now.models).filter((model) => model !== UNSERVED).sort();
+  if (UNSERVED in now.models) models.push(UNSERVED);
+  for (const model of models) {
+    const entry = now.models[model];
     const previous = before && before.models[model];
     const seconds = before ? (now.at - before.at) / 1000 : 0;
     const rate = (field) => (previous && seconds > 0
       ? ((entry[field] - previous[field]) / seconds).toFixed(1) : "-");
-    const row = el("tr");
-    row.appendChild(el("td", model));
+    const row = el("tr", undefined, { "data-calls": entry.calls });
+    if (model === UNSERVED) {
+      row.className = "unserved";
+      row.appendChild(el("td", UNSERVED_LABEL, {
+        title: "Classify calls no served model answered: names this server does not serve " +
+               "(model=\"_unknown\" in /metrics) and calls refused before their model was " +
+               "read (model=\"\"). " + entry.calls + " since the server started." }));
+    } else {
+      row.appendChild(el("td", model, { title: entry.calls + " calls since the server started" }));
+    }
     row.appendChild(el("td", rate("calls")));
     row.appendChild(el("td", rate("errors")));
     row.appendChild(el("td", previous ? p99(previous, entry) : "-"));
