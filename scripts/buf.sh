@@ -3,7 +3,7 @@
 # arguments, installing it first when it is missing or another version.
 #   scripts/buf.sh lint proto
 #   scripts/buf.sh curl --protocol grpc --http2-prior-knowledge --list-methods http://127.0.0.1:8500
-# Needs Node.js and npm (scripts/test-packages.txt) and the npm registry.
+# Needs Node.js and npm (scripts/example-packages.txt) and the npm registry.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/tools/buf"

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 
-scripts/install-deps.sh scripts/debian-packages.txt scripts/test-packages.txt
+scripts/install-deps.sh scripts/debian-packages.txt scripts/example-packages.txt \
+  scripts/test-packages.txt
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target drill_tests seqserve
 SEQSERVE_DRILL_SECONDS="$seconds" build/release/tests/drill_tests

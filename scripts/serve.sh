@@ -6,9 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+# The server's packages, and what the README's examples use (curl, the
+# Python and Node.js clients' packages); the Python stubs and the Node.js
+# packages of examples/ too.
+scripts/install-deps.sh scripts/debian-packages.txt scripts/example-packages.txt
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target seqserve seqclient seqmodel
+cmake --build --preset release -j "$(nproc)" --target seqserve seqclient seqmodel python_stubs
+(cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 
 bin=build/release
 # The banner names what seqserve will use: its defaults unless the extra
@@ -33,16 +37,17 @@ if [ "$port" != 8500 ]; then target=" --target localhost:$port"; fi
 cat <<EOT
 
 seqserve is starting on port $port with the models in $repository (Ctrl-C stops it).
-Query it from another terminal:
-  $bin/cmd/seqclient models$target
-  $bin/cmd/seqclient classify$target --model species 4,0,1 2,1,0
-  $bin/cmd/seqclient classify$target --model mammal --format json 4,0,1
-  $bin/cmd/seqclient health$target
+Query it from another terminal (the programs are in $bin/cmd):
+  export PATH="$PWD/$bin/cmd:\$PATH"
+  seqclient models$target
+  seqclient classify$target --model species 4,0,1 2,1,0
+  seqclient classify$target --model mammal --format json 4,0,1
+  seqclient health$target
 EOT
 if [ "$http_port" != -1 ]; then
   cat <<EOT
 Or over HTTP (REST and metrics on port $http_port):
-  curl -s -X POST localhost:$http_port/v1/models/species:classify -d '{"features": [4, 0, 1], "rows": 1}'
+  curl -s localhost:$http_port/v1/models/species:classify -d '{"features": [4, 0, 1]}'
   curl -s -X POST localhost:$http_port/v1/models/species:predict -d '{"instances": [[4, 0, 1]]}'   # TF Serving's REST API
   curl -s localhost:$http_port/metrics
 EOT

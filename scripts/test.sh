@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 
-scripts/install-deps.sh scripts/debian-packages.txt scripts/test-packages.txt
+scripts/install-deps.sh scripts/debian-packages.txt scripts/example-packages.txt \
+  scripts/test-packages.txt
 if [ "$preset" = tsan ]; then
   # ThreadSanitizer's dependencies in build/tsan-deps, among them an Abseil
   # built with it (cached: built once per Abseil version).
