@@ -23,6 +23,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -704,9 +705,9 @@ class HttpConnection final : public HttpServer::Connection,
     held_until_answered_ = this->shared_from_this();
     WatchClient();
     try {
-      server_->handler_(exchange->request, [exchange](HttpResponse answer) mutable {
-        HttpServer::Answer(exchange, std::move(answer));
-      });
+      server_->handler_(exchange->request,
+                        Responder(exchange, server_->Refusal(exchange->request,
+                                                             ServerFailed(), 500)));
     } catch (...) {
       HttpServer::Answer(exchange, server_->Refusal(exchange->request, ServerFailed(), 500));
     }
@@ -805,7 +806,8 @@ class HttpConnection final : public HttpServer::Connection,
   void OnWritten(error_code ec) {
     writing_ = false;
     response_.reset();
-    if (ec) return CloseNow();
+    // Closed while the write was under way (Shutdown()): nothing to go on.
+    if (ec || closed_) return CloseNow();
     EndExchange(/*answered=*/true);
     if (close_after_) return Linger();
     if (peer_closed_) return CloseNow();
@@ -851,6 +853,27 @@ class HttpConnection final : public HttpServer::Connection,
     EndExchange(/*answered=*/false);
     held_until_answered_.reset();
   }
+
+  // The handler's Respond: answers the exchange with the handler's answer,
+  // or 500 when the handler lets it go unanswered, which would otherwise
+  // hold the connection until shutdown.
+  class Responder {
+   public:
+    Responder(std::shared_ptr<HttpServer::Exchange> exchange, HttpResponse unanswered)
+        : exchange_(std::move(exchange)), unanswered_(std::move(unanswered)) {}
+    Responder(Responder&&) = default;
+    Responder& operator=(Responder&&) = delete;
+    ~Responder() {
+      if (exchange_ != nullptr) HttpServer::Answer(exchange_, std::move(unanswered_));
+    }
+    void operator()(HttpResponse answer) && {
+      HttpServer::Answer(std::exchange(exchange_, nullptr), std::move(answer));
+    }
+
+   private:
+    std::shared_ptr<HttpServer::Exchange> exchange_;  // null once answered, or moved
+    HttpResponse unanswered_;
+  };
 
   // The exchange in hand is over: sent (`answered`), or cut.
   void EndExchange(bool answered) {

@@ -183,6 +183,7 @@ class HttpFramingTest : public ::testing::Test {
           }
           // Busy in the handler until released, then no answer.
           if (request.path == "/block") return release_.WaitForNotification();
+          if (request.path == "/drop") return;  // its Respond let go unanswered
           if (request.path == "/throw") throw std::runtime_error("handler failed");
           if (request.path == "/bad_alloc") throw std::bad_alloc();
           HttpResponse answer;
@@ -533,6 +534,19 @@ TEST_F(HttpFramingTest, ShutdownAnswersRequestsStillInTheirHandlerOrBody) {
   EXPECT_THAT(upload_answer.body, HasSubstr("shutting down"));
   // A body completed once shutdown began is not handed to the handler.
   for (const HttpRequest& seen : Seen()) EXPECT_NE(seen.path, "/upload");
+}
+
+// A handler that lets its Respond go without calling it is a bug; its
+// client gets a 500 at once rather than a connection held until shutdown.
+TEST_F(HttpFramingTest, ARespondLetGoUnansweredIsAnswered500) {
+  Start();
+  RawClient client(port_);
+  ASSERT_TRUE(client.connected());
+  client.Write("GET /drop HTTP/1.1\r\nHost: x\r\n\r\n");
+  const RawClient::Response response = client.Next();
+  EXPECT_EQ(response.status, 500) << client.buffer();
+  EXPECT_THAT(response.body, HasSubstr("the server failed on this request"));
+  EXPECT_TRUE(WaitFor([&] { return server_->requests_in_flight() == 0; }));
 }
 
 TEST_F(HttpFramingTest, ExceptionsFromTheHandlerOrTheScreenAreAnswered500) {
