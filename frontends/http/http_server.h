@@ -112,7 +112,8 @@ class HttpServer {
     ErrorBody error_body;
   };
 
-  // Answers a request; call exactly once, from any thread.
+  // Answers a request; call exactly once, from any thread. One destroyed
+  // without being called answers 500.
   using Respond = absl::AnyInvocable<void(HttpResponse) &&>;
   // Runs on a listener thread for each complete request; must not block.
   using Handler = std::function<void(const HttpRequest&, Respond)>;
