@@ -61,7 +61,7 @@ struct Layer {
   // Linear: out_features or empty for no bias. BatchNorm1d: the shift
   // bias - running_mean * scale. LayerNorm: bias (empty: all zeros).
   std::vector<float> bias;
-  // kNoOp: the module's name as listed ("Dropout(p=0.3)", "Identity", ...).
+  // kNoOp: what Describe() lists ("Dropout(p=0.3) (no-op at inference)", ...).
   std::string module;
 
   static Layer Linear(int in_features, int out_features,
@@ -115,8 +115,9 @@ struct Layer {
 };
 
 // Folds every BatchNorm1d that directly follows a Linear (no-op modules
-// between them aside) into that Linear's weights and bias; the BatchNorm1d stays in the list, marked
-// folded, so the model still describes itself as torch prints it.
+// between them aside) into that Linear's weights and bias; the BatchNorm1d
+// stays in the list, marked folded, so the model still describes itself as
+// torch prints it.
 void FoldBatchNorms(std::vector<Layer>& layers);
 
 // Applies a layer other than Linear in place to `rows` rows of `width`
