@@ -173,6 +173,27 @@ Layer Layer::HardSwish() { return OfKind(LayerKind::kHardSwish); }
 
 Layer Layer::Mish() { return OfKind(LayerKind::kMish); }
 
+namespace {
+Layer NoOp(std::string module) {
+  Layer layer = OfKind(LayerKind::kNoOp);
+  layer.module = std::move(module);
+  return layer;
+}
+}  // namespace
+
+Layer Layer::Dropout(float p) {
+  return NoOp(p > 0.0f ? absl::StrCat("Dropout(p=", PyFloat(p), ") (no-op at inference)")
+                       : "Dropout (no-op at inference)");
+}
+
+Layer Layer::Identity() { return NoOp("Identity (no-op at inference)"); }
+
+Layer Layer::Flatten() { return NoOp("Flatten (no-op: rows are already flat)"); }
+
+Layer Layer::OmittedByExport() {
+  return NoOp("Dropout or Identity (no-op at inference, not in the graph)");
+}
+
 std::string Layer::Describe() const {
   switch (kind) {
     case LayerKind::kLinear:
@@ -216,6 +237,8 @@ std::string Layer::Describe() const {
       return "Hardswish";
     case LayerKind::kMish:
       return "Mish";
+    case LayerKind::kNoOp:
+      return module;
   }
   return "?";
 }
@@ -229,7 +252,9 @@ size_t Layer::ParameterCount() const {
 void FoldBatchNorms(std::vector<Layer>& layers) {
   for (size_t i = 1; i < layers.size(); ++i) {
     Layer& norm = layers[i];
-    Layer& linear = layers[i - 1];
+    size_t before = i - 1;
+    while (before > 0 && layers[before].kind == LayerKind::kNoOp) --before;
+    Layer& linear = layers[before];
     if (norm.kind != LayerKind::kBatchNorm || norm.folded ||
         linear.kind != LayerKind::kLinear || norm.out_features != linear.out_features ||
         norm.weight.size() != static_cast<size_t>(linear.out_features) ||
@@ -261,6 +286,7 @@ void RunActivation(const Layer& layer, float* values, size_t rows, size_t width)
   const float beta = layer.beta;
   switch (layer.kind) {
     case LayerKind::kLinear:
+    case LayerKind::kNoOp:
       return;
     case LayerKind::kRelu:
       for (size_t i = 0; i < count; ++i) values[i] = std::max(values[i], 0.0f);

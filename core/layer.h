@@ -27,6 +27,10 @@ enum class LayerKind {
   kHardSigmoid,
   kHardSwish,
   kMish,
+  // A module that computes nothing at inference (Dropout, Identity, a
+  // Flatten of rows that are already flat): listed where the Sequential
+  // has it, so indices match torch's, and never run.
+  kNoOp,
 };
 
 // A layer as PyTorch defines it. Linear keeps torch's weight layout
@@ -57,6 +61,8 @@ struct Layer {
   // Linear: out_features or empty for no bias. BatchNorm1d: the shift
   // bias - running_mean * scale. LayerNorm: bias (empty: all zeros).
   std::vector<float> bias;
+  // kNoOp: what Describe() lists ("Dropout(p=0.3) (no-op at inference)", ...).
+  std::string module;
 
   static Layer Linear(int in_features, int out_features,
                       std::vector<float> weight, std::vector<float> bias);
@@ -90,19 +96,28 @@ struct Layer {
   static Layer HardSigmoid(float alpha, float beta);
   static Layer HardSwish();
   static Layer Mish();
+  // No-op modules. Dropout's p is shown when known (positive).
+  static Layer Dropout(float p = 0.0f);
+  static Layer Identity();
+  static Layer Flatten();
+  // A module the exporter left no node for (torch.onnx.export removes
+  // Dropout and Identity): known only by the gap in the module indices.
+  static Layer OmittedByExport();
 
   // "Linear(3, 16)", "ReLU", "LeakyReLU(0.1)", ... as PyTorch prints modules.
   std::string Describe() const;
   // Number of learnable values as torch counts them (a BatchNorm1d's
   // weight and bias, not its running statistics).
   size_t ParameterCount() const;
-  // Whether the layer changes values (not a folded BatchNorm1d).
-  bool Runs() const { return !folded; }
+  // Whether the layer changes values (not a folded BatchNorm1d, not a
+  // no-op module).
+  bool Runs() const { return !folded && kind != LayerKind::kNoOp; }
 };
 
-// Folds every BatchNorm1d that directly follows a Linear into that
-// Linear's weights and bias; the BatchNorm1d stays in the list, marked
-// folded, so the model still describes itself as torch prints it.
+// Folds every BatchNorm1d that directly follows a Linear (no-op modules
+// between them aside) into that Linear's weights and bias; the BatchNorm1d
+// stays in the list, marked folded, so the model still describes itself as
+// torch prints it.
 void FoldBatchNorms(std::vector<Layer>& layers);
 
 // Applies a layer other than Linear in place to `rows` rows of `width`

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
 #include "core/onnx_graph.h"
+#include "core/onnx_modules.h"
 #include "core/onnx_patterns.h"
 
 namespace seqserve {
@@ -94,6 +95,8 @@ class OnnxConverter {
   int64_t input_width_ = 0;
   ChainState state_;
   std::vector<Layer> layers_;
+  // The Sequential module behind each layer, from node names.
+  ModuleIndices modules_;
   // A Softmax or LogSoftmax seen at the end of the chain, or nullopt.
   std::optional<Head> trailing_head_;
   std::string trailing_head_node_;
@@ -270,6 +273,7 @@ absl::Status OnnxConverter::AddLinear(const onnx::NodeProto& node, int64_t in,
   state_.width = out;
   layers_.push_back(Layer::Linear(static_cast<int>(in), static_cast<int>(out),
                                   std::move(weight), std::move(bias)));
+  modules_.AddLayer(ModuleIndexOf(node.name()));
   return absl::OkStatus();
 }
 
@@ -399,6 +403,7 @@ absl::Status OnnxConverter::AddBias(const onnx::NodeProto& node) {
   }
   if (linear.bias.empty()) linear.bias.assign(linear.out_features, 0.0f);
   for (int i = 0; i < linear.out_features; ++i) linear.bias[i] += (*bias)[i];
+  modules_.AddToLastLayer(ModuleIndexOf(node.name()));
   return absl::OkStatus();
 }
 
@@ -443,6 +448,7 @@ absl::Status OnnxConverter::AddNode(const onnx::NodeProto& node) {
                                     "one row per example"));
     }
     state_.rank = 2;
+    modules_.AddNoOp(ModuleIndexOf(node.name()), Layer::Flatten());
     return absl::OkStatus();
   }
   if (op == "Softmax") return AddHead(node, Head::kSoftmax);
@@ -462,11 +468,21 @@ absl::Status OnnxConverter::AddHead(const onnx::NodeProto& node, Head head) {
                                   "; only the last axis of a batch of rows is supported"));
   }
   trailing_head_ = head;
+  modules_.SetHead(ModuleIndexOf(node.name()));
   trailing_head_node_ = absl::StrCat(node.op_type(), " '", node.name(), "'");
   return absl::OkStatus();
 }
 
 absl::Status OnnxConverter::AddMatched(const onnx::NodeProto& first, LayerMatch match) {
+  // The module of the window's nodes, when they all name the same one.
+  std::optional<int> module = ModuleIndexOf(first.name());
+  for (int index : match.nodes) {
+    if (ModuleIndexOf(graph_.node(index).name()) != module) module = std::nullopt;
+  }
+  if (match.layers.empty()) {
+    modules_.AddNoOp(module,
+                     first.op_type() == "Dropout" ? Layer::Dropout() : Layer::Identity());
+  }
   for (Layer& layer : match.layers) {
     if (layer.out_features > 0) {
       // A per-feature layer sees one row per example only on rank 2.
@@ -485,6 +501,7 @@ absl::Status OnnxConverter::AddMatched(const onnx::NodeProto& first, LayerMatch 
       state_.width = layer.out_features;
     }
     layers_.push_back(std::move(layer));
+    modules_.AddLayer(module);
   }
   return absl::OkStatus();
 }
@@ -611,6 +628,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
       layers_.back().kind == LayerKind::kSigmoid) {
     // A final Sigmoid is the classifier's head, not a hidden layer.
     layers_.pop_back();
+    modules_.LastLayerIsHead();
     head = Head::kSigmoid;
   }
   if (input_width_ == 0) {
@@ -625,6 +643,8 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
                               out_dims[1].dim_value(), " values but the last "
                               "layer gives ", state_.width));
   }
+  // Modules the export left no node for, listed where torch has them.
+  layers_ = modules_.Place(std::move(layers_));
   auto model = Sequential::Create(static_cast<int>(input_width_),
                                   std::move(layers_), head);
   if (!model.ok()) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <exception>
 #include <new>
-#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,8 +13,8 @@
 namespace seqserve {
 namespace {
 
-// The layer a text layer runs; nullopt for Dropout and Identity.
-absl::StatusOr<std::optional<Layer>> ToLayer(const v1::Layer& layer, int index) {
+// The layer a text layer lists (Dropout and Identity as no-ops).
+absl::StatusOr<Layer> ToLayer(const v1::Layer& layer, int index) {
   switch (layer.kind_case()) {
     case v1::Layer::kLinear: {
       const v1::Linear& linear = layer.linear();
@@ -97,8 +96,9 @@ absl::StatusOr<std::optional<Layer>> ToLayer(const v1::Layer& layer, int index) 
     case v1::Layer::kMish:
       return Layer::Mish();
     case v1::Layer::kDropout:
+      return Layer::Dropout(layer.dropout().p());
     case v1::Layer::kIdentity:
-      return std::nullopt;  // nothing to run at inference
+      return Layer::Identity();
     case v1::Layer::KIND_NOT_SET:
       break;
   }
@@ -134,7 +134,7 @@ absl::StatusOr<std::unique_ptr<Sequential>> ParseTextBytes(
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": ", layer.status().message()));
     }
-    if (layer->has_value()) layers.push_back(std::move(**layer));
+    layers.push_back(std::move(*layer));
   }
   auto model =
       Sequential::Create(proto.input_width(), std::move(layers), ToHead(proto.head()));

@@ -128,6 +128,41 @@ TEST(LayerForms, BatchNormAfterLinearIsFoldedAndListedAsPyTorchPrintsIt) {
   EXPECT_FALSE(elsewhere->get()->layers()[3].folded);
 }
 
+// torch 1.13's export names nodes after their module ("/2/Relu") and
+// writes none for Dropout or Identity: every torch-export case lists
+// torch's modules at torch's indices, the left-out ones as no-ops. Today's
+// exporter's form (no index in its names) lists the layers it computes.
+TEST(LayerForms, TheLayerListKeepsTorchsModuleIndices) {
+  for (const std::string& name : LayerCases()) {
+    if (name.find("_t") == std::string::npos) continue;
+    auto reference = testing::LoadReference(name);
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    auto model = LoadOnnxModel(reference->onnx_path);
+    ASSERT_TRUE(model.ok()) << model.status();
+    std::vector<std::string> body = reference->layers;
+    if (body.back().rfind("LogSoftmax", 0) == 0) body.pop_back();  // the head
+    const auto& layers = (*model)->layers();
+    ASSERT_EQ(layers.size(), body.size()) << name;
+    for (size_t i = 0; i < body.size(); ++i) {
+      const std::string torch_class = body[i].substr(0, body[i].find('('));
+      const std::string listed = layers[i].Describe();
+      if (torch_class == "Dropout" || torch_class == "Identity") {
+        EXPECT_EQ(listed, "Dropout or Identity (no-op at inference, not in the graph)")
+            << name << " (" << i << ")";
+      } else {
+        EXPECT_EQ(listed.rfind(torch_class, 0), 0u)
+            << name << " (" << i << ") " << listed << ", torch has " << body[i];
+      }
+    }
+  }
+  auto modern = LoadOnnxModel(testing::ReferenceDir() +
+                              "/layers/dropout_identity_m18/model.onnx");
+  ASSERT_TRUE(modern.ok()) << modern.status();
+  std::vector<std::string> described;
+  for (const Layer& layer : (*modern)->layers()) described.push_back(layer.Describe());
+  EXPECT_THAT(described, ElementsAre("Linear(4, 8)", "ReLU", "Linear(8, 3)"));
+}
+
 TEST(LayerForms, AModelEndingInLogSoftmaxDefaultsToLogProbabilities) {
   for (const char* name : {"layers/log_softmax_t9", "layers/log_softmax_m20_b1"}) {
     auto model = LoadOnnxModel(testing::ReferenceDir() + "/" + name + "/model.onnx");

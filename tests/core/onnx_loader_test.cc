@@ -130,6 +130,103 @@ TEST(OnnxLoader, IdentityDropoutAndFlattenAreNoOps) {
   EXPECT_EQ((*model)->default_head(), Head::kSigmoid);
 }
 
+std::vector<std::string> Described(const Sequential& model) {
+  std::vector<std::string> out;
+  for (const Layer& layer : model.layers()) out.push_back(layer.Describe());
+  return out;
+}
+
+// torch 1.13's exporter names each node after its module ("/3/Gemm") and
+// leaves no node for a Dropout or an Identity: the gap in the indices is
+// listed as a no-op, so the list's indices are print(model)'s.
+TEST(OnnxLoader, AModuleLeftOutOfTheGraphIsListedAtItsIndex) {
+  OnnxBuilder builder(3);
+  builder.Weight("w1", {4, 3}, std::vector<float>(12, 0.1f));
+  builder.Weight("b1", {4}, std::vector<float>(4, 0.5f));
+  builder.Weight("w2", {2, 4}, {0.1f, 0.2f, 0.3f, 0.4f, -0.1f, -0.2f, -0.3f, -0.4f});
+  auto* gemm = builder.Node("Gemm", {"features", "w1", "b1"}, {"h"});
+  SetInt(gemm, "transB", 1);
+  gemm->set_name("/0/Gemm");
+  builder.Node("Relu", {"h"}, {"r"})->set_name("/1/Relu");
+  // (2) Dropout: no node.
+  auto* last = builder.Node("Gemm", {"r", "w2"}, {"logits"});
+  SetInt(last, "transB", 1);
+  last->set_name("/3/Gemm");
+  // (4) Dropout, (5) Identity: no node; (6) the head.
+  builder.Node("Softmax", {"logits"}, {"scores"})->set_name("/6/Softmax");
+  builder.Output("scores", 2);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::string omitted = "Dropout or Identity (no-op at inference, not in the graph)";
+  EXPECT_THAT(Described(**model),
+              ::testing::ElementsAre("Linear(3, 4)", "ReLU", omitted, "Linear(4, 2, bias=False)", omitted,
+                                     omitted));
+  EXPECT_FALSE((*model)->layers()[2].Runs());
+  EXPECT_EQ((*model)->ParameterCount(), 12u + 4u + 8u);
+  EXPECT_EQ((*model)->default_head(), Head::kSoftmax);
+  const float row[] = {1, 2, 3};
+  auto logits = (*model)->Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const float hidden = 0.1f * 6 + 0.5f;  // every hidden unit
+  EXPECT_NEAR((*logits)[0], hidden, 1e-6);
+  EXPECT_NEAR((*logits)[1], -hidden, 1e-6);
+}
+
+TEST(OnnxLoader, NoOpNodesWithAnIndexAreListedAsThemselves) {
+  OnnxBuilder builder(2);
+  builder.Weight("w", {1, 2}, {1.0f, 1.0f});
+  builder.Node("Flatten", {"features"}, {"f"})->set_name("/0/Flatten");
+  builder.Node("Identity", {"f"}, {"i"})->set_name("/1/Identity");
+  auto* gemm = builder.Node("Gemm", {"i", "w"}, {"g"});
+  SetInt(gemm, "transB", 1);
+  gemm->set_name("/3/Gemm");
+  builder.Node("Dropout", {"g"}, {"d"})->set_name("/4/Dropout");
+  builder.Node("Sigmoid", {"d"}, {"scores"})->set_name("/5/Sigmoid");
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_THAT(Described(**model),
+              ::testing::ElementsAre("Flatten (no-op: rows are already flat)",
+                                     "Identity (no-op at inference)",
+                                     "Dropout or Identity (no-op at inference, not in the graph)",
+                                     "Linear(2, 1, bias=False)", "Dropout (no-op at inference)"));
+  EXPECT_EQ((*model)->default_head(), Head::kSigmoid);
+  const float row[] = {2.0f, 3.0f};
+  EXPECT_FLOAT_EQ((*(*model)->Predict(row, 1, Head::kLogits))[0], 5.0f);
+}
+
+// Names without an index (today's exporter, a nested Sequential, a graph
+// written by hand) or indices that do not rise: the list stays the layers
+// the graph computes.
+TEST(OnnxLoader, WithoutModuleIndicesTheListIsTheGraphsLayers) {
+  const std::vector<std::vector<std::string>> namings = {
+      {"node_Gemm_2", "node_Relu_4", "node_Gemm_8"},  // today's exporter
+      {"/net/0/Gemm", "/net/1/Relu", "/net/3/Gemm"},  // a Sequential inside a module
+      {"/0/Gemm", "", "/3/Gemm"},                     // one node without
+      {"/0/Gemm", "/3/Relu", "/2/Gemm"},              // not rising
+      {"/0/Gemm", "/1/Relu", "/99999/Gemm"},          // beyond any Sequential
+      {"/00/Gemm", "/1/Relu", "/3/Gemm"},
+  };
+  for (const auto& names : namings) {
+    OnnxBuilder builder(2);
+    builder.Weight("w", {2, 2}, {1, 0, 0, 1});
+    auto* first = builder.Node("Gemm", {"features", "w"}, {"g"});
+    SetInt(first, "transB", 1);
+    first->set_name(names[0]);
+    builder.Node("Relu", {"g"}, {"r"})->set_name(names[1]);
+    auto* last = builder.Node("Gemm", {"r", "w"}, {"scores"});
+    SetInt(last, "transB", 1);
+    last->set_name(names[2]);
+    builder.Output("scores", 2);
+    auto model = Parse(builder);
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_THAT(Described(**model),
+                ::testing::ElementsAre("Linear(2, 2, bias=False)", "ReLU",
+                                       "Linear(2, 2, bias=False)"))
+        << names[0] << " " << names[1] << " " << names[2];
+  }
+}
+
 TEST(OnnxLoader, HiddenActivationsKeepTheirParameters) {
   OnnxBuilder builder(2);
   builder.Weight("w", {2, 2}, {1, 0, 0, 1});

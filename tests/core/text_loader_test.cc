@@ -98,9 +98,37 @@ TEST(TextLoader, TheNewerLayersLoadWithTorchDefaults) {
                           "Hardtanh(min_val=-1.0, max_val=1.0)", "ReLU6",
                           "PReLU(num_parameters=1)", "PReLU(num_parameters=2)", "SELU",
                           "CELU(alpha=1.0)", "Softplus(beta=1.0, threshold=20.0)", "Softsign",
-                          "Hardsigmoid", "Hardswish", "Mish"));
+                          "Hardsigmoid", "Hardswish", "Mish", "Dropout(p=0.5) (no-op at inference)",
+                          "Identity (no-op at inference)"));
   EXPECT_TRUE((*model)->layers()[1].folded);
   EXPECT_EQ((*model)->default_head(), Head::kLogSoftmax);
+}
+
+// Dropout and Identity keep their places in the list, as print(model)
+// numbers them, and change nothing: a BatchNorm1d after a Linear is still
+// folded into it across a Dropout.
+TEST(TextLoader, DropoutAndIdentityAreListedWhereTheSequentialHasThem) {
+  auto model = ParseTextModel(R"pb(
+    input_width: 2
+    layers { linear { in_features: 2 out_features: 2 weight: [1, 0, 0, 1] bias: [0, 0] } }
+    layers { dropout { p: 0.25 } }
+    layers { batch_norm { num_features: 2 weight: [2, 3] bias: [1, -1]
+                          running_mean: [0, 0] running_var: [1, 1] } }
+    layers { identity {} }
+    layers { relu {} }
+    layers { dropout {} }
+  )pb", "dropout.textproto");
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> names;
+  for (const auto& layer : (*model)->layers()) names.push_back(layer.Describe());
+  EXPECT_THAT(names, ElementsAre("Linear(2, 2)", "Dropout(p=0.25) (no-op at inference)",
+                                 "BatchNorm1d(2, eps=1e-05)", "Identity (no-op at inference)",
+                                 "ReLU", "Dropout (no-op at inference)"));
+  EXPECT_TRUE((*model)->layers()[2].folded);
+  EXPECT_EQ((*model)->ParameterCount(), 6u + 4u);
+  const float row[] = {1.5f, 0.25f};
+  EXPECT_THAT(*(*model)->Predict(row, 1, Head::kLogits),
+              ElementsAre(::testing::FloatNear(4.0f, 1e-4f), 0.0f));
 }
 
 TEST(TextLoader, RefusesNewerLayersThatDoNotFit) {
