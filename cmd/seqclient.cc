@@ -98,11 +98,51 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// What to do about a TLS handshake that failed, or a connection the server
+// closed as soon as it was made (how a TLS server answers a plaintext
+// client, and how a mutual-TLS server answers a client without a
+// certificate it accepts), given the TLS flags this call had.
+std::string TlsHint(absl::string_view message) {
+  const bool tls = !absl::GetFlag(FLAGS_tls_ca_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_cert_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_key_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_server_name).empty();
+  const bool client_cert = !absl::GetFlag(FLAGS_tls_cert_file).empty();
+  if (absl::StrContains(message, "wrong version number")) {
+    return "the server does not speak TLS: leave out the --tls_* flags";
+  }
+  if (absl::StrContains(message, "certificate verify failed")) {
+    return "the server's certificate is not signed by a CA of --tls_ca_file (or, without "
+           "it, of the system's roots); give --tls_ca_file the CA that signed it";
+  }
+  if (!tls) {
+    return "a TLS server answers a plaintext call so: give --tls_ca_file "
+           "(the CA of the server's certificate), and --tls_cert_file with --tls_key_file "
+           "if it requires client certificates";
+  }
+  if (!client_cert) {
+    return "a mutual-TLS server answers a call without a client certificate so: give "
+           "--tls_cert_file and --tls_key_file";
+  }
+  return "the server may not accept the certificate of --tls_cert_file (not signed "
+         "by a CA it trusts), or --tls_ca_file does not hold the CA of its own certificate";
+}
+
 // Says what a failed call means for the person at the terminal.
 int FailCall(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kUnavailable &&
-      (absl::StrContains(status.message(), "connect") ||
-       absl::StrContains(status.message(), "Connection refused"))) {
+  if (status.code() != absl::StatusCode::kUnavailable) return Fail(status.ToString());
+  const absl::string_view message = status.message();
+  if (absl::StrContains(message, "handshake")) {
+    return Fail(absl::StrCat("TLS handshake with ", Target(), " failed: ", TlsHint(message),
+                             " (", status.ToString(), ")"));
+  }
+  if (absl::StrContains(message, "Socket closed")) {
+    return Fail(absl::StrCat(Target(), " closed the connection right after it was made, "
+                             "likely a failed TLS handshake: ", TlsHint(message), " (",
+                             status.ToString(), ")"));
+  }
+  if (absl::StrContains(message, "connect") ||
+      absl::StrContains(message, "Connection refused")) {
     return Fail(absl::StrCat("cannot reach ", Target(),
                              " (is seqserve running there?): ", status.ToString()));
   }
