@@ -2,9 +2,9 @@
 // accept on --input, on stdin or as arguments:
 //   - CSV of numbers, one row per line;
 //   - CSV whose first line is a header (told apart by a field that is not a
-//     number), as pandas writes it; with the model's feature names its
-//     columns are matched by name in any order, an unnamed first column
-//     (pandas' index) is skipped;
+//     number), as pandas writes it; an unnamed first column (pandas' index)
+//     is skipped; with the model's feature names the other columns are
+//     matched by name in any order, without them taken in order;
 //   - JSON Lines (the first line starts with '{'): {"features": [...]} or
 //     {"name": value, ...} per row.
 // Blank lines and lines starting with '#' are skipped in every form.
