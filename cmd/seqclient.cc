@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-#include <iterator>
 #include <random>
 
 #include "absl/flags/flag.h"
@@ -22,9 +21,9 @@
 #include "client/seqserve_client.h"
 #include "core/feature_input.h"
 #include "core/feature_rows.h"
-#include "core/file_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "cmd/flag_help.h"
+#include "cmd/row_input.h"
 
 ABSL_FLAG(std::string, target, "",
           "Server: host:port, several separated by commas, or a gRPC target "
@@ -256,23 +255,12 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   // header row's columns.
   auto metadata = client.GetModelMetadata(model, options.version);
   if (!metadata.ok()) return FailCall(metadata.status());
-  std::string text;
+  auto text = ReadRowText(args, absl::GetFlag(FLAGS_input));
+  if (!text.ok()) return Fail(std::string(text.status().message()));
   FeatureInputOptions input;
   input.feature_names = metadata->feature_names;
-  input.line_word = "row";
-  const std::string input_file = absl::GetFlag(FLAGS_input);
-  if (!args.empty()) {
-    text = absl::StrJoin(args, "\n");
-  } else if (!input_file.empty() && input_file != "-") {
-    auto contents = ReadFileToString(input_file);
-    if (!contents.ok()) return Fail(std::string(contents.status().message()));
-    text = std::move(*contents);
-    input.line_word = absl::StrCat(input_file, " line");
-  } else {
-    text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    input.line_word = "stdin line";
-  }
-  auto rows = ParseFeatureInput(text, input);
+  input.line_word = text->line_word;
+  auto rows = ParseFeatureInput(text->text, input);
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
 
   const std::string protocol = absl::GetFlag(FLAGS_protocol);
