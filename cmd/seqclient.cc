@@ -167,8 +167,8 @@ absl::StatusOr<OutputFormat> FormatFlag(absl::string_view command,
 }
 
 // The same rows as one ModelInfer call, printed as the protocol's tensors.
-// `model_metadata` is the model's seqserve.v1 metadata: its default output
-// and labels.
+// `model_metadata` is the model's seqserve.v1 metadata when a top-k (its
+// default output) or a CSV (its labels) needs it, else empty.
 int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows,
                const ClassifyOptions& options, const std::string& format,
                const ModelMetadata& model_metadata) {
@@ -250,27 +250,60 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   auto format = FormatFlag("classify", {OutputFormat::kTable, OutputFormat::kCsv,
                                         OutputFormat::kJson});
   if (!format.ok()) return Fail(std::string(format.status().message()));
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol != "v1" && protocol != "v2") {
+    return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
+  }
 
-  // The labels name the score columns and the feature names match a
-  // header row's columns.
-  auto metadata = client.GetModelMetadata(model, options.version);
-  if (!metadata.ok()) return FailCall(metadata.status());
+  // The model's metadata is a call of its own, made only when what is read
+  // or printed needs it: the feature names a header row is matched to, the
+  // labels that name score columns, the default output a v2 top-k names.
+  ModelMetadata metadata;
+  bool have_metadata = false;
+  auto fetch_metadata = [&](int64_t version) {
+    auto answer = client.GetModelMetadata(model, version);
+    if (!answer.ok()) return answer.status();
+    metadata = std::move(*answer);
+    have_metadata = true;
+    return absl::OkStatus();
+  };
   auto text = ReadRowText(args, absl::GetFlag(FLAGS_input));
   if (!text.ok()) return Fail(std::string(text.status().message()));
   FeatureInputOptions input;
-  input.feature_names = metadata->feature_names;
   input.line_word = text->line_word;
+  if (InputNamesFeatures(text->text)) {
+    if (absl::Status fetched = fetch_metadata(options.version); !fetched.ok()) {
+      return FailCall(fetched);
+    }
+    input.feature_names = metadata.feature_names;
+    input.width = metadata.input_width;
+  }
   auto rows = ParseFeatureInput(text->text, input);
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
 
-  const std::string protocol = absl::GetFlag(FLAGS_protocol);
   if (protocol == "v2") {
-    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format), *metadata);
+    if (!have_metadata && (options.top_k > 0 || *format == OutputFormat::kCsv)) {
+      if (absl::Status fetched = fetch_metadata(options.version); !fetched.ok()) {
+        return FailCall(fetched);
+      }
+    }
+    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format), metadata);
   }
-  if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   auto result = client.Classify(model, rows->values, rows->rows, options);
   if (!result.ok()) return FailCall(result.status());
-  auto printed = FormatClassification(*result, metadata->labels, *format);
+  // A table or CSV names score columns by the labels, which a model
+  // without labels (no predicted label) does not have; JSON needs none.
+  const bool labelled = std::any_of(result->rows.begin(), result->rows.end(),
+                                    [](const RowPrediction& row) {
+                                      return !row.predicted_label.empty();
+                                    });
+  if (!have_metadata && labelled && *format != OutputFormat::kJson) {
+    // The version that answered, so its labels name its scores.
+    if (absl::Status fetched = fetch_metadata(result->version); !fetched.ok()) {
+      return FailCall(fetched);
+    }
+  }
+  auto printed = FormatClassification(*result, metadata.labels, *format);
   if (!printed.ok()) return Fail(std::string(printed.status().message()));
   std::cout << *printed;
   return 0;

@@ -256,6 +256,14 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
 
 }  // namespace
 
+bool InputNamesFeatures(absl::string_view text) {
+  absl::string_view first;
+  if (FirstDataLine(text, &first) == 0) return false;
+  if (first.front() != '{') return IsHeader(first);
+  const nlohmann::json row = nlohmann::json::parse(first.begin(), first.end(), nullptr, false);
+  return row.is_object() && !row.contains("features");
+}
+
 absl::StatusOr<FeatureRows> ParseFeatureInput(absl::string_view text,
                                               const FeatureInputOptions& options) {
   absl::string_view first;

@@ -29,6 +29,10 @@ struct FeatureInputOptions {
   std::string line_word = "line";
 };
 
+// Whether reading `text` needs the model's feature names: its columns are
+// named (a CSV header row, JSON Lines by name).
+bool InputNamesFeatures(absl::string_view text);
+
 // INVALID_ARGUMENT naming the line (and column or name) of the first
 // problem: a bad number, a header column the model does not take or one
 // it lacks, malformed JSON, or no rows at all.
