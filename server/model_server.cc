@@ -12,6 +12,7 @@
 #include "auth/tls_files.h"
 #include "auth/token_authenticator.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/listen_check.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -139,6 +140,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     quota.Resize(static_cast<size_t>(o.max_buffered_request_bytes));
     builder.SetResourceQuota(quota);
   }
+  if (absl::Status free = CheckCanListen(o.address); !free.ok()) return free;
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
