@@ -184,10 +184,13 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     const absl::Time start = absl::Now();
     raw->models_->Refresh();
     const auto snapshot = raw->models_->Snapshot();
-    spdlog::info("repository {}: {} models, {} versions available, loaded in {}",
-                 raw->options_.model_repository, snapshot->models.size(),
-                 AvailableVersions(*snapshot),
-                 absl::FormatDuration(absl::Now() - start));
+    // Milliseconds to one decimal, as each model's load time is logged.
+    const size_t model_count = snapshot->models.size();
+    const int version_count = AvailableVersions(*snapshot);
+    spdlog::info("repository {}: {} model{}, {} version{} available, loaded in {:.1f} ms",
+                 raw->options_.model_repository, model_count, model_count == 1 ? "" : "s",
+                 version_count, version_count == 1 ? "" : "s",
+                 absl::ToDoubleMilliseconds(absl::Now() - start));
     raw->OnRefresh(*snapshot);
     // A drain that began during the first load keeps the server down, and
     // no poller starts in its middle.
