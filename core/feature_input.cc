@@ -260,8 +260,14 @@ bool InputNamesFeatures(absl::string_view text) {
   absl::string_view first;
   if (FirstDataLine(text, &first) == 0) return false;
   if (first.front() != '{') return IsHeader(first);
-  const nlohmann::json row = nlohmann::json::parse(first.begin(), first.end(), nullptr, false);
-  return row.is_object() && !row.contains("features");
+  // JSON Lines may give any row by name.
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (Skipped(line)) continue;
+    const nlohmann::json row = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (row.is_object() && !row.contains("features")) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<FeatureRows> ParseFeatureInput(absl::string_view text,

@@ -83,6 +83,15 @@ TEST(FeatureInput, CountErrorsNameTheColumns) {
               HasSubstr("line 2 has 2 values, expected 3 ('limbs', 'lays_eggs', 'has_hair')"));
 }
 
+TEST(FeatureInput, InputThatNamesItsColumnsNeedsTheFeatureNames) {
+  EXPECT_FALSE(InputNamesFeatures("4,0,1\n2,1,0\n"));
+  EXPECT_FALSE(InputNamesFeatures("{\"features\": [4, 0, 1]}\n"));
+  EXPECT_FALSE(InputNamesFeatures(""));
+  EXPECT_TRUE(InputNamesFeatures("# animals\nlimbs,lays_eggs,has_hair\n4,0,1\n"));
+  EXPECT_TRUE(InputNamesFeatures(",a,b,c\n0,4,0,1\n"));
+  EXPECT_TRUE(InputNamesFeatures("{\"features\": [4, 0, 1]}\n{\"limbs\": 2}\n"));
+}
+
 TEST(FeatureInput, UnknownAndMissingColumnsAreNamed) {
   auto rows = ParseFeatureInput("limbs,eggs,has_hair\n4,0,1\n", Named());
   EXPECT_EQ(rows.status().code(), absl::StatusCode::kInvalidArgument);
