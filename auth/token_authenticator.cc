@@ -52,7 +52,8 @@ void ReportCount(const std::string& path, size_t count, const char* changed) {
     spdlog::warn("tokens file {}{} holds no token: every call that needs a token is refused",
                  path, changed);
   } else {
-    spdlog::info("tokens file {}{} holds {} tokens", path, changed, count);
+    spdlog::info("tokens file {}{} holds {} token{}", path, changed, count,
+                 count == 1 ? "" : "s");
   }
 }
 
@@ -103,8 +104,10 @@ bool TokenAuthenticator::Refresh() {
     file_valid_ = false;
     ++reload_failures_;
     // The message names the file and the line, never a token.
-    spdlog::error("{}; the {} tokens in force stay", std::string(loaded.status().message()),
-                  tokens_->size());
+    spdlog::error("{}; the {} in force {}", std::string(loaded.status().message()),
+                  tokens_->size() == 1 ? std::string("1 token")
+                                       : absl::StrCat(tokens_->size(), " tokens"),
+                  tokens_->size() == 1 ? "stays" : "stay");
     return false;
   }
   stamp_ = loaded->stamp;

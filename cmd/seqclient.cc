@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-#include <iterator>
 #include <random>
 
 #include "absl/flags/flag.h"
@@ -22,9 +21,9 @@
 #include "client/seqserve_client.h"
 #include "core/feature_input.h"
 #include "core/feature_rows.h"
-#include "core/file_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "cmd/flag_help.h"
+#include "cmd/row_input.h"
 
 ABSL_FLAG(std::string, target, "",
           "Server: host:port, several separated by commas, or a gRPC target "
@@ -98,11 +97,51 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// What to do about a TLS handshake that failed, or a connection the server
+// closed as soon as it was made (how a TLS server answers a plaintext
+// client, and how a mutual-TLS server answers a client without a
+// certificate it accepts), given the TLS flags this call had.
+std::string TlsHint(absl::string_view message) {
+  const bool tls = !absl::GetFlag(FLAGS_tls_ca_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_cert_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_key_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_server_name).empty();
+  const bool client_cert = !absl::GetFlag(FLAGS_tls_cert_file).empty();
+  if (absl::StrContains(message, "wrong version number")) {
+    return "the server does not speak TLS: leave out the --tls_* flags";
+  }
+  if (absl::StrContains(message, "certificate verify failed")) {
+    return "the server's certificate is not signed by a CA of --tls_ca_file (or, without "
+           "it, of the system's roots); give --tls_ca_file the CA that signed it";
+  }
+  if (!tls) {
+    return "a TLS server answers a plaintext call so: give --tls_ca_file "
+           "(the CA of the server's certificate), and --tls_cert_file with --tls_key_file "
+           "if it requires client certificates";
+  }
+  if (!client_cert) {
+    return "a mutual-TLS server answers a call without a client certificate so: give "
+           "--tls_cert_file and --tls_key_file";
+  }
+  return "the server may not accept the certificate of --tls_cert_file (not signed "
+         "by a CA it trusts), or --tls_ca_file does not hold the CA of its own certificate";
+}
+
 // Says what a failed call means for the person at the terminal.
 int FailCall(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kUnavailable &&
-      (absl::StrContains(status.message(), "connect") ||
-       absl::StrContains(status.message(), "Connection refused"))) {
+  if (status.code() != absl::StatusCode::kUnavailable) return Fail(status.ToString());
+  const absl::string_view message = status.message();
+  if (absl::StrContains(message, "handshake")) {
+    return Fail(absl::StrCat("TLS handshake with ", Target(), " failed: ", TlsHint(message),
+                             " (", status.ToString(), ")"));
+  }
+  if (absl::StrContains(message, "Socket closed")) {
+    return Fail(absl::StrCat(Target(), " closed the connection right after it was made, "
+                             "likely a failed TLS handshake: ", TlsHint(message), " (",
+                             status.ToString(), ")"));
+  }
+  if (absl::StrContains(message, "connect") ||
+      absl::StrContains(message, "Connection refused")) {
     return Fail(absl::StrCat("cannot reach ", Target(),
                              " (is seqserve running there?): ", status.ToString()));
   }
@@ -128,8 +167,8 @@ absl::StatusOr<OutputFormat> FormatFlag(absl::string_view command,
 }
 
 // The same rows as one ModelInfer call, printed as the protocol's tensors.
-// `model_metadata` is the model's seqserve.v1 metadata: its default output
-// and labels.
+// `model_metadata` is the model's seqserve.v1 metadata when a top-k (its
+// default output) or a CSV (its labels) needs it, else empty.
 int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows,
                const ClassifyOptions& options, const std::string& format,
                const ModelMetadata& model_metadata) {
@@ -211,38 +250,60 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   auto format = FormatFlag("classify", {OutputFormat::kTable, OutputFormat::kCsv,
                                         OutputFormat::kJson});
   if (!format.ok()) return Fail(std::string(format.status().message()));
-
-  // The labels name the score columns and the feature names match a
-  // header row's columns.
-  auto metadata = client.GetModelMetadata(model, options.version);
-  if (!metadata.ok()) return FailCall(metadata.status());
-  std::string text;
-  FeatureInputOptions input;
-  input.feature_names = metadata->feature_names;
-  input.line_word = "row";
-  const std::string input_file = absl::GetFlag(FLAGS_input);
-  if (!args.empty()) {
-    text = absl::StrJoin(args, "\n");
-  } else if (!input_file.empty() && input_file != "-") {
-    auto contents = ReadFileToString(input_file);
-    if (!contents.ok()) return Fail(std::string(contents.status().message()));
-    text = std::move(*contents);
-    input.line_word = absl::StrCat(input_file, " line");
-  } else {
-    text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    input.line_word = "stdin line";
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol != "v1" && protocol != "v2") {
+    return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   }
-  auto rows = ParseFeatureInput(text, input);
+
+  // The model's metadata is a call of its own, made only when what is read
+  // or printed needs it: the feature names a header row is matched to, the
+  // labels that name score columns, the default output a v2 top-k names.
+  ModelMetadata metadata;
+  bool have_metadata = false;
+  auto fetch_metadata = [&](int64_t version) {
+    auto answer = client.GetModelMetadata(model, version);
+    if (!answer.ok()) return answer.status();
+    metadata = std::move(*answer);
+    have_metadata = true;
+    return absl::OkStatus();
+  };
+  auto text = ReadRowText(args, absl::GetFlag(FLAGS_input));
+  if (!text.ok()) return Fail(std::string(text.status().message()));
+  FeatureInputOptions input;
+  input.line_word = text->line_word;
+  if (InputNamesFeatures(text->text)) {
+    if (absl::Status fetched = fetch_metadata(options.version); !fetched.ok()) {
+      return FailCall(fetched);
+    }
+    input.feature_names = metadata.feature_names;
+    input.width = metadata.input_width;
+  }
+  auto rows = ParseFeatureInput(text->text, input);
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
 
-  const std::string protocol = absl::GetFlag(FLAGS_protocol);
   if (protocol == "v2") {
-    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format), *metadata);
+    if (!have_metadata && (options.top_k > 0 || *format == OutputFormat::kCsv)) {
+      if (absl::Status fetched = fetch_metadata(options.version); !fetched.ok()) {
+        return FailCall(fetched);
+      }
+    }
+    return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format), metadata);
   }
-  if (protocol != "v1") return Fail(absl::StrCat("unknown --protocol '", protocol, "'"));
   auto result = client.Classify(model, rows->values, rows->rows, options);
   if (!result.ok()) return FailCall(result.status());
-  auto printed = FormatClassification(*result, metadata->labels, *format);
+  // A table or CSV names score columns by the labels, which a model
+  // without labels (no predicted label) does not have; JSON needs none.
+  const bool labelled = std::any_of(result->rows.begin(), result->rows.end(),
+                                    [](const RowPrediction& row) {
+                                      return !row.predicted_label.empty();
+                                    });
+  if (!have_metadata && labelled && *format != OutputFormat::kJson) {
+    // The version that answered, so its labels name its scores.
+    if (absl::Status fetched = fetch_metadata(result->version); !fetched.ok()) {
+      return FailCall(fetched);
+    }
+  }
+  auto printed = FormatClassification(*result, metadata.labels, *format);
   if (!printed.ok()) return Fail(std::string(printed.status().message()));
   std::cout << *printed;
   return 0;

@@ -3,7 +3,6 @@
 // checks, heads, labels and output formats as seqclient classify).
 #include <filesystem>
 #include <iostream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,12 +14,12 @@
 #include "cmd/classification_format.h"
 #include "client/seqserve_client.h"
 #include "core/feature_input.h"
-#include "core/file_util.h"
 #include "core/model_file.h"
 #include "serving/classify.h"
 #include "serving/model_config.h"
 #include "serving/served_model.h"
 #include "cmd/flag_help.h"
+#include "cmd/row_input.h"
 
 ABSL_FLAG(std::string, output, "default",
           "run: default (the model's config, else its own head), logits, sigmoid, softmax "
@@ -28,7 +27,7 @@ ABSL_FLAG(std::string, output, "default",
 ABSL_FLAG(std::string, format, "table", "run: table, csv or json");
 ABSL_FLAG(std::string, input, "",
           "run: file of feature rows: CSV, CSV with a header row, or JSON Lines; '-' or "
-          "empty: stdin");
+          "empty: stdin; rows may also be given as arguments");
 ABSL_FLAG(uint32_t, top_k, 0, "run: also list the k best classes per row");
 ABSL_FLAG(float, threshold, 0, "run: sigmoid threshold (0: the config's, else 0.5)");
 ABSL_FLAG(std::string, config, "",
@@ -41,10 +40,12 @@ namespace {
 constexpr char kUsage[] =
     "Inspects or runs a seqserve model file (.onnx or .textproto) with no server.\n"
     "  seqmodel inspect FILE\n"
-    "  seqmodel run FILE [--output MODE] [--format table|csv|json] [--input ROWS]\n"
-    "                    [--top_k K] [--threshold P] [--config config.textproto]\n"
-    "Rows come from --input or stdin: CSV (a header row is matched to the\n"
-    "config's feature_names), or JSON Lines. In a repository\n"
+    "  seqmodel run FILE [ROW ...] [--output MODE] [--format table|csv|json]\n"
+    "                    [--input ROWS] [--top_k K] [--threshold P]\n"
+    "                    [--config config.textproto]\n"
+    "Rows come as arguments (seqmodel run FILE 4,0,1 2,1,0), from --input or\n"
+    "stdin: CSV (a header row is matched to the config's feature_names), or\n"
+    "JSON Lines. In a repository\n"
     "(models/species/1/model.onnx) the model's name, version and config are\n"
     "taken from the path, so the output is what seqclient classify prints.";
 
@@ -90,7 +91,8 @@ int Inspect(const Sequential& model, const std::string& path) {
   return 0;
 }
 
-int Run(std::shared_ptr<const Sequential> model, const std::string& path) {
+int Run(std::shared_ptr<const Sequential> model, const std::string& path,
+        const std::vector<std::string>& row_args) {
   auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return Fail(format.status().message());
   auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
@@ -111,20 +113,13 @@ int Run(std::shared_ptr<const Sequential> model, const std::string& path) {
                     : absl::StrCat(place.config_path, ": ", served.status().ToString()));
   }
 
-  std::string text;
+  auto text = ReadRowText(row_args, absl::GetFlag(FLAGS_input));
+  if (!text.ok()) return Fail(text.status().message());
   FeatureInputOptions input;
   input.feature_names.assign(config.feature_names().begin(), config.feature_names().end());
   input.width = (*served)->model->input_width();
-  if (const std::string file = absl::GetFlag(FLAGS_input); !file.empty() && file != "-") {
-    auto contents = ReadFileToString(file);
-    if (!contents.ok()) return Fail(contents.status().message());
-    text = std::move(*contents);
-    input.line_word = absl::StrCat(file, " line");
-  } else {
-    text.assign(std::istreambuf_iterator<char>(std::cin), {});
-    input.line_word = "stdin line";
-  }
-  auto rows = ParseFeatureInput(text, input);
+  input.line_word = text->line_word;
+  auto rows = ParseFeatureInput(text->text, input);
   if (!rows.ok()) return Fail(rows.status().message());
 
   v1::ClassifyRequest request;
@@ -162,21 +157,23 @@ int Main(int argc, char** argv) {
   std::vector<char*> joined = JoinDashValue(argc, argv, "input");
   std::vector<char*> args =
       absl::ParseCommandLine(static_cast<int>(joined.size()), joined.data());
-  if (args.size() != 3 || (std::string(args[1]) != "inspect" &&
-                           std::string(args[1]) != "run")) {
+  // inspect FILE, or run FILE with any rows after it.
+  const bool inspect = args.size() >= 2 && std::string(args[1]) == "inspect";
+  const bool run = args.size() >= 2 && std::string(args[1]) == "run";
+  if (args.size() < 3 || (inspect && args.size() != 3) || (!inspect && !run)) {
     std::cerr << kUsage << "\n";
     return 2;
   }
   const std::string path = args[2];
   auto model = LoadModelFile(path);
   if (!model.ok()) return Fail(model.status().ToString());
-  if (std::string(args[1]) == "inspect") {
+  if (inspect) {
     if (absl::GetFlag(FLAGS_format) != "table") {
       return Fail("inspect prints text only; --format is for run");
     }
     return Inspect(**model, path);
   }
-  return Run(std::move(*model), path);
+  return Run(std::move(*model), path, std::vector<std::string>(args.begin() + 3, args.end()));
 }
 
 }  // namespace

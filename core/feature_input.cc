@@ -63,8 +63,13 @@ std::string Quoted(const std::vector<std::string>& names) {
   return absl::StrJoin(quoted, ", ");
 }
 
+// pandas' to_csv() writes its index first, under an empty name.
+bool IsPandasIndex(const std::vector<std::string>& header) {
+  return header.size() > 1 && header[0].empty();
+}
+
 // For each header column, the model input it feeds (-1: pandas' index).
-absl::StatusOr<std::vector<int>> MatchHeader(absl::string_view header,
+absl::StatusOr<std::vector<int>> MatchHeader(const std::vector<std::string>& header,
                                              const FeatureInputOptions& options,
                                              size_t line_number) {
   std::map<std::string, int> position;
@@ -74,10 +79,9 @@ absl::StatusOr<std::vector<int>> MatchHeader(absl::string_view header,
   std::vector<int> targets;
   std::vector<std::string> unknown;
   std::vector<bool> seen(options.feature_names.size(), false);
-  size_t column = 0;
-  for (absl::string_view field : absl::StrSplit(header, ',')) {
-    const std::string name = Unquote(field);
-    if (column++ == 0 && name.empty()) {
+  for (size_t column = 0; column < header.size(); ++column) {
+    const std::string& name = header[column];
+    if (column == 0 && IsPandasIndex(header)) {
       targets.push_back(-1);
       continue;
     }
@@ -114,35 +118,52 @@ absl::StatusOr<std::vector<int>> MatchHeader(absl::string_view header,
   return targets;
 }
 
+// Without the model's feature names the columns are its inputs in order,
+// after pandas' index when there is one.
+absl::StatusOr<std::vector<int>> ColumnsInOrder(const std::vector<std::string>& header,
+                                                const FeatureInputOptions& options,
+                                                size_t line_number) {
+  const bool index = IsPandasIndex(header);
+  const std::vector<std::string> features(header.begin() + (index ? 1 : 0), header.end());
+  if (options.width != 0 && features.size() != options.width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.line_word, " ", line_number, ": header has ", features.size(), " columns",
+        index ? " after pandas' index" : "", " (", Quoted(features), "), the model takes ",
+        options.width, " features"));
+  }
+  std::vector<int> targets;
+  if (index) targets.push_back(-1);
+  for (size_t i = 0; i < features.size(); ++i) targets.push_back(static_cast<int>(i));
+  return targets;
+}
+
 absl::StatusOr<FeatureRows> ParseCsvWithHeader(absl::string_view text, size_t header_line,
-                                               absl::string_view header,
+                                               absl::string_view header_text,
                                                const FeatureInputOptions& options) {
+  std::vector<std::string> header;
+  for (absl::string_view field : absl::StrSplit(header_text, ',')) {
+    header.push_back(Unquote(field));
+  }
+  auto targets = options.feature_names.empty() ? ColumnsInOrder(header, options, header_line)
+                                               : MatchHeader(header, options, header_line);
+  if (!targets.ok()) return targets.status();
   // The rows are parsed in place, with the header blanked, so every error
-  // names the line of the file.
+  // names the line of the file; a row of the wrong length is told the
+  // header's columns.
   std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
   lines[header_line - 1] = "";
   const std::string body = absl::StrJoin(lines, "\n");
-  const size_t columns = static_cast<size_t>(std::count(header.begin(), header.end(), ',')) + 1;
-  auto rows = ParseFeatureRows(body, columns, options.line_word);
+  auto rows = ParseFeatureRows(body, header.size(), options.line_word, header);
   if (!rows.ok()) return rows.status();
-  if (options.feature_names.empty()) {
-    if (options.width != 0 && columns != options.width) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(options.line_word, " ", header_line, ": header has ", columns,
-                       " columns, the model takes ", options.width, " features"));
-    }
-    return rows;
-  }
-  auto targets = MatchHeader(header, options, header_line);
-  if (!targets.ok()) return targets.status();
   FeatureRows ordered;
   ordered.rows = rows->rows;
-  ordered.width = options.feature_names.size();
+  ordered.width = static_cast<size_t>(std::count_if(
+      targets->begin(), targets->end(), [](int target) { return target >= 0; }));
   ordered.values.resize(ordered.rows * ordered.width);
   for (size_t r = 0; r < rows->rows; ++r) {
-    for (size_t c = 0; c < columns; ++c) {
+    for (size_t c = 0; c < header.size(); ++c) {
       if ((*targets)[c] < 0) continue;
-      ordered.values[r * ordered.width + (*targets)[c]] = rows->values[r * columns + c];
+      ordered.values[r * ordered.width + (*targets)[c]] = rows->values[r * header.size() + c];
     }
   }
   return ordered;
@@ -235,6 +256,20 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
 
 }  // namespace
 
+bool InputNamesFeatures(absl::string_view text) {
+  absl::string_view first;
+  if (FirstDataLine(text, &first) == 0) return false;
+  if (first.front() != '{') return IsHeader(first);
+  // JSON Lines may give any row by name.
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (Skipped(line)) continue;
+    const nlohmann::json row = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (row.is_object() && !row.contains("features")) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<FeatureRows> ParseFeatureInput(absl::string_view text,
                                               const FeatureInputOptions& options) {
   absl::string_view first;
@@ -243,7 +278,8 @@ absl::StatusOr<FeatureRows> ParseFeatureInput(absl::string_view text,
   absl::StatusOr<FeatureRows> rows =
       first.front() == '{'  ? ParseJsonLines(text, options)
       : IsHeader(first)     ? ParseCsvWithHeader(text, first_line, first, options)
-                            : ParseFeatureRows(text, options.width, options.line_word);
+                            : ParseFeatureRows(text, options.width, options.line_word,
+                                               options.feature_names);
   if (rows.ok() && rows->rows == 0) return absl::InvalidArgumentError("no feature rows given");
   return rows;
 }

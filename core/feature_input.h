@@ -2,9 +2,9 @@
 // accept on --input, on stdin or as arguments:
 //   - CSV of numbers, one row per line;
 //   - CSV whose first line is a header (told apart by a field that is not a
-//     number), as pandas writes it; with the model's feature names its
-//     columns are matched by name in any order, an unnamed first column
-//     (pandas' index) is skipped;
+//     number), as pandas writes it; an unnamed first column (pandas' index)
+//     is skipped; with the model's feature names the other columns are
+//     matched by name in any order, without them taken in order;
 //   - JSON Lines (the first line starts with '{'): {"features": [...]} or
 //     {"name": value, ...} per row.
 // Blank lines and lines starting with '#' are skipped in every form.
@@ -28,6 +28,10 @@ struct FeatureInputOptions {
   // What a line is to the user: "line", "rows.csv line", "stdin line".
   std::string line_word = "line";
 };
+
+// Whether reading `text` needs the model's feature names: its columns are
+// named (a CSV header row, JSON Lines by name).
+bool InputNamesFeatures(absl::string_view text);
 
 // INVALID_ARGUMENT naming the line (and column or name) of the first
 // problem: a bad number, a header column the model does not take or one

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -12,7 +13,8 @@ namespace seqserve {
 
 absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
                                              size_t width,
-                                             absl::string_view line_word) {
+                                             absl::string_view line_word,
+                                             absl::Span<const std::string> column_names) {
   FeatureRows result;
   result.width = width;
   size_t line_number = 0;
@@ -34,9 +36,11 @@ absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
     }
     if (result.width == 0) result.width = column;
     if (column != result.width) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(line_word, " ", line_number, " has ", column,
-                       " values, expected ", result.width));
+      return absl::InvalidArgumentError(absl::StrCat(
+          line_word, " ", line_number, " has ", column, " values, expected ", result.width,
+          column_names.size() == result.width
+              ? absl::StrCat(" ('", absl::StrJoin(column_names, "', '"), "')")
+              : ""));
     }
     ++result.rows;
   }

@@ -3,10 +3,11 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace seqserve {
 
@@ -18,10 +19,13 @@ struct FeatureRows {
 
 // Every row must hold `width` numbers (0: take the first row's width).
 // INVALID_ARGUMENT names the line and column of the first bad field;
-// `line_word` names what a line is to the user ("line", "row", ...).
+// `line_word` names what a line is to the user ("line", "row", ...). A row
+// of the wrong length is told the columns expected when `column_names`
+// has one name per column.
 absl::StatusOr<FeatureRows> ParseFeatureRows(absl::string_view text,
                                              size_t width = 0,
-                                             absl::string_view line_word = "line");
+                                             absl::string_view line_word = "line",
+                                             absl::Span<const std::string> column_names = {});
 
 // The shortest text that reads back as exactly `value` (full precision).
 std::string FormatFloat(float value);

@@ -19,6 +19,7 @@
 #include "core/onnx_graph.h"
 #include "core/onnx_modules.h"
 #include "core/onnx_patterns.h"
+#include "core/onnx_unsupported.h"
 
 namespace seqserve {
 namespace {
@@ -74,6 +75,10 @@ class OnnxConverter {
   // Appends what a pattern matched, checking per-feature widths.
   absl::Status AddMatched(const onnx::NodeProto& first, LayerMatch match);
   absl::Status CheckExtraOutputsUnused(const onnx::NodeProto& node);
+  // `status`, a refusal where the chain broke at `tensor`, naming the
+  // PyTorch layer the nodes there most likely came from when seqserve does
+  // not run it.
+  absl::Status NameUnsupportedLayer(absl::Status status, const std::string& tensor) const;
 
   absl::Status Error(absl::StatusCode code, absl::string_view message) const {
     return absl::Status(code, absl::StrCat(name_, ": ", message));
@@ -596,6 +601,20 @@ absl::Status OnnxConverter::Step(const std::string& current, std::vector<bool>& 
   return absl::OkStatus();
 }
 
+absl::Status OnnxConverter::NameUnsupportedLayer(absl::Status status,
+                                                 const std::string& tensor) const {
+  if (status.code() != absl::StatusCode::kInvalidArgument &&
+      status.code() != absl::StatusCode::kUnimplemented) {
+    return status;
+  }
+  const std::optional<std::string> layer = UnsupportedLayerAt(*view_, tensor);
+  if (!layer) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(status.message(), "; this looks like PyTorch's ", *layer,
+                                   ", which seqserve does not run: see ",
+                                   kUnsupportedLayersSection));
+}
+
 absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   if (absl::Status s = CheckOpset(); !s.ok()) return s;
   if (absl::Status s = view_->CheckDataFileSizes(graph_bytes_, max_model_bytes_); !s.ok()) {
@@ -610,7 +629,9 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   std::vector<bool> on_chain(graph_.node_size(), false);
   while (current != output_name) {
     std::string next;
-    if (absl::Status s = Step(current, on_chain, next); !s.ok()) return s;
+    if (absl::Status s = Step(current, on_chain, next); !s.ok()) {
+      return NameUnsupportedLayer(std::move(s), current);
+    }
     current = next;
   }
 

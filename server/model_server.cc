@@ -12,6 +12,7 @@
 #include "auth/tls_files.h"
 #include "auth/token_authenticator.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/listen_check.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -139,6 +140,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     quota.Resize(static_cast<size_t>(o.max_buffered_request_bytes));
     builder.SetResourceQuota(quota);
   }
+  if (absl::Status free = CheckCanListen(o.address); !free.ok()) return free;
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
@@ -182,10 +184,13 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     const absl::Time start = absl::Now();
     raw->models_->Refresh();
     const auto snapshot = raw->models_->Snapshot();
-    spdlog::info("repository {}: {} models, {} versions available, loaded in {}",
-                 raw->options_.model_repository, snapshot->models.size(),
-                 AvailableVersions(*snapshot),
-                 absl::FormatDuration(absl::Now() - start));
+    // Milliseconds to one decimal, as each model's load time is logged.
+    const size_t model_count = snapshot->models.size();
+    const int version_count = AvailableVersions(*snapshot);
+    spdlog::info("repository {}: {} model{}, {} version{} available, loaded in {:.1f} ms",
+                 raw->options_.model_repository, model_count, model_count == 1 ? "" : "s",
+                 version_count, version_count == 1 ? "" : "s",
+                 absl::ToDoubleMilliseconds(absl::Now() - start));
     raw->OnRefresh(*snapshot);
     // A drain that began during the first load keeps the server down, and
     // no poller starts in its middle.

@@ -179,12 +179,19 @@ void ModelManager::RefreshLocked() {
               absl::StrCat("config not applied: ", rebuilt.status().message());
           record.error = JoinProblems({record.config_error, record.disk_problem,
                                        MissingPolicyVersions(record, model)});
-          spdlog::error("model {}: {}", model.name, record.config_error);
+          spdlog::error("model {} version {}: {}", model.name, version, record.config_error);
         }
       }
-      spdlog::info("model {}: config applied from {} to versions [{}]", model.name,
-                   model.config_path.empty() ? "defaults (config removed)" : model.config_path,
-                   absl::StrJoin(applied, ", "));
+      // Said only of the versions it reached: a refusal is its own line.
+      const std::string source =
+          model.config_path.empty() ? "defaults (config removed)" : model.config_path;
+      if (!applied.empty()) {
+        spdlog::info("model {}: config applied from {} to version{} {}", model.name, source,
+                     applied.size() == 1 ? "" : "s", absl::StrJoin(applied, ", "));
+      } else if (record.config_error.empty()) {
+        spdlog::info("model {}: config applied from {} (no version is loaded)", model.name,
+                     source);
+      }
     }
     next->models[model.name] = std::move(record);
   }

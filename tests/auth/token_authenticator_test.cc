@@ -171,6 +171,25 @@ TEST(TokenAuthenticator, AFileWithoutATokenStartsRefusingEveryTokenWithAWarning)
   EXPECT_TRUE((*none)->Check(WithToken("alice-token")).ok());
 }
 
+TEST(TokenAuthenticator, OneTokenIsCountedInTheSingular) {
+  const std::string path = TempFile("tokens-one.txt");
+  ReplaceFile(path, "alice:alice-token\n");
+  LogCapture log;
+  auto authenticator = TokenAuthenticator::Start({path, absl::ZeroDuration()});
+  ASSERT_TRUE(authenticator.ok()) << authenticator.status();
+  EXPECT_THAT(log.Lines("info tokens file " + path + " holds 1 token"), ::testing::SizeIs(1));
+  ReplaceFile(path, "alice:alice-token\nbob:bob-token\n");
+  EXPECT_TRUE((*authenticator)->Refresh());
+  EXPECT_THAT(log.Lines("info tokens file " + path + " changed and holds 2 tokens"),
+              ::testing::SizeIs(1));
+  ReplaceFile(path, "bob:bob-token\n");
+  EXPECT_TRUE((*authenticator)->Refresh());
+  ReplaceFile(path, "bob: b o b\n");
+  EXPECT_FALSE((*authenticator)->Refresh());
+  EXPECT_THAT(log.Lines("; the 1 token in force stays"), ::testing::SizeIs(1));
+  EXPECT_THAT(log.text(), Not(HasSubstr("1 tokens")));
+}
+
 TEST(TokenAuthenticator, EmptyingTheFileRevokesEveryToken) {
   const std::string path = TempFile("tokens-emptied.txt");
   ReplaceFile(path, "alice:alice-token\nbob:bob-token\n");

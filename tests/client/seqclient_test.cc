@@ -10,8 +10,10 @@
 #include <cmath>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/support/http_client.h"
 #include "tests/support/sample_server_fixture.h"
 
 namespace seqserve {
@@ -223,6 +225,58 @@ TEST_F(SeqclientTest, ProtocolV2ClassifiesAndBenches) {
   const auto wrong = Seqclient("classify --protocol v3 --model species 4,0,1");
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_THAT(wrong.output, HasSubstr("unknown --protocol 'v3'"));
+}
+
+// GetModelMetadata calls the server has answered, from its metrics.
+int MetadataCalls(const ServerProcess& server) {
+  const testing::HttpReply metrics = testing::HttpCall(server.http_port(), "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200) << metrics.body;
+  int calls = 0;
+  for (absl::string_view line : absl::StrSplit(metrics.body, '\n')) {
+    if (!absl::StartsWith(line, "seqserve_requests_total{") ||
+        !absl::StrContains(line, "method=\"GetModelMetadata\"")) {
+      continue;
+    }
+    calls += std::stoi(std::string(line.substr(line.rfind(' ') + 1)));
+  }
+  return calls;
+}
+
+// classify asks for the model's metadata only when what it reads or prints
+// needs it: a header row's names, the labels of a table's score columns.
+TEST(Seqclient, ClassifyAsksForMetadataOnlyWhenItNeedsIt) {
+  ServerProcess server(SEQSERVE_PATH,
+                       {"--model_repository=" SEQSERVE_MODELS_DIR, "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  auto seqclient = [&](const std::string& arguments) {
+    return RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(), " ",
+                                   arguments, " 2>&1"));
+  };
+  auto json = seqclient("classify --model species --format json 4,0,1 2,1,0");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("\"predicted_label\":\"mammal\""));
+  EXPECT_EQ(MetadataCalls(server), 0);
+  auto unknown = seqclient("classify --model unicorn 4,0,1");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(MetadataCalls(server), 0);
+  auto v2 = seqclient("classify --protocol v2 --model species 4,0,1");
+  ASSERT_EQ(v2.exit_code, 0) << v2.output;
+  EXPECT_EQ(MetadataCalls(server), 0);
+
+  // The table's score columns are named by the labels: one call.
+  auto table = seqclient("classify --model species 4,0,1");
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("bird"));
+  EXPECT_EQ(MetadataCalls(server), 1);
+  // A header row is matched to the feature names: one call, and pandas'
+  // index column is skipped.
+  const std::string path = ::testing::TempDir() + "/named_rows.csv";
+  std::ofstream(path) << ",has_hair,limbs,lays_eggs\n0,1,4,0\n";
+  auto named = seqclient("classify --model species --format json --input " + path);
+  ASSERT_EQ(named.exit_code, 0) << named.output;
+  EXPECT_THAT(named.output, HasSubstr("\"predicted_label\":\"mammal\""));
+  EXPECT_EQ(MetadataCalls(server), 2);
 }
 
 TEST(Seqclient, AnUnreachableServerExitsNonZeroWithAClearMessage) {

@@ -73,7 +73,7 @@ TEST(ServerLog, ModelEventsAndCallsAsJsonLines) {
       << server.output();
   repository.WriteReferenceConfig("animals", "species", "description: 'changed'");
   EXPECT_TRUE(WaitForLog(server, "model animals: config applied from ")) << server.output();
-  EXPECT_TRUE(WaitForLog(server, "to versions [2]")) << server.output();
+  EXPECT_TRUE(WaitForLog(server, "config.textproto to version 2\"")) << server.output();
   repository.Remove("animals/2");
   EXPECT_TRUE(WaitForLog(server, "model animals version 2 unloaded: its directory is gone"))
       << server.output();
@@ -93,6 +93,34 @@ TEST(ServerLog, ModelEventsAndCallsAsJsonLines) {
     ++lines;
   }
   EXPECT_GE(lines, 8) << server.output();
+}
+
+// A config that cannot apply is an error naming the version, and no line
+// says it was applied; load times read in one format; counts agree in number.
+TEST(ServerLog, AConfigRefusalIsNotCalledAppliedAndLoadTimesReadAlike) {
+  TestRepository repository;
+  repository.AddReferenceVersion("animals", 1, "species");
+  ServerProcess server(SEQSERVE_PATH,
+                       {"--model_repository=" + repository.root(), "--poll_seconds=0.2"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  EXPECT_TRUE(WaitForLog(server, "model animals version 1 loaded from ")) << server.output();
+  EXPECT_TRUE(WaitForLog(server, ": 1 model, 1 version available, loaded in ")) << server.output();
+  EXPECT_THAT(server.output(), ::testing::ContainsRegex(
+                                   "version 1 loaded from [^\n]* in [0-9]+\\.[0-9] ms\n"));
+  EXPECT_THAT(server.output(), ::testing::ContainsRegex(
+                                   "version available, loaded in [0-9]+\\.[0-9] ms\n"));
+
+  // One label for three outputs: the version keeps its config.
+  repository.WriteFile("animals/config.textproto", "labels: [\"only\"]\n");
+  EXPECT_TRUE(WaitForLog(server, "model animals version 1: config not applied: "))
+      << server.output();
+  absl::SleepFor(absl::Milliseconds(500));
+  server.CollectOutput();
+  EXPECT_THAT(server.output(), ::testing::Not(HasSubstr("config applied")));
+  repository.WriteReferenceConfig("animals", "species");
+  EXPECT_TRUE(WaitForLog(server, "model animals: config applied from ")) << server.output();
+  EXPECT_TRUE(WaitForLog(server, "to version 1\n")) << server.output();
+  EXPECT_THAT(server.output(), ::testing::Not(HasSubstr("versions []")));
 }
 
 TEST(ServerLog, AtInfoCallsAreNotLoggedAndAnUnknownFormatIsRefused) {

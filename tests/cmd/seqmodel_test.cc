@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -175,6 +176,24 @@ TEST(Seqmodel, RunReadsStdinAndPrintsJson) {
             "{\"model\":\"mammal\",\"version\":\"0\",\"output\":\"OUTPUT_MODE_SIGMOID\","
             "\"results\":[{\"scores\":[0.99997437],\"predicted_index\":1,\"predicted_label\":\"\","
             "\"positive\":[],\"top_k\":[],\"score\":0.99997437}]}\n");
+}
+
+// Rows as arguments, as seqclient classify takes them: the same answer as
+// the same rows on stdin, and errors name the row.
+TEST(Seqmodel, RunTakesRowsAsArguments) {
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result from_args = RunSeqmodel("run " + model + " 4,0,1 2,1,0 --format csv");
+  ASSERT_EQ(from_args.exit_code, 0) << from_args.output;
+  const Result from_stdin = RunSeqmodel("run " + model + " --format csv", "4,0,1\n2,1,0\n");
+  ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.output;
+  EXPECT_EQ(from_args.output, from_stdin.output);
+  EXPECT_EQ(std::count(from_args.output.begin(), from_args.output.end(), '\n'), 3)
+      << from_args.output;
+  const Result bad = RunSeqmodel("run " + model + " 4,0,1 2,x,0");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("row 2 column 2: 'x' is not a finite number"));
+  // inspect still takes the file alone.
+  EXPECT_EQ(RunSeqmodel("inspect " + model + " 4,0,1").exit_code, 2);
 }
 
 TEST(Seqmodel, RunNamesTheBadRowAndColumn) {

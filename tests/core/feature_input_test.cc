@@ -45,7 +45,51 @@ TEST(FeatureInput, WithoutFeatureNamesAHeaderIsSkipped) {
   auto narrow = ParseFeatureInput("a,b\n4,0\n", options);
   EXPECT_EQ(narrow.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(narrow.status().message(),
-              HasSubstr("line 1: header has 2 columns, the model takes 3 features"));
+              HasSubstr("line 1: header has 2 columns ('a', 'b'), the model takes 3 features"));
+}
+
+// pandas' df.to_csv() writes its index first under an empty name: skipped
+// whether or not the model names its features.
+TEST(FeatureInput, PandasIndexColumnIsSkippedWithoutFeatureNames) {
+  FeatureInputOptions options;
+  options.width = 3;
+  auto rows = ParseFeatureInput(",limbs,eggs,hair\n0,4,0,1\n1,2,1,0\n", options);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->width, 3u);
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1, 2, 1, 0));
+  options.width = 0;  // the width left to the server
+  rows = ParseFeatureInput("\"\",limbs,eggs,hair\n7,4,0,1\n", options);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_THAT(rows->values, ElementsAre(4, 0, 1));
+}
+
+TEST(FeatureInput, CountErrorsNameTheColumns) {
+  FeatureInputOptions options;
+  options.width = 3;
+  auto wide = ParseFeatureInput("id,limbs,eggs,hair\n0,4,0,1\n", options);
+  EXPECT_EQ(wide.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wide.status().message(),
+              HasSubstr("line 1: header has 4 columns ('id', 'limbs', 'eggs', 'hair'), the "
+                        "model takes 3 features"));
+  auto narrow = ParseFeatureInput(",limbs,eggs\n0,4,0\n", options);
+  EXPECT_THAT(narrow.status().message(),
+              HasSubstr("line 1: header has 2 columns after pandas' index ('limbs', 'eggs'), "
+                        "the model takes 3 features"));
+  auto short_row = ParseFeatureInput(",limbs,eggs,hair\n0,4,0,1\n1,2,1\n", options);
+  EXPECT_THAT(short_row.status().message(),
+              HasSubstr("line 3 has 3 values, expected 4 ('', 'limbs', 'eggs', 'hair')"));
+  auto named = ParseFeatureInput("4,0,1\n2,1\n", Named());
+  EXPECT_THAT(named.status().message(),
+              HasSubstr("line 2 has 2 values, expected 3 ('limbs', 'lays_eggs', 'has_hair')"));
+}
+
+TEST(FeatureInput, InputThatNamesItsColumnsNeedsTheFeatureNames) {
+  EXPECT_FALSE(InputNamesFeatures("4,0,1\n2,1,0\n"));
+  EXPECT_FALSE(InputNamesFeatures("{\"features\": [4, 0, 1]}\n"));
+  EXPECT_FALSE(InputNamesFeatures(""));
+  EXPECT_TRUE(InputNamesFeatures("# animals\nlimbs,lays_eggs,has_hair\n4,0,1\n"));
+  EXPECT_TRUE(InputNamesFeatures(",a,b,c\n0,4,0,1\n"));
+  EXPECT_TRUE(InputNamesFeatures("{\"features\": [4, 0, 1]}\n{\"limbs\": 2}\n"));
 }
 
 TEST(FeatureInput, UnknownAndMissingColumnsAreNamed) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "tests/support/onnx_builder.h"
 #include "tests/support/reference_data.h"
 
@@ -324,6 +325,135 @@ TEST(OnnxLoader, RefusesABranchingGraph) {
   builder.Output("scores", 1);
   ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
                 "not a chain: tensor 'features' feeds 2 nodes");
+  // Two activations side by side are no layer PyTorch has.
+  EXPECT_THAT(std::string(Parse(builder).status().message()),
+              ::testing::Not(HasSubstr("looks like")));
+}
+
+// Layers seqserve does not run, each as an exporter writes it between two
+// Linears (h -> ... -> a): the refusal names the PyTorch layer and where
+// the README says what to do.
+struct UnsupportedForm {
+  const char* name;
+  const char* layer;
+  int64_t opset;
+  void (*build)(OnnxBuilder& b);  // reads "h", writes "a"
+};
+
+const UnsupportedForm kUnsupportedForms[] = {
+    {"SoftshrinkTorch113", "nn.Softshrink", 13,
+     [](OnnxBuilder& b) {
+       b.Node("Greater", {"h", "lambd"}, {"gt"});
+       b.Node("Sub", {"h", "lambd"}, {"minus"});
+       b.Node("Where", {"gt", "minus", "zero"}, {"upper"});
+       b.Node("Less", {"h", "neg_lambd"}, {"lt"});
+       b.Node("Add", {"h", "lambd"}, {"plus"});
+       b.Node("Where", {"lt", "plus", "zero"}, {"lower"});
+       b.Node("Add", {"upper", "lower"}, {"a"});
+     }},
+    {"SoftshrinkOpset18", "nn.Softshrink", 18,
+     [](OnnxBuilder& b) {
+       b.Node("Abs", {"h"}, {"abs"});
+       b.Node("Greater", {"abs", "lambd"}, {"outside"});
+       b.Node("Sign", {"h"}, {"sign"});
+       b.Node("Mul", {"sign", "lambd"}, {"shift"});
+       b.Node("Sub", {"h", "shift"}, {"shifted"});
+       b.Node("Mul", {"h", "zero"}, {"zeros"});
+       b.Node("Where", {"outside", "shifted", "zeros"}, {"a"});
+     }},
+    {"HardshrinkTorch113", "nn.Hardshrink", 13,
+     [](OnnxBuilder& b) {
+       b.Node("Greater", {"h", "lambd"}, {"gt"});
+       b.Node("Less", {"h", "neg_lambd"}, {"lt"});
+       b.Node("Or", {"gt", "lt"}, {"outside"});
+       b.Node("Where", {"outside", "h", "zero"}, {"a"});
+     }},
+    {"HardshrinkOpset18", "nn.Hardshrink", 18,
+     [](OnnxBuilder& b) {
+       b.Node("Abs", {"h"}, {"abs"});
+       b.Node("LessOrEqual", {"abs", "lambd"}, {"inside"});
+       b.Node("Where", {"inside", "zero", "h"}, {"a"});
+     }},
+    {"HardshrinkAsShrink", "nn.Hardshrink", 13,
+     [](OnnxBuilder& b) { SetFloat(b.Node("Shrink", {"h"}, {"a"}), "lambd", 0.5f); }},
+    {"SoftshrinkAsShrink", "nn.Softshrink", 13,
+     [](OnnxBuilder& b) {
+       onnx::NodeProto* shrink = b.Node("Shrink", {"h"}, {"a"});
+       SetFloat(shrink, "lambd", 0.5f);
+       SetFloat(shrink, "bias", 0.5f);
+     }},
+    {"ThresholdOpset18", "nn.Threshold", 18,
+     [](OnnxBuilder& b) {
+       b.Node("LessOrEqual", {"h", "lambd"}, {"below"});
+       b.Node("Where", {"below", "zero", "h"}, {"a"});
+     }},
+    {"Tanhshrink", "nn.Tanhshrink", 13,
+     [](OnnxBuilder& b) {
+       b.Node("Tanh", {"h"}, {"t"});
+       b.Node("Sub", {"h", "t"}, {"a"});
+     }},
+    {"Glu", "nn.GLU", 13,
+     [](OnnxBuilder& b) {
+       SetInt(b.Node("Split", {"h"}, {"first", "second"}), "axis", 1);
+       b.Node("Sigmoid", {"second"}, {"gate"});
+       b.Node("Mul", {"first", "gate"}, {"a"});
+     }},
+    {"LogSigmoid", "nn.LogSigmoid", 13,
+     [](OnnxBuilder& b) {
+       b.Node("Sigmoid", {"h"}, {"p"});
+       b.Node("Log", {"p"}, {"a"});
+     }},
+    {"Softmin", "nn.Softmin", 13,
+     [](OnnxBuilder& b) {
+       b.Node("Neg", {"h"}, {"negated"});
+       SetInt(b.Node("Softmax", {"negated"}, {"a"}), "axis", -1);
+     }},
+    {"Lstm", "nn.LSTM", 13,
+     [](OnnxBuilder& b) {
+       SetInt(b.Node("LSTM", {"h", "lambd", "lambd"}, {"a"}), "hidden_size", 2);
+     }},
+};
+
+class UnsupportedLayer : public ::testing::TestWithParam<UnsupportedForm> {};
+
+TEST_P(UnsupportedLayer, IsNamedWithTheReadmeSection) {
+  const UnsupportedForm& form = GetParam();
+  OnnxBuilder builder(2, form.opset);
+  if (form.opset >= 18) builder.model().set_ir_version(10);
+  builder.Weight("w1", {2, 2}, {1, 0, 0, 1});
+  builder.Weight("w2", {1, 2}, {1, 1});
+  builder.Weight("lambd", {}, {0.5f});
+  builder.Weight("neg_lambd", {}, {-0.5f});
+  builder.Weight("zero", {}, {0.0f});
+  SetInt(builder.Node("Gemm", {"features", "w1"}, {"h"}), "transB", 1);
+  form.build(builder);
+  SetInt(builder.Node("Gemm", {"a", "w2"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  auto result = Parse(builder);
+  ASSERT_FALSE(result.ok());
+  const std::string message(result.status().message());
+  EXPECT_THAT(message, HasSubstr(absl::StrCat("this looks like PyTorch's ", form.layer,
+                                              ", which seqserve does not run")));
+  EXPECT_THAT(message, HasSubstr("Layers seqserve does not run, and what to do until it does"));
+  EXPECT_THAT(message, HasSubstr("test.onnx"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Forms, UnsupportedLayer, ::testing::ValuesIn(kUnsupportedForms),
+                         [](const ::testing::TestParamInfo<UnsupportedForm>& param_info) {
+                           return std::string(param_info.param.name);
+                         });
+
+TEST(OnnxLoader, AConvolutionIsNamedByItsRank) {
+  OnnxBuilder builder(4);
+  builder.Weight("kernel", {1, 1, 3}, {1, 1, 1});
+  builder.Weight("w", {1, 2}, {1, 1});
+  builder.Node("Conv", {"features", "kernel"}, {"c"});
+  builder.Node("Flatten", {"c"}, {"flat"});
+  SetInt(builder.Node("Gemm", {"flat", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                "op Conv is not supported in a Sequential model; this looks like PyTorch's "
+                "nn.Conv1d");
 }
 
 TEST(OnnxLoader, RefusesNodesOffTheChain) {

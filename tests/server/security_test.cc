@@ -568,6 +568,48 @@ TEST_F(SecurityProcessTest, SeqclientSpeaksTlsAndSendsTheTokenFromItsEnvironment
   }
 }
 
+// A plaintext call to a TLS port, or one without the client certificate a
+// mutual-TLS server requires, sees its connection closed at once: seqclient
+// says it is likely the handshake and names the flags that make one.
+TEST_F(SecurityProcessTest, SeqclientNamesTheTlsFlagsWhenTheHandshakeFails) {
+  testing::ServerProcess server(
+      SEQSERVE_PATH,
+      {"--model_repository=" SEQSERVE_MODELS_DIR, "--tls_cert_file=" + server_cert_.cert,
+       "--tls_key_file=" + server_cert_.key, "--tls_client_ca_file=" + ca_.cert},
+      grpc::SslCredentials(grpc::SslCredentialsOptions{testing::ReadWholeFile(ca_.cert),
+                                                       testing::ReadWholeFile(client_cert_.key),
+                                                       testing::ReadWholeFile(client_cert_.cert)}));
+  ASSERT_TRUE(server.ready()) << server.output();
+  const std::string seqclient =
+      absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(), " --deadline_ms=3000");
+
+  testing::CommandResult plaintext =
+      testing::RunCommand(absl::StrCat(seqclient, " health 2>&1"));
+  EXPECT_EQ(plaintext.exit_code, 1) << plaintext.output;
+  EXPECT_THAT(plaintext.output, HasSubstr("likely a failed TLS handshake"));
+  EXPECT_THAT(plaintext.output, HasSubstr("give --tls_ca_file"));
+  EXPECT_THAT(plaintext.output, HasSubstr("--tls_cert_file with --tls_key_file"));
+  EXPECT_THAT(plaintext.output, Not(HasSubstr("is seqserve running there?")));
+
+  testing::CommandResult no_certificate = testing::RunCommand(
+      absl::StrCat(seqclient, " --tls_ca_file=", ca_.cert, " health 2>&1"));
+  EXPECT_EQ(no_certificate.exit_code, 1) << no_certificate.output;
+  EXPECT_THAT(no_certificate.output, HasSubstr("likely a failed TLS handshake"));
+  EXPECT_THAT(no_certificate.output, HasSubstr("without a client certificate"));
+  EXPECT_THAT(no_certificate.output, HasSubstr("give --tls_cert_file and --tls_key_file"));
+
+  testing::CommandResult other_ca = testing::RunCommand(
+      absl::StrCat(seqclient, " --tls_ca_file=", other_ca_.cert, " health 2>&1"));
+  EXPECT_EQ(other_ca.exit_code, 1) << other_ca.output;
+  EXPECT_THAT(other_ca.output, HasSubstr("TLS handshake with " + server.target() + " failed"));
+  EXPECT_THAT(other_ca.output, HasSubstr("not signed by a CA of --tls_ca_file"));
+
+  testing::CommandResult known = testing::RunCommand(absl::StrCat(
+      seqclient, " --tls_ca_file=", ca_.cert, " --tls_cert_file=", client_cert_.cert,
+      " --tls_key_file=", client_cert_.key, " health 2>&1"));
+  EXPECT_EQ(known.exit_code, 0) << known.output;
+}
+
 TEST_F(SecurityProcessTest, TheTraceLogNeverShowsATokenOverPlaintextEither) {
   const std::string tokens = certs_.Path("log-tokens.txt");
   testing::ReplaceFile(tokens, "ops:log-secret-token-1\n");

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -89,6 +90,29 @@ TEST(SeqserveFlags, ABusyHttpPortEndsTheStart) {
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_THAT(result.output, HasSubstr(absl::StrCat("cannot listen for HTTP on 127.0.0.1:",
                                                     port)));
+}
+
+// gRPC reports a port in use as a kilobyte of its internal error tree: the
+// start ends with one line instead.
+TEST(SeqserveFlags, ABusyGrpcPortEndsTheStartWithOneLine) {
+  const int holder = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(holder, 1), 0);
+  socklen_t length = sizeof(address);
+  getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+  const auto result = RunSeqserve(absl::StrCat("--http_port=-1 --port=", port));
+  close(holder);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output,
+              HasSubstr(absl::StrCat("UNAVAILABLE: cannot listen on 0.0.0.0:", port,
+                                     ": the port is in use by another process")));
+  EXPECT_THAT(result.output, Not(HasSubstr("file_line")));
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1)
+      << result.output;
 }
 
 TEST(SeqserveFlags, AnAccessLogItCannotWriteEndsTheStart) {

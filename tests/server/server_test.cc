@@ -338,7 +338,9 @@ TEST_F(ServerTest, APortInUseFailsToStart) {
   auto second = ModelServer::Start(options);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen"));
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr(absl::StrCat("cannot listen on 127.0.0.1:", server_->port(),
+                                     ": the port is in use by another process")));
 }
 
 // The server's own check: a call whose deadline passes while it waits for
