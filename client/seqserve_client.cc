@@ -241,8 +241,8 @@ absl::StatusOr<Classification> Client::Classify(const std::string& model,
   return ToClassification(response);
 }
 
-absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
-                                                       int64_t version) {
+absl::StatusOr<v1::GetModelMetadataResponse> Client::GetModelMetadataMessage(
+    const std::string& model, int64_t version) {
   v1::GetModelMetadataRequest request;
   request.set_model(model);
   request.set_version(version);
@@ -251,6 +251,14 @@ absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
   v1::GetModelMetadataResponse response;
   grpc::Status status = classifier_->GetModelMetadata(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
+  return response;
+}
+
+absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
+                                                       int64_t version) {
+  absl::StatusOr<v1::GetModelMetadataResponse> answer = GetModelMetadataMessage(model, version);
+  if (!answer.ok()) return answer.status();
+  const v1::GetModelMetadataResponse& response = *answer;
   ModelMetadata metadata;
   metadata.model = response.model();
   metadata.version = response.version();
@@ -273,15 +281,21 @@ absl::StatusOr<ModelMetadata> Client::GetModelMetadata(const std::string& model,
   return metadata;
 }
 
-absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
+absl::StatusOr<v1::ListModelsResponse> Client::ListModelsMessage() {
   grpc::ClientContext context;
   PrepareContext(&context);
   v1::ListModelsResponse response;
   grpc::Status status =
       classifier_->ListModels(&context, v1::ListModelsRequest(), &response);
   if (!status.ok()) return ToAbslStatus(status);
+  return response;
+}
+
+absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
+  absl::StatusOr<v1::ListModelsResponse> response = ListModelsMessage();
+  if (!response.ok()) return response.status();
   std::vector<ModelInfo> models;
-  for (const auto& model : response.models()) {
+  for (const auto& model : response->models()) {
     models.push_back({model.name(), model.error(), ToVersions(model.versions())});
   }
   return models;

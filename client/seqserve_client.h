@@ -143,6 +143,11 @@ class Client {
   absl::StatusOr<ModelMetadata> GetModelMetadata(const std::string& model,
                                                  int64_t version = 0);
   absl::StatusOr<std::vector<ModelInfo>> ListModels();
+  // The same two calls' answers as the API's messages, for a caller that
+  // prints or forwards them whole.
+  absl::StatusOr<v1::GetModelMetadataResponse> GetModelMetadataMessage(const std::string& model,
+                                                                       int64_t version = 0);
+  absl::StatusOr<v1::ListModelsResponse> ListModelsMessage();
   // The grpc.health.v1 status of `service` ("" for the whole server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(
       const std::string& service = "");

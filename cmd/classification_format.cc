@@ -113,9 +113,7 @@ void AddScored(const std::vector<ScoredLabel>& entries,
   }
 }
 
-// The ClassifyResponse in protobuf's JSON mapping, printed as the REST API
-// prints it (field names as in the .proto, every field), so an answer
-// reads the same from the server's HTTP port, seqclient and seqmodel.
+// The ClassifyResponse, as the REST API answers it.
 absl::StatusOr<std::string> FormatJson(const Classification& result) {
   v1::ClassifyResponse response;
   response.set_model(result.model);
@@ -130,19 +128,23 @@ absl::StatusOr<std::string> FormatJson(const Classification& result) {
     AddScored(row.top_k, out->mutable_top_k());
     out->set_score(row.score);
   }
+  return ApiJson(response);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ApiJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   std::string text;
-  if (auto printed = google::protobuf::util::MessageToJsonString(response, &text, options);
+  if (auto printed = google::protobuf::util::MessageToJsonString(message, &text, options);
       !printed.ok()) {
     return absl::InternalError(
         absl::StrCat("cannot print the answer as JSON: ", printed.message().as_string()));
   }
   return text + "\n";
 }
-
-}  // namespace
 
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
   if (name == "table") return OutputFormat::kTable;
@@ -191,21 +193,6 @@ std::string CsvField(absl::string_view text) {
   for (char c : text) {
     if (c == '"') out += '"';
     out += c;
-  }
-  return out + "\"";
-}
-
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out += c;
-    }
   }
   return out + "\"";
 }

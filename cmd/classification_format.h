@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
 #include "client/seqserve_client.h"
 
 namespace seqserve {
@@ -54,9 +55,13 @@ absl::StatusOr<std::string> FormatClassification(const Classification& result,
 std::vector<std::string> ScoreColumnNames(const std::vector<std::string>& labels,
                                           size_t width);
 
+// An API message in protobuf's JSON mapping as the REST API prints it
+// (field names as in the .proto, every field, enums by name), then a line
+// break: what the tools print for --format json, so that an answer reads
+// the same bytes from the server's HTTP port, seqclient and seqmodel.
+absl::StatusOr<std::string> ApiJson(const google::protobuf::Message& message);
+
 // One CSV field, quoted when it holds a comma, a quote or a line break.
 std::string CsvField(absl::string_view text);
-// A JSON string literal.
-std::string JsonString(absl::string_view text);
 
 }  // namespace seqserve

@@ -97,6 +97,14 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// --format json: the API's message, as the REST API prints it.
+int PrintJson(const google::protobuf::Message& message) {
+  auto text = ApiJson(message);
+  if (!text.ok()) return Fail(std::string(text.status().message()));
+  std::cout << *text;
+  return 0;
+}
+
 // What to do about a TLS handshake that failed, or a connection the server
 // closed as soon as it was made (how a TLS server answers a plaintext
 // client, and how a mutual-TLS server answers a client without a
@@ -313,24 +321,13 @@ int Models(Client& client) {
   auto format = FormatFlag("models", {OutputFormat::kTable, OutputFormat::kCsv,
                                       OutputFormat::kJson});
   if (!format.ok()) return Fail(std::string(format.status().message()));
+  if (*format == OutputFormat::kJson) {
+    auto message = client.ListModelsMessage();
+    if (!message.ok()) return FailCall(message.status());
+    return PrintJson(*message);
+  }
   auto models = client.ListModels();
   if (!models.ok()) return FailCall(models.status());
-  if (*format == OutputFormat::kJson) {
-    std::vector<std::string> items;
-    for (const ModelInfo& model : *models) {
-      std::vector<std::string> versions;
-      for (const ModelVersion& version : model.versions) {
-        versions.push_back(absl::StrCat("{\"version\":", version.version, ",\"state\":",
-                                        JsonString(StateName(version.state)),
-                                        ",\"error\":", JsonString(version.error), "}"));
-      }
-      items.push_back(absl::StrCat("{\"name\":", JsonString(model.name), ",\"error\":",
-                                   JsonString(model.error), ",\"versions\":[",
-                                   absl::StrJoin(versions, ","), "]}"));
-    }
-    std::cout << "{\"models\":[" << absl::StrJoin(items, ",") << "]}\n";
-    return 0;
-  }
   const bool csv = *format == OutputFormat::kCsv;
   auto print = [csv](const std::string& name, const std::string& version,
                      const std::string& state, const std::string& error) {
@@ -355,44 +352,17 @@ int Models(Client& client) {
   return 0;
 }
 
-std::string JsonStrings(const std::vector<std::string>& values) {
-  std::vector<std::string> quoted;
-  for (const auto& value : values) quoted.push_back(JsonString(value));
-  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
-}
-
 int Metadata(Client& client, const std::vector<std::string>& args) {
   auto format = FormatFlag("metadata", {OutputFormat::kTable, OutputFormat::kJson});
   if (!format.ok()) return Fail(std::string(format.status().message()));
   if (args.size() != 1) return Fail("metadata takes one MODEL");
+  if (*format == OutputFormat::kJson) {
+    auto message = client.GetModelMetadataMessage(args[0], absl::GetFlag(FLAGS_version));
+    if (!message.ok()) return FailCall(message.status());
+    return PrintJson(*message);
+  }
   auto m = client.GetModelMetadata(args[0], absl::GetFlag(FLAGS_version));
   if (!m.ok()) return FailCall(m.status());
-  if (*format == OutputFormat::kJson) {
-    std::vector<std::string> versions;
-    for (const ModelVersion& version : m->versions) {
-      versions.push_back(absl::StrCat("{\"version\":", version.version, ",\"state\":",
-                                      JsonString(StateName(version.state)),
-                                      ",\"error\":", JsonString(version.error), "}"));
-    }
-    std::cout << "{\"model\":" << JsonString(m->model) << ",\"version\":" << m->version
-              << ",\"description\":" << JsonString(m->description)
-              << ",\"input_width\":" << m->input_width
-              << ",\"output_width\":" << m->output_width
-              << ",\"labels\":" << JsonStrings(m->labels)
-              << ",\"feature_names\":" << JsonStrings(m->feature_names)
-              << ",\"default_output\":" << JsonString(OutputModeShortName(m->default_output))
-              << ",\"threshold\":" << FormatFloat(m->threshold)
-              << ",\"parameters\":" << m->parameter_count
-              << ",\"layers\":" << JsonStrings(m->layers) << ",\"limits\":{"
-              << "\"max_request_rows\":" << m->limits.max_request_rows
-              << ",\"max_request_memory_bytes\":" << m->limits.max_request_memory_bytes
-              << ",\"max_batch_rows\":" << m->limits.max_batch_rows
-              << ",\"max_queue_delay_micros\":" << m->limits.max_queue_delay_micros
-              << ",\"max_queued_rows\":" << m->limits.max_queued_rows << "}"
-              << ",\"versions\":["
-              << absl::StrJoin(versions, ",") << "]}\n";
-    return 0;
-  }
   std::cout << "model:          " << m->model << "\n"
             << "version:        " << m->version << "\n"
             << "description:    " << m->description << "\n"

@@ -175,8 +175,9 @@ TEST_F(ToolOutputTest, DashMeansStdinInBothSpellingsWithoutAWarning) {
 TEST_F(ToolOutputTest, EveryCommandHonoursOrRefusesFormat) {
   CommandResult result = Seqclient("models --format json");
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("{\"name\":\"mammal\",\"error\":\"\",\"versions\":"
-                                       "[{\"version\":1,\"state\":\"available\""));
+  // The API's ListModelsResponse, as REST answers it.
+  EXPECT_THAT(result.output, HasSubstr("{\"name\":\"mammal\",\"versions\":[{\"version\":\"1\","
+                                       "\"state\":\"MODEL_STATE_AVAILABLE\",\"error\":\"\"}]"));
   result = Seqclient("models --format csv");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("model,version,state,error\n"));

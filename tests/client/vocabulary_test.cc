@@ -147,7 +147,11 @@ TEST_F(VocabularyTest, ToolsTakeEitherSpellingAndPrintTheShortOne) {
 TEST_F(VocabularyTest, AConfigTakesTheShortSpelling) {
   const CommandResult metadata = Seqclient("metadata species_short --format json");
   ASSERT_EQ(metadata.exit_code, 0) << metadata.output;
-  EXPECT_THAT(metadata.output, HasSubstr("\"default_output\":\"log_softmax\""));
+  EXPECT_THAT(metadata.output, HasSubstr("\"default_output\":\"OUTPUT_MODE_LOG_SOFTMAX\""));
+  const CommandResult table = Seqclient("metadata species_short");
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("log_softmax"));
+  EXPECT_THAT(table.output, Not(HasSubstr("OUTPUT_MODE")));
   const CommandResult by_default =
       Seqclient(absl::StrCat("classify --model species_short --format csv --input ", rows_file_));
   const CommandResult asked = Seqclient(
@@ -254,6 +258,26 @@ TEST_F(VocabularyTest, AClassificationInJsonIsTheSameBytesEverywhere) {
     EXPECT_EQ(answer.at("results").at(1).at("predicted_label"), "bird");
     EXPECT_EQ(answer.at("results").at(1).at("top_k").size(), 2u);
   }
+}
+
+// seqclient's models and metadata in JSON are the API's messages REST
+// answers: /v1/models itself, and the "seqserve" entry of the metadata.
+TEST_F(VocabularyTest, ModelsAndMetadataInJsonAreWhatRestAnswers) {
+  const auto rest_models = testing::HttpCall(server_->http_port(), "GET", "/v1/models");
+  ASSERT_EQ(rest_models.status, 200) << rest_models.body;
+  const CommandResult models = Seqclient("models --format json");
+  ASSERT_EQ(models.exit_code, 0) << models.output;
+  EXPECT_EQ(models.output, rest_models.body + "\n");
+  const auto rest_metadata =
+      testing::HttpCall(server_->http_port(), "GET", "/v1/models/species_short/metadata");
+  ASSERT_EQ(rest_metadata.status, 200) << rest_metadata.body;
+  const CommandResult metadata = Seqclient("metadata species_short --format json");
+  ASSERT_EQ(metadata.exit_code, 0) << metadata.output;
+  // REST's entry is a google.protobuf.Any, so it names its type too.
+  nlohmann::json entry = nlohmann::json::parse(rest_metadata.body).at("metadata").at("seqserve");
+  EXPECT_EQ(entry.at("@type"), "type.googleapis.com/seqserve.v1.GetModelMetadataResponse");
+  entry.erase("@type");
+  EXPECT_EQ(nlohmann::json::parse(metadata.output), entry);
 }
 
 // A REST body may leave rows out: the features over the model's width.
