@@ -49,6 +49,16 @@ ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30,
           "size on disk, checked before reading");
 ABSL_FLAG(double, poll_seconds, 5,
           "Seconds between looks for new, replaced and removed models; 0 loads once");
+ABSL_FLAG(std::string, model_control_mode, "poll",
+          "Who changes what is served: poll (the repository, every --poll_seconds), none "
+          "(the repository at start only) or explicit (load and unload calls of the API, "
+          "and the models of --load_model at start)");
+ABSL_FLAG(std::vector<std::string>, load_model, {},
+          "With --model_control_mode=explicit: models to load at start, comma-separated; "
+          "'*' loads every model");
+ABSL_FLAG(bool, allow_version_labels_for_unavailable_models, false,
+          "Let a load call's config give a version label to a version that is not "
+          "available yet (loading, failed or not selected)");
 ABSL_FLAG(uint32_t, max_request_rows, 4096,
           "Most rows in one Classify request, unless a model's config sets its own");
 ABSL_FLAG(int, max_message_bytes, 16 * 1024 * 1024,
@@ -115,6 +125,7 @@ namespace {
 constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn",
                                       "error", "critical", "off"};
 constexpr const char* kLogFormats[] = {"text", "json"};
+constexpr const char* kModelControlModes[] = {"poll", "none", "explicit"};
 
 // Collects every flag that is out of its range, so one start names them all.
 class FlagChecker {
@@ -161,6 +172,13 @@ std::vector<std::string> CheckFlags() {
   // 0 loads once; a positive interval below 0.1 s would rescan without end.
   if (absl::GetFlag(FLAGS_poll_seconds) != 0.0) {
     check.Range("poll_seconds", absl::GetFlag(FLAGS_poll_seconds), 0.1, kDay);
+  }
+  check.OneOf("model_control_mode", absl::GetFlag(FLAGS_model_control_mode),
+              kModelControlModes);
+  if (!absl::GetFlag(FLAGS_load_model).empty() &&
+      absl::GetFlag(FLAGS_model_control_mode) != "explicit") {
+    check.Fail("--load_model needs --model_control_mode=explicit (the other modes load "
+               "every model)");
   }
   check.Range("max_request_rows", absl::GetFlag(FLAGS_max_request_rows), 1u, 1u << 24);
   check.Range("max_model_bytes", absl::GetFlag(FLAGS_max_model_bytes), uint64_t{1} << 10,
@@ -230,7 +248,9 @@ std::vector<FlagGroup> FlagGroups() {
   return {
       {"serving", {"log_level", "log_format", "inference_threads", "sched_batch",
                    "drain_seconds", "shutdown_grace_seconds", "access_log", "metrics"}},
-      {"repository", {"model_repository", "poll_seconds", "max_model_bytes"}},
+      {"repository", {"model_repository", "poll_seconds", "max_model_bytes",
+                      "model_control_mode", "load_model",
+                      "allow_version_labels_for_unavailable_models"}},
       {"batching (per model version; a config's batching block overrides them)",
        {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
       {"limits", {"max_request_rows", "max_request_memory_bytes", "max_message_bytes",
@@ -290,6 +310,10 @@ int Main(int argc, char** argv) {
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_seconds));
+  options.model_control = *ParseModelControlMode(absl::GetFlag(FLAGS_model_control_mode));
+  options.load_models = absl::GetFlag(FLAGS_load_model);
+  options.allow_labels_for_unavailable =
+      absl::GetFlag(FLAGS_allow_version_labels_for_unavailable_models);
   options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   options.max_request_rows = absl::GetFlag(FLAGS_max_request_rows);
   options.max_request_memory_bytes = absl::GetFlag(FLAGS_max_request_memory_bytes);

@@ -43,6 +43,9 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   const Options& o = server->options_;
   ModelManager::Options models;
   models.load.max_model_bytes = o.max_model_bytes;
+  models.control = o.model_control;
+  models.startup_models = o.load_models;
+  models.allow_labels_for_unavailable = o.allow_labels_for_unavailable;
   if (o.metrics) {
     server->metrics_ = std::make_unique<ServingMetrics>();
     server->observers_.Add(server->metrics_.get());
@@ -64,6 +67,9 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
                                    static_cast<uint64_t>(o.max_message_bytes)};
   inference.observer = server->observers_.empty() ? nullptr : &server->observers_;
+  inference.models_changed = [raw = server.get()](const RepositorySnapshot& snapshot) {
+    raw->OnRefresh(snapshot);
+  };
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
                                                           server->runner_.get(), inference);
   server->guard_ = std::make_unique<EdgeGuard>(o.authenticator);

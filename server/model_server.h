@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -60,6 +61,13 @@ class ModelServer {
     uint64_t max_model_bytes = ModelLoadOptions{}.max_model_bytes;
     // How often to look for new, replaced and removed models; 0 loads once.
     absl::Duration poll_interval = absl::Seconds(5);
+    // Who decides what is served: polling the repository, nothing after the
+    // start, or load and unload calls (explicit) with `load_models` ("*":
+    // all) loaded at start.
+    ModelControlMode model_control = ModelControlMode::kPoll;
+    std::vector<std::string> load_models;
+    // A load may label a version that is not available.
+    bool allow_labels_for_unavailable = false;
     // Rows one Classify may carry unless a model's config says otherwise.
     uint32_t max_request_rows = 4096;
     // Activations one Classify may need: rows x widest layer x 4 bytes.

@@ -25,6 +25,9 @@ struct CallInfo {
   std::string protocol;  // "grpc", "http"
   std::string method;  // "Classify", "GetModelMetadata", "ListModels"
   CallerCredentials caller;
+  // The caller's id for this request (x-request-id, or the Open Inference
+  // Protocol's id), when it gives one: a traffic split routes by it.
+  std::string request_id;
   // When the caller stops waiting; InfiniteFuture() when it never does.
   absl::Time deadline = absl::InfiniteFuture();
   // True once the caller gave up; null when the transport cannot tell.

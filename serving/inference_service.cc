@@ -1,5 +1,6 @@
 #include "serving/inference_service.h"
 
+#include <map>
 #include <new>
 #include <utility>
 
@@ -19,11 +20,19 @@ void FillVersions(const ModelRecord& record,
     status->set_state(entry.state);
     status->set_error(entry.error);
   }
+  // Each version's labels, in the order of their names.
+  std::map<std::string, int64_t> labels(record.config.version_labels().begin(),
+                                        record.config.version_labels().end());
+  for (const auto& [label, version] : labels) {
+    for (v1::VersionStatus& status : *out) {
+      if (status.version() == version) status.add_labels(label);
+    }
+  }
 }
 
 }  // namespace
 
-InferenceService::InferenceService(const ModelManager* models, InferenceRunner* runner,
+InferenceService::InferenceService(ModelManager* models, InferenceRunner* runner,
                                    Options options)
     : models_(models), runner_(runner), options_(std::move(options)) {}
 
@@ -81,7 +90,10 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
     return Finish(std::move(state),
                   absl::DeadlineExceededError("deadline passed before the call arrived"));
   }
-  auto served = models_->Find(request.model(), request.version());
+  auto served = models_->Find(
+      request.model(), VersionRequest{request.version(), request.version_label(),
+                                      call.request_id.empty() ? call.caller.name
+                                                              : call.request_id});
   if (!served.ok()) {
     state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
     return Finish(std::move(state), served.status());
@@ -154,7 +166,8 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   auto state = Start(call, request.model(), [&answer](absl::Status s) { answer = s; });
   // One snapshot: the versions listed are those of the moment that answered.
   const auto snapshot = models_->Snapshot();
-  auto served = ModelManager::FindIn(*snapshot, request.model(), request.version());
+  auto served = ModelManager::FindIn(*snapshot, request.model(),
+                                     VersionRequest{request.version(), request.version_label(), ""});
   state->record.model_known = snapshot->models.count(request.model()) > 0;
   if (!served.ok()) {
     Finish(std::move(state), served.status());
@@ -251,6 +264,40 @@ absl::Status InferenceService::ModelStatus(const std::string& model, int64_t ver
 
 absl::Status InferenceService::ModelReady(const std::string& name, int64_t version) const {
   return models_->Find(name, version).status();
+}
+
+absl::Status InferenceService::RepositoryIndex(bool ready, const CallInfo& call,
+                                               std::vector<IndexEntry>* index) {
+  absl::Status answer;
+  auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
+  auto found = models_->Index(ready);
+  if (found.ok()) *index = std::move(*found);
+  Finish(std::move(state), found.status());
+  return answer;
+}
+
+void InferenceService::LoadModel(const std::string& model,
+                                 std::optional<v1::ModelConfig> config, const CallInfo& call,
+                                 v1::ModelStatus* status, Done done) {
+  auto state = Start(call, model, std::move(done));
+  state->record.model_known = models_->Snapshot()->models.count(model) > 0;
+  loads_.Post([this, state = std::move(state), model, config = std::move(config),
+               status]() mutable {
+    auto loaded = models_->Load(model, config, options_.models_changed);
+    if (loaded.ok()) {
+      state->record.model_known = true;
+      *status = std::move(*loaded);
+    }
+    Finish(std::move(state), loaded.status());
+  });
+}
+
+absl::Status InferenceService::UnloadModel(const std::string& model, const CallInfo& call) {
+  absl::Status answer;
+  auto state = Start(call, model, [&answer](absl::Status s) { answer = s; });
+  state->record.model_known = models_->Snapshot()->models.count(model) > 0;
+  Finish(std::move(state), models_->Unload(model, options_.models_changed));
+  return answer;
 }
 
 }  // namespace seqserve

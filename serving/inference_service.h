@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "serving/inference_runner.h"
 #include "serving/model_manager.h"
 #include "serving/request_observer.h"
+#include "serving/serial_worker.h"
 
 namespace seqserve {
 
@@ -35,10 +38,12 @@ class InferenceService {
     RequestLimits limits;
     // Told of every call; not owned, may be null.
     RequestObserver* observer = nullptr;
+    // Told of what a load or unload call changed (readiness follows it).
+    ModelManager::Refreshed models_changed;
   };
 
   // `models` and `runner` must outlive the service.
-  InferenceService(const ModelManager* models, InferenceRunner* runner, Options options);
+  InferenceService(ModelManager* models, InferenceRunner* runner, Options options);
 
   InferenceService(const InferenceService&) = delete;
   InferenceService& operator=(const InferenceService&) = delete;
@@ -87,6 +92,14 @@ class InferenceService {
   // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.
   absl::Status ModelReady(const std::string& name, int64_t version) const;
 
+  // Model control, as ModelManager's Index, Load and Unload say. A load
+  // runs on a thread of its own (it may take a while) and `done` runs
+  // there; `status` must stay valid until then.
+  absl::Status RepositoryIndex(bool ready, const CallInfo& call, std::vector<IndexEntry>* index);
+  void LoadModel(const std::string& model, std::optional<v1::ModelConfig> config,
+                 const CallInfo& call, v1::ModelStatus* status, Done done);
+  absl::Status UnloadModel(const std::string& model, const CallInfo& call);
+
   // Calls started and not yet finished, over every protocol.
   int calls_in_flight() const { return calls_in_flight_.load(); }
 
@@ -104,10 +117,13 @@ class InferenceService {
             TensorInterface* tensors, NamedColumns* columns, CallInfo call, Targets targets,
             Done done);
 
-  const ModelManager* models_;
+  ModelManager* models_;
   InferenceRunner* runner_;
   const Options options_;
   std::atomic<int> calls_in_flight_{0};
+  // Loads, one at a time off the transports' threads; destroyed first, so
+  // a load still queued finishes while the rest exists.
+  SerialWorker loads_;
 };
 
 }  // namespace seqserve

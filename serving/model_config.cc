@@ -1,8 +1,11 @@
 #include "serving/model_config.h"
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "core/file_util.h"
 #include "core/text_proto.h"
+#include "serving/client_text.h"
 
 namespace seqserve {
 
@@ -13,7 +16,53 @@ absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path) {
   if (absl::Status parsed = ParseTextProto(*text, &config); !parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.message()));
   }
+  if (absl::Status checked = CheckModelConfig(config); !checked.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", checked.message()));
+  }
   return config;
+}
+
+absl::Status CheckModelConfig(const v1::ModelConfig& config) {
+  for (const auto& [label, version] : config.version_labels()) {
+    if (label.empty()) return absl::InvalidArgumentError("a version label is empty");
+    if (version <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "version label '", EscapeInvalidUtf8(label), "' names version ", version,
+          "; versions are positive"));
+    }
+  }
+  std::set<int64_t> shared;
+  uint32_t percent = 0;
+  for (const v1::TrafficShare& share : config.traffic()) {
+    if (share.version() <= 0 || share.percent() == 0 || share.percent() > 100) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "traffic share { version: ", share.version(), " percent: ", share.percent(),
+          " } needs a positive version and 1 to 100 percent"));
+    }
+    if (!shared.insert(share.version()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("traffic names version ", share.version(), " twice"));
+    }
+    percent += share.percent();
+  }
+  if (!shared.empty() && percent != 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("traffic shares add up to ", percent, " percent, not 100"));
+  }
+  if (config.has_shadow()) {
+    const v1::ShadowConfig& shadow = config.shadow();
+    if (shadow.version() <= 0 || shadow.percent() == 0 || shadow.percent() > 100) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shadow { version: ", shadow.version(), " percent: ", shadow.percent(),
+          " } needs a positive version and 1 to 100 percent"));
+    }
+    if (shared.count(shadow.version())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shadow version ", shadow.version(),
+          " also takes traffic: a shadow's answers are never returned"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace seqserve

@@ -13,7 +13,14 @@ namespace seqserve {
 // Largest config.textproto read: a config is a few lines.
 inline constexpr uint64_t kMaxConfigFileBytes = 1 << 20;
 
-// Parses a config.textproto; INVALID_ARGUMENT with the path, line and column.
+// Parses a config.textproto; INVALID_ARGUMENT with the path, line and column,
+// or what CheckModelConfig finds.
 absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path);
+
+// What a config can be told wrong without its model: version labels,
+// traffic shares (positive, on distinct versions, adding up to 100) and the
+// shadow (1 to 100 percent, not a version the traffic goes to).
+// INVALID_ARGUMENT saying which.
+absl::Status CheckModelConfig(const v1::ModelConfig& config);
 
 }  // namespace seqserve

@@ -1,5 +1,6 @@
 #include "serving/model_manager.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 #include <vector>
@@ -8,6 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "core/model_file.h"
 #include "serving/client_text.h"
+#include "serving/model_config.h"
+#include "serving/version_routing.h"
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
@@ -53,6 +56,34 @@ std::string MissingPolicyVersions(const ModelRecord& record, const ModelOnDisk& 
                       absl::StrJoin(missing, ", "));
 }
 
+// Labels, traffic shares and a shadow that name versions the policy does
+// not select: they cannot answer, which the model's error says.
+std::string RoutingProblems(const ModelRecord& record, const std::vector<int64_t>& selected) {
+  if (!record.config_loaded) return "";
+  const std::set<int64_t> served(selected.begin(), selected.end());
+  std::vector<std::string> problems;
+  const auto unserved = [&served](int64_t version) { return served.count(version) == 0; };
+  std::map<std::string, int64_t> labels(record.config.version_labels().begin(),
+                                        record.config.version_labels().end());
+  for (const auto& [label, version] : labels) {
+    if (unserved(version)) {
+      problems.push_back(absl::StrCat("version label '", label, "' names version ", version,
+                                      ", which the version policy does not serve"));
+    }
+  }
+  for (const v1::TrafficShare& share : record.config.traffic()) {
+    if (unserved(share.version())) {
+      problems.push_back(absl::StrCat("traffic names version ", share.version(),
+                                      ", which the version policy does not serve"));
+    }
+  }
+  if (record.config.has_shadow() && unserved(record.config.shadow().version())) {
+    problems.push_back(absl::StrCat("shadow version ", record.config.shadow().version(),
+                                    " is not one the version policy serves"));
+  }
+  return absl::StrJoin(problems, "; ");
+}
+
 std::string JoinProblems(std::initializer_list<absl::string_view> problems) {
   std::vector<absl::string_view> present;
   for (absl::string_view problem : problems) {
@@ -63,6 +94,25 @@ std::string JoinProblems(std::initializer_list<absl::string_view> problems) {
 }
 
 }  // namespace
+
+std::optional<ModelControlMode> ParseModelControlMode(absl::string_view name) {
+  if (name == "poll") return ModelControlMode::kPoll;
+  if (name == "none") return ModelControlMode::kNone;
+  if (name == "explicit") return ModelControlMode::kExplicit;
+  return std::nullopt;
+}
+
+const char* ModelControlModeName(ModelControlMode mode) {
+  switch (mode) {
+    case ModelControlMode::kPoll:
+      return "poll";
+    case ModelControlMode::kNone:
+      return "none";
+    case ModelControlMode::kExplicit:
+      return "explicit";
+  }
+  return "poll";
+}
 
 ModelManager::ModelManager(std::string repository, Options options)
     : repository_(std::move(repository)),
@@ -86,13 +136,13 @@ void ModelManager::Refresh() {
   // It runs on the poller's and the first load's threads: nothing may end
   // the process from here; what is loaded keeps serving.
   try {
-    RefreshLocked();
+    RefreshLocked(nullptr);
   } catch (const std::exception& e) {
     spdlog::error("repository {}: pass stopped: {}", repository_, e.what());
   }
 }
 
-void ModelManager::RefreshLocked() {
+void ModelManager::RefreshLocked(const std::string* only) {
   auto disk = ScanRepository(repository_);
   if (!disk.ok()) {
     // Keep serving what is loaded: an unreadable directory is more likely a
@@ -112,7 +162,37 @@ void ModelManager::RefreshLocked() {
   };
   std::vector<Load> loads;
 
+  const bool explicit_control = options_.control == ModelControlMode::kExplicit;
+  if (explicit_control && !startup_done_) {
+    startup_done_ = true;
+    for (const std::string& name : options_.startup_models) {
+      if (name != "*") {
+        explicit_models_.insert(name);
+        continue;
+      }
+      for (const ModelOnDisk& model : *disk) explicit_models_.insert(model.name);
+    }
+    for (const std::string& name : explicit_models_) {
+      if (std::none_of(disk->begin(), disk->end(),
+                       [&name](const ModelOnDisk& model) { return model.name == name; })) {
+        spdlog::error("--load_model names model {}, which is not in {}",
+                      QuoteClientText(name), repository_);
+      }
+    }
+  }
+  // The models this pass looks at.
+  const auto looked_at = [&](const std::string& name) {
+    if (only != nullptr) return name == *only;
+    return !explicit_control || explicit_models_.count(name) > 0;
+  };
+  if (only != nullptr) {  // the others stay as they are
+    for (const auto& [name, record] : old->models) {
+      if (name != *only) next->models[name] = record;
+    }
+  }
+
   for (const ModelOnDisk& model : *disk) {
+    if (!looked_at(model.name)) continue;
     auto found = old->models.find(model.name);
     ModelRecord record = found != old->models.end() ? found->second : ModelRecord{};
     if (model.problem != record.disk_problem && !model.problem.empty()) {
@@ -120,11 +200,16 @@ void ModelManager::RefreshLocked() {
     }
     record.disk_problem = model.problem;
     bool config_changed = false;
-    // A config is read again only when its file changed: a broken one is
-    // reported once, not on every poll.
-    if (record.config_stamp != model.config_stamp ||
+    const bool reread = reread_config_.erase(model.name) > 0;
+    const auto override_config = config_overrides_.find(model.name);
+    const bool from_api = override_config != config_overrides_.end();
+    // A config is read again only when its file changed (or a Load asked):
+    // a broken one is reported once, not on every poll.
+    if (reread || from_api != record.config_from_api ||
+        record.config_stamp != model.config_stamp ||
         (!record.config_loaded && record.config_error.empty())) {
-      auto config = model.config_path.empty()
+      auto config = from_api ? absl::StatusOr<v1::ModelConfig>(override_config->second)
+                    : model.config_path.empty()
                         ? absl::StatusOr<v1::ModelConfig>(v1::ModelConfig())
                         : LoadModelConfig(model.config_path);
       record.config_stamp = model.config_stamp;
@@ -132,14 +217,16 @@ void ModelManager::RefreshLocked() {
         config_changed = record.config_loaded;
         record.config = std::move(*config);
         record.config_loaded = true;
+        record.config_from_api = from_api;
         record.config_error.clear();
       } else {
         record.config_error = std::string(config.status().message());
         spdlog::error("model {}: {}", model.name, record.config_error);
       }
     }
-    record.error = JoinProblems({record.config_error, record.disk_problem,
-                                 MissingPolicyVersions(record, model)});
+    record.error = JoinProblems(
+        {record.config_error, record.disk_problem, MissingPolicyVersions(record, model),
+         RoutingProblems(record, SelectVersions(record.config.version_policy(), model.versions))});
     if (!record.config_loaded) {  // a new model whose config does not parse
       next->models[model.name] = std::move(record);
       continue;
@@ -183,8 +270,9 @@ void ModelManager::RefreshLocked() {
         }
       }
       // Said only of the versions it reached: a refusal is its own line.
-      const std::string source =
-          model.config_path.empty() ? "defaults (config removed)" : model.config_path;
+      const std::string source = record.config_from_api  ? std::string("a load call")
+                                 : model.config_path.empty() ? std::string("defaults (config removed)")
+                                                             : model.config_path;
       if (!applied.empty()) {
         spdlog::info("model {}: config applied from {} to version{} {}", model.name, source,
                      applied.size() == 1 ? "" : "s", absl::StrJoin(applied, ", "));
@@ -238,6 +326,7 @@ void ModelManager::RefreshLocked() {
 
   // Settle which versions stay, and drop what left the disk or the policy.
   for (const ModelOnDisk& model : *disk) {
+    if (!looked_at(model.name) || !loaded->models.count(model.name)) continue;
     ModelRecord& record = loaded->models[model.name];
     std::set<int64_t> on_disk;
     for (const auto& version : model.versions) on_disk.insert(version.version);
@@ -271,7 +360,188 @@ void ModelManager::RefreshLocked() {
   Publish(std::move(loaded));
 }
 
+namespace {
+
+// What keeps a model from serving as its load asked, in one line; empty
+// when every version it selects is available.
+std::string LoadProblems(const ModelRecord& record, bool allow_labels_for_unavailable) {
+  std::vector<std::string> problems;
+  if (!record.error.empty()) problems.push_back(record.error);
+  for (const auto& [version, entry] : record.versions) {
+    if (entry.state == v1::MODEL_STATE_FAILED || !entry.error.empty()) {
+      problems.push_back(absl::StrCat("version ", version, ": ", entry.error));
+    }
+  }
+  if (record.versions.empty() && record.error.empty()) {
+    problems.push_back("no version to load");
+  }
+  if (!allow_labels_for_unavailable) {
+    std::map<std::string, int64_t> labels(record.config.version_labels().begin(),
+                                          record.config.version_labels().end());
+    for (const auto& [label, version] : labels) {
+      auto entry = record.versions.find(version);
+      if (entry == record.versions.end() || entry->second.served == nullptr) {
+        problems.push_back(absl::StrCat(
+            "version label '", label, "' names version ", version,
+            ", which is not available (--allow_version_labels_for_unavailable_models "
+            "allows it)"));
+      }
+    }
+  }
+  return absl::StrJoin(problems, "; ");
+}
+
+v1::ModelStatus StatusOf(const std::string& name, const ModelRecord& record) {
+  v1::ModelStatus status;
+  status.set_name(name);
+  status.set_error(record.error);
+  for (const auto& [version, entry] : record.versions) {
+    v1::VersionStatus* out = status.add_versions();
+    out->set_version(version);
+    out->set_state(entry.state);
+    out->set_error(entry.error);
+  }
+  return status;
+}
+
+absl::Status RefusedUnlessExplicit(ModelControlMode mode, absl::string_view what) {
+  if (mode == ModelControlMode::kExplicit) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      what, " through the API needs --model_control_mode=explicit; this server runs with "
+      "--model_control_mode=", ModelControlModeName(mode)));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ModelStatus> ModelManager::Load(
+    const std::string& name, const std::optional<v1::ModelConfig>& config,
+    const Refreshed& refreshed) {
+  if (absl::Status mode = RefusedUnlessExplicit(options_.control, "loading a model");
+      !mode.ok()) {
+    return mode;
+  }
+  if (config.has_value()) {
+    if (absl::Status checked = CheckModelConfig(*config); !checked.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("config: ", checked.message()));
+    }
+  }
+  absl::StatusOr<v1::ModelStatus> result;
+  {
+    absl::MutexLock lock(&refresh_mu_);
+    const bool was_loaded = explicit_models_.count(name) > 0;
+    std::optional<v1::ModelConfig> previous;
+    if (auto it = config_overrides_.find(name); it != config_overrides_.end()) {
+      previous = it->second;
+    }
+    // Puts the model's config source back as it was, after a failed load.
+    const auto restore = [&] {
+      if (previous.has_value()) {
+        config_overrides_[name] = *previous;
+      } else {
+        config_overrides_.erase(name);
+      }
+      reread_config_.insert(name);
+    };
+    explicit_models_.insert(name);
+    if (config.has_value()) {
+      config_overrides_[name] = *config;
+    } else {
+      config_overrides_.erase(name);
+    }
+    reread_config_.insert(name);
+    try {
+      RefreshLocked(&name);
+    } catch (const std::exception& e) {
+      restore();
+      return absl::InternalError(absl::StrCat("loading model ", QuoteClientText(name),
+                                              " stopped: ", e.what()));
+    }
+    const auto snapshot = Snapshot();
+    auto found = snapshot->models.find(name);
+    if (found == snapshot->models.end()) {
+      if (!was_loaded) explicit_models_.erase(name);
+      restore();
+      reread_config_.erase(name);
+      result = absl::NotFoundError(absl::StrCat("model ", QuoteClientText(name),
+                                                " is not in the repository"));
+    } else if (std::string problems =
+                   LoadProblems(found->second, options_.allow_labels_for_unavailable);
+               !problems.empty()) {
+      // A config of the call's that did not fit: the one before comes back,
+      // with the same weights.
+      if (config.has_value()) {
+        restore();
+        RefreshLocked(&name);
+      }
+      std::vector<int64_t> serving;
+      for (const auto& [version, entry] : Snapshot()->models.at(name).versions) {
+        if (entry.served) serving.push_back(version);
+      }
+      result = absl::InvalidArgumentError(absl::StrCat(
+          "model '", name, "' failed to load: ", problems,
+          serving.empty() ? std::string("")
+                          : absl::StrCat(" (still serving version",
+                                         serving.size() == 1 ? " " : "s ",
+                                         absl::StrJoin(serving, ", "), ")")));
+    } else {
+      result = StatusOf(name, found->second);
+    }
+  }
+  if (refreshed) refreshed(*Snapshot());
+  return result;
+}
+
+absl::Status ModelManager::Unload(const std::string& name, const Refreshed& refreshed) {
+  if (absl::Status mode = RefusedUnlessExplicit(options_.control, "unloading a model");
+      !mode.ok()) {
+    return mode;
+  }
+  {
+    absl::MutexLock lock(&refresh_mu_);
+    const auto old = Snapshot();
+    if (old->models.count(name) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("model ", QuoteClientText(name), " is not loaded"));
+    }
+    auto next = std::make_shared<RepositorySnapshot>(*old);
+    next->models.erase(name);
+    explicit_models_.erase(name);
+    config_overrides_.erase(name);
+    reread_config_.erase(name);
+    Publish(std::move(next));
+    spdlog::info("model {} unloaded: an unload call", name);
+  }
+  if (refreshed) refreshed(*Snapshot());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<IndexEntry>> ModelManager::Index(bool ready) const {
+  auto disk = ScanRepository(repository_);
+  if (!disk.ok()) return disk.status();
+  const auto snapshot = Snapshot();
+  std::set<std::string> names;
+  for (const ModelOnDisk& model : *disk) names.insert(model.name);
+  for (const auto& [name, record] : snapshot->models) names.insert(name);
+  std::vector<IndexEntry> index;
+  for (const std::string& name : names) {
+    auto found = snapshot->models.find(name);
+    if (found == snapshot->models.end() || found->second.versions.empty()) {
+      if (ready) continue;
+      IndexEntry entry{EscapeInvalidUtf8(name), 0, v1::MODEL_STATE_UNLOADED, ""};
+      if (found != snapshot->models.end()) entry.reason = found->second.error;
+      index.push_back(std::move(entry));
+      continue;
+    }
+    for (const auto& [version, record] : found->second.versions) {
+      if (ready && record.served == nullptr) continue;
+      index.push_back({EscapeInvalidUtf8(name), version, record.state, record.error});
+    }
+  }
+  return index;
+}
+
 void ModelManager::StartPolling(absl::Duration interval, Refreshed refreshed) {
+  if (options_.control != ModelControlMode::kPoll) return;
   if (interval <= absl::ZeroDuration() || poller_.joinable()) return;
   poller_ = std::thread([this, interval, refreshed = std::move(refreshed)] {
     absl::MutexLock lock(&poll_mu_);
@@ -293,12 +563,25 @@ void ModelManager::StopPolling() {
 }
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::Find(
-    const std::string& name, int64_t version) const {
-  return FindIn(*Snapshot(), name, version);
+    const std::string& name, const VersionRequest& asked) const {
+  return FindIn(*Snapshot(), name, asked);
+}
+
+absl::StatusOr<int64_t> ModelManager::VersionOfLabel(const std::string& name,
+                                                     const ModelRecord& record,
+                                                     const std::string& label) {
+  auto found = record.config.version_labels().find(label);
+  if (found != record.config.version_labels().end()) return found->second;
+  std::set<std::string> labels;
+  for (const auto& [known, version] : record.config.version_labels()) labels.insert(known);
+  return absl::NotFoundError(absl::StrCat(
+      "model '", name, "' has no version label ", QuoteClientText(label),
+      labels.empty() ? std::string(" (it has none)")
+                     : absl::StrCat(" (labels: ", absl::StrJoin(labels, ", "), ")")));
 }
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::FindIn(
-    const RepositorySnapshot& snapshot, const std::string& name, int64_t version) {
+    const RepositorySnapshot& snapshot, const std::string& name, const VersionRequest& asked) {
   auto model = snapshot.models.find(name);
   if (model == snapshot.models.end()) {
     // The name is the client's: quoted, never echoed as is.
@@ -306,6 +589,26 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::FindIn(
         absl::StrCat("model ", QuoteClientText(name), " is not served"));
   }
   const ModelRecord& record = model->second;
+  int64_t version = asked.version;
+  if (!asked.label.empty()) {
+    if (version != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a call names version ", version, " and version label ",
+                       QuoteClientText(asked.label), ": give one of them"));
+    }
+    auto labelled = VersionOfLabel(name, record, asked.label);
+    if (!labelled.ok()) return labelled.status();
+    version = *labelled;
+  }
+  if (version == 0 && !record.config.traffic().empty()) {
+    std::set<int64_t> available;
+    for (const auto& [number, entry] : record.versions) {
+      if (entry.served) available.insert(number);
+    }
+    const int64_t chosen = ChooseShare(record.config.traffic(), available,
+                                       TrafficPoint(asked.routing_key));
+    if (chosen != 0) return record.versions.at(chosen).served;
+  }
   if (version == 0) {
     bool loading = false;
     std::string error = record.error;

@@ -1,4 +1,5 @@
-// Keeps the models of a repository loaded and current.
+// Keeps the models of a repository loaded and current: by polling the
+// disk, or, under explicit model control, as Load and Unload calls say.
 //
 // Readers take a snapshot (a shared_ptr copied under a mutex) and use it
 // without locks, so a request keeps the ServedModel it started with while a
@@ -11,11 +12,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/file_util.h"
@@ -41,12 +47,43 @@ struct ModelRecord {
   FileStamp config_stamp;
   v1::ModelConfig config;  // the last config that parsed
   bool config_loaded = false;
+  // The config came from a Load call, not from config.textproto.
+  bool config_from_api = false;
   std::map<int64_t, VersionRecord, std::greater<int64_t>> versions;  // highest first
 };
 
 // What the server hosts at one moment. Immutable once published.
 struct RepositorySnapshot {
   std::map<std::string, ModelRecord> models;
+};
+
+// Who decides what is served.
+enum class ModelControlMode {
+  kPoll,      // the disk: polled for new, replaced and removed models
+  kNone,      // the disk at start; nothing changes afterwards
+  kExplicit,  // Load and Unload calls (and the models named at start)
+};
+
+// "poll", "none", "explicit"; nullopt for anything else.
+std::optional<ModelControlMode> ParseModelControlMode(absl::string_view name);
+const char* ModelControlModeName(ModelControlMode mode);
+
+// Which version a call asks for.
+struct VersionRequest {
+  int64_t version = 0;  // 0: none named
+  std::string label;  // empty: none named
+  // The request id or the caller, when the call carries one: a traffic
+  // split sends the same key to the same version.
+  std::string routing_key;
+};
+
+// One line of the repository's index: a version, or a model on disk that
+// has none loaded (version 0, MODEL_STATE_UNLOADED).
+struct IndexEntry {
+  std::string model;
+  int64_t version = 0;
+  v1::ModelState state = v1::MODEL_STATE_UNSPECIFIED;
+  std::string reason;
 };
 
 // One attempt to load a model version's file, for metrics.
@@ -64,9 +101,19 @@ class ModelManager {
     std::function<void(const ModelLoadEvent&)> on_load;
     // Limits every model load (max_model_bytes).
     ModelLoadOptions load;
+    ModelControlMode control = ModelControlMode::kPoll;
+    // Under kExplicit, the models loaded by the first Refresh(); "*" loads
+    // every model on disk.
+    std::vector<std::string> startup_models;
+    // A Load whose config labels a version that is not available is
+    // refused unless this is set (TF Serving's rule and flag).
+    bool allow_labels_for_unavailable = false;
   };
 
-  explicit ModelManager(std::string repository, Options options = {});
+  // Two constructors: a nested struct's member defaults cannot be a default
+  // argument inside its own class.
+  explicit ModelManager(std::string repository) : ModelManager(std::move(repository), Options()) {}
+  ModelManager(std::string repository, Options options);
   ~ModelManager();  // stops polling
 
   ModelManager(const ModelManager&) = delete;
@@ -74,35 +121,79 @@ class ModelManager {
 
   // One pass over the repository: loads new and replaced versions, applies
   // config changes, unloads what was removed. Thread-safe; passes run one at
-  // a time.
+  // a time. Under kExplicit it looks only at the models loaded through the
+  // API (or at start), and only the first pass picks them from the disk.
   void Refresh();
 
   // Calls Refresh() every `interval` on a thread of its own until
   // StopPolling() or destruction, then `refreshed` (if set) with the new
-  // snapshot.
+  // snapshot. Only under kPoll; a no-op otherwise.
   using Refreshed = std::function<void(const RepositorySnapshot&)>;
   void StartPolling(absl::Duration interval, Refreshed refreshed = nullptr);
   void StopPolling();
 
-  // The version to answer with (0: the highest available). NOT_FOUND for an
-  // unknown model or version, UNAVAILABLE while none is loaded or the asked
-  // version is loading or failed.
-  absl::StatusOr<std::shared_ptr<const ServedModel>> Find(
-      const std::string& name, int64_t version) const;
+  ModelControlMode control() const { return options_.control; }
+
+  // Explicit model control. Load reads the model's directory (new and
+  // replaced files, and its config unless `config` is given, which then
+  // stands in for config.textproto until an Unload) and returns once every
+  // version it selects is available or has failed: the model's versions,
+  // or INVALID_ARGUMENT with the reason, what served before still serving.
+  // NOT_FOUND for a model not on disk; FAILED_PRECONDITION under kPoll and
+  // kNone, naming the flag. `refreshed`, if set, is told of the result.
+  absl::StatusOr<v1::ModelStatus> Load(const std::string& name,
+                                       const std::optional<v1::ModelConfig>& config,
+                                       const Refreshed& refreshed = nullptr);
+  // Stops serving a model (calls holding it finish on it); NOT_FOUND when it
+  // is not loaded.
+  absl::Status Unload(const std::string& name, const Refreshed& refreshed = nullptr);
+  // Every model on disk, with its versions' states; `ready` keeps only the
+  // versions that answer. NOT_FOUND when the repository cannot be read.
+  absl::StatusOr<std::vector<IndexEntry>> Index(bool ready) const;
+
+  // The version to answer with: the one asked by number or label, else the
+  // config's traffic shares, else the highest available. NOT_FOUND for an
+  // unknown model, version or label, UNAVAILABLE while none is loaded or
+  // the asked version is loading or failed.
+  absl::StatusOr<std::shared_ptr<const ServedModel>> Find(const std::string& name,
+                                                          const VersionRequest& asked) const;
+  absl::StatusOr<std::shared_ptr<const ServedModel>> Find(const std::string& name,
+                                                          int64_t version) const {
+    return Find(name, VersionRequest{version, "", ""});
+  }
 
   std::shared_ptr<const RepositorySnapshot> Snapshot() const;
 
   // Find() within one snapshot, for callers that also read the rest of it.
   static absl::StatusOr<std::shared_ptr<const ServedModel>> FindIn(
-      const RepositorySnapshot& snapshot, const std::string& name, int64_t version);
+      const RepositorySnapshot& snapshot, const std::string& name,
+      const VersionRequest& asked);
+  static absl::StatusOr<std::shared_ptr<const ServedModel>> FindIn(
+      const RepositorySnapshot& snapshot, const std::string& name, int64_t version) {
+    return FindIn(snapshot, name, VersionRequest{version, "", ""});
+  }
+
+  // The version a label names in `record`'s config; NOT_FOUND naming the
+  // labels there are.
+  static absl::StatusOr<int64_t> VersionOfLabel(const std::string& name,
+                                                const ModelRecord& record,
+                                                const std::string& label);
 
  private:
   void Publish(std::shared_ptr<const RepositorySnapshot> snapshot);
-  void RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_);
+  // `only`: the one model to look at (a Load); the others stay as they are.
+  void RefreshLocked(const std::string* only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mu_);
 
   const std::string repository_;
   const Options options_;
-  absl::Mutex refresh_mu_;  // one Refresh at a time
+  absl::Mutex refresh_mu_;  // one Refresh, Load or Unload at a time
+  // Under kExplicit: the models loaded through the API or at start, and the
+  // configs Load calls gave.
+  std::set<std::string> explicit_models_ ABSL_GUARDED_BY(refresh_mu_);
+  bool startup_done_ ABSL_GUARDED_BY(refresh_mu_) = false;
+  std::map<std::string, v1::ModelConfig> config_overrides_ ABSL_GUARDED_BY(refresh_mu_);
+  // Models whose config is read again on the next pass (a Load asked).
+  std::set<std::string> reread_config_ ABSL_GUARDED_BY(refresh_mu_);
   mutable absl::Mutex mu_;
   std::shared_ptr<const RepositorySnapshot> snapshot_ ABSL_GUARDED_BY(mu_);
   absl::Mutex poll_mu_;

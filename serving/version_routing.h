@@ -1,0 +1,25 @@
+// Which version of a model answers a call that names no version and no
+// label, when the model's config splits its traffic between versions.
+#pragma once
+
+#include <cstdint>
+#include <set>
+
+#include "absl/strings/string_view.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "seqserve/v1/config.pb.h"
+
+namespace seqserve {
+
+// The point in [0, 100) a call falls on: from `routing_key` (a request id or
+// the caller) when it is given, so the same key always reaches the same
+// version and every replica agrees; at random otherwise.
+double TrafficPoint(absl::string_view routing_key);
+
+// The share `point` falls in, among the shares whose versions are
+// `available` (their percents scaled up to fill 100, so a canary that
+// failed to load takes no calls); 0 when none is available.
+int64_t ChooseShare(const google::protobuf::RepeatedPtrField<v1::TrafficShare>& shares,
+                    const std::set<int64_t>& available, double point);
+
+}  // namespace seqserve
