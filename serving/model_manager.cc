@@ -58,7 +58,8 @@ std::string MissingPolicyVersions(const ModelRecord& record, const ModelOnDisk& 
 
 // Labels, traffic shares and a shadow that name versions the policy does
 // not select: they cannot answer, which the model's error says.
-std::string RoutingProblems(const ModelRecord& record, const std::vector<int64_t>& selected) {
+std::string RoutingProblems(const ModelRecord& record, const std::vector<int64_t>& selected,
+                            bool labels_may_dangle) {
   if (!record.config_loaded) return "";
   const std::set<int64_t> served(selected.begin(), selected.end());
   std::vector<std::string> problems;
@@ -66,7 +67,7 @@ std::string RoutingProblems(const ModelRecord& record, const std::vector<int64_t
   std::map<std::string, int64_t> labels(record.config.version_labels().begin(),
                                         record.config.version_labels().end());
   for (const auto& [label, version] : labels) {
-    if (unserved(version)) {
+    if (unserved(version) && !labels_may_dangle) {
       problems.push_back(absl::StrCat("version label '", label, "' names version ", version,
                                       ", which the version policy does not serve"));
     }
@@ -143,6 +144,11 @@ void ModelManager::Refresh() {
 }
 
 void ModelManager::RefreshLocked(const std::string* only) {
+  // Under none and explicit control only the first pass reads the disk on
+  // its own; a Load reads its model's directory.
+  if (only == nullptr && options_.control != ModelControlMode::kPoll) {
+    if (startup_done_) return;
+  }
   auto disk = ScanRepository(repository_);
   if (!disk.ok()) {
     // Keep serving what is loaded: an unreadable directory is more likely a
@@ -163,8 +169,10 @@ void ModelManager::RefreshLocked(const std::string* only) {
   std::vector<Load> loads;
 
   const bool explicit_control = options_.control == ModelControlMode::kExplicit;
-  if (explicit_control && !startup_done_) {
-    startup_done_ = true;
+  // The first pass of its own (a Load may come before it).
+  const bool startup = only == nullptr && !startup_done_;
+  if (only == nullptr) startup_done_ = true;
+  if (explicit_control && startup) {
     for (const std::string& name : options_.startup_models) {
       if (name != "*") {
         explicit_models_.insert(name);
@@ -226,7 +234,8 @@ void ModelManager::RefreshLocked(const std::string* only) {
     }
     record.error = JoinProblems(
         {record.config_error, record.disk_problem, MissingPolicyVersions(record, model),
-         RoutingProblems(record, SelectVersions(record.config.version_policy(), model.versions))});
+         RoutingProblems(record, SelectVersions(record.config.version_policy(), model.versions),
+                         options_.allow_labels_for_unavailable)});
     if (!record.config_loaded) {  // a new model whose config does not parse
       next->models[model.name] = std::move(record);
       continue;

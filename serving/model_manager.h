@@ -121,8 +121,9 @@ class ModelManager {
 
   // One pass over the repository: loads new and replaced versions, applies
   // config changes, unloads what was removed. Thread-safe; passes run one at
-  // a time. Under kExplicit it looks only at the models loaded through the
-  // API (or at start), and only the first pass picks them from the disk.
+  // a time. Under kNone and kExplicit only the first pass does anything
+  // (under kExplicit for the startup models); then only Load and Unload
+  // change what is served.
   void Refresh();
 
   // Calls Refresh() every `interval` on a thread of its own until
