@@ -223,7 +223,8 @@ absl::Status InferenceService::ListModels(const CallInfo& call,
 }
 
 absl::Status InferenceService::ModelStatus(const std::string& model, int64_t version,
-                                           const CallInfo& call, v1::ModelStatus* response) {
+                                           const std::string& label, const CallInfo& call,
+                                           v1::ModelStatus* response) {
   absl::Status answer;
   auto state = Start(call, model, [&answer](absl::Status s) { answer = s; });
   const auto snapshot = models_->Snapshot();
@@ -235,6 +236,14 @@ absl::Status InferenceService::ModelStatus(const std::string& model, int64_t ver
   }
   state->record.model_known = true;
   const ModelRecord& record = found->second;
+  if (!label.empty()) {
+    auto labelled = ModelManager::VersionOfLabel(model, record, label);
+    if (!labelled.ok()) {
+      Finish(std::move(state), labelled.status());
+      return answer;
+    }
+    version = *labelled;
+  }
   response->set_name(model);
   response->set_error(record.error);
   if (version != 0) {

@@ -81,12 +81,13 @@ class InferenceService {
   // Every model with its versions' states and errors.
   absl::Status ListModels(const CallInfo& call, v1::ListModelsResponse* response);
 
-  // One model's versions with their states and errors (only `version`
-  // unless it is 0), from one snapshot. NOT_FOUND for a model or version
-  // the server does not know, and for a model with no version at all
-  // (saying why, when its directory or config does).
-  absl::Status ModelStatus(const std::string& model, int64_t version, const CallInfo& call,
-                           v1::ModelStatus* response);
+  // One model's versions with their states and errors (only `version`, or
+  // the one `label` names, unless both are empty), from one snapshot.
+  // NOT_FOUND for a model, version or label the server does not know, and
+  // for a model with no version at all (saying why, when its directory or
+  // config does).
+  absl::Status ModelStatus(const std::string& model, int64_t version, const std::string& label,
+                           const CallInfo& call, v1::ModelStatus* response);
 
   // OK when `version` of `name` (0: any) can answer now; else why not
   // (NOT_FOUND, UNAVAILABLE), for readiness endpoints.

@@ -38,7 +38,6 @@ enum class Endpoint {
   kModelMetadata,
   kClassify,
   kPredict,
-  kVersionLabel,
   kV2Server,
   kV2Live,
   kV2Ready,
@@ -89,9 +88,9 @@ const std::vector<RouteEntry>& Table() {
         "TfClassifyRequest", "TfClassifyResponse"},
        Endpoint::kClassify},
       {{"POST", "/v1/models/{model}/labels/{label}:classify", Access::kToken,
-        "Classify rows with a labelled version: no version labels yet, always NOT_FOUND",
-        classify_request, classify_response, nullptr, "TfClassifyRequest", "TfClassifyResponse"},
-       Endpoint::kVersionLabel},
+        "Classify rows with the version a label of the model's config names", classify_request,
+        classify_response, nullptr, "TfClassifyRequest", "TfClassifyResponse"},
+       Endpoint::kClassify},
       {{"POST", "/v1/models/{model}:predict", Access::kToken,
         "The default output of each row, with the highest version (TF Serving's predict)",
         nullptr, nullptr, nullptr, "TfPredictRequest", "TfPredictResponse"},
@@ -101,9 +100,9 @@ const std::vector<RouteEntry>& Table() {
         "TfPredictRequest", "TfPredictResponse"},
        Endpoint::kPredict},
       {{"POST", "/v1/models/{model}/labels/{label}:predict", Access::kToken,
-        "Predict with a labelled version: no version labels yet, always NOT_FOUND", nullptr,
-        nullptr, nullptr, "TfPredictRequest", "TfPredictResponse"},
-       Endpoint::kVersionLabel},
+        "The default output of each row, with the version a label names", nullptr, nullptr,
+        nullptr, "TfPredictRequest", "TfPredictResponse"},
+       Endpoint::kPredict},
       {{"GET", "/v1/models/{model}", Access::kToken,
         "Every version's state (TF Serving's GetModelStatus)", nullptr, nullptr, nullptr, nullptr,
         "TfModelStatus"},
@@ -112,9 +111,9 @@ const std::vector<RouteEntry>& Table() {
         nullptr, nullptr, nullptr, nullptr, "TfModelStatus"},
        Endpoint::kModelStatus},
       {{"GET", "/v1/models/{model}/labels/{label}", Access::kToken,
-        "A labelled version's state: no version labels yet, always NOT_FOUND", nullptr, nullptr,
-        nullptr, nullptr, "TfModelStatus"},
-       Endpoint::kVersionLabel},
+        "The state of the version a label names", nullptr, nullptr, nullptr, nullptr,
+        "TfModelStatus"},
+       Endpoint::kModelStatus},
       {{"GET", "/v1/models/{model}/metadata", Access::kToken,
         "Signature and seqserve's metadata of the highest version (TF Serving's "
         "GetModelMetadata)",
@@ -125,9 +124,9 @@ const std::vector<RouteEntry>& Table() {
         "TfModelMetadata"},
        Endpoint::kModelMetadata},
       {{"GET", "/v1/models/{model}/labels/{label}/metadata", Access::kToken,
-        "Metadata of a labelled version: no version labels yet, always NOT_FOUND", nullptr,
-        nullptr, nullptr, nullptr, "TfModelMetadata"},
-       Endpoint::kVersionLabel},
+        "Signature and seqserve's metadata of the version a label names", nullptr, nullptr,
+        nullptr, nullptr, "TfModelMetadata"},
+       Endpoint::kModelMetadata},
       // The Open Inference Protocol (KServe v2). Health answers with an
       // empty body: 200 is true, 400 false.
       {{"GET", "/v2", Access::kToken, "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
@@ -254,6 +253,12 @@ absl::StatusOr<int64_t> PathVersion(const std::map<std::string, std::string>& pa
         "version in the path must be a positive integer, got ", QuoteClientText(it->second)));
   }
   return version;
+}
+
+// The {label} of a path; empty when it names none.
+std::string PathLabel(const std::map<std::string, std::string>& params) {
+  auto it = params.find("label");
+  return it == params.end() ? "" : it->second;
 }
 
 CallerCredentials HttpCaller(const HttpRequest& request) {
@@ -461,8 +466,8 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
             ErrorResponse(sources_.inference->Refuse(call, version.status())));
       }
       v1::ModelStatus status;
-      absl::Status found =
-          sources_.inference->ModelStatus(params["model"], *version, call, &status);
+      absl::Status found = sources_.inference->ModelStatus(params["model"], *version,
+                                                           PathLabel(params), call, &status);
       return std::move(respond)(found.ok() ? TfModelStatusResponse(status)
                                            : ErrorResponse(found));
     }
@@ -476,24 +481,11 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       v1::GetModelMetadataRequest metadata;
       metadata.set_model(params["model"]);
       metadata.set_version(*version);
+      metadata.set_version_label(PathLabel(params));
       v1::GetModelMetadataResponse response;
       absl::Status status = sources_.inference->DescribeModel(metadata, call, &response);
       return std::move(respond)(status.ok() ? TfModelMetadataResponse(response)
                                             : ErrorResponse(status));
-    }
-    case Endpoint::kVersionLabel: {
-      // Routed so that a TF Serving client learns why, in its own shape.
-      const char* method = absl::EndsWith(request.path, ":predict")    ? "Predict"
-                           : absl::EndsWith(request.path, ":classify") ? "Classify"
-                           : absl::EndsWith(request.path, "/metadata") ? "GetModelMetadata"
-                                                                       : "GetModelStatus";
-      return std::move(respond)(ErrorResponse(sources_.inference->Refuse(
-          HttpCall(admitted, method),
-          absl::NotFoundError(absl::StrCat(
-              "model ", QuoteClientText(params["model"]), " has no version label ",
-              QuoteClientText(params["label"]),
-              ": seqserve has no version labels yet; name a version (/versions/N) or none "
-              "(the highest)")))));
     }
     case Endpoint::kPredict:
       return HandleTfServing(sources_, /*classify=*/false, request, admitted, params,
@@ -545,6 +537,11 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       parsed = absl::InvalidArgumentError(
           absl::StrCat("the body names version ", body.version(), " but the path names ",
                        *version));
+    } else if (!body.version_label().empty() && !PathLabel(params).empty() &&
+               body.version_label() != PathLabel(params)) {
+      parsed = absl::InvalidArgumentError(
+          absl::StrCat("the body names version label ", QuoteClientText(body.version_label()),
+                       " but the path names ", QuoteClientText(PathLabel(params))));
     }
   }
   if (!parsed.ok()) {
@@ -552,6 +549,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
   }
   exchange->request.set_model(model);
   if (*version != 0) exchange->request.set_version(*version);
+  if (!PathLabel(params).empty()) exchange->request.set_version_label(PathLabel(params));
   Exchange* raw = exchange.get();
   sources_.inference->Classify(
       raw->request, call, &raw->response,
@@ -589,6 +587,7 @@ void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpR
   }
   exchange->rows.request.set_model(params.at("model"));
   exchange->rows.request.set_version(*version);
+  exchange->rows.request.set_version_label(PathLabel(params));
   // Predict: the model's default output; classify: every class with its
   // probability. One pass either way, through the same plan and heads.
   OutputRequest output;

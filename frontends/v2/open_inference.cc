@@ -30,6 +30,8 @@ using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 
 constexpr char kPlatform[] = "seqserve_sequential";
+// Longest version label a v2 request may name: labels are short words.
+constexpr size_t kMaxVersionLabelBytes = 256;
 // FP32 holds every integer up to this magnitude exactly, and not all beyond.
 constexpr double kExactIntegers = 16777216.0;  // 2^24
 
@@ -312,6 +314,22 @@ absl::StatusOr<bool> BoolParameter(const google::protobuf::Map<std::string, Infe
   return it->second.bool_param();
 }
 
+// A string parameter of at most `max_bytes`; empty when absent.
+absl::StatusOr<std::string> StringParameter(
+    const google::protobuf::Map<std::string, InferParameter>& map, const char* key,
+    size_t max_bytes) {
+  auto it = map.find(key);
+  if (it == map.end()) return std::string();
+  if (it->second.parameter_choice_case() != InferParameter::kStringParam) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter \"", key, "\" must be a string"));
+  }
+  if (it->second.string_param().size() > max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter \"", key, "\" is over ", max_bytes, " bytes"));
+  }
+  return it->second.string_param();
+}
+
 // An integer parameter that must lie in 1..`max`; 0 when absent. Any other
 // value or type is INVALID_ARGUMENT: parameter "KEY" must be a positive
 // integer, then `unit`.
@@ -525,12 +543,20 @@ absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOu
   auto request_timeout = TimeoutParameter(request.parameters());
   if (!request_timeout.ok()) return request_timeout.status();
   timeout = *request_timeout;
+  // A version by its label, as seqserve.v1's version_label.
+  auto label = StringParameter(request.parameters(), "version_label", kMaxVersionLabelBytes);
+  if (!label.ok()) return label.status();
+  if (!label->empty() && *version != 0) {
+    return absl::InvalidArgumentError(
+        "give a model version or the parameter \"version_label\", not both");
+  }
   if (absl::Status s = ReadInput(request, &classify, &tensors); !s.ok()) return s;
   raw_output = raw_asked || *binary ||
                (raw == OpenInference::RawOutput::kWhenAskedOrInputRaw &&
                 request.raw_input_contents_size() > 0);
   classify.set_model(request.model_name());
   classify.set_version(*version);
+  classify.set_version_label(*label);
   return absl::OkStatus();
 }
 

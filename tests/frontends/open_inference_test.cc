@@ -654,6 +654,78 @@ TEST(OpenInferenceTimeout, ACallQueuedPastItsTimeoutIsAnsweredDeadlineExceeded) 
   EXPECT_THAT(long_reply.body, HasSubstr("\"outputs\""));
 }
 
+// The request parameter "version_label" names a version by its label in
+// the model's config, over HTTP as over gRPC; with a version too, or of a
+// label the config does not give, it is refused.
+TEST(OpenInferenceLabels, AVersionLabelParameterNamesTheVersion) {
+  TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.AddReferenceVersion("species", 2, "species");
+  repository.WriteFile("species/config.textproto",
+                       "version_policy { all {} }\n"
+                       "version_labels { key: 'stable' value: 1 }\n");
+  ModelServer::Options options;
+  options.model_repository = repository.root();
+  options.poll_interval = absl::ZeroDuration();
+  auto server = testing::StartLocalServer(options, /*with_http=*/true);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto served = (*server)->models().Find("species", 0);
+  ASSERT_TRUE(served.ok());
+  const std::string input = (*served)->model->tensor_names().input;
+  auto body = [&](const nlohmann::json& parameters, const std::string& version) {
+    nlohmann::json request = {{"inputs", {{{"name", input}, {"shape", {1, 3}},
+                                           {"datatype", "FP32"}, {"data", {4, 0, 1}}}}},
+                              {"parameters", parameters}};
+    return std::make_pair(
+        version.empty() ? std::string("/v2/models/species/infer")
+                        : absl::StrCat("/v2/models/species/versions/", version, "/infer"),
+        request.dump());
+  };
+  const int port = (*server)->http_port();
+  struct Case {
+    nlohmann::json parameters;
+    std::string version;
+    int status;
+    std::string fragment;
+  };
+  const Case cases[] = {
+      {{{"version_label", "stable"}}, "", 200, "\"model_version\":\"1\""},
+      {nlohmann::json::object(), "", 200, "\"model_version\":\"2\""},
+      {{{"version_label", "canary"}}, "", 404,
+       "model 'species' has no version label 'canary' (labels: stable)"},
+      {{{"version_label", "stable"}}, "1", 400,
+       "give a model version or the parameter \"version_label\", not both"},
+      {{{"version_label", 1}}, "", 400, "parameter \"version_label\" must be a string"},
+      {{{"version_label", std::string(300, 'x')}}, "", 400,
+       "parameter \"version_label\" is over 256 bytes"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.parameters.dump());
+    const auto [path, request] = body(c.parameters, c.version);
+    const HttpReply reply = HttpCall(port, "POST", path, request);
+    EXPECT_EQ(reply.status, c.status) << reply.body;
+    const auto answer = nlohmann::json::parse(reply.body, nullptr, false);
+    EXPECT_THAT(answer.contains("error") ? answer["error"].get<std::string>() : reply.body,
+                HasSubstr(c.fragment));
+  }
+  // gRPC: the same parameter.
+  auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+  ModelInferRequest request;
+  request.set_model_name("species");
+  auto* tensor = request.add_inputs();
+  tensor->set_name(input);
+  tensor->set_datatype("FP32");
+  tensor->add_shape(1);
+  tensor->add_shape(3);
+  for (float value : {4.0f, 0.0f, 1.0f}) tensor->mutable_contents()->add_fp32_contents(value);
+  (*request.mutable_parameters())["version_label"].set_string_param("stable");
+  ModelInferResponse answer;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->ModelInfer(&context, request, &answer).ok());
+  EXPECT_EQ(answer.model_version(), "1");
+}
+
 // Tokens guard v2 inference and metadata as they guard seqserve.v1; health
 // stays open to probes.
 TEST(OpenInferenceTokens, InferenceNeedsATokenHealthDoesNot) {

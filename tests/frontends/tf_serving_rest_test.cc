@@ -43,7 +43,8 @@ class TfServingRestTest : public ::testing::Test {
     // config (no labels, no feature names); mammal with two labels.
     for (const char* name : {"species", "mammal"}) {
       repository_.AddReferenceVersion(name, 1, name);
-      repository_.WriteReferenceConfig(name, name, kFeatureNames);
+      repository_.WriteReferenceConfig(
+          name, name, absl::StrCat(kFeatureNames, "\nversion_labels { key: 'stable' value: 1 }"));
     }
     repository_.AddReferenceVersion("bare_species", 1, "species");
     repository_.AddReferenceVersion("bare_mammal", 1, "mammal");
@@ -256,6 +257,44 @@ TEST_F(TfServingRestTest, StatusIsGetModelStatusResponse) {
   EXPECT_THAT(json::parse(metadata.body).value("error", ""), HasSubstr("failed to load"));
 }
 
+// A label in the path answers with the version the config names for it,
+// on every TF Serving path and seqserve's own classify body.
+TEST_F(TfServingRestTest, LabelPathsReachTheVersionTheirLabelNames) {
+  repository_.AddReferenceVersion("species", 2, "species");
+  repository_.WriteReferenceConfig("species", "species",
+                                   absl::StrCat(kFeatureNames,
+                                                "\nversion_policy { all {} }"
+                                                "\nversion_labels { key: 'stable' value: 1 }"
+                                                "\nversion_labels { key: 'canary' value: 2 }"));
+  server_->models().Refresh();
+  for (const auto& [label, version] : {std::pair<std::string, std::string>{"stable", "1"},
+                                       {"canary", "2"}}) {
+    SCOPED_TRACE(label);
+    const std::string base = absl::StrCat("/v1/models/species/labels/", label);
+    const json status = Answer("GET", base);
+    ASSERT_EQ(status["model_version_status"].size(), 1u) << status.dump();
+    EXPECT_EQ(status["model_version_status"][0]["version"], version);
+    EXPECT_EQ(Answer("GET", base + "/metadata")["model_spec"]["version"], version);
+    const json classified = Answer("POST", base + ":classify", R"({"features": [4, 0, 1]})");
+    EXPECT_EQ(classified["version"], version) << classified.dump();
+    EXPECT_EQ(Answer("POST", base + ":predict", R"({"instances": [[4, 0, 1]]})"),
+              Answer("POST", "/v1/models/species/versions/" + version + ":predict",
+                     R"({"instances": [[4, 0, 1]]})"));
+  }
+  // Labels are listed with the versions they name.
+  const json models = Answer("GET", "/v1/models");
+  for (const json& model : models["models"]) {
+    if (model["name"] != "species") continue;
+    EXPECT_EQ(model["versions"][0]["labels"], json::array({"canary"})) << models.dump();
+    EXPECT_EQ(model["versions"][1]["labels"], json::array({"stable"})) << models.dump();
+  }
+  const HttpReply both = HttpCall(port_, "POST", "/v1/models/species/labels/stable:classify",
+                                  R"({"features": [4, 0, 1], "version_label": "canary"})");
+  EXPECT_EQ(both.status, 400) << both.body;
+  EXPECT_THAT(both.body, HasSubstr("the body names version label 'canary' but the path names "
+                                   "'stable'"));
+}
+
 TEST_F(TfServingRestTest, MetadataIsGetModelMetadataResponseWithSeqservesOwn) {
   const json answer = Answer("GET", "/v1/models/species/metadata");
   EXPECT_EQ(answer["model_spec"],
@@ -393,14 +432,19 @@ TEST_F(TfServingRestTest, RefusalsSayWhyUnderError) {
        "NaN and Infinity are not accepted"},
       {"POST", predict, R"({"instances": [[1, 0, 1]] ])", 400,
        "request body is not a valid TF Serving predict request in JSON: JSON syntax error"},
-      // Version labels: routed, not there yet.
-      {"GET", "/v1/models/species/labels/stable", "", 404,
-       "model 'species' has no version label 'stable': seqserve has no version labels yet"},
-      {"GET", "/v1/models/species/labels/stable/metadata", "", 404, "no version label 'stable'"},
+      // Version labels the config does not give.
+      {"GET", "/v1/models/species/labels/canary", "", 404,
+       "model 'species' has no version label 'canary' (labels: stable)"},
+      {"GET", "/v1/models/species/labels/canary/metadata", "", 404,
+       "no version label 'canary'"},
       {"POST", "/v1/models/species/labels/canary:predict", R"({"instances": [[4, 0, 1]]})", 404,
        "no version label 'canary'"},
-      {"POST", "/v1/models/species/labels/canary:classify", R"({"examples": []})", 404,
+      {"POST", "/v1/models/species/labels/canary:classify",
+       R"({"examples": [{"limbs": 4, "lays_eggs": 0, "has_hair": 1}]})", 404,
        "no version label 'canary'"},
+      {"POST", "/v1/models/bare_species/labels/stable:classify",
+       R"({"features": [4, 0, 1]})", 404,
+       "model 'bare_species' has no version label 'stable' (it has none)"},
       {"GET", "/v1/models/species/versions/9", "", 404, "has no version 9"},
       {"GET", "/v1/models/unicorn", "", 404, "model 'unicorn' is not served"},
       {"GET", "/v1/models/unicorn/metadata", "", 404, "model 'unicorn' is not served"},
