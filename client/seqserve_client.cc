@@ -228,6 +228,7 @@ absl::StatusOr<Classification> Client::Classify(const std::string& model,
   v1::ClassifyRequest request;
   request.set_model(model);
   request.set_version(options.version);
+  request.set_version_label(options.version_label);
   request.mutable_features()->Add(features.begin(), features.end());
   request.set_rows(static_cast<uint32_t>(rows));
   request.set_output(options.output);

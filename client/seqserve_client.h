@@ -81,6 +81,8 @@ struct ClassifyOptions {
   v1::OutputMode output = v1::OUTPUT_MODE_DEFAULT;
   uint32_t top_k = 0;
   int64_t version = 0;  // 0: the highest available
+  // The version by its label in the model's config; not with `version`.
+  std::string version_label;
   float threshold = 0.0f;  // 0: the model's
 };
 

@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, token, "",
           "out of shell history and process lists");
 ABSL_FLAG(std::string, model, "", "classify, bench: model name");
 ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
+ABSL_FLAG(std::string, version_label, "",
+          "classify: the version by its label in the model's config (\"stable\"); not "
+          "with --version");
 ABSL_FLAG(std::string, output, "default",
           "classify: default, logits, sigmoid, softmax or log_softmax (or the API's "
           "names, OUTPUT_MODE_SOFTMAX, ...)");
@@ -196,8 +199,12 @@ int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows
   request.set_output(options.output);
   request.set_top_k(options.top_k);
   // A top-k of the default output asks that output by its name.
-  auto answer = client.Infer(ToModelInferRequest(request, *metadata, /*raw=*/false,
-                                                 model_metadata.default_output));
+  inference::ModelInferRequest infer =
+      ToModelInferRequest(request, *metadata, /*raw=*/false, model_metadata.default_output);
+  if (!options.version_label.empty()) {
+    (*infer.mutable_parameters())["version_label"].set_string_param(options.version_label);
+  }
+  auto answer = client.Infer(infer);
   if (!answer.ok()) return FailCall(answer.status());
   if (format == "json") {
     google::protobuf::util::JsonPrintOptions json;
@@ -255,6 +262,10 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   options.top_k = absl::GetFlag(FLAGS_top_k);
   options.threshold = absl::GetFlag(FLAGS_threshold);
   options.version = absl::GetFlag(FLAGS_version);
+  options.version_label = absl::GetFlag(FLAGS_version_label);
+  if (options.version != 0 && !options.version_label.empty()) {
+    return Fail("give --version or --version_label, not both");
+  }
   auto format = FormatFlag("classify", {OutputFormat::kTable, OutputFormat::kCsv,
                                         OutputFormat::kJson});
   if (!format.ok()) return Fail(std::string(format.status().message()));
@@ -491,8 +502,8 @@ const FlagGroup kConnection = {
 // --help's flags by command; `seqclient COMMAND --help` shows one command's.
 std::vector<FlagGroup> CommandGroups() {
   return {
-      {"classify", {"model", "version", "output", "top_k", "threshold", "format", "input",
-                    "protocol"}},
+      {"classify", {"model", "version", "version_label", "output", "top_k", "threshold",
+                    "format", "input", "protocol"}},
       {"models", {"format"}},
       {"metadata", {"version", "format"}},
       {"health", {"service"}},

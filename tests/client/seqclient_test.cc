@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "tests/support/http_client.h"
 #include "tests/support/sample_server_fixture.h"
+#include "tests/support/test_repository.h"
 
 namespace seqserve {
 namespace {
@@ -244,6 +245,38 @@ int MetadataCalls(const ServerProcess& server) {
 
 // classify asks for the model's metadata only when what it reads or prints
 // needs it: a header row's names, the labels of a table's score columns.
+// --version_label asks for a version by its label, over v1 and v2; with
+// --version too it is refused.
+TEST(Seqclient, AVersionLabelNamesTheVersionOverBothProtocols) {
+  testing::TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.AddReferenceVersion("species", 2, "species");
+  repository.WriteFile("species/config.textproto",
+                       "version_policy { all {} }\nversion_labels { key: 'stable' value: 1 }\n");
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + repository.root(),
+                                       "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  auto seqclient = [&](const std::string& arguments) {
+    return RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(), " ",
+                                   arguments, " 2>&1"));
+  };
+  auto v1 = seqclient("classify --model species --version_label stable --format json 4,0,1");
+  ASSERT_EQ(v1.exit_code, 0) << v1.output;
+  EXPECT_THAT(v1.output, HasSubstr("\"version\":\"1\""));
+  auto latest = seqclient("classify --model species --format json 4,0,1");
+  EXPECT_THAT(latest.output, HasSubstr("\"version\":\"2\""));
+  auto v2 = seqclient(
+      "classify --protocol v2 --model species --version_label stable --format json 4,0,1");
+  ASSERT_EQ(v2.exit_code, 0) << v2.output;
+  EXPECT_THAT(v2.output, HasSubstr("\"model_version\":\"1\""));
+  auto unknown = seqclient("classify --model species --version_label beta 4,0,1");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("has no version label 'beta' (labels: stable)"));
+  auto both = seqclient("classify --model species --version 1 --version_label stable 4,0,1");
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_THAT(both.output, HasSubstr("give --version or --version_label, not both"));
+}
+
 TEST(Seqclient, ClassifyAsksForMetadataOnlyWhenItNeedsIt) {
   ServerProcess server(SEQSERVE_PATH,
                        {"--model_repository=" SEQSERVE_MODELS_DIR, "--poll_seconds=0"});
