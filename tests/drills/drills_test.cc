@@ -141,6 +141,77 @@ TEST(Drills, ReloadUnderLoadFailsNoCall) {
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
 }
 
+// Version labels and traffic shares moved in the config while clients call
+// by label and without a version: no call fails, every answer comes from
+// the version whose logit it carries, and both versions take calls.
+TEST(Drills, LabelsAndSharesMovedUnderLoadFailNoCall) {
+  TestRepository repository;
+  repository.WriteFile("live/1/model.textproto", ConstantModel(100));
+  repository.WriteFile("live/2/model.textproto", ConstantModel(200));
+  const auto config = [&](int stable, int canary, int percent_to_2) {
+    std::string text = absl::StrCat("version_policy { all {} }\n",
+                                    "version_labels { key: 'stable' value: ", stable, " }\n",
+                                    "version_labels { key: 'canary' value: ", canary, " }\n");
+    if (percent_to_2 == 100) return absl::StrCat(text, "traffic { version: 2 percent: 100 }\n");
+    return absl::StrCat(text, "traffic { version: 1 percent: ", 100 - percent_to_2,
+                        " }\ntraffic { version: 2 percent: ", percent_to_2, " }\n");
+  };
+  repository.WriteFile("live/config.textproto", config(1, 2, 10));
+  ServerProcess server(SEQSERVE_PATH,
+                       {absl::StrCat("--model_repository=", repository.root()),
+                        "--poll_seconds=0.1"});
+  ASSERT_TRUE(server.ready()) << server.output();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0};
+  std::atomic<int> unpinned_by_version[3] = {0, 0, 0};
+  Failures failures;
+  std::vector<std::thread> clients;
+  for (const std::string label : {"", "stable", "canary", ""}) {
+    clients.emplace_back([&, label] {
+      auto client = Connect(server.target());
+      ClassifyOptions options;
+      options.output = v1::OUTPUT_MODE_LOGITS;
+      options.version_label = label;
+      const std::vector<float> row = {1, 2, 3};
+      while (!stop) {
+        auto answer = client->Classify("live", row, 1, options);
+        ++calls;
+        if (!answer.ok()) {
+          failures.Add(answer.status());
+          continue;
+        }
+        const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
+        if (value / 100 != answer->version || (answer->version != 1 && answer->version != 2)) {
+          failures.Add(absl::InternalError(absl::StrCat(
+              "version ", answer->version, " answered with the logit ", value)));
+        }
+        if (label.empty()) ++unpinned_by_version[answer->version == 2 ? 2 : 1];
+      }
+    });
+  }
+  const absl::Time end = absl::Now() + DrillLength();
+  const absl::Duration settle = absl::Milliseconds(300);  // three polls
+  int cycles = 0;
+  for (; absl::Now() < end; ++cycles) {
+    repository.WriteFile("live/config.textproto", config(2, 1, 50));  // labels swap
+    absl::SleepFor(settle);
+    repository.WriteFile("live/config.textproto", config(2, 2, 100));  // all to 2
+    absl::SleepFor(settle);
+    repository.WriteFile("live/config.textproto", config(1, 2, 10));  // back
+    absl::SleepFor(settle);
+    server.CollectOutput();
+  }
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failures.count(), 0) << failures.first();
+  EXPECT_GT(calls, 100);
+  EXPECT_GE(cycles, 1);
+  EXPECT_GT(unpinned_by_version[1], 0);
+  EXPECT_GT(unpinned_by_version[2], 0);
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
+}
+
 // A model heavy enough that calls overlap: 256 -> 1024 -> 1024 -> 4.
 std::string HeavyModel() {
   testing::OnnxBuilder builder(256);
