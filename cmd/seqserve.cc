@@ -8,6 +8,7 @@
 #include <iostream>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 #include <google/protobuf/stubs/logging.h>
 #include <pthread.h>
@@ -105,6 +106,10 @@ ABSL_FLAG(std::string, auth_tokens_file, "",
           "every call but health then needs 'authorization: Bearer <token>'");
 ABSL_FLAG(double, auth_tokens_refresh_seconds, 10,
           "How often --auth_tokens_file is checked for a change");
+ABSL_FLAG(std::string, admin_tokens_file, "",
+          "Bearer tokens of admins, as --auth_tokens_file: loading and unloading models "
+          "then needs one of them (they may call everything else too); unset: model "
+          "control needs what every other call needs");
 ABSL_FLAG(uint32_t, max_concurrent_streams, 0,
           "gRPC: most calls at once on one connection (0: no limit)");
 ABSL_FLAG(double, max_connection_age_seconds, 0,
@@ -259,7 +264,8 @@ std::vector<FlagGroup> FlagGroups() {
                           "max_connection_age_seconds", "max_connection_age_grace_seconds",
                           "max_connection_idle_seconds"}},
       {"security", {"tls_cert_file", "tls_key_file", "tls_client_ca_file",
-                    "tls_refresh_seconds", "auth_tokens_file", "auth_tokens_refresh_seconds"}},
+                    "tls_refresh_seconds", "auth_tokens_file", "auth_tokens_refresh_seconds",
+                    "admin_tokens_file"}},
       {"HTTP", {"http_port", "http_threads", "http_idle_timeout_seconds",
                 "http_max_connections", "http_max_connections_per_client", "http_console"}},
   };
@@ -382,19 +388,28 @@ int Main(int argc, char** argv) {
                      : absl::StrCat("; client certificates required, CAs in ",
                                     tls.client_ca_file));
   }
-  std::unique_ptr<TokenAuthenticator> tokens;
-  if (!absl::GetFlag(FLAGS_auth_tokens_file).empty()) {
+  // Callers' tokens and admins' tokens, each file watched for changes.
+  const auto start_tokens = [](const std::string& file) {
     TokenAuthenticator::Options token_options;
-    token_options.tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+    token_options.tokens_file = file;
     token_options.refresh_interval =
         absl::Seconds(absl::GetFlag(FLAGS_auth_tokens_refresh_seconds));
-    auto started = TokenAuthenticator::Start(token_options);
-    if (!started.ok()) {
-      spdlog::critical("{}", started.status().ToString());
+    return TokenAuthenticator::Start(token_options);
+  };
+  std::unique_ptr<TokenAuthenticator> tokens;
+  std::unique_ptr<TokenAuthenticator> admin_tokens;
+  for (auto [file, started, used] :
+       {std::tuple{absl::GetFlag(FLAGS_auth_tokens_file), &tokens, &options.authenticator},
+        std::tuple{absl::GetFlag(FLAGS_admin_tokens_file), &admin_tokens,
+                   &options.admin_authenticator}}) {
+    if (file.empty()) continue;
+    auto authenticator = start_tokens(file);
+    if (!authenticator.ok()) {
+      spdlog::critical("{}", authenticator.status().ToString());
       return 1;
     }
-    tokens = std::move(*started);
-    options.authenticator = tokens.get();
+    *started = std::move(*authenticator);
+    *used = started->get();
   }
   auto server = ModelServer::Start(options);
   if (!server.ok()) {

@@ -72,7 +72,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   };
   server->inference_ = std::make_unique<InferenceService>(server->models_.get(),
                                                           server->runner_.get(), inference);
-  server->guard_ = std::make_unique<EdgeGuard>(o.authenticator);
+  server->guard_ = std::make_unique<EdgeGuard>(o.authenticator, o.admin_authenticator);
   ModelServer* raw = server.get();
   GrpcEdge edge;
   edge.guard = server->guard_.get();
@@ -82,12 +82,15 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   };
   edge.closing = [raw] { return raw->closing_.load(std::memory_order_acquire); };
   server->service_ = std::make_unique<ClassifierService>(server->inference_.get(), edge);
+  server->repository_service_ =
+      std::make_unique<ModelRepositoryService>(server->inference_.get(), edge);
   // Health follows the state once the gRPC server exists (below).
   server->state_ = std::make_unique<ServingState>([raw](bool ready) { raw->SetHealth(ready); });
   server->open_inference_ = std::make_unique<OpenInference>(
       server->inference_.get(), [raw] { return raw->state_->ready(); });
-  server->v2_service_ =
-      std::make_unique<InferenceV2Service>(server->open_inference_.get(), std::move(edge));
+  server->v2_repository_ = std::make_unique<ModelRepositoryExtension>(server->inference_.get());
+  server->v2_service_ = std::make_unique<InferenceV2Service>(
+      server->open_inference_.get(), server->v2_repository_.get(), std::move(edge));
 
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC's health service is built on its own C messages: reflection can
@@ -99,8 +102,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
                            &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->v2_service_.get());
+  builder.RegisterService(server->repository_service_.get());
   server->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
       v1::Classifier::service_full_name(), inference::GRPCInferenceService::service_full_name(),
+      v1::ModelRepositoryService::service_full_name(),
       "grpc.health.v1.Health",
       grpc::reflection::v1alpha::ServerReflection::service_full_name(),
       grpc::reflection::v1::ServerReflection::service_full_name()},
@@ -159,6 +164,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     RestApi::Sources sources;
     sources.inference = server->inference_.get();
     sources.open_inference = server->open_inference_.get();
+    sources.repository = server->v2_repository_.get();
     sources.state = server->state_.get();
     sources.guard = server->guard_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };

@@ -22,6 +22,7 @@
 #include "serving/authenticator.h"
 #include "frontends/grpc/classifier_service.h"
 #include "frontends/grpc/inference_v2_service.h"
+#include "frontends/grpc/model_repository_service.h"
 #include "serving/inference_runner.h"
 #include "serving/inference_service.h"
 #include "serving/model_manager.h"
@@ -33,6 +34,7 @@
 #include "serving/observer_list.h"
 #include "serving/request_observer.h"
 #include "serving/serving_state.h"
+#include "frontends/v2/model_repository_extension.h"
 #include "frontends/v2/open_inference.h"
 
 namespace seqserve {
@@ -88,6 +90,9 @@ class ModelServer {
     RequestObserver* observer = nullptr;
     // Checks every caller before anything else; not owned; null admits all.
     const Authenticator* authenticator = nullptr;
+    // Checks callers of model control (load, unload); not owned; null:
+    // `authenticator` does.
+    const Authenticator* admin_authenticator = nullptr;
     // host:port of the HTTP port (port 0 picks a free one); empty: none.
     std::string http_address;
     // Listener threads, idle timeout and connection caps of the HTTP port;
@@ -159,7 +164,9 @@ class ModelServer {
   std::unique_ptr<EdgeGuard> guard_;
   std::unique_ptr<ClassifierService> service_;
   std::unique_ptr<OpenInference> open_inference_;
+  std::unique_ptr<ModelRepositoryExtension> v2_repository_;
   std::unique_ptr<InferenceV2Service> v2_service_;
+  std::unique_ptr<ModelRepositoryService> repository_service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<ReflectionV1AlphaService> reflection_v1alpha_;
   std::unique_ptr<InferenceRunner> runner_;

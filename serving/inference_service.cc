@@ -276,11 +276,19 @@ absl::Status InferenceService::ModelReady(const std::string& name, int64_t versi
 }
 
 absl::Status InferenceService::RepositoryIndex(bool ready, const CallInfo& call,
-                                               std::vector<IndexEntry>* index) {
+                                               v1::RepositoryIndexResponse* index) {
   absl::Status answer;
   auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });
   auto found = models_->Index(ready);
-  if (found.ok()) *index = std::move(*found);
+  if (found.ok()) {
+    for (IndexEntry& entry : *found) {
+      v1::RepositoryIndexResponse::Entry* out = index->add_entries();
+      out->set_model(std::move(entry.model));
+      out->set_version(entry.version);
+      out->set_state(entry.state);
+      out->set_reason(std::move(entry.reason));
+    }
+  }
   Finish(std::move(state), found.status());
   return answer;
 }

@@ -22,6 +22,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "seqserve/v1/classifier.pb.h"
+#include "seqserve/v1/repository.pb.h"
 #include "serving/call.h"
 #include "serving/classify.h"
 #include "serving/inference_runner.h"
@@ -96,7 +97,8 @@ class InferenceService {
   // Model control, as ModelManager's Index, Load and Unload say. A load
   // runs on a thread of its own (it may take a while) and `done` runs
   // there; `status` must stay valid until then.
-  absl::Status RepositoryIndex(bool ready, const CallInfo& call, std::vector<IndexEntry>* index);
+  absl::Status RepositoryIndex(bool ready, const CallInfo& call,
+                               v1::RepositoryIndexResponse* index);
   void LoadModel(const std::string& model, std::optional<v1::ModelConfig> config,
                  const CallInfo& call, v1::ModelStatus* status, Done done);
   absl::Status UnloadModel(const std::string& model, const CallInfo& call);

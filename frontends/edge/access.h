@@ -15,24 +15,32 @@ namespace seqserve {
 
 enum class Access {
   kOpen,   // probes and health: anyone, always
-  kToken,  // everything else: a token when tokens are configured
+  kToken,  // inference and reading: a token when tokens are configured
+  // Changing what is served (model control): an admin token when admin
+  // tokens are configured, else as kToken.
+  kAdmin,
 };
 
-// "open" or "token", for tables and test names.
+// "open", "token" or "admin", for tables and test names.
 const char* AccessName(Access access);
 
 class EdgeGuard {
  public:
-  // `authenticator` is not owned; null lets every caller in.
-  explicit EdgeGuard(const Authenticator* authenticator) : authenticator_(authenticator) {}
+  // Neither is owned. A null `authenticator` lets every caller into kToken
+  // routes; a null `admin` makes kAdmin routes kToken ones. An admin
+  // token is good for kToken routes too.
+  explicit EdgeGuard(const Authenticator* authenticator, const Authenticator* admin = nullptr)
+      : authenticator_(authenticator), admin_(admin) {}
 
-  // OK for an open route, or for a caller the authenticator accepts (then
-  // caller->name is who it is, for logs); UNAUTHENTICATED or
-  // PERMISSION_DENIED otherwise. Thread-safe.
+  // OK for an open route, or for a caller the route's authenticator accepts
+  // (then caller->name is who it is, for logs); UNAUTHENTICATED, or
+  // PERMISSION_DENIED for a caller whose token is good but not for this.
+  // Thread-safe.
   absl::Status Admit(Access access, CallerCredentials* caller) const;
 
  private:
   const Authenticator* authenticator_;
+  const Authenticator* admin_;
 };
 
 // The token of an "Authorization: Bearer <token>" header (HTTP or gRPC

@@ -15,6 +15,14 @@ const std::vector<GrpcMethod>& GrpcMethods() {
       {"inference.GRPCInferenceService", "ServerMetadata", Access::kToken},
       {"inference.GRPCInferenceService", "ModelMetadata", Access::kToken},
       {"inference.GRPCInferenceService", "ModelInfer", Access::kToken},
+      // Triton's model repository extension: reading is for callers,
+      // changing what is served for admins.
+      {"inference.GRPCInferenceService", "RepositoryIndex", Access::kToken},
+      {"inference.GRPCInferenceService", "RepositoryModelLoad", Access::kAdmin},
+      {"inference.GRPCInferenceService", "RepositoryModelUnload", Access::kAdmin},
+      {"seqserve.v1.ModelRepositoryService", "RepositoryIndex", Access::kToken},
+      {"seqserve.v1.ModelRepositoryService", "LoadModel", Access::kAdmin},
+      {"seqserve.v1.ModelRepositoryService", "UnloadModel", Access::kAdmin},
       {"grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", Access::kToken},
       {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", Access::kToken},
       // gRPC's built-in health service: it admits every caller itself.

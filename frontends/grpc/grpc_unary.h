@@ -52,7 +52,7 @@ grpc::ServerUnaryReactor* ServeUnary(const GrpcEdge& edge, const GrpcMethod& met
   absl::Status refused = edge.Screen(method, &call);
   if (refused.ok()) refused = ParseRequest(*request_bytes, messages->request());
   if (!refused.ok()) {
-    const bool accounted = method.access == Access::kToken && edge.refuse != nullptr;
+    const bool accounted = method.access != Access::kOpen && edge.refuse != nullptr;
     finish(accounted ? edge.refuse(call, std::move(refused)) : std::move(refused));
     return reactor;
   }

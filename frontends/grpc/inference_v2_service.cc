@@ -11,8 +11,9 @@ const GrpcMethod& Method(const char* name) {
 
 }  // namespace
 
-InferenceV2Service::InferenceV2Service(OpenInference* open_inference, GrpcEdge edge)
-    : open_inference_(open_inference), edge_(std::move(edge)) {}
+InferenceV2Service::InferenceV2Service(OpenInference* open_inference,
+                                       ModelRepositoryExtension* repository, GrpcEdge edge)
+    : open_inference_(open_inference), repository_(repository), edge_(std::move(edge)) {}
 
 grpc::ServerUnaryReactor* InferenceV2Service::ServerLive(grpc::CallbackServerContext* context,
                                                          const grpc::ByteBuffer* request,
@@ -80,6 +81,36 @@ grpc::ServerUnaryReactor* InferenceV2Service::ModelInfer(grpc::CallbackServerCon
                       open_inference_->Infer(in, std::move(call),
                                              OpenInference::RawOutput::kWhenAskedOrInputRaw, out,
                                              std::move(done));
+                    });
+}
+
+grpc::ServerUnaryReactor* InferenceV2Service::RepositoryIndex(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  static const GrpcMethod& method = Method("RepositoryIndex");
+  return ServeUnary(edge_, method, &index_messages_, context, request, response,
+                    [this](const auto& in, CallInfo call, auto* out, auto done) {
+                      std::move(done)(repository_->Index(in, call, out));
+                    });
+}
+
+grpc::ServerUnaryReactor* InferenceV2Service::RepositoryModelLoad(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  static const GrpcMethod& method = Method("RepositoryModelLoad");
+  return ServeUnary(edge_, method, &load_messages_, context, request, response,
+                    [this](const auto& in, CallInfo call, auto*, auto done) {
+                      repository_->Load(in, std::move(call), std::move(done));
+                    });
+}
+
+grpc::ServerUnaryReactor* InferenceV2Service::RepositoryModelUnload(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  static const GrpcMethod& method = Method("RepositoryModelUnload");
+  return ServeUnary(edge_, method, &unload_messages_, context, request, response,
+                    [this](const auto& in, CallInfo call, auto*, auto done) {
+                      std::move(done)(repository_->Unload(in, call));
                     });
 }
 

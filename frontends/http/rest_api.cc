@@ -43,7 +43,13 @@ enum class Endpoint {
   kV2Ready,
   kV2ModelReady,
   kV2Metadata,
-  kV2Infer
+  kV2Infer,
+  kRepositoryIndex,
+  kLoadModel,
+  kUnloadModel,
+  kV2RepositoryIndex,
+  kV2LoadModel,
+  kV2UnloadModel
 };
 
 struct RouteEntry {
@@ -127,6 +133,20 @@ const std::vector<RouteEntry>& Table() {
         "Signature and seqserve's metadata of the version a label names", nullptr, nullptr,
         nullptr, nullptr, "TfModelMetadata"},
        Endpoint::kModelMetadata},
+      // Model control (--model_control_mode=explicit): the index is for
+      // callers, loading and unloading for admins.
+      {{"POST", "/v1/repository/index", Access::kToken,
+        "Every model of the repository, loaded or not, with its versions' states",
+        v1::RepositoryIndexRequest::descriptor(), v1::RepositoryIndexResponse::descriptor()},
+       Endpoint::kRepositoryIndex},
+      {{"POST", "/v1/models/{model}:load", Access::kAdmin,
+        "Load or reload a model (optionally with a config instead of its file); answers once "
+        "its versions are available or the load failed",
+        v1::LoadModelRequest::descriptor(), v1::LoadModelResponse::descriptor()},
+       Endpoint::kLoadModel},
+      {{"POST", "/v1/models/{model}:unload", Access::kAdmin, "Stop serving a model",
+        v1::UnloadModelRequest::descriptor(), v1::UnloadModelResponse::descriptor()},
+       Endpoint::kUnloadModel},
       // The Open Inference Protocol (KServe v2). Health answers with an
       // empty body: 200 is true, 400 false.
       {{"GET", "/v2", Access::kToken, "Server metadata (Open Inference Protocol)", nullptr, nullptr, nullptr,
@@ -159,6 +179,18 @@ const std::vector<RouteEntry>& Table() {
         "Infer with one version (binary tensors: Inference-Header-Content-Length)", nullptr,
         nullptr, nullptr, "V2InferenceRequest", "V2InferenceResponse", "V2Error"},
        Endpoint::kV2Infer},
+      // Triton's model repository extension.
+      {{"POST", "/v2/repository/index", Access::kToken,
+        "Every model of the repository with its state (Triton's model repository extension)",
+        nullptr, nullptr, nullptr, "V2RepositoryIndexRequest", "V2RepositoryIndex", "V2Error"},
+       Endpoint::kV2RepositoryIndex},
+      {{"POST", "/v2/repository/models/{model}/load", Access::kAdmin,
+        "Load or reload a model; parameter \"config\": a seqserve.v1.ModelConfig in JSON",
+        nullptr, nullptr, kText, "V2RepositoryLoadRequest", nullptr, "V2Error"},
+       Endpoint::kV2LoadModel},
+      {{"POST", "/v2/repository/models/{model}/unload", Access::kAdmin, "Stop serving a model",
+        nullptr, nullptr, kText, "V2RepositoryUnloadRequest", nullptr, "V2Error"},
+       Endpoint::kV2UnloadModel},
   };
   return table;
 }
@@ -334,6 +366,11 @@ void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpR
                      const CallerCredentials& admitted,
                      const std::map<std::string, std::string>& params,
                      HttpServer::Respond respond);
+// Index, load and unload in seqserve.v1's messages, below.
+void HandleModelControl(const RestApi::Sources& sources, Endpoint endpoint,
+                        const HttpRequest& request, const CallerCredentials& admitted,
+                        const std::map<std::string, std::string>& params,
+                        HttpServer::Respond respond);
 // The /v2 endpoints, below.
 void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
               const CallerCredentials& admitted,
@@ -487,6 +524,11 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       return std::move(respond)(status.ok() ? TfModelMetadataResponse(response)
                                             : ErrorResponse(status));
     }
+    case Endpoint::kRepositoryIndex:
+    case Endpoint::kLoadModel:
+    case Endpoint::kUnloadModel:
+      return HandleModelControl(sources_, route->endpoint, request, admitted, params,
+                                std::move(respond));
     case Endpoint::kPredict:
       return HandleTfServing(sources_, /*classify=*/false, request, admitted, params,
                              std::move(respond));
@@ -496,6 +538,9 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     case Endpoint::kV2ModelReady:
     case Endpoint::kV2Metadata:
     case Endpoint::kV2Infer:
+    case Endpoint::kV2RepositoryIndex:
+    case Endpoint::kV2LoadModel:
+    case Endpoint::kV2UnloadModel:
       return HandleV2(sources_, route->endpoint, request, admitted, params, std::move(respond));
     case Endpoint::kClassify:
       break;
@@ -606,6 +651,68 @@ void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpR
       &raw->rows.columns);
 }
 
+// seqserve.v1's model control: the same messages as its gRPC service; a
+// body may be empty (the defaults), and names no other model than the path.
+void HandleModelControl(const RestApi::Sources& sources, Endpoint endpoint,
+                        const HttpRequest& request, const CallerCredentials& admitted,
+                        const std::map<std::string, std::string>& params,
+                        HttpServer::Respond respond) {
+  InferenceService* inference = sources.inference;
+  const auto parse = [&request](auto* message) {
+    return request.body.empty() ? absl::OkStatus() : ParseJson(request.body, message);
+  };
+  const auto same_model = [&params](const std::string& body_model) {
+    if (body_model.empty() || body_model == params.at("model")) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("the body names model ",
+                                                   QuoteClientText(body_model),
+                                                   " but the path names ",
+                                                   QuoteClientText(params.at("model"))));
+  };
+  if (endpoint == Endpoint::kRepositoryIndex) {
+    const CallInfo call = HttpCall(admitted, "RepositoryIndex");
+    v1::RepositoryIndexRequest asked;
+    if (absl::Status parsed = parse(&asked); !parsed.ok()) {
+      return std::move(respond)(ErrorResponse(inference->Refuse(call, std::move(parsed))));
+    }
+    v1::RepositoryIndexResponse index;
+    const absl::Status status = inference->RepositoryIndex(asked.ready(), call, &index);
+    return std::move(respond)(status.ok() ? ToJson(index) : ErrorResponse(status));
+  }
+  if (endpoint == Endpoint::kUnloadModel) {
+    const CallInfo call = HttpCall(admitted, "UnloadModel");
+    v1::UnloadModelRequest asked;
+    absl::Status parsed = parse(&asked);
+    if (parsed.ok()) parsed = same_model(asked.model());
+    if (!parsed.ok()) {
+      return std::move(respond)(ErrorResponse(inference->Refuse(call, std::move(parsed))));
+    }
+    const absl::Status status = inference->UnloadModel(params.at("model"), call);
+    return std::move(respond)(status.ok() ? ToJson(v1::UnloadModelResponse())
+                                          : ErrorResponse(status));
+  }
+  const CallInfo call = HttpCall(admitted, "LoadModel");
+  // The request and its answer live until the load is done.
+  struct Exchange {
+    v1::LoadModelRequest request;
+    v1::LoadModelResponse response;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  absl::Status parsed = parse(&exchange->request);
+  if (parsed.ok()) parsed = same_model(exchange->request.model());
+  if (!parsed.ok()) {
+    return std::move(respond)(ErrorResponse(inference->Refuse(call, std::move(parsed))));
+  }
+  std::optional<v1::ModelConfig> config;
+  if (exchange->request.has_config()) config = exchange->request.config();
+  v1::ModelStatus* status = exchange->response.mutable_status();
+  inference->LoadModel(params.at("model"), std::move(config), call, status,
+                       [exchange = std::move(exchange),
+                        respond = std::move(respond)](absl::Status loaded) mutable {
+                         std::move(respond)(loaded.ok() ? ToJson(exchange->response)
+                                                        : ErrorResponse(loaded));
+                       });
+}
+
 void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequest& request,
               const CallerCredentials& admitted,
               const std::map<std::string, std::string>& params, HttpServer::Respond respond) {
@@ -644,6 +751,43 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
           v2->ModelMetadata(asked, HttpCall(admitted, "ModelMetadata"), &metadata);
       return std::move(respond)(status.ok() ? V2ModelMetadataResponse(metadata)
                                             : V2ErrorResponse(status));
+    }
+    case Endpoint::kV2RepositoryIndex: {
+      const CallInfo call = HttpCall(admitted, "RepositoryIndex");
+      inference::RepositoryIndexRequest asked;
+      if (absl::Status parsed = ParseV2RepositoryIndexRequest(request.body, &asked);
+          !parsed.ok()) {
+        return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
+      }
+      inference::RepositoryIndexResponse index;
+      const absl::Status status = sources.repository->Index(asked, call, &index);
+      return std::move(respond)(status.ok() ? V2RepositoryIndexResponse(index)
+                                            : V2ErrorResponse(status));
+    }
+    case Endpoint::kV2LoadModel: {
+      const CallInfo call = HttpCall(admitted, "RepositoryModelLoad");
+      inference::RepositoryModelLoadRequest asked;
+      if (absl::Status parsed = ParseV2RepositoryModelLoadRequest(request.body, &asked);
+          !parsed.ok()) {
+        return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
+      }
+      asked.set_model_name(model);
+      // 200 with no body once loaded, as Triton answers.
+      return sources.repository->Load(
+          asked, call, [respond = std::move(respond)](absl::Status status) mutable {
+            std::move(respond)(status.ok() ? Text("") : V2ErrorResponse(status));
+          });
+    }
+    case Endpoint::kV2UnloadModel: {
+      const CallInfo call = HttpCall(admitted, "RepositoryModelUnload");
+      inference::RepositoryModelUnloadRequest asked;
+      if (absl::Status parsed = ParseV2RepositoryModelUnloadRequest(request.body, &asked);
+          !parsed.ok()) {
+        return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
+      }
+      asked.set_model_name(model);
+      const absl::Status status = sources.repository->Unload(asked, call);
+      return std::move(respond)(status.ok() ? Text("") : V2ErrorResponse(status));
     }
     default:
       break;

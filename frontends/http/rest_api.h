@@ -19,6 +19,7 @@
 #include "frontends/http/http_server.h"
 #include "serving/inference_service.h"
 #include "serving/serving_state.h"
+#include "frontends/v2/model_repository_extension.h"
 #include "frontends/v2/open_inference.h"
 
 namespace seqserve {
@@ -28,6 +29,7 @@ class RestApi {
   struct Sources {
     InferenceService* inference = nullptr;  // not owned
     OpenInference* open_inference = nullptr;  // not owned
+    ModelRepositoryExtension* repository = nullptr;  // not owned
     const ServingState* state = nullptr;  // not owned
     const EdgeGuard* guard = nullptr;  // not owned
     // The metrics text; null when metrics are off (GET /metrics is 404).

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "serving/client_text.h"
@@ -376,6 +377,90 @@ HttpResponse V2ServerMetadataResponse(const inference::ServerMetadataResponse& m
                                                     message.extensions().end()))}});
 }
 
+namespace {
+
+// An optional JSON object body of `keys` (empty: {}).
+absl::StatusOr<json> OptionalObject(const std::string& body,
+                                    std::initializer_list<const char*> keys) {
+  if (body.empty()) return json::object();
+  if (absl::Status s = CheckJsonLimits(body, "request body is not a JSON object"); !s.ok()) {
+    return s;
+  }
+  json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded() || !object.is_object()) {
+    return absl::InvalidArgumentError("request body is not a JSON object");
+  }
+  if (absl::Status s = CheckKeys(object, keys, "request"); !s.ok()) return s;
+  return object;
+}
+
+bool FitsInt64(const json& value) {
+  return !value.is_number_unsigned() ||
+         value.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()};
+}
+
+// Repository parameters: strings, booleans and integers, as Triton's.
+absl::Status ReadRepositoryParameters(
+    const json& object,
+    google::protobuf::Map<std::string, inference::ModelRepositoryParameter>* out) {
+  if (!object.is_object()) return Invalid("request", "\"parameters\" must be an object");
+  for (const auto& [key, value] : object.items()) {
+    inference::ModelRepositoryParameter& parameter = (*out)[key];
+    if (value.is_boolean()) {
+      parameter.set_bool_param(value.get<bool>());
+    } else if (value.is_number_integer() && FitsInt64(value)) {
+      parameter.set_int64_param(value.get<int64_t>());
+    } else if (value.is_string()) {
+      parameter.set_string_param(value.get<std::string>());
+    } else {
+      return Invalid("request", absl::StrCat("parameter ", QuoteClientText(key),
+                                             " must be a string, integer or boolean"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseV2RepositoryIndexRequest(const std::string& body,
+                                           inference::RepositoryIndexRequest* message) {
+  auto object = OptionalObject(body, {"repository_name", "ready"});
+  if (!object.ok()) return object.status();
+  if (object->contains("ready")) {
+    if (!(*object)["ready"].is_boolean()) return Invalid("request", "\"ready\" must be a boolean");
+    message->set_ready((*object)["ready"].get<bool>());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseV2RepositoryModelLoadRequest(const std::string& body,
+                                               inference::RepositoryModelLoadRequest* message) {
+  auto object = OptionalObject(body, {"parameters"});
+  if (!object.ok()) return object.status();
+  if (!object->contains("parameters")) return absl::OkStatus();
+  return ReadRepositoryParameters((*object)["parameters"], message->mutable_parameters());
+}
+
+absl::Status ParseV2RepositoryModelUnloadRequest(
+    const std::string& body, inference::RepositoryModelUnloadRequest* message) {
+  auto object = OptionalObject(body, {"parameters"});
+  if (!object.ok()) return object.status();
+  if (!object->contains("parameters")) return absl::OkStatus();
+  return ReadRepositoryParameters((*object)["parameters"], message->mutable_parameters());
+}
+
+HttpResponse V2RepositoryIndexResponse(const inference::RepositoryIndexResponse& message) {
+  json models = json::array();
+  for (const auto& model : message.models()) {
+    json entry = {{"name", model.name()}};
+    if (!model.version().empty()) entry["version"] = model.version();
+    entry["state"] = model.state();
+    entry["reason"] = model.reason();
+    models.push_back(std::move(entry));
+  }
+  return JsonResponse(models);
+}
+
 HttpResponse V2ErrorResponse(const absl::Status& status) {
   // The same capped message a gRPC caller gets.
   HttpResponse response = JsonResponse({{"error", CappedStatusMessage(status)}});
@@ -431,6 +516,38 @@ json V2JsonSchemas() {
          {{"name", {{"type", "string"}}},
           {"version", {{"type", "string"}}},
           {"extensions", {{"type", "array"}, {"items", {{"type", "string"}}}}}}}}},
+      {"V2RepositoryIndexRequest",
+       {{"type", "object"},
+        {"properties", {{"ready", {{"type", "boolean"}}}}},
+        {"example", {{"ready", true}}}}},
+      {"V2RepositoryIndex",
+       {{"type", "array"},
+        {"items",
+         {{"type", "object"},
+          {"required", {"name", "state", "reason"}},
+          {"properties",
+           {{"name", {{"type", "string"}}},
+            {"version", {{"type", "string"}}},
+            {"state", {{"type", "string"}, {"enum", {"READY", "LOADING", "UNAVAILABLE"}}}},
+            {"reason", {{"type", "string"}}}}}}}}},
+      {"V2RepositoryLoadRequest",
+       {{"type", "object"},
+        {"properties",
+         {{"parameters",
+           {{"type", "object"},
+            {"properties",
+             {{"config",
+               {{"type", "string"},
+                {"description", "a seqserve.v1.ModelConfig in JSON, used instead of "
+                                "config.textproto"}}}}},
+            {"additionalProperties", false}}}}}}},
+      {"V2RepositoryUnloadRequest",
+       {{"type", "object"},
+        {"properties",
+         {{"parameters",
+           {{"type", "object"},
+            {"properties", {{"unload_dependents", {{"type", "boolean"}}}}},
+            {"additionalProperties", false}}}}}}},
       {"V2Error",
        {{"type", "object"},
         {"required", {"error"}},

@@ -22,6 +22,19 @@ inline constexpr char kInferenceHeaderContentLength[] = "Inference-Header-Conten
 absl::Status ParseV2InferRequest(const HttpRequest& request,
                                  inference::ModelInferRequest* message);
 
+// The model repository extension's bodies, each optional (an empty body
+// asks the defaults): {"ready": bool} for the index, {"parameters": {...}}
+// for a load or an unload. The model's name comes from the path.
+absl::Status ParseV2RepositoryIndexRequest(const std::string& body,
+                                           inference::RepositoryIndexRequest* message);
+absl::Status ParseV2RepositoryModelLoadRequest(const std::string& body,
+                                               inference::RepositoryModelLoadRequest* message);
+absl::Status ParseV2RepositoryModelUnloadRequest(
+    const std::string& body, inference::RepositoryModelUnloadRequest* message);
+// [{"name", "version", "state", "reason"}, ...]; "version" only when there
+// is one.
+HttpResponse V2RepositoryIndexResponse(const inference::RepositoryIndexResponse& message);
+
 // The answer as JSON; raw outputs go after it as binary tensors.
 HttpResponse V2InferResponse(const inference::ModelInferResponse& message);
 HttpResponse V2ModelMetadataResponse(const inference::ModelMetadataResponse& message);
@@ -31,7 +44,8 @@ HttpResponse V2ErrorResponse(const absl::Status& status);
 
 // JSON Schemas of these objects, for the OpenAPI document's components:
 // V2InferenceRequest, V2InferenceResponse, V2ModelMetadata,
-// V2ServerMetadata, V2Error.
+// V2ServerMetadata, V2RepositoryIndexRequest, V2RepositoryIndex,
+// V2RepositoryLoadRequest, V2RepositoryUnloadRequest, V2Error.
 nlohmann::json V2JsonSchemas();
 
 }  // namespace seqserve

@@ -473,8 +473,8 @@ absl::StatusOr<int64_t> ParseV2Version(const std::string& version) {
 }
 
 const std::vector<std::string>& OpenInference::Extensions() {
-  static const std::vector<std::string> extensions = {"classification",
-                                                      "binary_tensor_data"};
+  static const std::vector<std::string> extensions = {"classification", "binary_tensor_data",
+                                                      "model_repository"};
   return extensions;
 }
 

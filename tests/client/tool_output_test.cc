@@ -177,7 +177,8 @@ TEST_F(ToolOutputTest, EveryCommandHonoursOrRefusesFormat) {
   ASSERT_EQ(result.exit_code, 0) << result.output;
   // The API's ListModelsResponse, as REST answers it.
   EXPECT_THAT(result.output, HasSubstr("{\"name\":\"mammal\",\"versions\":[{\"version\":\"1\","
-                                       "\"state\":\"MODEL_STATE_AVAILABLE\",\"error\":\"\"}]"));
+                                       "\"state\":\"MODEL_STATE_AVAILABLE\",\"error\":\"\","
+                                       "\"labels\":[]}]"));
   result = Seqclient("models --format csv");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("model,version,state,error\n"));

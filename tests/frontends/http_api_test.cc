@@ -433,7 +433,11 @@ TEST_F(HttpApiTest, MetricsCountExactlyTheCallsMadeAndPassPromtool) {
 }
 
 TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
-  Start();
+  // Explicit model control, so the load and unload routes answer too.
+  ModelServer::Options options;
+  options.model_control = ModelControlMode::kExplicit;
+  options.load_models = {"*"};
+  Start(options);
   const HttpReply reply = HttpCall(port_, "GET", "/openapi.json");
   ASSERT_EQ(reply.status, 200);
   const nlohmann::json document = nlohmann::json::parse(reply.body);
@@ -451,7 +455,10 @@ TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
   };
   int operations = 0;
   for (const auto& [pattern, methods] : document["paths"].items()) {
-    std::string path = std::regex_replace(pattern, std::regex(R"(\{model\})"), "species");
+    // Unloading takes mammal away (loaded again below); the rest ask species.
+    const bool unload = absl::EndsWith(pattern, "unload");
+    std::string path =
+        std::regex_replace(pattern, std::regex(R"(\{model\})"), unload ? "mammal" : "species");
     path = std::regex_replace(path, std::regex(R"(\{version\})"), "1");
     path = std::regex_replace(path, std::regex(R"(\{label\})"), "stable");
     for (const auto& [method, operation] : methods.items()) {
@@ -461,11 +468,17 @@ TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
       if (operation.contains("requestBody")) {
         const nlohmann::json schema =
             schema_of(operation["requestBody"]["content"]["application/json"]["schema"]);
-        body = absl::StartsWith(pattern, "/v2") ? v2_body
-               : schema.contains("example")    ? schema["example"].dump()
+        const bool control = absl::StrContains(pattern, "repository") ||
+                             absl::EndsWith(pattern, "load");
+        body = schema.contains("example")      ? schema["example"].dump()
+               : control                       ? "{}"
+               : absl::StartsWith(pattern, "/v2") ? v2_body
                                                : R"({"features": [4, 0, 1], "rows": 1})";
       }
       const HttpReply answer = HttpCall(port_, upper, path, body);
+      if (unload) {
+        EXPECT_EQ(HttpCall(port_, "POST", "/v1/models/mammal:load").status, 200);
+      }
       if (absl::StrContains(pattern, "{label}")) {
         // Routed; this repository's config gives no labels.
         EXPECT_EQ(answer.status, 404) << upper << " " << path << ": " << answer.body;

@@ -144,7 +144,8 @@ TEST_F(OpenInferenceTest, HealthAndServerMetadata) {
   ASSERT_TRUE(v2_->ServerMetadata(Context().get(), {}, &metadata).ok());
   EXPECT_EQ(metadata.name(), "seqserve");
   EXPECT_FALSE(metadata.version().empty());
-  EXPECT_THAT(metadata.extensions(), ElementsAre("classification", "binary_tensor_data"));
+  EXPECT_THAT(metadata.extensions(),
+              ElementsAre("classification", "binary_tensor_data", "model_repository"));
 
   auto model_ready = [&](const std::string& name, const std::string& version,
                          bool* answer) {
@@ -551,7 +552,7 @@ TEST_F(OpenInferenceTest, HttpHealthMetadataAndErrors) {
   reply = HttpCall(port, "GET", "/v2");
   ASSERT_EQ(reply.status, 200);
   EXPECT_EQ(nlohmann::json::parse(reply.body)["extensions"],
-            nlohmann::json({"classification", "binary_tensor_data"}));
+            nlohmann::json({"classification", "binary_tensor_data", "model_repository"}));
   reply = HttpCall(port, "GET", "/v2/models/mammal");
   ASSERT_EQ(reply.status, 200);
   const auto metadata = nlohmann::json::parse(reply.body);

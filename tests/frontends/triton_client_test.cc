@@ -68,7 +68,8 @@ TEST_F(TritonClientTest, InferOverHttpAndGrpcMatchesTheReference) {
     EXPECT_THAT(result.output, HasSubstr(p + "server live and ready, model species ready, "
                                              "no-such-model not ready"));
     EXPECT_THAT(result.output, HasSubstr(p + "server seqserve " SEQSERVE_VERSION
-                                             ", extensions: classification binary_tensor_data"));
+                                             ", extensions: classification binary_tensor_data "
+                                             "model_repository"));
     EXPECT_THAT(result.output, HasSubstr(p + "model species: input features FP32 [-1, 3], "
                                              "outputs logits sigmoid softmax log_softmax"));
     EXPECT_THAT(result.output, HasSubstr(p + "top-2 classes of 15 rows match the reference: "

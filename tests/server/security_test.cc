@@ -307,9 +307,11 @@ TEST_F(SecurityTest, BothReflectionVersionsNeedATokenWhenTokensAreSet) {
   EXPECT_EQ(services, 0);
 
   EXPECT_TRUE(AskReflection<V1>(channel, "reflect-token", &services).ok());
-  EXPECT_EQ(services, 5);  // seqserve.v1, the Open Inference Protocol, health, reflection x2
+  // seqserve.v1's two, the Open Inference Protocol, health, reflection x2
+  EXPECT_EQ(services, 6);
   EXPECT_TRUE(AskReflection<V1Alpha>(channel, "reflect-token", &services).ok());
-  EXPECT_EQ(services, 5);  // seqserve.v1, the Open Inference Protocol, health, reflection x2
+  // seqserve.v1's two, the Open Inference Protocol, health, reflection x2
+  EXPECT_EQ(services, 6);
 }
 
 TEST_F(SecurityTest, AReplacedCertificateReachesNewConnectionsWhileOldOnesKeepWorking) {

@@ -1,0 +1,45 @@
+// Triton's model repository extension (extension_model_repository.md) over
+// the inference service's model control, shared by its gRPC methods
+// (RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload) and its
+// HTTP endpoints (/v2/repository/...). The "config" parameter of a load
+// holds a seqserve.v1.ModelConfig in protobuf's JSON mapping.
+#pragma once
+
+#include "absl/status/status.h"
+#include "inference/v2/grpc_predict_v2.pb.h"
+#include "serving/call.h"
+#include "serving/inference_service.h"
+
+namespace seqserve {
+
+// The longest "config" parameter a load takes: a config is a few hundred
+// bytes; this bounds what its JSON parser may build.
+inline constexpr size_t kMaxLoadConfigBytes = 64 * 1024;
+
+class ModelRepositoryExtension {
+ public:
+  // `inference` must outlive this.
+  explicit ModelRepositoryExtension(InferenceService* inference) : inference_(inference) {}
+
+  // Every model of the repository; a version's state is READY, LOADING or
+  // UNAVAILABLE (with the reason), a model not loaded has no version and
+  // state UNAVAILABLE, reason "unloaded".
+  absl::Status Index(const inference::RepositoryIndexRequest& request, const CallInfo& call,
+                     inference::RepositoryIndexResponse* response);
+  // Loads or reloads; `done` runs once the model's versions are available
+  // or the load failed (what serves then is untouched).
+  void Load(const inference::RepositoryModelLoadRequest& request, CallInfo call,
+            InferenceService::Done done);
+  absl::Status Unload(const inference::RepositoryModelUnloadRequest& request,
+                      const CallInfo& call);
+
+  // A call refused before it could be read: accounted like any other.
+  absl::Status Refuse(const CallInfo& call, absl::Status status) {
+    return inference_->Refuse(call, std::move(status));
+  }
+
+ private:
+  InferenceService* inference_;
+};
+
+}  // namespace seqserve
