@@ -98,7 +98,9 @@ absl::StatusOr<ResolvedAddress> ResolveHostPort(absl::string_view host_port) {
 std::vector<ModelVersion> ToVersions(
     const google::protobuf::RepeatedPtrField<v1::VersionStatus>& versions) {
   std::vector<ModelVersion> result;
-  for (const auto& v : versions) result.push_back({v.version(), v.state(), v.error()});
+  for (const auto& v : versions) {
+    result.push_back({v.version(), v.state(), v.error(), {v.labels().begin(), v.labels().end()}});
+  }
   return result;
 }
 
@@ -194,6 +196,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
       authorization_(absl::StrCat("Bearer ", options.bearer_token)),
       classifier_(v1::Classifier::NewStub(channel_)),
       inference_(inference::GRPCInferenceService::NewStub(channel_)),
+      repository_(v1::ModelRepositoryService::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void Client::PrepareContext(grpc::ClientContext* context) const {
@@ -300,6 +303,39 @@ absl::StatusOr<std::vector<ModelInfo>> Client::ListModels() {
     models.push_back({model.name(), model.error(), ToVersions(model.versions())});
   }
   return models;
+}
+
+absl::StatusOr<v1::RepositoryIndexResponse> Client::RepositoryIndex(bool ready) {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::RepositoryIndexRequest request;
+  request.set_ready(ready);
+  v1::RepositoryIndexResponse response;
+  grpc::Status status = repository_->RepositoryIndex(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::ModelStatus> Client::LoadModel(const std::string& model,
+                                                  const std::optional<v1::ModelConfig>& config) {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::LoadModelRequest request;
+  request.set_model(model);
+  if (config.has_value()) *request.mutable_config() = *config;
+  v1::LoadModelResponse response;
+  grpc::Status status = repository_->LoadModel(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response.status();
+}
+
+absl::Status Client::UnloadModel(const std::string& model) {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::UnloadModelRequest request;
+  request.set_model(model);
+  v1::UnloadModelResponse response;
+  return ToAbslStatus(repository_->UnloadModel(&context, request, &response));
 }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::Health(

@@ -1,5 +1,5 @@
-// The seqserve C++ client: Classify, model metadata, listing and health
-// over one gRPC channel, and the Open Inference Protocol's ModelInfer on
+// The seqserve C++ client: Classify, model metadata, listing, health and
+// model control over one gRPC channel, and the Open Inference Protocol's ModelInfer on
 // the same channel, with results as plain C++ values and errors as
 // absl::Status carrying the server's code and message.
 //
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
+#include "seqserve/v1/repository.grpc.pb.h"
 
 namespace seqserve {
 
@@ -90,6 +92,7 @@ struct ModelVersion {
   int64_t version = 0;
   v1::ModelState state = v1::MODEL_STATE_UNSPECIFIED;
   std::string error;
+  std::vector<std::string> labels;  // the version labels naming it
 };
 
 struct ModelInfo {
@@ -150,6 +153,16 @@ class Client {
   absl::StatusOr<v1::GetModelMetadataResponse> GetModelMetadataMessage(const std::string& model,
                                                                        int64_t version = 0);
   absl::StatusOr<v1::ListModelsResponse> ListModelsMessage();
+  // Model control (seqserve.v1.ModelRepositoryService): every model of the
+  // repository with its versions' states (`ready`: only what can answer);
+  // a load, answered once the model's versions are available or the load
+  // failed (with `config` standing in for its config.textproto); an
+  // unload. Loading and unloading need a server under
+  // --model_control_mode=explicit.
+  absl::StatusOr<v1::RepositoryIndexResponse> RepositoryIndex(bool ready = false);
+  absl::StatusOr<v1::ModelStatus> LoadModel(
+      const std::string& model, const std::optional<v1::ModelConfig>& config = std::nullopt);
+  absl::Status UnloadModel(const std::string& model);
   // The grpc.health.v1 status of `service` ("" for the whole server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(
       const std::string& service = "");
@@ -206,6 +219,7 @@ class Client {
   const std::string authorization_;  // "Bearer <token>"
   std::unique_ptr<v1::Classifier::Stub> classifier_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> inference_;
+  std::unique_ptr<v1::ModelRepositoryService::Stub> repository_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 

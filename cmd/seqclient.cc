@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <random>
 
 #include "absl/flags/flag.h"
@@ -21,6 +24,7 @@
 #include "client/seqserve_client.h"
 #include "core/feature_input.h"
 #include "core/feature_rows.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "cmd/flag_help.h"
 #include "cmd/row_input.h"
@@ -66,6 +70,9 @@ ABSL_FLAG(uint32_t, rows, 1, "bench: rows per Classify call");
 ABSL_FLAG(std::string, rpc, "classify",
           "bench: classify, or health for the empty grpc.health.v1 Check");
 ABSL_FLAG(bool, csv, false, "bench: print the results as CSV (as --format csv)");
+ABSL_FLAG(bool, ready, false, "index: only the versions that can answer now");
+ABSL_FLAG(std::string, config, "",
+          "load: a config.textproto used instead of the model's own until the next load");
 ABSL_FLAG(std::string, protocol, "v1",
           "classify, bench: v1 (seqserve.v1 Classify) or v2 (the Open Inference "
           "Protocol's ModelInfer on the same port)");
@@ -78,6 +85,9 @@ constexpr char kUsage[] =
     "  seqclient classify --model species 4,0,1 2,1,0   (or --input rows.csv)\n"
     "  seqclient models\n"
     "  seqclient metadata MODEL\n"
+    "  seqclient index                                  (every model on disk, loaded or not)\n"
+    "  seqclient load MODEL [--config config.textproto] (--model_control_mode=explicit)\n"
+    "  seqclient unload MODEL\n"
     "  seqclient health                                 (exit 0 when SERVING)\n"
     "  seqclient bench --model species --concurrency 1,2,4 --duration_seconds 5\n"
     "  seqclient classify|bench --protocol v2 ...        (Open Inference Protocol)\n"
@@ -363,6 +373,71 @@ int Models(Client& client) {
   return 0;
 }
 
+int Index(Client& client) {
+  auto format = FormatFlag("index", {OutputFormat::kTable, OutputFormat::kCsv,
+                                     OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  auto index = client.RepositoryIndex(absl::GetFlag(FLAGS_ready));
+  if (!index.ok()) return FailCall(index.status());
+  if (*format == OutputFormat::kJson) return PrintJson(*index);
+  const bool csv = *format == OutputFormat::kCsv;
+  auto print = [csv](const std::string& model, const std::string& version,
+                     const std::string& state, const std::string& reason) {
+    if (csv) {
+      std::cout << CsvField(model) << "," << version << "," << state << "," << CsvField(reason)
+                << "\n";
+    } else {
+      std::cout << absl::StripTrailingAsciiWhitespace(
+                       absl::StrFormat("%-24s %-8s %-10s %s", model, version, state, reason))
+                << "\n";
+    }
+  };
+  print("model", "version", "state", "reason");
+  for (const auto& entry : index->entries()) {
+    // A model with no version loaded has version 0: shown as "-".
+    print(entry.model(), entry.version() == 0 ? (csv ? "" : "-") : absl::StrCat(entry.version()),
+          StateName(entry.state()), entry.reason());
+  }
+  return 0;
+}
+
+int Load(Client& client, const std::vector<std::string>& args) {
+  auto format = FormatFlag("load", {OutputFormat::kTable, OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  if (args.size() != 1) return Fail("load takes one MODEL");
+  std::optional<v1::ModelConfig> config;
+  if (const std::string file = absl::GetFlag(FLAGS_config); !file.empty()) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return Fail(absl::StrCat("cannot read --config ", file));
+    config.emplace();
+    if (!google::protobuf::TextFormat::ParseFromString(text.str(), &*config)) {
+      return Fail(absl::StrCat("--config ", file, " is not a seqserve.v1.ModelConfig in text "
+                               "format (config.textproto's)"));
+    }
+  }
+  auto status = client.LoadModel(args[0], config);
+  if (!status.ok()) return FailCall(status.status());
+  if (*format == OutputFormat::kJson) return PrintJson(*status);
+  std::cout << "loaded " << status->name() << "\n";
+  for (const v1::VersionStatus& version : status->versions()) {
+    std::cout << "  " << version.version() << " " << StateName(version.state())
+              << (version.labels().empty()
+                      ? std::string()
+                      : absl::StrCat(" (", absl::StrJoin(version.labels(), ", "), ")"))
+              << "\n";
+  }
+  return 0;
+}
+
+int Unload(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail("unload takes one MODEL");
+  if (absl::Status status = client.UnloadModel(args[0]); !status.ok()) return FailCall(status);
+  std::cout << "unloaded " << args[0] << "\n";
+  return 0;
+}
+
 int Metadata(Client& client, const std::vector<std::string>& args) {
   auto format = FormatFlag("metadata", {OutputFormat::kTable, OutputFormat::kJson});
   if (!format.ok()) return Fail(std::string(format.status().message()));
@@ -506,6 +581,8 @@ std::vector<FlagGroup> CommandGroups() {
                     "format", "input", "protocol"}},
       {"models", {"format"}},
       {"metadata", {"version", "format"}},
+      {"index", {"ready", "format"}},
+      {"load", {"config", "format"}},
       {"health", {"service"}},
       {"bench", {"model", "rows", "rpc", "concurrency", "duration_seconds", "requests",
                  "format", "csv", "protocol"}},
@@ -564,6 +641,9 @@ int Main(int argc, char** argv) {
   if (command == "classify") return Classify(**client, args);
   if (command == "models") return Models(**client);
   if (command == "metadata") return Metadata(**client, args);
+  if (command == "index") return Index(**client);
+  if (command == "load") return Load(**client, args);
+  if (command == "unload") return Unload(**client, args);
   if (command == "health") return Health(**client);
   if (command == "bench") return Bench(**client);
   std::cerr << "seqclient: unknown command '" << command << "'\n" << kUsage << "\n";

@@ -10,27 +10,6 @@
 #include "serving/output_mode.h"
 
 namespace seqserve {
-namespace {
-
-void FillVersions(const ModelRecord& record,
-                  google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
-  for (const auto& [version, entry] : record.versions) {
-    v1::VersionStatus* status = out->Add();
-    status->set_version(version);
-    status->set_state(entry.state);
-    status->set_error(entry.error);
-  }
-  // Each version's labels, in the order of their names.
-  std::map<std::string, int64_t> labels(record.config.version_labels().begin(),
-                                        record.config.version_labels().end());
-  for (const auto& [label, version] : labels) {
-    for (v1::VersionStatus& status : *out) {
-      if (status.version() == version) status.add_labels(label);
-    }
-  }
-}
-
-}  // namespace
 
 InferenceService::InferenceService(ModelManager* models, InferenceRunner* runner,
                                    Options options)
@@ -201,7 +180,7 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   limits->set_max_queued_rows(batching.max_queued_rows);
   auto record = snapshot->models.find(model.name);
   if (record != snapshot->models.end()) {
-    FillVersions(record->second, response->mutable_versions());
+    FillVersionStatuses(record->second, response->mutable_versions());
   }
   Finish(std::move(state), absl::OkStatus());
   return answer;
@@ -216,7 +195,7 @@ absl::Status InferenceService::ListModels(const CallInfo& call,
     v1::ModelStatus* model = response->add_models();
     model->set_name(name);
     model->set_error(record.error);
-    FillVersions(record, model->mutable_versions());
+    FillVersionStatuses(record, model->mutable_versions());
   }
   Finish(std::move(state), absl::OkStatus());
   return answer;
@@ -259,7 +238,7 @@ absl::Status InferenceService::ModelStatus(const std::string& model, int64_t ver
     status->set_state(entry->second.state);
     status->set_error(entry->second.error);
   } else {
-    FillVersions(record, response->mutable_versions());
+    FillVersionStatuses(record, response->mutable_versions());
   }
   if (response->versions().empty()) {
     Finish(std::move(state),

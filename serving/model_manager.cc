@@ -1,6 +1,7 @@
 #include "serving/model_manager.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -14,6 +15,23 @@
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
+void FillVersionStatuses(const ModelRecord& record,
+                         google::protobuf::RepeatedPtrField<v1::VersionStatus>* out) {
+  for (const auto& [version, entry] : record.versions) {
+    v1::VersionStatus* status = out->Add();
+    status->set_version(version);
+    status->set_state(entry.state);
+    status->set_error(entry.error);
+  }
+  std::map<std::string, int64_t> labels(record.config.version_labels().begin(),
+                                        record.config.version_labels().end());
+  for (const auto& [label, version] : labels) {
+    for (v1::VersionStatus& status : *out) {
+      if (status.version() == version) status.add_labels(label);
+    }
+  }
+}
+
 namespace {
 
 // Which versions stay loaded: the selected ones that are available, topped
@@ -404,12 +422,7 @@ v1::ModelStatus StatusOf(const std::string& name, const ModelRecord& record) {
   v1::ModelStatus status;
   status.set_name(name);
   status.set_error(record.error);
-  for (const auto& [version, entry] : record.versions) {
-    v1::VersionStatus* out = status.add_versions();
-    out->set_version(version);
-    out->set_state(entry.state);
-    out->set_error(entry.error);
-  }
+  FillVersionStatuses(record, status.mutable_versions());
   return status;
 }
 

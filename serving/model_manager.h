@@ -52,6 +52,11 @@ struct ModelRecord {
   std::map<int64_t, VersionRecord, std::greater<int64_t>> versions;  // highest first
 };
 
+// Each version's state, error and the labels naming it (by label name),
+// highest version first, as ListModels and model status answer them.
+void FillVersionStatuses(const ModelRecord& record,
+                         google::protobuf::RepeatedPtrField<v1::VersionStatus>* out);
+
 // What the server hosts at one moment. Immutable once published.
 struct RepositorySnapshot {
   std::map<std::string, ModelRecord> models;

@@ -277,6 +277,57 @@ TEST(Seqclient, AVersionLabelNamesTheVersionOverBothProtocols) {
   EXPECT_THAT(both.output, HasSubstr("give --version or --version_label, not both"));
 }
 
+// index, load and unload against a server under explicit model control,
+// run as the seqserve program with --load_model and --admin_tokens_file.
+TEST(Seqclient, IndexLoadAndUnloadAModelWithAnAdminToken) {
+  testing::TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.AddReferenceVersion("mammal", 1, "mammal");
+  repository.WriteFile("admins.txt", "ops:admin-secret-token-1\n");
+  const std::string config = repository.root() + "/labels.textproto";
+  repository.WriteFile("labels.textproto",
+                       "labels: ['no', 'yes']\nversion_labels { key: 'stable' value: 1 }\n");
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + repository.root(),
+                                       "--model_control_mode=explicit", "--load_model=species",
+                                       "--admin_tokens_file=" + repository.root() +
+                                           "/admins.txt"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  auto seqclient = [&](const std::string& arguments, const std::string& token = "") {
+    return RunCommand(absl::StrCat(token.empty() ? "" : "SEQSERVE_TOKEN=" + token + " ",
+                                   SEQCLIENT_PATH, " --target=", server.target(), " ",
+                                   arguments, " 2>&1"));
+  };
+  auto index = seqclient("index");
+  ASSERT_EQ(index.exit_code, 0) << index.output;
+  EXPECT_EQ(index.output,
+            "model                    version  state      reason\n"
+            "mammal                   -        unloaded\n"
+            "species                  1        available\n");
+  // Without an admin's token the load is refused; with it, it loads.
+  auto refused = seqclient("load mammal");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("UNAUTHENTICATED"));
+  auto loaded = seqclient("load mammal --config " + config, "admin-secret-token-1");
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
+  EXPECT_EQ(loaded.output, "loaded mammal\n  1 available (stable)\n");
+  auto classified = seqclient("classify --model mammal --version_label stable --format csv 4,0,1",
+                              "admin-secret-token-1");
+  ASSERT_EQ(classified.exit_code, 0) << classified.output;
+  EXPECT_THAT(classified.output, HasSubstr(",yes,"));
+  EXPECT_THAT(seqclient("index --ready --format csv").output,
+              HasSubstr("model,version,state,reason\nmammal,1,available,\n"));
+  auto bad_config = seqclient("load mammal --config " + repository.root() + "/admins.txt",
+                              "admin-secret-token-1");
+  EXPECT_EQ(bad_config.exit_code, 1);
+  EXPECT_THAT(bad_config.output, HasSubstr("is not a seqserve.v1.ModelConfig in text format"));
+  auto unloaded = seqclient("unload mammal", "admin-secret-token-1");
+  ASSERT_EQ(unloaded.exit_code, 0) << unloaded.output;
+  EXPECT_EQ(unloaded.output, "unloaded mammal\n");
+  auto again = seqclient("unload mammal", "admin-secret-token-1");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.output, HasSubstr("NOT_FOUND: model 'mammal' is not loaded"));
+}
+
 TEST(Seqclient, ClassifyAsksForMetadataOnlyWhenItNeedsIt) {
   ServerProcess server(SEQSERVE_PATH,
                        {"--model_repository=" SEQSERVE_MODELS_DIR, "--poll_seconds=0"});

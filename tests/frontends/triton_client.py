@@ -12,9 +12,14 @@ answer that is not the expected one.
       --reference tests/data/reference/species.json infer
 
 Scenarios:
-  infer  health, server and model metadata, and inference of the reference
-         rows (typed, binary and with the classification extension),
-         compared with PyTorch's numbers and between the clients
+  infer       health, server and model metadata, and inference of the
+              reference rows (typed, binary and with the classification
+              extension), compared with PyTorch's numbers and between the
+              clients
+  repository  the model repository extension against a server under
+              --model_control_mode=explicit serving species, with mammal in
+              the repository but not loaded: index, load (also with a config
+              that renames the classes), unload, and a load that fails
 """
 
 import argparse
@@ -210,7 +215,84 @@ def infer(clients, args):
     print(f"infer: the {', '.join(answers)} answers are identical", flush=True)
 
 
-SCENARIOS = {"infer": infer}
+def repository_index(client, ready=False):
+    """The index as {name: entry}: HTTP answers a list, gRPC a message."""
+    answer = client.call("get_model_repository_index", "get_model_repository_index")
+    entries = answer if isinstance(answer, list) else client.json(answer).get("models", [])
+    if ready:
+        entries = [e for e in entries if e.get("state") == "READY"]
+    return {entry["name"]: entry for entry in entries}
+
+
+def top_label(client, model, row):
+    """The best class's label for one row, by the classification extension."""
+    import numpy as np
+
+    m = client.module
+    name = client.json(client.call(f"get_model_metadata({model!r})", "get_model_metadata",
+                                   model))["inputs"][0]["name"]
+    tensor = m.InferInput(name, [1, len(row)], "FP32")
+    tensor.set_data_from_numpy(np.array([row], dtype=np.float32))
+    result = client.call(f"infer({model!r})", "infer", model, [tensor],
+                         outputs=[m.InferRequestedOutput("softmax", class_count=1)])
+    best = result.as_numpy("softmax")[0][0]
+    return (best.decode() if isinstance(best, bytes) else str(best)).split(":", 2)[2]
+
+
+def repository(clients, args):
+    for client in clients:
+        index = repository_index(client)
+        expect(index.get("species", {}).get("state") == "READY" and
+               str(index["species"].get("version")) == "1",
+               f"{client.protocol}: the index should list species version 1 READY: {index}")
+        expect(index.get("mammal", {}).get("state") == "UNAVAILABLE" and
+               not index["mammal"].get("version"),
+               f"{client.protocol}: the index should list mammal UNAVAILABLE without a "
+               f"version: {index}")
+        client.say(f"index: species 1 READY, mammal {index['mammal']['state']} "
+                   f"({index['mammal'].get('reason')})")
+
+        client.call("load_model('mammal')", "load_model", "mammal")
+        expect(client.call("is_model_ready('mammal')", "is_model_ready", "mammal") is True,
+               f"{client.protocol}: mammal is not ready after its load")
+        expect(repository_index(client)["mammal"].get("state") == "READY",
+               f"{client.protocol}: the index does not show mammal READY after its load")
+        client.say("load_model('mammal'): ready")
+
+        # A config in seqserve's JSON renames the classes until the next load.
+        row = [4, 0, 1]
+        before = top_label(client, "species", row)
+        client.call("load_model('species', config=...)", "load_model", "species",
+                    config=json.dumps({"labels": ["Bird", "Mammal", "Reptile"]}))
+        renamed = top_label(client, "species", row)
+        expect(renamed == before.capitalize(),
+               f"{client.protocol}: after a load with renamed labels {row_text(row)} is "
+               f"'{renamed}', expected '{before.capitalize()}'")
+        client.call("load_model('species')", "load_model", "species")
+        expect(top_label(client, "species", row) == before,
+               f"{client.protocol}: a load without a config did not bring back the "
+               f"file's labels")
+        client.say(f"load_model with a config: {row_text(row)} -> {renamed}, "
+                   f"then {before} again")
+
+        client.call("unload_model('mammal')", "unload_model", "mammal")
+        expect(client.call("is_model_ready('mammal')", "is_model_ready", "mammal") is False,
+               f"{client.protocol}: mammal is ready after its unload")
+        expect("mammal" not in repository_index(client, ready=True),
+               f"{client.protocol}: the ready index lists mammal after its unload")
+        client.say("unload_model('mammal'): not ready")
+
+        try:
+            client.client.load_model("no-such-model")
+            raise Mismatch(f"{client.protocol}: load_model('no-such-model') succeeded")
+        except client.error as error:
+            expect("not in the repository" in str(error),
+                   f"{client.protocol}: load_model('no-such-model') failed without saying "
+                   f"why: {error}")
+            client.say(f"load_model('no-such-model') refused: {error.message()}")
+
+
+SCENARIOS = {"infer": infer, "repository": repository}
 
 
 def main():

@@ -86,6 +86,35 @@ TEST_F(TritonClientTest, InferOverHttpAndGrpcMatchesTheReference) {
   EXPECT_THAT(result.output, Not(HasSubstr("Warning")));
 }
 
+// Triton's load_model, unload_model and get_model_repository_index against
+// a server under explicit model control, over both clients.
+TEST(TritonClient, RepositoryCallsIndexLoadAndUnloadOverHttpAndGrpc) {
+  TestRepository repository;
+  for (const char* name : {"species", "mammal"}) {
+    repository.AddReferenceVersion(name, 1, name);
+    repository.WriteReferenceConfig(name, name);
+  }
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + repository.root(),
+                                       "--model_control_mode=explicit", "--load_model=species"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  const auto result = RunCommand(TritonClientCommand(server, "repository"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  for (const char* protocol : {"http", "grpc"}) {
+    SCOPED_TRACE(protocol);
+    const std::string p = absl::StrCat(protocol, ": ");
+    EXPECT_THAT(result.output,
+                HasSubstr(p + "index: species 1 READY, mammal UNAVAILABLE (unloaded)"));
+    EXPECT_THAT(result.output, HasSubstr(p + "load_model('mammal'): ready"));
+    EXPECT_THAT(result.output,
+                HasSubstr(p + "load_model with a config: 4,0,1 -> Mammal, then mammal again"));
+    EXPECT_THAT(result.output, HasSubstr(p + "unload_model('mammal'): not ready"));
+    EXPECT_THAT(result.output, HasSubstr(p + "load_model('no-such-model') refused: model "
+                                             "'no-such-model' is not in the repository"));
+  }
+  EXPECT_THAT(result.output, HasSubstr("repository: OK"));
+  EXPECT_THAT(result.output, Not(HasSubstr("Traceback")));
+}
+
 // The script fails, naming the client and the row, when the answers are
 // not the reference's: the sample species model of models/ is another
 // training of the same network.
