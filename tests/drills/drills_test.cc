@@ -1,5 +1,5 @@
 // Operational drills against the real seqserve binary and the C++ client:
-// reload under load, SIGTERM with calls in flight, a replica killed under
+// reload under load (by the files and through the model control API), SIGTERM with calls in flight, a replica killed under
 // round-robin with retries, and a memory soak. Every call is checked.
 //
 // Each drill runs SEQSERVE_DRILL_SECONDS (default 3) so the suite stays
@@ -205,6 +205,104 @@ TEST(Drills, LabelsAndSharesMovedUnderLoadFailNoCall) {
   stop = true;
   for (auto& client : clients) client.join();
   EXPECT_EQ(failures.count(), 0) << failures.first();
+  EXPECT_GT(calls, 100);
+  EXPECT_GE(cycles, 1);
+  EXPECT_GT(unpinned_by_version[1], 0);
+  EXPECT_GT(unpinned_by_version[2], 0);
+  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
+}
+
+// The same through the model control API (--model_control_mode=explicit):
+// loads that move labels and shares by a config, a new version loaded and
+// taken away, a load that fails and another model unloaded and loaded
+// again, all while clients call by label and without a version: no call
+// fails and every answer comes from the version whose logit it carries.
+TEST(Drills, ModelControlCallsUnderLoadFailNoCall) {
+  TestRepository repository;
+  repository.WriteFile("live/config.textproto", "version_policy { all {} }\n");
+  repository.WriteFile("live/1/model.textproto", ConstantModel(100));
+  repository.WriteFile("live/2/model.textproto", ConstantModel(200));
+  repository.WriteFile("other/1/model.textproto", ConstantModel(100));
+  ServerProcess server(SEQSERVE_PATH,
+                       {absl::StrCat("--model_repository=", repository.root()),
+                        "--model_control_mode=explicit", "--load_model=*"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  const auto config = [](int stable, int percent_to_2) {
+    v1::ModelConfig config;
+    config.mutable_version_policy()->mutable_all();
+    (*config.mutable_version_labels())["stable"] = stable;
+    if (percent_to_2 < 100) {
+      v1::TrafficShare* one = config.add_traffic();
+      one->set_version(1);
+      one->set_percent(100 - percent_to_2);
+    }
+    v1::TrafficShare* two = config.add_traffic();
+    two->set_version(2);
+    two->set_percent(percent_to_2);
+    return config;
+  };
+  auto control = Connect(server.target());
+  ASSERT_TRUE(control->LoadModel("live", config(1, 10)).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0};
+  std::atomic<int> unpinned_by_version[3] = {0, 0, 0};
+  Failures failures;
+  std::vector<std::thread> clients;
+  for (const std::string label : {"", "stable", "", ""}) {
+    clients.emplace_back([&, label] {
+      auto client = Connect(server.target());
+      ClassifyOptions options;
+      options.output = v1::OUTPUT_MODE_LOGITS;
+      options.version_label = label;
+      const std::vector<float> row = {1, 2, 3};
+      while (!stop) {
+        auto answer = client->Classify("live", row, 1, options);
+        ++calls;
+        if (!answer.ok()) {
+          failures.Add(answer.status());
+          continue;
+        }
+        const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
+        if (value / 100 != answer->version) {
+          failures.Add(absl::InternalError(absl::StrCat(
+              "version ", answer->version, " answered with the logit ", value)));
+        }
+        if (label.empty() && answer->version <= 2) {
+          ++unpinned_by_version[answer->version];
+        }
+      }
+    });
+  }
+  // Control calls that did not answer as they should.
+  Failures control_failures;
+  const auto expect_loaded = [&](const absl::StatusOr<v1::ModelStatus>& loaded) {
+    if (!loaded.ok()) control_failures.Add(loaded.status());
+  };
+  const absl::Time end = absl::Now() + DrillLength();
+  int cycles = 0;
+  for (; absl::Now() < end; ++cycles) {
+    expect_loaded(control->LoadModel("live", config(2, 50)));  // labels and shares move
+    expect_loaded(control->LoadModel("live", config(2, 100)));
+    repository.WriteFile("live/3/model.textproto", ConstantModel(300));
+    expect_loaded(control->LoadModel("live", config(1, 10)));  // version 3 comes
+    repository.WriteFile("live/4/model.textproto", "garbage {");
+    const auto failed = control->LoadModel("live", config(1, 10));
+    if (failed.ok() || !absl::IsInvalidArgument(failed.status())) {
+      control_failures.Add(absl::InternalError(
+          absl::StrCat("a load with a corrupt version answered ", failed.status().ToString())));
+    }
+    repository.Remove("live/4");
+    repository.Remove("live/3");
+    expect_loaded(control->LoadModel("live", config(1, 10)));  // version 3 goes
+    if (absl::Status s = control->UnloadModel("other"); !s.ok()) control_failures.Add(s);
+    expect_loaded(control->LoadModel("other"));
+    server.CollectOutput();
+  }
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failures.count(), 0) << failures.first();
+  EXPECT_EQ(control_failures.count(), 0) << control_failures.first();
   EXPECT_GT(calls, 100);
   EXPECT_GE(cycles, 1);
   EXPECT_GT(unpinned_by_version[1], 0);
