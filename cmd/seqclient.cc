@@ -169,6 +169,11 @@ int FailCall(const absl::Status& status) {
   return Fail(status.ToString());
 }
 
+// " (stable, canary)": the version labels naming a version; "" for none.
+std::string VersionLabelsText(const std::vector<std::string>& labels) {
+  return labels.empty() ? "" : absl::StrCat(" (", absl::StrJoin(labels, ", "), ")");
+}
+
 std::string StateName(v1::ModelState state) {
   std::string name = v1::ModelState_Name(state);
   return absl::AsciiStrToLower(absl::StripPrefix(name, "MODEL_STATE_"));
@@ -423,10 +428,8 @@ int Load(Client& client, const std::vector<std::string>& args) {
   std::cout << "loaded " << status->name() << "\n";
   for (const v1::VersionStatus& version : status->versions()) {
     std::cout << "  " << version.version() << " " << StateName(version.state())
-              << (version.labels().empty()
-                      ? std::string()
-                      : absl::StrCat(" (", absl::StrJoin(version.labels(), ", "), ")"))
-              << "\n";
+              << VersionLabelsText({version.labels().begin(), version.labels().end()})
+              << (version.error().empty() ? "" : " " + version.error()) << "\n";
   }
   return 0;
 }
@@ -469,6 +472,7 @@ int Metadata(Client& client, const std::vector<std::string>& args) {
             << "versions:\n";
   for (const ModelVersion& version : m->versions) {
     std::cout << "  " << version.version << " " << StateName(version.state)
+              << VersionLabelsText(version.labels)
               << (version.error.empty() ? "" : " " + version.error) << "\n";
   }
   return 0;

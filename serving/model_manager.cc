@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "core/model_file.h"
 #include "serving/client_text.h"
 #include "serving/model_config.h"
@@ -499,6 +501,10 @@ absl::StatusOr<v1::ModelStatus> ModelManager::Load(
       for (const auto& [version, entry] : Snapshot()->models.at(name).versions) {
         if (entry.served) serving.push_back(version);
       }
+      // Files named from the repository's root: the caller need not know
+      // where the server keeps it.
+      absl::StrReplaceAll(
+          {{absl::StrCat(absl::StripSuffix(repository_, "/"), "/"), ""}}, &problems);
       result = absl::InvalidArgumentError(absl::StrCat(
           "model '", name, "' failed to load: ", problems,
           serving.empty() ? std::string("")

@@ -103,6 +103,12 @@ TEST(Readme, RunnableBlocksRunAgainstALiveServer) {
   ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + (work / "models").string(),
                                        "--poll_seconds=0.2"});
   ASSERT_TRUE(server.ready()) << server.output();
+  // The README's second server, under explicit model control, on the same
+  // repository: its ports stand for localhost:8600 and localhost:8601.
+  ServerProcess control(SEQSERVE_PATH, {"--model_repository=" + (work / "models").string(),
+                                        "--model_control_mode=explicit",
+                                        "--load_model=species"});
+  ASSERT_TRUE(control.ready()) << control.output();
 
   const std::string path =
       absl::StrCat(std::filesystem::path(SEQCLIENT_PATH).parent_path().string(), ":",
@@ -113,9 +119,12 @@ TEST(Readme, RunnableBlocksRunAgainstALiveServer) {
   std::vector<std::pair<const Block*, std::string>> printed;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const std::string script = (work / absl::StrCat("block", i, ".sh")).string();
-    // The README's HTTP port is this server's.
+    // The README's ports are these servers'.
     std::ofstream(script) << absl::StrReplaceAll(
-        blocks[i].script, {{"localhost:8501", absl::StrCat("127.0.0.1:", server.http_port())}});
+        blocks[i].script,
+        {{"localhost:8501", absl::StrCat("127.0.0.1:", server.http_port())},
+         {"localhost:8600", control.target()},
+         {"localhost:8601", absl::StrCat("127.0.0.1:", control.http_port())}});
     const auto result = RunCommand(absl::StrCat(
         "cd ", work.string(), " && PATH=", path, " SEQSERVE_TARGET=", server.target(),
         " timeout 60 bash -euo pipefail ", script, " 2>&1"));
@@ -149,6 +158,11 @@ TEST(Readme, RunnableBlocksRunAgainstALiveServer) {
   EXPECT_THAT(all_output, HasSubstr("NOT_FOUND"));
   EXPECT_THAT(all_output, HasSubstr("exit code 1"));
   EXPECT_THAT(all_output, HasSubstr("not mammal"));
+  // The canary took its label and then every call; the second server
+  // loaded through the API, and a failed load left version 1 serving.
+  EXPECT_THAT(all_output, HasSubstr("2 available (canary, stable)"));
+  EXPECT_THAT(all_output, HasSubstr("loaded mammal"));
+  EXPECT_THAT(all_output, HasSubstr("(still serving version 1)"));
   EXPECT_THAT(all_output, HasSubstr("batching:       256 rows per pass"));
   // TF Serving's REST API, as the README shows it.
   EXPECT_THAT(all_output, HasSubstr(R"({"model_version_status":[{"state":"AVAILABLE","status":)"
