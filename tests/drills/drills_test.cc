@@ -228,18 +228,18 @@ TEST(Drills, ModelControlCallsUnderLoadFailNoCall) {
                         "--model_control_mode=explicit", "--load_model=*"});
   ASSERT_TRUE(server.ready()) << server.output();
   const auto config = [](int stable, int percent_to_2) {
-    v1::ModelConfig config;
-    config.mutable_version_policy()->mutable_all();
-    (*config.mutable_version_labels())["stable"] = stable;
+    v1::ModelConfig given;
+    given.mutable_version_policy()->mutable_all();
+    (*given.mutable_version_labels())["stable"] = stable;
     if (percent_to_2 < 100) {
-      v1::TrafficShare* one = config.add_traffic();
+      v1::TrafficShare* one = given.add_traffic();
       one->set_version(1);
       one->set_percent(100 - percent_to_2);
     }
-    v1::TrafficShare* two = config.add_traffic();
+    v1::TrafficShare* two = given.add_traffic();
     two->set_version(2);
     two->set_percent(percent_to_2);
-    return config;
+    return given;
   };
   auto control = Connect(server.target());
   ASSERT_TRUE(control->LoadModel("live", config(1, 10)).ok());
