@@ -104,6 +104,42 @@ TEST_F(HttpAdmissionTest, AnUnauthenticatedCallerIsRefusedBeforeItsBodyIsRead) {
   }
 }
 
+// With admin tokens, a caller's token on a route that loads or unloads a
+// model is refused (403) from the headers, its body never read.
+TEST_F(HttpAdmissionTest, ACallerTokenOnAnAdminRouteIsRefusedBeforeItsBodyIsRead) {
+  repository_.WriteFile("admins.txt", "ops:ops-secret-1\n");
+  auto admins =
+      TokenAuthenticator::Start({repository_.root() + "/admins.txt", absl::ZeroDuration()});
+  ASSERT_TRUE(admins.ok()) << admins.status();
+  ModelServer::Options options;
+  options.model_repository = repository_.root();
+  options.poll_interval = absl::ZeroDuration();
+  options.model_control = ModelControlMode::kExplicit;
+  options.load_models = {"*"};
+  options.authenticator = tokens_.get();
+  options.admin_authenticator = admins->get();
+  auto server = testing::StartLocalServer(options, /*with_http=*/true);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string caller = absl::StrCat("Authorization: Bearer ", kToken, "\r\n");
+  for (const std::string path : {"/v1/models/species:load", "/v1/models/species:unload",
+                                 "/v2/repository/models/species/load",
+                                 "/v2/repository/models/species/unload"}) {
+    SCOPED_TRACE(path);
+    HttpConnection connection((*server)->http_port());
+    ASSERT_TRUE(connection.connected());
+    ASSERT_TRUE(connection.Write(PostHead(path, 8 << 20, caller)));
+    const HttpReply reply = connection.Read(5000);
+    EXPECT_EQ(reply.status, 403) << reply.body;
+    EXPECT_THAT(reply.body, HasSubstr("needs a token of --admin_tokens_file"));
+    EXPECT_EQ(reply.headers.count("connection") ? reply.headers.at("connection") : "", "close");
+  }
+  // The admin's token passes the same screen.
+  EXPECT_EQ(testing::HttpCall((*server)->http_port(), "POST", "/v1/models/species:load", "",
+                              "Authorization: Bearer ops-secret-1\r\n")
+                .status,
+            200);
+}
+
 TEST_F(HttpAdmissionTest, AnUnauthenticatedNestedBodyCostsNoMemory) {
   const std::string nested = "{\"features\":" + std::string(8 << 20, '[');
   const int64_t before = ResidentBytes();
