@@ -6,7 +6,11 @@
 // labels; one output), run, and written back as v2 tensors and as the HTTP
 // JSON answer, as the server does. Refusals must carry INVALID_ARGUMENT or
 // RESOURCE_EXHAUSTED (or NOT_FOUND for another model); answers must hold
-// one tensor per output asked, of the shape and size they declare.
+// one tensor per output asked, of the shape and size they declare. With bit
+// 16 of the first byte the body is one of the model repository extension's
+// instead (index, load, unload, by the next bits): it parses or is refused
+// INVALID_ARGUMENT, and a load's "config" is read and checked as a load
+// would.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,6 +21,8 @@
 #include "fuzz/fuzz_support.h"
 #include "serving/classify.h"
 #include "frontends/http/v2_json.h"
+#include "frontends/v2/model_repository_extension.h"
+#include "serving/model_config.h"
 #include "serving/served_model.h"
 #include "frontends/v2/open_inference.h"
 
@@ -48,6 +54,31 @@ const std::vector<std::shared_ptr<const ServedModel>>& Fixture() {
 
 void RequireRefusal(const absl::Status& status, const char* where) {
   Require(absl::IsInvalidArgument(status) || absl::IsResourceExhausted(status), where, status);
+}
+
+// A repository extension body: index (0), load (1) or unload (2).
+void FuzzRepositoryBody(int kind, const std::string& body) {
+  absl::Status parsed;
+  if (kind == 0) {
+    inference::RepositoryIndexRequest index;
+    parsed = ParseV2RepositoryIndexRequest(body, &index);
+  } else if (kind == 1) {
+    inference::RepositoryModelLoadRequest load;
+    parsed = ParseV2RepositoryModelLoadRequest(body, &load);
+    if (parsed.ok()) {
+      auto config = ReadLoadParameters(load.parameters());
+      if (!config.ok()) {
+        parsed = config.status();
+      } else if (config->has_value()) {
+        const absl::Status checked = CheckModelConfig(**config);
+        Require(checked.ok() || absl::IsInvalidArgument(checked), "CheckModelConfig", checked);
+      }
+    }
+  } else {
+    inference::RepositoryModelUnloadRequest unload;
+    parsed = ParseV2RepositoryModelUnloadRequest(body, &unload);
+  }
+  Require(parsed.ok() || absl::IsInvalidArgument(parsed), "repository body", parsed);
 }
 
 // The tensors of `response` are what they say they are.
@@ -84,6 +115,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const uint8_t mode = data[0];
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (mode & 16) {
+    FuzzRepositoryBody((mode >> 5) % 3, bytes);
+    return 0;
+  }
   inference::ModelInferRequest request;
   if (mode & 1) {
     if (!request.ParseFromString(bytes)) return 0;

@@ -24,10 +24,9 @@ const char* TritonState(v1::ModelState state) {
   }
 }
 
-// The "config" parameter as a ModelConfig; nullopt when there is none.
-// Any other parameter is refused, as a file the server would not use
-// ("file:<version>/<name>") must not be ignored silently.
-absl::StatusOr<std::optional<v1::ModelConfig>> LoadConfig(
+}  // namespace
+
+absl::StatusOr<std::optional<v1::ModelConfig>> ReadLoadParameters(
     const google::protobuf::Map<std::string, ModelRepositoryParameter>& parameters) {
   std::optional<v1::ModelConfig> config;
   for (const auto& [key, value] : parameters) {
@@ -58,8 +57,6 @@ absl::StatusOr<std::optional<v1::ModelConfig>> LoadConfig(
   return config;
 }
 
-}  // namespace
-
 absl::Status ModelRepositoryExtension::Index(const inference::RepositoryIndexRequest& request,
                                              const CallInfo& call,
                                              inference::RepositoryIndexResponse* response) {
@@ -84,7 +81,7 @@ absl::Status ModelRepositoryExtension::Index(const inference::RepositoryIndexReq
 
 void ModelRepositoryExtension::Load(const inference::RepositoryModelLoadRequest& request,
                                     CallInfo call, InferenceService::Done done) {
-  auto config = LoadConfig(request.parameters());
+  auto config = ReadLoadParameters(request.parameters());
   if (!config.ok()) {
     return std::move(done)(inference_->Refuse(call, config.status()));
   }

@@ -5,7 +5,11 @@
 // holds a seqserve.v1.ModelConfig in protobuf's JSON mapping.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "inference/v2/grpc_predict_v2.pb.h"
 #include "serving/call.h"
 #include "serving/inference_service.h"
@@ -15,6 +19,13 @@ namespace seqserve {
 // The longest "config" parameter a load takes: a config is a few hundred
 // bytes; this bounds what its JSON parser may build.
 inline constexpr size_t kMaxLoadConfigBytes = 64 * 1024;
+
+// A load's parameters: its "config" as a ModelConfig (nullopt without one);
+// INVALID_ARGUMENT for any other parameter (a "file:<version>/<name>" the
+// server would not use must not be ignored silently) or a config that is
+// not a string holding a ModelConfig in JSON.
+absl::StatusOr<std::optional<v1::ModelConfig>> ReadLoadParameters(
+    const google::protobuf::Map<std::string, inference::ModelRepositoryParameter>& parameters);
 
 class ModelRepositoryExtension {
  public:
