@@ -108,8 +108,7 @@ ABSL_FLAG(double, auth_tokens_refresh_seconds, 10,
           "How often --auth_tokens_file is checked for a change");
 ABSL_FLAG(std::string, admin_tokens_file, "",
           "Bearer tokens of admins, as --auth_tokens_file: loading and unloading models "
-          "then needs one of them (they may call everything else too); unset: model "
-          "control needs what every other call needs");
+          "needs one of them once tokens are on (they may call everything else too)");
 ABSL_FLAG(uint32_t, max_concurrent_streams, 0,
           "gRPC: most calls at once on one connection (0: no limit)");
 ABSL_FLAG(double, max_connection_age_seconds, 0,

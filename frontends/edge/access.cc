@@ -1,6 +1,7 @@
 #include "frontends/edge/access.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 
 namespace seqserve {
@@ -17,18 +18,21 @@ const char* AccessName(Access access) {
 absl::Status EdgeGuard::Admit(Access access, CallerCredentials* caller) const {
   caller->name.clear();
   if (access == Access::kOpen) return absl::OkStatus();
-  if (access == Access::kAdmin && admin_ != nullptr) {
-    absl::Status admitted = admin_->Identify(*caller, &caller->name);
+  if (access == Access::kAdmin && (admin_ != nullptr || authenticator_ != nullptr)) {
+    absl::Status admitted = admin_ != nullptr ? admin_->Identify(*caller, &caller->name)
+                                              : absl::UnauthenticatedError("no admin tokens");
     if (admitted.ok() || !absl::IsUnauthenticated(admitted) || authenticator_ == nullptr) {
       return admitted;
     }
-    // A caller token good for inference is known, but not enough here.
+    // A caller's token is known, but not enough to change what is served.
     std::string name;
-    if (authenticator_->Identify(*caller, &name).ok()) {
-      return absl::PermissionDeniedError(
-          "this call changes what the server serves: it needs a token of --admin_tokens_file");
+    absl::Status caller_token = authenticator_->Identify(*caller, &name);
+    if (caller_token.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "this call changes what the server serves: it needs a token of --admin_tokens_file",
+          admin_ == nullptr ? " (this server has none)" : ""));
     }
-    return admitted;
+    return admin_ != nullptr ? admitted : caller_token;
   }
   if (authenticator_ == nullptr) return absl::OkStatus();
   absl::Status admitted = authenticator_->Identify(*caller, &caller->name);

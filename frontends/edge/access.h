@@ -16,8 +16,8 @@ namespace seqserve {
 enum class Access {
   kOpen,   // probes and health: anyone, always
   kToken,  // inference and reading: a token when tokens are configured
-  // Changing what is served (model control): an admin token when admin
-  // tokens are configured, else as kToken.
+  // Changing what is served (model control): an admin token when tokens
+  // are configured; anyone when none are.
   kAdmin,
 };
 
@@ -27,8 +27,10 @@ const char* AccessName(Access access);
 class EdgeGuard {
  public:
   // Neither is owned. A null `authenticator` lets every caller into kToken
-  // routes; a null `admin` makes kAdmin routes kToken ones. An admin
-  // token is good for kToken routes too.
+  // routes. kAdmin routes need an `admin` token; with no `admin` they are
+  // open when `authenticator` is null too, else refused to every caller
+  // (PERMISSION_DENIED for a good token). An admin token is good for
+  // kToken routes too.
   explicit EdgeGuard(const Authenticator* authenticator, const Authenticator* admin = nullptr)
       : authenticator_(authenticator), admin_(admin) {}
 

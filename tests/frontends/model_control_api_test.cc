@@ -5,10 +5,13 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "auth/token_authenticator.h"
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
@@ -25,6 +28,7 @@ namespace seqserve {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::HttpCall;
 using testing::HttpReply;
 using testing::TestRepository;
@@ -290,6 +294,7 @@ TEST_F(ModelControlApiTest, AdminTokensAloneLoadAndUnload) {
   ModelServer::Options options = Explicit();
   options.authenticator = tokens->get();
   options.admin_authenticator = admins->get();
+  options.access_log = dir.Path("access.log");
   Start(options);
 
   // No token: 401; a caller's token: 403, saying what is needed.
@@ -318,6 +323,40 @@ TEST_F(ModelControlApiTest, AdminTokensAloneLoadAndUnload) {
   reply = HttpCall(port_, "POST", "/v2/repository/models/mammal/unload", "", Bearer(kAdminToken));
   EXPECT_EQ(reply.status, 200) << reply.body;
   EXPECT_EQ(Classify("mammal", Bearer(kCallerToken)), 404);
+
+  // The access log names who changed what: the admin, and the refused caller.
+  server_->Shutdown(absl::Seconds(5));
+  std::ifstream log_file(dir.Path("access.log"));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(log_file, line);) lines.push_back(line);
+  // A line holding both pieces.
+  const auto logged = [&lines](const std::string& one, const std::string& other) {
+    for (const std::string& line : lines) {
+      if (absl::StrContains(line, one) && absl::StrContains(line, other)) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(logged(R"("caller":"ops")", R"("method":"LoadModel")"));
+  EXPECT_TRUE(logged(R"("caller":"ops")", R"("method":"RepositoryModelUnload")"));
+  EXPECT_TRUE(logged(R"("code":"PERMISSION_DENIED")", R"("method":"LoadModel")"));
+  for (const std::string& line : lines) EXPECT_THAT(line, Not(HasSubstr(kAdminToken)));
+}
+
+// With caller tokens and no admin tokens, nobody may load or unload.
+TEST_F(ModelControlApiTest, WithoutAdminTokensNoTokenLoads) {
+  testing::TestCertificates dir;
+  testing::ReplaceFile(dir.Path("tokens.txt"), absl::StrCat("caller:", kCallerToken, "\n"));
+  auto tokens = TokenAuthenticator::Start({dir.Path("tokens.txt"), absl::ZeroDuration()});
+  ASSERT_TRUE(tokens.ok());
+  ModelServer::Options options = Explicit();
+  options.authenticator = tokens->get();
+  Start(options);
+  HttpReply reply = HttpCall(port_, "POST", "/v1/models/mammal:load", "", Bearer(kCallerToken));
+  EXPECT_EQ(reply.status, 403);
+  EXPECT_THAT(reply.body, HasSubstr("needs a token of --admin_tokens_file (this server has none)"));
+  EXPECT_EQ(HttpCall(port_, "POST", "/v1/models/mammal:load").status, 401);
+  EXPECT_EQ(HttpCall(port_, "POST", "/v1/repository/index", "", Bearer(kCallerToken)).status,
+            200);
 }
 
 }  // namespace
