@@ -31,6 +31,13 @@ void CheckConsole(const std::string& token, bool tls = false) {
   repository.WriteReferenceConfig("species", "species");
   repository.AddReferenceVersion("churn", 1, "mammal");
   repository.WriteFile("churn/config.textproto", "labels: ['stays', 'churns']\n");
+  repository.AddReferenceVersion("canary", 1, "species");
+  repository.AddReferenceVersion("canary", 2, "species");
+  repository.WriteFile("canary/config.textproto",
+                       "version_policy { all {} }\n"
+                       "version_labels { key: 'stable' value: 1 }\n"
+                       "traffic { version: 1 percent: 100 }\n"
+                       "shadow { version: 2 percent: 100 }\n");
   repository.AddReferenceVersion("hostile", 1, "species");
   repository.WriteFile("hostile/config.textproto",
                        "labels: ['<script>window.pwned=1</script>', "
@@ -67,6 +74,7 @@ void CheckConsole(const std::string& token, bool tls = false) {
   EXPECT_THAT(result.output, HasSubstr("ok   log_softmax: the likeliest class has the longest bar"));
   EXPECT_THAT(result.output, HasSubstr("ok   live panel counts the 3 unserved calls in one row"));
   EXPECT_THAT(result.output, HasSubstr("ok   curl command runs and answers as REST does"));
+  EXPECT_THAT(result.output, HasSubstr("ok   live panel shows the shadow's agreement"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

@@ -1,8 +1,9 @@
 // Drives seqserve's web console in Debian's chromium (puppeteer-core, no
 // browser download) against a live server whose repository holds the
 // species sample, a binary model named "churn" (the mammal reference with
-// labels "stays" and "churns") and a model named "hostile" whose labels
-// are HTML:
+// labels "stays" and "churns"), a model named "hostile" whose labels
+// are HTML and one named "canary" whose version 1 is labelled "stable"
+// and takes every call while version 2 shadows them:
 //   [SEQSERVE_CA_DIR=DIR] node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
 // With an https: URL, SEQSERVE_CA_DIR names a directory whose ca.pem
 // signed the server's certificate.
@@ -324,6 +325,28 @@ async function chooseModel(page, name, width) {
           names[names.length - 1] === "unknown models" && unserved[0].calls === "3" &&
           unserved[0].title.includes("_unknown"),
           `live panel counts the 3 unserved calls in one row: ${JSON.stringify(live)}`);
+
+    // A model with a label and a shadow: the model list shows the label,
+    // the live panel the calls by version and the shadow's agreement.
+    const labelled = await page.$$eval("#models tbody tr", (rows) => rows
+      .filter((row) => row.getAttribute("data-model") === "canary")
+      .map((row) => row.cells[1].textContent));
+    check(labelled.length === 1 && labelled[0].includes("1 available (stable)"),
+          `the model list shows version labels: ${JSON.stringify(labelled)}`);
+    const canaryCalls = [1, 2, 3, 4].map(() =>
+      post("/v1/models/canary:classify", JSON.stringify({ features: [4, 0, 1], rows: 1 })));
+    check(canaryCalls.every((status) => status === "200"), `canary calls answered ${canaryCalls}`);
+    const shadowRow = () => page.$$eval("#shadows tbody tr", (rows) => rows.map((row) =>
+      Array.from(row.cells).map((cell) => cell.textContent).join(" | ")));
+    await page.waitForFunction(() => Array.from(document.querySelectorAll("#shadows tbody tr"))
+      .some((row) => row.cells[2].textContent === "4"), { timeout: 10000 }).catch(() => {});
+    const shadows = await shadowRow();
+    check(shadows.length === 1 && shadows[0] === "canary | 1 → 2 | 4 | 100.00%",
+          `live panel shows the shadow's agreement: ${JSON.stringify(shadows)}`);
+    const byVersion = await page.$$eval("#versions tbody tr", (rows) => rows.map((row) =>
+      Array.from(row.cells).map((cell) => cell.textContent).join(" | ")));
+    check(byVersion.includes("canary | 1 | 4 | 100.0%"),
+          `live panel shows the calls by version: ${JSON.stringify(byVersion)}`);
 
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
     check(problems.length === 0, `no console errors or failed requests: ${problems.join("; ")}`);

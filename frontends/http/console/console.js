@@ -76,8 +76,10 @@ async function loadModels() {
   for (const model of list.models || []) {
     const row = el("tr", undefined, { "data-model": model.name });
     row.appendChild(el("td", model.name));
+    // "2 available (canary, stable)": a version's labels beside it.
     const versions = (model.versions || [])
-      .map((v) => v.version + " " + v.state.replace("MODEL_STATE_", "").toLowerCase())
+      .map((v) => v.version + " " + v.state.replace("MODEL_STATE_", "").toLowerCase() +
+                  ((v.labels || []).length ? " (" + v.labels.join(", ") + ")" : ""))
       .join(", ");
     row.appendChild(el("td", versions + (model.error ? " (" + model.error + ")" : "")));
     row.addEventListener("click", () => selectModel(model.name).catch(showError));
@@ -263,20 +265,29 @@ async function classify(event) {
 const UNSERVED = "";
 const UNSERVED_LABEL = "unknown models";
 
+// The samples of the families `names` in Prometheus text: [{name, labels, value}].
+function metricSamples(text, names) {
+  const samples = [];
+  const labelPattern = /(\w+)="((?:[^"\\]|\\.)*)"/g;
+  for (const line of text.split("\n")) {
+    const match = /^(\w+)\{(.*)\} (\S+)$/.exec(line);
+    if (!match || !names.includes(match[1])) continue;
+    const labels = {};
+    for (const [, key, value] of match[2].matchAll(labelPattern)) labels[key] = value;
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
 // {model: {calls, errors, buckets: [[le, count]]}} from the metrics text.
 function parseMetrics(text) {
   const byModel = {};
-  const labelPattern = /(\w+)="((?:[^"\\]|\\.)*)"/g;
-  for (const line of text.split("\n")) {
-    const match = /^(seqserve_requests_total|seqserve_request_duration_seconds_bucket)\{(.*)\} (\S+)$/.exec(line);
-    if (!match) continue;
-    const labels = {};
-    for (const [, key, value] of match[2].matchAll(labelPattern)) labels[key] = value;
+  for (const { name, labels, value } of metricSamples(
+      text, ["seqserve_requests_total", "seqserve_request_duration_seconds_bucket"])) {
     if (labels.method !== "Classify") continue;
     const model = labels.model === "_unknown" ? UNSERVED : labels.model || UNSERVED;
     const entry = byModel[model] || (byModel[model] = { calls: 0, errors: 0, buckets: {} });
-    const value = Number(match[3]);
-    if (match[1] === "seqserve_requests_total") {
+    if (name === "seqserve_requests_total") {
       entry.calls += value;
       if (labels.code !== "OK") entry.errors += value;
     } else {
@@ -284,6 +295,66 @@ function parseMetrics(text) {
     }
   }
   return byModel;
+}
+
+// The calls each version answered, {model: {version: calls}}, over every
+// method that classifies: how a traffic split works out.
+function parseVersionCalls(text) {
+  const byModel = {};
+  for (const { labels, value } of metricSamples(text, ["seqserve_requests_total"])) {
+    if (labels.code !== "OK" || !labels.version || labels.model === "_unknown") continue;
+    if (!["Classify", "Predict", "ModelInfer"].includes(labels.method)) continue;
+    const versions = byModel[labels.model] || (byModel[labels.model] = {});
+    versions[labels.version] = (versions[labels.version] || 0) + value;
+  }
+  return byModel;
+}
+
+// Shadow comparisons: [{model, served, shadow, compared, agreement}].
+function parseShadows(text) {
+  const rows = {};
+  for (const { name, labels, value } of metricSamples(
+      text, ["seqserve_shadow_compared_rows_total", "seqserve_shadow_agreement_ratio"])) {
+    const key = [labels.model, labels.served_version, labels.shadow_version].join("\u0000");
+    const row = rows[key] || (rows[key] = { model: labels.model, served: labels.served_version,
+                                            shadow: labels.shadow_version, compared: 0,
+                                            agreement: NaN });
+    if (name === "seqserve_shadow_compared_rows_total") row.compared = value;
+    else row.agreement = value;
+  }
+  return Object.values(rows).sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
+}
+
+function showVersionCalls(byModel) {
+  const body = document.querySelector("#versions tbody");
+  body.replaceChildren();
+  for (const model of Object.keys(byModel).sort()) {
+    const versions = byModel[model];
+    const total = Object.values(versions).reduce((a, b) => a + b, 0);
+    for (const version of Object.keys(versions).sort((a, b) => Number(b) - Number(a))) {
+      const row = el("tr");
+      row.appendChild(el("td", model));
+      row.appendChild(el("td", version));
+      row.appendChild(el("td", versions[version]));
+      row.appendChild(el("td", total ? (100 * versions[version] / total).toFixed(1) + "%" : "-"));
+      body.appendChild(row);
+    }
+  }
+}
+
+function showShadows(shadows) {
+  document.getElementById("shadows").hidden = shadows.length === 0;
+  const body = document.querySelector("#shadows tbody");
+  body.replaceChildren();
+  for (const shadow of shadows) {
+    const row = el("tr");
+    row.appendChild(el("td", shadow.model));
+    row.appendChild(el("td", shadow.served + " → " + shadow.shadow));
+    row.appendChild(el("td", shadow.compared));
+    row.appendChild(el("td", Number.isNaN(shadow.agreement) || shadow.compared === 0
+      ? "-" : (100 * shadow.agreement).toFixed(2) + "%"));
+    body.appendChild(row);
+  }
 }
 
 function p99(before, after) {
@@ -301,6 +372,8 @@ async function refreshLive() {
   let text;
   try { text = await api("/metrics"); } catch (e) { return; }
   const now = { at: performance.now(), models: parseMetrics(String(text)) };
+  showVersionCalls(parseVersionCalls(String(text)));
+  showShadows(parseShadows(String(text)));
   const body = document.querySelector("#live tbody");
   body.replaceChildren();
   const before = state.lastMetrics;
