@@ -21,7 +21,9 @@ int PoolSize(int threads) {
 }  // namespace
 
 InferenceRunner::InferenceRunner(const Options& options)
-    : options_(options), max_passes_(PoolSize(options.threads)) {
+    : options_(options),
+      max_passes_(PoolSize(options.threads)),
+      max_background_passes_(std::max(1, max_passes_ - 1)) {
   for (int i = 0; i < max_passes_; ++i) threads_.emplace_back([this] { Work(); });
 }
 
@@ -46,7 +48,8 @@ BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
 
 void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
                           absl::Span<const float> features, size_t rows,
-                          absl::Time deadline, Done done, Cancelled cancelled) {
+                          absl::Time deadline, Done done, Cancelled cancelled,
+                          Priority priority) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
@@ -60,7 +63,7 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       // A stacked pass copies features by this count: check it here.
       refused = absl::InvalidArgumentError(absl::StrCat(
           "got ", features.size(), " feature values for ", rows, " rows of ", width));
-    } else if (pass_depth == 0 &&
+    } else if (priority == Priority::kCaller && pass_depth == 0 &&
                served->model->ParameterCount() * rows <= options_.inline_max_macs &&
                queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
       // A small pass, a free slot and nobody waiting: run here and now.
@@ -73,7 +76,8 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       --passes_running_;
       return;
     } else {
-      Queue& queue = queues_[served.get()];
+      Queue& queue = (priority == Priority::kCaller ? queues_
+                                                    : background_queues_)[served.get()];
       const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;
       // An empty queue always takes a request, however large: the row limit
       // per request is PlanClassify's job.
@@ -97,10 +101,12 @@ void InferenceRunner::CancelQueued() {
     absl::MutexLock lock(&mu_);
     cancel_all_ = true;
     abandon_passes_ = true;
-    for (auto& [model, queue] : queues_) {
-      for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
+    for (Queues* queues : {&queues_, &background_queues_}) {
+      for (auto& [model, queue] : *queues) {
+        for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
+      }
+      queues->clear();
     }
-    queues_.clear();
   }
   if (!cancelled.empty()) {
     Stats skipped;
@@ -127,13 +133,20 @@ InferenceRunner::Stats InferenceRunner::stats() const {
   return stats_;
 }
 
-bool InferenceRunner::HasWork() const {
-  return stopping_ || (!queues_.empty() && passes_running_ < max_passes_);
+bool InferenceRunner::BackgroundMayRun() const {
+  // Only while no caller waits; a stopping runner runs what is left.
+  return !background_queues_.empty() && queues_.empty() &&
+         (stopping_ || background_passes_running_ < max_background_passes_);
 }
 
-InferenceRunner::Queue* InferenceRunner::OldestQueue() {
+bool InferenceRunner::HasWork() const {
+  return stopping_ ||
+         (passes_running_ < max_passes_ && (!queues_.empty() || BackgroundMayRun()));
+}
+
+InferenceRunner::Queue* InferenceRunner::OldestQueue(Queues& queues) {
   Queue* oldest = nullptr;
-  for (auto& [model, queue] : queues_) {
+  for (auto& [model, queue] : queues) {
     if (oldest == nullptr || queue.tasks.front().queued < oldest->tasks.front().queued) {
       oldest = &queue;
     }
@@ -146,20 +159,24 @@ void InferenceRunner::Work() {
   absl::MutexLock lock(&mu_);
   while (true) {
     mu_.Await(absl::Condition(this, &InferenceRunner::HasWork));
-    Queue* queue = OldestQueue();
+    Queue* queue = OldestQueue(queues_);
+    const bool background = queue == nullptr && BackgroundMayRun();
+    if (background) queue = OldestQueue(background_queues_);
     if (queue == nullptr) return;  // stopping, and nothing left to run
+    Queues& queues = background ? background_queues_ : queues_;
     const ServedModel* model = queue->tasks.front().served.get();
     const BatchingLimits limits = LimitsFor(*model);
     const absl::Time wait_until = queue->tasks.front().queued + limits.max_queue_delay;
-    if (queue->rows < limits.max_batch_rows && passes_running_ > 0 && !stopping_ &&
-        absl::Now() < wait_until) {
+    // Background work does not wait for more rows: it runs on what is idle.
+    if (!background && queue->rows < limits.max_batch_rows && CallerPassesRunning() > 0 &&
+        !stopping_ && absl::Now() < wait_until) {
       // Busy server: give the batch a moment to fill, then look again.
       // Also wake when the server goes idle: the wait is only worth it
-      // while another pass runs.
+      // while another caller's pass runs.
       auto full_idle_or_stopping = [this, model, &limits]()
                                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         auto it = queues_.find(model);
-        return stopping_ || passes_running_ == 0 || it == queues_.end() ||
+        return stopping_ || CallerPassesRunning() == 0 || it == queues_.end() ||
                it->second.rows >= limits.max_batch_rows;
       };
       mu_.AwaitWithDeadline(absl::Condition(&full_idle_or_stopping), wait_until);
@@ -174,13 +191,15 @@ void InferenceRunner::Work() {
       queue->tasks.pop_front();
     }
     queue->rows -= rows;
-    if (queue->tasks.empty()) queues_.erase(model);
+    if (queue->tasks.empty()) queues.erase(model);
     ++passes_running_;
+    if (background) ++background_passes_running_;
     mu_.Unlock();
     RunBatch(absl::MakeSpan(batch));
     batch.clear();
     mu_.Lock();
     --passes_running_;
+    if (background) --background_passes_running_;
   }
 }
 
@@ -281,8 +300,10 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
 std::vector<InferenceRunner::QueuedRows> InferenceRunner::queued_rows() const {
   std::vector<QueuedRows> waiting;
   absl::MutexLock lock(&mu_);
-  for (const auto& [served, queue] : queues_) {
-    if (queue.rows > 0) waiting.push_back({served->name, served->version, queue.rows});
+  for (const Queues* queues : {&queues_, &background_queues_}) {
+    for (const auto& [served, queue] : *queues) {
+      if (queue.rows > 0) waiting.push_back({served->name, served->version, queue.rows});
+    }
   }
   return waiting;
 }

@@ -75,6 +75,9 @@ class InferenceRunner {
   // True once the caller gave up (a cancelled call); may be called from
   // any thread until `done` runs.
   using Cancelled = std::function<bool()>;
+  // Whose rows a pass carries: a caller's, or work that may wait for
+  // spare capacity (see the top of this file).
+  enum class Priority { kCaller, kBackground };
 
   explicit InferenceRunner(const Options& options);
   // Runs what is queued, then stops the threads.
@@ -94,7 +97,7 @@ class InferenceRunner {
   // DEADLINE_EXCEEDED or CANCELLED without running.
   void Run(std::shared_ptr<const ServedModel> served,
            absl::Span<const float> features, size_t rows, absl::Time deadline,
-           Done done, Cancelled cancelled = nullptr);
+           Done done, Cancelled cancelled = nullptr, Priority priority = Priority::kCaller);
 
   // Answers every queued request UNAVAILABLE now (retryable elsewhere),
   // without running it, and every later one at once; a pass that is running
@@ -138,10 +141,17 @@ class InferenceRunner {
     std::deque<Task> tasks;
     size_t rows = 0;
   };
+  using Queues = absl::flat_hash_map<const ServedModel*, Queue>;
 
   void Work();
-  // The queue whose first task waited longest; null when all are empty.
-  Queue* OldestQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The queue of `queues` whose first task waited longest; null when all
+  // are empty.
+  static Queue* OldestQueue(Queues& queues);
+  // Background work may start another pass now.
+  bool BackgroundMayRun() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int CallerPassesRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return passes_running_ - background_passes_running_;
+  }
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs one forward pass over `batch` and answers every task in it.
   // Never throws: an allocation failure is an answer.
@@ -152,9 +162,12 @@ class InferenceRunner {
 
   const Options options_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<const ServedModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);
+  Queues queues_ ABSL_GUARDED_BY(mu_);  // callers'
+  Queues background_queues_ ABSL_GUARDED_BY(mu_);
   const int max_passes_;  // forward passes at once: the pool's size
+  const int max_background_passes_;  // of them, carrying background work
   int passes_running_ ABSL_GUARDED_BY(mu_) = 0;
+  int background_passes_running_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_all_ ABSL_GUARDED_BY(mu_) = false;  // CancelQueued() was called

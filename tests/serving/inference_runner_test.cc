@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/onnx_loader.h"
 #include "tests/support/reference_data.h"
@@ -412,6 +415,84 @@ TEST_F(InferenceRunnerTest, APassReportsItsQueueWaitAndBatchSize) {
   EXPECT_EQ(seen.batch_rows, 6u);  // its 4 rows and the other's 2
   EXPECT_EQ(seen.logits.size(), 4u * 3u);
   EXPECT_GE(seen.queued, absl::Milliseconds(20));
+}
+
+// Background work (shadow copies): callers' rows go first, and a caller
+// always finds a slot that background work does not hold.
+constexpr auto kBackground = InferenceRunner::Priority::kBackground;
+
+TEST_F(InferenceRunnerTest, BackgroundWorkWaitsWhileCallersRowsWait) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto record = [&](std::string name, Answer* answer) {
+    return [&, name, answer](absl::StatusOr<InferenceRunner::PassOutput> output) {
+      {
+        absl::MutexLock lock(&mu);
+        order.push_back(name);
+      }
+      answer->Callback()(std::move(output));
+    };
+  };
+  Answer background, caller;
+  // Queued first, run last: the caller's rows arrive while it waits.
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("background", &background),
+               nullptr, kBackground);
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), record("caller", &caller));
+  Release();
+  background.done.WaitForNotification();
+  caller.done.WaitForNotification();
+  EXPECT_TRUE(background.status.ok());
+  EXPECT_TRUE(caller.status.ok());
+  EXPECT_THAT(order, ::testing::ElementsAre("caller", "background"));
+  // Never stacked with the caller's rows: two passes.
+  EXPECT_EQ(runner_->stats().passes, 3u);  // the blocker's, then one each
+}
+
+TEST_F(InferenceRunnerTest, BackgroundWorkNeverHoldsTheLastSlotNorTheCallersThread) {
+  InferenceRunner::Options options;
+  options.threads = 2;
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  // A background pass whose callback holds its slot until released.
+  absl::Notification holding, release;
+  std::thread::id held_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput>) {
+               held_on = std::this_thread::get_id();
+               holding.Notify();
+               release.WaitForNotification();
+             },
+             nullptr, kBackground);
+  ASSERT_TRUE(holding.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_NE(held_on, std::this_thread::get_id());  // queued, never inline
+  // More background work waits: one slot of two is background's at most.
+  Answer waiting;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), waiting.Callback(), nullptr, kBackground);
+  // A caller's pass still runs, inline or on the free thread.
+  Answer caller;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), caller.Callback());
+  ASSERT_TRUE(caller.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(caller.status.ok());
+  EXPECT_FALSE(waiting.done.HasBeenNotified());
+  const auto queued = runner.queued_rows();
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued.front().rows, 1u);
+  release.Notify();
+  waiting.done.WaitForNotification();
+  EXPECT_TRUE(waiting.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, CancelQueuedAnswersBackgroundWorkToo) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  Answer background;
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), background.Callback(), nullptr,
+               kBackground);
+  runner_->CancelQueued();
+  ASSERT_TRUE(background.done.HasBeenNotified());
+  EXPECT_EQ(background.status.code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
