@@ -4,6 +4,14 @@
 #include <new>
 #include <utility>
 
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "absl/strings/str_cat.h"
 
 namespace seqserve {
@@ -18,13 +26,25 @@ int PoolSize(int threads) {
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// The calling thread gets a core only when no other thread wants it, so
+// that background work never takes CPU from callers: SCHED_IDLE, else the
+// highest nice value. Lowering a thread's priority needs no privilege.
+void LowestCpuPriority() {
+#ifdef __linux__
+  sched_param param{};
+  param.sched_priority = 0;
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  }
+#endif
+}
+
 }  // namespace
 
 InferenceRunner::InferenceRunner(const Options& options)
-    : options_(options),
-      max_passes_(PoolSize(options.threads)),
-      max_background_passes_(std::max(1, max_passes_ - 1)) {
+    : options_(options), max_passes_(PoolSize(options.threads)) {
   for (int i = 0; i < max_passes_; ++i) threads_.emplace_back([this] { Work(); });
+  background_thread_ = std::thread([this] { WorkInBackground(); });
 }
 
 InferenceRunner::~InferenceRunner() {
@@ -33,6 +53,7 @@ InferenceRunner::~InferenceRunner() {
     stopping_ = true;
   }
   for (auto& thread : threads_) thread.join();
+  background_thread_.join();
 }
 
 BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
@@ -56,8 +77,9 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
     // A `done` that calls Run() again (depth > 0) queues: running inline
     // there would reuse this thread's pass buffers while they are read.
     const size_t width = static_cast<size_t>(served->model->input_width());
-    if (cancel_all_) {
-      // Retryable: another replica can answer.
+    if (cancel_all_ || (priority == Priority::kBackground && stopping_)) {
+      // Retryable: another replica can answer. (Background work queued
+      // now might outlive the background thread.)
       refused = absl::UnavailableError("the server is shutting down; retry");
     } else if (rows == 0 || features.size() != rows * width) {
       // A stacked pass copies features by this count: check it here.
@@ -133,15 +155,13 @@ InferenceRunner::Stats InferenceRunner::stats() const {
   return stats_;
 }
 
-bool InferenceRunner::BackgroundMayRun() const {
-  // Only while no caller waits; a stopping runner runs what is left.
-  return !background_queues_.empty() && queues_.empty() &&
-         (stopping_ || background_passes_running_ < max_background_passes_);
+bool InferenceRunner::HasWork() const {
+  return stopping_ || (!queues_.empty() && passes_running_ < max_passes_);
 }
 
-bool InferenceRunner::HasWork() const {
-  return stopping_ ||
-         (passes_running_ < max_passes_ && (!queues_.empty() || BackgroundMayRun()));
+bool InferenceRunner::HasBackgroundWork() const {
+  // Only while no caller waits; a stopping runner answers what is left.
+  return stopping_ || (!background_queues_.empty() && queues_.empty());
 }
 
 InferenceRunner::Queue* InferenceRunner::OldestQueue(Queues& queues) {
@@ -160,47 +180,65 @@ void InferenceRunner::Work() {
   while (true) {
     mu_.Await(absl::Condition(this, &InferenceRunner::HasWork));
     Queue* queue = OldestQueue(queues_);
-    const bool background = queue == nullptr && BackgroundMayRun();
-    if (background) queue = OldestQueue(background_queues_);
     if (queue == nullptr) return;  // stopping, and nothing left to run
-    Queues& queues = background ? background_queues_ : queues_;
     const ServedModel* model = queue->tasks.front().served.get();
     const BatchingLimits limits = LimitsFor(*model);
     const absl::Time wait_until = queue->tasks.front().queued + limits.max_queue_delay;
-    // Background work does not wait for more rows: it runs on what is idle.
-    if (!background && queue->rows < limits.max_batch_rows && CallerPassesRunning() > 0 &&
-        !stopping_ && absl::Now() < wait_until) {
+    if (queue->rows < limits.max_batch_rows && passes_running_ > 0 && !stopping_ &&
+        absl::Now() < wait_until) {
       // Busy server: give the batch a moment to fill, then look again.
       // Also wake when the server goes idle: the wait is only worth it
-      // while another caller's pass runs.
+      // while another pass runs.
       auto full_idle_or_stopping = [this, model, &limits]()
                                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         auto it = queues_.find(model);
-        return stopping_ || CallerPassesRunning() == 0 || it == queues_.end() ||
+        return stopping_ || passes_running_ == 0 || it == queues_.end() ||
                it->second.rows >= limits.max_batch_rows;
       };
       mu_.AwaitWithDeadline(absl::Condition(&full_idle_or_stopping), wait_until);
       continue;
     }
-    // Take the first task, then whole tasks while they fit.
-    size_t rows = 0;
-    while (!queue->tasks.empty() &&
-           (batch.empty() || rows + queue->tasks.front().rows <= limits.max_batch_rows)) {
-      rows += queue->tasks.front().rows;
-      batch.push_back(std::move(queue->tasks.front()));
-      queue->tasks.pop_front();
-    }
-    queue->rows -= rows;
-    if (queue->tasks.empty()) queues.erase(model);
+    TakeBatch(queues_, model, limits.max_batch_rows, &batch);
     ++passes_running_;
-    if (background) ++background_passes_running_;
     mu_.Unlock();
     RunBatch(absl::MakeSpan(batch));
     batch.clear();
     mu_.Lock();
     --passes_running_;
-    if (background) --background_passes_running_;
   }
+}
+
+void InferenceRunner::WorkInBackground() {
+  LowestCpuPriority();
+  std::vector<Task> batch;  // reused: no allocation once warm
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.Await(absl::Condition(this, &InferenceRunner::HasBackgroundWork));
+    Queue* queue = OldestQueue(background_queues_);
+    if (queue == nullptr) return;  // stopping, and nothing left to run
+    // No waiting for more rows: background work runs on what is idle.
+    const ServedModel* model = queue->tasks.front().served.get();
+    TakeBatch(background_queues_, model, LimitsFor(*model).max_batch_rows, &batch);
+    mu_.Unlock();
+    RunBatch(absl::MakeSpan(batch));
+    batch.clear();
+    mu_.Lock();
+  }
+}
+
+void InferenceRunner::TakeBatch(Queues& queues, const ServedModel* model, uint32_t max_rows,
+                                std::vector<Task>* batch) {
+  Queue& queue = queues.at(model);
+  // Take the first task, then whole tasks while they fit.
+  size_t rows = 0;
+  while (!queue.tasks.empty() &&
+         (batch->empty() || rows + queue.tasks.front().rows <= max_rows)) {
+    rows += queue.tasks.front().rows;
+    batch->push_back(std::move(queue.tasks.front()));
+    queue.tasks.pop_front();
+  }
+  queue.rows -= rows;
+  if (queue.tasks.empty()) queues.erase(model);
 }
 
 void InferenceRunner::RunBatch(absl::Span<Task> batch) {

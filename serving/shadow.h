@@ -1,10 +1,11 @@
 // Shadow versions: a model's config may name a version (ShadowConfig) that
 // gets a copy of a sampled share of the calls served by its traffic. The
 // copy runs through the same InferenceRunner as any call, but as
-// background work (it waits while callers' rows wait, and never holds the
-// last slot), after the caller's answer is complete: the answer is never
-// delayed by the shadow's pass, changed or failed by it. Each copied row's
-// answers are compared, and the comparison told to the RequestObserver.
+// background work (on the runner's background thread, at the lowest CPU
+// priority, while no caller's rows wait), queued as the caller's answer is
+// complete: the answer never waits for the shadow's pass, and is never
+// changed or failed by it. Each copied row's answers are compared, and the
+// comparison told to the RequestObserver.
 //
 // Copies wait in a bounded queue; one that does not fit, or that is still
 // waiting when the server stops, is dropped and counted.

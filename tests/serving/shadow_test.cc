@@ -325,9 +325,7 @@ TEST(Shadow, ASampleIsCopiedByTheRequestIdIndependentlyOfTheTrafficSplit) {
 
 TEST(Shadow, AShadowThatHoldsItsThreadDelaysNoCallerAndAFullQueueDropsCopies) {
   ShadowLog log(/*hold=*/true);
-  ModelServer::Options options;
-  options.inference.threads = 2;  // one for background work, one always for callers
-  AnimalsServer server(kSameBias, 100, &log, options);
+  AnimalsServer server(kSameBias, 100, &log);
   ASSERT_TRUE(server.started());
   const ShadowRunner::Limits limits;
   constexpr int kCalls = 200;
@@ -359,9 +357,7 @@ TEST(Shadow, AShadowThatHoldsItsThreadDelaysNoCallerAndAFullQueueDropsCopies) {
 
 TEST(Shadow, ShutdownDropsTheShadowsWorkInsteadOfWaitingForIt) {
   ShadowLog log(/*hold=*/true);
-  ModelServer::Options options;
-  options.inference.threads = 2;
-  AnimalsServer server(kSameBias, 100, &log, options);
+  AnimalsServer server(kSameBias, 100, &log);
   ASSERT_TRUE(server.started());
   v1::ClassifyResponse response;
   ASSERT_TRUE(server.Classify(kRows, "first", &response).ok());
@@ -432,10 +428,8 @@ TEST(Shadow, AShadowThatCannotTakeTheRowsFailsNoCaller) {
 
 TEST(Shadow, ACallThatNamesAVersionOrALabelIsNotCopied) {
   ShadowLog log;
-  ModelServer::Options options = RoomForEveryCopy();
   // One background pass at a time: copies are compared in the order made.
-  options.inference.threads = 2;
-  AnimalsServer server(kSameBias, 100, &log, options);
+  AnimalsServer server(kSameBias, 100, &log, RoomForEveryCopy());
   ASSERT_TRUE(server.started());
   // Through the HTTP paths that name a version or a label; then one routed
   // call, so that the log has something to wait for.
