@@ -44,7 +44,6 @@ void LowestCpuPriority() {
 InferenceRunner::InferenceRunner(const Options& options)
     : options_(options), max_passes_(PoolSize(options.threads)) {
   for (int i = 0; i < max_passes_; ++i) threads_.emplace_back([this] { Work(); });
-  background_thread_ = std::thread([this] { WorkInBackground(); });
 }
 
 InferenceRunner::~InferenceRunner() {
@@ -53,7 +52,13 @@ InferenceRunner::~InferenceRunner() {
     stopping_ = true;
   }
   for (auto& thread : threads_) thread.join();
-  background_thread_.join();
+  // No background thread starts now: background work is refused.
+  std::thread background;
+  {
+    absl::MutexLock lock(&mu_);
+    background = std::move(background_thread_);
+  }
+  if (background.joinable()) background.join();
 }
 
 BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
@@ -98,6 +103,11 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       --passes_running_;
       return;
     } else {
+      // Started with the first background work: a server without any has
+      // no thread of another scheduling policy.
+      if (priority == Priority::kBackground && !background_thread_.joinable()) {
+        background_thread_ = std::thread([this] { WorkInBackground(); });
+      }
       Queue& queue = (priority == Priority::kCaller ? queues_
                                                     : background_queues_)[served.get()];
       const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;

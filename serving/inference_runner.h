@@ -183,7 +183,7 @@ class InferenceRunner {
   // The same, read by running passes between their row chunks.
   std::atomic<bool> abandon_passes_{false};
   std::vector<std::thread> threads_;
-  std::thread background_thread_;
+  std::thread background_thread_ ABSL_GUARDED_BY(mu_);  // from the first background Run()
 };
 
 }  // namespace seqserve
