@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <new>
+#include <system_error>
 #include <utility>
 
 #ifdef __linux__
@@ -102,12 +103,9 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       mu_.Lock();
       --passes_running_;
       return;
+    } else if (priority == Priority::kBackground && !StartBackgroundThread()) {
+      refused = absl::ResourceExhaustedError("no thread for background work");
     } else {
-      // Started with the first background work: a server without any has
-      // no thread of another scheduling policy.
-      if (priority == Priority::kBackground && !background_thread_.joinable()) {
-        background_thread_ = std::thread([this] { WorkInBackground(); });
-      }
       Queue& queue = (priority == Priority::kCaller ? queues_
                                                     : background_queues_)[served.get()];
       const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;
@@ -216,6 +214,18 @@ void InferenceRunner::Work() {
     mu_.Lock();
     --passes_running_;
   }
+}
+
+bool InferenceRunner::StartBackgroundThread() {
+  // Started with the first background work: a server without any has no
+  // thread of another scheduling policy.
+  if (background_thread_.joinable()) return true;
+  try {
+    background_thread_ = std::thread([this] { WorkInBackground(); });
+  } catch (const std::system_error&) {  // maybe on a caller's `done`: nothing may throw
+    return false;
+  }
+  return true;
 }
 
 void InferenceRunner::WorkInBackground() {

@@ -152,8 +152,10 @@ class InferenceRunner {
   using Queues = absl::flat_hash_map<const ServedModel*, Queue>;
 
   void Work();
-  // The background thread's loop.
+  // The background thread's loop, and its start; false when no thread
+  // could be made.
   void WorkInBackground();
+  bool StartBackgroundThread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The queue of `queues` whose first task waited longest; null when all
   // are empty.
   static Queue* OldestQueue(Queues& queues);
