@@ -142,10 +142,11 @@ class ModelServer {
   void StartDraining();
 
   // Drains, stops polling, refuses new calls, and lets calls in flight
-  // finish until `grace` has passed; shadow versions' copies are dropped at
-  // once (a shadow pass already running ends with the grace at the latest). Then what still waits for a forward
+  // finish until `grace` has passed. Then what still waits for a forward
   // pass is answered UNAVAILABLE without running, and calls are cancelled:
-  // `grace` bounds the shutdown, whatever is queued.
+  // `grace` bounds the shutdown, whatever is queued. Copies for shadow
+  // versions are dropped at once; a shadow pass already running is stopped
+  // at its next chunk of rows when the shutdown ends.
   void Shutdown(absl::Duration grace);
 
  private:

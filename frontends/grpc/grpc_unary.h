@@ -1,7 +1,8 @@
 // The one skeleton of every unary method of the Classifier and the v2
-// services: closing? -> admit -> request id -> parse -> run -> finish. A caller that is
-// refused never has its bytes parsed, and every refusal of a method that
-// needs a token is accounted as the inference path accounts any call.
+// services: closing? -> admit -> request id -> parse -> run -> finish. A
+// caller that is refused never has its bytes parsed, and every refusal of
+// a method that needs a token is accounted as the inference path accounts
+// any call.
 #pragma once
 
 #include <functional>

@@ -627,7 +627,8 @@ void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpR
     std::vector<v1::ClassifyResponse> answers;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(request, admitted, classify ? "Classify" : "Predict", request.cancelled);
+  const CallInfo call =
+      HttpCall(request, admitted, classify ? "Classify" : "Predict", request.cancelled);
   absl::Status parsed = classify ? ParseTfClassifyRequest(request.body, &exchange->rows)
                                  : ParseTfPredictRequest(request.body, &exchange->rows);
   auto version = PathVersion(params);

@@ -299,7 +299,8 @@ TEST_F(RequestIdTest, AnIdTooLongOrNotPrintableIsRefusedOnEveryTransport) {
   const std::string rows = R"({"features": [4, 0, 1]})";
   const std::string instances = R"({"instances": [[4, 0, 1]]})";
   const std::string v2_body =
-      R"({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [4, 0, 1]}]})";
+      R"({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32",)"
+      R"( "data": [4, 0, 1]}]})";
   for (const std::string& header : {absl::StrCat("X-Request-Id: ", too_long, "\r\n"),
                                     std::string("X-Request-Id: tab\there\r\n")}) {
     for (const auto& [path, body] : std::vector<std::pair<std::string, std::string>>{
@@ -324,7 +325,8 @@ TEST_F(RequestIdTest, AnIdTooLongOrNotPrintableIsRefusedOnEveryTransport) {
             200);
   const HttpReply bad_id = HttpCall(
       port, "POST", "/v2/models/species/infer",
-      R"({"id": "a\u0001b", "inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [4, 0, 1]}]})");
+      R"({"id": "a\u0001b", "inputs": [{"name": "features", "shape": [1, 3],)"
+      R"( "datatype": "FP32", "data": [4, 0, 1]}]})");
   EXPECT_EQ(bad_id.status, 400);
   EXPECT_THAT(nlohmann::json::parse(bad_id.body)["error"].get<std::string>(),
               HasSubstr("the request id (id) has byte 0x01 at offset 1"));
