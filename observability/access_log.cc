@@ -52,6 +52,10 @@ std::string AccessLog::FormatLine(const CallRecord& call) {
       ",\"model\":", JsonQuoteClientText(call.model),
       ",\"peer\":", JsonQuoteClientText(call.peer),
       ",\"protocol\":", JsonQuoteClientText(call.protocol),
+      // Only when the caller gave one (checked at the edge: printable, short).
+      call.request_id.empty()
+          ? ""
+          : absl::StrCat(",\"request_id\":", JsonQuoteClientText(call.request_id)),
       ",\"rows\":", call.rows,
       ",\"time\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.start, absl::UTCTimeZone()),
       "\",\"version\":", call.version, "}");

@@ -1,5 +1,6 @@
 // The access log: one JSON line per call (time, protocol, method, model,
-// version, rows, code, duration, peer), whatever its protocol. Lines are
+// version, rows, code, duration, peer, and the request id when the caller
+// gave one), whatever its protocol. Lines are
 // queued and written by a thread of its own, so a slow disk never holds a
 // call; when the queue is full (in lines or in bytes), lines are dropped
 // and counted. Client text in a line (model, method, peer, caller, ...) is
@@ -27,9 +28,9 @@ class AccessLog : public RequestObserver {
   // dropped. The bytes bound what a stalled disk can make the queue hold.
   static constexpr size_t kMaxQueuedLines = 65536;
   static constexpr size_t kMaxQueuedBytes = size_t{16} << 20;
-  // The longest line (without its newline): five text fields of at most
+  // The longest line (without its newline): six text fields of at most
   // kMaxQuotedClientBytes escaped bytes each, and the fixed fields.
-  static constexpr size_t kMaxLineBytes = 1024;
+  static constexpr size_t kMaxLineBytes = 1200;
 
   struct Options {
     size_t max_queued_lines = kMaxQueuedLines;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <tuple>
 
@@ -27,6 +28,39 @@ struct ServingMetrics::CallSeries {
 };
 
 namespace {
+absl::Span<const int64_t> ScoreDifferenceBuckets();
+}  // namespace
+
+struct ServingMetrics::ShadowSeries {
+  uint64_t compared_rows = 0;
+  uint64_t agreed_rows = 0;
+  Histogram score_difference{ScoreDifferenceBuckets()};
+};
+
+namespace {
+
+// Score differences are observed in billionths (a histogram counts
+// integers); 0 is its own bucket: bit-identical answers.
+constexpr double kScoreUnits = 1e9;
+absl::Span<const int64_t> ScoreDifferenceBuckets() {
+  static const std::vector<int64_t> bounds = {
+      0,          100,         1'000,       10'000,      100'000,        1'000'000,
+      10'000'000, 50'000'000,  100'000'000, 250'000'000, 500'000'000,    1'000'000'000,
+      10'000'000'000};
+  return bounds;
+}
+// Any difference above this (an infinite one included) counts as this.
+constexpr double kLargestScoreDifference = 1e12;
+
+const char* DropReason(ShadowRecord::Outcome outcome) {
+  switch (outcome) {
+    case ShadowRecord::Outcome::kQueueFull: return "queue_full";
+    case ShadowRecord::Outcome::kShutdown: return "shutdown";
+    case ShadowRecord::Outcome::kFailed: return "failed";
+    case ShadowRecord::Outcome::kCompared: break;
+  }
+  return "";
+}
 
 const char* CodeName(size_t code) {
   static constexpr const char* kNames[kStatusCodes] = {
@@ -105,6 +139,24 @@ void ServingMetrics::OnEnd(const CallRecord& call) {
   if (call.first_in_pass) {
     series.inference.Observe(Nanos(call.inference));
     series.batch_rows.Observe(static_cast<int64_t>(call.batch_rows));
+  }
+}
+
+void ServingMetrics::OnShadow(const ShadowRecord& shadow) {
+  absl::MutexLock lock(&shadow_mu_);
+  if (shadow.outcome != ShadowRecord::Outcome::kCompared) {
+    ++shadow_drops_[{shadow.model, DropReason(shadow.outcome)}];
+    return;
+  }
+  auto& series = shadows_[{shadow.model, shadow.served_version, shadow.shadow_version}];
+  if (series == nullptr) series = std::make_unique<ShadowSeries>();
+  series->compared_rows += shadow.rows;
+  series->agreed_rows += shadow.agreed_rows;
+  for (float difference : shadow.score_differences) {
+    // Rounded up: only equal scores land in the 0 bucket.
+    const double units = std::ceil(
+        std::min(static_cast<double>(difference), kLargestScoreDifference) * kScoreUnits);
+    series->score_difference.Observe(static_cast<int64_t>(units));
   }
 }
 
@@ -232,6 +284,8 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   out.HistogramSeries("seqserve_model_load_duration_seconds", {}, DurationBucketsNanos(),
                       load_duration_->Read(), 1e9);
 
+  WriteShadowMetrics(out);
+
   if (gauges.tokens_file.has_value()) {
     out.Family("seqserve_auth_tokens_file_valid", "gauge",
                "1 when the tokens in force are the tokens file on disk; 0 while a change to it "
@@ -261,6 +315,49 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
              {{"version", SEQSERVE_VERSION}, {"grpc_version", grpc::Version()}}, uint64_t{1});
   WriteProcessMetrics(out);
   return out.text();
+}
+
+void ServingMetrics::WriteShadowMetrics(ExpositionWriter& out) const {
+  absl::MutexLock lock(&shadow_mu_);
+  auto labels = [](const std::tuple<std::string, int64_t, int64_t>& key) {
+    const auto& [model, served, shadow] = key;
+    return Labels{{"model", model},
+                  {"served_version", absl::StrCat(served)},
+                  {"shadow_version", absl::StrCat(shadow)}};
+  };
+  out.Family("seqserve_shadow_compared_rows_total", "counter",
+             "Rows of served calls copied to the model's shadow version and compared.");
+  for (const auto& [key, series] : shadows_) {
+    out.Sample("seqserve_shadow_compared_rows_total", labels(key), series->compared_rows);
+  }
+  out.Family("seqserve_shadow_agreed_rows_total", "counter",
+             "Compared rows whose predicted class is the same on the served and the shadow "
+             "version, under the served version's default head.");
+  for (const auto& [key, series] : shadows_) {
+    out.Sample("seqserve_shadow_agreed_rows_total", labels(key), series->agreed_rows);
+  }
+  out.Family("seqserve_shadow_agreement_ratio", "gauge",
+             "Agreed rows over compared rows, since the start.");
+  for (const auto& [key, series] : shadows_) {
+    out.Sample("seqserve_shadow_agreement_ratio", labels(key),
+               static_cast<double>(series->agreed_rows) /
+                   static_cast<double>(std::max<uint64_t>(series->compared_rows, 1)));
+  }
+  out.Family("seqserve_shadow_score_difference", "histogram",
+             "Per compared row, the largest absolute difference between the served and the "
+             "shadow version's scores under the served version's default head.");
+  for (const auto& [key, series] : shadows_) {
+    out.HistogramSeries("seqserve_shadow_score_difference", labels(key),
+                        ScoreDifferenceBuckets(), series->score_difference.Read(), kScoreUnits);
+  }
+  out.Family("seqserve_shadow_dropped_total", "counter",
+             "Copies of served calls for the model's shadow version dropped: queue_full (too "
+             "many waiting), shutdown (the server stopped first), failed (the shadow could "
+             "not answer).");
+  for (const auto& [key, n] : shadow_drops_) {
+    out.Sample("seqserve_shadow_dropped_total", {{"model", key.first}, {"reason", key.second}},
+               n);
+  }
 }
 
 }  // namespace seqserve

@@ -5,9 +5,12 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -36,6 +39,9 @@ class ServingMetrics : public RequestObserver {
   // (one shared lock and atomic adds).
   void OnStart(const CallRecord&) override {}
   void OnEnd(const CallRecord& call) override;
+  // Shadow versions' comparisons and drops (one lock per copy, off the
+  // callers' path but for a drop).
+  void OnShadow(const ShadowRecord& shadow) override;
 
   // For ModelManager::Options::on_load.
   void OnModelLoad(const ModelLoadEvent& load);
@@ -92,6 +98,7 @@ class ServingMetrics : public RequestObserver {
   struct CallSeries;
   CallSeries& SeriesFor(const CallRecord& call);
   CallSeries& FindOrAddSeries(const CallKeyView& key);
+  void WriteShadowMetrics(ExpositionWriter& out) const;
 
   // Tells this instance's entries in a thread's cache from another's.
   const uint64_t id_;
@@ -101,6 +108,14 @@ class ServingMetrics : public RequestObserver {
   // Loads by (model, result).
   absl::flat_hash_map<std::pair<std::string, bool>, uint64_t> loads_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Histogram> load_duration_;
+  // Shadow comparisons by (model, served version, shadow version), and
+  // drops by (model, reason).
+  struct ShadowSeries;
+  mutable absl::Mutex shadow_mu_;
+  std::map<std::tuple<std::string, int64_t, int64_t>, std::unique_ptr<ShadowSeries>> shadows_
+      ABSL_GUARDED_BY(shadow_mu_);
+  std::map<std::pair<std::string, std::string>, uint64_t> shadow_drops_
+      ABSL_GUARDED_BY(shadow_mu_);
 };
 
 }  // namespace seqserve

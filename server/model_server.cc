@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
                                    static_cast<uint64_t>(o.max_message_bytes)};
   inference.observer = server->observers_.empty() ? nullptr : &server->observers_;
+  inference.shadow = o.shadow;
   inference.models_changed = [raw = server.get()](const RepositorySnapshot& snapshot) {
     raw->OnRefresh(snapshot);
   };
@@ -275,6 +276,8 @@ void ModelServer::Shutdown(absl::Duration grace) {
   if (shut_down_.exchange(true) || server_ == nullptr || state_ == nullptr) return;
   const absl::Time deadline = absl::Now() + grace;
   StartDraining();
+  // A shadow's work is never worth a moment of the grace.
+  inference_->StopShadows();
   if (http_) http_->StopAccepting();
   // At the end of the grace period nothing may still wait for a forward
   // pass: gRPC cancels the calls it holds, and this answers the queue.
@@ -297,6 +300,9 @@ void ModelServer::Shutdown(absl::Duration grace) {
   if (http_) http_->Shutdown(deadline + absl::Milliseconds(200));
   stopped.Notify();
   grace_timer.join();
+  // What still waits for a pass is background work (a shadow's copies):
+  // answered now without running, so nothing is left for the runner's end.
+  runner_->CancelQueued();
   // The port is closed; a model still loading may finish on its own time.
   models_->StopPolling();
   if (first_load_.joinable()) first_load_.join();

@@ -34,6 +34,7 @@
 #include "serving/observer_list.h"
 #include "serving/request_observer.h"
 #include "serving/serving_state.h"
+#include "serving/shadow.h"
 #include "frontends/v2/model_repository_extension.h"
 #include "frontends/v2/open_inference.h"
 
@@ -86,6 +87,8 @@ class ModelServer {
     absl::Duration keepalive_timeout = absl::Seconds(20);
     // Forward-pass threads and dynamic batching defaults.
     InferenceRunner::Options inference;
+    // Copies of served calls that may wait for a model's shadow version.
+    ShadowRunner::Limits shadow;
     // Told of every call's start and end; not owned, may be null.
     RequestObserver* observer = nullptr;
     // Checks every caller before anything else; not owned; null admits all.
@@ -141,7 +144,9 @@ class ModelServer {
   // Drains, stops polling, refuses new calls, and lets calls in flight
   // finish until `grace` has passed. Then what still waits for a forward
   // pass is answered UNAVAILABLE without running, and calls are cancelled:
-  // `grace` bounds the shutdown, whatever is queued.
+  // `grace` bounds the shutdown, whatever is queued. Copies for shadow
+  // versions are dropped at once; a shadow pass already running is stopped
+  // at its next chunk of rows when the shutdown ends.
   void Shutdown(absl::Duration grace);
 
  private:

@@ -2,7 +2,16 @@
 
 #include <algorithm>
 #include <new>
+#include <system_error>
 #include <utility>
+
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 
@@ -18,6 +27,19 @@ int PoolSize(int threads) {
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// The calling thread gets a core only when no other thread wants it, so
+// that background work never takes CPU from callers: SCHED_IDLE, else the
+// highest nice value. Lowering a thread's priority needs no privilege.
+void LowestCpuPriority() {
+#ifdef __linux__
+  sched_param param{};
+  param.sched_priority = 0;
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  }
+#endif
+}
+
 }  // namespace
 
 InferenceRunner::InferenceRunner(const Options& options)
@@ -31,6 +53,13 @@ InferenceRunner::~InferenceRunner() {
     stopping_ = true;
   }
   for (auto& thread : threads_) thread.join();
+  // No background thread starts now: background work is refused.
+  std::thread background;
+  {
+    absl::MutexLock lock(&mu_);
+    background = std::move(background_thread_);
+  }
+  if (background.joinable()) background.join();
 }
 
 BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
@@ -46,21 +75,23 @@ BatchingLimits InferenceRunner::LimitsFor(const ServedModel& served) const {
 
 void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
                           absl::Span<const float> features, size_t rows,
-                          absl::Time deadline, Done done, Cancelled cancelled) {
+                          absl::Time deadline, Done done, Cancelled cancelled,
+                          Priority priority) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
     // A `done` that calls Run() again (depth > 0) queues: running inline
     // there would reuse this thread's pass buffers while they are read.
     const size_t width = static_cast<size_t>(served->model->input_width());
-    if (cancel_all_) {
-      // Retryable: another replica can answer.
+    if (cancel_all_ || (priority == Priority::kBackground && stopping_)) {
+      // Retryable: another replica can answer. (Background work queued
+      // now might outlive the background thread.)
       refused = absl::UnavailableError("the server is shutting down; retry");
     } else if (rows == 0 || features.size() != rows * width) {
       // A stacked pass copies features by this count: check it here.
       refused = absl::InvalidArgumentError(absl::StrCat(
           "got ", features.size(), " feature values for ", rows, " rows of ", width));
-    } else if (pass_depth == 0 &&
+    } else if (priority == Priority::kCaller && pass_depth == 0 &&
                served->model->ParameterCount() * rows <= options_.inline_max_macs &&
                queues_.empty() && passes_running_ < max_passes_ && !stopping_) {
       // A small pass, a free slot and nobody waiting: run here and now.
@@ -72,8 +103,11 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       mu_.Lock();
       --passes_running_;
       return;
+    } else if (priority == Priority::kBackground && !StartBackgroundThread()) {
+      refused = absl::ResourceExhaustedError("no thread for background work");
     } else {
-      Queue& queue = queues_[served.get()];
+      Queue& queue = (priority == Priority::kCaller ? queues_
+                                                    : background_queues_)[served.get()];
       const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;
       // An empty queue always takes a request, however large: the row limit
       // per request is PlanClassify's job.
@@ -97,10 +131,12 @@ void InferenceRunner::CancelQueued() {
     absl::MutexLock lock(&mu_);
     cancel_all_ = true;
     abandon_passes_ = true;
-    for (auto& [model, queue] : queues_) {
-      for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
+    for (Queues* queues : {&queues_, &background_queues_}) {
+      for (auto& [model, queue] : *queues) {
+        for (Task& task : queue.tasks) cancelled.push_back(std::move(task));
+      }
+      queues->clear();
     }
-    queues_.clear();
   }
   if (!cancelled.empty()) {
     Stats skipped;
@@ -131,9 +167,14 @@ bool InferenceRunner::HasWork() const {
   return stopping_ || (!queues_.empty() && passes_running_ < max_passes_);
 }
 
-InferenceRunner::Queue* InferenceRunner::OldestQueue() {
+bool InferenceRunner::HasBackgroundWork() const {
+  // Only while no caller waits; a stopping runner answers what is left.
+  return stopping_ || (!background_queues_.empty() && queues_.empty());
+}
+
+InferenceRunner::Queue* InferenceRunner::OldestQueue(Queues& queues) {
   Queue* oldest = nullptr;
-  for (auto& [model, queue] : queues_) {
+  for (auto& [model, queue] : queues) {
     if (oldest == nullptr || queue.tasks.front().queued < oldest->tasks.front().queued) {
       oldest = &queue;
     }
@@ -146,7 +187,7 @@ void InferenceRunner::Work() {
   absl::MutexLock lock(&mu_);
   while (true) {
     mu_.Await(absl::Condition(this, &InferenceRunner::HasWork));
-    Queue* queue = OldestQueue();
+    Queue* queue = OldestQueue(queues_);
     if (queue == nullptr) return;  // stopping, and nothing left to run
     const ServedModel* model = queue->tasks.front().served.get();
     const BatchingLimits limits = LimitsFor(*model);
@@ -165,16 +206,7 @@ void InferenceRunner::Work() {
       mu_.AwaitWithDeadline(absl::Condition(&full_idle_or_stopping), wait_until);
       continue;
     }
-    // Take the first task, then whole tasks while they fit.
-    size_t rows = 0;
-    while (!queue->tasks.empty() &&
-           (batch.empty() || rows + queue->tasks.front().rows <= limits.max_batch_rows)) {
-      rows += queue->tasks.front().rows;
-      batch.push_back(std::move(queue->tasks.front()));
-      queue->tasks.pop_front();
-    }
-    queue->rows -= rows;
-    if (queue->tasks.empty()) queues_.erase(model);
+    TakeBatch(queues_, model, limits.max_batch_rows, &batch);
     ++passes_running_;
     mu_.Unlock();
     RunBatch(absl::MakeSpan(batch));
@@ -182,6 +214,51 @@ void InferenceRunner::Work() {
     mu_.Lock();
     --passes_running_;
   }
+}
+
+bool InferenceRunner::StartBackgroundThread() {
+  // Started with the first background work: a server without any has no
+  // thread of another scheduling policy.
+  if (background_thread_.joinable()) return true;
+  try {
+    background_thread_ = std::thread([this] { WorkInBackground(); });
+  } catch (const std::system_error&) {  // maybe on a caller's `done`: nothing may throw
+    return false;
+  }
+  return true;
+}
+
+void InferenceRunner::WorkInBackground() {
+  LowestCpuPriority();
+  std::vector<Task> batch;  // reused: no allocation once warm
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.Await(absl::Condition(this, &InferenceRunner::HasBackgroundWork));
+    Queue* queue = OldestQueue(background_queues_);
+    if (queue == nullptr) return;  // stopping, and nothing left to run
+    // No waiting for more rows: background work runs on what is idle.
+    const ServedModel* model = queue->tasks.front().served.get();
+    TakeBatch(background_queues_, model, LimitsFor(*model).max_batch_rows, &batch);
+    mu_.Unlock();
+    RunBatch(absl::MakeSpan(batch));
+    batch.clear();
+    mu_.Lock();
+  }
+}
+
+void InferenceRunner::TakeBatch(Queues& queues, const ServedModel* model, uint32_t max_rows,
+                                std::vector<Task>* batch) {
+  Queue& queue = queues.at(model);
+  // Take the first task, then whole tasks while they fit.
+  size_t rows = 0;
+  while (!queue.tasks.empty() &&
+         (batch->empty() || rows + queue.tasks.front().rows <= max_rows)) {
+    rows += queue.tasks.front().rows;
+    batch->push_back(std::move(queue.tasks.front()));
+    queue.tasks.pop_front();
+  }
+  queue.rows -= rows;
+  if (queue.tasks.empty()) queues.erase(model);
 }
 
 void InferenceRunner::RunBatch(absl::Span<Task> batch) {
@@ -281,8 +358,10 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
 std::vector<InferenceRunner::QueuedRows> InferenceRunner::queued_rows() const {
   std::vector<QueuedRows> waiting;
   absl::MutexLock lock(&mu_);
-  for (const auto& [served, queue] : queues_) {
-    if (queue.rows > 0) waiting.push_back({served->name, served->version, queue.rows});
+  for (const Queues* queues : {&queues_, &background_queues_}) {
+    for (const auto& [served, queue] : *queues) {
+      if (queue.rows > 0) waiting.push_back({served->name, served->version, queue.rows});
+    }
   }
   return waiting;
 }

@@ -12,6 +12,13 @@
 // but only while another pass is running. Each model's queue is bounded
 // (RESOURCE_EXHAUSTED beyond it); requests whose deadline passes while
 // queued are answered DEADLINE_EXCEEDED without running.
+//
+// Background work (a shadow version's copies of served calls) waits in
+// queues of its own and runs on a thread of its own, one pass at a time,
+// at the lowest CPU priority (Linux's SCHED_IDLE): only while no caller's
+// rows wait, never on a caller's thread or in a slot of the pool, never in
+// a pass with a caller's rows, and on a core only when callers' threads
+// leave one idle.
 #pragma once
 
 #include <atomic>
@@ -75,6 +82,9 @@ class InferenceRunner {
   // True once the caller gave up (a cancelled call); may be called from
   // any thread until `done` runs.
   using Cancelled = std::function<bool()>;
+  // Whose rows a pass carries: a caller's, or work that may wait for
+  // spare capacity (see the top of this file).
+  enum class Priority { kCaller, kBackground };
 
   explicit InferenceRunner(const Options& options);
   // Runs what is queued, then stops the threads.
@@ -91,10 +101,11 @@ class InferenceRunner {
   // must stay valid until `done` runs. `done` may call Run() again: such a
   // call always queues. A request whose deadline passed or whose
   // `cancelled` says so by the time its pass starts is answered
-  // DEADLINE_EXCEEDED or CANCELLED without running.
+  // DEADLINE_EXCEEDED or CANCELLED without running. Background work is
+  // always queued, and its `done` runs on the background thread.
   void Run(std::shared_ptr<const ServedModel> served,
            absl::Span<const float> features, size_t rows, absl::Time deadline,
-           Done done, Cancelled cancelled = nullptr);
+           Done done, Cancelled cancelled = nullptr, Priority priority = Priority::kCaller);
 
   // Answers every queued request UNAVAILABLE now (retryable elsewhere),
   // without running it, and every later one at once; a pass that is running
@@ -138,11 +149,23 @@ class InferenceRunner {
     std::deque<Task> tasks;
     size_t rows = 0;
   };
+  using Queues = absl::flat_hash_map<const ServedModel*, Queue>;
 
   void Work();
-  // The queue whose first task waited longest; null when all are empty.
-  Queue* OldestQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The background thread's loop, and its start; false when no thread
+  // could be made.
+  void WorkInBackground();
+  bool StartBackgroundThread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The queue of `queues` whose first task waited longest; null when all
+  // are empty.
+  static Queue* OldestQueue(Queues& queues);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasBackgroundWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the first task of `queue`, then whole tasks while the pass stays
+  // within `max_rows`, into `batch`; erases the queue from `queues` once
+  // empty.
+  static void TakeBatch(Queues& queues, const ServedModel* model, uint32_t max_rows,
+                        std::vector<Task>* batch);
   // Runs one forward pass over `batch` and answers every task in it.
   // Never throws: an allocation failure is an answer.
   void RunBatch(absl::Span<Task> batch);
@@ -152,7 +175,8 @@ class InferenceRunner {
 
   const Options options_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<const ServedModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);
+  Queues queues_ ABSL_GUARDED_BY(mu_);  // callers'
+  Queues background_queues_ ABSL_GUARDED_BY(mu_);
   const int max_passes_;  // forward passes at once: the pool's size
   int passes_running_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
@@ -161,6 +185,7 @@ class InferenceRunner {
   // The same, read by running passes between their row chunks.
   std::atomic<bool> abandon_passes_{false};
   std::vector<std::thread> threads_;
+  std::thread background_thread_ ABSL_GUARDED_BY(mu_);  // from the first background Run()
 };
 
 }  // namespace seqserve

@@ -10,10 +10,21 @@
 #include "serving/output_mode.h"
 
 namespace seqserve {
+namespace {
+
+// What a traffic split routes a call by: its request id, else its caller.
+std::string RoutingKey(const CallInfo& call) {
+  return call.request_id.empty() ? call.caller.name : call.request_id;
+}
+
+}  // namespace
 
 InferenceService::InferenceService(ModelManager* models, InferenceRunner* runner,
                                    Options options)
-    : models_(models), runner_(runner), options_(std::move(options)) {}
+    : models_(models),
+      runner_(runner),
+      options_(std::move(options)),
+      shadows_(models, runner, options_.observer, options_.shadow) {}
 
 std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallInfo& call,
                                                                      std::string model,
@@ -23,6 +34,7 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
   state->record.method = call.method;
   state->record.model = std::move(model);
   state->record.peer = call.caller.peer;
+  state->record.request_id = call.request_id;
   state->record.caller = call.caller.name;
   state->record.start = absl::Now();
   state->done = std::move(done);
@@ -70,9 +82,8 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
                   absl::DeadlineExceededError("deadline passed before the call arrived"));
   }
   auto served = models_->Find(
-      request.model(), VersionRequest{request.version(), request.version_label(),
-                                      call.request_id.empty() ? call.caller.name
-                                                              : call.request_id});
+      request.model(),
+      VersionRequest{request.version(), request.version_label(), RoutingKey(call)});
   if (!served.ok()) {
     state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
     return Finish(std::move(state), served.status());
@@ -107,25 +118,39 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
     }
     features = reordered;
   }
+  // A call routed by the model (no version, no label asked) may be copied
+  // to its shadow version.
+  const int64_t shadow_version =
+      request.version() == 0 && request.version_label().empty()
+          ? ShadowRunner::SampledVersion(**served, call.request_id)
+          : 0;
 
   // The logits are the runner's until `done` returns: the responses are
   // built inside it.
   runner_->Run(
       *served, features, rows, call.deadline,
       [this, state = std::move(state), served = *served, plans = std::move(plans),
-       targets = std::move(targets), reordered = std::move(reordered)](
-          absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+       targets = std::move(targets), reordered = std::move(reordered), features, rows,
+       shadow_version](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
         state->record.inference = output->inference;
         state->record.first_in_pass = output->first_in_pass;
+        // Copied before the heads work on the logits in place.
+        ShadowCopy shadow;
+        if (shadow_version != 0) {
+          shadow = shadows_.Take(*served, shadow_version, features, rows, output->logits);
+        }
         absl::Status built;
         try {  // on an inference thread: nothing may throw past here
           built = BuildClassifyResponses(*served, plans, output->logits, targets);
         } catch (const std::bad_alloc&) {
           built = absl::ResourceExhaustedError("no memory to build the answer");
         }
+        // Queued before the answer goes: once answered, a shutting-down
+        // server may go away. A call that failed has nothing to compare.
+        if (built.ok()) shadows_.Start(std::move(shadow));
         Finish(std::move(state), std::move(built));
       },
       std::move(call.cancelled));
@@ -145,8 +170,10 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   auto state = Start(call, request.model(), [&answer](absl::Status s) { answer = s; });
   // One snapshot: the versions listed are those of the moment that answered.
   const auto snapshot = models_->Snapshot();
-  auto served = ModelManager::FindIn(*snapshot, request.model(),
-                                     VersionRequest{request.version(), request.version_label(), ""});
+  // The version a call with the same request id or caller would reach.
+  auto served = ModelManager::FindIn(
+      *snapshot, request.model(),
+      VersionRequest{request.version(), request.version_label(), RoutingKey(call)});
   state->record.model_known = snapshot->models.count(request.model()) > 0;
   if (!served.ok()) {
     Finish(std::move(state), served.status());

@@ -5,6 +5,7 @@
 //
 //   look up the model -> plan (check the request)
 //     -> InferenceRunner (batching, forward pass) -> build the response
+//     [-> a copy for the model's shadow version (serving/shadow.h)]
 //
 // with the RequestObserver told of its start and end and the in-flight
 // count kept here, once for every listener.
@@ -29,6 +30,7 @@
 #include "serving/model_manager.h"
 #include "serving/request_observer.h"
 #include "serving/serial_worker.h"
+#include "serving/shadow.h"
 
 namespace seqserve {
 
@@ -41,6 +43,8 @@ class InferenceService {
     RequestObserver* observer = nullptr;
     // Told of what a load or unload call changed (readiness follows it).
     ModelManager::Refreshed models_changed;
+    // How many copies for shadow versions may wait.
+    ShadowRunner::Limits shadow;
   };
 
   // `models` and `runner` must outlive the service.
@@ -106,6 +110,10 @@ class InferenceService {
   // Calls started and not yet finished, over every protocol.
   int calls_in_flight() const { return calls_in_flight_.load(); }
 
+  // Shadow versions get no more copies, and those waiting are dropped
+  // (ShadowRunner::Stop): the start of a shutdown.
+  void StopShadows() { shadows_.Stop(); }
+
  private:
   // One call's accounting, from its start to its Finish().
   struct CallState {
@@ -124,6 +132,7 @@ class InferenceService {
   InferenceRunner* runner_;
   const Options options_;
   std::atomic<int> calls_in_flight_{0};
+  ShadowRunner shadows_;
   // Loads, one at a time off the transports' threads; destroyed first, so
   // a load still queued finishes while the rest exists.
   SerialWorker loads_;

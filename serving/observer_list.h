@@ -22,6 +22,9 @@ class ObserverList : public RequestObserver {
   void OnEnd(const CallRecord& call) override {
     for (RequestObserver* observer : observers_) observer->OnEnd(call);
   }
+  void OnShadow(const ShadowRecord& shadow) override {
+    for (RequestObserver* observer : observers_) observer->OnShadow(shadow);
+  }
 
  private:
   std::vector<RequestObserver*> observers_;

@@ -1,10 +1,12 @@
 // The seam for metrics and access logs: told of every call's start and end,
-// whatever its protocol, without touching a handler.
+// whatever its protocol, without touching a handler; and of what each copy
+// of a served call did on its model's shadow version.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -17,6 +19,9 @@ struct CallRecord {
   std::string protocol;
   std::string method;
   std::string peer;  // as the transport names the caller
+  // The caller's id for this request (CallInfo::request_id); empty when
+  // it gave none.
+  std::string request_id;
   // The caller's name from the authenticator (a token's name); empty when
   // unnamed or unauthenticated.
   std::string caller;
@@ -36,6 +41,28 @@ struct CallRecord {
   absl::Duration duration;  // from start to end
 };
 
+// One copy of a served call for the model's shadow version (ShadowConfig):
+// its rows compared, or why it was dropped.
+struct ShadowRecord {
+  enum class Outcome {
+    kCompared,
+    kQueueFull,  // too many copies waiting: dropped before it was queued
+    kShutdown,   // the server stopped first
+    kFailed,     // the shadow could not answer (not loaded, widths differ)
+  };
+  Outcome outcome = Outcome::kCompared;
+  std::string model;
+  int64_t served_version = 0;
+  int64_t shadow_version = 0;
+  // With kCompared: rows compared, of which `agreed_rows` had the same
+  // predicted class under the served version's default head, and each
+  // row's largest absolute difference between the two versions' scores
+  // under that head (+Inf where either is not finite).
+  size_t rows = 0;
+  size_t agreed_rows = 0;
+  std::vector<float> score_differences;
+};
+
 // Called on the threads that run calls: implementations must be
 // thread-safe and quick (count, do not block).
 class RequestObserver {
@@ -43,6 +70,9 @@ class RequestObserver {
   virtual ~RequestObserver() = default;
   virtual void OnStart(const CallRecord& call) = 0;
   virtual void OnEnd(const CallRecord& call) = 0;
+  // Told once per copy made or dropped; a drop may be told on the thread
+  // that answers the served call.
+  virtual void OnShadow(const ShadowRecord& /*shadow*/) {}
 };
 
 }  // namespace seqserve

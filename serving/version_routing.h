@@ -16,6 +16,12 @@ namespace seqserve {
 // version and every replica agrees; at random otherwise.
 double TrafficPoint(absl::string_view routing_key);
 
+// The point in [0, 100) a call falls on for its model's shadow sample: from
+// `request_id` as TrafficPoint is, at random without one, but from another
+// hash, so that a shadow samples every traffic share alike (the calls with
+// the lowest traffic points are not the ones copied).
+double ShadowPoint(absl::string_view request_id);
+
 // The share `point` falls in, among the shares whose versions are
 // `available` (their percents scaled up to fill 100, so a canary that
 // failed to load takes no calls); 0 when none is available.

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "frontends/edge/access.h"
+#include "frontends/edge/request_id.h"
 
 namespace seqserve {
 
@@ -56,6 +57,16 @@ CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
   call.deadline = CallDeadline(*context);
   call.cancelled = [context] { return context->IsCancelled(); };
   return call;
+}
+
+absl::Status ReadRequestId(const grpc::ServerContextBase& context, CallInfo* call) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("x-request-id");
+  if (it == metadata.end()) return absl::OkStatus();
+  const absl::string_view id(it->second.data(), it->second.size());
+  if (absl::Status bad = CheckRequestId(id, "x-request-id"); !bad.ok()) return bad;
+  call->request_id = std::string(id);
+  return absl::OkStatus();
 }
 
 }  // namespace seqserve

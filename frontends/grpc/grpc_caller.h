@@ -6,6 +6,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include "absl/status/status.h"
 #include "serving/call.h"
 
 namespace seqserve {
@@ -15,5 +16,10 @@ CallerCredentials GrpcCaller(const grpc::ServerContextBase& context);
 // What gRPC tells of a call to `method`, for the inference service.
 // `context` must outlive the call.
 CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method);
+
+// The caller's x-request-id metadata into call->request_id, once checked
+// (frontends/edge/request_id.h): INVALID_ARGUMENT for one too long or not
+// printable ASCII.
+absl::Status ReadRequestId(const grpc::ServerContextBase& context, CallInfo* call);
 
 }  // namespace seqserve

@@ -1,7 +1,8 @@
 // The one skeleton of every unary method of the Classifier and the v2
-// services: closing? -> admit -> parse -> run -> finish. A caller that is
-// refused never has its bytes parsed, and every refusal of a method that
-// needs a token is accounted as the inference path accounts any call.
+// services: closing? -> admit -> request id -> parse -> run -> finish. A
+// caller that is refused never has its bytes parsed, and every refusal of
+// a method that needs a token is accounted as the inference path accounts
+// any call.
 #pragma once
 
 #include <functional>
@@ -50,6 +51,8 @@ grpc::ServerUnaryReactor* ServeUnary(const GrpcEdge& edge, const GrpcMethod& met
   auto finish = FinishPooledCall(reactor, messages, response_bytes, method.name);
   CallInfo call = GrpcCall(context, method.name);
   absl::Status refused = edge.Screen(method, &call);
+  // Probes carry no request id worth checking: they are not accounted.
+  if (refused.ok() && method.access != Access::kOpen) refused = ReadRequestId(*context, &call);
   if (refused.ok()) refused = ParseRequest(*request_bytes, messages->request());
   if (!refused.ok()) {
     const bool accounted = method.access != Access::kOpen && edge.refuse != nullptr;

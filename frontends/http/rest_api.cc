@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "serving/client_text.h"
 #include "serving/output_mode_name.h"
+#include "frontends/edge/request_id.h"
 #include "frontends/edge/status_message.h"
 #include "frontends/http/console_files.h"
 #include "frontends/http/json_limits.h"
@@ -301,15 +302,19 @@ CallerCredentials HttpCaller(const HttpRequest& request) {
   return caller;
 }
 
-// A call by a caller the edge admitted; `cancelled` (HttpRequest::cancelled)
-// lets the batching runner skip the work of a client that left.
-CallInfo HttpCall(const CallerCredentials& caller, const char* method,
-                  std::function<bool()> cancelled = nullptr) {
+// A call by a caller the edge admitted, with the request's X-Request-Id
+// (the screen refused one that fails CheckRequestId); `cancelled`
+// (HttpRequest::cancelled) lets the batching runner skip the work of a
+// client that left.
+CallInfo HttpCall(const HttpRequest& request, const CallerCredentials& caller,
+                  const char* method, std::function<bool()> cancelled = nullptr) {
   CallInfo call;
   call.protocol = "http";
   call.method = method;
   call.caller = caller;
   call.cancelled = std::move(cancelled);
+  std::string id = request.Header("X-Request-Id");
+  if (CheckRequestId(id, "X-Request-Id").ok()) call.request_id = std::move(id);
   return call;
 }
 
@@ -427,9 +432,14 @@ std::optional<HttpResponse> RestApi::Screen(HttpRequest* head) const {
   // Health stays open for probes; everything else, metrics and the API's
   // description included, is for callers with a token.
   CallerCredentials caller = HttpCaller(*head);
-  if (absl::Status denied = sources_.guard->Admit(route->route.access, &caller); !denied.ok()) {
-    return ErrorFor(*head, sources_.inference->Refuse(HttpCall(caller, route->route.pattern),
-                                                      std::move(denied)));
+  absl::Status refused = sources_.guard->Admit(route->route.access, &caller);
+  // Probes carry no request id worth checking: they are not accounted.
+  if (refused.ok() && route->route.access != Access::kOpen) {
+    refused = CheckRequestId(head->Header("X-Request-Id"), "X-Request-Id");
+  }
+  if (!refused.ok()) {
+    return ErrorFor(*head, sources_.inference->Refuse(
+                               HttpCall(*head, caller, route->route.pattern), std::move(refused)));
   }
   head->admitted_caller = std::move(caller.name);
   return std::nullopt;
@@ -492,11 +502,11 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     case Endpoint::kListModels: {
       v1::ListModelsResponse response;
       absl::Status status =
-          sources_.inference->ListModels(HttpCall(admitted, "ListModels"), &response);
+          sources_.inference->ListModels(HttpCall(request, admitted, "ListModels"), &response);
       return std::move(respond)(status.ok() ? ToJson(response) : ErrorResponse(status));
     }
     case Endpoint::kModelStatus: {
-      const CallInfo call = HttpCall(admitted, "GetModelStatus");
+      const CallInfo call = HttpCall(request, admitted, "GetModelStatus");
       auto version = PathVersion(params);
       if (!version.ok()) {
         return std::move(respond)(
@@ -509,7 +519,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
                                            : ErrorResponse(found));
     }
     case Endpoint::kModelMetadata: {
-      const CallInfo call = HttpCall(admitted, "GetModelMetadata");
+      const CallInfo call = HttpCall(request, admitted, "GetModelMetadata");
       auto version = PathVersion(params);
       if (!version.ok()) {
         return std::move(respond)(
@@ -550,7 +560,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
   auto kind = ClassifyBodyOf(request.body);
   if (!kind.ok()) {
     return std::move(respond)(ErrorResponse(
-        sources_.inference->Refuse(HttpCall(admitted, "Classify"), kind.status())));
+        sources_.inference->Refuse(HttpCall(request, admitted, "Classify"), kind.status())));
   }
   if (*kind == ClassifyBody::kTfServing) {
     return HandleTfServing(sources_, /*classify=*/true, request, admitted, params,
@@ -564,7 +574,7 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     v1::ClassifyResponse response;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(admitted, "Classify", request.cancelled);
+  const CallInfo call = HttpCall(request, admitted, "Classify", request.cancelled);
   // The output mode in either spelling: protobuf's parser reads only one.
   const std::optional<std::string> respelled = WithApiOutputMode(request.body);
   absl::Status parsed = ParseJson(respelled ? *respelled : request.body, &exchange->request);
@@ -617,7 +627,8 @@ void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpR
     std::vector<v1::ClassifyResponse> answers;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(admitted, classify ? "Classify" : "Predict", request.cancelled);
+  const CallInfo call =
+      HttpCall(request, admitted, classify ? "Classify" : "Predict", request.cancelled);
   absl::Status parsed = classify ? ParseTfClassifyRequest(request.body, &exchange->rows)
                                  : ParseTfPredictRequest(request.body, &exchange->rows);
   auto version = PathVersion(params);
@@ -669,7 +680,7 @@ void HandleModelControl(const RestApi::Sources& sources, Endpoint endpoint,
                                                    QuoteClientText(params.at("model"))));
   };
   if (endpoint == Endpoint::kRepositoryIndex) {
-    const CallInfo call = HttpCall(admitted, "RepositoryIndex");
+    const CallInfo call = HttpCall(request, admitted, "RepositoryIndex");
     v1::RepositoryIndexRequest asked;
     if (absl::Status parsed = parse(&asked); !parsed.ok()) {
       return std::move(respond)(ErrorResponse(inference->Refuse(call, std::move(parsed))));
@@ -679,7 +690,7 @@ void HandleModelControl(const RestApi::Sources& sources, Endpoint endpoint,
     return std::move(respond)(status.ok() ? ToJson(index) : ErrorResponse(status));
   }
   if (endpoint == Endpoint::kUnloadModel) {
-    const CallInfo call = HttpCall(admitted, "UnloadModel");
+    const CallInfo call = HttpCall(request, admitted, "UnloadModel");
     v1::UnloadModelRequest asked;
     absl::Status parsed = parse(&asked);
     if (parsed.ok()) parsed = same_model(asked.model());
@@ -690,7 +701,7 @@ void HandleModelControl(const RestApi::Sources& sources, Endpoint endpoint,
     return std::move(respond)(status.ok() ? ToJson(v1::UnloadModelResponse())
                                           : ErrorResponse(status));
   }
-  const CallInfo call = HttpCall(admitted, "LoadModel");
+  const CallInfo call = HttpCall(request, admitted, "LoadModel");
   // The request and its answer live until the load is done.
   struct Exchange {
     v1::LoadModelRequest request;
@@ -748,12 +759,12 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
       asked.set_version(version);
       inference::ModelMetadataResponse metadata;
       const absl::Status status =
-          v2->ModelMetadata(asked, HttpCall(admitted, "ModelMetadata"), &metadata);
+          v2->ModelMetadata(asked, HttpCall(request, admitted, "ModelMetadata"), &metadata);
       return std::move(respond)(status.ok() ? V2ModelMetadataResponse(metadata)
                                             : V2ErrorResponse(status));
     }
     case Endpoint::kV2RepositoryIndex: {
-      const CallInfo call = HttpCall(admitted, "RepositoryIndex");
+      const CallInfo call = HttpCall(request, admitted, "RepositoryIndex");
       inference::RepositoryIndexRequest asked;
       if (absl::Status parsed = ParseV2RepositoryIndexRequest(request.body, &asked);
           !parsed.ok()) {
@@ -765,7 +776,7 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
                                             : V2ErrorResponse(status));
     }
     case Endpoint::kV2LoadModel: {
-      const CallInfo call = HttpCall(admitted, "RepositoryModelLoad");
+      const CallInfo call = HttpCall(request, admitted, "RepositoryModelLoad");
       inference::RepositoryModelLoadRequest asked;
       if (absl::Status parsed = ParseV2RepositoryModelLoadRequest(request.body, &asked);
           !parsed.ok()) {
@@ -779,7 +790,7 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
           });
     }
     case Endpoint::kV2UnloadModel: {
-      const CallInfo call = HttpCall(admitted, "RepositoryModelUnload");
+      const CallInfo call = HttpCall(request, admitted, "RepositoryModelUnload");
       inference::RepositoryModelUnloadRequest asked;
       if (absl::Status parsed = ParseV2RepositoryModelUnloadRequest(request.body, &asked);
           !parsed.ok()) {
@@ -798,7 +809,7 @@ void HandleV2(const RestApi::Sources& sources, Endpoint endpoint, const HttpRequ
     inference::ModelInferResponse response;
   };
   auto exchange = std::make_unique<Exchange>();
-  const CallInfo call = HttpCall(admitted, "ModelInfer", request.cancelled);
+  const CallInfo call = HttpCall(request, admitted, "ModelInfer", request.cancelled);
   if (absl::Status parsed = ParseV2InferRequest(request, &exchange->request); !parsed.ok()) {
     return std::move(respond)(V2ErrorResponse(v2->Refuse(call, std::move(parsed))));
   }

@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "core/feature_rows.h"
 #include "core/head.h"
+#include "frontends/edge/request_id.h"
 #include "serving/client_text.h"
 #include "serving/output_mode.h"
 #include "serving/output_mode_name.h"
@@ -536,6 +537,7 @@ absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOu
   auto version = ParseV2Version(request.model_version());
   if (!version.ok()) return version.status();
   if (request.model_name().empty()) return absl::InvalidArgumentError("model_name is empty");
+  if (absl::Status s = CheckRequestId(request.id(), "id"); !s.ok()) return s;
   bool raw_asked = false;
   if (absl::Status s = ReadOutputs(request, &outputs, &asked, &raw_asked); !s.ok()) return s;
   auto binary = BoolParameter(request.parameters(), "binary_data_output");
@@ -578,6 +580,8 @@ void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOu
   if (v2->timeout != absl::InfiniteDuration()) {
     call.deadline = std::min(call.deadline, absl::Now() + v2->timeout);
   }
+  // The protocol's own id wins over the transport's header.
+  if (!request.id().empty()) call.request_id = request.id();
   V2Call* state = v2.get();
   inference_->ClassifyOutputs(
       state->classify, state->outputs, &state->tensors, std::move(call), &state->answers,

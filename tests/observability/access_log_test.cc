@@ -101,7 +101,7 @@ TEST(AccessLog, HostileTextIsEscapedIntoOneAsciiLineOfBoundedLength) {
     hostile += std::string("\n{\"x\":1}\r\0\xe2\x80\xae\xf0\x9f\x98\x80\xff\\\"", 21);
   }
   CallRecord call = OrdinaryCall();
-  call.protocol = call.method = call.peer = call.caller = call.model = hostile;
+  call.protocol = call.method = call.peer = call.caller = call.model = call.request_id = hostile;
   call.version = std::numeric_limits<int64_t>::max();
   call.rows = std::numeric_limits<size_t>::max();
   call.code = absl::StatusCode::kFailedPrecondition;
@@ -112,7 +112,7 @@ TEST(AccessLog, HostileTextIsEscapedIntoOneAsciiLineOfBoundedLength) {
     ASSERT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << static_cast<int>(c) << " in " << line;
   }
   const nlohmann::json parsed = nlohmann::json::parse(line);
-  for (const char* field : {"protocol", "method", "peer", "caller", "model"}) {
+  for (const char* field : {"protocol", "method", "peer", "caller", "model", "request_id"}) {
     const std::string value = parsed[field].get<std::string>();
     // The text as sent, the byte that is not UTF-8 as U+FFFD.
     EXPECT_EQ(value.substr(0, 22), hostile.substr(0, 17) + "\xef\xbf\xbd\\\"") << field;

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/onnx_loader.h"
 #include "tests/support/reference_data.h"
@@ -412,6 +415,114 @@ TEST_F(InferenceRunnerTest, APassReportsItsQueueWaitAndBatchSize) {
   EXPECT_EQ(seen.batch_rows, 6u);  // its 4 rows and the other's 2
   EXPECT_EQ(seen.logits.size(), 4u * 3u);
   EXPECT_GE(seen.queued, absl::Milliseconds(20));
+}
+
+// Background work (shadow copies): callers' rows go first, and background
+// work runs on a thread of its own, never in a slot of the pool.
+constexpr auto kBackground = InferenceRunner::Priority::kBackground;
+
+TEST_F(InferenceRunnerTest, BackgroundWorkWaitsWhileCallersRowsWait) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  Answer caller, background;
+  // The pool's one slot is held: the caller's rows wait, and so does the
+  // background work queued after them, though its own thread is free.
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), caller.Callback());
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), background.Callback(), nullptr,
+               kBackground);
+  // A runner that let it run would have within this time; this one never does.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(background.done.HasBeenNotified());
+  size_t queued = 0;
+  for (const auto& waiting : runner_->queued_rows()) queued += waiting.rows;
+  EXPECT_EQ(queued, 2u);
+  Release();
+  caller.done.WaitForNotification();
+  background.done.WaitForNotification();
+  EXPECT_TRUE(caller.status.ok());
+  EXPECT_TRUE(background.status.ok());
+  // Never stacked with the caller's rows: a pass each, besides the blocker's.
+  EXPECT_EQ(runner_->stats().passes, 3u);
+}
+
+TEST_F(InferenceRunnerTest, BackgroundWorkRunsOnAThreadOfItsOwnOnePassAtATime) {
+  InferenceRunner::Options options;
+  options.threads = 1;
+  options.inline_max_macs = 0;  // callers' passes on the pool's one thread
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  // A background pass whose callback holds its slot until released.
+  absl::Notification holding, release;
+  std::thread::id held_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput>) {
+               held_on = std::this_thread::get_id();
+               holding.Notify();
+               release.WaitForNotification();
+             },
+             nullptr, kBackground);
+  ASSERT_TRUE(holding.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_NE(held_on, std::this_thread::get_id());  // queued, never inline
+  // More background work waits for the background thread.
+  Answer waiting;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), waiting.Callback(), nullptr, kBackground);
+  // A caller's pass runs on the pool's only thread.
+  Answer caller;
+  std::thread::id caller_ran_on;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput> output) {
+               caller_ran_on = std::this_thread::get_id();
+               caller.Callback()(std::move(output));
+             });
+  ASSERT_TRUE(caller.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(caller.status.ok());
+  EXPECT_NE(caller_ran_on, held_on);
+  EXPECT_FALSE(waiting.done.HasBeenNotified());
+  const auto queued = runner.queued_rows();
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued.front().rows, 1u);
+  release.Notify();
+  waiting.done.WaitForNotification();
+  EXPECT_TRUE(waiting.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, BackgroundWorkAfterTheRunnerBeganToStopIsRefused) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  // A caller's pass whose callback queues background work while the
+  // runner is being destroyed: answered at once, never left queued.
+  Answer caller, background;
+  InferenceRunner* runner = runner_.get();  // runner_ is null while it is destroyed
+  runner->Run(model_, row, 1, absl::InfiniteFuture(),
+              [&](absl::StatusOr<InferenceRunner::PassOutput> output) {
+                caller.Callback()(std::move(output));
+                runner->Run(model_, row, 1, absl::InfiniteFuture(), background.Callback(),
+                            nullptr, kBackground);
+              });
+  std::thread destroy([this] {
+    Release();
+    blocker_.join();
+    runner_.reset();
+  });
+  destroy.join();
+  ASSERT_TRUE(caller.done.HasBeenNotified());
+  ASSERT_TRUE(background.done.HasBeenNotified());
+  EXPECT_TRUE(caller.status.ok());
+}
+
+TEST_F(InferenceRunnerTest, CancelQueuedAnswersBackgroundWorkToo) {
+  StartBlocked({});
+  const std::vector<float> row = {4, 0, 1};
+  Answer caller, background;
+  // Both wait: the caller's rows for the held slot, the background work
+  // for them.
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), caller.Callback());
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), background.Callback(), nullptr,
+               kBackground);
+  runner_->CancelQueued();
+  ASSERT_TRUE(background.done.HasBeenNotified());
+  EXPECT_EQ(background.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(caller.status.code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
