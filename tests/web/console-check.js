@@ -152,7 +152,7 @@ async function chooseModel(page, name, width) {
     await page.waitForSelector("#models tbody tr");
     const models = await page.$$eval("#models tbody tr", (rows) =>
       rows.map((row) => row.getAttribute("data-model")));
-    check(JSON.stringify(models) === JSON.stringify(["churn", "hostile", "species"]),
+    check(JSON.stringify(models) === JSON.stringify(["canary", "churn", "hostile", "species"]),
           `models listed: ${models}`);
     const version = await page.$eval("#version", (node) => node.textContent);
     check(/^version \d/.test(version), `server version shown: ${version}`);
