@@ -239,6 +239,7 @@ absl::StatusOr<Classification> Client::Classify(const std::string& model,
   request.set_threshold(options.threshold);
   grpc::ClientContext context;
   PrepareContext(&context);
+  if (!options.request_id.empty()) context.AddMetadata("x-request-id", options.request_id);
   v1::ClassifyResponse response;
   grpc::Status status = classifier_->Classify(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);

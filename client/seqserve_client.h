@@ -85,6 +85,9 @@ struct ClassifyOptions {
   int64_t version = 0;  // 0: the highest available
   // The version by its label in the model's config; not with `version`.
   std::string version_label;
+  // Sent as x-request-id: a traffic split sends the same id to the same
+  // version; empty: none.
+  std::string request_id;
   float threshold = 0.0f;  // 0: the model's
 };
 

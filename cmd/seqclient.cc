@@ -49,6 +49,9 @@ ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
 ABSL_FLAG(std::string, version_label, "",
           "classify: the version by its label in the model's config (\"stable\"); not "
           "with --version");
+ABSL_FLAG(std::string, request_id, "",
+          "classify: the request's id (x-request-id; the v2 request's id): a traffic "
+          "split sends the same id to the same version");
 ABSL_FLAG(std::string, output, "default",
           "classify: default, logits, sigmoid, softmax or log_softmax (or the API's "
           "names, OUTPUT_MODE_SOFTMAX, ...)");
@@ -219,6 +222,7 @@ int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows
   if (!options.version_label.empty()) {
     (*infer.mutable_parameters())["version_label"].set_string_param(options.version_label);
   }
+  infer.set_id(options.request_id);
   auto answer = client.Infer(infer);
   if (!answer.ok()) return FailCall(answer.status());
   if (format == "json") {
@@ -278,6 +282,7 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   options.threshold = absl::GetFlag(FLAGS_threshold);
   options.version = absl::GetFlag(FLAGS_version);
   options.version_label = absl::GetFlag(FLAGS_version_label);
+  options.request_id = absl::GetFlag(FLAGS_request_id);
   if (options.version != 0 && !options.version_label.empty()) {
     return Fail("give --version or --version_label, not both");
   }
@@ -581,8 +586,8 @@ const FlagGroup kConnection = {
 // --help's flags by command; `seqclient COMMAND --help` shows one command's.
 std::vector<FlagGroup> CommandGroups() {
   return {
-      {"classify", {"model", "version", "version_label", "output", "top_k", "threshold",
-                    "format", "input", "protocol"}},
+      {"classify", {"model", "version", "version_label", "request_id", "output", "top_k",
+                    "threshold", "format", "input", "protocol"}},
       {"models", {"format"}},
       {"metadata", {"version", "format"}},
       {"index", {"ready", "format"}},

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -275,6 +276,50 @@ TEST(Seqclient, AVersionLabelNamesTheVersionOverBothProtocols) {
   auto both = seqclient("classify --model species --version 1 --version_label stable 4,0,1");
   EXPECT_EQ(both.exit_code, 1);
   EXPECT_THAT(both.output, HasSubstr("give --version or --version_label, not both"));
+}
+
+// --request_id sends the id a traffic split routes by: over v1 and v2 an id
+// reaches the same version every time, and ids spread over both.
+TEST(Seqclient, ARequestIdReachesTheSameVersionOverBothProtocols) {
+  testing::TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.AddReferenceVersion("species", 2, "species");
+  repository.WriteFile("species/config.textproto",
+                       "version_policy { all {} }\n"
+                       "traffic { version: 1 percent: 50 }\ntraffic { version: 2 percent: 50 }\n");
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + repository.root(),
+                                       "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  auto version_of = [&](const std::string& protocol, const std::string& id) {
+    const auto result = RunCommand(absl::StrCat(
+        SEQCLIENT_PATH, " --target=", server.target(), " classify --model species --protocol ",
+        protocol, " --format json --request_id ", id, " 4,0,1 2>&1"));
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    if (absl::StrContains(result.output, "\"version\":\"1\"") ||
+        absl::StrContains(result.output, "\"model_version\":\"1\"")) {
+      return 1;
+    }
+    if (absl::StrContains(result.output, "\"version\":\"2\"") ||
+        absl::StrContains(result.output, "\"model_version\":\"2\"")) {
+      return 2;
+    }
+    ADD_FAILURE() << "no version in " << result.output;
+    return 0;
+  };
+  std::set<int> seen;
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = absl::StrCat("order-", i);
+    const int version = version_of("v1", id);
+    EXPECT_EQ(version_of("v1", id), version) << id;
+    EXPECT_EQ(version_of("v2", id), version) << id;
+    seen.insert(version);
+  }
+  EXPECT_EQ(seen, (std::set<int>{1, 2}));
+  const auto refused = RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(),
+                                               " classify --model species --request_id "
+                                               "$(printf 'x%.0s' $(seq 200)) 4,0,1 2>&1"));
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("INVALID_ARGUMENT"));
 }
 
 // index, load and unload against a server under explicit model control,
