@@ -44,11 +44,6 @@ class ModelRepositoryExtension {
   absl::Status Unload(const inference::RepositoryModelUnloadRequest& request,
                       const CallInfo& call);
 
-  // A call refused before it could be read: accounted like any other.
-  absl::Status Refuse(const CallInfo& call, absl::Status status) {
-    return inference_->Refuse(call, std::move(status));
-  }
-
  private:
   InferenceService* inference_;
 };
