@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "frontends/edge/request_id.h"
 #include "frontends/http/tf_serving_json.h"
 #include "frontends/http/v2_json.h"
 #include "google/protobuf/descriptor.h"
@@ -146,6 +147,16 @@ std::string OpenApiDocument(const std::vector<RestApi::Route>& routes,
                                       : json{{"type", "string"}};
       parameters.push_back(
           {{"name", name}, {"in", "path"}, {"required", true}, {"schema", schema}});
+    }
+    // Every call but a probe may carry its id (frontends/edge/request_id.h).
+    if (route.access != Access::kOpen) {
+      parameters.push_back(
+          {{"name", "X-Request-Id"},
+           {"in", "header"},
+           {"required", false},
+           {"description", "The call's id: a traffic split sends the same id to the same "
+                           "version; printable ASCII"},
+           {"schema", {{"type", "string"}, {"maxLength", kMaxRequestIdBytes}}}});
     }
     if (!parameters.empty()) operation["parameters"] = parameters;
     if (route.request != nullptr || route.request_schema != nullptr) {

@@ -497,6 +497,10 @@ TEST_F(HttpApiTest, TheOpenApiDocumentValidatesAndEveryPathInItIsServed) {
                 .status,
             200);
   EXPECT_EQ(operations, static_cast<int>(RestApi::Routes().size()));
+  // Calls (not probes) document the request id header.
+  EXPECT_EQ(document["paths"]["/v1/models/{model}:classify"]["post"]["parameters"].back()["name"],
+            "X-Request-Id");
+  EXPECT_FALSE(document["paths"]["/healthz"]["get"].contains("parameters"));
   // A standard OpenAPI validator from npm (tests/web) agrees.
   const std::string file = ::testing::TempDir() + "/openapi.json";
   std::ofstream(file) << reply.body;
