@@ -90,6 +90,11 @@ ABSL_FLAG(uint32_t, max_queue_delay_micros, 0,
           "server is busy (never when idle)");
 ABSL_FLAG(uint32_t, max_queued_rows, 65536,
           "Rows allowed to wait per model version; beyond it RESOURCE_EXHAUSTED");
+ABSL_FLAG(uint32_t, shadow_max_queued_calls, 64,
+          "Copies of served calls that may wait for models' shadow versions; beyond "
+          "it a copy is dropped (seqserve_shadow_dropped_total)");
+ABSL_FLAG(uint32_t, shadow_max_queued_rows, 8192,
+          "Rows those copies may hold together; beyond it a copy is dropped");
 ABSL_FLAG(uint64_t, max_request_memory_bytes, uint64_t{256} << 20,
           "Most activation memory one Classify may need (rows x the model's "
           "widest layer x 4 bytes); beyond it RESOURCE_EXHAUSTED");
@@ -205,6 +210,10 @@ std::vector<std::string> CheckFlags() {
   check.Range("max_queue_delay_micros", absl::GetFlag(FLAGS_max_queue_delay_micros), 0u,
               10'000'000u);
   check.Range("max_queued_rows", absl::GetFlag(FLAGS_max_queued_rows), 1u, 1u << 30);
+  check.Range("shadow_max_queued_calls", absl::GetFlag(FLAGS_shadow_max_queued_calls), 1u,
+              1u << 20);
+  check.Range("shadow_max_queued_rows", absl::GetFlag(FLAGS_shadow_max_queued_rows), 1u,
+              1u << 30);
   check.OneOf("log_level", absl::GetFlag(FLAGS_log_level), kLogLevels);
   check.OneOf("log_format", absl::GetFlag(FLAGS_log_format), kLogFormats);
   check.Range("tls_refresh_seconds", absl::GetFlag(FLAGS_tls_refresh_seconds), 1.0, kDay);
@@ -258,7 +267,8 @@ std::vector<FlagGroup> FlagGroups() {
       {"batching (per model version; a config's batching block overrides them)",
        {"max_batch_rows", "max_queue_delay_micros", "max_queued_rows"}},
       {"limits", {"max_request_rows", "max_request_memory_bytes", "max_message_bytes",
-                  "max_buffered_request_bytes", "max_concurrent_streams"}},
+                  "max_buffered_request_bytes", "max_concurrent_streams",
+                  "shadow_max_queued_calls", "shadow_max_queued_rows"}},
       {"network (gRPC)", {"host", "port", "keepalive_seconds", "keepalive_timeout_seconds",
                           "max_connection_age_seconds", "max_connection_age_grace_seconds",
                           "max_connection_idle_seconds"}},
@@ -346,6 +356,8 @@ int Main(int argc, char** argv) {
   options.inference.limits.max_queue_delay =
       absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_micros));
   options.inference.limits.max_queued_rows = absl::GetFlag(FLAGS_max_queued_rows);
+  options.shadow.max_pending_calls = absl::GetFlag(FLAGS_shadow_max_queued_calls);
+  options.shadow.max_pending_rows = absl::GetFlag(FLAGS_shadow_max_queued_rows);
   if (absl::GetFlag(FLAGS_http_port) >= 0) {
     options.http_address =
         absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_http_port));
