@@ -213,72 +213,14 @@ TEST_F(GrpcEdgeTest, AUnaryCallWithoutItsMessageIsRefused) {
   }
 }
 
-// A unary gRPC call over raw HTTP/2 (h2c, prior knowledge) with any
-// grpc-timeout, which gRPC's own clients round; prints one line per try:
-// the first grpc-status the server sent, "rst" or "closed". HPACK literals
-// only: the first grpc-status on a new connection is sent as a literal,
-// whether our handler answered or gRPC's deadline timer did (its trailers
-// are then followed by RST_STREAM).
-constexpr char kRawH2Client[] = R"PY(
-import socket, struct, sys
-host, port, path, timeout, payload, tries = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], bytes.fromhex(sys.argv[5]), int(sys.argv[6])
-
-def frame(kind, flags, stream, body):
-    return struct.pack(">I", len(body))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + body
-
-def literal(name, value):  # literal header field, never indexed, plain strings
-    name, value = name.encode(), value.encode()
-    assert len(name) < 127 and len(value) < 127
-    return b"\x10" + bytes([len(name)]) + name + bytes([len(value)]) + value
-
-def one_call():
-    s = socket.create_connection((host, port), timeout=10)
-    headers = [(":method", "POST"), (":scheme", "http"), (":path", path),
-               (":authority", "%s:%d" % (host, port)), ("content-type", "application/grpc"),
-               ("te", "trailers")]
-    if timeout != "-":
-        headers.append(("grpc-timeout", timeout))
-    block = b"".join(literal(n, v) for n, v in headers)
-    message = b"\x00" + struct.pack(">I", len(payload)) + payload
-    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
-              frame(1, 4, 1, block) + frame(0, 1, 1, message))
-    data, status = b"", None
-    while status is None:
-        chunk = s.recv(65536)
-        if not chunk:
-            status = "closed"
-            break
-        data += chunk
-        while status is None and len(data) >= 9:
-            length = int.from_bytes(data[:3], "big")
-            if len(data) < 9 + length:
-                break
-            kind, flags = data[3], data[4]
-            stream = int.from_bytes(data[5:9], "big") & 0x7fffffff
-            body, data = data[9:9 + length], data[9 + length:]
-            if kind == 4 and not flags & 1:
-                s.sendall(frame(4, 1, 0, b""))
-            elif kind == 6 and not flags & 1:
-                s.sendall(frame(6, 1, 0, body))
-            elif kind == 3 and stream == 1:
-                status = "rst"
-            elif kind == 1 and stream == 1 and b"grpc-status" in body:
-                at = body.index(b"grpc-status") + len(b"grpc-status")
-                size = body[at] & 0x7f
-                status = "huffman" if body[at] & 0x80 else body[at + 1:at + 1 + size].decode()
-    s.close()
-    print(status, flush=True)
-
-for _ in range(tries):
-    one_call()
-)PY";
+// tests/support/raw_h2_call.py: a unary call with any grpc-timeout, which
+// gRPC's own clients round.
+constexpr char kRawH2Client[] = SEQSERVE_TEST_DATA_DIR "/../support/raw_h2_call.py";
 
 class GrpcDeadlineTest : public GrpcEdgeTest {
  protected:
   void SetUp() override {
     ASSERT_EQ(testing::RunCommand("/usr/bin/python3 -c 'print(1)'").exit_code, 0);
-    script_ = dir_.Path("raw_h2_call.py");
-    testing::ReplaceFile(script_, kRawH2Client);
     Start({});
   }
 
@@ -286,7 +228,7 @@ class GrpcDeadlineTest : public GrpcEdgeTest {
   std::vector<std::string> RawCalls(const std::string& path, const std::string& timeout,
                                     const std::string& payload, int tries) {
     const testing::CommandResult result = testing::RunCommand(absl::StrCat(
-        "/usr/bin/python3 ", script_, " 127.0.0.1 ", server_->port(), " ", path, " ", timeout,
+        "/usr/bin/python3 ", kRawH2Client, " 127.0.0.1 ", server_->port(), " ", path, " ", timeout,
         " ", absl::BytesToHexString(payload), " ", tries, " 2>&1"));
     EXPECT_EQ(result.exit_code, 0) << result.output;
     return absl::StrSplit(result.output, '\n', absl::SkipEmpty());
@@ -305,8 +247,6 @@ class GrpcDeadlineTest : public GrpcEdgeTest {
     EXPECT_EQ(after.requests, control.requests);
     EXPECT_EQ(after.expired, control.expired);  // never queued either
   }
-
-  std::string script_;
 };
 
 TEST_F(GrpcDeadlineTest, ClassifyWithADeadlinePassedOnArrivalDoesNotRun) {

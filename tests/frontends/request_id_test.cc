@@ -198,52 +198,9 @@ TEST_F(RequestIdTest, TheOpenInferenceProtocolsIdRoutesAndWinsOverTheHeader) {
   }
 }
 
-// A unary gRPC call over raw HTTP/2 (h2c, prior knowledge) whose
-// x-request-id is any bytes (gRPC's own clients send only printable
-// ones); prints the grpc-status the server answered, "rst" or "closed".
-constexpr char kRawH2Client[] = R"PY(
-import socket, struct, sys
-port, path, request_id, payload = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4])
-
-def frame(kind, flags, stream, body):
-    return struct.pack(">I", len(body))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + body
-
-def literal(name, value):  # literal header field, never indexed, plain strings
-    assert len(name) < 127 and len(value) < 127
-    return b"\x10" + bytes([len(name)]) + name + bytes([len(value)]) + value
-
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
-headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()),
-           (b":authority", b"127.0.0.1:%d" % port), (b"content-type", b"application/grpc"),
-           (b"te", b"trailers"), (b"x-request-id", request_id)]
-block = b"".join(literal(n, v) for n, v in headers)
-message = b"\x00" + struct.pack(">I", len(payload)) + payload
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
-          frame(1, 4, 1, block) + frame(0, 1, 1, message))
-data, status = b"", None
-while status is None:
-    chunk = s.recv(65536)
-    if not chunk:
-        status = "closed"
-        break
-    data += chunk
-    while status is None and len(data) >= 9:
-        length = int.from_bytes(data[:3], "big")
-        if len(data) < 9 + length:
-            break
-        kind, flags = data[3], data[4]
-        stream = int.from_bytes(data[5:9], "big") & 0x7fffffff
-        body, data = data[9:9 + length], data[9 + length:]
-        if kind == 4 and not flags & 1:
-            s.sendall(frame(4, 1, 0, b""))
-        elif kind == 3 and stream == 1:
-            status = "rst"
-        elif kind == 1 and stream == 1 and b"grpc-status" in body:
-            at = body.index(b"grpc-status") + len(b"grpc-status")
-            size = body[at] & 0x7f
-            status = "huffman" if body[at] & 0x80 else body[at + 1:at + 1 + size].decode()
-print(status, flush=True)
-)PY";
+// tests/support/raw_h2_call.py: a unary call whose x-request-id may be any
+// bytes (gRPC's own clients send only printable ones).
+constexpr char kRawH2Client[] = SEQSERVE_TEST_DATA_DIR "/../support/raw_h2_call.py";
 
 TEST_F(RequestIdTest, AnIdTooLongOrNotPrintableIsRefusedOnEveryTransport) {
   const std::string longest(128, 'a'), too_long(129, 'a');
@@ -268,16 +225,15 @@ TEST_F(RequestIdTest, AnIdTooLongOrNotPrintableIsRefusedOnEveryTransport) {
   // gRPC's clients send no control byte in metadata; a raw HTTP/2 client
   // does. Refused (3: INVALID_ARGUMENT) before the call runs.
   ASSERT_EQ(testing::RunCommand("/usr/bin/python3 -c 'print(1)'").exit_code, 0);
-  const std::string script = dir_.Path("raw_h2_call.py");
-  testing::ReplaceFile(script, kRawH2Client);
   v1::ClassifyRequest request;
   request.set_model("species");
   for (float x : {4.0f, 0.0f, 1.0f}) request.add_features(x);
   auto raw = [&](const std::string& id) {
     const testing::CommandResult result = testing::RunCommand(absl::StrCat(
-        "/usr/bin/python3 ", script, " ", server_->port(), " /seqserve.v1.Classifier/Classify ",
-        absl::BytesToHexString(id), " ", absl::BytesToHexString(request.SerializeAsString()),
-        " 2>&1"));
+        "/usr/bin/python3 ", kRawH2Client, " 127.0.0.1 ", server_->port(),
+        " /seqserve.v1.Classifier/Classify - ",
+        absl::BytesToHexString(request.SerializeAsString()), " 1 x-request-id=",
+        absl::BytesToHexString(id), " 2>&1"));
     EXPECT_EQ(result.exit_code, 0) << result.output;
     return std::string(absl::StripTrailingAsciiWhitespace(result.output));
   };
