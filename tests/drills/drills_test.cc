@@ -77,6 +77,66 @@ std::string ConstantModel(int value) {
       "bias: [", value, ", 0, 0] } }\n");
 }
 
+// Clients calling model "live" for logits until Stop(), one per label (""
+// names no version), every answer checked: its logit was written into the
+// very version that answered (value = version * 100 + generation). The
+// answers to calls that named no version are counted by version.
+class CheckedCallers {
+ public:
+  CheckedCallers(const std::string& target, const std::vector<std::string>& labels) {
+    for (const std::string& label : labels) {
+      threads_.emplace_back([this, target, label] { Call(target, label); });
+    }
+  }
+  ~CheckedCallers() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+  int calls() const { return calls_; }
+  Failures& failures() { return failures_; }
+  int unpinned(int64_t version) const {
+    return version >= 0 && version < kVersions ? unpinned_[version].load() : 0;
+  }
+
+ private:
+  static constexpr int64_t kVersions = 16;
+
+  void Call(const std::string& target, const std::string& label) {
+    auto client = Connect(target);
+    if (client == nullptr) return;
+    ClassifyOptions options;
+    options.output = v1::OUTPUT_MODE_LOGITS;
+    options.version_label = label;
+    const std::vector<float> row = {1, 2, 3};
+    while (!stop_) {
+      auto answer = client->Classify("live", row, 1, options);
+      ++calls_;
+      if (!answer.ok()) {
+        failures_.Add(answer.status());
+        continue;
+      }
+      const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
+      if (value / 100 != answer->version) {
+        failures_.Add(absl::InternalError(
+            absl::StrCat("version ", answer->version, " answered with the logit ", value)));
+      }
+      if (label.empty() && answer->version >= 0 && answer->version < kVersions) {
+        ++unpinned_[answer->version];
+      }
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> calls_{0};
+  std::atomic<int> unpinned_[kVersions] = {};
+  Failures failures_;
+  std::vector<std::thread> threads_;  // last: started once the rest exists
+};
+
 // New versions, in-place replacements, a corrupt version and removals
 // while clients call: no call fails, and every answer's logit was written
 // into the very version that answered (value = version * 100 + generation).
@@ -90,31 +150,7 @@ TEST(Drills, ReloadUnderLoadFailsNoCall) {
                         "--poll_seconds=0.1"});
   ASSERT_TRUE(server.ready()) << server.output();
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> calls{0};
-  Failures failures;
-  std::vector<std::thread> clients;
-  for (int t = 0; t < 4; ++t) {
-    clients.emplace_back([&] {
-      auto client = Connect(server.target());
-      ClassifyOptions options;
-      options.output = v1::OUTPUT_MODE_LOGITS;
-      const std::vector<float> row = {1, 2, 3};
-      while (!stop) {
-        auto answer = client->Classify("live", row, 1, options);
-        ++calls;
-        if (!answer.ok()) {
-          failures.Add(answer.status());
-          continue;
-        }
-        const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
-        if (value / 100 != answer->version) {
-          failures.Add(absl::InternalError(absl::StrCat(
-              "version ", answer->version, " answered with the logit ", value)));
-        }
-      }
-    });
-  }
+  CheckedCallers callers(server.target(), {"", "", "", ""});
   const absl::Time end = absl::Now() + DrillLength();
   const absl::Duration settle = absl::Milliseconds(300);  // three polls
   int cycles = 0;
@@ -133,10 +169,9 @@ TEST(Drills, ReloadUnderLoadFailsNoCall) {
     absl::SleepFor(settle);
     server.CollectOutput();
   }
-  stop = true;
-  for (auto& client : clients) client.join();
-  EXPECT_EQ(failures.count(), 0) << failures.first();
-  EXPECT_GT(calls, 100);
+  callers.Stop();
+  EXPECT_EQ(callers.failures().count(), 0) << callers.failures().first();
+  EXPECT_GT(callers.calls(), 100);
   EXPECT_GE(cycles, 1);
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
 }
@@ -162,34 +197,7 @@ TEST(Drills, LabelsAndSharesMovedUnderLoadFailNoCall) {
                         "--poll_seconds=0.1"});
   ASSERT_TRUE(server.ready()) << server.output();
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> calls{0};
-  std::atomic<int> unpinned_by_version[3] = {0, 0, 0};
-  Failures failures;
-  std::vector<std::thread> clients;
-  for (const std::string label : {"", "stable", "canary", ""}) {
-    clients.emplace_back([&, label] {
-      auto client = Connect(server.target());
-      ClassifyOptions options;
-      options.output = v1::OUTPUT_MODE_LOGITS;
-      options.version_label = label;
-      const std::vector<float> row = {1, 2, 3};
-      while (!stop) {
-        auto answer = client->Classify("live", row, 1, options);
-        ++calls;
-        if (!answer.ok()) {
-          failures.Add(answer.status());
-          continue;
-        }
-        const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
-        if (value / 100 != answer->version || (answer->version != 1 && answer->version != 2)) {
-          failures.Add(absl::InternalError(absl::StrCat(
-              "version ", answer->version, " answered with the logit ", value)));
-        }
-        if (label.empty()) ++unpinned_by_version[answer->version == 2 ? 2 : 1];
-      }
-    });
-  }
+  CheckedCallers callers(server.target(), {"", "stable", "canary", ""});
   const absl::Time end = absl::Now() + DrillLength();
   const absl::Duration settle = absl::Milliseconds(300);  // three polls
   int cycles = 0;
@@ -202,13 +210,12 @@ TEST(Drills, LabelsAndSharesMovedUnderLoadFailNoCall) {
     absl::SleepFor(settle);
     server.CollectOutput();
   }
-  stop = true;
-  for (auto& client : clients) client.join();
-  EXPECT_EQ(failures.count(), 0) << failures.first();
-  EXPECT_GT(calls, 100);
+  callers.Stop();
+  EXPECT_EQ(callers.failures().count(), 0) << callers.failures().first();
+  EXPECT_GT(callers.calls(), 100);
   EXPECT_GE(cycles, 1);
-  EXPECT_GT(unpinned_by_version[1], 0);
-  EXPECT_GT(unpinned_by_version[2], 0);
+  EXPECT_GT(callers.unpinned(1), 0);
+  EXPECT_GT(callers.unpinned(2), 0);
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
 }
 
@@ -244,36 +251,7 @@ TEST(Drills, ModelControlCallsUnderLoadFailNoCall) {
   auto control = Connect(server.target());
   ASSERT_TRUE(control->LoadModel("live", config(1, 10)).ok());
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> calls{0};
-  std::atomic<int> unpinned_by_version[3] = {0, 0, 0};
-  Failures failures;
-  std::vector<std::thread> clients;
-  for (const std::string label : {"", "stable", "", ""}) {
-    clients.emplace_back([&, label] {
-      auto client = Connect(server.target());
-      ClassifyOptions options;
-      options.output = v1::OUTPUT_MODE_LOGITS;
-      options.version_label = label;
-      const std::vector<float> row = {1, 2, 3};
-      while (!stop) {
-        auto answer = client->Classify("live", row, 1, options);
-        ++calls;
-        if (!answer.ok()) {
-          failures.Add(answer.status());
-          continue;
-        }
-        const int value = static_cast<int>(std::lround(answer->rows[0].scores[0]));
-        if (value / 100 != answer->version) {
-          failures.Add(absl::InternalError(absl::StrCat(
-              "version ", answer->version, " answered with the logit ", value)));
-        }
-        if (label.empty() && answer->version <= 2) {
-          ++unpinned_by_version[answer->version];
-        }
-      }
-    });
-  }
+  CheckedCallers callers(server.target(), {"", "stable", "", ""});
   // Control calls that did not answer as they should.
   Failures control_failures;
   const auto expect_loaded = [&](const absl::StatusOr<v1::ModelStatus>& loaded) {
@@ -299,14 +277,13 @@ TEST(Drills, ModelControlCallsUnderLoadFailNoCall) {
     expect_loaded(control->LoadModel("other"));
     server.CollectOutput();
   }
-  stop = true;
-  for (auto& client : clients) client.join();
-  EXPECT_EQ(failures.count(), 0) << failures.first();
+  callers.Stop();
+  EXPECT_EQ(callers.failures().count(), 0) << callers.failures().first();
   EXPECT_EQ(control_failures.count(), 0) << control_failures.first();
-  EXPECT_GT(calls, 100);
+  EXPECT_GT(callers.calls(), 100);
   EXPECT_GE(cycles, 1);
-  EXPECT_GT(unpinned_by_version[1], 0);
-  EXPECT_GT(unpinned_by_version[2], 0);
+  EXPECT_GT(callers.unpinned(1), 0);
+  EXPECT_GT(callers.unpinned(2), 0);
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.output();
 }
 
