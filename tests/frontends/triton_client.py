@@ -215,12 +215,10 @@ def infer(clients, args):
     print(f"infer: the {', '.join(answers)} answers are identical", flush=True)
 
 
-def repository_index(client, ready=False):
+def repository_index(client):
     """The index as {name: entry}: HTTP answers a list, gRPC a message."""
     answer = client.call("get_model_repository_index", "get_model_repository_index")
     entries = answer if isinstance(answer, list) else client.json(answer).get("models", [])
-    if ready:
-        entries = [e for e in entries if e.get("state") == "READY"]
     return {entry["name"]: entry for entry in entries}
 
 
@@ -278,8 +276,9 @@ def repository(clients, args):
         client.call("unload_model('mammal')", "unload_model", "mammal")
         expect(client.call("is_model_ready('mammal')", "is_model_ready", "mammal") is False,
                f"{client.protocol}: mammal is ready after its unload")
-        expect("mammal" not in repository_index(client, ready=True),
-               f"{client.protocol}: the ready index lists mammal after its unload")
+        expect(repository_index(client).get("mammal", {}).get("state") == "UNAVAILABLE",
+               f"{client.protocol}: the index does not show mammal UNAVAILABLE after its "
+               f"unload")
         client.say("unload_model('mammal'): not ready")
 
         try:
