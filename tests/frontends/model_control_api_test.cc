@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "auth/token_authenticator.h"
+#include "frontends/v2/model_repository_extension.h"
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "seqserve/v1/classifier.grpc.pb.h"
@@ -134,6 +135,17 @@ TEST_F(ModelControlApiTest, TritonsHttpEndpointsIndexLoadAndUnloadAsItsProtocolS
                    R"({"parameters": {"file:1/model.onnx": "AAAA"}})");
   EXPECT_EQ(reply.status, 400);
   EXPECT_THAT(reply.body, HasSubstr("parameter 'file:1/model.onnx' is not supported"));
+  reply = HttpCall(port_, "POST", "/v2/repository/models/mammal/unload",
+                   R"({"parameters": {"cascade": true}})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_THAT(reply.body, HasSubstr("an unload takes only \\\"unload_dependents\\\""));
+  // A config is bounded before its JSON is parsed.
+  reply = HttpCall(port_, "POST", "/v2/repository/models/mammal/load",
+                   nlohmann::json({{"parameters",
+                                    {{"config", std::string(kMaxLoadConfigBytes + 1, ' ')}}}})
+                       .dump());
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_THAT(reply.body, HasSubstr("parameter \\\"config\\\" is over 65536 bytes"));
   reply = HttpCall(port_, "POST", "/v2/repository/index", R"({"ready": "yes"})");
   EXPECT_EQ(reply.status, 400);
   EXPECT_THAT(reply.body, HasSubstr("\\\"ready\\\" must be a boolean"));
