@@ -61,6 +61,20 @@ class Sequential {
   absl::StatusOr<std::vector<float>> Predict(absl::Span<const float> features,
                                              size_t rows, Head head) const;
 
+  // The backward pass (core/gradient.cc). For each row r, the score of class
+  // targets[r] under `head` (ClassScore of the head's scores: the same bits
+  // Predict() gives) into scores[r], and its gradient with respect to the
+  // row's features into gradients (rows x input_width()). The forward part
+  // runs the same kernels as Forward(); the backward part runs in double, so
+  // the gradient is as close to an exact one as the float forward allows.
+  // INVALID_ARGUMENT on size mismatch, a target outside ClassCount(), or a
+  // softmax or log-softmax head on one output; RESOURCE_EXHAUSTED when the
+  // activations cannot be kept; `stop` as for Forward().
+  absl::Status ScoreGradients(absl::Span<const float> features, size_t rows, Head head,
+                              absl::Span<const int> targets, absl::Span<float> scores,
+                              absl::Span<double> gradients,
+                              const std::function<bool()>& stop = nullptr) const;
+
   // The input and output tensors' names: the graph's for ONNX, "input" and
   // "output" for the text format. Protocols that name tensors (the Open
   // Inference Protocol) show them; loaders set them before sharing the model.
@@ -91,6 +105,10 @@ class Sequential {
   // Forward() over rows that fit the scratch budget (or a single row).
   absl::Status ForwardChunk(const float* features, size_t rows, float* logits,
                     float* scratch0, float* scratch1) const;
+  // ScoreGradients() over rows whose activations fit the scratch budget.
+  void ScoreGradientsChunk(const float* features, size_t rows, Head head, const int* targets,
+                           float* scores, double* gradients, std::vector<float>& activations,
+                           std::vector<double>& upstream) const;
 
   int input_width_;
   int output_width_;
