@@ -246,6 +246,17 @@ absl::StatusOr<Classification> Client::Classify(const std::string& model,
   return ToClassification(response);
 }
 
+absl::StatusOr<v1::ExplainResponse> Client::Explain(const v1::ExplainRequest& request,
+                                                    const std::string& request_id) {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  if (!request_id.empty()) context.AddMetadata("x-request-id", request_id);
+  v1::ExplainResponse response;
+  grpc::Status status = classifier_->Explain(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response;
+}
+
 absl::StatusOr<v1::GetModelMetadataResponse> Client::GetModelMetadataMessage(
     const std::string& model, int64_t version) {
   v1::GetModelMetadataRequest request;

@@ -156,6 +156,10 @@ class Client {
   absl::StatusOr<v1::GetModelMetadataResponse> GetModelMetadataMessage(const std::string& model,
                                                                        int64_t version = 0);
   absl::StatusOr<v1::ListModelsResponse> ListModelsMessage();
+  // How much each feature of the request's rows moved one class's score
+  // (seqserve.v1.Classifier/Explain); `request_id` as in ClassifyOptions.
+  absl::StatusOr<v1::ExplainResponse> Explain(const v1::ExplainRequest& request,
+                                              const std::string& request_id = "");
   // Model control (seqserve.v1.ModelRepositoryService): every model of the
   // repository with its versions' states (`ready`: only what can answer);
   // a load, answered once the model's versions are available or the load

@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "cmd/classification_format.h"
+#include "cmd/explanation_format.h"
 #include "client/load_generator.h"
 #include "client/seqserve_client.h"
 #include "core/feature_input.h"
@@ -44,24 +45,24 @@ ABSL_FLAG(std::string, tls_server_name, "",
 ABSL_FLAG(std::string, token, "",
           "Bearer token sent with every call; default: $SEQSERVE_TOKEN, which keeps it "
           "out of shell history and process lists");
-ABSL_FLAG(std::string, model, "", "classify, bench: model name");
-ABSL_FLAG(int64_t, version, 0, "classify, metadata: model version (0: latest)");
+ABSL_FLAG(std::string, model, "", "classify, explain, bench: model name");
+ABSL_FLAG(int64_t, version, 0, "classify, explain, metadata: model version (0: latest)");
 ABSL_FLAG(std::string, version_label, "",
-          "classify: the version by its label in the model's config (\"stable\"); not "
+          "classify, explain: the version by its label in the model's config (\"stable\"); not "
           "with --version");
 ABSL_FLAG(std::string, request_id, "",
-          "classify: the request's id (x-request-id; the v2 request's id): a traffic "
+          "classify, explain: the request's id (x-request-id; the v2 request's id): a traffic "
           "split sends the same id to the same version");
 ABSL_FLAG(std::string, output, "default",
           "classify: default, logits, sigmoid, softmax or log_softmax (or the API's "
-          "names, OUTPUT_MODE_SOFTMAX, ...)");
+          "names, OUTPUT_MODE_SOFTMAX, ...); explain: the form of the score explained");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: also list the k best classes per row");
-ABSL_FLAG(float, threshold, 0, "classify: sigmoid threshold (0: the model's)");
+ABSL_FLAG(float, threshold, 0, "classify, explain: sigmoid threshold (0: the model's)");
 ABSL_FLAG(std::string, format, "table",
-          "classify, models: table, csv or json; metadata: table or json; bench: table or "
+          "classify, explain, models: table, csv or json; metadata: table or json; bench: table or "
           "csv; health: table");
 ABSL_FLAG(std::string, input, "",
-          "classify: file of feature rows ('-' or empty: stdin): CSV, CSV with a header row "
+          "classify, explain: file of feature rows ('-' or empty: stdin): CSV, CSV with a header row "
           "(columns matched to the model's feature_names), or JSON Lines; rows may also be "
           "given as arguments");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
@@ -76,6 +77,18 @@ ABSL_FLAG(bool, csv, false, "bench: print the results as CSV (as --format csv)")
 ABSL_FLAG(bool, ready, false, "index: only the versions that can answer now");
 ABSL_FLAG(std::string, config, "",
           "load: a config.textproto used instead of the model's own until the next load");
+ABSL_FLAG(std::string, method, "integrated_gradients",
+          "explain: saliency, input_x_gradient, integrated_gradients or shapley");
+ABSL_FLAG(std::string, target_class, "",
+          "explain: the class explained, by index or label (empty: each row's predicted "
+          "class)");
+ABSL_FLAG(std::string, baseline, "",
+          "explain: the row attributions are measured from, comma-separated (empty: the "
+          "model's explanation_baseline, else zeros)");
+ABSL_FLAG(uint32_t, steps, 0, "explain: integrated gradients' points (0: 50)");
+ABSL_FLAG(std::string, rule, "",
+          "explain: gausslegendre (default), riemann_left, riemann_right, riemann_middle or "
+          "riemann_trapezoid");
 ABSL_FLAG(std::string, protocol, "v1",
           "classify, bench: v1 (seqserve.v1 Classify) or v2 (the Open Inference "
           "Protocol's ModelInfer on the same port)");
@@ -86,6 +99,7 @@ namespace {
 constexpr char kUsage[] =
     "Queries a seqserve server.\n"
     "  seqclient classify --model species 4,0,1 2,1,0   (or --input rows.csv)\n"
+    "  seqclient explain --model species 4,0,1          (why: each feature's share)\n"
     "  seqclient models\n"
     "  seqclient metadata MODEL\n"
     "  seqclient index                                  (every model on disk, loaded or not)\n"
@@ -348,6 +362,53 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   return 0;
 }
 
+int Explain(Client& client, const std::vector<std::string>& args) {
+  v1::ExplainRequest request;
+  request.set_model(absl::GetFlag(FLAGS_model));
+  if (request.model().empty()) return Fail("explain needs --model");
+  request.set_version(absl::GetFlag(FLAGS_version));
+  request.set_version_label(absl::GetFlag(FLAGS_version_label));
+  if (request.version() != 0 && !request.version_label().empty()) {
+    return Fail("give --version or --version_label, not both");
+  }
+  auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
+  if (!output.ok()) return Fail(std::string(output.status().message()));
+  request.set_output(*output);
+  request.set_threshold(absl::GetFlag(FLAGS_threshold));
+  ExplainFlags flags;
+  flags.method = absl::GetFlag(FLAGS_method);
+  flags.rule = absl::GetFlag(FLAGS_rule);
+  flags.target_class = absl::GetFlag(FLAGS_target_class);
+  flags.baseline = absl::GetFlag(FLAGS_baseline);
+  flags.steps = absl::GetFlag(FLAGS_steps);
+  if (absl::Status filled = FillExplainRequest(flags, &request); !filled.ok()) {
+    return Fail(std::string(filled.message()));
+  }
+  auto format = FormatFlag("explain", {OutputFormat::kTable, OutputFormat::kCsv,
+                                       OutputFormat::kJson});
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  auto text = ReadRowText(args, absl::GetFlag(FLAGS_input));
+  if (!text.ok()) return Fail(std::string(text.status().message()));
+  FeatureInputOptions input;
+  input.line_word = text->line_word;
+  if (InputNamesFeatures(text->text)) {
+    auto metadata = client.GetModelMetadata(request.model(), request.version());
+    if (!metadata.ok()) return FailCall(metadata.status());
+    input.feature_names = metadata->feature_names;
+    input.width = metadata->input_width;
+  }
+  auto rows = ParseFeatureInput(text->text, input);
+  if (!rows.ok()) return Fail(std::string(rows.status().message()));
+  request.mutable_features()->Add(rows->values.begin(), rows->values.end());
+  request.set_rows(static_cast<uint32_t>(rows->rows));
+  auto response = client.Explain(request, absl::GetFlag(FLAGS_request_id));
+  if (!response.ok()) return FailCall(response.status());
+  auto printed = FormatExplanation(*response, *format);
+  if (!printed.ok()) return Fail(std::string(printed.status().message()));
+  std::cout << *printed;
+  return 0;
+}
+
 int Models(Client& client) {
   auto format = FormatFlag("models", {OutputFormat::kTable, OutputFormat::kCsv,
                                       OutputFormat::kJson});
@@ -588,6 +649,8 @@ std::vector<FlagGroup> CommandGroups() {
   return {
       {"classify", {"model", "version", "version_label", "request_id", "output", "top_k",
                     "threshold", "format", "input", "protocol"}},
+      {"explain", {"model", "version", "version_label", "request_id", "method", "target_class",
+                   "output", "baseline", "steps", "rule", "threshold", "format", "input"}},
       {"models", {"format"}},
       {"metadata", {"version", "format"}},
       {"index", {"ready", "format"}},
@@ -648,6 +711,7 @@ int Main(int argc, char** argv) {
   auto client = Client::Create(Target(), options);
   if (!client.ok()) return Fail(std::string(client.status().message()));
   if (command == "classify") return Classify(**client, args);
+  if (command == "explain") return Explain(**client, args);
   if (command == "models") return Models(**client);
   if (command == "metadata") return Metadata(**client, args);
   if (command == "index") return Index(**client);

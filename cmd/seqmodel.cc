@@ -12,26 +12,41 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cmd/classification_format.h"
+#include "cmd/explanation_format.h"
+#include "core/attribution.h"
 #include "client/seqserve_client.h"
 #include "core/feature_input.h"
 #include "core/model_file.h"
 #include "serving/classify.h"
+#include "serving/explain.h"
 #include "serving/model_config.h"
 #include "serving/served_model.h"
 #include "cmd/flag_help.h"
 #include "cmd/row_input.h"
 
 ABSL_FLAG(std::string, output, "default",
-          "run: default (the model's config, else its own head), logits, sigmoid, softmax "
+          "run, explain: default (the model's config, else its own head), logits, sigmoid, softmax "
           "or log_softmax (or the API's names, OUTPUT_MODE_SOFTMAX, ...)");
-ABSL_FLAG(std::string, format, "table", "run: table, csv or json");
+ABSL_FLAG(std::string, format, "table", "run, explain: table, csv or json");
 ABSL_FLAG(std::string, input, "",
-          "run: file of feature rows: CSV, CSV with a header row, or JSON Lines; '-' or "
+          "run, explain: file of feature rows: CSV, CSV with a header row, or JSON Lines; '-' or "
           "empty: stdin; rows may also be given as arguments");
 ABSL_FLAG(uint32_t, top_k, 0, "run: also list the k best classes per row");
-ABSL_FLAG(float, threshold, 0, "run: sigmoid threshold (0: the config's, else 0.5)");
+ABSL_FLAG(float, threshold, 0, "run, explain: sigmoid threshold (0: the config's, else 0.5)");
+ABSL_FLAG(std::string, method, "integrated_gradients",
+          "explain: saliency, input_x_gradient, integrated_gradients or shapley");
+ABSL_FLAG(std::string, target_class, "",
+          "explain: the class explained, by index or label (empty: each row's predicted "
+          "class)");
+ABSL_FLAG(std::string, baseline, "",
+          "explain: the row attributions are measured from, comma-separated (empty: the "
+          "config's explanation_baseline, else zeros)");
+ABSL_FLAG(uint32_t, steps, 0, "explain: integrated gradients' points (0: 50)");
+ABSL_FLAG(std::string, rule, "",
+          "explain: gausslegendre (default), riemann_left, riemann_right, riemann_middle or "
+          "riemann_trapezoid");
 ABSL_FLAG(std::string, config, "",
-          "run: the model's config.textproto (labels, feature names, default output); "
+          "run, explain: the model's config.textproto (labels, feature names, default output); "
           "default: REPO/<model>/config.textproto when FILE is REPO/<model>/<version>/...");
 
 namespace seqserve {
@@ -43,6 +58,8 @@ constexpr char kUsage[] =
     "  seqmodel run FILE [ROW ...] [--output MODE] [--format table|csv|json]\n"
     "                    [--input ROWS] [--top_k K] [--threshold P]\n"
     "                    [--config config.textproto]\n"
+    "  seqmodel explain FILE [ROW ...] [--method integrated_gradients|shapley|...]\n"
+    "                    [--target_class CLASS] [--baseline 0,0,0] [--steps N]\n"
     "Rows come as arguments (seqmodel run FILE 4,0,1 2,1,0), from --input or\n"
     "stdin: CSV (a header row is matched to the config's feature_names), or\n"
     "JSON Lines. In a repository\n"
@@ -91,56 +108,118 @@ int Inspect(const Sequential& model, const std::string& path) {
   return 0;
 }
 
+// A model file as the server would serve it, and the rows to give it.
+struct Loaded {
+  std::shared_ptr<const ServedModel> served;
+  v1::ModelConfig config;
+  FeatureRows rows;
+};
+
+// The error's message is what to print: a model or config that does not
+// load with its status code, rows that do not parse as they are.
+absl::StatusOr<Loaded> LoadWithRows(std::shared_ptr<const Sequential> model,
+                                    const std::string& path,
+                                    const std::vector<std::string>& row_args) {
+  ModelPlace place = PlaceOf(path);
+  if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
+  Loaded loaded;
+  if (!place.config_path.empty()) {
+    auto config = LoadModelConfig(place.config_path);
+    if (!config.ok()) return absl::Status(config.status().code(), config.status().ToString());
+    loaded.config = std::move(*config);
+  }
+  auto served = MakeServedModel(place.name, place.version, std::move(model), loaded.config);
+  if (!served.ok()) {
+    return absl::Status(served.status().code(),
+                        place.config_path.empty()
+                            ? served.status().ToString()
+                            : absl::StrCat(place.config_path, ": ", served.status().ToString()));
+  }
+  loaded.served = std::move(*served);
+  auto text = ReadRowText(row_args, absl::GetFlag(FLAGS_input));
+  if (!text.ok()) return text.status();
+  FeatureInputOptions input;
+  input.feature_names.assign(loaded.config.feature_names().begin(),
+                             loaded.config.feature_names().end());
+  input.width = loaded.served->model->input_width();
+  input.line_word = text->line_word;
+  auto rows = ParseFeatureInput(text->text, input);
+  if (!rows.ok()) return rows.status();
+  loaded.rows = std::move(*rows);
+  return loaded;
+}
+
 int Run(std::shared_ptr<const Sequential> model, const std::string& path,
         const std::vector<std::string>& row_args) {
   auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return Fail(format.status().message());
   auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
   if (!output.ok()) return Fail(output.status().message());
-
-  ModelPlace place = PlaceOf(path);
-  if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
-  v1::ModelConfig config;
-  if (!place.config_path.empty()) {
-    auto loaded = LoadModelConfig(place.config_path);
-    if (!loaded.ok()) return Fail(loaded.status().ToString());
-    config = std::move(*loaded);
-  }
-  auto served = MakeServedModel(place.name, place.version, std::move(model), config);
-  if (!served.ok()) {
-    return Fail(place.config_path.empty()
-                    ? served.status().ToString()
-                    : absl::StrCat(place.config_path, ": ", served.status().ToString()));
-  }
-
-  auto text = ReadRowText(row_args, absl::GetFlag(FLAGS_input));
-  if (!text.ok()) return Fail(text.status().message());
-  FeatureInputOptions input;
-  input.feature_names.assign(config.feature_names().begin(), config.feature_names().end());
-  input.width = (*served)->model->input_width();
-  input.line_word = text->line_word;
-  auto rows = ParseFeatureInput(text->text, input);
-  if (!rows.ok()) return Fail(rows.status().message());
-
+  auto loaded = LoadWithRows(std::move(model), path, row_args);
+  if (!loaded.ok()) return Fail(loaded.status().message());
+  const ServedModel& served = *loaded->served;
+  const FeatureRows& rows = loaded->rows;
   v1::ClassifyRequest request;
-  request.set_model(place.name);
-  request.mutable_features()->Add(rows->values.begin(), rows->values.end());
-  request.set_rows(static_cast<uint32_t>(rows->rows));
+  request.set_model(served.name);
+  request.mutable_features()->Add(rows.values.begin(), rows.values.end());
+  request.set_rows(static_cast<uint32_t>(rows.rows));
   request.set_output(*output);
   request.set_top_k(absl::GetFlag(FLAGS_top_k));
   request.set_threshold(absl::GetFlag(FLAGS_threshold));
-  auto plan = PlanClassify(request, **served, RequestLimits{});
+  auto plan = PlanClassify(request, served, RequestLimits{});
   if (!plan.ok()) return Fail(plan.status().ToString());
-  auto logits = (*served)->model->Predict(rows->values, rows->rows, Head::kLogits);
+  auto logits = served.model->Predict(rows.values, rows.rows, Head::kLogits);
   if (!logits.ok()) return Fail(logits.status().ToString());
   v1::ClassifyResponse response;
-  if (absl::Status built = BuildClassifyResponse(**served, *plan, absl::MakeSpan(*logits),
+  if (absl::Status built = BuildClassifyResponse(served, *plan, absl::MakeSpan(*logits),
                                                  &response);
       !built.ok()) {
     return Fail(built.ToString());
   }
-  const std::vector<std::string> labels(config.labels().begin(), config.labels().end());
+  const std::vector<std::string> labels(loaded->config.labels().begin(),
+                                        loaded->config.labels().end());
   auto printed = FormatClassification(Client::ToClassification(response), labels, *format);
+  if (!printed.ok()) return Fail(std::string(printed.status().message()));
+  std::cout << *printed;
+  return 0;
+}
+
+// The server's Explain on a model file: the same checks (with no limits),
+// attributions and answer.
+int Explain(std::shared_ptr<const Sequential> model, const std::string& path,
+            const std::vector<std::string>& row_args) {
+  auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
+  if (!format.ok()) return Fail(format.status().message());
+  v1::ExplainRequest request;
+  auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
+  if (!output.ok()) return Fail(output.status().message());
+  request.set_output(*output);
+  request.set_threshold(absl::GetFlag(FLAGS_threshold));
+  ExplainFlags flags;
+  flags.method = absl::GetFlag(FLAGS_method);
+  flags.rule = absl::GetFlag(FLAGS_rule);
+  flags.target_class = absl::GetFlag(FLAGS_target_class);
+  flags.baseline = absl::GetFlag(FLAGS_baseline);
+  flags.steps = absl::GetFlag(FLAGS_steps);
+  if (absl::Status filled = FillExplainRequest(flags, &request); !filled.ok()) {
+    return Fail(filled.message());
+  }
+  auto loaded = LoadWithRows(std::move(model), path, row_args);
+  if (!loaded.ok()) return Fail(loaded.status().message());
+  const ServedModel& served = *loaded->served;
+  request.set_model(served.name);
+  request.mutable_features()->Add(loaded->rows.values.begin(), loaded->rows.values.end());
+  request.set_rows(static_cast<uint32_t>(loaded->rows.rows));
+  auto plan = PlanExplain(request, served, RequestLimits{});
+  if (!plan.ok()) return Fail(plan.status().ToString());
+  std::vector<int> targets;
+  if (plan->target) targets.assign(plan->rows, *plan->target);
+  auto attributions = Attribute(*served.model, loaded->rows.values, plan->rows, targets,
+                                plan->options, plan->threshold);
+  if (!attributions.ok()) return Fail(attributions.status().ToString());
+  v1::ExplainResponse response;
+  BuildExplainResponse(served, *plan, *attributions, &response);
+  auto printed = FormatExplanation(response, *format);
   if (!printed.ok()) return Fail(std::string(printed.status().message()));
   std::cout << *printed;
   return 0;
@@ -149,7 +228,9 @@ int Run(std::shared_ptr<const Sequential> model, const std::string& path,
 int Main(int argc, char** argv) {
   if (HelpRequested(argc, argv)) {
     std::cout << GroupedFlagHelp(
-        kUsage, {{"run", {"output", "format", "input", "top_k", "threshold", "config"}}},
+        kUsage, {{"run", {"output", "format", "input", "top_k", "threshold", "config"}},
+                 {"explain", {"method", "target_class", "output", "baseline", "steps", "rule",
+                              "threshold", "format", "input", "config"}}},
         "cmd/seqmodel.cc");
     return 0;
   }
@@ -157,10 +238,11 @@ int Main(int argc, char** argv) {
   std::vector<char*> joined = JoinDashValue(argc, argv, "input");
   std::vector<char*> args =
       absl::ParseCommandLine(static_cast<int>(joined.size()), joined.data());
-  // inspect FILE, or run FILE with any rows after it.
-  const bool inspect = args.size() >= 2 && std::string(args[1]) == "inspect";
-  const bool run = args.size() >= 2 && std::string(args[1]) == "run";
-  if (args.size() < 3 || (inspect && args.size() != 3) || (!inspect && !run)) {
+  // inspect FILE, or run or explain FILE with any rows after it.
+  const std::string command = args.size() >= 2 ? args[1] : "";
+  const bool inspect = command == "inspect";
+  if (args.size() < 3 || (inspect && args.size() != 3) ||
+      (!inspect && command != "run" && command != "explain")) {
     std::cerr << kUsage << "\n";
     return 2;
   }
@@ -169,11 +251,13 @@ int Main(int argc, char** argv) {
   if (!model.ok()) return Fail(model.status().ToString());
   if (inspect) {
     if (absl::GetFlag(FLAGS_format) != "table") {
-      return Fail("inspect prints text only; --format is for run");
+      return Fail("inspect prints text only; --format is for run and explain");
     }
     return Inspect(**model, path);
   }
-  return Run(std::move(*model), path, std::vector<std::string>(args.begin() + 3, args.end()));
+  const std::vector<std::string> rows(args.begin() + 3, args.end());
+  if (command == "explain") return Explain(std::move(*model), path, rows);
+  return Run(std::move(*model), path, rows);
 }
 
 }  // namespace

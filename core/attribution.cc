@@ -394,6 +394,8 @@ absl::StatusOr<Attributions> Attribute(const Sequential& model,
     return absl::ResourceExhaustedError(
         absl::StrCat("no memory to explain ", rows, " rows of ", width, " features"));
   }
+  // A feature at 0 times a negative gradient is -0: no push either way.
+  for (double& value : out.values) value += 0.0;
   return out;
 }
 

@@ -140,6 +140,10 @@ void ServingMetrics::OnEnd(const CallRecord& call) {
     series.inference.Observe(Nanos(call.inference));
     series.batch_rows.Observe(static_cast<int64_t>(call.batch_rows));
   }
+  if (!call.explanation.empty()) {
+    absl::MutexLock lock(&mu_);
+    ++explanations_[{call.model, call.explanation, code < kStatusCodes ? code : 2}];
+  }
 }
 
 void ServingMetrics::OnShadow(const ShadowRecord& shadow) {
@@ -174,6 +178,7 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   std::map<std::tuple<std::string, std::string, std::string>, Snapshot> durations;
   std::map<std::string, Snapshot> request_rows, queue, inference, batch_rows;
   std::map<std::pair<std::string, bool>, uint64_t> loads;
+  std::map<std::tuple<std::string, std::string, size_t>, uint64_t> explanations;
   {
     absl::ReaderMutexLock lock(&mu_);
     for (const auto& [key, series] : calls_) {
@@ -194,6 +199,7 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
       batch_rows[key.model].Merge(series->batch_rows.Read());
     }
     loads.insert(loads_.begin(), loads_.end());
+    explanations.insert(explanations_.begin(), explanations_.end());
   }
 
   ExpositionWriter out;
@@ -278,6 +284,13 @@ std::string ServingMetrics::Render(const Gauges& gauges) const {
   for (const auto& [key, n] : loads) {
     out.Sample("seqserve_model_loads_total",
                {{"model", key.first}, {"result", key.second ? "ok" : "failed"}}, n);
+  }
+  out.Family("seqserve_explanations_total", "counter",
+             "Explain calls, by model, attribution method and status code.");
+  for (const auto& [key, n] : explanations) {
+    const auto& [model, method, code] = key;
+    out.Sample("seqserve_explanations_total",
+               {{"model", model}, {"method", method}, {"code", CodeName(code)}}, n);
   }
   out.Family("seqserve_model_load_duration_seconds", "histogram",
              "Time to read, check and prepare one model version.");

@@ -107,6 +107,9 @@ class ServingMetrics : public RequestObserver {
       ABSL_GUARDED_BY(mu_);
   // Loads by (model, result).
   absl::flat_hash_map<std::pair<std::string, bool>, uint64_t> loads_ ABSL_GUARDED_BY(mu_);
+  // Explain calls that reached a method, by model, method and status code.
+  absl::flat_hash_map<std::tuple<std::string, std::string, size_t>, uint64_t> explanations_
+      ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Histogram> load_duration_;
   // Shadow comparisons by (model, served version, shadow version), and
   // drops by (model, reason).

@@ -25,19 +25,11 @@ std::string BinaryLabel(const ServedModel& served, bool positive) {
   return "";
 }
 
-// The label of class `index` (core/head.h's classes): a binary model's
-// class 0 is its negative class, class 1 its positive one.
-std::string LabelOf(const ServedModel& served, uint32_t index) {
-  if (served.model->output_width() == 1) return BinaryLabel(served, index == 1);
-  const auto& labels = served.config.labels();
-  return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
-}
-
 void AddClass(const ServedModel& served, const ScoredIndex& scored,
               google::protobuf::RepeatedPtrField<v1::ScoredClass>* list) {
   v1::ScoredClass* entry = list->Add();
   entry->set_index(scored.index);
-  entry->set_label(LabelOf(served, scored.index));
+  entry->set_label(ClassLabel(served, scored.index));
   entry->set_score(scored.score);
 }
 
@@ -75,22 +67,25 @@ uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan)
   return header + plan.rows * per_row;
 }
 
+std::string ClassLabel(const ServedModel& served, uint32_t index) {
+  if (served.model->output_width() == 1) return BinaryLabel(served, index == 1);
+  const auto& labels = served.config.labels();
+  return index < static_cast<uint32_t>(labels.size()) ? labels[index] : "";
+}
+
 size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served) {
   if (request.rows() != 0) return request.rows();
   return static_cast<size_t>(request.features_size()) /
          static_cast<size_t>(served.model->input_width());
 }
 
-namespace {
-
-// The checks of a request's rows, whatever it asks of them: count, width,
-// limits, finite values.
-absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
-                       const RequestLimits& limits) {
+absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_given,
+                              const ServedModel& served, const RequestLimits& limits,
+                              size_t evaluations_per_row, absl::string_view evaluations) {
   const Sequential& model = *served.model;
-  const size_t rows = RequestRows(request, served);
-  const size_t values = static_cast<size_t>(request.features_size());
-  if (request.rows() == 0 && values % static_cast<size_t>(model.input_width()) != 0) {
+  const size_t values = features.size();
+  const size_t rows = rows_given != 0 ? rows_given : values / model.input_width();
+  if (rows_given == 0 && values % static_cast<size_t>(model.input_width()) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", served.name, "' takes ", model.input_width(), " features per row: ",
         values, " values are not whole rows (give rows, or whole rows of values)"));
@@ -102,32 +97,69 @@ absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& se
   if (values != want) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", served.name, "' takes ", model.input_width(),
-        " features per row: ", rows, " rows need ", want, " values, got ",
-        request.features_size()));
+        " features per row: ", rows, " rows need ", want, " values, got ", values));
   }
+  // rows < 2^32 and evaluations_per_row <= 2^16: the product fits.
+  const uint64_t evaluated = uint64_t{rows} * evaluations_per_row;
+  const std::string batch =
+      evaluations_per_row == 1
+          ? absl::StrCat("batch of ", rows, " rows")
+          : absl::StrCat(rows, " rows by ", evaluations, " evaluate ", evaluated, " rows, which");
   const uint32_t limit = served.max_request_rows ? served.max_request_rows : limits.max_rows;
-  if (limit != 0 && rows > limit) {
+  if (limit != 0 && evaluated > limit) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "batch of ", rows, " rows is over the limit of ", limit,
-        " rows per request for model '", served.name, "'; split it"));
+        batch, " is over the limit of ", limit, " rows per request for model '", served.name,
+        "'; split it"));
   }
-  // rows <= 2^32 and widest <= 2^24: the product fits in 64 bits.
-  const uint64_t memory = uint64_t{rows} * model.widest() * sizeof(float);
+  // evaluated <= 2^32 and widest <= 2^24: the product fits in 64 bits.
+  const uint64_t memory = evaluated * model.widest() * sizeof(float);
   if (limits.max_memory_bytes != 0 && memory > limits.max_memory_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "batch of ", rows, " rows holds ", memory, " bytes of activations as one pass (",
+        batch, " holds ", memory, " bytes of activations as one pass (",
         model.widest(), " values per row in model '", served.name,
         "'), over the limit of ", limits.max_memory_bytes,
         " bytes per request; split it"));
   }
-  for (int i = 0; i < request.features_size(); ++i) {
-    if (!std::isfinite(request.features(i))) {
+  for (size_t i = 0; i < values; ++i) {
+    if (!std::isfinite(features[i])) {
       return absl::InvalidArgumentError(absl::StrCat(
           "row ", i / model.input_width(), " feature ", i % model.input_width(),
           " is NaN or Inf"));
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<Head> HeadForRequest(v1::OutputMode output, const ServedModel& served) {
+  Head head = served.default_head;
+  if (output != v1::OUTPUT_MODE_DEFAULT) {
+    auto asked = HeadForOutputMode(output);
+    if (!asked) return absl::InvalidArgumentError(absl::StrCat("unknown output mode ", output));
+    head = *asked;
+  }
+  if ((head == Head::kSoftmax || head == Head::kLogSoftmax) &&
+      served.model->output_width() == 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' has one output; ", HeadName(head),
+        " over it is always ", head == Head::kSoftmax ? "1" : "0", ", ask for sigmoid"));
+  }
+  return head;
+}
+
+absl::StatusOr<float> ThresholdForRequest(float threshold, const ServedModel& served) {
+  if (threshold == 0.0f) return served.threshold;
+  if (!(threshold > 0.0f && threshold < 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threshold ", threshold, " is outside (0, 1)"));
+  }
+  return threshold;
+}
+
+namespace {
+
+absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
+                       const RequestLimits& limits) {
+  return CheckFeatureRows(request.features(), request.rows(), served, limits);
 }
 
 // One answer's head, top_k and threshold, and the bound of its size.
@@ -148,28 +180,18 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
                     ? Head::kSigmoid
                     : Head::kSoftmax;
     plan.every_class = true;
-  } else if (output.output == v1::OUTPUT_MODE_DEFAULT) {
-    if (!output.tensor_name.empty() && output.tensor_name != model.tensor_names().output) {
+  } else {
+    if (output.output == v1::OUTPUT_MODE_DEFAULT && !output.tensor_name.empty() &&
+        output.tensor_name != model.tensor_names().output) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model '", served.name, "' has no output ", QuoteClientText(output.tensor_name),
           "; its outputs are ",
           absl::StrJoin(TensorOutputNames(model.output_width(), model.tensor_names().output),
                         ", ")));
     }
-    plan.head = served.default_head;
-  } else {
-    auto head = HeadForOutputMode(output.output);
-    if (!head) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown output mode ", output.output));
-    }
+    auto head = HeadForRequest(output.output, served);
+    if (!head.ok()) return head.status();
     plan.head = *head;
-  }
-  if ((plan.head == Head::kSoftmax || plan.head == Head::kLogSoftmax) &&
-      model.output_width() == 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", served.name, "' has one output; ", HeadName(plan.head),
-        " over it is always ", plan.head == Head::kSoftmax ? "1" : "0",
-        ", ask for sigmoid"));
   }
   const size_t classes = ClassCount(model.output_width());
   if (output.top_k > classes) {
@@ -179,15 +201,9 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
         " of model '", served.name, "'"));
   }
   plan.top_k = output.top_k;
-  if (request.threshold() != 0.0f) {
-    if (!(request.threshold() > 0.0f && request.threshold() < 1.0f)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "threshold ", request.threshold(), " is outside (0, 1)"));
-    }
-    plan.threshold = request.threshold();
-  } else {
-    plan.threshold = served.threshold;
-  }
+  auto threshold = ThresholdForRequest(request.threshold(), served);
+  if (!threshold.ok()) return threshold.status();
+  plan.threshold = *threshold;
   // The answer is built whole before it is sent: refuse one that could not
   // be sent anyway, before it costs the memory.
   const uint64_t response = ResponseBytesBound(served, plan);
@@ -333,7 +349,7 @@ absl::Status BuildClassifyResponse(const ServedModel& served, const ClassifyPlan
     // score, and the ranking all come from core's classes of the row.
     const int predicted = PredictedClass(plan.head, row, plan.threshold);
     result->set_predicted_index(predicted);
-    result->set_predicted_label(LabelOf(served, predicted));
+    result->set_predicted_label(ClassLabel(served, predicted));
     result->set_score(ClassScore(plan.head, row, predicted));
     if (plan.every_class) {
       for (const ScoredIndex& scored : ClassScores(plan.head, row)) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/head.h"
 #include "seqserve/v1/classifier.pb.h"
@@ -83,10 +84,34 @@ struct RequestLimits {
   uint64_t max_response_bytes = 0;
 };
 
+// The label of class `index` (core/head.h's classes), empty when the model
+// has none: a binary model's class 0 is its negative class ("not L" with
+// one label L), class 1 its positive one.
+std::string ClassLabel(const ServedModel& served, uint32_t index);
+
 // The rows `request` holds: its `rows`, or when that is 0 (left out, as a
 // REST body may), its features over the model's input width. PlanClassify
 // and PlanOutputs refuse a count that does not fit the features.
 size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served);
+
+// The checks of feature rows whatever is asked of them: `rows_given` rows
+// of `features` (0: the features over the model's input width, which must
+// then be whole rows), finite values, and the request limits on rows and
+// on activation memory, counting each row `evaluations_per_row` times
+// (`evaluations` says why, for the message: "integrated_gradients at 50
+// steps"). INVALID_ARGUMENT and RESOURCE_EXHAUSTED as PlanClassify says.
+absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_given,
+                              const ServedModel& served, const RequestLimits& limits,
+                              size_t evaluations_per_row = 1,
+                              absl::string_view evaluations = "");
+
+// The head an output mode asks of `served` (OUTPUT_MODE_DEFAULT: its
+// default); INVALID_ARGUMENT for an unknown mode, or softmax or log-softmax
+// of one output.
+absl::StatusOr<Head> HeadForRequest(v1::OutputMode output, const ServedModel& served);
+
+// A request's threshold (0: the model's); INVALID_ARGUMENT outside (0, 1).
+absl::StatusOr<float> ThresholdForRequest(float threshold, const ServedModel& served);
 
 // At most how many bytes the response to `plan` takes on the wire: scores,
 // labels, top-k and multi-label positives at their largest.

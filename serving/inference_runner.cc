@@ -40,6 +40,12 @@ void LowestCpuPriority() {
 #endif
 }
 
+absl::Status QueueFull(const ServedModel& served, uint32_t max_queued_rows) {
+  return absl::ResourceExhaustedError(absl::StrCat("model '", served.name, "' has more than ",
+                                                   max_queued_rows,
+                                                   " rows waiting; retry later or add replicas"));
+}
+
 }  // namespace
 
 InferenceRunner::InferenceRunner(const Options& options)
@@ -98,7 +104,7 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       ++passes_running_;
       mu_.Unlock();
       Task alone[1] = {Task{std::move(served), features, rows, deadline, absl::Time(),
-                            std::move(done), std::move(cancelled)}};
+                            std::move(done), std::move(cancelled), nullptr}};
       RunBatch(absl::MakeSpan(alone));
       mu_.Lock();
       --passes_running_;
@@ -114,12 +120,32 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       if (queue.rows == 0 || queue.rows + rows <= max_queued_rows) {
         queue.rows += rows;
         queue.tasks.push_back(Task{std::move(served), features, rows, deadline, absl::Now(),
-                                   std::move(done), std::move(cancelled)});
+                                   std::move(done), std::move(cancelled), nullptr});
         return;
       }
-      refused = absl::ResourceExhaustedError(absl::StrCat(
-          "model '", served->name, "' has more than ", max_queued_rows,
-          " rows waiting; retry later or add replicas"));
+      refused = QueueFull(*served, max_queued_rows);
+    }
+  }
+  std::move(done)(refused);
+}
+
+void InferenceRunner::RunJob(std::shared_ptr<const ServedModel> served, size_t cost_rows,
+                             absl::Time deadline, Job job, Done done, Cancelled cancelled) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancel_all_) {
+      refused = absl::UnavailableError("the server is shutting down; retry");
+    } else {
+      Queue& queue = queues_[served.get()];
+      const uint32_t max_queued_rows = LimitsFor(*served).max_queued_rows;
+      if (queue.rows == 0 || queue.rows + cost_rows <= max_queued_rows) {
+        queue.rows += cost_rows;
+        queue.tasks.push_back(Task{std::move(served), {}, cost_rows, deadline, absl::Now(),
+                                   std::move(done), std::move(cancelled), std::move(job)});
+        return;
+      }
+      refused = QueueFull(*served, max_queued_rows);
     }
   }
   std::move(done)(refused);
@@ -252,7 +278,8 @@ void InferenceRunner::TakeBatch(Queues& queues, const ServedModel* model, uint32
   // Take the first task, then whole tasks while they fit.
   size_t rows = 0;
   while (!queue.tasks.empty() &&
-         (batch->empty() || rows + queue.tasks.front().rows <= max_rows)) {
+         (batch->empty() || (rows + queue.tasks.front().rows <= max_rows &&
+                             !batch->front().job && !queue.tasks.front().job))) {
     rows += queue.tasks.front().rows;
     batch->push_back(std::move(queue.tasks.front()));
     queue.tasks.pop_front();
@@ -290,6 +317,7 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
   }
   batch = batch.subspan(0, gone - batch.begin());
   if (batch.empty()) return;
+  if (batch.front().job) return RunJobPass(batch.front());  // always alone
 
   const Sequential& model = *batch.front().served->model;
   const size_t width = model.output_width();
@@ -364,6 +392,33 @@ std::vector<InferenceRunner::QueuedRows> InferenceRunner::queued_rows() const {
     }
   }
   return waiting;
+}
+
+void InferenceRunner::RunJobPass(Task& task) {
+  const absl::Time start = absl::Now();
+  absl::Status status;
+  try {  // on an inference thread: nothing may throw past here
+    status = std::move(task.job)(
+        [this] { return abandon_passes_.load(std::memory_order_relaxed); });
+  } catch (const std::bad_alloc&) {
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("no memory for work of ", task.rows, " rows; send fewer rows"));
+  }
+  if (absl::IsCancelled(status) && abandon_passes_.load()) {
+    status = absl::UnavailableError("the server shut down before the work ended; retry");
+  }
+  if (!status.ok()) return std::move(task.done)(status);
+  Stats ran;
+  ran.passes = 1;
+  ran.requests = 1;
+  ran.rows = task.rows;
+  Count(ran);
+  PassOutput output;
+  output.queued = start - task.queued;
+  output.batch_rows = task.rows;
+  output.inference = absl::Now() - start;
+  output.first_in_pass = true;
+  std::move(task.done)(output);
 }
 
 }  // namespace seqserve

@@ -107,6 +107,18 @@ class InferenceRunner {
            absl::Span<const float> features, size_t rows, absl::Time deadline,
            Done done, Cancelled cancelled = nullptr, Priority priority = Priority::kCaller);
 
+  // Work that is not one forward pass over rows (an explanation: forward
+  // and backward passes over `cost_rows` rows of evaluations, built by the
+  // job itself). Queued with the model's callers, its `cost_rows` counted
+  // against the model's queued rows, and run by a pool thread in a pass of
+  // its own, never stacked with other rows. `job` gets the pass's stop
+  // test (true once the shutdown's grace is over: return CANCELLED); `done`
+  // gets its status as a PassOutput without logits, or the refusals and
+  // answers Run() gives.
+  using Job = absl::AnyInvocable<absl::Status(const std::function<bool()>& stop) &&>;
+  void RunJob(std::shared_ptr<const ServedModel> served, size_t cost_rows, absl::Time deadline,
+              Job job, Done done, Cancelled cancelled = nullptr);
+
   // Answers every queued request UNAVAILABLE now (retryable elsewhere),
   // without running it, and every later one at once; a pass that is running
   // stops at its next chunk of rows and answers the same: the end of a
@@ -144,6 +156,7 @@ class InferenceRunner {
     absl::Time queued;
     Done done;
     Cancelled cancelled;
+    Job job;  // set for RunJob()'s work: `rows` is then its cost
   };
   struct Queue {
     std::deque<Task> tasks;
@@ -162,14 +175,15 @@ class InferenceRunner {
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasBackgroundWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the first task of `queue`, then whole tasks while the pass stays
-  // within `max_rows`, into `batch`; erases the queue from `queues` once
-  // empty.
+  // within `max_rows` (none after or before a job), into `batch`; erases
+  // the queue from `queues` once empty.
   static void TakeBatch(Queues& queues, const ServedModel* model, uint32_t max_rows,
                         std::vector<Task>* batch);
   // Runs one forward pass over `batch` and answers every task in it.
   // Never throws: an allocation failure is an answer.
   void RunBatch(absl::Span<Task> batch);
   void RunPass(absl::Span<Task> batch);
+  void RunJobPass(Task& task);
   // Adds to the totals; called before the answers go out.
   void Count(const Stats& ran) ABSL_LOCKS_EXCLUDED(mu_);
 

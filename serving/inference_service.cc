@@ -156,6 +156,63 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
       std::move(call.cancelled));
 }
 
+void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
+                               v1::ExplainResponse* response, Done done) {
+  auto state = Start(call, request.model(), std::move(done));
+  if (call.deadline <= absl::Now()) {
+    return Finish(std::move(state),
+                  absl::DeadlineExceededError("deadline passed before the call arrived"));
+  }
+  auto served = models_->Find(
+      request.model(),
+      VersionRequest{request.version(), request.version_label(), RoutingKey(call)});
+  if (!served.ok()) {
+    state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
+    return Finish(std::move(state), served.status());
+  }
+  state->record.model_known = true;
+  state->record.version = (*served)->version;
+  // Counted by method even when refused (a method the API does not define
+  // is no label).
+  if (auto method = RequestedAttributionMethod(request.method())) {
+    state->record.explanation = std::string(AttributionMethodName(*method));
+  }
+  auto plan = PlanExplain(request, **served, options_.limits);
+  if (!plan.ok()) return Finish(std::move(state), plan.status());
+  state->record.rows = plan->rows;
+  // Computed by the job, read by `done`: both run on the same pool thread.
+  auto result = std::make_shared<Attributions>();
+  const size_t cost_rows = plan->cost_rows;
+  InferenceRunner::Job job = [served = *served, plan = *plan, features = absl::MakeConstSpan(request.features()),
+                              result](const std::function<bool()>& stop) {
+    std::vector<int> targets;
+    if (plan.target) targets.assign(plan.rows, *plan.target);
+    auto attributions = Attribute(*served->model, features, plan.rows, targets, plan.options,
+                                  plan.threshold, stop);
+    if (!attributions.ok()) return attributions.status();
+    *result = std::move(*attributions);
+    return absl::OkStatus();
+  };
+  runner_->RunJob(
+      *served, cost_rows, call.deadline, std::move(job),
+      [this, state = std::move(state), served = *served, plan = std::move(*plan), result,
+       response](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+        if (!output.ok()) return Finish(std::move(state), output.status());
+        state->record.queued = output->queued;
+        state->record.batch_rows = output->batch_rows;
+        state->record.inference = output->inference;
+        state->record.first_in_pass = true;
+        absl::Status built;
+        try {  // on an inference thread: nothing may throw past here
+          BuildExplainResponse(*served, plan, *result, response);
+        } catch (const std::bad_alloc&) {
+          built = absl::ResourceExhaustedError("no memory to build the answer");
+        }
+        Finish(std::move(state), std::move(built));
+      },
+      std::move(call.cancelled));
+}
+
 absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status) {
   absl::Status answer;
   auto state = Start(call, "", [&answer](absl::Status s) { answer = s; });

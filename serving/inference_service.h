@@ -26,6 +26,7 @@
 #include "seqserve/v1/repository.pb.h"
 #include "serving/call.h"
 #include "serving/classify.h"
+#include "serving/explain.h"
 #include "serving/inference_runner.h"
 #include "serving/model_manager.h"
 #include "serving/request_observer.h"
@@ -73,6 +74,13 @@ class InferenceService {
                        const std::vector<OutputRequest>& outputs, TensorInterface* tensors,
                        CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done,
                        NamedColumns* columns = nullptr);
+
+  // How much each feature of the request's rows moved one class's score
+  // (serving/explain.h): checked like Classify, then computed as one piece
+  // of work in the runner, counted as the rows it evaluates. `done` as for
+  // Classify.
+  void Explain(const v1::ExplainRequest& request, CallInfo call,
+               v1::ExplainResponse* response, Done done);
 
   // A call its front end refused before it could say what it asks (a body
   // that does not parse): accounted like any other call, answered `status`.

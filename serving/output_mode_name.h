@@ -27,10 +27,18 @@ std::optional<v1::OutputMode> ParseOutputMode(absl::string_view name);
 // Every mode's short name, separated by ", ", for messages that list them.
 std::string OutputModeNames();
 
-// A JSON object whose top-level "output" is a string in the short spelling,
-// with that string rewritten as the API's name, which is all protobuf's
-// JSON parser reads; nullopt when there is nothing to rewrite (any other
-// text is left for that parser to judge).
-std::optional<std::string> WithApiOutputMode(absl::string_view json);
+// The same two spellings for Explain's enums: "integrated_gradients" or
+// "ATTRIBUTION_METHOD_INTEGRATED_GRADIENTS"; "gausslegendre" (Captum's
+// name) or "INTEGRATION_RULE_GAUSSLEGENDRE".
+std::string AttributionMethodShortName(v1::AttributionMethod method);
+std::optional<v1::AttributionMethod> ParseAttributionMethodName(absl::string_view name);
+std::string IntegrationRuleShortName(v1::IntegrationRule rule);
+std::optional<v1::IntegrationRule> ParseIntegrationRuleName(absl::string_view name);
+
+// A JSON object whose top-level "output" (and "method", "rule") is a
+// string in the short spelling, with those strings rewritten as the API's
+// names, which is all protobuf's JSON parser reads; nullopt when there is
+// nothing to rewrite (any other text is left for that parser to judge).
+std::optional<std::string> WithApiEnumNames(absl::string_view json);
 
 }  // namespace seqserve

@@ -32,6 +32,9 @@ struct CallRecord {
   bool model_known = false;
   int64_t version = 0;  // the version that answered; 0 when none did
   size_t rows = 0;
+  // Explain: the attribution method ("integrated_gradients", ...); empty
+  // for every other call.
+  std::string explanation;
   absl::StatusCode code = absl::StatusCode::kOk;
   std::string error;  // the status message of a call that failed
   absl::Duration queued;  // waiting for a forward pass

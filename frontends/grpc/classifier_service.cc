@@ -24,6 +24,16 @@ grpc::ServerUnaryReactor* ClassifierService::Classify(grpc::CallbackServerContex
                     });
 }
 
+grpc::ServerUnaryReactor* ClassifierService::Explain(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  static const GrpcMethod& method = Method("Explain");
+  return ServeUnary(edge_, method, &explain_messages_, context, request, response,
+                    [this](const auto& in, CallInfo call, auto* out, auto done) {
+                      inference_->Explain(in, std::move(call), out, std::move(done));
+                    });
+}
+
 grpc::ServerUnaryReactor* ClassifierService::GetModelMetadata(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {

@@ -17,8 +17,9 @@ namespace seqserve {
 // (gRPC's own parse failure answers without one).
 class ClassifierService final
     : public v1::Classifier::WithRawCallbackMethod_Classify<
-          v1::Classifier::WithRawCallbackMethod_GetModelMetadata<
-              v1::Classifier::WithRawCallbackMethod_ListModels<v1::Classifier::Service>>> {
+          v1::Classifier::WithRawCallbackMethod_Explain<
+              v1::Classifier::WithRawCallbackMethod_GetModelMetadata<
+                  v1::Classifier::WithRawCallbackMethod_ListModels<v1::Classifier::Service>>>> {
  public:
   // `inference` and what `edge` points to must outlive the service.
   ClassifierService(InferenceService* inference, GrpcEdge edge);
@@ -26,6 +27,9 @@ class ClassifierService final
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const grpc::ByteBuffer* request,
                                      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* context,
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModelMetadata(grpc::CallbackServerContext* context,
                                              const grpc::ByteBuffer* request,
                                              grpc::ByteBuffer* response) override;
@@ -37,6 +41,7 @@ class ClassifierService final
   InferenceService* inference_;
   const GrpcEdge edge_;
   ArenaMessagePool<v1::ClassifyRequest, v1::ClassifyResponse> classify_messages_;
+  ArenaMessagePool<v1::ExplainRequest, v1::ExplainResponse> explain_messages_;
   ArenaMessagePool<v1::GetModelMetadataRequest, v1::GetModelMetadataResponse>
       metadata_messages_;
   ArenaMessagePool<v1::ListModelsRequest, v1::ListModelsResponse> list_messages_;

@@ -5,6 +5,7 @@ namespace seqserve {
 const std::vector<GrpcMethod>& GrpcMethods() {
   static const std::vector<GrpcMethod>* const methods = new std::vector<GrpcMethod>{
       {"seqserve.v1.Classifier", "Classify", Access::kToken},
+      {"seqserve.v1.Classifier", "Explain", Access::kToken},
       {"seqserve.v1.Classifier", "GetModelMetadata", Access::kToken},
       {"seqserve.v1.Classifier", "ListModels", Access::kToken},
       // Probes carry no token, like grpc.health.v1.

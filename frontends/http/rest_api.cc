@@ -38,6 +38,7 @@ enum class Endpoint {
   kModelStatus,
   kModelMetadata,
   kClassify,
+  kExplain,
   kPredict,
   kV2Server,
   kV2Live,
@@ -62,6 +63,8 @@ const std::vector<RouteEntry>& Table() {
   constexpr const char* kText = "text/plain; charset=utf-8";
   const auto* classify_request = v1::ClassifyRequest::descriptor();
   const auto* classify_response = v1::ClassifyResponse::descriptor();
+  const auto* explain_request = v1::ExplainRequest::descriptor();
+  const auto* explain_response = v1::ExplainResponse::descriptor();
   static const std::vector<RouteEntry> table = {
       {{"GET", "/healthz", Access::kOpen, "200 while the process runs", nullptr, nullptr, kText},
        Endpoint::kHealthz},
@@ -98,6 +101,18 @@ const std::vector<RouteEntry>& Table() {
         "Classify rows with the version a label of the model's config names", classify_request,
         classify_response, nullptr, "TfClassifyRequest", "TfClassifyResponse"},
        Endpoint::kClassify},
+      {{"POST", "/v1/models/{model}:explain", Access::kToken,
+        "How much each feature of each row moved one class's score, with the highest version "
+        "(KServe's v1 explain verb)",
+        explain_request, explain_response},
+       Endpoint::kExplain},
+      {{"POST", "/v1/models/{model}/versions/{version}:explain", Access::kToken,
+        "Explain rows with one version", explain_request, explain_response},
+       Endpoint::kExplain},
+      {{"POST", "/v1/models/{model}/labels/{label}:explain", Access::kToken,
+        "Explain rows with the version a label of the model's config names", explain_request,
+        explain_response},
+       Endpoint::kExplain},
       {{"POST", "/v1/models/{model}:predict", Access::kToken,
         "The default output of each row, with the highest version (TF Serving's predict)",
         nullptr, nullptr, nullptr, "TfPredictRequest", "TfPredictResponse"},
@@ -366,6 +381,15 @@ const std::vector<RestApi::Route>& RestApi::Routes() {
 }
 
 namespace {
+// The model, version and label of a path into a request body, below.
+template <typename Request>
+absl::Status TakeModelFromPath(const std::map<std::string, std::string>& params,
+                               Request* request);
+// Explain, below.
+void HandleExplain(const RestApi::Sources& sources, const HttpRequest& request,
+                   const CallerCredentials& admitted,
+                   const std::map<std::string, std::string>& params,
+                   HttpServer::Respond respond);
 // TF Serving's predict and classify bodies, below.
 void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpRequest& request,
                      const CallerCredentials& admitted,
@@ -542,6 +566,8 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
     case Endpoint::kPredict:
       return HandleTfServing(sources_, /*classify=*/false, request, admitted, params,
                              std::move(respond));
+    case Endpoint::kExplain:
+      return HandleExplain(sources_, request, admitted, params, std::move(respond));
     case Endpoint::kV2Server:
     case Endpoint::kV2Live:
     case Endpoint::kV2Ready:
@@ -576,35 +602,12 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
   auto exchange = std::make_unique<Exchange>();
   const CallInfo call = HttpCall(request, admitted, "Classify", request.cancelled);
   // The output mode in either spelling: protobuf's parser reads only one.
-  const std::optional<std::string> respelled = WithApiOutputMode(request.body);
+  const std::optional<std::string> respelled = WithApiEnumNames(request.body);
   absl::Status parsed = ParseJson(respelled ? *respelled : request.body, &exchange->request);
-  const std::string& model = params["model"];
-  auto version = PathVersion(params);
-  if (parsed.ok() && !version.ok()) parsed = version.status();
-  if (parsed.ok()) {
-    // The path names the model; a body that names another is a mistake.
-    const v1::ClassifyRequest& body = exchange->request;
-    if (!body.model().empty() && body.model() != model) {
-      parsed = absl::InvalidArgumentError(
-          absl::StrCat("the body names model ", QuoteClientText(body.model()),
-                       " but the path names ", QuoteClientText(model)));
-    } else if (body.version() != 0 && *version != 0 && body.version() != *version) {
-      parsed = absl::InvalidArgumentError(
-          absl::StrCat("the body names version ", body.version(), " but the path names ",
-                       *version));
-    } else if (!body.version_label().empty() && !PathLabel(params).empty() &&
-               body.version_label() != PathLabel(params)) {
-      parsed = absl::InvalidArgumentError(
-          absl::StrCat("the body names version label ", QuoteClientText(body.version_label()),
-                       " but the path names ", QuoteClientText(PathLabel(params))));
-    }
-  }
+  if (parsed.ok()) parsed = TakeModelFromPath(params, &exchange->request);
   if (!parsed.ok()) {
     return std::move(respond)(ErrorResponse(sources_.inference->Refuse(call, parsed)));
   }
-  exchange->request.set_model(model);
-  if (*version != 0) exchange->request.set_version(*version);
-  if (!PathLabel(params).empty()) exchange->request.set_version_label(PathLabel(params));
   Exchange* raw = exchange.get();
   sources_.inference->Classify(
       raw->request, call, &raw->response,
@@ -614,6 +617,62 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
 }
 
 namespace {
+
+// The path names the model, and maybe a version or a label: a body that
+// names others is a mistake. Sets the path's in `request`.
+template <typename Request>
+absl::Status TakeModelFromPath(const std::map<std::string, std::string>& params,
+                               Request* request) {
+  const std::string& model = params.at("model");
+  auto version = PathVersion(params);
+  if (!version.ok()) return version.status();
+  if (!request->model().empty() && request->model() != model) {
+    return absl::InvalidArgumentError(absl::StrCat("the body names model ",
+                                                   QuoteClientText(request->model()),
+                                                   " but the path names ",
+                                                   QuoteClientText(model)));
+  }
+  if (request->version() != 0 && *version != 0 && request->version() != *version) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the body names version ", request->version(), " but the path names ", *version));
+  }
+  const std::string label = PathLabel(params);
+  if (!request->version_label().empty() && !label.empty() && request->version_label() != label) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the body names version label ", QuoteClientText(request->version_label()),
+                     " but the path names ", QuoteClientText(label)));
+  }
+  request->set_model(model);
+  if (*version != 0) request->set_version(*version);
+  if (!label.empty()) request->set_version_label(label);
+  return absl::OkStatus();
+}
+
+void HandleExplain(const RestApi::Sources& sources, const HttpRequest& request,
+                   const CallerCredentials& admitted,
+                   const std::map<std::string, std::string>& params,
+                   HttpServer::Respond respond) {
+  // Request and response live until the inference service is done.
+  struct Exchange {
+    v1::ExplainRequest request;
+    v1::ExplainResponse response;
+  };
+  auto exchange = std::make_unique<Exchange>();
+  const CallInfo call = HttpCall(request, admitted, "Explain", request.cancelled);
+  // The output mode, method and rule in either spelling.
+  const std::optional<std::string> respelled = WithApiEnumNames(request.body);
+  absl::Status parsed = ParseJson(respelled ? *respelled : request.body, &exchange->request);
+  if (parsed.ok()) parsed = TakeModelFromPath(params, &exchange->request);
+  if (!parsed.ok()) {
+    return std::move(respond)(ErrorResponse(sources.inference->Refuse(call, parsed)));
+  }
+  Exchange* raw = exchange.get();
+  sources.inference->Explain(
+      raw->request, call, &raw->response,
+      [exchange = std::move(exchange), respond = std::move(respond)](absl::Status status) mutable {
+        std::move(respond)(status.ok() ? ToJson(exchange->response) : ErrorResponse(status));
+      });
+}
 
 void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpRequest& request,
                      const CallerCredentials& admitted,

@@ -327,6 +327,9 @@ HttpResponse V2InferResponse(const inference::ModelInferResponse& message) {
     } else if (tensor.datatype() == "BYTES") {
       output["data"] = json(std::vector<std::string>(tensor.contents().bytes_contents().begin(),
                                                      tensor.contents().bytes_contents().end()));
+    } else if (tensor.datatype() == "FP64") {  // attributions
+      output["data"] = json(std::vector<double>(tensor.contents().fp64_contents().begin(),
+                                                tensor.contents().fp64_contents().end()));
     } else {
       json data = json::array();
       for (float value : tensor.contents().fp32_contents()) data.push_back(ShortestDecimal(value));

@@ -33,6 +33,11 @@ using inference::ModelInferResponse;
 constexpr char kPlatform[] = "seqserve_sequential";
 // Longest version label a v2 request may name: labels are short words.
 constexpr size_t kMaxVersionLabelBytes = 256;
+// The output an explanation answers in.
+constexpr char kAttributionsOutput[] = "attributions";
+// Method, rule and output names are short words; a class label is a label.
+constexpr size_t kMaxExplainNameBytes = 64;
+constexpr size_t kMaxClassLabelBytes = 1024;
 // FP32 holds every integer up to this magnitude exactly, and not all beyond.
 constexpr double kExactIntegers = 16777216.0;  // 2^24
 
@@ -365,10 +370,96 @@ absl::StatusOr<absl::Duration> TimeoutParameter(
   return *micros == 0 ? absl::InfiniteDuration() : absl::Microseconds(*micros);
 }
 
+// The request's "explain*" parameters into `explain`; the method is
+// "explain", else integrated gradients (the output was named).
+absl::Status ReadExplainParameters(
+    const google::protobuf::Map<std::string, InferParameter>& map, v1::ExplainRequest* explain) {
+  auto method = StringParameter(map, "explain", kMaxExplainNameBytes);
+  if (!method.ok()) return method.status();
+  if (!method->empty()) {
+    auto parsed = ParseAttributionMethodName(*method);
+    if (!parsed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter \"explain\" names no method: ", QuoteClientText(*method),
+          "; saliency, input_x_gradient, integrated_gradients or shapley"));
+    }
+    explain->set_method(*parsed);
+  }
+  auto rule = StringParameter(map, "explain_rule", kMaxExplainNameBytes);
+  if (!rule.ok()) return rule.status();
+  if (!rule->empty()) {
+    auto parsed = ParseIntegrationRuleName(*rule);
+    if (!parsed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter \"explain_rule\" names no rule: ", QuoteClientText(*rule),
+          "; gausslegendre, riemann_left, riemann_right, riemann_middle or riemann_trapezoid"));
+    }
+    explain->set_rule(*parsed);
+  }
+  auto output = StringParameter(map, "explain_output", kMaxExplainNameBytes);
+  if (!output.ok()) return output.status();
+  if (!output->empty()) {
+    auto parsed = ParseOutputMode(*output);
+    if (!parsed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter \"explain_output\" names no output: ", QuoteClientText(*output), "; ",
+          OutputModeNames()));
+    }
+    explain->set_output(*parsed);
+  }
+  auto steps = PositiveIntParameter(map, "explain_steps", std::numeric_limits<uint32_t>::max());
+  if (!steps.ok()) return steps.status();
+  explain->set_steps(static_cast<uint32_t>(*steps));
+  // The target: a class index, or a label.
+  if (auto it = map.find("explain_target"); it != map.end()) {
+    const InferParameter& target = it->second;
+    if (target.parameter_choice_case() == InferParameter::kStringParam) {
+      auto label = StringParameter(map, "explain_target", kMaxClassLabelBytes);
+      if (!label.ok()) return label.status();
+      explain->set_target_label(*label);
+    } else if (target.parameter_choice_case() == InferParameter::kInt64Param &&
+               target.int64_param() >= 0 &&
+               target.int64_param() <= std::numeric_limits<uint32_t>::max()) {
+      explain->set_target_index(static_cast<uint32_t>(target.int64_param()));
+    } else if (target.parameter_choice_case() == InferParameter::kUint64Param &&
+               target.uint64_param() <= std::numeric_limits<uint32_t>::max()) {
+      explain->set_target_index(static_cast<uint32_t>(target.uint64_param()));
+    } else {
+      return absl::InvalidArgumentError(
+          "parameter \"explain_target\" must be a class index or a class label");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The attributions as an FP64 tensor [rows, input width].
+void WriteAttributions(const v1::ExplainResponse& explanation, bool raw,
+                       ModelInferResponse* response) {
+  ModelInferResponse::InferOutputTensor* tensor = response->add_outputs();
+  tensor->set_name(kAttributionsOutput);
+  tensor->set_datatype("FP64");
+  const int rows = explanation.results_size();
+  tensor->add_shape(rows);
+  tensor->add_shape(explanation.feature_names_size());
+  if (raw) {
+    std::string* bytes = response->add_raw_output_contents();
+    for (const v1::RowExplanation& row : explanation.results()) {
+      bytes->append(reinterpret_cast<const char*>(row.attributions().data()),
+                    row.attributions_size() * sizeof(double));
+    }
+    return;
+  }
+  auto* values = tensor->mutable_contents()->mutable_fp64_contents();
+  for (const v1::RowExplanation& row : explanation.results()) {
+    values->Add(row.attributions().begin(), row.attributions().end());
+  }
+}
+
 // The outputs the request names (none: the default), into `outputs` and
 // `asked`; sets `raw_asked` from their "binary_data" parameters.
 absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputRequest>* outputs,
-                         std::vector<V2Call::AskedOutput>* asked, bool* raw_asked) {
+                         std::vector<V2Call::AskedOutput>* asked, bool* raw_asked,
+                         bool* attributions_asked) {
   if (request.outputs_size() == 0) {
     outputs->push_back(OutputRequest{});
     asked->push_back(V2Call::AskedOutput{});
@@ -376,6 +467,16 @@ absl::Status ReadOutputs(const ModelInferRequest& request, std::vector<OutputReq
   }
   for (const auto& output : request.outputs()) {
     if (output.name().empty()) return absl::InvalidArgumentError("an output has no name");
+    if (output.name() == kAttributionsOutput) {
+      if (*attributions_asked) {
+        return absl::InvalidArgumentError("output \"attributions\" is asked for twice");
+      }
+      *attributions_asked = true;
+      auto binary = BoolParameter(output.parameters(), "binary_data");
+      if (!binary.ok()) return binary.status();
+      *raw_asked = *raw_asked || *binary;
+      continue;
+    }
     for (const V2Call::AskedOutput& earlier : *asked) {  // a handful: no set needed
       if (earlier.name == output.name()) {
         return absl::InvalidArgumentError(
@@ -539,7 +640,11 @@ absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOu
   if (request.model_name().empty()) return absl::InvalidArgumentError("model_name is empty");
   if (absl::Status s = CheckRequestId(request.id(), "id"); !s.ok()) return s;
   bool raw_asked = false;
-  if (absl::Status s = ReadOutputs(request, &outputs, &asked, &raw_asked); !s.ok()) return s;
+  bool attributions_asked = false;
+  if (absl::Status s = ReadOutputs(request, &outputs, &asked, &raw_asked, &attributions_asked);
+      !s.ok()) {
+    return s;
+  }
   auto binary = BoolParameter(request.parameters(), "binary_data_output");
   if (!binary.ok()) return binary.status();
   auto request_timeout = TimeoutParameter(request.parameters());
@@ -559,6 +664,17 @@ absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOu
   classify.set_model(request.model_name());
   classify.set_version(*version);
   classify.set_version_label(*label);
+  if (attributions_asked || request.parameters().count("explain") > 0) {
+    explain.emplace();
+    if (absl::Status s = ReadExplainParameters(request.parameters(), &*explain); !s.ok()) {
+      return s;
+    }
+    explain->set_model(classify.model());
+    explain->set_version(classify.version());
+    explain->set_version_label(classify.version_label());
+    *explain->mutable_features() = classify.features();
+    explain->set_rows(classify.rows());
+  }
   return absl::OkStatus();
 }
 
@@ -568,6 +684,10 @@ void V2Call::WriteAnswer(const ModelInferRequest& request, ModelInferResponse* r
   response->set_id(request.id());
   for (size_t i = 0; i < asked.size() && i < answers.size(); ++i) {
     WriteOutput(asked[i], tensors.output_name, answers[i], raw_output, response);
+  }
+  if (explain) {
+    if (answers.empty()) response->set_model_version(absl::StrCat(explanation.version()));
+    WriteAttributions(explanation, raw_output, response);
   }
 }
 
@@ -583,12 +703,33 @@ void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOu
   // The protocol's own id wins over the transport's header.
   if (!request.id().empty()) call.request_id = request.id();
   V2Call* state = v2.get();
+  // The explanation, when asked for, is an Explain call of its own once
+  // the outputs are answered (or alone when only it was named).
+  auto explain_then_answer = [this, &request, response, call](std::unique_ptr<V2Call> answered,
+                                                              InferenceService::Done finish) {
+    if (!answered->explain) {
+      answered->WriteAnswer(request, response);
+      return std::move(finish)(absl::OkStatus());
+    }
+    CallInfo explain_call = call;
+    explain_call.method = "Explain";
+    V2Call* explaining = answered.get();
+    inference_->Explain(*explaining->explain, std::move(explain_call), &explaining->explanation,
+                        [answered = std::move(answered), &request, response,
+                         finish = std::move(finish)](absl::Status status) mutable {
+                          if (status.ok()) answered->WriteAnswer(request, response);
+                          std::move(finish)(std::move(status));
+                        });
+  };
+  if (state->explain && state->asked.empty()) {
+    return explain_then_answer(std::move(v2), std::move(done));
+  }
   inference_->ClassifyOutputs(
       state->classify, state->outputs, &state->tensors, std::move(call), &state->answers,
-      [v2 = std::move(v2), &request, response,
+      [v2 = std::move(v2), explain_then_answer,
        done = std::move(done)](absl::Status status) mutable {
-        if (status.ok()) v2->WriteAnswer(request, response);
-        std::move(done)(std::move(status));
+        if (!status.ok()) return std::move(done)(std::move(status));
+        explain_then_answer(std::move(v2), std::move(done));
       });
 }
 

@@ -12,9 +12,20 @@
 // graph's own output name for the default head; none named gives the
 // default one. An output with parameter "classification": k answers BYTES
 // "<score>:<index>[:<label>]" for the k best classes of each row.
+//
+// Explanations: the output "attributions" (FP64, [rows, input width]) holds
+// each feature's attribution to a class's score, computed by
+// InferenceService::Explain (counted as an Explain call of its own). It is
+// answered when asked for by name or when the request has the parameter
+// "explain" (the method: "integrated_gradients", "saliency",
+// "input_x_gradient", "shapley"); "explain_target" (a class index or
+// label; default: each row's predicted class), "explain_output" (the
+// score's form, as the output names), "explain_steps" and "explain_rule"
+// say the rest, as ExplainRequest's fields do.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -96,6 +107,9 @@ struct V2Call {
                    inference::ModelInferResponse* response) const;
 
   v1::ClassifyRequest classify;
+  // With "attributions" asked for: the explanation's request and answer.
+  std::optional<v1::ExplainRequest> explain;
+  v1::ExplainResponse explanation;
   std::vector<OutputRequest> outputs;  // what the plan checks, one per asked
   std::vector<AskedOutput> asked;
   TensorInterface tensors;

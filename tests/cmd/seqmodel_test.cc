@@ -8,12 +8,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <cmath>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/reference_data.h"
 #include "tests/support/server_process.h"
 
@@ -213,6 +216,70 @@ TEST(Seqmodel, RunRefusesUnknownOutputAndFormat) {
   result = RunSeqmodel("run " + model + " --format xml");
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("unknown --format 'xml'"));
+}
+
+// explain: the server's Explain on a file, with PyTorch's attributions
+// (tests/data/reference/explanations) in its CSV.
+TEST(Seqmodel, ExplainGivesPyTorchsAttributionsAsCsv) {
+  std::ifstream file(testing::ReferenceDir() + "/explanations/species.json");
+  const nlohmann::json reference = nlohmann::json::parse(file);
+  // The command's defaults: integrated gradients at 50 Gauss-Legendre
+  // steps of the model's default head, for each row's predicted class.
+  nlohmann::json expected;
+  for (const auto& entry : reference["explanations"]) {
+    if (entry["method"] == "integrated_gradients" && entry["rule"] == "gausslegendre" &&
+        entry["head"] == "softmax") {
+      expected = entry;
+      break;
+    }
+  }
+  ASSERT_FALSE(expected.is_null());
+  ASSERT_EQ(reference["inputs"][0], nlohmann::json({4.0, 0.0, 1.0}));
+  const Result result =
+      RunSeqmodel("explain " + testing::ReferenceDir() + "/species.onnx 4,0,1 --format csv");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const std::vector<std::string> lines =
+      absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << result.output;
+  EXPECT_EQ(lines[0], "row,target_index,target_label,score,0,1,2,delta");
+  const std::vector<std::string> fields = absl::StrSplit(lines[1], ',');
+  ASSERT_EQ(fields.size(), 8u);
+  EXPECT_EQ(fields[1], absl::StrCat(expected["targets"][0].get<int>()));
+  for (int k = 0; k < 3; ++k) {
+    const double want = expected["attributions"][0][k].get<double>();
+    EXPECT_NEAR(std::strtod(fields[4 + k].c_str(), nullptr), want, 1e-5 * std::fabs(want) + 1e-6)
+        << lines[1];
+  }
+}
+
+TEST(Seqmodel, ExplainPrintsATableWithFeatureColumnsAndRefusesWhatItCannot) {
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result table =
+      RunSeqmodel("explain " + model + " 4,0,1 2,1,0 --method shapley --target_class 1");
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("species version 0: shapley of softmax, baseline 0,0,0"));
+  EXPECT_THAT(table.output, HasSubstr("row  class  score"));
+  EXPECT_THAT(table.output, ::testing::Not(HasSubstr("delta")));
+
+  const std::vector<std::string> zeros(20, "0");
+  const Result wide = RunSeqmodel("explain " + testing::ReferenceDir() +
+                                      "/deep_tanh_leaky_elu.onnx --method shapley",
+                                  absl::StrJoin(zeros, ",") + "\n");
+  EXPECT_EQ(wide.exit_code, 1);
+  EXPECT_EQ(wide.output,
+            "seqmodel: INVALID_ARGUMENT: model 'deep_tanh_leaky_elu': exact Shapley values "
+            "evaluate 2^n coalitions: at most 16 features, and this model has 20; use "
+            "integrated_gradients\n");
+  const Result method = RunSeqmodel("explain " + model + " 4,0,1 --method lime");
+  EXPECT_EQ(method.exit_code, 1);
+  EXPECT_EQ(method.output,
+            "seqmodel: unknown --method 'lime': saliency, input_x_gradient, "
+            "integrated_gradients or shapley\n");
+  const Result baseline = RunSeqmodel("explain " + model + " 4,0,1 --baseline 1,2");
+  EXPECT_EQ(baseline.exit_code, 1);
+  EXPECT_EQ(baseline.output,
+            "seqmodel: INVALID_ARGUMENT: model 'species': the baseline has 2 values, the model "
+            "takes 3\n");
 }
 
 }  // namespace

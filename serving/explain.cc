@@ -1,0 +1,166 @@
+#include "serving/explain.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "serving/client_text.h"
+#include "serving/output_mode.h"
+#include "serving/output_mode_name.h"
+
+namespace seqserve {
+namespace {
+
+// The API's enums and core's share their short names ("shapley",
+// "gausslegendre"): serving/output_mode_name.h spells the first.
+std::optional<IntegrationRule> CoreRule(v1::IntegrationRule rule) {
+  if (rule == v1::INTEGRATION_RULE_DEFAULT) return IntegrationRule::kGaussLegendre;
+  return ParseIntegrationRule(IntegrationRuleShortName(rule));
+}
+
+v1::AttributionMethod ApiMethod(AttributionMethod method) {
+  return *ParseAttributionMethodName(AttributionMethodName(method));
+}
+
+v1::IntegrationRule ApiRule(IntegrationRule rule) {
+  return *ParseIntegrationRuleName(IntegrationRuleName(rule));
+}
+
+// The class a request names, by index or label.
+absl::StatusOr<std::optional<int>> Target(const v1::ExplainRequest& request,
+                                          const ServedModel& served) {
+  const uint32_t classes = static_cast<uint32_t>(ClassCount(served.model->output_width()));
+  switch (request.target_case()) {
+    case v1::ExplainRequest::TARGET_NOT_SET:
+      return std::optional<int>();
+    case v1::ExplainRequest::kTargetIndex:
+      if (request.target_index() >= classes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "target class ", request.target_index(), " is not one of the ", classes,
+            " classes of model '", served.name, "'"));
+      }
+      return std::optional<int>(static_cast<int>(request.target_index()));
+    case v1::ExplainRequest::kTargetLabel:
+      for (uint32_t index = 0; index < classes; ++index) {
+        const std::string label = ClassLabel(served, index);
+        if (!label.empty() && label == request.target_label()) {
+          return std::optional<int>(static_cast<int>(index));
+        }
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", served.name, "' has no class labelled ",
+          QuoteClientText(request.target_label())));
+  }
+  return std::optional<int>();
+}
+
+}  // namespace
+
+std::optional<AttributionMethod> RequestedAttributionMethod(v1::AttributionMethod method) {
+  if (method == v1::ATTRIBUTION_METHOD_DEFAULT) return AttributionMethod::kIntegratedGradients;
+  return ParseAttributionMethod(AttributionMethodShortName(method));
+}
+
+absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
+                                        const ServedModel& served, const RequestLimits& limits) {
+  const Sequential& model = *served.model;
+  ExplainPlan plan;
+  const auto method = RequestedAttributionMethod(request.method());
+  if (!method) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown attribution method ",
+                                                   request.method()));
+  }
+  plan.options.method = *method;
+  const auto rule = CoreRule(request.rule());
+  if (!rule) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown integration rule ", request.rule()));
+  }
+  plan.options.rule = *rule;
+  if (request.steps() > kMaxIntegrationSteps) {
+    return absl::InvalidArgumentError(absl::StrCat("steps must be at most ",
+                                                   kMaxIntegrationSteps, ", got ",
+                                                   request.steps()));
+  }
+  plan.options.steps =
+      request.steps() == 0 ? kDefaultIntegrationSteps : static_cast<int>(request.steps());
+  auto head = HeadForRequest(request.output(), served);
+  if (!head.ok()) return head.status();
+  plan.options.head = *head;
+  if (request.baseline_size() > 0) {
+    plan.options.baseline.assign(request.baseline().begin(), request.baseline().end());
+  } else {
+    plan.options.baseline.assign(served.config.explanation_baseline().begin(),
+                                 served.config.explanation_baseline().end());
+  }
+  if (absl::Status options = CheckAttributionOptions(model, plan.options); !options.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model '", served.name, "': ", options.message()));
+  }
+  auto target = Target(request, served);
+  if (!target.ok()) return target.status();
+  plan.target = *target;
+  auto threshold = ThresholdForRequest(request.threshold(), served);
+  if (!threshold.ok()) return threshold.status();
+  plan.threshold = *threshold;
+
+  const size_t evaluations = EvaluationsPerRow(model, plan.options);
+  const std::string what =
+      plan.options.method == AttributionMethod::kIntegratedGradients
+          ? absl::StrCat("integrated_gradients at ", plan.options.steps, " steps")
+      : plan.options.method == AttributionMethod::kShapley
+          ? absl::StrCat("shapley over ", model.input_width(), " features (2^",
+                         model.input_width(), " coalitions each)")
+          : std::string(AttributionMethodName(plan.options.method));
+  if (absl::Status rows = CheckFeatureRows(request.features(), request.rows(), served, limits,
+                                           evaluations, what);
+      !rows.ok()) {
+    return rows;
+  }
+  plan.rows = request.rows() != 0 ? request.rows()
+                                  : static_cast<size_t>(request.features_size()) /
+                                        static_cast<size_t>(model.input_width());
+  plan.cost_rows = plan.rows * evaluations;
+  return plan;
+}
+
+void BuildExplainResponse(const ServedModel& served, const ExplainPlan& plan,
+                          const Attributions& attributions, v1::ExplainResponse* response) {
+  const Sequential& model = *served.model;
+  const size_t width = model.input_width();
+  response->set_model(served.name);
+  response->set_version(served.version);
+  response->set_method(ApiMethod(plan.options.method));
+  response->set_output(OutputModeForHead(plan.options.head));
+  if (plan.options.method == AttributionMethod::kIntegratedGradients) {
+    response->set_rule(ApiRule(plan.options.rule));
+    response->set_steps(static_cast<uint32_t>(plan.options.steps));
+  }
+  for (size_t k = 0; k < width; ++k) {
+    response->add_feature_names(k < static_cast<size_t>(served.config.feature_names_size())
+                                    ? served.config.feature_names(static_cast<int>(k))
+                                    : absl::StrCat(k));
+  }
+  if (plan.options.baseline.empty()) {
+    response->mutable_baseline()->Resize(static_cast<int>(width), 0.0f);
+  } else {
+    response->mutable_baseline()->Add(plan.options.baseline.begin(),
+                                      plan.options.baseline.end());
+  }
+  auto* results = response->mutable_results();
+  results->Reserve(static_cast<int>(plan.rows));
+  for (size_t r = 0; r < plan.rows; ++r) {
+    v1::RowExplanation* row = results->Add();
+    const int target = attributions.targets[r];
+    row->set_target_index(static_cast<uint32_t>(target));
+    row->set_target_label(ClassLabel(served, static_cast<uint32_t>(target)));
+    row->set_predicted_index(static_cast<uint32_t>(attributions.predicted[r]));
+    row->set_score(attributions.scores[r]);
+    if (!attributions.baseline_scores.empty()) {
+      row->set_baseline_score(attributions.baseline_scores[r]);
+    }
+    row->mutable_attributions()->Add(attributions.values.begin() + r * width,
+                                     attributions.values.begin() + (r + 1) * width);
+    if (!attributions.deltas.empty()) row->set_delta(attributions.deltas[r]);
+  }
+}
+
+}  // namespace seqserve

@@ -1,0 +1,255 @@
+// Explain on a real server: gRPC and REST give PyTorch's attributions (the
+// reference set's), the same numbers on both, the costs are bounded by the
+// request limits, and the metrics count explanations by method.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "seqserve/v1/classifier.grpc.pb.h"
+#include "server/model_server.h"
+#include "tests/support/http_client.h"
+#include "tests/support/local_server.h"
+#include "tests/support/reference_data.h"
+#include "tests/support/test_repository.h"
+
+namespace seqserve {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::HttpCall;
+using testing::HttpReply;
+using testing::TestRepository;
+
+nlohmann::json ExplanationReference(const std::string& name) {
+  std::ifstream file(std::filesystem::path(testing::ReferenceDir()) / "explanations" /
+                     (name + ".json"));
+  return nlohmann::json::parse(file);
+}
+
+// The reference's first entry for a method, rule and head whose targets
+// are the predicted classes (the request's default).
+nlohmann::json FindCase(const nlohmann::json& reference, const std::string& method,
+                        const std::string& head, const std::string& rule = "") {
+  for (const auto& entry : reference["explanations"]) {
+    if (entry["method"] == method && entry["head"] == head &&
+        entry.value("rule", "") == rule) {
+      return entry;
+    }
+  }
+  ADD_FAILURE() << "no " << method << " " << rule << " under " << head;
+  return {};
+}
+
+bool Close(double actual, double expected) {
+  return std::fabs(actual - expected) <= 1e-5 * std::fabs(expected) + 1e-6;
+}
+
+class ExplainApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repository_.AddReferenceVersion("species", 1, "species");
+    repository_.WriteReferenceConfig("species", "species",
+                                     "feature_names: \"limbs\"\n"
+                                     "feature_names: \"lays_eggs\"\n"
+                                     "feature_names: \"hair\"\n");
+    repository_.AddReferenceVersion("mammal", 1, "mammal");
+    repository_.WriteReferenceConfig("mammal", "mammal");
+    ModelServer::Options options;
+    options.model_repository = repository_.root();
+    options.poll_interval = absl::ZeroDuration();
+    options.max_request_rows = 300;
+    auto server = testing::StartLocalServer(options, /*with_http=*/true);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    stub_ = v1::Classifier::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status Explain(const v1::ExplainRequest& request, v1::ExplainResponse* response) {
+    grpc::ClientContext context;
+    return stub_->Explain(&context, request, response);
+  }
+
+  // The reference's rows for `name`, as a request's features.
+  static void AddRows(const nlohmann::json& reference, v1::ExplainRequest* request) {
+    for (const auto& row : reference["inputs"]) {
+      for (double value : row) request->add_features(static_cast<float>(value));
+    }
+    request->set_rows(static_cast<uint32_t>(reference["inputs"].size()));
+  }
+
+  TestRepository repository_;
+  std::unique_ptr<ModelServer> server_;
+  std::unique_ptr<v1::Classifier::Stub> stub_;
+};
+
+TEST_F(ExplainApiTest, GrpcGivesPyTorchsIntegratedGradientsForEachRowsPredictedClass) {
+  const nlohmann::json reference = ExplanationReference("species");
+  const nlohmann::json expected =
+      FindCase(reference, "integrated_gradients", "softmax", "gausslegendre");
+  v1::ExplainRequest request;
+  request.set_model("species");
+  AddRows(reference, &request);
+  v1::ExplainResponse response;
+  const grpc::Status status = Explain(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.method(), v1::ATTRIBUTION_METHOD_INTEGRATED_GRADIENTS);
+  EXPECT_EQ(response.rule(), v1::INTEGRATION_RULE_GAUSSLEGENDRE);
+  EXPECT_EQ(response.steps(), 50u);
+  EXPECT_EQ(response.output(), v1::OUTPUT_MODE_SOFTMAX);
+  EXPECT_THAT(response.feature_names(), ::testing::ElementsAre("limbs", "lays_eggs", "hair"));
+  EXPECT_THAT(response.baseline(), ::testing::ElementsAre(0.0f, 0.0f, 0.0f));
+  ASSERT_EQ(response.results_size(), static_cast<int>(reference["inputs"].size()));
+  // The predicted classes are the reference's targets here only when its
+  // targets are the predicted ones: the first entry of each kind is.
+  for (int r = 0; r < response.results_size(); ++r) {
+    const v1::RowExplanation& row = response.results(r);
+    EXPECT_EQ(row.target_index(), expected["targets"][r].get<uint32_t>()) << "row " << r;
+    EXPECT_EQ(row.predicted_index(), row.target_index());
+    EXPECT_FALSE(row.target_label().empty());
+    EXPECT_TRUE(Close(row.score(), expected["scores"][r].get<double>()));
+    ASSERT_EQ(row.attributions_size(), 3);
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_TRUE(Close(row.attributions(k), expected["attributions"][r][k].get<double>()))
+          << "row " << r << " feature " << k << ": " << row.attributions(k) << " vs "
+          << expected["attributions"][r][k];
+    }
+  }
+}
+
+TEST_F(ExplainApiTest, RestAndGrpcGiveTheSameAnswerForTheSameRequest) {
+  const std::string body = R"({"features": [4, 0, 1, 2, 1, 0], "method": "shapley",
+      "target_label": "mammal", "output": "logits"})";
+  const HttpReply reply =
+      HttpCall(server_->http_port(), "POST", "/v1/models/species:explain", body);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const nlohmann::json rest = nlohmann::json::parse(reply.body);
+  EXPECT_EQ(rest["method"], "ATTRIBUTION_METHOD_SHAPLEY");
+  EXPECT_EQ(rest["output"], "OUTPUT_MODE_LOGITS");
+
+  v1::ExplainRequest request;
+  request.set_model("species");
+  for (float value : {4.0f, 0.0f, 1.0f, 2.0f, 1.0f, 0.0f}) request.add_features(value);
+  request.set_method(v1::ATTRIBUTION_METHOD_SHAPLEY);
+  request.set_target_label("mammal");
+  request.set_output(v1::OUTPUT_MODE_LOGITS);
+  v1::ExplainResponse response;
+  ASSERT_TRUE(Explain(request, &response).ok());
+  ASSERT_EQ(rest["results"].size(), 2u);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(rest["results"][r]["target_label"], "mammal");
+    EXPECT_EQ(response.results(r).target_label(), "mammal");
+    double sum = 0.0;
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_EQ(rest["results"][r]["attributions"][k].get<double>(),
+                response.results(r).attributions(k));
+      sum += response.results(r).attributions(k);
+    }
+    // Shapley values add up to the score's change from the baseline.
+    EXPECT_NEAR(sum, response.results(r).score() - response.results(r).baseline_score(), 1e-5);
+  }
+}
+
+TEST_F(ExplainApiTest, ABinaryModelExplainsItsPositiveClassByProbability) {
+  const nlohmann::json reference = ExplanationReference("mammal");
+  const nlohmann::json expected = FindCase(reference, "input_x_gradient", "sigmoid");
+  v1::ExplainRequest request;
+  request.set_model("mammal");
+  request.set_method(v1::ATTRIBUTION_METHOD_INPUT_X_GRADIENT);
+  AddRows(reference, &request);
+  v1::ExplainResponse response;
+  ASSERT_TRUE(Explain(request, &response).ok());
+  EXPECT_EQ(response.output(), v1::OUTPUT_MODE_SIGMOID);
+  EXPECT_EQ(response.rule(), v1::INTEGRATION_RULE_DEFAULT);  // not integrated gradients
+  for (int r = 0; r < response.results_size(); ++r) {
+    for (int k = 0; k < response.results(r).attributions_size(); ++k) {
+      EXPECT_TRUE(Close(response.results(r).attributions(k),
+                        expected["attributions"][r][k].get<double>()))
+          << "row " << r << " feature " << k;
+    }
+  }
+}
+
+TEST_F(ExplainApiTest, CostsCountAsTheRowsTheyEvaluateAgainstTheLimit) {
+  v1::ExplainRequest request;
+  request.set_model("species");
+  for (int i = 0; i < 7 * 3; ++i) request.add_features(1.0f);
+  v1::ExplainResponse response;
+  grpc::Status status = Explain(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(status.error_message(),
+            "7 rows by integrated_gradients at 50 steps evaluate 350 rows, which is over the "
+            "limit of 300 rows per request for model 'species'; split it");
+  request.set_steps(40);  // 280 rows: within the limit
+  EXPECT_TRUE(Explain(request, &response).ok());
+
+  const HttpReply reply = HttpCall(server_->http_port(), "POST", "/v1/models/species:explain",
+                                   R"({"features": [1, 2, 3], "steps": 5000})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_THAT(reply.body, HasSubstr("steps must be at most 4096, got 5000"));
+}
+
+TEST_F(ExplainApiTest, RefusesWhatItCannotExplainWithTheReason) {
+  struct Case {
+    const char* body;
+    int status;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{R"({"features": [1, 2, 3], "target_label": "fish"})", 400,
+                "model 'species' has no class labelled 'fish'"},
+           Case{R"({"features": [1, 2, 3], "target_index": 3})", 400,
+                "target class 3 is not one of the 3 classes of model 'species'"},
+           Case{R"({"features": [1, 2, 3], "method": "lime"})", 400,
+                "request body is not a valid seqserve.v1.ExplainRequest in JSON"},
+           Case{R"({"features": [1, 2, 3], "baseline": [0, 0]})", 400,
+                "model 'species': the baseline has 2 values, the model takes 3"},
+           Case{R"({"features": [1, 2]})", 400, "takes 3 features per row"},
+           Case{R"({"model": "mammal", "features": [1, 2, 3]})", 400,
+                "the body names model 'mammal' but the path names 'species'"},
+       }) {
+    const HttpReply reply =
+        HttpCall(server_->http_port(), "POST", "/v1/models/species:explain", c.body);
+    EXPECT_EQ(reply.status, c.status) << c.body << " -> " << reply.body;
+    EXPECT_THAT(reply.body, HasSubstr(c.message)) << c.body;
+  }
+  const HttpReply softmax = HttpCall(server_->http_port(), "POST", "/v1/models/mammal:explain",
+                                     R"({"features": [4, 0, 1], "output": "softmax"})");
+  EXPECT_EQ(softmax.status, 400);
+  EXPECT_THAT(softmax.body, HasSubstr("has one output; softmax over it is always 1"));
+}
+
+TEST_F(ExplainApiTest, MetricsCountExplanationsByMethodAndOutcome) {
+  v1::ExplainRequest request;
+  request.set_model("species");
+  for (float value : {4.0f, 0.0f, 1.0f}) request.add_features(value);
+  request.set_method(v1::ATTRIBUTION_METHOD_SALIENCY);
+  v1::ExplainResponse response;
+  ASSERT_TRUE(Explain(request, &response).ok());
+  ASSERT_TRUE(Explain(request, &response).ok());
+  request.set_method(v1::ATTRIBUTION_METHOD_SHAPLEY);
+  request.set_target_index(7);
+  ASSERT_FALSE(Explain(request, &response).ok());
+  const HttpReply metrics = HttpCall(server_->http_port(), "GET", "/metrics", "");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.body,
+              HasSubstr("seqserve_explanations_total{model=\"species\",method=\"saliency\","
+                        "code=\"OK\"} 2"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("seqserve_explanations_total{model=\"species\",method=\"shapley\","
+                        "code=\"INVALID_ARGUMENT\"} 1"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("seqserve_requests_total{protocol=\"grpc\",method=\"Explain\","
+                        "model=\"species\",version=\"1\",code=\"OK\"} 2"));
+}
+
+}  // namespace
+}  // namespace seqserve
