@@ -218,7 +218,10 @@ int Explain(std::shared_ptr<const Sequential> model, const std::string& path,
                                 plan->options, plan->threshold);
   if (!attributions.ok()) return Fail(attributions.status().ToString());
   v1::ExplainResponse response;
-  BuildExplainResponse(served, *plan, *attributions, &response);
+  if (absl::Status built = BuildExplainResponse(served, *plan, *attributions, &response);
+      !built.ok()) {
+    return Fail(built.ToString());
+  }
   auto printed = FormatExplanation(response, *format);
   if (!printed.ok()) return Fail(std::string(printed.status().message()));
   std::cout << *printed;

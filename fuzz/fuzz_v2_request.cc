@@ -6,7 +6,10 @@
 // labels; one output), run, and written back as v2 tensors and as the HTTP
 // JSON answer, as the server does. Refusals must carry INVALID_ARGUMENT or
 // RESOURCE_EXHAUSTED (or NOT_FOUND for another model); answers must hold
-// one tensor per output asked, of the shape and size they declare. With bit
+// one tensor per output asked, of the shape and size they declare (and,
+// when "attributions" or the "explain" parameter asks for it, the
+// explanation's FP64 tensor last, planned and computed as the Explain call
+// the server makes). With bit
 // 16 of the first byte the body is one of the model repository extension's
 // instead (index, load, unload, by the next bits): it parses or is refused
 // INVALID_ARGUMENT, and a load's "config" is read and checked as a load
@@ -25,6 +28,8 @@
 #include "serving/model_config.h"
 #include "serving/served_model.h"
 #include "frontends/v2/open_inference.h"
+#include "core/attribution.h"
+#include "serving/explain.h"
 
 namespace seqserve::fuzz {
 namespace {
@@ -83,7 +88,8 @@ void FuzzRepositoryBody(int kind, const std::string& body) {
 
 // The tensors of `response` are what they say they are.
 void CheckAnswer(const V2Call& call, const inference::ModelInferResponse& response) {
-  Require(response.outputs_size() == static_cast<int>(call.asked.size()), "one tensor per output");
+  Require(response.outputs_size() == static_cast<int>(call.asked.size()) + (call.explain ? 1 : 0),
+          "one tensor per output");
   Require(!call.raw_output || response.raw_output_contents_size() == response.outputs_size(),
           "one raw entry per tensor");
   for (int i = 0; i < response.outputs_size(); ++i) {
@@ -91,7 +97,17 @@ void CheckAnswer(const V2Call& call, const inference::ModelInferResponse& respon
     Require(tensor.shape_size() == 2, "rank 2 answers");
     const int64_t count = tensor.shape(0) * tensor.shape(1);
     Require(tensor.shape(0) == call.classify.rows(), "a row per input row");
-    if (tensor.datatype() == "FP32") {
+    if (tensor.datatype() == "FP64") {  // the explanation's, after the outputs asked
+      Require(call.explain && i + 1 == response.outputs_size() &&
+                  tensor.name() == "attributions",
+              "FP64 only for the attributions");
+      if (call.raw_output) {
+        Require(response.raw_output_contents(i).size() == static_cast<size_t>(count) * 8,
+                "raw FP64 size");
+      } else {
+        Require(tensor.contents().fp64_contents_size() == count, "FP64 count");
+      }
+    } else if (tensor.datatype() == "FP32") {
       if (call.raw_output) {
         Require(response.raw_output_contents(i).size() == static_cast<size_t>(count) * 4,
                 "raw FP32 size");
@@ -152,6 +168,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (model->name == call.classify.model()) served = model.get();
   }
   if (served == nullptr) return 0;  // the manager's NOT_FOUND, not fuzzed here
+  if (call.explain) {  // the Explain call the server makes for "attributions"
+    auto plan = PlanExplain(*call.explain, *served, kLimits);
+    if (!plan.ok()) {
+      RequireRefusal(plan.status(), "PlanExplain");
+      return 0;
+    }
+    std::vector<int> targets;
+    if (plan->target) targets.assign(plan->rows, *plan->target);
+    auto attributions = Attribute(*served->model, call.explain->features(), plan->rows, targets,
+                                  plan->options, plan->threshold);
+    Require(attributions.ok(), "Attribute on planned rows", attributions.status());
+    const absl::Status explained =
+        BuildExplainResponse(*served, *plan, *attributions, &call.explanation);
+    if (!explained.ok()) {
+      RequireRefusal(explained, "BuildExplainResponse");
+      return 0;
+    }
+    if (call.asked.empty()) {
+      inference::ModelInferResponse response;
+      call.WriteAnswer(request, &response);
+      CheckAnswer(call, response);
+      return 0;
+    }
+  }
   auto plans = PlanOutputs(call.classify, call.outputs, &call.tensors, *served, kLimits);
   if (!plans.ok()) {
     RequireRefusal(plans.status(), "PlanOutputs");

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh TARGET SECONDS   fuzz one target for SECONDS
 #   scripts/fuzz.sh all SECONDS      every target in turn, SECONDS each
 # Targets: fuzz_onnx_loader, fuzz_text_loader, fuzz_model_config,
-# fuzz_classify_request, fuzz_v2_request, fuzz_http_request (fuzz/README.md says what each one
+# fuzz_classify_request, fuzz_explain_request, fuzz_v2_request, fuzz_http_request (fuzz/README.md says what each one
 # checks).
 #
 # Installs what is missing, builds the target(s) in build/fuzz, and runs
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(fuzz_onnx_loader fuzz_text_loader fuzz_model_config fuzz_classify_request
+all_targets=(fuzz_onnx_loader fuzz_text_loader fuzz_model_config fuzz_classify_request fuzz_explain_request
              fuzz_v2_request fuzz_http_request)
 usage() {
   echo "usage: $0 {all|${all_targets[*]// /|}} SECONDS" >&2

@@ -122,10 +122,23 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
   return plan;
 }
 
-void BuildExplainResponse(const ServedModel& served, const ExplainPlan& plan,
-                          const Attributions& attributions, v1::ExplainResponse* response) {
+absl::Status BuildExplainResponse(const ServedModel& served, const ExplainPlan& plan,
+                                  const Attributions& attributions,
+                                  v1::ExplainResponse* response) {
   const Sequential& model = *served.model;
   const size_t width = model.input_width();
+  for (size_t r = 0; r < plan.rows; ++r) {
+    bool finite = std::isfinite(attributions.scores[r]) &&
+                  (attributions.deltas.empty() || std::isfinite(attributions.deltas[r]));
+    for (size_t k = 0; k < width; ++k) {
+      finite = finite && std::isfinite(attributions.values[r * width + k]);
+    }
+    if (!finite) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", r, " gives a score or attributions that are not finite (NaN or Inf): its "
+          "features overflow model '", served.name, "'; scale them"));
+    }
+  }
   response->set_model(served.name);
   response->set_version(served.version);
   response->set_method(ApiMethod(plan.options.method));
@@ -161,6 +174,7 @@ void BuildExplainResponse(const ServedModel& served, const ExplainPlan& plan,
                                      attributions.values.begin() + (r + 1) * width);
     if (!attributions.deltas.empty()) row->set_delta(attributions.deltas[r]);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace seqserve

@@ -40,7 +40,11 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
                                         const ServedModel& served, const RequestLimits& limits);
 
 // Fills `response` from the attributions of plan.rows rows.
-void BuildExplainResponse(const ServedModel& served, const ExplainPlan& plan,
-                          const Attributions& attributions, v1::ExplainResponse* response);
+// INVALID_ARGUMENT naming the first row whose score or attributions are not
+// finite (finite but extreme features can overflow a layer or its
+// gradient), as BuildClassifyResponse refuses such scores.
+absl::Status BuildExplainResponse(const ServedModel& served, const ExplainPlan& plan,
+                                  const Attributions& attributions,
+                                  v1::ExplainResponse* response);
 
 }  // namespace seqserve

@@ -204,7 +204,7 @@ void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
         state->record.first_in_pass = true;
         absl::Status built;
         try {  // on an inference thread: nothing may throw past here
-          BuildExplainResponse(*served, plan, *result, response);
+          built = BuildExplainResponse(*served, plan, *result, response);
         } catch (const std::bad_alloc&) {
           built = absl::ResourceExhaustedError("no memory to build the answer");
         }
