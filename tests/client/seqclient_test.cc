@@ -44,6 +44,63 @@ TEST_F(SeqclientTest, ClassifyPrintsATable) {
   EXPECT_THAT(lines[3], ::testing::StartsWith("2     reptile"));
 }
 
+// The issue's own question: how much each feature pushed this animal to
+// mammal. The table names the features as the model's config does.
+TEST_F(SeqclientTest, ExplainPrintsEachFeaturesPushAsAColumn) {
+  const auto result =
+      Seqclient("explain --model species --output logits --target_class mammal 4,0,1");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << result.output;
+  EXPECT_EQ(lines[0],
+            "species version 1: integrated_gradients (gausslegendre, 50 steps) of logits, "
+            "baseline 0,0,0");
+  EXPECT_THAT(lines[1], ::testing::MatchesRegex("row +class +score +limbs +lays_eggs +has_hair "
+                                                "+delta"));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("0    mammal"));
+}
+
+TEST_F(SeqclientTest, ExplainCsvAndJsonCarryTheSameNumbers) {
+  const auto csv = Seqclient(
+      "explain --model species --method input_x_gradient --output logits --format csv 4,0,1");
+  ASSERT_EQ(csv.exit_code, 0) << csv.output;
+  std::vector<std::string> lines = absl::StrSplit(csv.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "row,target_index,target_label,score,limbs,lays_eggs,has_hair");
+  std::vector<std::string> fields = absl::StrSplit(lines[1], ',');
+  ASSERT_EQ(fields.size(), 7u);
+  EXPECT_EQ(fields[2], "mammal");
+  EXPECT_EQ(fields[5], "0");  // lays_eggs is 0: no push either way
+
+  const auto json = Seqclient(
+      "explain --model species --method input_x_gradient --output logits --format json 4,0,1");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  google::protobuf::Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &parsed).ok())
+      << json.output;
+  const auto& row = parsed.fields().at("results").list_value().values(0).struct_value();
+  const auto& attributions = row.fields().at("attributions").list_value();
+  ASSERT_EQ(attributions.values_size(), 3);
+  EXPECT_DOUBLE_EQ(attributions.values(0).number_value(), std::stod(fields[4]));
+  EXPECT_DOUBLE_EQ(attributions.values(2).number_value(), std::stod(fields[6]));
+}
+
+TEST_F(SeqclientTest, ExplainRefusesBadFlagsAndReportsTheServersReason) {
+  auto result = Seqclient("explain --model species --method lime 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("unknown --method 'lime'"));
+  result = Seqclient("explain --model species --baseline 1,x,2 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("--baseline takes comma-separated numbers"));
+  result = Seqclient("explain --model species --target_class fish 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT: model 'species' has no class "
+                                       "labelled 'fish'"));
+  result = Seqclient("explain 4,0,1");
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("explain needs --model"));
+}
+
 TEST_F(SeqclientTest, ClassifyCsvHasAHeaderAndOneLinePerRow) {
   const std::string path = ::testing::TempDir() + "/animals.csv";
   std::ofstream(path) << "# limbs,eggs,hair\n4,0,1\n2,1,0\n\n4,1,0\n";

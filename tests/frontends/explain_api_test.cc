@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
 #include "tests/support/http_client.h"
@@ -249,6 +250,78 @@ TEST_F(ExplainApiTest, MetricsCountExplanationsByMethodAndOutcome) {
   EXPECT_THAT(metrics.body,
               HasSubstr("seqserve_requests_total{protocol=\"grpc\",method=\"Explain\","
                         "model=\"species\",version=\"1\",code=\"OK\"} 2"));
+}
+
+// The Open Inference Protocol: the output "attributions" (or the parameter
+// "explain") adds an FP64 tensor with the numbers Explain gives.
+TEST_F(ExplainApiTest, OpenInferenceAddsAnAttributionsTensorOverHttpAndGrpc) {
+  v1::ExplainRequest request;
+  request.set_model("species");
+  for (float value : {4.0f, 0.0f, 1.0f, 2.0f, 1.0f, 0.0f}) request.add_features(value);
+  request.set_method(v1::ATTRIBUTION_METHOD_SHAPLEY);
+  request.set_output(v1::OUTPUT_MODE_LOGITS);
+  request.set_target_index(1);
+  v1::ExplainResponse expected;
+  ASSERT_TRUE(Explain(request, &expected).ok());
+
+  const HttpReply reply = HttpCall(
+      server_->http_port(), "POST", "/v2/models/species/infer",
+      R"({"inputs": [{"name": "features", "shape": [2, 3], "datatype": "FP32",
+          "data": [4, 0, 1, 2, 1, 0]}],
+          "parameters": {"explain": "shapley", "explain_output": "logits", "explain_target": 1},
+          "outputs": [{"name": "softmax"}]})");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const nlohmann::json answer = nlohmann::json::parse(reply.body);
+  ASSERT_EQ(answer["outputs"].size(), 2u);
+  EXPECT_EQ(answer["outputs"][0]["name"], "softmax");
+  const nlohmann::json& attributions = answer["outputs"][1];
+  EXPECT_EQ(attributions["name"], "attributions");
+  EXPECT_EQ(attributions["datatype"], "FP64");
+  EXPECT_EQ(attributions["shape"], nlohmann::json({2, 3}));
+  for (int r = 0; r < 2; ++r) {
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_EQ(attributions["data"][r * 3 + k].get<double>(),
+                expected.results(r).attributions(k));
+    }
+  }
+
+  // gRPC, raw tensors in and out as Triton's clients send them, only the
+  // attributions asked for.
+  auto v2 = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+  inference::ModelInferRequest infer;
+  infer.set_model_name("species");
+  auto* input = infer.add_inputs();
+  input->set_name("features");
+  input->set_datatype("FP32");
+  input->add_shape(2);
+  input->add_shape(3);
+  const float rows[] = {4, 0, 1, 2, 1, 0};
+  infer.add_raw_input_contents(std::string(reinterpret_cast<const char*>(rows), sizeof(rows)));
+  (*infer.mutable_parameters())["explain"].set_string_param("ATTRIBUTION_METHOD_SHAPLEY");
+  (*infer.mutable_parameters())["explain_output"].set_string_param("logits");
+  (*infer.mutable_parameters())["explain_target"].set_string_param("mammal");
+  infer.add_outputs()->set_name("attributions");
+  inference::ModelInferResponse response;
+  grpc::ClientContext context;
+  const grpc::Status status = v2->ModelInfer(&context, infer, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.outputs_size(), 1);
+  EXPECT_EQ(response.outputs(0).datatype(), "FP64");
+  ASSERT_EQ(response.raw_output_contents(0).size(), 6 * sizeof(double));
+  const double* values = reinterpret_cast<const double*>(response.raw_output_contents(0).data());
+  for (int r = 0; r < 2; ++r) {
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(values[r * 3 + k], expected.results(r).attributions(k));
+  }
+
+  const HttpReply bad = HttpCall(
+      server_->http_port(), "POST", "/v2/models/species/infer",
+      R"({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [4, 0, 1]}],
+          "parameters": {"explain": "lime"}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(bad.body)["error"],
+            "parameter \"explain\" names no method: 'lime'; saliency, input_x_gradient, "
+            "integrated_gradients or shapley");
 }
 
 }  // namespace
