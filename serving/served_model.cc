@@ -1,5 +1,7 @@
 #include "serving/served_model.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "serving/output_mode.h"
 
@@ -21,6 +23,18 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
     return absl::InvalidArgumentError(absl::StrCat(
         "config gives ", config.feature_names_size(), " feature names for ",
         model->input_width(), " inputs"));
+  }
+  if (config.explanation_baseline_size() != 0) {
+    if (config.explanation_baseline_size() != model->input_width()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config gives ", config.explanation_baseline_size(),
+          " explanation_baseline values for ", model->input_width(), " inputs"));
+    }
+    for (float value : config.explanation_baseline()) {
+      if (!std::isfinite(value)) {
+        return absl::InvalidArgumentError("config explanation_baseline holds NaN or Inf");
+      }
+    }
   }
   if (!(config.threshold() >= 0.0f && config.threshold() < 1.0f)) {
     return absl::InvalidArgumentError(

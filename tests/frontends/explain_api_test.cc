@@ -63,6 +63,8 @@ class ExplainApiTest : public ::testing::Test {
                                      "feature_names: \"hair\"\n");
     repository_.AddReferenceVersion("mammal", 1, "mammal");
     repository_.WriteReferenceConfig("mammal", "mammal");
+    repository_.AddReferenceVersion("bird", 1, "species");
+    repository_.WriteReferenceConfig("bird", "species", "explanation_baseline: [2, 1, 0]\n");
     ModelServer::Options options;
     options.model_repository = repository_.root();
     options.poll_interval = absl::ZeroDuration();
@@ -177,6 +179,26 @@ TEST_F(ExplainApiTest, ABinaryModelExplainsItsPositiveClassByProbability) {
           << "row " << r << " feature " << k;
     }
   }
+}
+
+// The config's baseline stands in for a call's; a call's own wins.
+TEST_F(ExplainApiTest, TheModelsConfiguredBaselineIsTheDefault) {
+  v1::ExplainRequest request;
+  request.set_model("bird");
+  for (float value : {2.0f, 1.0f, 0.0f}) request.add_features(value);
+  request.set_method(v1::ATTRIBUTION_METHOD_SHAPLEY);
+  v1::ExplainResponse response;
+  ASSERT_TRUE(Explain(request, &response).ok());
+  EXPECT_THAT(response.baseline(), ::testing::ElementsAre(2.0f, 1.0f, 0.0f));
+  // The row is the baseline: nothing moved the score.
+  EXPECT_THAT(response.results(0).attributions(), ::testing::Each(0.0));
+  EXPECT_EQ(response.results(0).score(), response.results(0).baseline_score());
+  request.add_baseline(0.0f);
+  request.add_baseline(0.0f);
+  request.add_baseline(0.0f);
+  ASSERT_TRUE(Explain(request, &response).ok());
+  EXPECT_THAT(response.baseline(), ::testing::ElementsAre(0.0f, 0.0f, 0.0f));
+  EXPECT_NE(response.results(0).attributions(0), 0.0);
 }
 
 TEST_F(ExplainApiTest, CostsCountAsTheRowsTheyEvaluateAgainstTheLimit) {

@@ -511,6 +511,16 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   EXPECT_THAT(std::string(served.status().message()),
               HasSubstr("config gives 1 feature names for 3 inputs"));
   config.Clear();
+  config.add_explanation_baseline(0.0f);
+  served = MakeServedModel("species", 1, shared, config);
+  EXPECT_EQ(served.status().message(), "config gives 1 explanation_baseline values for 3 inputs");
+  config.add_explanation_baseline(0.0f);
+  config.add_explanation_baseline(std::numeric_limits<float>::infinity());
+  served = MakeServedModel("species", 1, shared, config);
+  EXPECT_EQ(served.status().message(), "config explanation_baseline holds NaN or Inf");
+  config.set_explanation_baseline(2, 1.0f);
+  EXPECT_TRUE(MakeServedModel("species", 1, shared, config).ok());
+  config.Clear();
   config.set_threshold(1.5f);
   served = MakeServedModel("species", 1, shared, config);
   EXPECT_THAT(std::string(served.status().message()), HasSubstr("threshold 1.5"));
