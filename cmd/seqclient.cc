@@ -62,9 +62,9 @@ ABSL_FLAG(std::string, format, "table",
           "classify, explain, models: table, csv or json; metadata: table or json; bench: table or "
           "csv; health: table");
 ABSL_FLAG(std::string, input, "",
-          "classify, explain: file of feature rows ('-' or empty: stdin): CSV, CSV with a header row "
-          "(columns matched to the model's feature_names), or JSON Lines; rows may also be "
-          "given as arguments");
+          "classify, explain: file of feature rows ('-' or empty: stdin): CSV, CSV with a "
+          "header row (columns matched to the model's feature_names), or JSON Lines; rows may "
+          "also be given as arguments");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
 ABSL_FLAG(std::string, concurrency, "1,2,4,8,16,32,64",
           "bench: calls kept outstanding, one step per value");

@@ -219,7 +219,7 @@ void InferenceRunner::Work() {
     const BatchingLimits limits = LimitsFor(*model);
     const absl::Time wait_until = queue->tasks.front().queued + limits.max_queue_delay;
     if (queue->rows < limits.max_batch_rows && passes_running_ > 0 && !stopping_ &&
-        absl::Now() < wait_until) {
+        !queue->tasks.front().job && absl::Now() < wait_until) {
       // Busy server: give the batch a moment to fill, then look again.
       // Also wake when the server goes idle: the wait is only worth it
       // while another pass runs.

@@ -183,7 +183,8 @@ void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
   // Computed by the job, read by `done`: both run on the same pool thread.
   auto result = std::make_shared<Attributions>();
   const size_t cost_rows = plan->cost_rows;
-  InferenceRunner::Job job = [served = *served, plan = *plan, features = absl::MakeConstSpan(request.features()),
+  InferenceRunner::Job job = [served = *served, plan = *plan,
+                              features = absl::MakeConstSpan(request.features()),
                               result](const std::function<bool()>& stop) {
     std::vector<int> targets;
     if (plan.target) targets.assign(plan.rows, *plan.target);
