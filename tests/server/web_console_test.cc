@@ -1,8 +1,9 @@
 // The web console in a real browser: Debian's chromium, driven by
 // tests/web/console-check.js (puppeteer-core), against the seqserve binary
 // on a repository with the species sample, a binary model with two labels
-// and a model whose labels are HTML; plain, with tokens, and over TLS with
-// tokens. Skipped, with the reason, only when chromium cannot start here.
+// (and a row limit that refuses integrated gradients' 50 steps) and a model
+// whose labels are HTML; plain, with tokens, and over TLS with tokens.
+// Skipped, with the reason, only when chromium cannot start here.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -28,9 +29,12 @@ using ::testing::HasSubstr;
 void CheckConsole(const std::string& token, bool tls = false) {
   testing::TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
-  repository.WriteReferenceConfig("species", "species");
+  repository.WriteReferenceConfig("species", "species",
+                                  "feature_names: ['limbs', 'lays_eggs', 'has_hair']\n");
   repository.AddReferenceVersion("churn", 1, "mammal");
-  repository.WriteFile("churn/config.textproto", "labels: ['stays', 'churns']\n");
+  // 16 rows a request: under the 50 of integrated gradients.
+  repository.WriteFile("churn/config.textproto",
+                       "labels: ['stays', 'churns']\nmax_request_rows: 16\n");
   repository.AddReferenceVersion("canary", 1, "species");
   repository.AddReferenceVersion("canary", 2, "species");
   repository.WriteFile("canary/config.textproto",
@@ -75,6 +79,11 @@ void CheckConsole(const std::string& token, bool tls = false) {
   EXPECT_THAT(result.output, HasSubstr("ok   live panel counts the 3 unserved calls in one row"));
   EXPECT_THAT(result.output, HasSubstr("ok   curl command runs and answers as REST does"));
   EXPECT_THAT(result.output, HasSubstr("ok   live panel shows the shadow's agreement"));
+  EXPECT_THAT(result.output, HasSubstr("ok   species logits shapley: values printed"));
+  EXPECT_THAT(result.output,
+              HasSubstr("ok   species softmax integrated_gradients: up right of the axis"));
+  EXPECT_THAT(result.output, HasSubstr("ok   species softmax: limbs pushed mammal down"));
+  EXPECT_THAT(result.output, HasSubstr("ok   churn integrated_gradients: the server's refusal"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

@@ -1,9 +1,11 @@
 // Drives seqserve's web console in Debian's chromium (puppeteer-core, no
 // browser download) against a live server whose repository holds the
-// species sample, a binary model named "churn" (the mammal reference with
-// labels "stays" and "churns"), a model named "hostile" whose labels
-// are HTML and one named "canary" whose version 1 is labelled "stable"
-// and takes every call while version 2 shadows them:
+// species sample (features limbs, lays_eggs and has_hair), a binary
+// model named "churn" (the mammal reference with labels "stays" and
+// "churns", and a limit of 16 rows a request, under the 50 that integrated
+// gradients evaluate), a model named "hostile" whose labels are HTML and
+// one named "canary" whose version 1 is labelled "stable" and takes every
+// call while version 2 shadows them:
 //   [SEQSERVE_CA_DIR=DIR] node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
 // With an https: URL, SEQSERVE_CA_DIR names a directory whose ca.pem
 // signed the server's certificate.
@@ -59,6 +61,102 @@ async function restAnswer(page, model, output, features) {
       body: JSON.stringify({ features, rows: 1, output, top_k: 2 }) });
     return (await response.json()).results[0];
   }, model, output, features, token || "");
+}
+
+// The server's answer to `body` POSTed to `path`, asked from outside the
+// page (a refusal there is no failure of the page's).
+function restExplain(path, body) {
+  return JSON.parse(curlOutside(["-X", "POST", "-H", "Content-Type: application/json",
+                                 "--data-binary", body, base + path]));
+}
+
+// The explain calls the page sent: [{path, body, authorization}].
+const explainCalls = [];
+
+// Picks `method`, presses "Why?" and reads what the page drew.
+async function explainInPage(page, method) {
+  await page.select("#explain-method", method);
+  const sent = explainCalls.length;
+  await page.evaluate(() => {
+    document.getElementById("explanation").hidden = true;
+    document.getElementById("error").hidden = true;
+  });
+  await page.click("#explain-button");
+  await page.waitForFunction(() => !document.getElementById("explanation").hidden ||
+                                   !document.getElementById("error").hidden);
+  const shown = await page.evaluate(() => {
+    const chart = document.getElementById("attributions-chart");
+    const axis = chart.querySelector("line.attribution-axis");
+    return {
+      visible: !document.getElementById("explanation").hidden,
+      title: document.getElementById("explanation-title").textContent,
+      facts: Object.fromEntries(Array.from(document.querySelectorAll("#explanation-facts dd"))
+        .map((node) => [node.getAttribute("data-fact"), node.textContent])),
+      labels: Array.from(chart.querySelectorAll(".attribution-label"), (node) => node.textContent),
+      values: Array.from(chart.querySelectorAll(".attribution-value"), (node) => node.textContent),
+      bars: Array.from(chart.querySelectorAll("rect")).map((node) => ({
+        x: Number(node.getAttribute("x")), width: Number(node.getAttribute("width")),
+        sign: node.getAttribute("class") })),
+      axis: axis ? Number(axis.getAttribute("x1")) : NaN,
+      error: document.getElementById("error").hidden ? ""
+        : document.getElementById("error").textContent,
+    };
+  });
+  shown.calls = explainCalls.slice(sent);
+  return shown;
+}
+
+// Checks that the page sent one explain call for the row it classified
+// (`model` version 1, `features`, `output`, the predicted class), and drew
+// what the server answers to that very call: one bar per feature, named
+// by feature_names, as long as |attribution| on one scale, right of the
+// axis and "positive" above zero, left and "negative" below, with the
+// server's number printed; the class, score, method, and delta for
+// integrated gradients. Returns the server's answer.
+function checkExplanation(what, shown, model, features, output, method, predicted) {
+  const call = shown.calls[0] || { path: "", body: "{}", authorization: "" };
+  const sent = JSON.parse(call.body);
+  check(shown.calls.length === 1 && call.path === `/v1/models/${model}/versions/1:explain` &&
+        JSON.stringify(sent.features) === JSON.stringify(features) && sent.rows === 1 &&
+        sent.output === output && sent.method === method && sent.target_index === predicted.index &&
+        call.authorization === (token ? "Bearer " + token : ""),
+        `${what}: the page explains the classified row: ${call.path} ${call.body}`);
+  const answer = restExplain(call.path, call.body);
+  const result = (answer.results || [{}])[0];
+  const values = result.attributions || [];
+  const names = answer.feature_names || [];
+  check(shown.error === "" && shown.visible, `${what}: no error ${shown.error}`);
+  check(names.length === features.length && values.length === names.length &&
+        shown.bars.length === names.length && shown.values.length === names.length &&
+        JSON.stringify(shown.labels) === JSON.stringify(names),
+        `${what}: one bar per feature, named ${shown.labels}, REST ${names}`);
+  const signOf = (text) => (text.startsWith("+") ? 1 : text.startsWith("-") ? -1 : 0);
+  check(shown.values.every((text, i) => Number(text) === values[i] &&
+                                        signOf(text) === Math.sign(values[i])),
+        `${what}: values printed ${shown.values} are REST's ${values}`);
+  const largest = Math.max(...values.map(Math.abs));
+  const scale = shown.bars[values.map(Math.abs).indexOf(largest)].width / largest;
+  check(largest > 0 && shown.bars.every((bar, i) =>
+          Math.abs(bar.width - scale * Math.abs(values[i])) <= 1e-6 * scale * largest),
+        `${what}: bar lengths ${shown.bars.map((bar) => bar.width)} proportional to |${values}|`);
+  check(shown.bars.every((bar, i) =>
+          values[i] > 0 ? bar.sign === "positive" && Math.abs(bar.x - shown.axis) < 1e-6
+          : values[i] < 0
+          ? bar.sign === "negative" && Math.abs(bar.x + bar.width - shown.axis) < 1e-6
+          : bar.sign === "zero" && bar.width === 0),
+        `${what}: up right of the axis at ${shown.axis}, down left: ` +
+        JSON.stringify(shown.bars.map((bar) => [bar.sign, bar.x, bar.width])));
+  const ig = method === "integrated_gradients";
+  check(shown.title === `Why ${predicted.label}?` && result.target_label === predicted.label &&
+        shown.facts.class === `${predicted.label} (class ${predicted.index})` &&
+        shown.facts.score ===
+          `${result.score} (${answer.output.replace("OUTPUT_MODE_", "").toLowerCase()})` &&
+        shown.facts.method.startsWith(method) &&
+        (ig ? shown.facts.delta === String(result.delta) && shown.facts.method.includes("50 steps")
+            : !("delta" in shown.facts)),
+        `${what}: ${shown.title} ${JSON.stringify(shown.facts)}, REST score ${result.score}` +
+        ` delta ${result.delta}`);
+  return answer;
 }
 
 async function typeFeatures(page, values) {
@@ -123,17 +221,30 @@ async function chooseModel(page, name, width) {
     await page.setViewport({ width: 1200, height: 800 });
     const problems = [];
     let tokenTyped = !token;
+    // The path of the one refusal the check asks for (churn's row limit).
+    let refusalExpected = null;
+    const isExpectedRefusal = (url, status) =>
+      status === 429 && refusalExpected !== null && new URL(url).pathname === refusalExpected;
     page.on("console", (message) => {
       if (message.type() !== "error") return;
       if (!tokenTyped && message.text().includes("status of 401")) return;
+      if (isExpectedRefusal(message.location().url || base, 429) &&
+          message.text().includes("status of 429")) return;
       problems.push(`console error: ${message.text()}`);
     });
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("requestfailed", (request) =>
       problems.push(`request failed: ${request.url()} ${request.failure().errorText}`));
+    page.on("request", (request) => {
+      if (!request.url().endsWith(":explain")) return;
+      const headers = request.headers();
+      explainCalls.push({ path: new URL(request.url()).pathname, body: request.postData(),
+                          authorization: headers.authorization || headers.Authorization || "" });
+    });
     page.on("response", (response) => {
       // Before the token is typed in, its absence is the expected answer.
       if (response.status() === 401 && !tokenTyped) return;
+      if (isExpectedRefusal(response.url(), response.status())) return;
       if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url()}`);
     });
 
@@ -215,6 +326,37 @@ async function chooseModel(page, name, width) {
             `softmax after log_softmax: chart scores ${plain.scores} are REST's again`);
     }
 
+    // "Why?" beside the prediction offers the server's methods, integrated
+    // gradients chosen first, and explains the classified row under its
+    // output mode. Under softmax limbs pushes mammal down and has_hair up:
+    // both signs are drawn.
+    {
+      const methods = await page.$$eval("#explain-method option",
+                                        (options) => options.map((option) => option.value));
+      const chosen = await page.$eval("#explain-method", (node) => node.value);
+      check(JSON.stringify(methods) ===
+              JSON.stringify(["saliency", "input_x_gradient", "integrated_gradients", "shapley"]) &&
+            chosen === "integrated_gradients",
+            `explain methods offered ${methods}, ${chosen} chosen`);
+      const mammal = { index: 1, label: "mammal" };
+      await classifyInPage(page, "logits");
+      for (const method of methods) {
+        checkExplanation(`species logits ${method}`, await explainInPage(page, method),
+                         "species", [4, 0, 1], "logits", method, mammal);
+      }
+      await classifyInPage(page, "softmax");
+      check(await page.$eval("#explanation", (node) => node.hidden),
+            "a new classification hides the last row's explanation");
+      const why = await explainInPage(page, "integrated_gradients");
+      const answer = checkExplanation("species softmax integrated_gradients", why, "species",
+                                      [4, 0, 1], "softmax", "integrated_gradients", mammal);
+      const attributions = answer.results[0].attributions;
+      check(JSON.stringify(why.labels) === JSON.stringify(["limbs", "lays_eggs", "has_hair"]) &&
+            attributions[0] < 0 && attributions[2] > 0 &&
+            why.bars[0].sign === "negative" && why.bars[2].sign === "positive",
+            `species softmax: limbs pushed mammal down, has_hair up: ${why.labels} ${attributions}`);
+    }
+
     const curl = await page.$eval("#curl-command", (node) => node.textContent);
     check(curl.includes("/v1/models/species/versions/1:classify") &&
           curl.includes('"features":[4,0,1]'), `curl command: ${curl}`);
@@ -270,6 +412,21 @@ async function chooseModel(page, name, width) {
             `churn ${output}: chart scores ${shown.scores} are both classes, REST ${rest.scores}`);
     }
 
+    // The binary model's class "stays" (index 0) explained; integrated
+    // gradients' 50 evaluations are over churn's limit of 16 rows, and the
+    // page shows the server's refusal as it shows other errors.
+    {
+      checkExplanation("churn logits saliency", await explainInPage(page, "saliency"),
+                       "churn", [2, 1, 0], "logits", "saliency", { index: 0, label: "stays" });
+      refusalExpected = "/v1/models/churn/versions/1:explain";
+      const shown = await explainInPage(page, "integrated_gradients");
+      const call = shown.calls[0] || { path: "", body: "{}" };
+      const answer = restExplain(call.path, call.body);
+      check(call.path === refusalExpected && answer.code === "RESOURCE_EXHAUSTED" &&
+            shown.error === answer.code + ": " + answer.message && !shown.visible,
+            `churn integrated_gradients: the server's refusal shown: ${shown.error}`);
+    }
+
     await chooseModel(page, "hostile", 3);
     const hostileFacts = await page.$eval("#model-facts", (node) => node.textContent);
     check(hostileFacts.includes("<script>window.pwned=1</script>") &&
@@ -278,6 +435,10 @@ async function chooseModel(page, name, width) {
     const shown = await classifyInPage(page, "default");
     check(shown.labels.includes("<script>window.pwned=1</script>"),
           `hostile labels drawn as text in the chart: ${shown.labels}`);
+    const why = await explainInPage(page, "saliency");
+    check(why.error === "" && why.title === `Why ${shown.predicted}?` &&
+          why.facts.class.startsWith(shown.predicted) && shown.predicted.startsWith("<"),
+          `hostile label shown as text in the explanation: ${why.title}`);
     const injected = await page.evaluate(() => ({
       pwned: window.pwned === undefined ? "no" : String(window.pwned),
       elements: document.querySelectorAll("main script, main img").length,

@@ -4,7 +4,9 @@
 // as text. The token the user types stays in this page's memory.
 "use strict";
 
-const state = { token: "", outputModes: [], model: null, lastMetrics: null };
+// `classified`: the last row the form classified, which "Why?" explains.
+const state = { token: "", outputModes: [], explainMethods: [], model: null, classified: null,
+                lastMetrics: null };
 
 function el(tag, text, attributes) {
   const node = document.createElement(tag);
@@ -49,12 +51,39 @@ function modeName(mode) {
   return isApiModeName(mode) ? mode.slice("OUTPUT_MODE_".length).toLowerCase() : mode;
 }
 
+// Attribution methods and integration rules likewise: the API's
+// "ATTRIBUTION_METHOD_SHAPLEY" is seqserve's "shapley", which requests take too.
+function methodName(method) {
+  return method.replace(/^ATTRIBUTION_METHOD_/, "").toLowerCase();
+}
+function ruleName(rule) {
+  // The default rule is Gauss-Legendre (classifier.proto).
+  const name = rule.replace(/^INTEGRATION_RULE_/, "").toLowerCase();
+  return name === "default" ? "gausslegendre" : name;
+}
+
 async function loadHeader() {
   const document_ = await api("/openapi.json");
   document.getElementById("version").textContent = "version " + document_.info.version;
   const request = document_.components.schemas["seqserve.v1.ClassifyRequest"];
   // Both spellings are listed; the page uses seqserve's, "softmax".
   state.outputModes = request.properties.output.enum.filter((mode) => !isApiModeName(mode));
+  // The server's own list of methods, less DEFAULT (integrated gradients).
+  const explain = document_.components.schemas["seqserve.v1.ExplainRequest"];
+  state.explainMethods = explain.properties.method.enum
+    .filter((method) => method !== "ATTRIBUTION_METHOD_DEFAULT").map(methodName);
+  fillExplainMethods();
+}
+
+// Keeps the user's choice when the list is filled again (a new token).
+function fillExplainMethods() {
+  const select = document.getElementById("explain-method");
+  const chosen = select.value || "integrated_gradients";
+  select.replaceChildren();
+  for (const method of state.explainMethods) {
+    select.appendChild(el("option", method, { value: method }));
+  }
+  if (state.explainMethods.includes(chosen)) select.value = chosen;
 }
 
 async function refreshHealth() {
@@ -93,6 +122,7 @@ async function selectModel(name) {
   const answer = await api("/v1/models/" + encodeURIComponent(name) + "/metadata");
   const metadata = answer.metadata.seqserve;
   state.model = metadata;
+  state.classified = null;
   for (const row of document.querySelectorAll("#models tbody tr")) {
     row.classList.toggle("selected", row.getAttribute("data-model") === name);
   }
@@ -147,6 +177,12 @@ function probabilityText(p) {
   return p !== 0 && p < 0.001 ? p.toExponential(3) : Number(p.toPrecision(4)).toString();
 }
 
+// A long label is squeezed into its column rather than over the bar.
+function labelFit(label, labelWidth) {
+  return String(label).length > 30
+    ? { textLength: labelWidth - 8, lengthAdjust: "spacingAndGlyphs" } : {};
+}
+
 // Draws one bar per class. With `raw` (log_softmax), `scores` are the
 // probabilities the bars draw and `raw` the log-probabilities the server
 // answered, printed beside them and in each row's tooltip.
@@ -172,11 +208,8 @@ function drawScores(labels, scores, raw) {
       row.appendChild(svg("title", {}, labels[i] + ": probability " + probabilityText(score) +
                                        " = exp(" + raw[i] + "), log_softmax " + raw[i]));
     }
-    // A long label is squeezed into its column rather than over the bar.
-    const fit = String(labels[i]).length > 30
-      ? { textLength: labelWidth - 8, lengthAdjust: "spacingAndGlyphs" } : {};
-    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" }, fit),
-                        labels[i]));
+    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "score-label" },
+                                              labelFit(labels[i], labelWidth)), labels[i]));
     row.appendChild(svg("rect", { x: start, y: y + 3, width: Math.max(width, 1), height: rowHeight - 6 }));
     const valueX = labelWidth + barWidth + 6;
     if (raw) {
@@ -214,6 +247,10 @@ async function classify(event) {
                                      headers: { "Content-Type": "application/json" } });
     const result = answer.results[0];
     document.getElementById("result").hidden = false;
+    // "Why?" explains this row as classified, whatever the form says later.
+    state.classified = { path: path.replace(/:classify$/, ":explain"), features, output,
+                         target: result.predicted_index || 0 };
+    document.getElementById("explanation").hidden = true;
     document.getElementById("predicted").textContent =
       result.predicted_label || "class " + result.predicted_index;
     document.getElementById("predicted-score").textContent = String(result.score) +
@@ -253,6 +290,102 @@ async function classify(event) {
       " --model " + shellQuote(metadata.model) +
       " --version " + metadata.version + (output === "default" ? "" : " --output " + output) +
       (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",");
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// A number as the server answered it, with its sign: "+" pushed up.
+function signed(value) {
+  return value > 0 ? "+" + value : String(value);
+}
+
+// Draws one bar per feature from a zero axis, its length proportional to
+// |attribution| (one scale for all, as drawScores does): right of the axis
+// and "positive" for a push up, left and "negative" for a push down.
+function drawAttributions(names, values) {
+  const chart = document.getElementById("attributions-chart");
+  chart.replaceChildren();
+  const rowHeight = 22, labelWidth = 220, barWidth = 320, valueWidth = 200;
+  const chartWidth = labelWidth + barWidth + valueWidth;
+  const chartHeight = rowHeight * values.length + 4;
+  chart.setAttribute("viewBox", `0 0 ${chartWidth} ${chartHeight}`);
+  chart.setAttribute("width", "100%");
+  chart.setAttribute("preserveAspectRatio", "xMinYMin meet");
+  const low = Math.min(0, ...values), high = Math.max(0, ...values);
+  const span = high - low || 1;
+  const axis = labelWidth + (-low / span) * barWidth;
+  values.forEach((value, i) => {
+    const y = i * rowHeight + 2;
+    const width = (Math.abs(value) / span) * barWidth;
+    // -0 (a feature at its baseline) is neither.
+    const sign = value > 0 ? "positive" : value < 0 ? "negative" : "zero";
+    const row = svg("g", { class: "attribution-row " + sign });
+    // A squeezed label reads in full in the tooltip.
+    row.appendChild(svg("title", {}, names[i] + ": " + signed(value)));
+    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 15, class: "attribution-label" },
+                                              labelFit(names[i], labelWidth)), names[i]));
+    row.appendChild(svg("rect", { x: value < 0 ? axis - width : axis, y: y + 3, width,
+                                  height: rowHeight - 6, class: sign }));
+    row.appendChild(svg("text", { x: labelWidth + barWidth + 6, y: y + 15,
+                                  class: "attribution-value" }, signed(value)));
+    chart.appendChild(row);
+  });
+  chart.appendChild(svg("line", { x1: axis, y1: 0, x2: axis, y2: chartHeight,
+                                  class: "attribution-axis" }));
+}
+
+// What was explained and how, beside the chart.
+function showExplanationFacts(answer, result, target) {
+  const facts = document.getElementById("explanation-facts");
+  facts.replaceChildren();
+  const add = (term, value) => {
+    facts.appendChild(el("dt", term));
+    facts.appendChild(el("dd", value, { "data-fact": term }));
+  };
+  const method = methodName(answer.method);
+  add("class", target + " (class " + (result.target_index || 0) + ")");
+  add("score", String(result.score) + " (" + modeName(answer.output) + ")");
+  add("method", method === "integrated_gradients"
+    ? method + " (" + ruleName(answer.rule) + ", " + answer.steps + " steps)" : method);
+  // Integrated gradients and Shapley values measure from the baseline: the
+  // attributions add up to score - baseline score (up to delta).
+  if (method === "integrated_gradients" || method === "shapley") {
+    add("baseline", (answer.baseline || []).join(", ") + " (score " + result.baseline_score + ")");
+  }
+  if (method === "integrated_gradients") add("delta", String(result.delta));
+}
+
+async function explain(event) {
+  event.preventDefault();
+  showError(null);
+  const row = state.classified;
+  if (!row) return;
+  const box = document.getElementById("explanation");
+  box.hidden = true;
+  const method = document.getElementById("explain-method").value;
+  const request = { features: row.features, rows: 1, method, output: row.output,
+                    target_index: row.target };
+  try {
+    const answer = await api(row.path, { method: "POST", body: JSON.stringify(request),
+                                         headers: { "Content-Type": "application/json" } });
+    // A row classified since this call was sent has its own "Why?".
+    if (state.classified !== row) return;
+    const result = answer.results[0];
+    const target = result.target_label || "class " + (result.target_index || 0);
+    document.getElementById("explanation-title").textContent = "Why " + target + "?";
+    showExplanationFacts(answer, result, target);
+    const names = answer.feature_names || [];
+    drawAttributions(result.attributions.map((_, i) => names[i] || "feature " + i),
+                     result.attributions);
+    // Saliency is a gradient's size, never negative: it has no direction.
+    document.getElementById("explanation-note").textContent =
+      methodName(answer.method) === "saliency"
+        ? "Each bar is |d score / d feature|: how strongly " + target + "'s score " +
+          "responds to the feature, not which way."
+        : "Each bar is how much the feature moved " + target + "'s score: " +
+          "right (+) pushed it up, left (-) down.";
+    box.hidden = false;
   } catch (error) {
     showError(error);
   }
@@ -428,6 +561,7 @@ async function useToken(event) {
 
 async function start() {
   document.getElementById("classify-form").addEventListener("submit", classify);
+  document.getElementById("explain-form").addEventListener("submit", explain);
   document.getElementById("token-form").addEventListener("submit", useToken);
   await load();
   setInterval(() => { refreshHealth(); refreshLive(); }, 2000);
