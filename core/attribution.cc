@@ -47,6 +47,9 @@ void GaussLegendre(int n, std::vector<double>& nodes, std::vector<double>& weigh
   }
 }
 
+// Quadrature() without its per-thread memory.
+QuadraturePoints ComputeQuadrature(IntegrationRule rule, int steps);
+
 // numpy.linspace(start, stop, n).
 std::vector<double> Linspace(double start, double stop, int n) {
   std::vector<double> values(n);
@@ -220,6 +223,24 @@ std::optional<IntegrationRule> ParseIntegrationRule(absl::string_view name) {
 }
 
 QuadraturePoints Quadrature(IntegrationRule rule, int steps) {
+  // Gauss-Legendre's Newton iterations cost more than a small model's
+  // whole explanation: each thread keeps the last rule it computed.
+  struct Last {
+    IntegrationRule rule = IntegrationRule::kGaussLegendre;
+    int steps = 0;
+    QuadraturePoints points;
+  };
+  thread_local Last last;
+  if (last.steps == steps && last.rule == rule) return last.points;
+  last.points = ComputeQuadrature(rule, steps);
+  last.rule = rule;
+  last.steps = steps;
+  return last.points;
+}
+
+namespace {
+
+QuadraturePoints ComputeQuadrature(IntegrationRule rule, int steps) {
   QuadraturePoints points;
   const double n = steps;
   switch (rule) {
@@ -248,6 +269,8 @@ QuadraturePoints Quadrature(IntegrationRule rule, int steps) {
   }
   return points;
 }
+
+}  // namespace
 
 absl::Status CheckAttributionOptions(const Sequential& model, const AttributionOptions& options) {
   const int width = model.input_width();

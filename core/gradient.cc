@@ -256,17 +256,21 @@ void Sequential::ScoreGradientsChunk(const float* features, size_t rows, Head he
         return after < layers_.size() && fused_[after];
       }();
       const size_t in = step.in_width, out = step.out_width;
-      for (size_t r = 0; r < rows; ++r) {
-        const double* g_out = g + r * out;
-        const float* y = step.output + r * out;
-        double* g_in = next + r * in;
-        std::fill(g_in, g_in + in, 0.0);
-        // g_in = g_out W: one row of W per output, in W's own layout.
+      std::fill(next, next + rows * in, 0.0);
+      // g_in = g_out W: one row of W per output, in W's own layout, read
+      // once for a block of rows. Each row still adds the outputs' terms
+      // in the same order whatever its block: the same bits at any batch.
+      constexpr size_t kRowBlock = 8;
+      for (size_t first = 0; first < rows; first += kRowBlock) {
+        const size_t last = std::min(rows, first + kRowBlock);
         for (size_t o = 0; o < out; ++o) {
-          const double go = relu && !(y[o] > 0.0f) ? 0.0 : g_out[o];
-          if (go == 0.0) continue;
           const float* w = layer.weight.data() + o * in;
-          for (size_t k = 0; k < in; ++k) g_in[k] += go * w[k];
+          for (size_t r = first; r < last; ++r) {
+            const double go = relu && !(step.output[r * out + o] > 0.0f) ? 0.0 : g[r * out + o];
+            if (go == 0.0) continue;
+            double* g_in = next + r * in;
+            for (size_t k = 0; k < in; ++k) g_in[k] += go * w[k];
+          }
         }
       }
       std::swap(g, next);
