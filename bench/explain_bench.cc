@@ -11,9 +11,10 @@
 //                                     Gauss-Legendre, 50 steps)
 // for the methods saliency, input_x_gradient, integrated_gradients and
 // shapley; and quadrature/gausslegendre/50, the points and weights of the
-// default rule, which integrated gradients computes on every call. Shapley on a model of more than kMaxShapleyFeatures features is
-// what Attribute() refuses: that benchmark ends with Attribute()'s error
-// (error_occurred and error_message in --benchmark_format=json).
+// default rule, which integrated gradients computes on every call. Shapley
+// on a model of more than kMaxShapleyFeatures features is what Attribute()
+// refuses: that benchmark ends with Attribute()'s error (error_occurred and
+// error_message in --benchmark_format=json).
 //
 // Models: SEQSERVE_BENCH_FILES="name=path;name=path..." (ONNX files, as
 // bench/compare_engines.py writes them; how bench/explain_bench.py runs the

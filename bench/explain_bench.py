@@ -30,6 +30,9 @@ each:
                       as core does); on wider models explain_bench reports
                       Attribute()'s refusal and nothing is timed
 
+Also, --rounds times, bench/explain_bench quadrature/gausslegendre/50: the
+Gauss-Legendre points and weights integrated gradients computes per call.
+
 Every case runs all its sides in turn for --rounds rounds, rotating which
 goes first; seqserve's sides are one explain_bench process each (Google
 Benchmark, wall time per call; loading is not timed), Python's a loop of
@@ -362,25 +365,23 @@ def main():
                 print(f"  measured {name} at {rows} rows (load {load_avg()})", flush=True)
         print(f"load average at end: {load_avg()}\n")
 
-        print("seqserve alone: explanation / Classify (time per call)\n")
+        print("seqserve alone: explanation / Classify (time per call; the "
+              "explanations' own times are in the next table)\n")
         refusals = set()
-        print("| model | rows | method | Classify µs | explanation µs "
-              "| explanation / Classify |")
-        print("| --- " * 6 + "|")
+        print("| model | rows | Classify µs | " + " | ".join(f"{m} / Classify" for m in METHODS)
+              + " |")
+        print("| --- " * (3 + len(METHODS)) + "|")
         for (name, rows), times in results.items():
+            cells = []
             for method in METHODS:
                 side = times[f"core:{method}"]
                 if any(isinstance(v, str) for v in side):
                     refusals.add(side[0])
-                    print(f"| {name} | {rows} | {method} | "
-                          f"{micros(statistics.median(times['core:classify']))} "
-                          f"| refused ({MODELS[name][0]} features) | - |")
+                    cells.append(f"refused ({MODELS[name][0]} features)")
                     continue
-                ratios = [e / c for e, c in zip(side, times["core:classify"])]
-                print(f"| {name} | {rows} | {method} "
-                      f"| {micros(statistics.median(times['core:classify']))} "
-                      f"| {micros(statistics.median(side))} | {spread(ratios, 1)} |")
-
+                cells.append(spread([e / c for e, c in zip(side, times["core:classify"])], 1))
+            print(f"| {name} | {rows} | {micros(statistics.median(times['core:classify']))} | "
+                  + " | ".join(cells) + " |")
         for refusal in sorted(refusals):
             print(f"\nrefused: Attribute() answered \"{refusal}\"")
         print(f"\nGauss-Legendre points and weights, 50 steps (computed on every call of "
@@ -399,7 +400,9 @@ def main():
                     core_side = times[f"core:{method}"]
                     ratios = [o / c for o, c in zip(times[key], core_side)]
                     vs_forward = [o / f for o, f in zip(times[key], times["torch:classify"])]
-                    shown = method if label == "Captum" else f"{method} ({label})"
+                    shown = (f"{method} ({label})" if method == "shapley" and label != "Captum"
+                             else "shapley (Captum ShapleyValues)" if method == "shapley"
+                             else method)
                     print(f"| {name} | {rows} | {shown} | {micros(statistics.median(core_side))} "
                           f"| {micros(statistics.median(times[key]))} | {spread(ratios)} "
                           f"| {micros(statistics.median(times['torch:classify']))} "
