@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -39,7 +43,9 @@ void GaussLegendre(int n, std::vector<double>& nodes, std::vector<double>& weigh
       derivative = n * (z * p1 - p2) / (z * z - 1.0);
       const double previous = z;
       z = previous - p1 / derivative;
-      if (std::fabs(z - previous) <= 1e-16) break;
+      // Newton converges quadratically: a step this small leaves z exact to
+      // rounding (asking for less than an ulp would loop to the cap).
+      if (std::fabs(z - previous) <= 4 * std::numeric_limits<double>::epsilon()) break;
     }
     nodes[i] = -z;
     nodes[n - 1 - i] = z;
@@ -223,19 +229,20 @@ std::optional<IntegrationRule> ParseIntegrationRule(absl::string_view name) {
 }
 
 QuadraturePoints Quadrature(IntegrationRule rule, int steps) {
-  // Gauss-Legendre's Newton iterations cost more than a small model's
-  // whole explanation: each thread keeps the last rule it computed.
-  struct Last {
-    IntegrationRule rule = IntegrationRule::kGaussLegendre;
-    int steps = 0;
-    QuadraturePoints points;
-  };
-  thread_local Last last;
-  if (last.steps == steps && last.rule == rule) return last.points;
-  last.points = ComputeQuadrature(rule, steps);
-  last.rule = rule;
-  last.steps = steps;
-  return last.points;
+  if (rule != IntegrationRule::kGaussLegendre || steps < 1 ||
+      steps > kMaxGaussLegendreSteps) {
+    return ComputeQuadrature(rule, steps);
+  }
+  // Gauss-Legendre's points cost O(steps^2) (up to ~10 ms), more than a
+  // small model's whole explanation: each count is computed once per
+  // process, at most 8 MiB for all of them.
+  static std::mutex mu;
+  static std::vector<std::shared_ptr<const QuadraturePoints>> known(kMaxGaussLegendreSteps + 1);
+  std::lock_guard<std::mutex> lock(mu);
+  if (known[steps] == nullptr) {
+    known[steps] = std::make_shared<const QuadraturePoints>(ComputeQuadrature(rule, steps));
+  }
+  return *known[steps];
 }
 
 namespace {
@@ -275,11 +282,13 @@ QuadraturePoints ComputeQuadrature(IntegrationRule rule, int steps) {
 absl::Status CheckAttributionOptions(const Sequential& model, const AttributionOptions& options) {
   const int width = model.input_width();
   if (options.method == AttributionMethod::kIntegratedGradients) {
-    const int least = options.rule == IntegrationRule::kGaussLegendre ? 1 : 2;
-    if (options.steps < least || options.steps > kMaxIntegrationSteps) {
+    const bool gauss = options.rule == IntegrationRule::kGaussLegendre;
+    const int least = gauss ? 1 : 2;
+    const int most = gauss ? kMaxGaussLegendreSteps : kMaxIntegrationSteps;
+    if (options.steps < least || options.steps > most) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "steps must be ", least, " to ", kMaxIntegrationSteps, " for ",
-          IntegrationRuleName(options.rule), ", got ", options.steps));
+          "steps must be ", least, " to ", most, " for ", IntegrationRuleName(options.rule),
+          ", got ", options.steps, gauss ? " (a Riemann rule takes up to 4096)" : ""));
     }
   }
   if (options.method == AttributionMethod::kShapley && width > kMaxShapleyFeatures) {

@@ -42,8 +42,10 @@ enum class IntegrationRule {
 inline constexpr int kMaxShapleyFeatures = 16;
 inline constexpr int kDefaultIntegrationSteps = 50;
 // Steps bounded so an explanation's cost stays a number of rows that fits
-// the server's limits; Captum sets none.
+// the server's limits; Captum sets none. Gauss-Legendre's points cost
+// O(steps^2) to find, so it stops lower.
 inline constexpr int kMaxIntegrationSteps = 4096;
+inline constexpr int kMaxGaussLegendreSteps = 1024;
 
 // "saliency", "input_x_gradient", "integrated_gradients", "shapley".
 absl::string_view AttributionMethodName(AttributionMethod method);
@@ -55,7 +57,7 @@ std::optional<IntegrationRule> ParseIntegrationRule(absl::string_view name);
 
 // The points a in [0, 1] and weights of `steps` points of `rule`, as Captum
 // computes them (Gauss-Legendre: numpy's leggauss nodes and weights, mapped
-// from [-1, 1]).
+// from [-1, 1], computed once per count up to kMaxGaussLegendreSteps).
 struct QuadraturePoints {
   std::vector<double> alphas;
   std::vector<double> weights;

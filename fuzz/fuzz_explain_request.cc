@@ -89,6 +89,8 @@ void Answer(const v1::ExplainRequest& request, const ServedModel& served,
     return;
   }
   Require(response.results_size() == static_cast<int>(plan->rows), "not one result per row");
+  Require(response.ByteSizeLong() <= ExplainResponseBytesBound(served, plan->rows),
+          "the answer is larger than ExplainResponseBytesBound");
   Require(response.feature_names_size() == model.input_width(), "not one name per feature");
   const uint32_t classes = static_cast<uint32_t>(ClassCount(model.output_width()));
   for (const v1::RowExplanation& row : response.results()) {

@@ -1,6 +1,8 @@
 #include "serving/explain.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "serving/client_text.h"
@@ -55,6 +57,20 @@ absl::StatusOr<std::optional<int>> Target(const v1::ExplainRequest& request,
 
 }  // namespace
 
+uint64_t ExplainResponseBytesBound(const ServedModel& served, size_t rows) {
+  const Sequential& model = *served.model;
+  const uint64_t width = static_cast<uint64_t>(model.input_width());
+  uint64_t longest_label = 0;
+  for (uint32_t index = 0; index < ClassCount(model.output_width()); ++index) {
+    longest_label = std::max<uint64_t>(longest_label, ClassLabel(served, index).size());
+  }
+  uint64_t names = 0;
+  for (const std::string& name : served.config.feature_names()) names += name.size() + 6;
+  const uint64_t per_row = 8 * width + longest_label + 64;
+  const uint64_t once = served.name.size() + names + 12 * width + 128;
+  return rows * per_row + once;  // rows < 2^32, width <= 2^24: no wrap
+}
+
 std::optional<AttributionMethod> RequestedAttributionMethod(v1::AttributionMethod method) {
   if (method == v1::ATTRIBUTION_METHOD_DEFAULT) return AttributionMethod::kIntegratedGradients;
   return ParseAttributionMethod(AttributionMethodShortName(method));
@@ -75,13 +91,11 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
     return absl::InvalidArgumentError(absl::StrCat("unknown integration rule ", request.rule()));
   }
   plan.options.rule = *rule;
-  if (request.steps() > kMaxIntegrationSteps) {
-    return absl::InvalidArgumentError(absl::StrCat("steps must be at most ",
-                                                   kMaxIntegrationSteps, ", got ",
-                                                   request.steps()));
-  }
-  plan.options.steps =
-      request.steps() == 0 ? kDefaultIntegrationSteps : static_cast<int>(request.steps());
+  // Checked with the other options (only integrated gradients reads it).
+  plan.options.steps = request.steps() == 0
+                           ? kDefaultIntegrationSteps
+                           : static_cast<int>(std::min<uint32_t>(
+                                 request.steps(), std::numeric_limits<int>::max()));
   auto head = HeadForRequest(request.output(), served);
   if (!head.ok()) return head.status();
   plan.options.head = *head;
@@ -119,6 +133,15 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
                                   : static_cast<size_t>(request.features_size()) /
                                         static_cast<size_t>(model.input_width());
   plan.cost_rows = plan.rows * evaluations;
+  // The answer is built whole before it is sent: refuse one that could not
+  // be sent anyway, before it costs the work.
+  const uint64_t response = ExplainResponseBytesBound(served, plan.rows);
+  if (limits.max_response_bytes != 0 && response > limits.max_response_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the explanation of ", plan.rows, " rows of ", model.input_width(),
+        " features could take ", response, " bytes, over the message limit of ",
+        limits.max_response_bytes, "; send fewer rows"));
+  }
   return plan;
 }
 

@@ -35,9 +35,17 @@ std::optional<AttributionMethod> RequestedAttributionMethod(v1::AttributionMetho
 // or rule, a target index or label the model does not have, a baseline of
 // the wrong width or not finite, steps out of range, Shapley on more than
 // 16 features; RESOURCE_EXHAUSTED when the rows the explanation evaluates
-// are over the request limits (rows, memory), with the numbers.
+// are over the request limits (rows, memory), or its answer could be over
+// the message limit, with the numbers.
 absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
                                         const ServedModel& served, const RequestLimits& limits);
+
+// At most how many bytes an answer of `rows` rows takes on the wire: per
+// row its attributions (8 bytes each), scores, classes and the longest
+// label, once the names and the baseline; tags and lengths at their
+// largest. PlanExplain refuses a request whose bound is over
+// max_response_bytes.
+uint64_t ExplainResponseBytesBound(const ServedModel& served, size_t rows);
 
 // Fills `response` from the attributions of plan.rows rows.
 // INVALID_ARGUMENT naming the first row whose score or attributions are not

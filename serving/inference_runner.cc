@@ -397,15 +397,26 @@ std::vector<InferenceRunner::QueuedRows> InferenceRunner::queued_rows() const {
 void InferenceRunner::RunJobPass(Task& task) {
   const absl::Time start = absl::Now();
   absl::Status status;
+  // A job may run for seconds: it stops for the shutdown's grace, and for
+  // a caller who stopped waiting, between its chunks of work.
+  auto stop = [this, &task] {
+    return abandon_passes_.load(std::memory_order_relaxed) || absl::Now() > task.deadline ||
+           (task.cancelled && task.cancelled());
+  };
   try {  // on an inference thread: nothing may throw past here
-    status = std::move(task.job)(
-        [this] { return abandon_passes_.load(std::memory_order_relaxed); });
+    status = std::move(task.job)(stop);
   } catch (const std::bad_alloc&) {
     status = absl::ResourceExhaustedError(
         absl::StrCat("no memory for work of ", task.rows, " rows; send fewer rows"));
   }
-  if (absl::IsCancelled(status) && abandon_passes_.load()) {
-    status = absl::UnavailableError("the server shut down before the work ended; retry");
+  if (absl::IsCancelled(status)) {
+    if (abandon_passes_.load()) {
+      status = absl::UnavailableError("the server shut down before the work ended; retry");
+    } else if (absl::Now() > task.deadline) {
+      status = absl::DeadlineExceededError("deadline passed while the work ran");
+    } else {
+      status = absl::CancelledError("the call was cancelled while its work ran");
+    }
   }
   if (!status.ok()) return std::move(task.done)(status);
   Stats ran;

@@ -111,10 +111,11 @@ class InferenceRunner {
   // and backward passes over `cost_rows` rows of evaluations, built by the
   // job itself). Queued with the model's callers, its `cost_rows` counted
   // against the model's queued rows, and run by a pool thread in a pass of
-  // its own, never stacked with other rows. `job` gets the pass's stop
-  // test (true once the shutdown's grace is over: return CANCELLED); `done`
-  // gets its status as a PassOutput without logits, or the refusals and
-  // answers Run() gives.
+  // its own, never stacked with other rows. `job` gets a stop test, true
+  // once the shutdown's grace is over, the deadline has passed or the
+  // caller gave up: it then returns CANCELLED, answered UNAVAILABLE,
+  // DEADLINE_EXCEEDED or CANCELLED. `done` gets its status as a PassOutput
+  // without logits, or the refusals and answers Run() gives.
   using Job = absl::AnyInvocable<absl::Status(const std::function<bool()>& stop) &&>;
   void RunJob(std::shared_ptr<const ServedModel> served, size_t cost_rows, absl::Time deadline,
               Job job, Done done, Cancelled cancelled = nullptr);

@@ -98,6 +98,8 @@ std::optional<std::string> WithApiEnumNames(absl::string_view json) {
     while (at < json.size() && absl::ascii_isspace(static_cast<unsigned char>(json[at]))) ++at;
     return at;
   };
+  std::optional<std::string> rewritten;
+  size_t copied = 0;  // json before this is in `rewritten`
   int depth = 0;
   for (size_t i = 0; i < json.size(); ++i) {
     const char c = json[i];
@@ -121,14 +123,15 @@ std::optional<std::string> WithApiEnumNames(absl::string_view json) {
     if (value_end == absl::string_view::npos || json[value_end] != '"') continue;
     const absl::string_view name = json.substr(value + 1, value_end - value - 1);
     const std::optional<std::string> api = ApiName(key, name);
+    i = value_end;  // past the value: it is no key
     if (!api || name == *api) continue;
-    // The rest of the object may hold another key to rewrite.
-    const std::string rewritten =
-        absl::StrCat(json.substr(0, value + 1), *api, json.substr(value_end));
-    const std::optional<std::string> more = WithApiEnumNames(rewritten);
-    return more ? *more : rewritten;
+    // One pass, copying each byte once, however many keys the body repeats.
+    if (!rewritten) rewritten.emplace().reserve(json.size() + 64);
+    absl::StrAppend(&*rewritten, json.substr(copied, value + 1 - copied), *api);
+    copied = value_end;
   }
-  return std::nullopt;
+  if (rewritten) absl::StrAppend(&*rewritten, json.substr(copied));
+  return rewritten;
 }
 
 }  // namespace seqserve

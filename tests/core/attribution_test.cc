@@ -318,7 +318,7 @@ TEST(Attribution, RefusesWhatItCannotComputeWithTheReason) {
   AttributionOptions options;
   options.steps = 0;
   EXPECT_EQ(Attribute(*model, row, 1, {}, options).status().message(),
-            "steps must be 1 to 4096 for gausslegendre, got 0");
+            "steps must be 1 to 1024 for gausslegendre, got 0 (a Riemann rule takes up to 4096)");
   options.steps = 1;
   options.rule = IntegrationRule::kRiemannTrapezoid;
   EXPECT_EQ(Attribute(*model, row, 1, {}, options).status().message(),

@@ -217,7 +217,8 @@ TEST_F(ExplainApiTest, CostsCountAsTheRowsTheyEvaluateAgainstTheLimit) {
   const HttpReply reply = HttpCall(server_->http_port(), "POST", "/v1/models/species:explain",
                                    R"({"features": [1, 2, 3], "steps": 5000})");
   EXPECT_EQ(reply.status, 400);
-  EXPECT_THAT(reply.body, HasSubstr("steps must be at most 4096, got 5000"));
+  EXPECT_THAT(reply.body, HasSubstr("model 'species': steps must be 1 to 1024 for "
+                                    "gausslegendre, got 5000"));
 }
 
 TEST_F(ExplainApiTest, RefusesWhatItCannotExplainWithTheReason) {

@@ -1,6 +1,8 @@
 // PlanClassify and BuildClassifyResponse without a network: every request
 // check with its code, and how labels, predictions and top-k come out.
 #include "serving/classify.h"
+#include "serving/explain.h"
+#include "serving/output_mode_name.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -79,6 +81,36 @@ TEST(OutputMode, EveryHeadIsNamedAsItsOutputMode) {
               absl::AsciiStrToLower(absl::StripPrefix(
                   v1::OutputMode_Name(static_cast<v1::OutputMode>(mode)), "OUTPUT_MODE_")));
   }
+}
+
+TEST(ApiEnumNames, AJsonBodysShortNamesBecomeTheApisInOnePass) {
+  EXPECT_EQ(WithApiEnumNames(R"({"output": "logits", "method": "shapley", "rule": )"
+                             R"("gausslegendre", "x": {"method": "saliency"}})"),
+            R"({"output": "OUTPUT_MODE_LOGITS", "method": "ATTRIBUTION_METHOD_SHAPLEY", )"
+            R"("rule": "INTEGRATION_RULE_GAUSSLEGENDRE", "x": {"method": "saliency"}})");
+  EXPECT_EQ(WithApiEnumNames(R"({"output": "OUTPUT_MODE_LOGITS", "method": "lime"})"),
+            std::nullopt);
+  // A body that repeats a key many times is rewritten once through: the
+  // answer is every repeat rewritten, in memory the size of the body.
+  std::string body = "{";
+  std::string expected = "{";
+  for (int i = 0; i < 100000; ++i) {
+    body += R"("method": "saliency",)";
+    expected += R"("method": "ATTRIBUTION_METHOD_SALIENCY",)";
+  }
+  body += R"("features": [1]})";
+  expected += R"("features": [1]})";
+  EXPECT_EQ(WithApiEnumNames(body), expected);
+}
+
+TEST(ApiEnumNames, ExplainsEnumsHaveCaptumsNames) {
+  EXPECT_EQ(AttributionMethodShortName(v1::ATTRIBUTION_METHOD_INPUT_X_GRADIENT),
+            "input_x_gradient");
+  EXPECT_EQ(IntegrationRuleShortName(v1::INTEGRATION_RULE_GAUSSLEGENDRE), "gausslegendre");
+  EXPECT_EQ(ParseIntegrationRuleName("riemann_trapezoid"), v1::INTEGRATION_RULE_RIEMANN_TRAPEZOID);
+  EXPECT_EQ(ParseAttributionMethodName("ATTRIBUTION_METHOD_SHAPLEY"),
+            v1::ATTRIBUTION_METHOD_SHAPLEY);
+  EXPECT_EQ(ParseAttributionMethodName("lime"), std::nullopt);
 }
 
 TEST(PlanClassify, RefusesAnEmptyBatch) {
@@ -543,6 +575,33 @@ TEST(MakeServedModel, RefusesConfigsThatDoNotFitTheModel) {
   served = MakeServedModel("species", 1, shared, config);
   ASSERT_TRUE(served.ok());
   EXPECT_EQ((*served)->default_head, Head::kLogits);
+}
+
+TEST(PlanExplain, RefusesAnAnswerOverTheMessageLimitBeforeAnyWork) {
+  auto model = LoadOnnxModel(testing::ReferenceDir() + "/species.onnx");
+  ASSERT_TRUE(model.ok());
+  v1::ModelConfig config;
+  for (const char* label : {"bird", "mammal", "reptile"}) config.add_labels(label);
+  auto served = MakeServedModel("species", 1, std::move(*model), config);
+  ASSERT_TRUE(served.ok());
+  v1::ExplainRequest request;
+  request.set_method(v1::ATTRIBUTION_METHOD_SALIENCY);
+  for (int i = 0; i < 3 * 100; ++i) request.add_features(1.0f);
+  const RequestLimits limits{0, 0, 4000};
+  auto plan = PlanExplain(request, **served, limits);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(plan.status().message()),
+              HasSubstr("the explanation of 100 rows of 3 features could take"));
+  // A request within it: the answer is no larger than the bound.
+  request.mutable_features()->Truncate(3 * 5);
+  plan = PlanExplain(request, **served, limits);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  auto attributions =
+      Attribute(*(*served)->model, request.features(), plan->rows, {}, plan->options);
+  ASSERT_TRUE(attributions.ok());
+  v1::ExplainResponse response;
+  ASSERT_TRUE(BuildExplainResponse(**served, *plan, *attributions, &response).ok());
+  EXPECT_LE(response.ByteSizeLong(), ExplainResponseBytesBound(**served, 5));
 }
 
 }  // namespace

@@ -537,5 +537,64 @@ TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
   EXPECT_TRUE(queued.status.ok());
 }
 
+// Work that is not a forward pass (an explanation): its cost counts
+// against the model's queued rows, it runs alone, and it stops when its
+// caller's deadline passes or the caller gives up while it runs.
+TEST_F(InferenceRunnerTest, AJobCountsItsCostAndRunsAlone) {
+  InferenceRunner::Options options;
+  options.limits.max_queued_rows = 100;
+  StartBlocked(options);
+  const std::vector<float> rows(3 * 2, 1.0f);
+  Answer before, job, after, over;
+  std::atomic<int> job_runs{0};
+  runner_->Run(model_, rows, 2, absl::InfiniteFuture(), before.Callback());
+  runner_->RunJob(model_, 80, absl::InfiniteFuture(),
+                  [&job_runs](const std::function<bool()>&) {
+                    ++job_runs;
+                    return absl::OkStatus();
+                  },
+                  job.Callback());
+  runner_->Run(model_, rows, 2, absl::InfiniteFuture(), after.Callback());
+  runner_->Run(model_, std::vector<float>(3 * 20, 1.0f), 20, absl::InfiniteFuture(),
+               over.Callback());  // 2 + 80 + 2 + 20 > 100
+  ASSERT_TRUE(over.done.HasBeenNotified());
+  EXPECT_EQ(over.status.code(), absl::StatusCode::kResourceExhausted);
+  Release();
+  for (Answer* answer : {&before, &job, &after}) {
+    answer->done.WaitForNotification();
+    EXPECT_TRUE(answer->status.ok()) << answer->status;
+  }
+  EXPECT_EQ(job_runs.load(), 1);
+  // Three passes after the blocker's: the job was stacked with neither
+  // neighbour's rows.
+  EXPECT_EQ(runner_->stats().passes, 4u);
+}
+
+TEST_F(InferenceRunnerTest, AJobStopsWhenItsDeadlinePassesOrItsCallerGivesUp) {
+  runner_ = std::make_unique<InferenceRunner>(InferenceRunner::Options{});
+  auto spin = [](const std::function<bool()>& stop) {
+    while (!stop()) std::this_thread::yield();
+    return absl::CancelledError("stopped");
+  };
+  Answer late;
+  runner_->RunJob(model_, 1, absl::Now() + absl::Milliseconds(50), spin, late.Callback());
+  late.done.WaitForNotification();
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(late.status.message(), "deadline passed while the work ran");
+
+  std::atomic<bool> gave_up{false};
+  Answer cancelled;
+  runner_->RunJob(
+      model_, 1, absl::InfiniteFuture(),
+      [&gave_up, spin](const std::function<bool()>& stop) {
+        gave_up = true;  // the caller leaves once the work has started
+        return spin(stop);
+      },
+      cancelled.Callback(), [&gave_up] { return gave_up.load(); });
+  cancelled.done.WaitForNotification();
+  EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(cancelled.status.message(), "the call was cancelled while its work ran");
+}
+
 }  // namespace
 }  // namespace seqserve
