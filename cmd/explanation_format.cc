@@ -36,8 +36,9 @@ std::string Heading(const v1::ExplainResponse& response) {
   std::vector<std::string> baseline;
   for (float value : response.baseline()) baseline.push_back(FormatFloat(value));
   return absl::StrCat(response.model(), " version ", response.version(), ": ", what, " of ",
-                      OutputModeName(response.output()), ", baseline ",
-                      absl::StrJoin(baseline, ","), "\n");
+                      OutputModeName(response.output()),
+                      baseline.empty() ? "" : ", baseline ", absl::StrJoin(baseline, ","),
+                      "\n");
 }
 
 std::string Table(const v1::ExplainResponse& response) {

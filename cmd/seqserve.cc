@@ -61,7 +61,8 @@ ABSL_FLAG(bool, allow_version_labels_for_unavailable_models, false,
           "Let a load call's config give a version label to a version that is not "
           "available yet (loading, failed or not selected)");
 ABSL_FLAG(uint32_t, max_request_rows, 4096,
-          "Most rows in one Classify request, unless a model's config sets its own");
+          "Most rows in one Classify request, unless a model's config sets its own; an "
+          "Explain request counts the rows it evaluates (rows x steps, or x 2^features)");
 ABSL_FLAG(int, max_message_bytes, 16 * 1024 * 1024,
           "Largest request or response message in bytes");
 ABSL_FLAG(uint64_t, max_buffered_request_bytes, uint64_t{256} << 20,
@@ -97,7 +98,8 @@ ABSL_FLAG(uint32_t, shadow_max_queued_rows, 8192,
           "Rows those copies may hold together; beyond it a copy is dropped");
 ABSL_FLAG(uint64_t, max_request_memory_bytes, uint64_t{256} << 20,
           "Most activation memory one Classify may need (rows x the model's "
-          "widest layer x 4 bytes); beyond it RESOURCE_EXHAUSTED");
+          "widest layer x 4 bytes; an Explain's rows as it evaluates them); beyond it "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate (then its chain) of both ports; with --tls_key_file they "
           "speak TLS only");

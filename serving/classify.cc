@@ -99,7 +99,7 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
         "model '", served.name, "' takes ", model.input_width(),
         " features per row: ", rows, " rows need ", want, " values, got ", values));
   }
-  // rows < 2^32 and evaluations_per_row <= 2^16: the product fits.
+  // rows < 2^32 and evaluations_per_row <= 2^16: the product fits in 64 bits.
   const uint64_t evaluated = uint64_t{rows} * evaluations_per_row;
   const std::string batch =
       evaluations_per_row == 1
@@ -107,9 +107,14 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
           : absl::StrCat(rows, " rows by ", evaluations, " evaluate ", evaluated, " rows, which");
   const uint32_t limit = served.max_request_rows ? served.max_request_rows : limits.max_rows;
   if (limit != 0 && evaluated > limit) {
+    // Splitting cannot help when one row alone is over the limit.
     return absl::ResourceExhaustedError(absl::StrCat(
         batch, " is over the limit of ", limit, " rows per request for model '", served.name,
-        "'; split it"));
+        "'; ",
+        evaluations_per_row > limit
+            ? "one row alone is over it: ask for fewer evaluations, or raise "
+              "--max_request_rows (or the model's max_request_rows)"
+            : "split it"));
   }
   // evaluated <= 2^32 and widest <= 2^24: the product fits in 64 bits.
   const uint64_t memory = evaluated * model.widest() * sizeof(float);
@@ -127,6 +132,23 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
           " is NaN or Inf"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTensorInterface(const ServedModel& served, TensorInterface* tensors) {
+  const Sequential& model = *served.model;
+  const std::string& name = model.tensor_names().input;
+  if (tensors->input_name != name) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", served.name, "' has no input ", QuoteClientText(tensors->input_name),
+        "; its input is '", name, "'"));
+  }
+  if (tensors->input_columns != model.input_width()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", name, "' of model '", served.name, "' has shape [-1, ",
+        model.input_width(), "]; got ", tensors->input_columns, " columns"));
+  }
+  tensors->output_name = model.tensor_names().output;
   return absl::OkStatus();
 }
 
@@ -284,23 +306,13 @@ absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest&
                                                       const ServedModel& served,
                                                       const RequestLimits& limits,
                                                       NamedColumns* columns) {
-  const Sequential& model = *served.model;
   if (columns != nullptr && !columns->names.empty()) {
     if (absl::Status named = PlanColumns(served, columns); !named.ok()) return named;
   }
   if (tensors != nullptr) {
-    const std::string& name = model.tensor_names().input;
-    if (tensors->input_name != name) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model '", served.name, "' has no input ", QuoteClientText(tensors->input_name),
-          "; its input is '", name, "'"));
+    if (absl::Status checked = CheckTensorInterface(served, tensors); !checked.ok()) {
+      return checked;
     }
-    if (tensors->input_columns != model.input_width()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", name, "' of model '", served.name, "' has shape [-1, ",
-          model.input_width(), "]; got ", tensors->input_columns, " columns"));
-    }
-    tensors->output_name = model.tensor_names().output;
   }
   if (outputs.empty()) return absl::InvalidArgumentError("no output asked for");
   if (absl::Status rows = CheckRows(request, served, limits); !rows.ok()) return rows;

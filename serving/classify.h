@@ -105,6 +105,10 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
                               size_t evaluations_per_row = 1,
                               absl::string_view evaluations = "");
 
+// A tensor protocol's declared input against the model: INVALID_ARGUMENT
+// for another name or width; sets the model's output name.
+absl::Status CheckTensorInterface(const ServedModel& served, TensorInterface* tensors);
+
 // The head an output mode asks of `served` (OUTPUT_MODE_DEFAULT: its
 // default); INVALID_ARGUMENT for an unknown mode, or softmax or log-softmax
 // of one output.

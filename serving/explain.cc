@@ -77,9 +77,15 @@ std::optional<AttributionMethod> RequestedAttributionMethod(v1::AttributionMetho
 }
 
 absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
-                                        const ServedModel& served, const RequestLimits& limits) {
+                                        const ServedModel& served, const RequestLimits& limits,
+                                        TensorInterface* tensors) {
   const Sequential& model = *served.model;
   ExplainPlan plan;
+  if (tensors != nullptr) {
+    if (absl::Status checked = CheckTensorInterface(served, tensors); !checked.ok()) {
+      return checked;
+    }
+  }
   const auto method = RequestedAttributionMethod(request.method());
   if (!method) {
     return absl::InvalidArgumentError(absl::StrCat("unknown attribution method ",
@@ -175,9 +181,12 @@ absl::Status BuildExplainResponse(const ServedModel& served, const ExplainPlan& 
                                     ? served.config.feature_names(static_cast<int>(k))
                                     : absl::StrCat(k));
   }
-  if (plan.options.baseline.empty()) {
+  // Only the methods that measure from a baseline name one.
+  const bool from_baseline = plan.options.method == AttributionMethod::kIntegratedGradients ||
+                             plan.options.method == AttributionMethod::kShapley;
+  if (from_baseline && plan.options.baseline.empty()) {
     response->mutable_baseline()->Resize(static_cast<int>(width), 0.0f);
-  } else {
+  } else if (from_baseline) {
     response->mutable_baseline()->Add(plan.options.baseline.begin(),
                                       plan.options.baseline.end());
   }

@@ -37,8 +37,10 @@ std::optional<AttributionMethod> RequestedAttributionMethod(v1::AttributionMetho
 // 16 features; RESOURCE_EXHAUSTED when the rows the explanation evaluates
 // are over the request limits (rows, memory), or its answer could be over
 // the message limit, with the numbers.
+// `tensors`, when not null, is checked as PlanOutputs checks it.
 absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
-                                        const ServedModel& served, const RequestLimits& limits);
+                                        const ServedModel& served, const RequestLimits& limits,
+                                        TensorInterface* tensors = nullptr);
 
 // At most how many bytes an answer of `rows` rows takes on the wire: per
 // row its attributions (8 bytes each), scores, classes and the longest

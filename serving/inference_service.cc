@@ -157,7 +157,8 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
 }
 
 void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
-                               v1::ExplainResponse* response, Done done) {
+                               v1::ExplainResponse* response, Done done,
+                               TensorInterface* tensors) {
   auto state = Start(call, request.model(), std::move(done));
   if (call.deadline <= absl::Now()) {
     return Finish(std::move(state),
@@ -177,7 +178,7 @@ void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
   if (auto method = RequestedAttributionMethod(request.method())) {
     state->record.explanation = std::string(AttributionMethodName(*method));
   }
-  auto plan = PlanExplain(request, **served, options_.limits);
+  auto plan = PlanExplain(request, **served, options_.limits, tensors);
   if (!plan.ok()) return Finish(std::move(state), plan.status());
   state->record.rows = plan->rows;
   // Computed by the job, read by `done`: both run on the same pool thread.

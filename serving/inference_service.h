@@ -79,8 +79,10 @@ class InferenceService {
   // (serving/explain.h): checked like Classify, then computed as one piece
   // of work in the runner, counted as the rows it evaluates. `done` as for
   // Classify.
+  // `tensors`, when not null, is checked and filled in as PlanOutputs says
+  // (a tensor protocol's declared input).
   void Explain(const v1::ExplainRequest& request, CallInfo call,
-               v1::ExplainResponse* response, Done done);
+               v1::ExplainResponse* response, Done done, TensorInterface* tensors = nullptr);
 
   // A call its front end refused before it could say what it asks (a body
   // that does not parse): accounted like any other call, answered `status`.

@@ -703,34 +703,42 @@ void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOu
   // The protocol's own id wins over the transport's header.
   if (!request.id().empty()) call.request_id = request.id();
   V2Call* state = v2.get();
-  // The explanation, when asked for, is an Explain call of its own once
-  // the outputs are answered (or alone when only it was named).
-  auto explain_then_answer = [this, &request, response, call](std::unique_ptr<V2Call> answered,
-                                                              InferenceService::Done finish) {
-    if (!answered->explain) {
-      answered->WriteAnswer(request, response);
-      return std::move(finish)(absl::OkStatus());
-    }
-    CallInfo explain_call = call;
-    explain_call.method = "Explain";
-    V2Call* explaining = answered.get();
-    inference_->Explain(*explaining->explain, std::move(explain_call), &explaining->explanation,
-                        [answered = std::move(answered), &request, response,
-                         finish = std::move(finish)](absl::Status status) mutable {
-                          if (status.ok()) answered->WriteAnswer(request, response);
-                          std::move(finish)(std::move(status));
-                        });
-  };
-  if (state->explain && state->asked.empty()) {
-    return explain_then_answer(std::move(v2), std::move(done));
+  if (!state->explain) {
+    inference_->ClassifyOutputs(
+        state->classify, state->outputs, &state->tensors, std::move(call), &state->answers,
+        [v2 = std::move(v2), &request, response,
+         done = std::move(done)](absl::Status status) mutable {
+          if (status.ok()) v2->WriteAnswer(request, response);
+          std::move(done)(std::move(status));
+        });
+    return;
   }
-  inference_->ClassifyOutputs(
-      state->classify, state->outputs, &state->tensors, std::move(call), &state->answers,
-      [v2 = std::move(v2), explain_then_answer,
+  // The explanation is an Explain call of its own, checked and run first
+  // (its refusals come before any pass); the outputs asked beside it then
+  // come from the version that explained.
+  CallInfo explain_call = call;
+  explain_call.method = "Explain";
+  inference_->Explain(
+      *state->explain, std::move(explain_call), &state->explanation,
+      [this, v2 = std::move(v2), &request, response, call = std::move(call),
        done = std::move(done)](absl::Status status) mutable {
-        if (!status.ok()) return std::move(done)(std::move(status));
-        explain_then_answer(std::move(v2), std::move(done));
-      });
+        if (!status.ok() || v2->asked.empty()) {
+          if (status.ok()) v2->WriteAnswer(request, response);
+          return std::move(done)(std::move(status));
+        }
+        V2Call* explained = v2.get();
+        explained->classify.set_version(explained->explanation.version());
+        explained->classify.clear_version_label();
+        inference_->ClassifyOutputs(
+            explained->classify, explained->outputs, &explained->tensors, std::move(call),
+            &explained->answers,
+            [v2 = std::move(v2), &request, response,
+             done = std::move(done)](absl::Status classified) mutable {
+              if (classified.ok()) v2->WriteAnswer(request, response);
+              std::move(done)(std::move(classified));
+            });
+      },
+      &state->tensors);
 }
 
 }  // namespace seqserve

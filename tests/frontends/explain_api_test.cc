@@ -213,6 +213,15 @@ TEST_F(ExplainApiTest, CostsCountAsTheRowsTheyEvaluateAgainstTheLimit) {
             "limit of 300 rows per request for model 'species'; split it");
   request.set_steps(40);  // 280 rows: within the limit
   EXPECT_TRUE(Explain(request, &response).ok());
+  request.mutable_features()->Truncate(3);  // one row of 301 evaluations
+  request.set_steps(301);
+  status = Explain(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(status.error_message(),
+            "1 rows by integrated_gradients at 301 steps evaluate 301 rows, which is over the "
+            "limit of 300 rows per request for model 'species'; one row alone is over it: ask "
+            "for fewer evaluations, or raise --max_request_rows (or the model's "
+            "max_request_rows)");
 
   const HttpReply reply = HttpCall(server_->http_port(), "POST", "/v1/models/species:explain",
                                    R"({"features": [1, 2, 3], "steps": 5000})");
@@ -336,6 +345,15 @@ TEST_F(ExplainApiTest, OpenInferenceAddsAnAttributionsTensorOverHttpAndGrpc) {
   for (int r = 0; r < 2; ++r) {
     for (int k = 0; k < 3; ++k) EXPECT_EQ(values[r * 3 + k], expected.results(r).attributions(k));
   }
+
+  // The explanation is checked first, input name included, before any pass.
+  const HttpReply named = HttpCall(
+      server_->http_port(), "POST", "/v2/models/species/infer",
+      R"({"inputs": [{"name": "bogus", "shape": [1, 3], "datatype": "FP32", "data": [4, 0, 1]}],
+          "outputs": [{"name": "attributions"}]})");
+  EXPECT_EQ(named.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(named.body)["error"],
+            "model 'species' has no input 'bogus'; its input is 'features'");
 
   const HttpReply bad = HttpCall(
       server_->http_port(), "POST", "/v2/models/species/infer",
