@@ -67,7 +67,10 @@ uint64_t ExplainResponseBytesBound(const ServedModel& served, size_t rows) {
   uint64_t names = 0;
   for (const std::string& name : served.config.feature_names()) names += name.size() + 6;
   const uint64_t per_row = 8 * width + longest_label + 64;
-  const uint64_t once = served.name.size() + names + 12 * width + 128;
+  // Once: the baseline (4 bytes a feature) and, for a model without
+  // feature names, the positions that name them (up to 8 digits): 16 a
+  // feature with their tags.
+  const uint64_t once = served.name.size() + names + 16 * width + 128;
   return rows * per_row + once;  // rows < 2^32, width <= 2^24: no wrap
 }
 
