@@ -54,6 +54,22 @@ void InferenceService::Finish(std::unique_ptr<CallState> state, absl::Status sta
   std::move(state->done)(std::move(status));
 }
 
+absl::StatusOr<std::shared_ptr<const ServedModel>> InferenceService::Arrive(
+    const std::string& model, int64_t version, const std::string& label, const CallInfo& call,
+    CallState& state) {
+  if (call.deadline <= absl::Now()) {
+    return absl::DeadlineExceededError("deadline passed before the call arrived");
+  }
+  auto served = models_->Find(model, VersionRequest{version, label, RoutingKey(call)});
+  if (!served.ok()) {
+    state.record.model_known = models_->Snapshot()->models.count(model) > 0;
+    return served.status();
+  }
+  state.record.model_known = true;
+  state.record.version = (*served)->version;
+  return served;
+}
+
 void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
                                 v1::ClassifyResponse* response, Done done) {
   Pass(request, nullptr, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
@@ -77,19 +93,9 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
                             TensorInterface* tensors, NamedColumns* columns, CallInfo call,
                             Targets targets, Done done) {
   auto state = Start(call, request.model(), std::move(done));
-  if (call.deadline <= absl::Now()) {
-    return Finish(std::move(state),
-                  absl::DeadlineExceededError("deadline passed before the call arrived"));
-  }
-  auto served = models_->Find(
-      request.model(),
-      VersionRequest{request.version(), request.version_label(), RoutingKey(call)});
-  if (!served.ok()) {
-    state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
-    return Finish(std::move(state), served.status());
-  }
-  state->record.model_known = true;
-  state->record.version = (*served)->version;
+  auto served = Arrive(request.model(), request.version(), request.version_label(), call,
+                       *state);
+  if (!served.ok()) return Finish(std::move(state), served.status());
   absl::InlinedVector<ClassifyPlan, 1> plans;
   if (outputs == nullptr) {
     auto plan = PlanClassify(request, **served, options_.limits);
@@ -160,19 +166,9 @@ void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
                                v1::ExplainResponse* response, Done done,
                                TensorInterface* tensors) {
   auto state = Start(call, request.model(), std::move(done));
-  if (call.deadline <= absl::Now()) {
-    return Finish(std::move(state),
-                  absl::DeadlineExceededError("deadline passed before the call arrived"));
-  }
-  auto served = models_->Find(
-      request.model(),
-      VersionRequest{request.version(), request.version_label(), RoutingKey(call)});
-  if (!served.ok()) {
-    state->record.model_known = models_->Snapshot()->models.count(request.model()) > 0;
-    return Finish(std::move(state), served.status());
-  }
-  state->record.model_known = true;
-  state->record.version = (*served)->version;
+  auto served = Arrive(request.model(), request.version(), request.version_label(), call,
+                       *state);
+  if (!served.ok()) return Finish(std::move(state), served.status());
   // Counted by method even when refused (a method the API does not define
   // is no label).
   if (auto method = RequestedAttributionMethod(request.method())) {

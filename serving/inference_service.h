@@ -132,6 +132,13 @@ class InferenceService {
   };
   std::unique_ptr<CallState> Start(const CallInfo& call, std::string model, Done done);
   void Finish(std::unique_ptr<CallState> state, absl::Status status);
+  // A call's first steps on any inference path: its deadline, then the
+  // version that answers it, recorded in `state`.
+  absl::StatusOr<std::shared_ptr<const ServedModel>> Arrive(const std::string& model,
+                                                            int64_t version,
+                                                            const std::string& label,
+                                                            const CallInfo& call,
+                                                            CallState& state);
   // Classify and ClassifyOutputs: outputs null means the request's own.
   using Targets = absl::InlinedVector<v1::ClassifyResponse*, 1>;
   void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
