@@ -91,11 +91,22 @@ def total(text, prefix):
 
 
 def settle(http_port, timeout=30):
-    """Waits until the server has no rows queued (a shadow's backlog included)."""
+    """Waits until the server has no rows queued (a shadow's backlog included)
+    and its shadow's copies stopped ending for 100 ms (the pass that took the
+    last of them has ended), so that no side's work runs into the next side."""
     started = time.perf_counter()
-    while total(metrics(http_port), "seqserve_queued_rows{") > 0:
+    ended, steady_since = None, time.perf_counter()
+    while True:
+        text = metrics(http_port)
+        now_ended = (total(text, "seqserve_shadow_compared_rows_total{")
+                     + total(text, "seqserve_shadow_dropped_total{"))
+        if now_ended != ended:
+            ended, steady_since = now_ended, time.perf_counter()
+        if (total(text, "seqserve_queued_rows{") == 0
+                and time.perf_counter() - steady_since >= 0.1):
+            return
         if time.perf_counter() - started > timeout:
-            sys.exit("rows still queued after 30 s")
+            sys.exit(f"work still running after {timeout} s")
         time.sleep(0.01)
 
 

@@ -108,6 +108,7 @@ void InferenceRunner::Run(std::shared_ptr<const ServedModel> served,
       RunBatch(absl::MakeSpan(alone));
       mu_.Lock();
       --passes_running_;
+      CallersPassEnded();
       return;
     } else if (priority == Priority::kBackground && !StartBackgroundThread()) {
       refused = absl::ResourceExhaustedError("no thread for background work");
@@ -182,6 +183,7 @@ void InferenceRunner::Count(const Stats& ran) {
   stats_.rows += ran.rows;
   stats_.expired += ran.expired;
   stats_.cancelled += ran.cancelled;
+  stats_.background_pauses += ran.background_pauses;
 }
 
 InferenceRunner::Stats InferenceRunner::stats() const {
@@ -194,8 +196,35 @@ bool InferenceRunner::HasWork() const {
 }
 
 bool InferenceRunner::HasBackgroundWork() const {
-  // Only while no caller waits; a stopping runner answers what is left.
-  return stopping_ || (!background_queues_.empty() && queues_.empty());
+  // Only while no caller waits or runs; a stopping runner answers what is
+  // left.
+  return stopping_ || (!background_queues_.empty() && CallersIdle());
+}
+
+bool InferenceRunner::CallersIdle() const { return queues_.empty() && passes_running_ == 0; }
+
+void InferenceRunner::CallersPassEnded() { callers_last_pass_end_ = absl::Now(); }
+
+bool InferenceRunner::AwaitQuietCallers(bool* paused) {
+  auto busy_or_ending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !CallersIdle() || stopping_ || cancel_all_;
+  };
+  auto idle_or_ending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return CallersIdle() || stopping_ || cancel_all_;
+  };
+  while (true) {
+    if (cancel_all_) return false;
+    if (stopping_) return true;
+    if (!CallersIdle()) {
+      *paused = true;
+      mu_.Await(absl::Condition(&idle_or_ending));
+      continue;
+    }
+    const absl::Time quiet_from = callers_last_pass_end_ + options_.background_quiet;
+    if (absl::Now() >= quiet_from) return true;
+    *paused = true;
+    mu_.AwaitWithDeadline(absl::Condition(&busy_or_ending), quiet_from);
+  }
 }
 
 InferenceRunner::Queue* InferenceRunner::OldestQueue(Queues& queues) {
@@ -239,6 +268,7 @@ void InferenceRunner::Work() {
     batch.clear();
     mu_.Lock();
     --passes_running_;
+    CallersPassEnded();
   }
 }
 
@@ -260,13 +290,18 @@ void InferenceRunner::WorkInBackground() {
   absl::MutexLock lock(&mu_);
   while (true) {
     mu_.Await(absl::Condition(this, &InferenceRunner::HasBackgroundWork));
+    bool paused = false;
+    AwaitQuietCallers(&paused);  // a CancelQueued() empties the queues
     Queue* queue = OldestQueue(background_queues_);
-    if (queue == nullptr) return;  // stopping, and nothing left to run
+    if (queue == nullptr) {
+      if (stopping_) return;  // nothing left to run
+      continue;
+    }
     // No waiting for more rows: background work runs on what is idle.
     const ServedModel* model = queue->tasks.front().served.get();
     TakeBatch(background_queues_, model, LimitsFor(*model).max_batch_rows, &batch);
     mu_.Unlock();
-    RunBatch(absl::MakeSpan(batch));
+    RunBatch(absl::MakeSpan(batch), /*background=*/true);
     batch.clear();
     mu_.Lock();
   }
@@ -288,13 +323,41 @@ void InferenceRunner::TakeBatch(Queues& queues, const ServedModel* model, uint32
   if (queue.tasks.empty()) queues.erase(model);
 }
 
-void InferenceRunner::RunBatch(absl::Span<Task> batch) {
+void InferenceRunner::RunBatch(absl::Span<Task> batch, bool background) {
   ++pass_depth;
-  RunPass(batch);
+  RunPass(batch, background);
   --pass_depth;
 }
 
-void InferenceRunner::RunPass(absl::Span<Task> batch) {
+absl::Status InferenceRunner::ForwardInChunks(const Sequential& model,
+                                              absl::Span<const float> input, size_t rows,
+                                              absl::Span<float> logits) {
+  const size_t in = model.input_width(), out = model.output_width();
+  const uint64_t row_macs = std::max<uint64_t>(1, model.ParameterCount());
+  const size_t chunk = std::max<uint64_t>(1, options_.background_chunk_macs / row_macs);
+  Stats paused_for_callers;
+  absl::Status status;
+  for (size_t row = 0; row < rows && status.ok(); row += chunk) {
+    if (row > 0) {
+      absl::MutexLock lock(&mu_);
+      bool paused = false;
+      if (!AwaitQuietCallers(&paused)) {
+        status = absl::CancelledError("the runner was cancelled");
+        break;
+      }
+      paused_for_callers.background_pauses += paused ? 1 : 0;
+    }
+    // Rows are computed alike in any pass (core's kernels are
+    // batch-invariant), so chunks answer what one pass would.
+    const size_t n = std::min(chunk, rows - row);
+    status = model.Forward(input.subspan(row * in, n * in), n, logits.subspan(row * out, n * out),
+                           [this] { return abandon_passes_.load(std::memory_order_relaxed); });
+  }
+  if (paused_for_callers.background_pauses > 0) Count(paused_for_callers);
+  return status;
+}
+
+void InferenceRunner::RunPass(absl::Span<Task> batch, bool background) {
   // Per thread, reused by every pass: no allocation once warm.
   thread_local std::vector<float> features, logits;
   // Requests whose callers gave up while queued do not run.
@@ -339,8 +402,11 @@ void InferenceRunner::RunPass(absl::Span<Task> batch) {
     }
     logits.resize(rows * width);
     const absl::Time forward_start = absl::Now();
-    status = model.Forward(input, rows, absl::MakeSpan(logits),
-                           [this] { return abandon_passes_.load(std::memory_order_relaxed); });
+    status = background
+                 ? ForwardInChunks(model, input, rows, absl::MakeSpan(logits))
+                 : model.Forward(input, rows, absl::MakeSpan(logits), [this] {
+                     return abandon_passes_.load(std::memory_order_relaxed);
+                   });
     inference = absl::Now() - forward_start;
     if (absl::IsCancelled(status)) {
       // CancelQueued() came while the pass ran: what it carried is answered

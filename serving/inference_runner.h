@@ -15,10 +15,13 @@
 //
 // Background work (a shadow version's copies of served calls) waits in
 // queues of its own and runs on a thread of its own, one pass at a time,
-// at the lowest CPU priority (Linux's SCHED_IDLE): only while no caller's
-// rows wait, never on a caller's thread or in a slot of the pool, never in
-// a pass with a caller's rows, and on a core only when callers' threads
-// leave one idle.
+// at the lowest CPU priority (Linux's SCHED_IDLE): never on a caller's
+// thread or in a slot of the pool, never in a pass with a caller's rows.
+// It starts only once callers' passes have left the runner quiet for a
+// moment (Options::background_quiet), and runs in chunks of rows
+// (Options::background_chunk_macs) that pause while callers are back:
+// SCHED_IDLE alone still let a long pass keep a core from a caller's
+// thread that had just woken, for up to a scheduler tick.
 #pragma once
 
 #include <atomic>
@@ -63,6 +66,13 @@ class InferenceRunner {
     uint64_t inline_max_macs = 1 << 16;
     // For models whose config does not say otherwise.
     BatchingLimits limits;
+    // Background work starts only after no caller's pass has run or
+    // waited for this long.
+    absl::Duration background_quiet = absl::Milliseconds(2);
+    // A background pass runs at most this many multiply-adds (parameters x
+    // rows, at least one row) before it checks for callers and, while any
+    // are back, pauses.
+    uint64_t background_chunk_macs = 16 << 20;
   };
 
   // What a request got from its forward pass.
@@ -137,6 +147,8 @@ class InferenceRunner {
     uint64_t rows = 0;
     uint64_t expired = 0;  // deadline passed before the pass
     uint64_t cancelled = 0;  // caller gone, or cancelled by CancelQueued()
+    // Times a background pass stopped between chunks for callers.
+    uint64_t background_pauses = 0;
   };
   Stats stats() const;
 
@@ -175,6 +187,14 @@ class InferenceRunner {
   static Queue* OldestQueue(Queues& queues);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasBackgroundWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // No caller's rows wait or run.
+  bool CallersIdle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A caller's pass ended: background work waits for quiet from now.
+  void CallersPassEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits until callers have been idle for Options::background_quiet;
+  // true at once when the runner is stopping (what is left is answered),
+  // false once CancelQueued() was called. Sets *paused when it waited.
+  bool AwaitQuietCallers(bool* paused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the first task of `queue`, then whole tasks while the pass stays
   // within `max_rows` (none after or before a job), into `batch`; erases
   // the queue from `queues` once empty.
@@ -182,8 +202,12 @@ class InferenceRunner {
                         std::vector<Task>* batch);
   // Runs one forward pass over `batch` and answers every task in it.
   // Never throws: an allocation failure is an answer.
-  void RunBatch(absl::Span<Task> batch);
-  void RunPass(absl::Span<Task> batch);
+  void RunBatch(absl::Span<Task> batch, bool background = false);
+  void RunPass(absl::Span<Task> batch, bool background);
+  // A background pass's forward computation, chunk by chunk, pausing for
+  // callers between chunks.
+  absl::Status ForwardInChunks(const Sequential& model, absl::Span<const float> input,
+                               size_t rows, absl::Span<float> logits);
   void RunJobPass(Task& task);
   // Adds to the totals; called before the answers go out.
   void Count(const Stats& ran) ABSL_LOCKS_EXCLUDED(mu_);
@@ -193,7 +217,8 @@ class InferenceRunner {
   Queues queues_ ABSL_GUARDED_BY(mu_);  // callers'
   Queues background_queues_ ABSL_GUARDED_BY(mu_);
   const int max_passes_;  // forward passes at once: the pool's size
-  int passes_running_ ABSL_GUARDED_BY(mu_) = 0;
+  int passes_running_ ABSL_GUARDED_BY(mu_) = 0;  // callers'
+  absl::Time callers_last_pass_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Stats stats_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_all_ ABSL_GUARDED_BY(mu_) = false;  // CancelQueued() was called

@@ -525,6 +525,96 @@ TEST_F(InferenceRunnerTest, CancelQueuedAnswersBackgroundWorkToo) {
   EXPECT_EQ(caller.status.code(), absl::StatusCode::kUnavailable);
 }
 
+TEST_F(InferenceRunnerTest, BackgroundWorkWaitsWhileACallersPassRuns) {
+  StartBlocked({});  // a caller's pass runs; nothing is queued
+  const std::vector<float> row = {4, 0, 1};
+  Answer background;
+  runner_->Run(model_, row, 1, absl::InfiniteFuture(), background.Callback(), nullptr,
+               kBackground);
+  // Its own thread is free and no caller's rows wait; a runner that let it
+  // run beside the caller's pass would have within this time.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(background.done.HasBeenNotified());
+  Release();
+  ASSERT_TRUE(background.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(background.status.ok()) << background.status;
+}
+
+TEST_F(InferenceRunnerTest, BackgroundWorkStartsOnlyAfterCallersWereQuiet) {
+  InferenceRunner::Options options;
+  options.background_quiet = absl::Milliseconds(300);
+  InferenceRunner runner(options);
+  const std::vector<float> row = {4, 0, 1};
+  const absl::Time before_caller = absl::Now();
+  Answer caller, background;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(), caller.Callback());
+  absl::Time ran_at;
+  runner.Run(model_, row, 1, absl::InfiniteFuture(),
+             [&](absl::StatusOr<InferenceRunner::PassOutput> output) {
+               ran_at = absl::Now();
+               background.Callback()(std::move(output));
+             },
+             nullptr, kBackground);
+  ASSERT_TRUE(background.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(caller.status.ok());
+  EXPECT_TRUE(background.status.ok());
+  // The caller's pass ended after `before_caller`, and the quiet ran from there.
+  EXPECT_GE(ran_at - before_caller, options.background_quiet);
+}
+
+// A long background pass, chunked one row at a time, that a caller's pass
+// interrupts: the caller's pass holds the runner's one slot until released.
+class ChunkedBackgroundPassTest : public InferenceRunnerTest {
+ protected:
+  static constexpr size_t kRows = 200000;
+
+  void StartAndInterrupt() {
+    InferenceRunner::Options options;
+    options.threads = 1;
+    options.background_chunk_macs = 1;  // one row per chunk
+    runner_ = std::make_unique<InferenceRunner>(options);
+    for (size_t i = 0; i < features_.size(); ++i) features_[i] = static_cast<float>(i % 7);
+    runner_->Run(model_, features_, kRows, absl::InfiniteFuture(), background_.Callback(),
+                 nullptr, kBackground);
+    // Taken off its queue: the pass has begun, and has far to go.
+    while (!runner_->queued_rows().empty()) absl::SleepFor(absl::Microseconds(100));
+    blocker_ = std::thread([this] {
+      runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
+                   [this](absl::StatusOr<InferenceRunner::PassOutput>) {
+                     blocked_.Notify();
+                     release_.WaitForNotification();
+                   });
+    });
+    blocked_.WaitForNotification();
+  }
+
+  std::vector<float> features_ = std::vector<float>(kRows * 3);
+  Answer background_;
+};
+
+TEST_F(ChunkedBackgroundPassTest, PausesWhileACallersPassRunsAndAnswersAsOnePass) {
+  StartAndInterrupt();
+  // Alone, the pass takes a fraction of this; paused, it has not ended.
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(background_.done.HasBeenNotified());
+  Release();
+  ASSERT_TRUE(background_.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(background_.status.ok()) << background_.status;
+  EXPECT_GE(runner_->stats().background_pauses, 1u);
+  std::vector<float> expected(kRows * 3);
+  ASSERT_TRUE(model_->model->Forward(features_, kRows, absl::MakeSpan(expected)).ok());
+  EXPECT_EQ(testing::FirstMismatch(background_.logits, expected), -1);
+}
+
+TEST_F(ChunkedBackgroundPassTest, CancelQueuedEndsAPausedPass) {
+  StartAndInterrupt();
+  runner_->CancelQueued();
+  // Answered while the caller's pass still holds the slot.
+  ASSERT_TRUE(background_.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(background_.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(release_.HasBeenNotified());
+}
+
 TEST_F(InferenceRunnerTest, ShutdownRunsWhatIsQueued) {
   StartBlocked({});
   Answer queued;
