@@ -196,9 +196,9 @@ bool InferenceRunner::HasWork() const {
 }
 
 bool InferenceRunner::HasBackgroundWork() const {
-  // Only while no caller waits or runs; a stopping runner answers what is
-  // left.
-  return stopping_ || (!background_queues_.empty() && CallersIdle());
+  // Callers are waited for after this (AwaitQuietCallers); a stopping
+  // runner answers what is left.
+  return stopping_ || !background_queues_.empty();
 }
 
 bool InferenceRunner::CallersIdle() const { return queues_.empty() && passes_running_ == 0; }
@@ -206,24 +206,22 @@ bool InferenceRunner::CallersIdle() const { return queues_.empty() && passes_run
 void InferenceRunner::CallersPassEnded() { callers_last_pass_end_ = absl::Now(); }
 
 bool InferenceRunner::AwaitQuietCallers(bool* paused) {
-  auto busy_or_ending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !CallersIdle() || stopping_ || cancel_all_;
-  };
-  auto idle_or_ending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return CallersIdle() || stopping_ || cancel_all_;
-  };
+  // Looks again after a timed sleep rather than waiting for callers'
+  // passes to end: a wait on them would wake this thread, from the
+  // caller's thread, at every call.
+  auto ending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || cancel_all_; };
   while (true) {
     if (cancel_all_) return false;
     if (stopping_) return true;
+    const absl::Time now = absl::Now();
+    absl::Time quiet_from = callers_last_pass_end_ + options_.background_quiet;
     if (!CallersIdle()) {
-      *paused = true;
-      mu_.Await(absl::Condition(&idle_or_ending));
-      continue;
+      quiet_from = now + options_.background_quiet;
+    } else if (now >= quiet_from) {
+      return true;
     }
-    const absl::Time quiet_from = callers_last_pass_end_ + options_.background_quiet;
-    if (absl::Now() >= quiet_from) return true;
     *paused = true;
-    mu_.AwaitWithDeadline(absl::Condition(&busy_or_ending), quiet_from);
+    mu_.AwaitWithDeadline(absl::Condition(&ending), quiet_from);
   }
 }
 
