@@ -36,8 +36,9 @@ ABSL_FLAG(int, http_threads, 2, "Threads that read HTTP requests and write answe
 ABSL_FLAG(double, http_idle_timeout_seconds, 30,
           "Close an HTTP connection that makes no progress for this long");
 ABSL_FLAG(uint32_t, http_max_connections, 1024, "Most open HTTP connections");
-ABSL_FLAG(uint32_t, http_max_connections_per_client, 128,
-          "Most open HTTP connections from one client address");
+ABSL_FLAG(uint32_t, http_max_connections_per_client, 0,
+          "Most open HTTP connections from one client address; 0: no cap of its own (a "
+          "proxy or sidecar connects from one address for all its clients)");
 ABSL_FLAG(bool, metrics, true, "Record Prometheus metrics, served at GET /metrics");
 ABSL_FLAG(bool, http_console, true, "Serve the web console at GET / on the HTTP port");
 ABSL_FLAG(std::string, access_log, "",
@@ -73,9 +74,12 @@ ABSL_FLAG(uint64_t, max_buffered_request_bytes, uint64_t{256} << 20,
           "--max_message_bytes it is raised to that");
 ABSL_FLAG(double, keepalive_seconds, 60, "Keepalive ping interval on idle connections");
 ABSL_FLAG(double, keepalive_timeout_seconds, 20, "How long to wait for a keepalive ack");
-ABSL_FLAG(double, drain_seconds, 0,
-          "On SIGTERM/SIGINT, keep answering this long with health NOT_SERVING, "
+ABSL_FLAG(double, drain_seconds, 5,
+          "On SIGTERM/SIGINT, keep answering at most this long with health NOT_SERVING, "
           "so load balancers stop sending calls before the port closes");
+ABSL_FLAG(double, drain_quiet_seconds, 1,
+          "End the drain early once no call has arrived for this long (load balancers "
+          "have stopped sending)");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "After draining, how long calls in flight may take before they are cancelled");
 ABSL_FLAG(int, inference_threads, 0, "Threads running forward passes; 0: one per core");
@@ -177,7 +181,7 @@ std::vector<std::string> CheckFlags() {
   check.Range("http_max_connections", absl::GetFlag(FLAGS_http_max_connections), 1u,
               1u << 20);
   check.Range("http_max_connections_per_client",
-              absl::GetFlag(FLAGS_http_max_connections_per_client), 1u, 1u << 20);
+              absl::GetFlag(FLAGS_http_max_connections_per_client), 0u, 1u << 20);
   check.NotEmpty("host", absl::GetFlag(FLAGS_host));
   check.NotEmpty("model_repository", absl::GetFlag(FLAGS_model_repository));
   // 0 loads once; a positive interval below 0.1 s would rescan without end.
@@ -205,6 +209,7 @@ std::vector<std::string> CheckFlags() {
   check.Range("keepalive_timeout_seconds", absl::GetFlag(FLAGS_keepalive_timeout_seconds),
               1.0, 3600.0);
   check.Range("drain_seconds", absl::GetFlag(FLAGS_drain_seconds), 0.0, 3600.0);
+  check.Range("drain_quiet_seconds", absl::GetFlag(FLAGS_drain_quiet_seconds), 0.0, 3600.0);
   check.Range("shutdown_grace_seconds", absl::GetFlag(FLAGS_shutdown_grace_seconds), 0.0,
               3600.0);
   check.Range("inference_threads", absl::GetFlag(FLAGS_inference_threads), 0, 256);
@@ -262,7 +267,8 @@ constexpr char kUsage[] =
 std::vector<FlagGroup> FlagGroups() {
   return {
       {"serving", {"log_level", "log_format", "inference_threads", "sched_batch",
-                   "drain_seconds", "shutdown_grace_seconds", "access_log", "metrics"}},
+                   "drain_seconds", "drain_quiet_seconds", "shutdown_grace_seconds",
+                   "access_log", "metrics"}},
       {"repository", {"model_repository", "poll_seconds", "max_model_bytes",
                       "model_control_mode", "load_model",
                       "allow_version_labels_for_unavailable_models"}},
@@ -442,8 +448,8 @@ int Main(int argc, char** argv) {
     (*server)->ReopenAccessLog();
   }
   spdlog::info("{} received: draining", strsignal(signal));
-  (*server)->StartDraining();
-  absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  (*server)->Drain(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)),
+                   absl::Seconds(absl::GetFlag(FLAGS_drain_quiet_seconds)));
   spdlog::info("closing the port; {} calls in flight", (*server)->calls_in_flight());
   (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
   spdlog::info("stopped");

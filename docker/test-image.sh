@@ -204,7 +204,8 @@ health=$(engine inspect --format '{{.State.Health.Status}}' "$prefix-samples" 2>
 step "HEALTHCHECK: $health"
 
 # SIGTERM one second into a three-second load: every call must be answered
-# (the server drains for 5 s, answering, then finishes what is in flight)
+# (the server drains, answering, until calls stop for 1 s or 5 s passed,
+# then finishes what is in flight)
 # and seqserve must exit 0 by itself, long before the 20 s stop timeout.
 seqclient "$target" bench --model species --concurrency 4 --duration_seconds 3 \
   >"$work/bench.out" 2>"$work/bench.err" &
@@ -223,7 +224,7 @@ exit_code=$(engine inspect --format '{{.State.ExitCode}}' "$prefix-samples")
 # pipefail the writer's SIGPIPE would then fail the pipeline.
 engine logs "$prefix-samples" >"$work/samples.log" 2>&1
 grep -q 'received: draining' "$work/samples.log" || fail "the log does not show the drain"
-step "stop: exit 0 after $stop_ms ms (5 s drain), every call answered"
+step "stop: exit 0 after $stop_ms ms (drain included), every call answered"
 engine rm -f "$prefix-samples" >/dev/null 2>&1
 
 # --- a mounted repository: PyTorch's numbers, a model added while serving --

@@ -244,6 +244,16 @@ void ModelServer::SetHealth(bool serving) {
 
 void ModelServer::StartDraining() { state_->StartDraining(); }
 
+void ModelServer::Drain(absl::Duration longest, absl::Duration quiet) {
+  StartDraining();
+  const absl::Time start = absl::Now(), end = start + longest;
+  for (absl::Time now = start; now < end; now = absl::Now()) {
+    const absl::Time quiet_from = std::max(start, inference_->last_call_started()) + quiet;
+    if (now >= quiet_from) return;
+    absl::SleepFor(std::min(end, quiet_from) - now);
+  }
+}
+
 std::string ModelServer::MetricsText() const {
   if (metrics_ == nullptr) return "";
   ServingMetrics::Gauges gauges;

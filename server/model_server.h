@@ -141,6 +141,11 @@ class ModelServer {
   // traffic away, while calls are still answered.
   void StartDraining();
 
+  // StartDraining(), then returns once no call has arrived for `quiet`
+  // (balancers have seen the health and stopped sending), or once
+  // `longest` has passed, whichever comes first.
+  void Drain(absl::Duration longest, absl::Duration quiet);
+
   // Drains, stops polling, refuses new calls, and lets calls in flight
   // finish until `grace` has passed. Then what still waits for a forward
   // pass is answered UNAVAILABLE without running, and calls are cancelled:

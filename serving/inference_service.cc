@@ -39,6 +39,8 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
   state->record.start = absl::Now();
   state->done = std::move(done);
   ++calls_in_flight_;
+  last_call_started_ns_.store(absl::ToUnixNanos(state->record.start),
+                              std::memory_order_relaxed);
   if (options_.observer != nullptr) options_.observer->OnStart(state->record);
   return state;
 }

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "seqserve/v1/classifier.pb.h"
 #include "seqserve/v1/repository.pb.h"
 #include "serving/call.h"
@@ -119,6 +121,11 @@ class InferenceService {
 
   // Calls started and not yet finished, over every protocol.
   int calls_in_flight() const { return calls_in_flight_.load(); }
+  // When the latest call started, over every protocol; long ago before the
+  // first.
+  absl::Time last_call_started() const {
+    return absl::FromUnixNanos(last_call_started_ns_.load(std::memory_order_relaxed));
+  }
 
   // Shadow versions get no more copies, and those waiting are dropped
   // (ShadowRunner::Stop): the start of a shutdown.
@@ -149,6 +156,7 @@ class InferenceService {
   InferenceRunner* runner_;
   const Options options_;
   std::atomic<int> calls_in_flight_{0};
+  std::atomic<int64_t> last_call_started_ns_{std::numeric_limits<int64_t>::min()};
   ShadowRunner shadows_;
   // Loads, one at a time off the transports' threads; destroyed first, so
   // a load still queued finishes while the rest exists.

@@ -1137,7 +1137,8 @@ void HttpServer::Listener::Admit(HttpServer* server, tcp::socket socket) {
     absl::MutexLock lock(&server->connections_mu_);
     unsigned& from_client = server->per_client_[client_key];
     over_cap = server->connections_.size() >= server->options_.max_connections ||
-               from_client >= server->options_.max_connections_per_client;
+               (server->options_.max_connections_per_client > 0 &&
+                from_client >= server->options_.max_connections_per_client);
     ++from_client;
     server->connections_.emplace(connection.get(), connection);
   }

@@ -102,9 +102,10 @@ class HttpServer {
     int threads = 2;
     // A connection without progress for this long is closed.
     absl::Duration idle_timeout = absl::Seconds(30);
-    // Open connections in total, and from one client address.
+    // Open connections in total, and from one client address (0: no cap
+    // of its own).
     unsigned max_connections = 1024;
-    unsigned max_connections_per_client = 128;
+    unsigned max_connections_per_client = 0;
     // HTTPS with these files; none: plain HTTP.
     std::optional<TlsFiles> tls;
     // Null: every request is let on; its own status codes in plain JSON.

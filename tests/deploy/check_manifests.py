@@ -90,7 +90,7 @@ def main(root, seqserve):
               f"{probe} is not a gRPC probe on port {port}")
     flags = {m.group(1): float(m.group(2)) for arg in container["args"]
              for m in [re.match(r"--(\w+)=([0-9.]+)$", arg)] if m}
-    needed = flags.get("drain_seconds", 0) + flags.get("shutdown_grace_seconds", 10)
+    needed = flags.get("drain_seconds", 5) + flags.get("shutdown_grace_seconds", 10)
     check(pod["terminationGracePeriodSeconds"] > needed,
           f"terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} "
           f"does not cover drain + grace = {needed}")

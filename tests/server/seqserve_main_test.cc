@@ -56,8 +56,9 @@ TEST(SeqserveFlags, EveryBadValueIsNamedAndEndsTheStart) {
       {"--http_port=-2", "--http_port=-2 is out of range: allowed -1 to 65535"},
       {"--http_threads=0", "--http_threads=0 is out of range: allowed 1 to 64"},
       {"--http_idle_timeout_seconds=0", "--http_idle_timeout_seconds=0 is out of range"},
-      {"--http_max_connections_per_client=0",
-       "--http_max_connections_per_client=0 is out of range"},
+      {"--http_max_connections_per_client=2000000",
+       "--http_max_connections_per_client=2000000 is out of range: allowed 0 to"},
+      {"--drain_quiet_seconds=-1", "--drain_quiet_seconds=-1 is out of range"},
   };
   for (const auto& c : cases) {
     const auto result = RunSeqserve(c.flag);

@@ -556,6 +556,46 @@ TEST_F(ServerTest, HealthIsServingOnceLoadedAndNotServingWhenDraining) {
   EXPECT_TRUE(Classify(Request("species", {4, 0, 1}, 1), &response).ok());
 }
 
+// The drain on SIGTERM: it lasts while calls keep arriving (balancers
+// still send), ends once none has arrived for the quiet period, and never
+// outlasts its longest.
+TEST_F(ServerTest, ADrainLastsWhileCallsArriveAndEndsWhenTheyStop) {
+  StartServer();
+  const absl::Duration quiet = absl::Seconds(1), calling = absl::Milliseconds(1500);
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  const absl::Time start = absl::Now();
+  std::thread caller([&] {
+    while (!stop && absl::Now() - start < calling) {
+      v1::ClassifyResponse response;
+      if (Classify(Request("species", {4, 0, 1}, 1), &response).ok()) ++answered;
+    }
+  });
+  server_->Drain(absl::Seconds(20), quiet);
+  const absl::Duration drained = absl::Now() - start;
+  stop = true;
+  caller.join();
+  EXPECT_GT(answered, 0);
+  EXPECT_GE(drained, calling);                          // calls kept it going
+  EXPECT_LT(drained, calling + quiet + absl::Seconds(5));  // then it ended
+
+  // Calls that never stop: the longest bounds it.
+  stop = false;
+  std::thread endless([&] {
+    while (!stop) {
+      v1::ClassifyResponse response;
+      Classify(Request("species", {4, 0, 1}, 1), &response);
+    }
+  });
+  const absl::Time again = absl::Now();
+  server_->Drain(absl::Milliseconds(700), absl::Seconds(60));
+  const absl::Duration bounded = absl::Now() - again;
+  stop = true;
+  endless.join();
+  EXPECT_GE(bounded, absl::Milliseconds(700));
+  EXPECT_LT(bounded, absl::Seconds(10));
+}
+
 TEST_F(ServerTest, ReflectionListsTheServices) {
   StartServer();
   // The reflection messages are in the generated pool through gRPC's
