@@ -161,6 +161,7 @@ void ModelManager::Refresh() {
   } catch (const std::exception& e) {
     spdlog::error("repository {}: pass stopped: {}", repository_, e.what());
   }
+  first_pass_done_ = true;
 }
 
 void ModelManager::RefreshLocked(const std::string* only) {
@@ -592,7 +593,15 @@ void ModelManager::StopPolling() {
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> ModelManager::Find(
     const std::string& name, const VersionRequest& asked) const {
-  return FindIn(*Snapshot(), name, asked);
+  // The flag first: once it is set, the snapshot read after it is the
+  // first pass's or later.
+  const bool first_pass_done = first_pass_done_.load();
+  const auto snapshot = Snapshot();
+  if (!first_pass_done && snapshot->models.count(name) == 0) {
+    // Not "not found" yet: a replica that just started may have it soon.
+    return absl::UnavailableError("the server is still loading its model repository; retry");
+  }
+  return FindIn(*snapshot, name, asked);
 }
 
 absl::StatusOr<int64_t> ModelManager::VersionOfLabel(const std::string& name,

@@ -8,6 +8,7 @@
 // never takes the place of one that serves.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -159,8 +160,9 @@ class ModelManager {
 
   // The version to answer with: the one asked by number or label, else the
   // config's traffic shares, else the highest available. NOT_FOUND for an
-  // unknown model, version or label, UNAVAILABLE while none is loaded or
-  // the asked version is loading or failed.
+  // unknown model, version or label, UNAVAILABLE while none is loaded, the
+  // asked version is loading or failed, or (for a model not seen yet) the
+  // first pass over the repository has not ended.
   absl::StatusOr<std::shared_ptr<const ServedModel>> Find(const std::string& name,
                                                           const VersionRequest& asked) const;
   absl::StatusOr<std::shared_ptr<const ServedModel>> Find(const std::string& name,
@@ -197,6 +199,9 @@ class ModelManager {
   // configs Load calls gave.
   std::set<std::string> explicit_models_ ABSL_GUARDED_BY(refresh_mu_);
   bool startup_done_ ABSL_GUARDED_BY(refresh_mu_) = false;
+  // A Refresh() has ended: before, a model missing from the snapshot may
+  // still be on its way (Find() says UNAVAILABLE, not NOT_FOUND).
+  std::atomic<bool> first_pass_done_{false};
   std::map<std::string, v1::ModelConfig> config_overrides_ ABSL_GUARDED_BY(refresh_mu_);
   // Models whose config is read again on the next pass (a Load asked).
   std::set<std::string> reread_config_ ABSL_GUARDED_BY(refresh_mu_);

@@ -76,6 +76,18 @@ TEST_F(ModelManagerTest, UnknownModelsAndVersionsAreNotFound) {
                   "model 'species' has no version 7 (versions: 1)");
 }
 
+// Before the first pass over the repository ends, a model not seen yet may
+// still come: retry (a replica just started behind a balancer), not "no
+// such model".
+TEST_F(ModelManagerTest, BeforeTheFirstPassAModelNotSeenYetIsUnavailable) {
+  repository_.AddReferenceVersion("species", 1, "species");
+  ExpectFindError("species", 0, absl::StatusCode::kUnavailable,
+                  "still loading its model repository");
+  manager_.Refresh();
+  EXPECT_TRUE(manager_.Find("species", 0).ok());
+  ExpectFindError("llama", 0, absl::StatusCode::kNotFound, "model 'llama' is not served");
+}
+
 // --max_model_bytes reaches the loaders: a version over it fails to load
 // (checked before reading) and the others keep serving.
 TEST(ModelManagerLimits, AVersionOverMaxModelBytesFailsToLoad) {
