@@ -52,13 +52,14 @@ std::string AccessLog::FormatLine(const CallRecord& call) {
       ",\"model\":", JsonQuoteClientText(call.model),
       ",\"peer\":", JsonQuoteClientText(call.peer),
       ",\"protocol\":", JsonQuoteClientText(call.protocol),
-      // Only when the caller gave one (checked at the edge: printable, short).
+      // Checked at the edge (printable, short), or made there.
       call.request_id.empty()
           ? ""
           : absl::StrCat(",\"request_id\":", JsonQuoteClientText(call.request_id)),
       ",\"rows\":", call.rows,
       ",\"time\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.start, absl::UTCTimeZone()),
-      "\",\"version\":", call.version, "}");
+      "\"", call.trace_id.empty() ? "" : absl::StrCat(",\"trace_id\":\"", call.trace_id, "\""),
+      ",\"version\":", call.version, "}");
 }
 
 void AccessLog::OnEnd(const CallRecord& call) {

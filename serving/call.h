@@ -25,9 +25,21 @@ struct CallInfo {
   std::string protocol;  // "grpc", "http"
   std::string method;  // "Classify", "GetModelMetadata", "ListModels"
   CallerCredentials caller;
-  // The caller's id for this request (x-request-id, or the Open Inference
-  // Protocol's id), when it gives one: a traffic split routes by it.
+  // The call's id: the caller's (x-request-id, or the Open Inference
+  // Protocol's id) when it gives one, else one the front end made. Echoed
+  // (x-request-id) and logged, so that one call can be followed from a
+  // proxy's log to this server's.
   std::string request_id;
+  bool request_id_made = false;
+  // The W3C trace context's trace id (32 hex digits of traceparent); empty
+  // when none came or it was malformed. Logged beside the request id.
+  std::string trace_id;
+  // The caller's own id, the one a traffic split routes by and a shadow
+  // samples by; empty when it gave none.
+  const std::string& callers_request_id() const {
+    static const std::string kNone;
+    return request_id_made ? kNone : request_id;
+  }
   // When the caller stops waiting; InfiniteFuture() when it never does.
   absl::Time deadline = absl::InfiniteFuture();
   // True once the caller gave up; null when the transport cannot tell.

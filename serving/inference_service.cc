@@ -14,7 +14,8 @@ namespace {
 
 // What a traffic split routes a call by: its request id, else its caller.
 std::string RoutingKey(const CallInfo& call) {
-  return call.request_id.empty() ? call.caller.name : call.request_id;
+  const std::string& id = call.callers_request_id();
+  return id.empty() ? call.caller.name : id;
 }
 
 }  // namespace
@@ -35,6 +36,7 @@ std::unique_ptr<InferenceService::CallState> InferenceService::Start(const CallI
   state->record.model = std::move(model);
   state->record.peer = call.caller.peer;
   state->record.request_id = call.request_id;
+  state->record.trace_id = call.trace_id;
   state->record.caller = call.caller.name;
   state->record.start = absl::Now();
   state->done = std::move(done);
@@ -130,7 +132,7 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
   // to its shadow version.
   const int64_t shadow_version =
       request.version() == 0 && request.version_label().empty()
-          ? ShadowRunner::SampledVersion(**served, call.request_id)
+          ? ShadowRunner::SampledVersion(**served, call.callers_request_id())
           : 0;
 
   // The logits are the runner's until `done` returns: the responses are

@@ -19,9 +19,10 @@ struct CallRecord {
   std::string protocol;
   std::string method;
   std::string peer;  // as the transport names the caller
-  // The caller's id for this request (CallInfo::request_id); empty when
-  // it gave none.
+  // The call's id (CallInfo::request_id: the caller's, or one made for
+  // it), and its trace id when a traceparent came (CallInfo::trace_id).
   std::string request_id;
+  std::string trace_id;
   // The caller's name from the authenticator (a token's name); empty when
   // unnamed or unauthenticated.
   std::string caller;

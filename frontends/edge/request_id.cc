@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -22,6 +24,42 @@ absl::Status CheckRequestId(absl::string_view id, absl::string_view source) {
     }
   }
   return absl::OkStatus();
+}
+
+std::string NewRequestId() {
+  thread_local absl::BitGen random;
+  const uint64_t high = absl::Uniform<uint64_t>(random), low = absl::Uniform<uint64_t>(random);
+  return absl::StrFormat("%016x%016x", high, low);
+}
+
+namespace {
+
+bool LowerHex(absl::string_view digits) {
+  for (char c : digits) {
+    if (!absl::ascii_isdigit(c) && !(c >= 'a' && c <= 'f')) return false;
+  }
+  return true;
+}
+
+bool AllZeros(absl::string_view digits) { return digits.find_first_not_of('0') == digits.npos; }
+
+}  // namespace
+
+std::string TraceIdOf(absl::string_view traceparent) {
+  // version(2) - trace id(32) - parent id(16) - flags(2): 55 characters.
+  if (traceparent.size() < 55 || traceparent[2] != '-' || traceparent[35] != '-' ||
+      traceparent[52] != '-') {
+    return "";
+  }
+  const absl::string_view version = traceparent.substr(0, 2), trace = traceparent.substr(3, 32),
+                          parent = traceparent.substr(36, 16), flags = traceparent.substr(53, 2);
+  if (!LowerHex(version) || version == "ff" || !LowerHex(trace) || !LowerHex(parent) ||
+      !LowerHex(flags) || AllZeros(trace) || AllZeros(parent)) {
+    return "";
+  }
+  // Version 00 has exactly these fields; later ones may add "-..." after.
+  if (traceparent.size() > 55 && (version == "00" || traceparent[55] != '-')) return "";
+  return std::string(trace);
 }
 
 }  // namespace seqserve

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -18,5 +19,14 @@ inline constexpr size_t kMaxRequestIdBytes = 128;
 // `source` (where the id came from) and what is wrong, never the id's
 // bytes.
 absl::Status CheckRequestId(absl::string_view id, absl::string_view source);
+
+// An id for a call whose caller gave none: 32 random hex digits.
+std::string NewRequestId();
+
+// The trace id of a W3C traceparent header ("00-<32 hex trace id>-<16 hex
+// parent id>-<2 hex flags>", lower case; a later version may add fields
+// after these), or "" when `traceparent` is not one: the trace context
+// specification says to ignore such a header.
+std::string TraceIdOf(absl::string_view traceparent);
 
 }  // namespace seqserve

@@ -59,13 +59,20 @@ CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
   return call;
 }
 
-absl::Status ReadRequestId(const grpc::ServerContextBase& context, CallInfo* call) {
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("x-request-id");
-  if (it == metadata.end()) return absl::OkStatus();
-  const absl::string_view id(it->second.data(), it->second.size());
-  if (absl::Status bad = CheckRequestId(id, "x-request-id"); !bad.ok()) return bad;
-  call->request_id = std::string(id);
+absl::Status ReadRequestId(grpc::ServerContextBase* context, CallInfo* call) {
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("x-request-id"); it != metadata.end()) {
+    const absl::string_view id(it->second.data(), it->second.size());
+    if (absl::Status bad = CheckRequestId(id, "x-request-id"); !bad.ok()) return bad;
+    call->request_id = std::string(id);
+  } else {
+    call->request_id = NewRequestId();
+    call->request_id_made = true;
+  }
+  if (auto it = metadata.find("traceparent"); it != metadata.end()) {
+    call->trace_id = TraceIdOf(absl::string_view(it->second.data(), it->second.size()));
+  }
+  context->AddInitialMetadata("x-request-id", call->request_id);
   return absl::OkStatus();
 }
 

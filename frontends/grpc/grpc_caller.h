@@ -19,7 +19,9 @@ CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method);
 
 // The caller's x-request-id metadata into call->request_id, once checked
 // (frontends/edge/request_id.h): INVALID_ARGUMENT for one too long or not
-// printable ASCII.
-absl::Status ReadRequestId(const grpc::ServerContextBase& context, CallInfo* call);
+// printable ASCII; a new id when none came. The id goes back to the caller
+// as x-request-id initial metadata; a W3C traceparent's trace id into
+// call->trace_id.
+absl::Status ReadRequestId(grpc::ServerContextBase* context, CallInfo* call);
 
 }  // namespace seqserve

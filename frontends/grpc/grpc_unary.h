@@ -52,7 +52,7 @@ grpc::ServerUnaryReactor* ServeUnary(const GrpcEdge& edge, const GrpcMethod& met
   CallInfo call = GrpcCall(context, method.name);
   absl::Status refused = edge.Screen(method, &call);
   // Probes carry no request id worth checking: they are not accounted.
-  if (refused.ok() && method.access != Access::kOpen) refused = ReadRequestId(*context, &call);
+  if (refused.ok() && method.access != Access::kOpen) refused = ReadRequestId(context, &call);
   if (refused.ok()) refused = ParseRequest(*request_bytes, messages->request());
   if (!refused.ok()) {
     const bool accounted = method.access != Access::kOpen && edge.refuse != nullptr;

@@ -774,6 +774,9 @@ class HttpConnection final : public HttpServer::Connection,
     response.set(http::field::content_type, answer.content_type);
     // Browsers take every answer as the type it says it is.
     response.set("X-Content-Type-Options", "nosniff");
+    if (exchange_ != nullptr && !exchange_->request.request_id.empty()) {
+      response.set("X-Request-Id", exchange_->request.request_id);
+    }
     // Once the port stops accepting, answers close their connections, so
     // keep-alive clients go to another replica rather than hold shutdown.
     close_after_ = peer_closed_ || !server_->accepting_ || !parser_.has_value() ||

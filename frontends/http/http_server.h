@@ -62,6 +62,12 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   // Who the screen (Options::screen) admitted, for logs; "" when anonymous.
   std::string admitted_caller;
+  // The call's id as the screen set it (the caller's X-Request-Id, or one
+  // made for it), sent back in every answer's X-Request-Id; whether it was
+  // made; and the trace id of a W3C traceparent header.
+  std::string request_id;
+  bool request_id_made = false;
+  std::string trace_id;
   // True once the client has gone (closed its connection) before its
   // answer; safe to call from any thread, also after the connection is gone.
   std::function<bool()> cancelled;

@@ -317,8 +317,8 @@ CallerCredentials HttpCaller(const HttpRequest& request) {
   return caller;
 }
 
-// A call by a caller the edge admitted, with the request's X-Request-Id
-// (the screen refused one that fails CheckRequestId); `cancelled`
+// A call by a caller the edge admitted, with the ids the screen set (it
+// refused an X-Request-Id that fails CheckRequestId); `cancelled`
 // (HttpRequest::cancelled) lets the batching runner skip the work of a
 // client that left.
 CallInfo HttpCall(const HttpRequest& request, const CallerCredentials& caller,
@@ -328,8 +328,9 @@ CallInfo HttpCall(const HttpRequest& request, const CallerCredentials& caller,
   call.method = method;
   call.caller = caller;
   call.cancelled = std::move(cancelled);
-  std::string id = request.Header("X-Request-Id");
-  if (CheckRequestId(id, "X-Request-Id").ok()) call.request_id = std::move(id);
+  call.request_id = request.request_id;
+  call.request_id_made = request.request_id_made;
+  call.trace_id = request.trace_id;
   return call;
 }
 
@@ -459,7 +460,13 @@ std::optional<HttpResponse> RestApi::Screen(HttpRequest* head) const {
   absl::Status refused = sources_.guard->Admit(route->route.access, &caller);
   // Probes carry no request id worth checking: they are not accounted.
   if (refused.ok() && route->route.access != Access::kOpen) {
-    refused = CheckRequestId(head->Header("X-Request-Id"), "X-Request-Id");
+    std::string id = head->Header("X-Request-Id");
+    refused = CheckRequestId(id, "X-Request-Id");
+    if (refused.ok()) {
+      head->request_id_made = id.empty();
+      head->request_id = id.empty() ? NewRequestId() : std::move(id);
+      head->trace_id = TraceIdOf(head->Header("traceparent"));
+    }
   }
   if (!refused.ok()) {
     return ErrorFor(*head, sources_.inference->Refuse(

@@ -701,7 +701,10 @@ void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOu
     call.deadline = std::min(call.deadline, absl::Now() + v2->timeout);
   }
   // The protocol's own id wins over the transport's header.
-  if (!request.id().empty()) call.request_id = request.id();
+  if (!request.id().empty()) {
+    call.request_id = request.id();
+    call.request_id_made = false;
+  }
   V2Call* state = v2.get();
   if (!state->explain) {
     inference_->ClassifyOutputs(

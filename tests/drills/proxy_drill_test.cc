@@ -283,5 +283,30 @@ TEST_F(ProxyDrill, RollingRestartsFailNoCallAndAKillFailsAtMostTheCallsItCut) {
   EXPECT_GT(callers.answered(), before_kill);
 }
 
+// One id per call across the proxy: the caller's X-Request-Id, else the
+// one the proxy sets; seqserve answers with it, and the proxy's log has it.
+TEST_F(ProxyDrill, TheProxysLogAndTheAnswerShareTheCallsId) {
+  std::vector<std::string> ids;
+  for (const std::string& header : {std::string("X-Request-Id: drill-call-1\r\n"), std::string()}) {
+    const testing::HttpReply reply =
+        testing::HttpCall(proxy_http_, "POST", "/v1/models/species:classify",
+                          R"({"features": [4, 0, 1], "rows": 1})", header);
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    auto it = reply.headers.find("x-request-id");
+    ASSERT_NE(it, reply.headers.end());
+    ids.push_back(it->second);
+  }
+  EXPECT_EQ(ids[0], "drill-call-1");
+  EXPECT_EQ(ids[1].size(), 36u) << ids[1];  // the proxy's UUID
+  for (absl::Time end = absl::Now() + absl::Seconds(10);
+       absl::Now() < end && !absl::StrContains(proxy_->log(), ids[1]);) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  for (const std::string& id : ids) {
+    EXPECT_TRUE(absl::StrContains(proxy_->log(), absl::StrCat("request_id=", id)))
+        << id << "\n" << proxy_->log();
+  }
+}
+
 }  // namespace
 }  // namespace seqserve

@@ -2,7 +2,8 @@
 // and the Open Inference Protocol's id route a traffic split (the shares
 // hold over 10,000 ids, the same id always reaches the same version,
 // whatever the protocol); an id too long or not printable ASCII is
-// refused on every transport; the access log shows it.
+// refused on every transport; every answer carries the call's id, given or
+// made, and the access log shows it with a W3C traceparent's trace id.
 #include <gmock/gmock.h>
 #include <grpcpp/create_channel.h>
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "frontends/edge/request_id.h"
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "seqserve/v1/classifier.grpc.pb.h"
@@ -294,17 +296,96 @@ TEST_F(RequestIdTest, AnIdTooLongOrNotPrintableIsRefusedOnEveryTransport) {
             2);
 }
 
-TEST_F(RequestIdTest, TheAccessLogShowsTheRequestId) {
-  v1::ClassifyResponse response;
-  ASSERT_TRUE(Classify("trace-7f3a", &response).ok());
-  ASSERT_TRUE(Classify("", &response).ok());
+bool IsMadeId(const std::string& id) {
+  return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+constexpr char kTraceparent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr char kTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+// The id goes back with every answer, the caller's or one made for it,
+// on both ports; the access log has the same id, and a traceparent's trace
+// id beside it, so one call can be followed from a proxy's log to here.
+TEST_F(RequestIdTest, EveryAnswerCarriesTheCallsIdAndTheLogHasItWithTheTraceId) {
+  std::vector<std::string> echoed;
+  for (const std::string& id : {std::string("trace-7f3a"), std::string(), std::string()}) {
+    auto context = Context(id);
+    context->AddMetadata("traceparent", kTraceparent);
+    v1::ClassifyRequest request;
+    request.set_model("species");
+    for (float x : {4.0f, 0.0f, 1.0f}) request.add_features(x);
+    v1::ClassifyResponse response;
+    ASSERT_TRUE(v1_->Classify(context.get(), request, &response).ok());
+    const auto& metadata = context->GetServerInitialMetadata();
+    auto it = metadata.find("x-request-id");
+    ASSERT_NE(it, metadata.end());
+    echoed.emplace_back(it->second.data(), it->second.size());
+  }
+  EXPECT_EQ(echoed[0], "trace-7f3a");
+  EXPECT_TRUE(IsMadeId(echoed[1])) << echoed[1];
+  EXPECT_TRUE(IsMadeId(echoed[2])) << echoed[2];
+  EXPECT_NE(echoed[1], echoed[2]);
+  for (const std::string& header :
+       {std::string("X-Request-Id: rest-1\r\n"), absl::StrCat("traceparent: ", kTraceparent, "\r\n"),
+        std::string("traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n")}) {
+    const HttpReply reply = HttpCall(server_->http_port(), "POST", "/v1/models/species:classify",
+                                     R"({"features": [4, 0, 1]})", header);
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    echoed.push_back(reply.headers.count("x-request-id") ? reply.headers.at("x-request-id") : "");
+  }
+  EXPECT_EQ(echoed[3], "rest-1");
+  EXPECT_TRUE(IsMadeId(echoed[4])) << echoed[4];
+  EXPECT_TRUE(IsMadeId(echoed[5])) << echoed[5];
+
   server_.reset();  // the log is written out
   std::ifstream file(dir_.Path("access.log"));
   std::vector<nlohmann::json> lines;
   for (std::string line; std::getline(file, line);) lines.push_back(nlohmann::json::parse(line));
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0]["request_id"], "trace-7f3a");
-  EXPECT_FALSE(lines[1].contains("request_id"));
+  ASSERT_EQ(lines.size(), echoed.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["request_id"], echoed[i]) << "call " << i;
+    // The gRPC calls and the second REST call sent a valid traceparent;
+    // the last one's all-zero trace id makes it invalid: ignored.
+    const bool traced = i < 3 || i == 4;
+    EXPECT_EQ(lines[i].contains("trace_id"), traced) << "call " << i;
+    if (traced) {
+      EXPECT_EQ(lines[i]["trace_id"], kTraceId) << "call " << i;
+    }
+  }
+}
+
+// Only the caller's own id routes a split: calls without one, given made
+// ids, still follow the shares as random calls do (checked above), and a
+// made id never reaches the answer of the Open Inference Protocol.
+TEST_F(RequestIdTest, AMadeIdIsNotTheOpenInferenceProtocolsId) {
+  inference::ModelInferResponse response;
+  ASSERT_TRUE(Infer("", "", &response).ok());
+  EXPECT_EQ(response.id(), "");
+}
+
+TEST(TraceContext, TheTraceIdOfAValidTraceparentOnly) {
+  EXPECT_EQ(TraceIdOf(kTraceparent), kTraceId);
+  // A later version may add fields; version 00 may not.
+  EXPECT_EQ(TraceIdOf(absl::StrCat("cc", std::string(kTraceparent).substr(2), "-what-next")),
+            kTraceId);
+  EXPECT_EQ(TraceIdOf(absl::StrCat(kTraceparent, "-extra")), "");
+  for (const std::string bad : {
+           "", "00", "garbage",
+           "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  // version ff
+           "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  // upper case
+           "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  // zero trace id
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  // zero parent id
+           "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",  // misplaced dash
+           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",  // not hex
+       }) {
+    EXPECT_EQ(TraceIdOf(bad), "") << bad;
+  }
+}
+
+TEST(TraceContext, MadeIdsAreHexAndDiffer) {
+  const std::string a = NewRequestId(), b = NewRequestId();
+  EXPECT_TRUE(IsMadeId(a)) << a;
+  EXPECT_NE(a, b);
 }
 
 }  // namespace
