@@ -33,7 +33,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from batching_bench import export_large_model  # noqa: E402
+from batching_bench import cpu_seconds, export_large_model  # noqa: E402
 from serving_bench import ROOT, SEQCLIENT, free_port, start_seqserve  # noqa: E402
 
 HAPROXY_CONFIG = os.path.join(ROOT, "deploy/haproxy/haproxy.cfg")
@@ -44,8 +44,10 @@ def grpc_bench(target, model, concurrency, seconds, protocol="v1"):
     out = subprocess.run([SEQCLIENT, f"--target={target}", "bench", "--csv", f"--model={model}",
                           f"--protocol={protocol}", f"--concurrency={concurrency}",
                           f"--duration_seconds={seconds}"],
-                         check=True, capture_output=True, text=True).stdout
-    row = next(csv.DictReader(io.StringIO(out)))
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"seqclient bench against {target} failed:\n{out.stderr}")
+    row = next(csv.DictReader(io.StringIO(out.stdout)))
     if int(row["errors"]):
         sys.exit(f"gRPC errors: {row}")
     return float(row["requests_per_s"]), float(row["p99_us"])
@@ -85,23 +87,34 @@ def single_replica(args, repository, work):
                         .split("=")[1])
         sides = [(model, protocol) for model in WIDTHS for protocol in ("grpc", "v2", "rest")]
         runs = {side: [] for side in sides}
+        cpu = {side: [] for side in sides}
         for round_index in range(args.rounds):
             order = sides[round_index % len(sides):] + sides[:round_index % len(sides)]
             for model, protocol in order:
+                cpu_before, started = cpu_seconds(process.pid), time.perf_counter()
                 if protocol == "rest":
                     result = rest_bench(f"127.0.0.1:{http_port}", model, args.concurrency,
                                         args.seconds, work)
                 else:
                     result = grpc_bench(f"127.0.0.1:{port}", model, args.concurrency,
                                         args.seconds, "v2" if protocol == "v2" else "v1")
+                # The server's CPU per call: its CPU time over the calls the
+                # rate and the side's wall time give (the load generator's
+                # start and warm-up fall in the window: a slight overstatement).
+                calls = result[0] * (time.perf_counter() - started)
                 runs[(model, protocol)].append(result)
-        print("| model | protocol | calls/s | p99 us |")
-        print("| --- | --- | --- | --- |")
+                cpu[(model, protocol)].append(
+                    (cpu_seconds(process.pid) - cpu_before) / calls * 1e6)
+        print("| model | protocol | calls/s | p99 us | server CPU us per call | "
+              "calls/s per server core |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for (model, protocol), (rate, p99) in median_table(runs).items():
             name = {"species": "species 3-16-3", "large": "784-1024-1024-10"}[model]
             label = {"grpc": "gRPC Classify", "v2": "gRPC ModelInfer (v2)",
                      "rest": "REST :classify"}[protocol]
-            print(f"| {name} | {label} | {rate:.0f} | {p99:.0f} |", flush=True)
+            per_call = statistics.median(cpu[(model, protocol)])
+            print(f"| {name} | {label} | {rate:.0f} | {p99:.0f} | {per_call:.1f} | "
+                  f"{1e6 / per_call:.0f} |", flush=True)
     finally:
         process.terminate()
         process.wait()
@@ -156,26 +169,40 @@ def through_proxy(args, repository, work):
             replicas.append((process, port, http_port))
         counts = [1, 2, 3]
         runs = {(count, protocol): [] for count in counts for protocol in ("grpc", "rest")}
+        cpu = {side: [] for side in runs}
         for round_index in range(args.rounds):
             for count in counts[round_index % 3:] + counts[:round_index % 3]:
                 proxy, ports = start_proxy(replicas, count, work)
                 try:
-                    runs[(count, "grpc")].append(grpc_bench(
-                        f"127.0.0.1:{ports['grpc']}", "species", args.concurrency,
-                        args.seconds))
-                    runs[(count, "rest")].append(rest_bench(
-                        f"127.0.0.1:{ports['http']}", "species", args.concurrency,
-                        args.seconds, work))
+                    for protocol in ("grpc", "rest"):
+                        pids = [proxy.pid] + [process.pid for process, _, _ in replicas]
+                        before, started = [cpu_seconds(pid) for pid in pids], time.perf_counter()
+                        if protocol == "grpc":
+                            result = grpc_bench(f"127.0.0.1:{ports['grpc']}", "species",
+                                                args.concurrency, args.seconds)
+                        else:
+                            result = rest_bench(f"127.0.0.1:{ports['http']}", "species",
+                                                args.concurrency, args.seconds, work)
+                        calls = result[0] * (time.perf_counter() - started)
+                        used = [cpu_seconds(pid) - b for pid, b in zip(pids, before)]
+                        runs[(count, protocol)].append(result)
+                        cpu[(count, protocol)].append(
+                            (used[0] / calls * 1e6, sum(used[1:]) / calls * 1e6))
                 finally:
                     proxy.terminate()
                     proxy.wait()
         table = median_table(runs)
-        print("| replicas | gRPC calls/s | gRPC p99 us | REST calls/s | REST p99 us |")
-        print("| --- | --- | --- | --- | --- |")
+        print("| replicas | protocol | calls/s | p99 us | proxy CPU us per call | "
+              "replicas' CPU us per call |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for count in counts:
-            grpc, rest = table[(count, "grpc")], table[(count, "rest")]
-            print(f"| {count} | {grpc[0]:.0f} | {grpc[1]:.0f} | {rest[0]:.0f} | {rest[1]:.0f} |",
-                  flush=True)
+            for protocol in ("grpc", "rest"):
+                rate, p99 = table[(count, protocol)]
+                proxy_us = statistics.median(c[0] for c in cpu[(count, protocol)])
+                replica_us = statistics.median(c[1] for c in cpu[(count, protocol)])
+                print(f"| {count} | {'gRPC Classify' if protocol == 'grpc' else 'REST :classify'} "
+                      f"| {rate:.0f} | {p99:.0f} | {proxy_us:.1f} | {replica_us:.1f} |",
+                      flush=True)
     finally:
         for process, _, _ in replicas:
             process.terminate()
