@@ -83,6 +83,9 @@ ABSL_FLAG(double, drain_quiet_seconds, 1,
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "After draining, how long calls in flight may take before they are cancelled");
 ABSL_FLAG(int, inference_threads, 0, "Threads running forward passes; 0: one per core");
+ABSL_FLAG(double, memory_trim_seconds, 1,
+          "How often to look for memory a burst of large calls freed and give it back to the "
+          "system; 0: never");
 ABSL_FLAG(bool, sched_batch, false,
           "Run every thread under Linux's SCHED_BATCH policy, for cores the server has to "
           "itself (taskset, whole CPUs of a Kubernetes pod): arriving calls then stop "
@@ -213,6 +216,7 @@ std::vector<std::string> CheckFlags() {
   check.Range("shutdown_grace_seconds", absl::GetFlag(FLAGS_shutdown_grace_seconds), 0.0,
               3600.0);
   check.Range("inference_threads", absl::GetFlag(FLAGS_inference_threads), 0, 256);
+  check.Range("memory_trim_seconds", absl::GetFlag(FLAGS_memory_trim_seconds), 0.0, 3600.0);
   check.Range("max_batch_rows", absl::GetFlag(FLAGS_max_batch_rows), 1u, 1u << 20);
   check.Range("max_queue_delay_micros", absl::GetFlag(FLAGS_max_queue_delay_micros), 0u,
               10'000'000u);
@@ -268,7 +272,7 @@ std::vector<FlagGroup> FlagGroups() {
   return {
       {"serving", {"log_level", "log_format", "inference_threads", "sched_batch",
                    "drain_seconds", "drain_quiet_seconds", "shutdown_grace_seconds",
-                   "access_log", "metrics"}},
+                   "memory_trim_seconds", "access_log", "metrics"}},
       {"repository", {"model_repository", "poll_seconds", "max_model_bytes",
                       "model_control_mode", "load_model",
                       "allow_version_labels_for_unavailable_models"}},
@@ -378,6 +382,7 @@ int Main(int argc, char** argv) {
   options.metrics = absl::GetFlag(FLAGS_metrics);
   options.http_console = absl::GetFlag(FLAGS_http_console);
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  options.memory_trim_interval = absl::Seconds(absl::GetFlag(FLAGS_memory_trim_seconds));
   options.max_concurrent_streams = static_cast<int>(absl::GetFlag(FLAGS_max_concurrent_streams));
   if (const double age = absl::GetFlag(FLAGS_max_connection_age_seconds); age > 0) {
     options.max_connection_age = absl::Seconds(age);

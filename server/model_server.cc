@@ -63,6 +63,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->observers_.Add(o.observer);
   server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
+  if (o.memory_trim_interval > absl::ZeroDuration()) {
+    server->memory_trimmer_ =
+        std::make_unique<MemoryTrimmer>(MemoryTrimmer::Options{o.memory_trim_interval});
+  }
   InferenceService::Options inference;
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
                                    static_cast<uint64_t>(o.max_message_bytes)};

@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "observability/access_log.h"
+#include "server/memory_trimmer.h"
 #include "serving/authenticator.h"
 #include "frontends/grpc/classifier_service.h"
 #include "frontends/grpc/inference_v2_service.h"
@@ -107,6 +108,9 @@ class ModelServer {
     bool http_console = true;
     // Where the access log goes: a path, "-" for standard output; empty: none.
     std::string access_log;
+    // How often to look for memory a burst freed and give it back to the
+    // system (server/memory_trimmer.h); zero: never.
+    absl::Duration memory_trim_interval = absl::Seconds(1);
   };
 
   // Binds the port and starts serving; health is NOT_SERVING until a model
@@ -180,6 +184,7 @@ class ModelServer {
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<ReflectionV1AlphaService> reflection_v1alpha_;
   std::unique_ptr<InferenceRunner> runner_;
+  std::unique_ptr<MemoryTrimmer> memory_trimmer_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ServingState> state_;
   std::unique_ptr<RestApi> rest_api_;
