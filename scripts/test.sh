@@ -16,10 +16,12 @@ if [ "$preset" = tsan ]; then
   scripts/install-deps.sh scripts/tsan-packages.txt
   scripts/tsan-deps.sh
 fi
-# The Node.js example's locked packages, the web checks' (tests/web) and
-# ONNX Runtime for bench/compare_engines.py (bench/ort), for their tests.
+# The Node.js example's locked packages, the web checks' (tests/web), the
+# deploy checks' (tests/deploy) and ONNX Runtime for bench/compare_engines.py
+# (bench/ort), for their tests.
 (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error)
 (cd bench/ort && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 cmake --preset "$preset"
 cmake --build --preset "$preset" -j "$(nproc)"
