@@ -12,7 +12,8 @@
 
 namespace seqserve {
 
-MemoryTrimmer::MemoryTrimmer(const Options& options) : options_(options) {
+MemoryTrimmer::MemoryTrimmer(const Options& options)
+    : options_(options), resident_mark_bytes_(ResidentBytes()) {
   thread_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(options_.interval)) LookOnce();
   });
@@ -34,20 +35,24 @@ int64_t MemoryTrimmer::ResidentBytes() {
 
 void MemoryTrimmer::LookOnce() {
 #ifdef __GLIBC__
-  // What glibc holds free; a trim leaves it counted as free (only its pages
-  // go back), so the mark is what the last look saw, and only growth past
-  // it by more than the slack is worth another trim.
-  const int64_t free_bytes = static_cast<int64_t>(mallinfo2().fordblks);
-  if (free_bytes > free_mark_bytes_ + options_.slack_bytes) {
-    const int64_t before = ResidentBytes();
+  // Worth a trim when the process grew past what the last trim (or look)
+  // left and glibc holds much of it free. Resident size, not the free
+  // count, is the mark: a trim leaves freed chunks counted as free (only
+  // their pages go back), so a later burst that reuses and frees them again
+  // shows only in the resident size.
+  const int64_t resident = ResidentBytes();
+  if (resident > resident_mark_bytes_ + options_.slack_bytes &&
+      static_cast<int64_t>(mallinfo2().fordblks) > options_.slack_bytes) {
     malloc_trim(0);
     const int64_t after = ResidentBytes();
     ++trims_;
-    returned_bytes_ += before - after;
+    returned_bytes_ += resident - after;
     spdlog::debug("gave {:.1f} MB of freed memory back to the system ({:.1f} MB resident)",
-                  (before - after) / 1e6, after / 1e6);
+                  (resident - after) / 1e6, after / 1e6);
+    resident_mark_bytes_ = after;
+  } else if (resident < resident_mark_bytes_) {
+    resident_mark_bytes_ = resident;
   }
-  free_mark_bytes_ = free_bytes;
 #endif
 }
 

@@ -3,10 +3,12 @@
 // glibc keeps what a burst freed in its arenas (one per thread that
 // allocated), so a process that once held 200 requests of 15 MB stays at
 // that size: what Kubernetes bills and OOM-kills on. A thread of its own
-// asks glibc once per interval how much it holds free (mallinfo2); when
-// that grew by more than `slack` since the last look, it calls
-// malloc_trim(0), which hands the free pages back. Calls of steady size
-// never trigger it. Elsewhere than glibc it does nothing.
+// looks once per interval: when the resident size grew by more than
+// `slack` past what the last trim left (or the lowest seen since) and
+// glibc holds more than `slack` free (mallinfo2), it calls malloc_trim(0),
+// which hands the free pages back. Memory in use is never trimmed, and
+// calls of steady size do not trigger it. Elsewhere than glibc it does
+// nothing.
 #pragma once
 
 #include <atomic>
@@ -35,7 +37,8 @@ class MemoryTrimmer {
   int64_t trims() const { return trims_.load(); }
   int64_t returned_bytes() const { return returned_bytes_.load(); }
 
-  // One look, as the thread takes it; for tests.
+  // One look, as the thread takes it; for tests, with an interval long
+  // enough that the thread never looks at the same time.
   void LookOnce();
 
   // The process's resident bytes now; 0 where it cannot be read.
@@ -43,7 +46,7 @@ class MemoryTrimmer {
 
  private:
   const Options options_;
-  int64_t free_mark_bytes_ = 0;  // what glibc held free at the last look
+  int64_t resident_mark_bytes_ = 0;  // what the last trim left, or lower
   std::atomic<int64_t> trims_{0}, returned_bytes_{0};
   absl::Notification stop_;
   std::thread thread_;  // last: starts once the rest exists
