@@ -79,7 +79,8 @@ ABSL_FLAG(double, drain_seconds, 5,
           "so load balancers stop sending calls before the port closes");
 ABSL_FLAG(double, drain_quiet_seconds, 1,
           "End the drain early once no call has arrived for this long (load balancers "
-          "have stopped sending)");
+          "have stopped sending); at least the balancer's check interval. Equal to "
+          "--drain_seconds: the full drain; 0: no drain");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "After draining, how long calls in flight may take before they are cancelled");
 ABSL_FLAG(int, inference_threads, 0, "Threads running forward passes; 0: one per core");

@@ -58,7 +58,7 @@ std::string AccessLog::FormatLine(const CallRecord& call) {
           : absl::StrCat(",\"request_id\":", JsonQuoteClientText(call.request_id)),
       ",\"rows\":", call.rows,
       ",\"time\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.start, absl::UTCTimeZone()),
-      "\"", call.trace_id.empty() ? "" : absl::StrCat(",\"trace_id\":\"", call.trace_id, "\""),
+      "\"", call.trace_id.empty() ? "" : absl::StrCat(",\"trace_id\":", JsonQuoteClientText(call.trace_id)),
       ",\"version\":", call.version, "}");
 }
 

@@ -25,12 +25,14 @@ struct CallInfo {
   std::string protocol;  // "grpc", "http"
   std::string method;  // "Classify", "GetModelMetadata", "ListModels"
   CallerCredentials caller;
-  // The call's id: the caller's (x-request-id, or the Open Inference
-  // Protocol's id) when it gives one, else one the front end made. Echoed
-  // (x-request-id) and logged, so that one call can be followed from a
-  // proxy's log to this server's.
+  // The call's id: the caller's x-request-id (X-Request-Id) when it gives
+  // one, else one the front end made. Echoed (x-request-id) and logged, so
+  // that one call can be followed from a proxy's log to this server's.
   std::string request_id;
   bool request_id_made = false;
+  // The Open Inference Protocol's own request id, from the request body;
+  // it routes a split over the transport's id.
+  std::string protocol_request_id;
   // The W3C trace context's trace id (32 hex digits of traceparent); empty
   // when none came or it was malformed. Logged beside the request id.
   std::string trace_id;
@@ -38,6 +40,7 @@ struct CallInfo {
   // samples by; empty when it gave none.
   const std::string& callers_request_id() const {
     static const std::string kNone;
+    if (!protocol_request_id.empty()) return protocol_request_id;
     return request_id_made ? kNone : request_id;
   }
   // When the caller stops waiting; InfiniteFuture() when it never does.

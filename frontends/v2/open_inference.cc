@@ -700,11 +700,9 @@ void OpenInference::Infer(const ModelInferRequest& request, CallInfo call, RawOu
   if (v2->timeout != absl::InfiniteDuration()) {
     call.deadline = std::min(call.deadline, absl::Now() + v2->timeout);
   }
-  // The protocol's own id wins over the transport's header.
-  if (!request.id().empty()) {
-    call.request_id = request.id();
-    call.request_id_made = false;
-  }
+  // The protocol's own id routes over the transport's header; the
+  // transport's id stays the one echoed and logged.
+  call.protocol_request_id = request.id();
   V2Call* state = v2.get();
   if (!state->explain) {
     inference_->ClassifyOutputs(

@@ -354,9 +354,9 @@ TEST_F(RequestIdTest, EveryAnswerCarriesTheCallsIdAndTheLogHasItWithTheTraceId) 
   }
 }
 
-// Only the caller's own id routes a split: calls without one, given made
-// ids, still follow the shares as random calls do (checked above), and a
-// made id never reaches the answer of the Open Inference Protocol.
+// A made id never reaches the answer of the Open Inference Protocol (only
+// a caller's own id routes a split or samples a shadow: CallInfo's
+// callers_request_id()).
 TEST_F(RequestIdTest, AMadeIdIsNotTheOpenInferenceProtocolsId) {
   inference::ModelInferResponse response;
   ASSERT_TRUE(Infer("", "", &response).ok());
