@@ -78,9 +78,9 @@ ABSL_FLAG(double, drain_seconds, 5,
           "On SIGTERM/SIGINT, keep answering at most this long with health NOT_SERVING, "
           "so load balancers stop sending calls before the port closes");
 ABSL_FLAG(double, drain_quiet_seconds, 1,
-          "End the drain early once no call has arrived for this long (load balancers "
-          "have stopped sending); at least the balancer's check interval. Equal to "
-          "--drain_seconds: the full drain; 0: no drain");
+          "End the drain early once no call has arrived for this long, as load balancers "
+          "have stopped sending: at least their check interval. Equal to --drain_seconds "
+          "for the full drain, 0 for none");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "After draining, how long calls in flight may take before they are cancelled");
 ABSL_FLAG(int, inference_threads, 0, "Threads running forward passes; 0: one per core");

@@ -64,7 +64,8 @@ def image_facts(root):
 def flag_defaults(seqserve):
     """seqserve's flags and their defaults, from --helpfull."""
     text = subprocess.run([seqserve, "--helpfull"], capture_output=True, text=True).stdout
-    return dict(re.findall(r'^\s+--(\w+) \(.*?\); default: "?([^;"]*)"?;', text, re.M | re.S))
+    # Help text wraps: "default:" may start the next line.
+    return dict(re.findall(r'^\s+--(\w+) \(.*?\);\s+default: "?([^;"]*)"?;', text, re.M | re.S))
 
 
 def flag_values(flags):
