@@ -283,7 +283,7 @@ bool InferenceRunner::StartBackgroundThread() {
 }
 
 void InferenceRunner::WorkInBackground() {
-  LowestCpuPriority();
+  if (options_.background_idle_priority) LowestCpuPriority();
   std::vector<Task> batch;  // reused: no allocation once warm
   absl::MutexLock lock(&mu_);
   while (true) {
@@ -333,7 +333,6 @@ absl::Status InferenceRunner::ForwardInChunks(const Sequential& model,
   const size_t in = model.input_width(), out = model.output_width();
   const uint64_t row_macs = std::max<uint64_t>(1, model.ParameterCount());
   const size_t chunk = std::max<uint64_t>(1, options_.background_chunk_macs / row_macs);
-  Stats paused_for_callers;
   absl::Status status;
   for (size_t row = 0; row < rows && status.ok(); row += chunk) {
     if (row > 0) {
@@ -343,7 +342,7 @@ absl::Status InferenceRunner::ForwardInChunks(const Sequential& model,
         status = absl::CancelledError("the runner was cancelled");
         break;
       }
-      paused_for_callers.background_pauses += paused ? 1 : 0;
+      if (paused) ++stats_.background_pauses;
     }
     // Rows are computed alike in any pass (core's kernels are
     // batch-invariant), so chunks answer what one pass would.
@@ -351,7 +350,6 @@ absl::Status InferenceRunner::ForwardInChunks(const Sequential& model,
     status = model.Forward(input.subspan(row * in, n * in), n, logits.subspan(row * out, n * out),
                            [this] { return abandon_passes_.load(std::memory_order_relaxed); });
   }
-  if (paused_for_callers.background_pauses > 0) Count(paused_for_callers);
   return status;
 }
 

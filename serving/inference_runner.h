@@ -73,6 +73,9 @@ class InferenceRunner {
     // rows, at least one row) before it checks for callers and, while any
     // are back, pauses.
     uint64_t background_chunk_macs = 16 << 20;
+    // The background thread at the lowest CPU priority; off only in tests
+    // that need it to run on a busy machine.
+    bool background_idle_priority = true;
   };
 
   // What a request got from its forward pass.
