@@ -205,11 +205,12 @@ bool InferenceRunner::CallersIdle() const { return queues_.empty() && passes_run
 
 void InferenceRunner::CallersPassEnded() { callers_last_pass_end_ = absl::Now(); }
 
-bool InferenceRunner::AwaitQuietCallers(bool* paused) {
+bool InferenceRunner::AwaitQuietCallers(uint64_t* pauses) {
   // Looks again after a timed sleep rather than waiting for callers'
   // passes to end: a wait on them would wake this thread, from the
   // caller's thread, at every call.
   auto ending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || cancel_all_; };
+  bool waited = false;
   while (true) {
     if (cancel_all_) return false;
     if (stopping_) return true;
@@ -220,7 +221,8 @@ bool InferenceRunner::AwaitQuietCallers(bool* paused) {
     } else if (now >= quiet_from) {
       return true;
     }
-    *paused = true;
+    if (pauses != nullptr && !waited) ++*pauses;  // counted as the wait begins
+    waited = true;
     mu_.AwaitWithDeadline(absl::Condition(&ending), quiet_from);
   }
 }
@@ -288,8 +290,7 @@ void InferenceRunner::WorkInBackground() {
   absl::MutexLock lock(&mu_);
   while (true) {
     mu_.Await(absl::Condition(this, &InferenceRunner::HasBackgroundWork));
-    bool paused = false;
-    AwaitQuietCallers(&paused);  // a CancelQueued() empties the queues
+    AwaitQuietCallers(nullptr);  // a CancelQueued() empties the queues
     Queue* queue = OldestQueue(background_queues_);
     if (queue == nullptr) {
       if (stopping_) return;  // nothing left to run
@@ -337,12 +338,10 @@ absl::Status InferenceRunner::ForwardInChunks(const Sequential& model,
   for (size_t row = 0; row < rows && status.ok(); row += chunk) {
     if (row > 0) {
       absl::MutexLock lock(&mu_);
-      bool paused = false;
-      if (!AwaitQuietCallers(&paused)) {
+      if (!AwaitQuietCallers(&stats_.background_pauses)) {
         status = absl::CancelledError("the runner was cancelled");
         break;
       }
-      if (paused) ++stats_.background_pauses;
     }
     // Rows are computed alike in any pass (core's kernels are
     // batch-invariant), so chunks answer what one pass would.

@@ -196,8 +196,9 @@ class InferenceRunner {
   void CallersPassEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until callers have been idle for Options::background_quiet;
   // true at once when the runner is stopping (what is left is answered),
-  // false once CancelQueued() was called. Sets *paused when it waited.
-  bool AwaitQuietCallers(bool* paused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // false once CancelQueued() was called. Adds one to *pauses (unless
+  // null) as it begins to wait.
+  bool AwaitQuietCallers(uint64_t* pauses) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the first task of `queue`, then whole tasks while the pass stays
   // within `max_rows` (none after or before a job), into `batch`; erases
   // the queue from `queues` once empty.

@@ -566,7 +566,9 @@ TEST_F(InferenceRunnerTest, BackgroundWorkStartsOnlyAfterCallersWereQuiet) {
 // interrupts: the caller's pass holds the runner's one slot until released.
 class ChunkedBackgroundPassTest : public InferenceRunnerTest {
  protected:
-  static constexpr size_t kRows = 200000;
+  // About a second alone in a release build, one row per chunk: the
+  // caller's pass starts long before it could end, even on a busy machine.
+  static constexpr size_t kRows = 1000000;
 
   void StartAndInterrupt() {
     InferenceRunner::Options options;
