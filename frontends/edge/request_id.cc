@@ -32,6 +32,14 @@ std::string NewRequestId() {
   return absl::StrFormat("%016x%016x", high, low);
 }
 
+CallIds AssignCallIds(absl::string_view given, absl::string_view traceparent) {
+  CallIds ids;
+  ids.made = given.empty();
+  ids.request_id = ids.made ? NewRequestId() : std::string(given);
+  ids.trace_id = TraceIdOf(traceparent);
+  return ids;
+}
+
 namespace {
 
 bool LowerHex(absl::string_view digits) {

@@ -23,6 +23,16 @@ absl::Status CheckRequestId(absl::string_view id, absl::string_view source);
 // An id for a call whose caller gave none: 32 random hex digits.
 std::string NewRequestId();
 
+// A call's ids from what its caller sent: `given` (an id already checked
+// with CheckRequestId; empty when none came), else a new one; and the trace
+// id of `traceparent` (TraceIdOf).
+struct CallIds {
+  std::string request_id;
+  bool made = false;
+  std::string trace_id;
+};
+CallIds AssignCallIds(absl::string_view given, absl::string_view traceparent);
+
 // The trace id of a W3C traceparent header ("00-<32 hex trace id>-<16 hex
 // parent id>-<2 hex flags>", lower case; a later version may add fields
 // after these), or "" when `traceparent` is not one: the trace context

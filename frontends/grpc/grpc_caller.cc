@@ -61,17 +61,17 @@ CallInfo GrpcCall(grpc::CallbackServerContext* context, const char* method) {
 
 absl::Status ReadRequestId(grpc::ServerContextBase* context, CallInfo* call) {
   const auto& metadata = context->client_metadata();
-  if (auto it = metadata.find("x-request-id"); it != metadata.end()) {
-    const absl::string_view id(it->second.data(), it->second.size());
-    if (absl::Status bad = CheckRequestId(id, "x-request-id"); !bad.ok()) return bad;
-    call->request_id = std::string(id);
-  } else {
-    call->request_id = NewRequestId();
-    call->request_id_made = true;
-  }
-  if (auto it = metadata.find("traceparent"); it != metadata.end()) {
-    call->trace_id = TraceIdOf(absl::string_view(it->second.data(), it->second.size()));
-  }
+  auto value = [&metadata](const char* key) {
+    auto it = metadata.find(key);
+    return it == metadata.end() ? absl::string_view()
+                                : absl::string_view(it->second.data(), it->second.size());
+  };
+  const absl::string_view id = value("x-request-id");
+  if (absl::Status bad = CheckRequestId(id, "x-request-id"); !bad.ok()) return bad;
+  CallIds ids = AssignCallIds(id, value("traceparent"));
+  call->request_id = std::move(ids.request_id);
+  call->request_id_made = ids.made;
+  call->trace_id = std::move(ids.trace_id);
   context->AddInitialMetadata("x-request-id", call->request_id);
   return absl::OkStatus();
 }

@@ -460,12 +460,13 @@ std::optional<HttpResponse> RestApi::Screen(HttpRequest* head) const {
   absl::Status refused = sources_.guard->Admit(route->route.access, &caller);
   // Probes carry no request id worth checking: they are not accounted.
   if (refused.ok() && route->route.access != Access::kOpen) {
-    std::string id = head->Header("X-Request-Id");
+    const std::string id = head->Header("X-Request-Id");
     refused = CheckRequestId(id, "X-Request-Id");
     if (refused.ok()) {
-      head->request_id_made = id.empty();
-      head->request_id = id.empty() ? NewRequestId() : std::move(id);
-      head->trace_id = TraceIdOf(head->Header("traceparent"));
+      CallIds ids = AssignCallIds(id, head->Header("traceparent"));
+      head->request_id = std::move(ids.request_id);
+      head->request_id_made = ids.made;
+      head->trace_id = std::move(ids.trace_id);
     }
   }
   if (!refused.ok()) {

@@ -53,6 +53,10 @@ class InferenceRunnerTest : public ::testing::Test {
   void StartBlocked(InferenceRunner::Options options) {
     options.threads = 1;
     runner_ = std::make_unique<InferenceRunner>(options);
+    HoldTheSlot();
+  }
+  // A caller's pass on runner_ whose callback waits for Release().
+  void HoldTheSlot() {
     blocker_ = std::thread([this] {
       runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
                    [this](absl::StatusOr<InferenceRunner::PassOutput>) {
@@ -583,14 +587,7 @@ class ChunkedBackgroundPassTest : public InferenceRunnerTest {
                  nullptr, kBackground);
     // Taken off its queue: the pass has begun, and has far to go.
     while (!runner_->queued_rows().empty()) absl::SleepFor(absl::Microseconds(100));
-    blocker_ = std::thread([this] {
-      runner_->Run(model_, blocker_row_, 1, absl::InfiniteFuture(),
-                   [this](absl::StatusOr<InferenceRunner::PassOutput>) {
-                     blocked_.Notify();
-                     release_.WaitForNotification();
-                   });
-    });
-    blocked_.WaitForNotification();
+    HoldTheSlot();
   }
 
   std::vector<float> features_ = std::vector<float>(kRows * 3);
