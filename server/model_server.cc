@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   }
   server->observers_.Add(&server->call_log_);
   server->observers_.Add(o.observer);
+  server->payload_observers_.Add(o.payload_observer);
   server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   if (o.memory_trim_interval > absl::ZeroDuration()) {
@@ -71,6 +72,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   inference.limits = RequestLimits{o.max_request_rows, o.max_request_memory_bytes,
                                    static_cast<uint64_t>(o.max_message_bytes)};
   inference.observer = server->observers_.empty() ? nullptr : &server->observers_;
+  inference.payloads =
+      server->payload_observers_.empty() ? nullptr : &server->payload_observers_;
   inference.shadow = o.shadow;
   inference.models_changed = [raw = server.get()](const RepositorySnapshot& snapshot) {
     raw->OnRefresh(snapshot);

@@ -92,6 +92,8 @@ class ModelServer {
     ShadowRunner::Limits shadow;
     // Told of every call's start and end; not owned, may be null.
     RequestObserver* observer = nullptr;
+    // Told of every answered Classify call's rows; not owned, may be null.
+    PayloadObserver* payload_observer = nullptr;
     // Checks every caller before anything else; not owned; null admits all.
     const Authenticator* authenticator = nullptr;
     // Checks callers of model control (load, unload); not owned; null:
@@ -172,6 +174,8 @@ class ModelServer {
   std::unique_ptr<AccessLog> access_log_;
   CallLog call_log_;
   ObserverList observers_;
+  // Payload capture and drift statistics, and Options::payload_observer.
+  PayloadObserverList payload_observers_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
   // Admits callers on every port, before their requests are read.

@@ -128,6 +128,17 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
     }
     features = reordered;
   }
+  // Where each of the model's features is in the caller's rows, for
+  // payload observers.
+  std::vector<size_t> raw_order;
+  if (options_.payloads != nullptr) {
+    if (columns != nullptr && !columns->order.empty()) {
+      raw_order = columns->order;
+    } else {
+      raw_order.resize(static_cast<size_t>((*served)->model->input_width()));
+      for (size_t f = 0; f < raw_order.size(); ++f) raw_order[f] = f;
+    }
+  }
   // A call routed by the model (no version, no label asked) may be copied
   // to its shadow version.
   const int64_t shadow_version =
@@ -141,7 +152,8 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
       *served, features, rows, call.deadline,
       [this, state = std::move(state), served = *served, plans = std::move(plans),
        targets = std::move(targets), reordered = std::move(reordered), features, rows,
-       shadow_version](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+       shadow_version, raw_order = std::move(raw_order), sent = absl::MakeConstSpan(request.features()),
+       categories = &request.categories()](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
@@ -161,6 +173,11 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
         // Queued before the answer goes: once answered, a shutting-down
         // server may go away. A call that failed has nothing to compare.
         if (built.ok()) shadows_.Start(std::move(shadow));
+        if (built.ok() && options_.payloads != nullptr) {
+          const RawRowsView raw(rows, rows == 0 ? 0 : sent.size() / rows, sent, *categories,
+                                std::move(raw_order));
+          ShowPayload(*served, state->record, raw, features, *targets.front());
+        }
         Finish(std::move(state), std::move(built));
       },
       std::move(call.cancelled));
@@ -213,6 +230,21 @@ void InferenceService::Explain(const v1::ExplainRequest& request, CallInfo call,
         Finish(std::move(state), std::move(built));
       },
       std::move(call.cancelled));
+}
+
+void InferenceService::ShowPayload(const ServedModel& served, const CallRecord& call,
+                                   const RawRowsView& raw, absl::Span<const float> inputs,
+                                   const v1::ClassifyResponse& response) {
+  PayloadRecord record;
+  record.served = &served;
+  record.protocol = call.protocol;
+  record.request_id = call.request_id;
+  record.caller = call.caller;
+  record.time = call.start;
+  record.raw = &raw;
+  record.inputs = inputs;
+  record.response = &response;
+  options_.payloads->OnPayload(record);
 }
 
 absl::Status InferenceService::Refuse(const CallInfo& call, absl::Status status) {

@@ -31,6 +31,7 @@
 #include "serving/explain.h"
 #include "serving/inference_runner.h"
 #include "serving/model_manager.h"
+#include "serving/payload_observer.h"
 #include "serving/request_observer.h"
 #include "serving/serial_worker.h"
 #include "serving/shadow.h"
@@ -46,6 +47,9 @@ class InferenceService {
     RequestObserver* observer = nullptr;
     // Told of what a load or unload call changed (readiness follows it).
     ModelManager::Refreshed models_changed;
+    // Told of every answered Classify call's rows (payload capture, drift);
+    // not owned, may be null.
+    PayloadObserver* payloads = nullptr;
     // How many copies for shadow versions may wait.
     ShadowRunner::Limits shadow;
   };
@@ -151,6 +155,10 @@ class InferenceService {
   void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
             TensorInterface* tensors, NamedColumns* columns, CallInfo call, Targets targets,
             Done done);
+
+  // Tells the payload observers of an answered call, when they want it.
+  void ShowPayload(const ServedModel& served, const CallRecord& call, const RawRowsView& raw,
+                   absl::Span<const float> inputs, const v1::ClassifyResponse& response);
 
   ModelManager* models_;
   InferenceRunner* runner_;

@@ -1,5 +1,6 @@
 #include "serving/model_config.h"
 
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +20,27 @@ absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path) {
   if (absl::Status checked = CheckModelConfig(config); !checked.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", checked.message()));
   }
+  ResolveConfigPaths(std::filesystem::path(path).parent_path().string(), &config);
   return config;
+}
+
+void ResolveConfigPaths(const std::string& model_directory, v1::ModelConfig* config) {
+  auto resolve = [&model_directory](std::string* file) {
+    if (file->empty() || std::filesystem::path(*file).is_absolute()) return;
+    *file = (std::filesystem::path(model_directory) / *file).lexically_normal().string();
+  };
+  if (config->has_capture()) {
+    v1::CaptureConfig* capture = config->mutable_capture();
+    if (capture->has_files()) resolve(capture->mutable_files()->mutable_directory());
+    if (capture->has_http()) {
+      v1::CaptureConfig::Http* http = capture->mutable_http();
+      resolve(http->mutable_token_file());
+      resolve(http->mutable_ca_file());
+      resolve(http->mutable_cert_file());
+      resolve(http->mutable_key_file());
+    }
+  }
+  if (config->has_drift()) resolve(config->mutable_drift()->mutable_baseline_file());
 }
 
 absl::Status CheckModelConfig(const v1::ModelConfig& config) {

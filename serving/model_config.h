@@ -23,4 +23,9 @@ absl::StatusOr<v1::ModelConfig> LoadModelConfig(const std::string& path);
 // INVALID_ARGUMENT saying which.
 absl::Status CheckModelConfig(const v1::ModelConfig& config);
 
+// Makes the files a config names (capture's directory and sink files, the
+// drift baseline) absolute: a relative one is in the model's directory.
+// LoadModelConfig does it; a config from elsewhere (a load call) needs it.
+void ResolveConfigPaths(const std::string& model_directory, v1::ModelConfig* config);
+
 }  // namespace seqserve

@@ -449,6 +449,12 @@ absl::StatusOr<v1::ModelStatus> ModelManager::Load(
     if (absl::Status checked = CheckModelConfig(*config); !checked.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("config: ", checked.message()));
     }
+    // A load call must not choose where the server writes or what it reads.
+    if (config->has_capture() || config->has_drift()) {
+      return absl::InvalidArgumentError(
+          "config: capture and drift name files, so they are set in the model's "
+          "config.textproto, not by a load call");
+    }
   }
   absl::StatusOr<v1::ModelStatus> result;
   {

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "serving/payload_observer.h"
 #include "serving/request_observer.h"
 
 namespace seqserve {
@@ -28,6 +29,23 @@ class ObserverList : public RequestObserver {
 
  private:
   std::vector<RequestObserver*> observers_;
+};
+
+// Several PayloadObservers behind one.
+class PayloadObserverList : public PayloadObserver {
+ public:
+  // Not owned; null is skipped. Add every observer before the first call.
+  void Add(PayloadObserver* observer) {
+    if (observer != nullptr) observers_.push_back(observer);
+  }
+  bool empty() const { return observers_.empty(); }
+
+  void OnPayload(const PayloadRecord& record) override {
+    for (PayloadObserver* observer : observers_) observer->OnPayload(record);
+  }
+
+ private:
+  std::vector<PayloadObserver*> observers_;
 };
 
 }  // namespace seqserve

@@ -23,6 +23,9 @@ struct ServedModel {
   Head default_head = Head::kLogits;  // config's default_output, else the graph's
   float threshold = 0.5f;  // default sigmoid threshold
   uint32_t max_request_rows = 0;  // 0: no limit of its own
+  // The training data's distribution (config drift's baseline_file), read
+  // at load; null when the config asks for no drift statistics.
+  std::shared_ptr<const v1::DriftBaseline> drift_baseline;
 };
 
 // Combines a loaded model with its config; INVALID_ARGUMENT when they do not
