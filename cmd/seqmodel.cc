@@ -20,6 +20,7 @@
 #include "serving/classify.h"
 #include "serving/explain.h"
 #include "serving/model_config.h"
+#include "serving/model_inputs.h"
 #include "serving/served_model.h"
 #include "cmd/flag_help.h"
 #include "cmd/row_input.h"
@@ -141,7 +142,7 @@ absl::StatusOr<Loaded> LoadWithRows(std::shared_ptr<const Sequential> model,
   FeatureInputOptions input;
   input.feature_names.assign(loaded.config.feature_names().begin(),
                              loaded.config.feature_names().end());
-  input.width = loaded.served->model->input_width();
+  input.width = loaded.served->request_width();
   input.line_word = text->line_word;
   auto rows = ParseFeatureInput(text->text, input);
   if (!rows.ok()) return rows.status();
@@ -168,7 +169,12 @@ int Run(std::shared_ptr<const Sequential> model, const std::string& path,
   request.set_threshold(absl::GetFlag(FLAGS_threshold));
   auto plan = PlanClassify(request, served, RequestLimits{});
   if (!plan.ok()) return Fail(plan.status().ToString());
-  auto logits = served.model->Predict(rows.values, rows.rows, Head::kLogits);
+  ModelInputs inputs;
+  if (absl::Status prepared = PrepareModelInputs(request, plan->rows, served, &inputs);
+      !prepared.ok()) {
+    return Fail(prepared.ToString());
+  }
+  auto logits = served.model->Predict(inputs.values, rows.rows, Head::kLogits);
   if (!logits.ok()) return Fail(logits.status().ToString());
   v1::ClassifyResponse response;
   if (absl::Status built = BuildClassifyResponse(served, *plan, absl::MakeSpan(*logits),

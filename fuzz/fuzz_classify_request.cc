@@ -28,6 +28,7 @@
 #include "seqserve/v1/config.pb.h"
 #include "serving/classify.h"
 #include "serving/client_text.h"
+#include "serving/model_inputs.h"
 #include "serving/served_model.h"
 
 namespace seqserve::fuzz {
@@ -91,10 +92,14 @@ void Answer(const v1::ClassifyRequest& request, const ServedModel& served,
   Require(plan->rows > 0 && plan->rows <= limits.max_rows, "planned rows out of limits");
   const uint64_t bound = ResponseBytesBound(served, *plan);
   Require(bound <= limits.max_response_bytes, "planned an answer over the message limit");
+  ModelInputs inputs;
+  absl::Status status = PrepareModelInputs(request, plan->rows, served, &inputs);
+  if (!status.ok()) {
+    Require(absl::IsInvalidArgument(status), "PrepareModelInputs: undocumented code", status);
+    return;
+  }
   std::vector<float> logits(plan->rows * width);
-  absl::Status status = model.Forward(
-      absl::MakeConstSpan(request.features().data(), request.features_size()),
-      plan->rows, absl::MakeSpan(logits));
+  status = model.Forward(inputs.values, plan->rows, absl::MakeSpan(logits));
   Require(status.ok(), "Forward failed on a planned request", status);
   v1::ClassifyResponse response;
   status = BuildClassifyResponse(served, *plan, absl::MakeSpan(logits), &response);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "serving/client_text.h"
+#include "serving/model_inputs.h"
 #include "serving/output_mode.h"
 
 namespace seqserve {
@@ -75,29 +76,34 @@ std::string ClassLabel(const ServedModel& served, uint32_t index) {
 
 size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served) {
   if (request.rows() != 0) return request.rows();
-  return static_cast<size_t>(request.features_size()) /
-         static_cast<size_t>(served.model->input_width());
+  return static_cast<size_t>(request.features_size()) / SentWidth(request, served);
 }
 
-absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_given,
-                              const ServedModel& served, const RequestLimits& limits,
-                              size_t evaluations_per_row, absl::string_view evaluations) {
+namespace {
+
+// The count and limit checks of CheckFeatureRows for rows of `width`
+// values: the model's own, or as many as the request names columns.
+absl::Status CheckRowCount(size_t values, uint32_t rows_given, size_t width, bool named,
+                           const ServedModel& served, const RequestLimits& limits,
+                           size_t evaluations_per_row, absl::string_view evaluations) {
   const Sequential& model = *served.model;
-  const size_t values = features.size();
-  const size_t rows = rows_given != 0 ? rows_given : values / model.input_width();
-  if (rows_given == 0 && values % static_cast<size_t>(model.input_width()) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", served.name, "' takes ", model.input_width(), " features per row: ",
-        values, " values are not whole rows (give rows, or whole rows of values)"));
+  auto takes = [&] {
+    return named ? absl::StrCat("the request names ", width, " columns")
+                 : absl::StrCat("model '", served.name, "' takes ", width, " features");
+  };
+  const size_t rows = rows_given != 0 ? rows_given : values / width;
+  if (rows_given == 0 && values % width != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(takes(), " per row: ", values,
+                     " values are not whole rows (give rows, or whole rows of values)"));
   }
   if (rows == 0) {
     return absl::InvalidArgumentError("empty batch: no rows of features");
   }
-  const size_t want = rows * static_cast<size_t>(model.input_width());
+  const size_t want = rows * width;
   if (values != want) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", served.name, "' takes ", model.input_width(),
-        " features per row: ", rows, " rows need ", want, " values, got ", values));
+    return absl::InvalidArgumentError(absl::StrCat(takes(), " per row: ", rows, " rows need ",
+                                                   want, " values, got ", values));
   }
   // rows < 2^32 and evaluations_per_row <= 2^16: the product fits in 64 bits.
   const uint64_t evaluated = uint64_t{rows} * evaluations_per_row;
@@ -125,6 +131,22 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
         "'), over the limit of ", limits.max_memory_bytes,
         " bytes per request; split it"));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_given,
+                              const ServedModel& served, const RequestLimits& limits,
+                              size_t evaluations_per_row, absl::string_view evaluations) {
+  const Sequential& model = *served.model;
+  const size_t values = features.size();
+  if (absl::Status counted =
+          CheckRowCount(values, rows_given, model.input_width(), false, served, limits,
+                        evaluations_per_row, evaluations);
+      !counted.ok()) {
+    return counted;
+  }
   for (size_t i = 0; i < values; ++i) {
     if (!std::isfinite(features[i])) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -143,10 +165,10 @@ absl::Status CheckTensorInterface(const ServedModel& served, TensorInterface* te
         "model '", served.name, "' has no input ", QuoteClientText(tensors->input_name),
         "; its input is '", name, "'"));
   }
-  if (tensors->input_columns != model.input_width()) {
+  if (static_cast<size_t>(tensors->input_columns) != served.request_width()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", name, "' of model '", served.name, "' has shape [-1, ",
-        model.input_width(), "]; got ", tensors->input_columns, " columns"));
+        served.request_width(), "]; got ", tensors->input_columns, " columns"));
   }
   tensors->output_name = model.tensor_names().output;
   return absl::OkStatus();
@@ -179,9 +201,13 @@ absl::StatusOr<float> ThresholdForRequest(float threshold, const ServedModel& se
 
 namespace {
 
+// The count and limits; the values themselves are read as the model's
+// inputs are made of them (PrepareModelInputs).
 absl::Status CheckRows(const v1::ClassifyRequest& request, const ServedModel& served,
                        const RequestLimits& limits) {
-  return CheckFeatureRows(request.features(), request.rows(), served, limits);
+  return CheckRowCount(static_cast<size_t>(request.features_size()), request.rows(),
+                       SentWidth(request, served), !request.columns().empty(), served, limits,
+                       1, "");
 }
 
 // One answer's head, top_k and threshold, and the bound of its size.
@@ -239,45 +265,6 @@ absl::StatusOr<ClassifyPlan> PlanOutput(const v1::ClassifyRequest& request,
   return plan;
 }
 
-// Checks `columns` against the model's feature names and sets its order.
-absl::Status PlanColumns(const ServedModel& served, NamedColumns* columns) {
-  const auto& features = served.config.feature_names();
-  if (features.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", served.name, "' names no features (its config has no feature_names): give "
-        "each row's ", served.model->input_width(), " values in order"));
-  }
-  // By hash, not by search: a model may have many features, and a request
-  // as many names.
-  std::unordered_map<std::string_view, size_t> model_columns;
-  for (int i = 0; i < features.size(); ++i) model_columns.emplace(features[i], i);
-  std::vector<size_t> order(features.size(), columns->names.size());
-  auto known = [&] { return absl::StrJoin(features, ", "); };
-  for (size_t j = 0; j < columns->names.size(); ++j) {
-    const std::string& name = columns->names[j];
-    auto found = model_columns.find(name);
-    if (found == model_columns.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("model '", served.name,
-                                                     "' has no feature ", QuoteClientText(name),
-                                                     "; its features are ", known()));
-    }
-    if (order[found->second] != columns->names.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "feature '", name, "' of model '", served.name, "' is given more than once"));
-    }
-    order[found->second] = j;
-  }
-  for (size_t i = 0; i < order.size(); ++i) {
-    if (order[i] == columns->names.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("feature '", features[static_cast<int>(i)],
-                                                     "' of model '", served.name,
-                                                     "' is missing; its features are ", known()));
-    }
-  }
-  columns->order = std::move(order);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 std::vector<std::string> TensorOutputNames(int output_width, const std::string& graph_output) {
@@ -304,11 +291,7 @@ absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest&
                                                       const std::vector<OutputRequest>& outputs,
                                                       TensorInterface* tensors,
                                                       const ServedModel& served,
-                                                      const RequestLimits& limits,
-                                                      NamedColumns* columns) {
-  if (columns != nullptr && !columns->names.empty()) {
-    if (absl::Status named = PlanColumns(served, columns); !named.ok()) return named;
-  }
+                                                      const RequestLimits& limits) {
   if (tensors != nullptr) {
     if (absl::Status checked = CheckTensorInterface(served, tensors); !checked.ok()) {
       return checked;

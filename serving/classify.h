@@ -46,16 +46,6 @@ struct OutputRequest {
   bool every_class = false;
 };
 
-// Rows whose values the request names (TF Serving's row objects and
-// examples): `names[j]` is the feature the j-th value of every row holds.
-// PlanOutputs checks them against the model's feature_names and sets
-// `order`, from which the pass reads the rows in the model's order.
-struct NamedColumns {
-  std::vector<std::string> names;
-  // For each of the model's inputs, in order, the column that holds it.
-  std::vector<size_t> order;  // set by PlanOutputs
-};
-
 // The outputs a tensor protocol may ask by name of a model with
 // `output_width` outputs whose graph names its output `graph_output`: each
 // head the model allows ("logits", "sigmoid", and "softmax", "log_softmax"
@@ -90,8 +80,9 @@ struct RequestLimits {
 std::string ClassLabel(const ServedModel& served, uint32_t index);
 
 // The rows `request` holds: its `rows`, or when that is 0 (left out, as a
-// REST body may), its features over the model's input width. PlanClassify
-// and PlanOutputs refuse a count that does not fit the features.
+// REST body may), its features over the values each row sends
+// (SentWidth). PlanClassify and PlanOutputs refuse a count that does not
+// fit the features.
 size_t RequestRows(const v1::ClassifyRequest& request, const ServedModel& served);
 
 // The checks of feature rows whatever is asked of them: `rows_given` rows
@@ -106,7 +97,8 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
                               absl::string_view evaluations = "");
 
 // A tensor protocol's declared input against the model: INVALID_ARGUMENT
-// for another name or width; sets the model's output name.
+// for another name or width (the values a row sends: the raw features of
+// a model with preprocessing); sets the model's output name.
 absl::Status CheckTensorInterface(const ServedModel& served, TensorInterface* tensors);
 
 // The head an output mode asks of `served` (OUTPUT_MODE_DEFAULT: its
@@ -122,11 +114,13 @@ absl::StatusOr<float> ThresholdForRequest(float threshold, const ServedModel& se
 uint64_t ResponseBytesBound(const ServedModel& served, const ClassifyPlan& plan);
 
 // INVALID_ARGUMENT for an empty batch, a feature count that is not rows x
-// input width (or, without rows, not whole rows), NaN/Inf features, top_k beyond the classes (the outputs, or
+// the values a row sends (SentWidth; without rows, not whole rows), top_k
+// beyond the classes (the outputs, or
 // 2 for one output), a threshold outside (0, 1) or an output mode the
 // model cannot give; RESOURCE_EXHAUSTED for more rows than the model's or
 // the server's limit, more memory, or an answer that could be larger than
-// max_response_bytes.
+// max_response_bytes. The values themselves are read, and refused, as
+// PrepareModelInputs makes the model's inputs of them.
 absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
                                           const ServedModel& served,
                                           const RequestLimits& limits);
@@ -134,16 +128,14 @@ absl::StatusOr<ClassifyPlan> PlanClassify(const v1::ClassifyRequest& request,
 // PlanClassify for several answers from one pass: one plan per entry of
 // `outputs` (the request's own output and top_k are not used), in order.
 // Also INVALID_ARGUMENT when `tensors` (may be null) declares another
-// input name or width than the model's, `columns` (may be null) names a
-// feature the model does not have or leaves one out (or the model names
-// none), or `outputs` is empty; RESOURCE_EXHAUSTED when the answers
+// input name or width than the model's (the values a row sends), or
+// `outputs` is empty; RESOURCE_EXHAUSTED when the answers
 // together could be larger than max_response_bytes.
 absl::StatusOr<std::vector<ClassifyPlan>> PlanOutputs(const v1::ClassifyRequest& request,
                                                       const std::vector<OutputRequest>& outputs,
                                                       TensorInterface* tensors,
                                                       const ServedModel& served,
-                                                      const RequestLimits& limits,
-                                                      NamedColumns* columns = nullptr);
+                                                      const RequestLimits& limits);
 
 // Fills `response` from the logits of plan.rows rows: applies the head,
 // then each row's predicted class, its label and score, and the top-k, all

@@ -84,6 +84,13 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
                                         TensorInterface* tensors) {
   const Sequential& model = *served.model;
   ExplainPlan plan;
+  // Attributions are over the model's inputs; with preprocessing those are
+  // not the features a caller sends (a category is several columns).
+  if (!served.preprocessing->passthrough()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "model '", served.name, "' prepares its features (its config's preprocessing); "
+        "explanations of such models are not served"));
+  }
   if (tensors != nullptr) {
     if (absl::Status checked = CheckTensorInterface(served, tensors); !checked.ok()) {
       return checked;

@@ -36,7 +36,8 @@ std::optional<AttributionMethod> RequestedAttributionMethod(v1::AttributionMetho
 // the wrong width or not finite, steps out of range, Shapley on more than
 // 16 features; RESOURCE_EXHAUSTED when the rows the explanation evaluates
 // are over the request limits (rows, memory), or its answer could be over
-// the message limit, with the numbers.
+// the message limit, with the numbers; UNIMPLEMENTED for a model whose
+// config prepares its features (preprocessing).
 // `tensors`, when not null, is checked as PlanOutputs checks it.
 absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
                                         const ServedModel& served, const RequestLimits& limits,

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/layer.h"
 #include "serving/client_text.h"
+#include "serving/model_inputs.h"
 #include "serving/output_mode.h"
 
 namespace seqserve {
@@ -76,26 +77,25 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> InferenceService::Arrive(
 
 void InferenceService::Classify(const v1::ClassifyRequest& request, CallInfo call,
                                 v1::ClassifyResponse* response, Done done) {
-  Pass(request, nullptr, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
+  Pass(request, nullptr, nullptr, std::move(call), Targets{response}, std::move(done));
 }
 
 void InferenceService::ClassifyOutputs(const v1::ClassifyRequest& request,
                                        const std::vector<OutputRequest>& outputs,
                                        TensorInterface* tensors, CallInfo call,
                                        std::vector<v1::ClassifyResponse>* responses,
-                                       Done done, NamedColumns* columns) {
+                                       Done done) {
   responses->clear();
   responses->resize(outputs.size());
   Targets targets;
   for (v1::ClassifyResponse& response : *responses) targets.push_back(&response);
-  Pass(request, &outputs, tensors, columns, std::move(call), std::move(targets),
-       std::move(done));
+  Pass(request, &outputs, tensors, std::move(call), std::move(targets), std::move(done));
 }
 
 void InferenceService::Pass(const v1::ClassifyRequest& request,
                             const std::vector<OutputRequest>* outputs,
-                            TensorInterface* tensors, NamedColumns* columns, CallInfo call,
-                            Targets targets, Done done) {
+                            TensorInterface* tensors, CallInfo call, Targets targets,
+                            Done done) {
   auto state = Start(call, request.model(), std::move(done));
   auto served = Arrive(request.model(), request.version(), request.version_label(), call,
                        *state);
@@ -107,38 +107,21 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
     plans.push_back(*plan);
   } else {
     auto planned =
-        PlanOutputs(request, *outputs, tensors, **served, options_.limits, columns);
+        PlanOutputs(request, *outputs, tensors, **served, options_.limits);
     if (!planned.ok()) return Finish(std::move(state), planned.status());
     plans.assign(planned->begin(), planned->end());
   }
   // Read before the plans move into the callback below.
   const size_t rows = plans.front().rows;
   state->record.rows = rows;
-  // Named columns: the rows in the model's order, held until the pass is
-  // done (a moved vector keeps its buffer).
-  absl::Span<const float> features = request.features();
-  std::vector<float> reordered;
-  if (columns != nullptr && !columns->order.empty()) {
-    const size_t width = columns->order.size();
-    reordered.resize(rows * width);
-    for (size_t r = 0; r < rows; ++r) {
-      for (size_t j = 0; j < width; ++j) {
-        reordered[r * width + j] = features[r * width + columns->order[j]];
-      }
-    }
-    features = reordered;
+  // The model's inputs, held until the pass is done (a moved vector keeps
+  // its buffer).
+  ModelInputs inputs;
+  if (absl::Status prepared = PrepareModelInputs(request, rows, **served, &inputs);
+      !prepared.ok()) {
+    return Finish(std::move(state), prepared);
   }
-  // Where each of the model's features is in the caller's rows, for
-  // payload observers.
-  std::vector<size_t> raw_order;
-  if (options_.payloads != nullptr) {
-    if (columns != nullptr && !columns->order.empty()) {
-      raw_order = columns->order;
-    } else {
-      raw_order.resize(static_cast<size_t>((*served)->model->input_width()));
-      for (size_t f = 0; f < raw_order.size(); ++f) raw_order[f] = f;
-    }
-  }
+  const absl::Span<const float> features = inputs.values;
   // A call routed by the model (no version, no label asked) may be copied
   // to its shadow version.
   const int64_t shadow_version =
@@ -151,9 +134,8 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
   runner_->Run(
       *served, features, rows, call.deadline,
       [this, state = std::move(state), served = *served, plans = std::move(plans),
-       targets = std::move(targets), reordered = std::move(reordered), features, rows,
-       shadow_version, raw_order = std::move(raw_order), sent = absl::MakeConstSpan(request.features()),
-       categories = &request.categories()](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
+       targets = std::move(targets), inputs = std::move(inputs), features, rows, shadow_version,
+       &request](absl::StatusOr<InferenceRunner::PassOutput> output) mutable {
         if (!output.ok()) return Finish(std::move(state), output.status());
         state->record.queued = output->queued;
         state->record.batch_rows = output->batch_rows;
@@ -174,8 +156,8 @@ void InferenceService::Pass(const v1::ClassifyRequest& request,
         // server may go away. A call that failed has nothing to compare.
         if (built.ok()) shadows_.Start(std::move(shadow));
         if (built.ok() && options_.payloads != nullptr) {
-          const RawRowsView raw(rows, rows == 0 ? 0 : sent.size() / rows, sent, *categories,
-                                std::move(raw_order));
+          const RawRowsView raw(rows, SentWidth(request, *served), request.features(),
+                                request.categories(), std::move(inputs.order));
           ShowPayload(*served, state->record, raw, features, *targets.front());
         }
         Finish(std::move(state), std::move(built));
@@ -275,7 +257,7 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   response->set_model(model.name);
   response->set_version(model.version);
   response->set_description(model.config.description());
-  response->set_input_width(model.model->input_width());
+  response->set_input_width(static_cast<uint32_t>(model.request_width()));
   response->set_output_width(model.model->output_width());
   *response->mutable_labels() = model.config.labels();
   *response->mutable_feature_names() = model.config.feature_names();

@@ -71,15 +71,12 @@ class InferenceService {
 
   // Several answers from one pass over the request's rows (the Open
   // Inference Protocol's outputs): (*responses)[i] answers outputs[i]; the
-  // request's own output and top_k are not used. `tensors` and `columns`,
-  // when not null, are checked and filled in as PlanOutputs says; with
-  // named columns the rows are put in the model's order for the pass.
-  // `outputs`, `tensors`, `columns` and `responses` must stay valid until
-  // `done` runs.
+  // request's own output and top_k are not used. `tensors`, when not
+  // null, is checked and filled in as PlanOutputs says. `outputs`,
+  // `tensors` and `responses` must stay valid until `done` runs.
   void ClassifyOutputs(const v1::ClassifyRequest& request,
                        const std::vector<OutputRequest>& outputs, TensorInterface* tensors,
-                       CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done,
-                       NamedColumns* columns = nullptr);
+                       CallInfo call, std::vector<v1::ClassifyResponse>* responses, Done done);
 
   // How much each feature of the request's rows moved one class's score
   // (serving/explain.h): checked like Classify, then computed as one piece
@@ -153,10 +150,9 @@ class InferenceService {
   // Classify and ClassifyOutputs: outputs null means the request's own.
   using Targets = absl::InlinedVector<v1::ClassifyResponse*, 1>;
   void Pass(const v1::ClassifyRequest& request, const std::vector<OutputRequest>* outputs,
-            TensorInterface* tensors, NamedColumns* columns, CallInfo call, Targets targets,
-            Done done);
+            TensorInterface* tensors, CallInfo call, Targets targets, Done done);
 
-  // Tells the payload observers of an answered call, when they want it.
+  // Tells the payload observers of an answered call.
   void ShowPayload(const ServedModel& served, const CallRecord& call, const RawRowsView& raw,
                    absl::Span<const float> inputs, const v1::ClassifyResponse& response);
 

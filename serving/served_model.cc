@@ -18,7 +18,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
         "config gives ", labels, " labels for ", outputs, " outputs",
         binary ? " (a binary model takes one label or two)" : ""));
   }
-  if (config.feature_names_size() != 0 &&
+  // With preprocessing the names are the raw features, which
+  // Preprocessing::Create checks against the model's width.
+  if (config.preprocessing().empty() && config.feature_names_size() != 0 &&
       config.feature_names_size() != model->input_width()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config gives ", config.feature_names_size(), " feature names for ",
@@ -41,7 +43,10 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
         absl::StrCat("config threshold ", config.threshold(),
                      " is outside (0, 1)"));
   }
+  auto preprocessing = Preprocessing::Create(config, model->input_width());
+  if (!preprocessing.ok()) return preprocessing.status();
   auto served = std::make_shared<ServedModel>();
+  served->preprocessing = *std::move(preprocessing);
   served->name = name;
   served->version = version;
   served->config = config;

@@ -23,6 +23,9 @@ struct ShadowCopy::Job {
   size_t rows = 0;
   size_t input_width = 0;
   size_t output_width = 0;
+  // The features are the served version's prepared ones: a shadow reads
+  // them only when it prepares rows the same way.
+  std::shared_ptr<const Preprocessing> preprocessing;
   std::vector<float> features;
   std::vector<float> served_logits;
 };
@@ -117,6 +120,7 @@ ShadowCopy ShadowRunner::Take(const ServedModel& served, int64_t shadow_version,
     job->rows = rows;
     job->input_width = static_cast<size_t>(served.model->input_width());
     job->output_width = static_cast<size_t>(served.model->output_width());
+    job->preprocessing = served.preprocessing;
     job->features.assign(features.begin(), features.end());
     job->served_logits.assign(logits.begin(), logits.end());
     return ShadowCopy(this, std::move(job));
@@ -130,11 +134,12 @@ void ShadowRunner::Start(ShadowCopy copy) {
   if (!copy) return;
   std::unique_ptr<ShadowCopy::Job> job = std::move(copy.job_);
   copy.owner_ = nullptr;
-  // The shadow as the repository has it now; it must take the same rows
-  // and give as many scores.
+  // The shadow as the repository has it now; it must take the same rows,
+  // prepared the same way, and give as many scores.
   auto shadow = models_->Find(job->model, job->shadow_version);
   if (!shadow.ok() ||
       static_cast<size_t>((*shadow)->model->input_width()) != job->input_width ||
+      !(*(*shadow)->preprocessing == *job->preprocessing) ||
       static_cast<size_t>((*shadow)->model->output_width()) != job->output_width) {
     Release(job->rows);
     Report(RecordOf(*job, ShadowRecord::Outcome::kFailed));

@@ -725,8 +725,7 @@ void HandleTfServing(const RestApi::Sources& sources, bool classify, const HttpR
         const v1::ClassifyResponse& answer = exchange->answers.front();
         std::move(respond)(classify ? TfClassifyResponse(answer)
                                     : TfPredictResponse(answer, exchange->rows.columnar));
-      },
-      &raw->rows.columns);
+      });
 }
 
 // seqserve.v1's model control: the same messages as its gRPC service; a

@@ -162,24 +162,37 @@ absl::Status CheckSignature(const json& object) {
       "' (or \"\")"));
 }
 
-// Why `value` is no feature value, or "" when it is one (then in *out).
-// The caller names where it is only when it is not: a body holds millions.
-std::string NumberProblem(const json& value, float* out) {
-  if (!value.is_number()) return absl::StrCat("must be a number, got ", value.type_name());
+// Why `value` is no feature value, or "" when it is one: a number (in
+// *out), a string (a category, or a number as text, in *text) or null (a
+// missing value: NaN). The caller names where it is only when it is not:
+// a body holds millions.
+std::string ValueProblem(const json& value, float* out, std::string* text) {
+  if (value.is_string()) {
+    *text = value.get<std::string>();
+    *out = 0;
+    return text->empty() ? "is an empty string" : "";
+  }
+  if (value.is_null()) {
+    *out = std::numeric_limits<float>::quiet_NaN();
+    return "";
+  }
+  if (!value.is_number()) {
+    return absl::StrCat("must be a number, a string or null, got ", value.type_name());
+  }
   const double number = value.get<double>();
   if (std::fabs(number) > std::numeric_limits<float>::max()) return "is beyond FP32's range";
   *out = static_cast<float>(number);
   return "";
 }
 
-// A named feature's value: a number, or a list of one (a TF Example's
+// A named feature's value: a value, or a list of one (a TF Example's
 // feature is a list).
-std::string FeatureProblem(const json& value, float* out) {
-  if (!value.is_array()) return NumberProblem(value, out);
+std::string FeatureProblem(const json& value, float* out, std::string* text) {
+  if (!value.is_array()) return ValueProblem(value, out, text);
   if (value.size() != 1) {
-    return absl::StrCat("a feature holds one number, got a list of ", value.size());
+    return absl::StrCat("a feature holds one value, got a list of ", value.size());
   }
-  return NumberProblem(value[0], out);
+  return ValueProblem(value[0], out, text);
 }
 
 std::string Key(absl::string_view where, absl::string_view key) {
@@ -208,10 +221,11 @@ class RowBuilder {
     if (absl::Status room = Room(list.size()); !room.ok()) return room;
     for (size_t i = 0; i < list.size(); ++i) {
       float value = 0;
-      if (std::string problem = NumberProblem(list[i], &value); !problem.empty()) {
+      std::string text;
+      if (std::string problem = ValueProblem(list[i], &value, &text); !problem.empty()) {
         return Invalid(absl::StrCat(where, "[", i, "]"), problem);
       }
-      values_.push_back(value);
+      Push(value, std::move(text));
     }
     ++rows_;
     return absl::OkStatus();
@@ -246,10 +260,11 @@ class RowBuilder {
                                            " has: every row gives the same features"));
       }
       float value = 0;
-      if (std::string problem = FeatureProblem(*found, &value); !problem.empty()) {
+      std::string text;
+      if (std::string problem = FeatureProblem(*found, &value, &text); !problem.empty()) {
         return Invalid(Key(where, name), problem);
       }
-      values_.push_back(value);
+      Push(value, std::move(text));
     }
     // Every name was found, in the row or the context, which share none:
     // more keys than names is a key the first row has not.
@@ -291,9 +306,15 @@ class RowBuilder {
     size_t j = 0;
     for (const auto& [key, column] : object.items()) {
       for (size_t r = 0; r < rows; ++r) {
-        if (std::string problem = FeatureProblem(column[r], &values_[r * names_.size() + j]);
+        const size_t at = r * names_.size() + j;
+        std::string text;
+        if (std::string problem = FeatureProblem(column[r], &values_[at], &text);
             !problem.empty()) {
           return Invalid(absl::StrCat(Key(where, key), "[", r, "]"), problem);
+        }
+        if (!text.empty()) {
+          categories_.resize(values_.size());
+          categories_[at] = std::move(text);
         }
       }
       ++j;
@@ -310,9 +331,12 @@ class RowBuilder {
 
   void Finish(TfServingRows* out) {
     out->request.mutable_features()->Add(values_.begin(), values_.end());
+    for (std::string& text : categories_) out->request.add_categories(std::move(text));
     out->request.set_rows(static_cast<uint32_t>(std::min<size_t>(
         rows_, std::numeric_limits<uint32_t>::max())));
-    if (form_ == Form::kNamed) out->columns.names = std::move(names_);
+    if (form_ == Form::kNamed) {
+      for (std::string& name : names_) out->request.add_columns(std::move(name));
+    }
   }
 
  private:
@@ -338,12 +362,21 @@ class RowBuilder {
     return TooManyValues();
   }
 
+  // A value read, with its text when it was a string.
+  void Push(float value, std::string text) {
+    if (!text.empty() && categories_.size() < values_.size()) categories_.resize(values_.size());
+    values_.push_back(value);
+    if (!categories_.empty() || !text.empty()) categories_.push_back(std::move(text));
+  }
+
   Form form_ = Form::kNone;
   std::string first_;  // where the first row is
   size_t width_ = 0;
   size_t rows_ = 0;
   std::vector<std::string> names_;  // sorted
   std::vector<float> values_;
+  // Parallel to values_ once a string was read (empty for the numbers).
+  std::vector<std::string> categories_;
 };
 
 // The schema of a float tensor's JSON in TF Serving's metadata: TensorInfo.

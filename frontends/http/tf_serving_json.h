@@ -10,9 +10,12 @@
 // the graph names it, is the model's default output, DT_FLOAT
 // [-1, output width]. Predict answers that output per row; classify
 // answers every class with its probability (serving's
-// OutputRequest::every_class). JSON numbers only: the NaN and Infinity
-// tokens TF Serving's parser also takes are refused, with a message that
-// says so, since seqserve refuses non-finite features over every protocol.
+// OutputRequest::every_class). A value is a JSON number, a string (the
+// category of a one_hot feature, or a number as text) or null (a missing
+// value, for a feature whose preprocessing gives a default): the NaN and
+// Infinity tokens TF Serving's parser also takes are refused, with a
+// message that says so, since seqserve refuses non-finite features over
+// every protocol.
 #pragma once
 
 #include "absl/status/status.h"
@@ -34,12 +37,10 @@ inline constexpr char kSeqserveMetadataKey[] = "seqserve";
 
 // What a TF Serving predict or classify body asks, as seqserve asks it.
 struct TfServingRows {
-  // The rows (`features`, `rows`); model and version come from the path.
+  // The rows (`features`, `rows`, the strings as `categories`, and the
+  // feature names as `columns` when the rows are objects keyed by them);
+  // model and version come from the path.
   v1::ClassifyRequest request;
-  // The feature each column holds, when the rows name them (objects keyed
-  // by the model's feature_names); empty when the rows give every value in
-  // order (lists, or objects holding one list under "features").
-  NamedColumns columns;
   // Predict in the columnar form ("inputs"): answered as "outputs".
   bool columnar = false;
 };

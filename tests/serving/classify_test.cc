@@ -1,6 +1,7 @@
 // PlanClassify and BuildClassifyResponse without a network: every request
 // check with its code, and how labels, predictions and top-k come out.
 #include "serving/classify.h"
+#include "serving/model_inputs.h"
 #include "serving/explain.h"
 #include "serving/output_mode_name.h"
 
@@ -47,6 +48,12 @@ v1::ClassifyRequest Request(std::vector<float> features, uint32_t rows) {
   request.mutable_features()->Add(features.begin(), features.end());
   request.set_rows(rows);
   return request;
+}
+
+void ExpectError(const absl::Status& status, absl::StatusCode code,
+                 const std::string& fragment) {
+  EXPECT_EQ(status.code(), code) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(fragment));
 }
 
 void ExpectPlanError(const absl::StatusOr<ClassifyPlan>& plan,
@@ -145,13 +152,16 @@ TEST(PlanClassify, RefusesRowsOfTheWrongWidth) {
                   absl::StatusCode::kInvalidArgument, "2 rows need 6 values, got 5");
 }
 
-TEST(PlanClassify, RefusesNanAndInfFeatures) {
+TEST(PrepareModelInputs, RefusesNanAndInfFeatures) {
   auto served = Serve("species");
-  ExpectPlanError(PlanClassify(Request({4, 0, 1, 2, std::nanf(""), 0}, 2), *served, {}),
-                  absl::StatusCode::kInvalidArgument, "row 1 feature 1 is NaN or Inf");
-  ExpectPlanError(
-      PlanClassify(Request({std::numeric_limits<float>::infinity(), 0, 1}, 1), *served, {}),
-      absl::StatusCode::kInvalidArgument, "row 0 feature 0 is NaN or Inf");
+  auto prepare = [&](const v1::ClassifyRequest& request) {
+    ModelInputs inputs;
+    return PrepareModelInputs(request, request.rows(), *served, &inputs);
+  };
+  ExpectError(prepare(Request({4, 0, 1, 2, std::nanf(""), 0}, 2)),
+              absl::StatusCode::kInvalidArgument, "row 1 feature 1 is NaN or Inf");
+  ExpectError(prepare(Request({std::numeric_limits<float>::infinity(), 0, 1}, 1)),
+              absl::StatusCode::kInvalidArgument, "row 0 feature 0 is NaN or Inf");
 }
 
 TEST(PlanClassify, RefusesTopKBeyondTheOutputs) {
@@ -495,32 +505,29 @@ TEST(BuildClassifyResponse, EveryClassComesInIndexOrderWithItsProbability) {
       absl::StatusCode::kInvalidArgument, "no output mode or top_k");
 }
 
-TEST(PlanOutputs, NamedColumnsArePutInTheModelsOrder) {
+TEST(PrepareModelInputs, NamedColumnsArePutInTheModelsOrder) {
   auto species = Serve("species", "feature_names: ['limbs', 'lays_eggs', 'has_hair']");
-  OutputRequest output;
-  output.output = v1::OUTPUT_MODE_LOGITS;
-  auto plan = [&](std::vector<std::string> names) {
-    NamedColumns columns{std::move(names), {}};
-    auto plans =
-        PlanOutputs(Request({1, 0, 4}, 1), {output}, nullptr, *species, RequestLimits{}, &columns);
-    return std::make_pair(plans.status(), columns.order);
+  auto prepare = [&](const ServedModel& served, std::vector<std::string> names) {
+    v1::ClassifyRequest request = Request({1, 0, 4}, 1);
+    for (std::string& name : names) request.add_columns(std::move(name));
+    ModelInputs inputs;
+    const absl::Status status = PrepareModelInputs(request, 1, served, &inputs);
+    return std::make_pair(status, std::vector<float>(inputs.values.begin(), inputs.values.end()));
   };
-  const auto [ok, order] = plan({"has_hair", "lays_eggs", "limbs"});
+  const auto [ok, values] = prepare(*species, {"has_hair", "lays_eggs", "limbs"});
   EXPECT_TRUE(ok.ok()) << ok;
-  EXPECT_THAT(order, ElementsAre(2, 1, 0));
-  EXPECT_THAT(std::string(plan({"has_hair", "wings", "limbs"}).first.message()),
+  EXPECT_THAT(values, ElementsAre(4, 0, 1));
+  EXPECT_THAT(std::string(prepare(*species, {"has_hair", "wings", "limbs"}).first.message()),
               HasSubstr("model 'species' has no feature 'wings'; its features are limbs, "
                         "lays_eggs, has_hair"));
-  EXPECT_THAT(std::string(plan({"has_hair", "limbs"}).first.message()),
+  EXPECT_THAT(std::string(prepare(*species, {"has_hair", "limbs"}).first.message()),
               HasSubstr("feature 'lays_eggs' of model 'species' is missing"));
-  EXPECT_THAT(std::string(plan({"has_hair", "limbs", "limbs"}).first.message()),
+  EXPECT_THAT(std::string(prepare(*species, {"has_hair", "limbs", "limbs"}).first.message()),
               HasSubstr("feature 'limbs' of model 'species' is given more than once"));
   auto bare = Serve("species");
-  NamedColumns columns{{"limbs", "lays_eggs", "has_hair"}, {}};
-  const auto refused =
-      PlanOutputs(Request({1, 0, 4}, 1), {output}, nullptr, *bare, RequestLimits{}, &columns);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(refused.status().message()),
+  const absl::Status refused = prepare(*bare, {"limbs", "lays_eggs", "has_hair"}).first;
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()),
               HasSubstr("model 'species' names no features (its config has no feature_names): "
                         "give each row's 3 values in order"));
 }
