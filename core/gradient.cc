@@ -14,6 +14,37 @@ namespace {
 
 double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+// The chain rule through an elementwise layer's steps, each at the float
+// value the forward pass gives it: d(x ± c) = ±1, d(x * c) = c,
+// d(x / c) = 1 / c, d(c / x) = -c / x^2, d(1 / x) = -1 / x^2.
+double ElementwiseDerivative(const Layer& layer, float x, size_t feature) {
+  double derivative = 1.0;
+  for (const ElementwiseStep& step : layer.steps) {
+    const double c = step.values.empty() ? 0.0
+                     : step.values.size() == 1 ? step.values[0]
+                                               : step.values[feature];
+    const double v = x;
+    switch (step.op) {
+      case ElementwiseOp::kAdd:
+        break;
+      case ElementwiseOp::kSub:
+        if (step.constant_first) derivative = -derivative;
+        break;
+      case ElementwiseOp::kMul:
+        derivative *= c;
+        break;
+      case ElementwiseOp::kDiv:
+        derivative *= step.constant_first ? -c / (v * v) : 1.0 / c;
+        break;
+      case ElementwiseOp::kReciprocal:
+        derivative *= -1.0 / (v * v);
+        break;
+    }
+    x = ElementwiseStepValue(step, x, feature);
+  }
+  return derivative;
+}
+
 // d layer(x) / dx for an element-wise layer, at one input value.
 double ElementDerivative(const Layer& layer, double x, size_t feature) {
   const double alpha = layer.alpha;
@@ -76,6 +107,8 @@ double ElementDerivative(const Layer& layer, double x, size_t feature) {
       const double t = std::tanh(std::log1p(std::exp(x)));
       return t + x * Sigmoid(x) * (1.0 - t * t);
     }
+    case LayerKind::kElementwise:
+      return ElementwiseDerivative(layer, static_cast<float>(x), feature);
     case LayerKind::kLinear:
     case LayerKind::kLayerNorm:
     case LayerKind::kNoOp:

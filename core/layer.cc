@@ -30,6 +30,34 @@ std::string PyFloat(float value) {
   return text;
 }
 
+// An elementwise step's constant: its value when it is one, else its
+// count ("c[4]").
+std::string ConstantText(const ElementwiseStep& step) {
+  if (step.values.size() == 1) return PyFloat(step.values[0]);
+  return absl::StrCat("c[", step.values.size(), "]");
+}
+
+// "(x - c[4]) / c[4]": the steps as one expression, innermost first.
+std::string ElementwiseText(const std::vector<ElementwiseStep>& steps) {
+  std::string text = "x";
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const ElementwiseStep& step = steps[i];
+    const std::string inner = i == 0 ? text : absl::StrCat("(", text, ")");
+    const char* symbol = step.op == ElementwiseOp::kAdd   ? " + "
+                         : step.op == ElementwiseOp::kSub ? " - "
+                         : step.op == ElementwiseOp::kMul ? " * "
+                                                          : " / ";
+    if (step.op == ElementwiseOp::kReciprocal) {
+      text = absl::StrCat("1 / ", inner);
+    } else if (step.constant_first) {
+      text = absl::StrCat(ConstantText(step), symbol, inner);
+    } else {
+      text = absl::StrCat(inner, symbol, ConstantText(step));
+    }
+  }
+  return text;
+}
+
 // torch's elu kernel: x > 0 ? x * scale : expm1(x * input_scale) * alpha * scale.
 inline float Elu(float x, float negcoef, float poscoef, float negiptcoef) {
   return x > 0.0f ? x * poscoef : std::expm1(x * negiptcoef) * negcoef;
@@ -173,6 +201,20 @@ Layer Layer::HardSwish() { return OfKind(LayerKind::kHardSwish); }
 
 Layer Layer::Mish() { return OfKind(LayerKind::kMish); }
 
+Layer Layer::Elementwise(std::vector<ElementwiseStep> steps) {
+  Layer layer = OfKind(LayerKind::kElementwise);
+  for (const ElementwiseStep& step : steps) {
+    if (step.values.size() > 1) {
+      // The first per-feature step sets the width; a step of another
+      // width is refused by Sequential::Create.
+      if (layer.out_features == 0) layer.out_features = static_cast<int>(step.values.size());
+    }
+  }
+  layer.in_features = layer.out_features;
+  layer.steps = std::move(steps);
+  return layer;
+}
+
 namespace {
 Layer NoOp(std::string module) {
   Layer layer = OfKind(LayerKind::kNoOp);
@@ -237,6 +279,8 @@ std::string Layer::Describe() const {
       return "Hardswish";
     case LayerKind::kMish:
       return "Mish";
+    case LayerKind::kElementwise:
+      return absl::StrCat("Elementwise(", ElementwiseText(steps), ")");
     case LayerKind::kNoOp:
       return module;
   }
@@ -385,6 +429,16 @@ void RunActivation(const Layer& layer, float* values, size_t rows, size_t width)
       for (size_t i = 0; i < count; ++i) {
         const float x = values[i];
         values[i] = x * std::tanh(std::log1p(std::exp(x)));
+      }
+      return;
+    case LayerKind::kElementwise:
+      // Step by step over the whole block, as torch runs one op after
+      // another: each step rounds to float32 before the next.
+      for (const ElementwiseStep& step : layer.steps) {
+        for (size_t r = 0; r < rows; ++r) {
+          float* row = values + r * width;
+          for (size_t c = 0; c < width; ++c) row[c] = ElementwiseStepValue(step, row[c], c);
+        }
       }
       return;
   }

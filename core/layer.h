@@ -27,10 +27,25 @@ enum class LayerKind {
   kHardSigmoid,
   kHardSwish,
   kMish,
+  // Arithmetic with constants, step by step: how a normalisation written as
+  // a module ((x - mean) / std) exports.
+  kElementwise,
   // A module that computes nothing at inference (Dropout, Identity, a
   // Flatten of rows that are already flat): listed where the Sequential
   // has it, so indices match torch's, and never run.
   kNoOp,
+};
+
+// One step of an elementwise layer: y = x op c (or c op x), or 1 / x.
+enum class ElementwiseOp { kAdd, kSub, kMul, kDiv, kReciprocal };
+
+struct ElementwiseStep {
+  ElementwiseOp op = ElementwiseOp::kAdd;
+  // The constant is the left operand: c - x, c / x (Add and Mul give the
+  // same bits either way round).
+  bool constant_first = false;
+  // One value for every feature, or one per feature; none for Reciprocal.
+  std::vector<float> values;
 };
 
 // A layer as PyTorch defines it. Linear keeps torch's weight layout
@@ -61,6 +76,9 @@ struct Layer {
   // Linear: out_features or empty for no bias. BatchNorm1d: the shift
   // bias - running_mean * scale. LayerNorm: bias (empty: all zeros).
   std::vector<float> bias;
+  // kElementwise: the steps, run in order in float32 as torch runs them
+  // (never folded into one scale and shift: that would change the bits).
+  std::vector<ElementwiseStep> steps;
   // kNoOp: what Describe() lists ("Dropout(p=0.3) (no-op at inference)", ...).
   std::string module;
 
@@ -96,6 +114,9 @@ struct Layer {
   static Layer HardSigmoid(float alpha, float beta);
   static Layer HardSwish();
   static Layer Mish();
+  // Per-feature when a step holds more than one value: in_features and
+  // out_features are then that count (Sequential::Create checks the rest).
+  static Layer Elementwise(std::vector<ElementwiseStep> steps);
   // No-op modules. Dropout's p is shown when known (positive).
   static Layer Dropout(float p = 0.0f);
   static Layer Identity();
@@ -107,7 +128,8 @@ struct Layer {
   // "Linear(3, 16)", "ReLU", "LeakyReLU(0.1)", ... as PyTorch prints modules.
   std::string Describe() const;
   // Number of learnable values as torch counts them (a BatchNorm1d's
-  // weight and bias, not its running statistics).
+  // weight and bias, not its running statistics; an elementwise layer's
+  // constants are buffers, not parameters).
   size_t ParameterCount() const;
   // Whether the layer changes values (not a folded BatchNorm1d, not a
   // no-op module).
@@ -119,6 +141,27 @@ struct Layer {
 // stays in the list, marked folded, so the model still describes itself as
 // torch prints it.
 void FoldBatchNorms(std::vector<Layer>& layers);
+
+// One elementwise step on the value `x` of feature `feature`, in float32
+// as torch computes it.
+inline float ElementwiseStepValue(const ElementwiseStep& step, float x, size_t feature) {
+  const float c = step.values.empty() ? 0.0f
+                  : step.values.size() == 1 ? step.values[0]
+                                            : step.values[feature];
+  switch (step.op) {
+    case ElementwiseOp::kAdd:
+      return x + c;
+    case ElementwiseOp::kSub:
+      return step.constant_first ? c - x : x - c;
+    case ElementwiseOp::kMul:
+      return x * c;
+    case ElementwiseOp::kDiv:
+      return step.constant_first ? c / x : x / c;
+    case ElementwiseOp::kReciprocal:
+      return 1.0f / x;
+  }
+  return x;
+}
 
 // Applies a layer other than Linear in place to `rows` rows of `width`
 // values.

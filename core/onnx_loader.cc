@@ -150,7 +150,7 @@ constexpr Arity kArities[] = {
     {"Sigmoid", 1, 1},    {"Relu", 1, 1},        {"Exp", 1, 1},     {"Log", 1, 1},
     {"Neg", 1, 1},        {"Softplus", 1, 1},    {"Softsign", 1, 1}, {"Identity", 1, 1},
     {"ReduceMean", 1, 2}, {"Clip", 1, 3},        {"Max", 1, kAnyCount},
-    {"Min", 1, kAnyCount}};
+    {"Min", 1, kAnyCount}, {"Reciprocal", 1, 1}};
 
 absl::Status OnnxConverter::CheckStructure() const {
   std::unordered_map<std::string, int> defined;  // name -> 0 graph, 1 node
@@ -489,6 +489,11 @@ absl::Status OnnxConverter::AddMatched(const onnx::NodeProto& first, LayerMatch 
                      first.op_type() == "Dropout" ? Layer::Dropout() : Layer::Identity());
   }
   for (Layer& layer : match.layers) {
+    // A step of arithmetic right after another of the same module (or of
+    // no known module) joins its layer: (x - mean) / std lists as one.
+    const bool joins = layer.kind == LayerKind::kElementwise && !layers_.empty() &&
+                       layers_.back().kind == LayerKind::kElementwise &&
+                       modules_.LastIsLayerOf(module);
     if (layer.out_features > 0) {
       // A per-feature layer sees one row per example only on rank 2.
       if (state_.rank != 2) {
@@ -504,6 +509,16 @@ absl::Status OnnxConverter::AddMatched(const onnx::NodeProto& first, LayerMatch 
                                       state_.width));
       }
       state_.width = layer.out_features;
+    }
+    if (joins) {
+      Layer& last = layers_.back();
+      for (ElementwiseStep& step : layer.steps) last.steps.push_back(std::move(step));
+      if (layer.out_features > 0) {
+        last.in_features = layer.out_features;
+        last.out_features = layer.out_features;
+      }
+      modules_.AddToLastLayer(module);
+      continue;
     }
     layers_.push_back(std::move(layer));
     modules_.AddLayer(module);
@@ -535,11 +550,15 @@ absl::Status OnnxConverter::Step(const std::string& current, std::vector<bool>& 
     }
   }
   // Ops that shape the chain itself (Linear, its bias, Flatten, the head).
-  static const char* const kChainOps[] = {"Gemm", "MatMul", "Add", "Flatten", "Softmax",
+  // An Add is a bias only right after a Linear; elsewhere it is arithmetic
+  // with a constant, matched as a layer.
+  static const char* const kChainOps[] = {"Gemm", "MatMul", "Flatten", "Softmax",
                                           "LogSoftmax"};
+  const bool bias = first.op_type() == "Add" && !layers_.empty() &&
+                    layers_.back().kind == LayerKind::kLinear;
   const bool chain_op = users.size() == 1 &&
-                        std::find(std::begin(kChainOps), std::end(kChainOps),
-                                  first.op_type()) != std::end(kChainOps);
+                        (bias || std::find(std::begin(kChainOps), std::end(kChainOps),
+                                           first.op_type()) != std::end(kChainOps));
   if (!chain_op) {
     for (const LayerPattern& pattern : LayerPatterns()) {
       auto match = pattern.match(*view_, current);

@@ -38,6 +38,11 @@ void ModuleIndices::AddToLastLayer(std::optional<int> module) {
            entries_.back().module == *module;
 }
 
+bool ModuleIndices::LastIsLayerOf(std::optional<int> module) const {
+  return !entries_.empty() && !entries_.back().no_op &&
+         entries_.back().module == module.value_or(-1);
+}
+
 void ModuleIndices::AddNoOp(std::optional<int> module, Layer no_op) {
   known_ = known_ && module.has_value();
   entries_.push_back({module.value_or(-1), std::move(no_op)});

@@ -27,6 +27,9 @@ class ModuleIndices {
   void AddLayer(std::optional<int> module);
   // A node of `module` that adds to the previous layer (a Linear's bias).
   void AddToLastLayer(std::optional<int> module);
+  // Whether the last entry is a layer (not a no-op) of `module`, the same
+  // index or both unknown: a node there may add to that layer.
+  bool LastIsLayerOf(std::optional<int> module) const;
   // A node that runs nothing; listed as `no_op` when indices are known.
   void AddNoOp(std::optional<int> module, Layer no_op);
   // The last layer added is the model's head (a final Sigmoid).

@@ -432,6 +432,80 @@ PatternResult SoftsignFormula(const OnnxGraph& g, const std::string& x) {
 }
 
 // ---------------------------------------------------------------------------
+// Arithmetic with a constant: one Add, Sub, Mul or Div whose other operand
+// is a constant of one value or one per feature, or a Reciprocal; how a
+// normalisation module ((x - mean) / std) exports. Tried after the windows,
+// which start with such nodes too (GELU's Div, Softplus's Mul). The loader
+// keeps consecutive steps of one module as one layer.
+
+PatternResult ConstantArithmetic(const OnnxGraph& g, const std::string& x) {
+  const int index = OnlyUser(g, x);
+  if (index < 0) return std::nullopt;
+  const Node& node = g.node(index);
+  const std::string& op = node.op_type();
+  ElementwiseStep step;
+  if (op == "Add") {
+    step.op = ElementwiseOp::kAdd;
+  } else if (op == "Sub") {
+    step.op = ElementwiseOp::kSub;
+  } else if (op == "Mul") {
+    step.op = ElementwiseOp::kMul;
+  } else if (op == "Div") {
+    step.op = ElementwiseOp::kDiv;
+  } else if (op == "Reciprocal") {
+    step.op = ElementwiseOp::kReciprocal;
+    if (node.input_size() != 1 || node.input(0) != x) {
+      return g.NodeError(absl::StatusCode::kInvalidArgument, node,
+                         absl::StrCat("takes '", x, "' as a weight; not a chain"));
+    }
+    return Matched({Layer::Elementwise({std::move(step)})}, {index}, g);
+  } else {
+    return std::nullopt;
+  }
+  const std::string other = OtherInput(node, x);
+  if (other.empty()) {
+    return g.NodeError(absl::StatusCode::kUnimplemented, node,
+                       absl::StrCat(op, " of '", x, "' with itself; seqserve runs ", op,
+                                    " only with a constant operand"));
+  }
+  if (!g.IsConstant(other)) {
+    return g.NodeError(absl::StatusCode::kUnimplemented, node,
+                       absl::StrCat("operand '", other, "' is not a constant (an initializer "
+                                    "or Constant node); seqserve runs ", op,
+                                    " only with a constant operand"));
+  }
+  const int constant_index = node.input(0) == other ? 0 : 1;
+  auto tensor = g.Weight(node, constant_index);
+  if (!tensor.ok()) return tensor.status();
+  const onnx::TensorProto& t = **tensor;
+  // [], [1], [width] or [1, width]: one value or one per feature of each
+  // row. Any other shape would broadcast the rows into something else.
+  bool row_shaped = t.dims_size() <= 2;
+  for (int i = 0; row_shaped && i + 1 < t.dims_size(); ++i) row_shaped = t.dims(i) == 1;
+  if (!row_shaped) {
+    return g.NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat("constant '", other, "' has shape [",
+                                    absl::StrJoin(t.dims(), ", "),
+                                    "]; only one value ([] or [1]) or one per feature "
+                                    "([width] or [1, width]) broadcasts over the rows"));
+  }
+  auto values = g.Floats(node, t);
+  if (!values.ok()) return values.status();
+  step.constant_first = constant_index == 0;
+  if (step.op == ElementwiseOp::kDiv && !step.constant_first) {
+    for (size_t i = 0; i < values->size(); ++i) {
+      if ((*values)[i] == 0.0f) {
+        return g.NodeError(absl::StatusCode::kInvalidArgument, node,
+                           absl::StrCat("divides by constant '", other, "', whose value ", i,
+                                        " is zero: every row would get Inf or NaN"));
+      }
+    }
+  }
+  step.values = std::move(*values);
+  return Matched({Layer::Elementwise({std::move(step)})}, {index}, g);
+}
+
+// ---------------------------------------------------------------------------
 // Single ops, each read by the semantics of the opset the model imports.
 
 using OpLayers = absl::StatusOr<std::vector<Layer>>;
@@ -633,6 +707,7 @@ constexpr LayerPattern kPatterns[] = {
     {"Hardswish (HardSigmoid + Mul)", HardSwishFormula},
     {"Softplus (Mul + Softplus + Div)", SoftplusWithBeta},
     {"Softsign (Abs + Add + Div)", SoftsignFormula},
+    {"arithmetic with a constant", ConstantArithmetic},
     {"single op", OneOp},
 };
 

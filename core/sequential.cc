@@ -33,6 +33,61 @@ absl::Status CheckPerFeature(const Layer& layer, const std::string& where, int w
   return absl::OkStatus();
 }
 
+const char* StepName(ElementwiseOp op) {
+  switch (op) {
+    case ElementwiseOp::kAdd:
+      return "add";
+    case ElementwiseOp::kSub:
+      return "sub";
+    case ElementwiseOp::kMul:
+      return "mul";
+    case ElementwiseOp::kDiv:
+      return "div";
+    case ElementwiseOp::kReciprocal:
+      return "reciprocal";
+  }
+  return "?";
+}
+
+absl::Status CheckElementwise(const Layer& layer, const std::string& where, int width) {
+  if (layer.steps.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": has no steps"));
+  }
+  if (layer.out_features != 0 && (layer.out_features != width || layer.in_features != width)) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": has ", layer.out_features,
+                                                   " features but the row it gets has ", width));
+  }
+  for (size_t i = 0; i < layer.steps.size(); ++i) {
+    const ElementwiseStep& step = layer.steps[i];
+    const std::string what = absl::StrCat(where, ": step ", i, " (", StepName(step.op), ")");
+    if (step.op == ElementwiseOp::kReciprocal) {
+      if (!step.values.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(what, ": takes no constant"));
+      }
+      continue;
+    }
+    if (step.values.size() != 1 && step.values.size() != static_cast<size_t>(width)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": holds ", step.values.size(), " values; needs one or one per feature (",
+          width, ")"));
+    }
+    if (!AllFinite(step.values)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": constant holds NaN or Inf"));
+    }
+    // x / 0 is Inf (or NaN) for every row: a broken constant, not a model.
+    if (step.op == ElementwiseOp::kDiv && !step.constant_first) {
+      for (size_t c = 0; c < step.values.size(); ++c) {
+        if (step.values[c] == 0.0f) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              what, ": divides by zero (value ", c,
+              " of the constant), which gives Inf or NaN for every row"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
   const std::string where =
       absl::StrCat("layer ", index, " (", layer.Describe(), ")");
@@ -43,6 +98,8 @@ absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
           absl::StrCat(where, ": parameter is NaN or Inf"));
     }
     switch (layer.kind) {
+      case LayerKind::kElementwise:
+        return CheckElementwise(layer, where, width);
       case LayerKind::kBatchNorm:
       case LayerKind::kLayerNorm:
         if (!(layer.eps > 0.0f)) {

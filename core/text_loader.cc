@@ -13,6 +13,46 @@
 namespace seqserve {
 namespace {
 
+absl::StatusOr<Layer> ToElementwise(const v1::Elementwise& elementwise, int index) {
+  std::vector<ElementwiseStep> steps;
+  for (int i = 0; i < elementwise.steps_size(); ++i) {
+    const v1::Elementwise::Step& in = elementwise.steps(i);
+    ElementwiseStep step;
+    switch (in.op()) {
+      case v1::Elementwise::OP_ADD:
+        step.op = ElementwiseOp::kAdd;
+        break;
+      case v1::Elementwise::OP_SUB:
+        step.op = ElementwiseOp::kSub;
+        break;
+      case v1::Elementwise::OP_MUL:
+        step.op = ElementwiseOp::kMul;
+        break;
+      case v1::Elementwise::OP_DIV:
+        step.op = ElementwiseOp::kDiv;
+        break;
+      case v1::Elementwise::OP_RECIPROCAL:
+        step.op = ElementwiseOp::kReciprocal;
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer ", index, " (elementwise): step ", i,
+            " names no op (OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_RECIPROCAL)"));
+    }
+    const bool reciprocal = step.op == ElementwiseOp::kReciprocal;
+    if (reciprocal != (in.value_size() == 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", index, " (elementwise): step ", i,
+          reciprocal ? " is OP_RECIPROCAL, which takes no value"
+                     : " needs a value (one, or one per feature)"));
+    }
+    step.constant_first = in.constant_first();
+    step.values.assign(in.value().begin(), in.value().end());
+    steps.push_back(std::move(step));
+  }
+  return Layer::Elementwise(std::move(steps));
+}
+
 // The layer a text layer lists (Dropout and Identity as no-ops).
 absl::StatusOr<Layer> ToLayer(const v1::Layer& layer, int index) {
   switch (layer.kind_case()) {
@@ -99,6 +139,8 @@ absl::StatusOr<Layer> ToLayer(const v1::Layer& layer, int index) {
       return Layer::Dropout(layer.dropout().p());
     case v1::Layer::kIdentity:
       return Layer::Identity();
+    case v1::Layer::kElementwise:
+      return ToElementwise(layer.elementwise(), index);
     case v1::Layer::KIND_NOT_SET:
       break;
   }

@@ -639,14 +639,198 @@ TEST(OnnxLoader, RefusesTransposedActivations) {
   ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented, "transA=1");
 }
 
-TEST(OnnxLoader, RefusesAnAddThatIsNotABias) {
+// An Add of a constant before the first Linear is not a bias: it is
+// arithmetic on the features, as a normalisation module exports it.
+TEST(OnnxLoader, AnAddBeforeTheFirstLinearIsAnElementwiseLayer) {
   OnnxBuilder builder(2);
   builder.Weight("w", {2, 2}, {1, 0, 0, 1}).Weight("b", {2}, {1, 1});
   builder.Node("Add", {"features", "b"}, {"a"});
   SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
   builder.Output("scores", 2);
-  ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
-                "Add is supported only as the bias right after a Linear");
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_EQ((*model)->layers().size(), 2u);
+  EXPECT_EQ((*model)->layers()[0].Describe(), "Elementwise(x + c[2])");
+  const float row[] = {2.0f, -3.0f};
+  auto out = (*model)->Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[0], 3.0f);
+  EXPECT_EQ((*out)[1], -2.0f);
+}
+
+// (x - mean) / std before the first Linear, between layers and after the
+// last one; the constants as initializers or Constant nodes, per feature
+// or scalar, of shape [], [1], [width] or [1, width].
+TEST(OnnxLoader, ArithmeticWithConstantsLoadsAnywhereInTheChain) {
+  OnnxBuilder builder(3, 20);
+  builder.model().set_ir_version(10);
+  builder.Weight("mean", {3}, {1.0f, 2.0f, 3.0f}).Weight("std", {1, 3}, {2.0f, 4.0f, 8.0f});
+  builder.Weight("w1", {2, 3}, {1, 0, 0, 0, 1, 1}).Weight("b1", {2}, {0.5f, -0.5f});
+  builder.Weight("shift", {1}, {0.25f}).Weight("w2", {1, 2}, {1, -1});
+  auto* constant = builder.Node("Constant", {}, {"temperature"});
+  auto* value = constant->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_float_data(2.0f);  // rank 0
+  builder.Node("Sub", {"features", "mean"}, {"centered"});
+  builder.Node("Div", {"centered", "std"}, {"scaled"});
+  SetInt(builder.Node("Gemm", {"scaled", "w1", "b1"}, {"h"}), "transB", 1);
+  builder.Node("Relu", {"h"}, {"r"});
+  builder.Node("Add", {"r", "shift"}, {"shifted"});
+  SetInt(builder.Node("Gemm", {"shifted", "w2"}, {"z"}), "transB", 1);
+  builder.Node("Div", {"z", "temperature"}, {"scores"});
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> layers;
+  for (const Layer& layer : (*model)->layers()) layers.push_back(layer.Describe());
+  EXPECT_THAT(layers, ::testing::ElementsAre("Elementwise((x - c[3]) / c[3])", "Linear(3, 2)",
+                                             "ReLU", "Elementwise(x + 0.25)",
+                                             "Linear(2, 1, bias=False)", "Elementwise(x / 2.0)"));
+  const float row[] = {3.0f, 6.0f, 11.0f};  // scaled: 1, 1, 1
+  auto out = (*model)->Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(out.ok());
+  // h = (1.5, 1.5), shifted (1.75, 1.75), z = 0, / 2 = 0.
+  EXPECT_EQ((*out)[0], 0.0f);
+  const float other[] = {1.0f, 2.0f, 3.0f};  // scaled 0: h = (0.5, -0.5) -> (0.75, 0.25)
+  out = (*model)->Predict(other, 1, Head::kLogits);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[0], 0.25f);
+}
+
+TEST(OnnxLoader, ConstantFirstSubDivAndReciprocalAreSteps) {
+  OnnxBuilder builder(2, 20);
+  builder.model().set_ir_version(10);
+  builder.Weight("c", {2}, {10.0f, 20.0f}).Weight("two", {}, {2.0f});
+  builder.Weight("w", {1, 2}, {1, 1});
+  builder.Node("Sub", {"c", "features"}, {"a"});
+  builder.Node("Reciprocal", {"a"}, {"b"});
+  builder.Node("Div", {"two", "b"}, {"d"});
+  SetInt(builder.Node("Gemm", {"d", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->layers()[0].Describe(), "Elementwise(2.0 / (1 / (c[2] - x)))");
+  const float row[] = {6.0f, 4.0f};  // 2 / (1 / 4) + 2 / (1 / 16) = 8 + 32
+  auto out = (*model)->Predict(row, 1, Head::kLogits);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[0], 40.0f);
+}
+
+// torch 1.13's node names carry the module index: the steps of one module
+// are one layer, steps of two modules two, and indices stay torch's.
+TEST(OnnxLoader, StepsOfOneModuleAreOneLayer) {
+  OnnxBuilder builder(2);
+  builder.Weight("m", {2}, {1.0f, 2.0f}).Weight("s", {2}, {2.0f, 2.0f});
+  builder.Weight("k", {}, {3.0f}).Weight("w", {1, 2}, {1, 1});
+  builder.Node("Sub", {"features", "m"}, {"a"})->set_name("/0/Sub");
+  builder.Node("Div", {"a", "s"}, {"b"})->set_name("/0/Div");
+  builder.Node("Mul", {"b", "k"}, {"c"})->set_name("/1/Mul");
+  auto* gemm = builder.Node("Gemm", {"c", "w"}, {"scores"});
+  gemm->set_name("/3/Gemm");
+  SetInt(gemm, "transB", 1);
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> layers;
+  for (const Layer& layer : (*model)->layers()) layers.push_back(layer.Describe());
+  EXPECT_THAT(layers, ::testing::ElementsAre(
+                          "Elementwise((x - c[2]) / c[2])", "Elementwise(x * 3.0)",
+                          "Dropout or Identity (no-op at inference, not in the graph)",
+                          "Linear(2, 1, bias=False)"));
+}
+
+// A GELU window that starts with Div still matches after arithmetic.
+TEST(OnnxLoader, ArithmeticLeavesAFollowingGeluWindowWhole) {
+  OnnxBuilder builder(2);
+  builder.Weight("m", {2}, {1.0f, 2.0f}).Weight("sqrt2", {}, {static_cast<float>(M_SQRT2)});
+  builder.Weight("one", {}, {1.0f}).Weight("half", {}, {0.5f}).Weight("w", {1, 2}, {1, 1});
+  builder.Node("Sub", {"features", "m"}, {"x"});
+  builder.Node("Div", {"x", "sqrt2"}, {"d"});
+  builder.Node("Erf", {"d"}, {"e"});
+  builder.Node("Add", {"e", "one"}, {"p"});
+  builder.Node("Mul", {"x", "p"}, {"xp"});
+  builder.Node("Mul", {"xp", "half"}, {"g"});
+  SetInt(builder.Node("Gemm", {"g", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  auto model = Parse(builder);
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_EQ((*model)->layers().size(), 3u);
+  EXPECT_EQ((*model)->layers()[0].Describe(), "Elementwise(x - c[2])");
+  EXPECT_EQ((*model)->layers()[1].Describe(), "GELU");
+}
+
+TEST(OnnxLoader, RefusesArithmeticWithoutAConstant) {
+  {
+    OnnxBuilder builder(2);
+    builder.Weight("w", {1, 2}, {1, 1});
+    auto* random = builder.Node("RandomNormal", {}, {"noise"});
+    SetInt(random, "dtype", onnx::TensorProto::FLOAT);
+    auto* shape = random->add_attribute();
+    shape->set_name("shape");
+    shape->set_type(onnx::AttributeProto::INTS);
+    shape->add_ints(1);
+    shape->add_ints(2);
+    builder.Node("Mul", {"features", "noise"}, {"a"});
+    SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+    builder.Output("scores", 1);
+    ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                  "node 'Mul_1' (Mul): operand 'noise' is not a constant");
+  }
+  {
+    OnnxBuilder builder(2);
+    builder.Weight("w", {1, 2}, {1, 1});
+    builder.Node("Mul", {"features", "features"}, {"a"});
+    SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+    builder.Output("scores", 1);
+    ExpectRefused(Parse(builder), absl::StatusCode::kUnimplemented,
+                  "Mul of 'features' with itself; seqserve runs Mul only with a constant");
+  }
+}
+
+TEST(OnnxLoader, RefusesConstantsThatDoNotBroadcastToTheRow) {
+  struct Shape {
+    std::vector<int64_t> dims;
+    absl::StatusCode code;
+    const char* message;
+  };
+  const Shape shapes[] = {
+      {{4, 1}, absl::StatusCode::kInvalidArgument,
+       "constant 'c' has shape [4, 1]; only one value ([] or [1]) or one per feature"},
+      {{2, 2}, absl::StatusCode::kInvalidArgument, "constant 'c' has shape [2, 2]"},
+      {{1, 1, 4}, absl::StatusCode::kInvalidArgument, "constant 'c' has shape [1, 1, 4]"},
+      {{3}, absl::StatusCode::kInvalidArgument,
+       "Elementwise(x - c[3]) has 3 features but the input has 4"},
+  };
+  for (const Shape& shape : shapes) {
+    OnnxBuilder builder(4);
+    int64_t count = 1;
+    for (int64_t dim : shape.dims) count *= dim;
+    builder.Weight("c", shape.dims, std::vector<float>(count, 1.0f));
+    builder.Weight("w", {1, 4}, {1, 1, 1, 1});
+    builder.Node("Sub", {"features", "c"}, {"a"});
+    SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+    builder.Output("scores", 1);
+    ExpectRefused(Parse(builder), shape.code, shape.message);
+  }
+}
+
+TEST(OnnxLoader, RefusesADivisionByAZeroConstant) {
+  OnnxBuilder builder(3);
+  builder.Weight("std", {3}, {1.0f, 0.0f, 2.0f}).Weight("w", {1, 3}, {1, 1, 1});
+  builder.Node("Div", {"features", "std"}, {"a"});
+  SetInt(builder.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+  builder.Output("scores", 1);
+  ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
+                "node 'Div_0' (Div): divides by constant 'std', whose value 1 is zero");
+  // A zero numerator is fine: 0 / x.
+  OnnxBuilder numerator(3);
+  numerator.Weight("zero", {}, {0.0f}).Weight("w", {1, 3}, {1, 1, 1});
+  numerator.Node("Div", {"zero", "features"}, {"a"});
+  SetInt(numerator.Node("Gemm", {"a", "w"}, {"scores"}), "transB", 1);
+  numerator.Output("scores", 1);
+  EXPECT_TRUE(Parse(numerator).ok());
 }
 
 TEST(OnnxLoader, RefusesOpsetsAndIrVersionsOutsideTheRange) {
