@@ -35,6 +35,7 @@
 #include "observability/payload_capture.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
+#include "serving/model_config.h"
 #include "tests/support/http_client.h"
 #include "tests/support/local_server.h"
 #include "tests/support/test_repository.h"
@@ -502,6 +503,26 @@ TEST(PayloadCapture, StalledSinkSlowsNoCallAndHoldsNoShutdown) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   // What the sink never took is counted too.
   EXPECT_EQ(SeriesValue(animals.server().MetricsText(), dropped), 50);
+}
+
+TEST(PayloadCapture, ConfigsOutOfRangeAreRefusedAtLoad) {
+  for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
+           {"capture { sample_rate: 1.5 files { directory: \"c\" } }", "between 0 and 1"},
+           {"capture { sample_rate: -0.1 files { directory: \"c\" } }", "between 0 and 1"},
+           {"capture { sample_rate: nan files { directory: \"c\" } }", "between 0 and 1"},
+           {"capture { sample_rate: 1 files { max_file_bytes: 10 } }", "needs a directory"},
+           {"capture { sample_rate: 1 http { url: \"ftp://sink\" } }", "not an http://"}}) {
+    v1::ModelConfig config;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &config)) << text;
+    const absl::Status checked = CheckModelConfig(config);
+    EXPECT_EQ(checked.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(checked.message(), ::testing::HasSubstr(message)) << text;
+  }
+  v1::ModelConfig good;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "capture { sample_rate: 0.5 files { directory: \"c\" } http { url: \"HTTPS://sink\" } }",
+      &good));
+  EXPECT_TRUE(CheckModelConfig(good).ok());
 }
 
 }  // namespace
