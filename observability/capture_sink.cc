@@ -41,6 +41,23 @@ std::string HeaderValue(absl::string_view text) {
   return value;
 }
 
+// The URL as logs show it: no user:password@, no query or fragment (either
+// may carry a credential).
+std::string LoggableUrl(absl::string_view url) {
+  url = url.substr(0, url.find_first_of("?#"));
+  const size_t scheme = url.find("://");
+  const size_t authority = scheme == absl::string_view::npos ? 0 : scheme + 3;
+  const size_t path = url.find('/', authority);
+  const size_t at = url.substr(0, path).rfind('@');
+  std::string shown(url.substr(0, authority));
+  if (at != absl::string_view::npos && at >= authority) {
+    absl::StrAppend(&shown, url.substr(at + 1));
+  } else {
+    absl::StrAppend(&shown, url.substr(authority));
+  }
+  return HeaderValue(shown);
+}
+
 std::string HostName() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
@@ -60,8 +77,8 @@ absl::StatusOr<std::unique_ptr<CaptureSink>> CaptureSink::Create(
     const v1::CaptureConfig::Http& config, Options options, CaptureCounters* counters) {
   const std::string lower = absl::AsciiStrToLower(config.url());
   if (!absl::StartsWith(lower, "http://") && !absl::StartsWith(lower, "https://")) {
-    return absl::InvalidArgumentError(absl::StrCat("capture http url '", HeaderValue(config.url()),
-                                                   "' is not an http:// or https:// URL"));
+    // Not quoted: a URL may carry a password or a token.
+    return absl::InvalidArgumentError("capture http url is not an http:// or https:// URL");
   }
   std::string token;
   if (!config.token_file().empty()) {
@@ -165,7 +182,7 @@ void CaptureSink::Send() {
         backoff = absl::ZeroDuration();
       } else {
         counters_->errors.Increment();
-        spdlog::warn("capture sink {}: {}; the record is dropped", HeaderValue(config_.url()),
+        spdlog::warn("capture sink {}: {}; the record is dropped", LoggableUrl(config_.url()),
                      std::string(posted.message()));
       }
       absl::MutexLock lock(&mu_);
@@ -177,7 +194,7 @@ void CaptureSink::Send() {
     }
     counters_->errors.Increment();
     if (backoff == absl::ZeroDuration()) {
-      spdlog::warn("capture sink {}: {}; retrying with backoff", HeaderValue(config_.url()),
+      spdlog::warn("capture sink {}: {}; retrying with backoff", LoggableUrl(config_.url()),
                    std::string(posted.message()));
     }
     backoff = backoff == absl::ZeroDuration() ? options_.first_backoff

@@ -95,9 +95,8 @@ absl::Status CheckModelConfig(const v1::ModelConfig& config) {
     }
     if (capture.has_http() && !absl::StartsWithIgnoreCase(capture.http().url(), "http://") &&
         !absl::StartsWithIgnoreCase(capture.http().url(), "https://")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("capture http url ", QuoteClientText(capture.http().url()),
-                       " is not an http:// or https:// URL"));
+      // Not quoted: a URL may carry a password or a token.
+      return absl::InvalidArgumentError("capture http url is not an http:// or https:// URL");
     }
   }
   return absl::OkStatus();

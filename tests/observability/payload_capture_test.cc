@@ -36,6 +36,7 @@
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
 #include "serving/model_config.h"
+#include "tests/auth/log_capture.h"
 #include "tests/support/http_client.h"
 #include "tests/support/local_server.h"
 #include "tests/support/test_repository.h"
@@ -503,6 +504,38 @@ TEST(PayloadCapture, StalledSinkSlowsNoCallAndHoldsNoShutdown) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   // What the sink never took is counted too.
   EXPECT_EQ(SeriesValue(animals.server().MetricsText(), dropped), 50);
+}
+
+TEST(PayloadCapture, SinkThatIsDownIsRetriedAndNoSecretIsLogged) {
+  // A port nothing listens on: bound, then closed.
+  int port = 0;
+  {
+    TestSink gone(/*stall=*/false);
+    port = std::stoi(gone.url().substr(gone.url().rfind(':') + 1));
+  }
+  const std::string token_file = ::testing::TempDir() + "/capture-down-token";
+  std::ofstream(token_file) << "t0ken-in-file\n";
+  testing::LogCapture log;
+  {
+    SyntheticCall call(absl::StrCat("sample_rate: 1 http { url: \"http://user:pa55word@127.0.0.1:",
+                                    port, "/events?key=qu3ry\" token_file: \"", token_file,
+                                    "\" }"));
+    PayloadCapture capture;
+    call.TellTo(capture, "down-1");
+    // Failures come back off after 100 ms, 200 ms, ...: several within a second.
+    for (const absl::Time until = absl::Now() + absl::Seconds(30);
+         capture.errors("synthetic", "http") < 3 && absl::Now() < until;) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    EXPECT_GE(capture.errors("synthetic", "http"), 3u);
+    EXPECT_EQ(capture.written("synthetic", "http"), 0u);
+    capture.Shutdown(absl::Now() + absl::Milliseconds(200));
+    EXPECT_EQ(capture.dropped("synthetic"), 1u);  // never sent: lost at the shutdown
+  }
+  EXPECT_FALSE(log.Lines("retrying with backoff").empty()) << log.text();
+  for (const char* secret : {"pa55word", "qu3ry", "t0ken-in-file"}) {
+    EXPECT_THAT(log.text(), ::testing::Not(::testing::HasSubstr(secret)));
+  }
 }
 
 TEST(PayloadCapture, ConfigsOutOfRangeAreRefusedAtLoad) {
