@@ -3,9 +3,11 @@
 // them (ce-* headers, the record as the JSON body). One event per call,
 // of type kCaptureEventType, carrying request and answer together: seqserve
 // knows both at once, so a consumer needs no pairing of a request event
-// with its response event by ce-id. KServe's extension attributes
-// (ce-inferenceservicename, ce-endpoint, ce-component) are set as its
-// logger sets them, so brokers and triggers route these the same way.
+// with its response event by ce-id. KServe's extension attributes are set
+// so brokers and triggers route these as they route its events:
+// ce-inferenceservicename (the model), ce-component ("predictor") and
+// ce-endpoint (KServe's default or canary; here the answering version, as
+// seqserve splits traffic by version), with ce-modelversion beside them.
 //
 // A thread of its own sends, so a slow or stalled sink never holds the
 // capture writer (nor, through it, the files). Events wait in a bounded

@@ -462,6 +462,8 @@ TEST(PayloadCapture, SinkReceivesCloudEventsWithTheToken) {
     EXPECT_LT(absl::AbsDuration(absl::Now() - time), absl::Minutes(1));
     EXPECT_EQ(headers.at("ce-inferenceservicename"), "animals");
     EXPECT_EQ(headers.at("ce-modelversion"), "1");
+    EXPECT_EQ(headers.at("ce-endpoint"), "1");
+    EXPECT_EQ(headers.at("ce-component"), "predictor");
     EXPECT_EQ(headers.at("content-type"), "application/json");
     EXPECT_EQ(headers.at("authorization"), "Bearer s3cret-token");
     json body = json::parse(events[i].body);
