@@ -61,6 +61,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   }
   server->observers_.Add(&server->call_log_);
   server->observers_.Add(o.observer);
+  server->capture_ = std::make_unique<PayloadCapture>(o.capture);
+  server->payload_observers_.Add(server->capture_.get());
   server->payload_observers_.Add(o.payload_observer);
   server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
@@ -281,7 +283,13 @@ std::string ModelServer::MetricsText() const {
   if (options_.http.tls.has_value()) {
     gauges.tls_certificate_expiry = TlsCertificateExpiry(options_.http.tls->cert_file);
   }
-  return metrics_->Render(gauges);
+  std::string text = metrics_->Render(gauges);
+  if (capture_ != nullptr) {
+    ExpositionWriter capture;
+    capture_->RenderMetrics(capture);
+    text += capture.text();
+  }
+  return text;
 }
 
 void ModelServer::ReopenAccessLog() {
@@ -320,6 +328,8 @@ void ModelServer::Shutdown(absl::Duration grace) {
   // What still waits for a pass is background work (a shadow's copies):
   // answered now without running, so nothing is left for the runner's end.
   runner_->CancelQueued();
+  // No call is left to capture: what is queued gets the rest of the grace.
+  if (capture_ != nullptr) capture_->Shutdown(deadline);
   // The port is closed; a model still loading may finish on its own time.
   models_->StopPolling();
   if (first_load_.joinable()) first_load_.join();

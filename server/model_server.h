@@ -32,6 +32,7 @@
 #include "frontends/http/rest_api.h"
 #include "observability/serving_metrics.h"
 #include "observability/call_log.h"
+#include "observability/payload_capture.h"
 #include "serving/observer_list.h"
 #include "serving/request_observer.h"
 #include "serving/serving_state.h"
@@ -94,6 +95,9 @@ class ModelServer {
     RequestObserver* observer = nullptr;
     // Told of every answered Classify call's rows; not owned, may be null.
     PayloadObserver* payload_observer = nullptr;
+    // Payload capture's queue and sink limits (models turn capture on in
+    // their config).
+    PayloadCapture::Options capture;
     // Checks every caller before anything else; not owned; null admits all.
     const Authenticator* authenticator = nullptr;
     // Checks callers of model control (load, unload); not owned; null:
@@ -155,7 +159,9 @@ class ModelServer {
   // Drains, stops polling, refuses new calls, and lets calls in flight
   // finish until `grace` has passed. Then what still waits for a forward
   // pass is answered UNAVAILABLE without running, and calls are cancelled:
-  // `grace` bounds the shutdown, whatever is queued. Copies for shadow
+  // `grace` bounds the shutdown, whatever is queued. Captured calls are
+  // written and sent in what remains of `grace`; the rest is dropped
+  // (counted). Copies for shadow
   // versions are dropped at once; a shadow pass already running is stopped
   // at its next chunk of rows when the shutdown ends.
   void Shutdown(absl::Duration grace);
@@ -176,6 +182,8 @@ class ModelServer {
   ObserverList observers_;
   // Payload capture and drift statistics, and Options::payload_observer.
   PayloadObserverList payload_observers_;
+  // Sampled calls to files and sinks; outlives the calls (declared first).
+  std::unique_ptr<PayloadCapture> capture_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
   // Admits callers on every port, before their requests are read.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/file_util.h"
 #include "core/text_proto.h"
@@ -81,6 +82,21 @@ absl::Status CheckModelConfig(const v1::ModelConfig& config) {
       return absl::InvalidArgumentError(absl::StrCat(
           "shadow version ", shadow.version(),
           " also takes traffic: a shadow's answers are never returned"));
+    }
+  }
+  if (config.has_capture()) {
+    const v1::CaptureConfig& capture = config.capture();
+    if (!(capture.sample_rate() >= 0 && capture.sample_rate() <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "capture sample_rate ", capture.sample_rate(), " is not between 0 and 1"));
+    }
+    if (capture.has_files() && capture.files().directory().empty()) {
+      return absl::InvalidArgumentError("capture files { } needs a directory");
+    }
+    if (capture.has_http() && !absl::StartsWithIgnoreCase(capture.http().url(), "http://") &&
+        !absl::StartsWithIgnoreCase(capture.http().url(), "https://")) {
+      // Not quoted: a URL may carry a password or a token.
+      return absl::InvalidArgumentError("capture http url is not an http:// or https:// URL");
     }
   }
   return absl::OkStatus();

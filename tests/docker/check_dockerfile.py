@@ -28,6 +28,7 @@ FIND_PACKAGE = {
     "spdlog": "libspdlog-dev", "ONNX": "libonnx-dev", "GTest": "libgtest-dev",
     "benchmark": "libbenchmark-dev", "nlohmann_json": "nlohmann-json3-dev",
     "PkgConfig": "pkg-config", "OpenSSL": "libssl-dev", "Boost": "libboost1.74-dev",
+    "CURL": "libcurl4-openssl-dev",
 }
 problems = []
 

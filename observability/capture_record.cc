@@ -1,0 +1,182 @@
+#include "observability/capture_record.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "serving/client_text.h"
+
+namespace seqserve {
+namespace {
+
+// Client text in a record is kept whole (a category is data, not a log
+// line), only escaped.
+constexpr size_t kUncut = size_t{1} << 30;
+
+void AppendNumber(std::string* out, float value) {
+  if (!std::isfinite(value)) {
+    out->append("null");
+    return;
+  }
+  char buffer[32];
+  const auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  if (error != std::errc()) {
+    out->append("null");
+    return;
+  }
+  out->append(buffer, end);
+}
+
+void AppendText(std::string* out, absl::string_view text) {
+  out->append(JsonQuoteClientText(text, kUncut));
+}
+
+void AppendNumbers(std::string* out, const std::vector<float>& values, size_t begin, size_t count) {
+  out->push_back('[');
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) out->push_back(',');
+    AppendNumber(out, values[begin + i]);
+  }
+  out->push_back(']');
+}
+
+std::string OutputName(v1::OutputMode mode) {
+  std::string name = v1::OutputMode_Name(mode);
+  constexpr absl::string_view kPrefix = "OUTPUT_MODE_";
+  if (absl::StartsWith(name, kPrefix)) name.erase(0, kPrefix.size());
+  absl::AsciiStrToLower(&name);
+  return name;
+}
+
+}  // namespace
+
+size_t CapturedCall::bytes() const {
+  size_t total = sizeof(CapturedCall) + model.size() + protocol.size() + request_id.size() +
+                 caller.size() + output.size() + capture.ByteSizeLong();
+  for (const std::string& name : feature_names) total += name.size() + sizeof(std::string);
+  for (const std::string& label : labels) total += label.size() + sizeof(std::string);
+  for (const std::string& text : categories) total += text.size() + sizeof(std::string);
+  for (const std::string& label : predicted_label) total += label.size() + sizeof(std::string);
+  total += sizeof(float) * (features.size() + inputs.size() + scores.size() +
+                            predicted_score.size() + predicted_index.size());
+  return total;
+}
+
+CapturedCall CopyPayload(const PayloadRecord& record) {
+  CapturedCall call;
+  const ServedModel& served = *record.served;
+  call.model = served.name;
+  call.version = served.version;
+  call.protocol = std::string(record.protocol);
+  call.request_id = std::string(record.request_id);
+  call.caller = std::string(record.caller);
+  call.time = record.time;
+  call.capture = served.config.capture();
+  call.labels.assign(served.config.labels().begin(), served.config.labels().end());
+
+  const RawRowsView& raw = *record.raw;
+  const size_t features = raw.features();
+  call.rows = raw.rows();
+  call.feature_names.reserve(features);
+  for (size_t f = 0; f < features; ++f) {
+    call.feature_names.push_back(static_cast<int>(f) < served.config.feature_names_size() &&
+                                         features ==
+                                             static_cast<size_t>(served.config.feature_names_size())
+                                     ? served.config.feature_names(static_cast<int>(f))
+                                     : absl::StrCat("feature_", f));
+  }
+  call.features.resize(call.rows * features);
+  bool any_category = false;
+  for (size_t r = 0; r < call.rows; ++r) {
+    for (size_t f = 0; f < features; ++f) {
+      call.features[r * features + f] = raw.number(r, f);
+      if (!raw.category(r, f).empty()) any_category = true;
+    }
+  }
+  if (any_category) {
+    call.categories.resize(call.rows * features);
+    for (size_t r = 0; r < call.rows; ++r) {
+      for (size_t f = 0; f < features; ++f) {
+        call.categories[r * features + f] = std::string(raw.category(r, f));
+      }
+    }
+  }
+
+  call.input_width = call.rows == 0 ? 0 : record.inputs.size() / call.rows;
+  call.inputs.assign(record.inputs.begin(), record.inputs.end());
+
+  const v1::ClassifyResponse& response = *record.response;
+  call.output = OutputName(response.output());
+  call.output_width = response.results_size() == 0 ? 0 : response.results(0).scores_size();
+  call.scores.reserve(call.output_width * response.results_size());
+  for (const v1::RowResult& row : response.results()) {
+    for (size_t i = 0; i < call.output_width; ++i) {
+      call.scores.push_back(static_cast<int>(i) < row.scores_size()
+                                ? row.scores(static_cast<int>(i))
+                                : std::numeric_limits<float>::quiet_NaN());
+    }
+    call.predicted_index.push_back(row.predicted_index());
+    call.predicted_label.push_back(row.predicted_label());
+    call.predicted_score.push_back(row.score());
+  }
+  return call;
+}
+
+std::string FormatCapturedCall(const CapturedCall& call) {
+  std::string out;
+  out.reserve(256 + call.rows * (32 + 12 * (call.feature_names.size() + call.input_width +
+                                            call.output_width)));
+  absl::StrAppend(&out, "{\"model\":");
+  AppendText(&out, call.model);
+  absl::StrAppend(&out, ",\"version\":", call.version, ",\"time\":\"",
+                  absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.time, absl::UTCTimeZone()),
+                  "\",\"request_id\":");
+  AppendText(&out, call.request_id);
+  out.append(",\"caller\":");
+  AppendText(&out, call.caller);
+  out.append(",\"protocol\":");
+  AppendText(&out, call.protocol);
+  out.append(",\"output\":");
+  AppendText(&out, call.output);
+  out.append(",\"labels\":[");
+  for (size_t i = 0; i < call.labels.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendText(&out, call.labels[i]);
+  }
+  out.append("],\"rows\":[");
+  const size_t features = call.feature_names.size();
+  const size_t answered = call.predicted_index.size();
+  for (size_t r = 0; r < call.rows; ++r) {
+    if (r > 0) out.push_back(',');
+    out.append("{\"features\":{");
+    for (size_t f = 0; f < features; ++f) {
+      if (f > 0) out.push_back(',');
+      AppendText(&out, call.feature_names[f]);
+      out.push_back(':');
+      const size_t at = r * features + f;
+      if (!call.categories.empty() && !call.categories[at].empty()) {
+        AppendText(&out, call.categories[at]);
+      } else {
+        AppendNumber(&out, call.features[at]);  // NaN (missing) is null
+      }
+    }
+    out.append("},\"inputs\":");
+    AppendNumbers(&out, call.inputs, r * call.input_width, call.input_width);
+    if (r < answered) {
+      out.append(",\"scores\":");
+      AppendNumbers(&out, call.scores, r * call.output_width, call.output_width);
+      absl::StrAppend(&out, ",\"predicted_index\":", call.predicted_index[r],
+                      ",\"predicted_label\":");
+      AppendText(&out, call.predicted_label[r]);
+      out.append(",\"score\":");
+      AppendNumber(&out, call.predicted_score[r]);
+    }
+    out.push_back('}');
+  }
+  out.append("]}");
+  return out;
+}
+
+}  // namespace seqserve
