@@ -62,6 +62,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->observers_.Add(&server->call_log_);
   server->observers_.Add(o.observer);
   server->payload_observers_.Add(o.payload_observer);
+  if (o.metrics) {
+    server->drift_ = std::make_unique<DriftMonitor>();
+    server->payload_observers_.Add(server->drift_.get());
+  }
   server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   if (o.memory_trim_interval > absl::ZeroDuration()) {
@@ -176,6 +180,11 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     sources.state = server->state_.get();
     sources.guard = server->guard_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
+    if (server->drift_) {
+      sources.drift = [drift = server->drift_.get()](const std::string& model) {
+        return drift->ReportJson(model);
+      };
+    }
     sources.console = o.http_console;
     sources.grpc_port = server->port_;
     server->rest_api_ = std::make_unique<RestApi>(std::move(sources));
@@ -229,6 +238,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
 void ModelServer::WaitUntilReady() { ready_.WaitForNotification(); }
 
 void ModelServer::OnRefresh(const RepositorySnapshot& snapshot) {
+  if (drift_ != nullptr) drift_->Retain(snapshot);
   const bool has_models = AvailableVersions(snapshot) > 0;
   const bool was_ready = state_->ready();
   state_->SetHasModels(has_models);
@@ -281,7 +291,9 @@ std::string ModelServer::MetricsText() const {
   if (options_.http.tls.has_value()) {
     gauges.tls_certificate_expiry = TlsCertificateExpiry(options_.http.tls->cert_file);
   }
-  return metrics_->Render(gauges);
+  std::string text = metrics_->Render(gauges);
+  if (drift_ != nullptr) text += drift_->MetricsText();
+  return text;
 }
 
 void ModelServer::ReopenAccessLog() {
