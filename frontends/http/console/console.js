@@ -159,6 +159,61 @@ async function selectModel(name) {
     if (multiOnly && metadata.output_width < 2) continue;
     select.appendChild(el("option", mode, { value: mode }));
   }
+  loadDrift(name);
+}
+
+// One small chart: per bin, the baseline's share (grey) over the window's
+// (blue), with the PSI in the caption.
+function driftChart(title, bins, baseline, recent, psi, threshold) {
+  const figure = el("figure", undefined, { class: "drift-chart" });
+  const caption = el("figcaption", title + (psi === undefined ? "" : " · PSI " + psi.toFixed(3)));
+  if (psi !== undefined && psi > threshold) caption.className = "above";
+  figure.appendChild(caption);
+  const labelWidth = 90, barWidth = 120, rowHeight = 16;
+  const chart = svg("svg", { width: labelWidth + barWidth + 40, height: bins.length * rowHeight,
+                             role: "img", "aria-label": title });
+  bins.forEach((bin, i) => {
+    const y = i * rowHeight;
+    const row = svg("g");
+    row.appendChild(svg("title", {}, bin + ": baseline " + (100 * baseline[i]).toFixed(1) +
+                                      "%, window " + (100 * recent[i]).toFixed(1) + "%"));
+    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 12 }, labelFit(bin, labelWidth)), bin));
+    row.appendChild(svg("rect", { class: "baseline", x: labelWidth, y: y + 2,
+                                  width: Math.max(baseline[i] * barWidth, 1), height: 5 }));
+    row.appendChild(svg("rect", { class: "window", x: labelWidth, y: y + 8,
+                                  width: Math.max(recent[i] * barWidth, 1), height: 5 }));
+    chart.appendChild(row);
+  });
+  figure.appendChild(chart);
+  return figure;
+}
+
+// GET /v1/models/{name}/drift: nothing shown for a model without a baseline
+// (or when the server keeps no metrics).
+async function loadDrift(name) {
+  const box = document.getElementById("drift");
+  box.hidden = true;
+  let report;
+  try { report = await api("/v1/models/" + encodeURIComponent(name) + "/drift"); } catch (e) { return; }
+  const version = (report.versions || []).find((v) => v.drift);
+  if (!version || state.model === null || state.model.model !== name) return;
+  const drift = version.drift;
+  document.getElementById("drift-note").textContent =
+    "version " + version.version + ": the last " + drift.window_rows + " rows against the " +
+    "training data" + (drift.evaluated ? "" : " (PSI from " + drift.min_rows + " rows)") +
+    "; warning above PSI " + drift.psi_threshold.toFixed(2);
+  const charts = document.getElementById("drift-charts");
+  charts.replaceChildren();
+  for (const feature of drift.features) {
+    charts.appendChild(driftChart(feature.name, feature.bins, feature.baseline, feature.window,
+                                  feature.psi, drift.psi_threshold));
+  }
+  if (drift.prediction) {
+    const p = drift.prediction;
+    charts.appendChild(driftChart("predicted class", p.labels, p.baseline, p.window, p.psi,
+                                  drift.psi_threshold));
+  }
+  box.hidden = false;
 }
 
 // The server's gRPC port, which it writes into the page.
