@@ -188,15 +188,18 @@ function driftChart(title, bins, baseline, recent, psi, threshold) {
   return figure;
 }
 
-// GET /v1/models/{name}/drift: nothing shown for a model without a baseline
-// (or when the server keeps no metrics).
+// GET /v1/models/{name}/drift: nothing shown for a model without a baseline,
+// before its first answered row, or when the server keeps no metrics.
 async function loadDrift(name) {
   const box = document.getElementById("drift");
-  box.hidden = true;
+  if (state.model === null || state.model.model !== name) box.hidden = true;
   let report;
   try { report = await api("/v1/models/" + encodeURIComponent(name) + "/drift"); } catch (e) { return; }
   const version = (report.versions || []).find((v) => v.drift);
-  if (!version || state.model === null || state.model.model !== name) return;
+  if (!version || state.model === null || state.model.model !== name) {
+    box.hidden = true;
+    return;
+  }
   const drift = version.drift;
   document.getElementById("drift-note").textContent =
     "version " + version.version + ": the last " + drift.window_rows + " rows against the " +
@@ -332,6 +335,8 @@ async function classify(event) {
     const top = document.getElementById("top-k");
     top.replaceChildren();
     for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
+    // The row just answered is in the drift window now.
+    loadDrift(metadata.model);
     // Over TLS curl must trust the server's CA (ca.pem, as the README names
     // it); with a token, it sends the one seqclient reads, $SEQSERVE_TOKEN.
     const tls = location.protocol === "https:" ? " --cacert ca.pem" : "";
