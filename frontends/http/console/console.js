@@ -204,7 +204,8 @@ async function loadDrift(name) {
   document.getElementById("drift-note").textContent =
     "version " + version.version + ": the last " + drift.window_rows + " rows against the " +
     "training data" + (drift.evaluated ? "" : " (PSI from " + drift.min_rows + " rows)") +
-    "; warning above PSI " + drift.psi_threshold.toFixed(2);
+    "; warning above PSI " + drift.psi_threshold.toFixed(2) +
+    ". Grey: the training data's share of each bin; blue: the window's.";
   const charts = document.getElementById("drift-charts");
   charts.replaceChildren();
   for (const feature of drift.features) {
