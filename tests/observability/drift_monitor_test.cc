@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -262,6 +263,34 @@ TEST(DriftMonitor, AReloadedVersionStartsANewWindow) {
   auto reloaded = Served("m", 1, true, 1000);  // a new baseline object
   caller.Send(monitor, *reloaded, 5);
   EXPECT_EQ(Series(monitor.MetricsText(), "seqserve_drift_window_rows" + Labels()), 5);
+}
+
+TEST(DriftMonitor, CountsEveryRowFromManyThreadsWhileScraped) {
+  DriftMonitor monitor;
+  auto served = Served("m", 1, true, 1000);
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&monitor, &served, t] {
+      Caller caller(100 + t);
+      for (int call = 0; call < 50; ++call) caller.Send(monitor, *served, 100);
+    });
+  }
+  threads.emplace_back([&monitor] {
+    for (int scrape = 0; scrape < 20; ++scrape) {
+      EXPECT_THAT(monitor.MetricsText(), HasSubstr("seqserve_predictions_total"));
+      EXPECT_TRUE(monitor.ReportJson("m").has_value());
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  const std::string text = monitor.MetricsText();
+  double predicted = 0;
+  for (const char* label : {"bird", "mammal", "reptile"}) {
+    predicted += Series(text, absl::StrCat("seqserve_predictions_total{model=\"m\",version=\"1\","
+                                           "label=\"", label, "\"}"));
+  }
+  EXPECT_EQ(predicted, 20000);
+  EXPECT_EQ(Series(text, "seqserve_drift_window_rows" + Labels()), 1000);
+  EXPECT_LT(Series(text, "seqserve_feature_psi" + Labels("x0")), 0.1);
 }
 
 TEST(DriftMonitor, TheMetricsPassPromtool) {
