@@ -64,6 +64,10 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
   server->capture_ = std::make_unique<PayloadCapture>(o.capture);
   server->payload_observers_.Add(server->capture_.get());
   server->payload_observers_.Add(o.payload_observer);
+  if (o.metrics) {
+    server->drift_ = std::make_unique<DriftMonitor>();
+    server->payload_observers_.Add(server->drift_.get());
+  }
   server->models_ = std::make_unique<ModelManager>(o.model_repository, std::move(models));
   server->runner_ = std::make_unique<InferenceRunner>(o.inference);
   if (o.memory_trim_interval > absl::ZeroDuration()) {
@@ -178,6 +182,11 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
     sources.state = server->state_.get();
     sources.guard = server->guard_.get();
     if (server->metrics_) sources.metrics = [raw] { return raw->MetricsText(); };
+    if (server->drift_) {
+      sources.drift = [drift = server->drift_.get()](const std::string& model) {
+        return drift->ReportJson(model);
+      };
+    }
     sources.console = o.http_console;
     sources.grpc_port = server->port_;
     server->rest_api_ = std::make_unique<RestApi>(std::move(sources));
@@ -231,6 +240,7 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Start(Options options)
 void ModelServer::WaitUntilReady() { ready_.WaitForNotification(); }
 
 void ModelServer::OnRefresh(const RepositorySnapshot& snapshot) {
+  if (drift_ != nullptr) drift_->Retain(snapshot);
   const bool has_models = AvailableVersions(snapshot) > 0;
   const bool was_ready = state_->ready();
   state_->SetHasModels(has_models);
@@ -289,6 +299,7 @@ std::string ModelServer::MetricsText() const {
     capture_->RenderMetrics(capture);
     text += capture.text();
   }
+  if (drift_ != nullptr) text += drift_->MetricsText();
   return text;
 }
 

@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "observability/access_log.h"
+#include "observability/drift_monitor.h"
 #include "server/memory_trimmer.h"
 #include "serving/authenticator.h"
 #include "frontends/grpc/classifier_service.h"
@@ -141,6 +142,8 @@ class ModelServer {
   int http_port() const { return http_ ? http_->port() : 0; }
   // The metrics text, as GET /metrics serves it; empty when metrics are off.
   std::string MetricsText() const;
+  // Drift statistics (observability/drift_monitor.h); null when metrics are off.
+  const DriftMonitor* drift() const { return drift_.get(); }
   // Starts a new access log file (after rotation); no-op without one.
   void ReopenAccessLog();
 
@@ -184,6 +187,8 @@ class ModelServer {
   PayloadObserverList payload_observers_;
   // Sampled calls to files and sinks; outlives the calls (declared first).
   std::unique_ptr<PayloadCapture> capture_;
+  // Predicted classes and drift against each version's baseline; with metrics.
+  std::unique_ptr<DriftMonitor> drift_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<InferenceService> inference_;
   // Admits callers on every port, before their requests are read.

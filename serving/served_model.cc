@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "serving/drift_baseline.h"
 #include "serving/output_mode.h"
 
 namespace seqserve {
@@ -74,6 +75,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
   }
   served->threshold = config.threshold() > 0.0f ? config.threshold() : 0.5f;
   served->max_request_rows = config.max_request_rows();
+  auto baseline = LoadDriftBaseline(config, binary ? 2 : outputs);
+  if (!baseline.ok()) return baseline.status();
+  served->drift_baseline = std::move(*baseline);
   served->model = std::move(model);
   return served;
 }

@@ -37,6 +37,7 @@ enum class Endpoint {
   kListModels,
   kModelStatus,
   kModelMetadata,
+  kDrift,
   kClassify,
   kExplain,
   kPredict,
@@ -149,6 +150,11 @@ const std::vector<RouteEntry>& Table() {
         "Signature and seqserve's metadata of the version a label names", nullptr, nullptr,
         nullptr, nullptr, "TfModelMetadata"},
        Endpoint::kModelMetadata},
+      {{"GET", "/v1/models/{model}/drift", Access::kToken,
+        "Predicted classes, and per feature the drift window's histogram, mean and PSI "
+        "against the baseline, of each version seen (the console's charts)",
+        nullptr, nullptr, "application/json"},
+       Endpoint::kDrift},
       // Model control (--model_control_mode=explicit): the index is for
       // callers, loading and unloading for admins.
       {{"POST", "/v1/repository/index", Access::kToken,
@@ -565,6 +571,22 @@ void RestApi::Handle(const HttpRequest& request, HttpServer::Respond respond) {
       absl::Status status = sources_.inference->DescribeModel(metadata, call, &response);
       return std::move(respond)(status.ok() ? TfModelMetadataResponse(response)
                                             : ErrorResponse(status));
+    }
+    case Endpoint::kDrift: {
+      // The model must exist, as for its status; the call is accounted so.
+      const CallInfo call = HttpCall(request, admitted, "GetDrift");
+      v1::ModelStatus status;
+      absl::Status found = sources_.inference->ModelStatus(params["model"], 0, "", call, &status);
+      if (!found.ok()) return std::move(respond)(ErrorResponse(found));
+      if (!sources_.drift) {
+        return std::move(respond)(ErrorResponse(absl::NotFoundError("metrics are off")));
+      }
+      std::optional<std::string> report = sources_.drift(params["model"]);
+      if (!report) {
+        nlohmann::json none = {{"model", params["model"]}, {"versions", nlohmann::json::array()}};
+        report = none.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      }
+      return std::move(respond)(Json(std::move(*report)));
     }
     case Endpoint::kRepositoryIndex:
     case Endpoint::kLoadModel:

@@ -34,6 +34,9 @@ class RestApi {
     const EdgeGuard* guard = nullptr;  // not owned
     // The metrics text; null when metrics are off (GET /metrics is 404).
     std::function<std::string()> metrics;
+    // One model's drift report as JSON (observability/drift_monitor.h),
+    // nullopt when none of its versions answered yet; null when off.
+    std::function<std::optional<std::string>(const std::string& model)> drift;
     // Serve the web console at GET / (and its script and style).
     bool console = true;
     // The gRPC port, for the commands the console shows.

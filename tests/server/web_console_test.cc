@@ -30,7 +30,13 @@ void CheckConsole(const std::string& token, bool tls = false) {
   testing::TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
   repository.WriteReferenceConfig("species", "species",
-                                  "feature_names: ['limbs', 'lays_eggs', 'has_hair']\n");
+                                  "feature_names: ['limbs', 'lays_eggs', 'has_hair']\n"
+                                  "drift { baseline_file: 'baseline.textproto' }\n");
+  repository.WriteFile("species/baseline.textproto",
+                       "features { name: 'limbs' edges: [1, 3, 5] counts: [1, 1, 8, 1] }\n"
+                       "features { name: 'lays_eggs' edges: [0.5] counts: [5, 5] }\n"
+                       "features { name: 'has_hair' edges: [0.5] counts: [5, 5] }\n"
+                       "class_counts: [3, 4, 3]\n");
   repository.AddReferenceVersion("churn", 1, "mammal");
   // 16 rows a request: under the 50 of integrated gradients.
   repository.WriteFile("churn/config.textproto",
@@ -84,6 +90,7 @@ void CheckConsole(const std::string& token, bool tls = false) {
               HasSubstr("ok   species softmax integrated_gradients: up right of the axis"));
   EXPECT_THAT(result.output, HasSubstr("ok   species softmax: limbs pushed mammal down"));
   EXPECT_THAT(result.output, HasSubstr("ok   churn integrated_gradients: the server's refusal"));
+  EXPECT_THAT(result.output, HasSubstr("ok   species drift: a chart per feature and the class"));
   if (!token.empty()) {
     EXPECT_THAT(result.output, HasSubstr("ok   without a token the page says why"));
   }

@@ -288,6 +288,14 @@ async function chooseModel(page, name, width) {
       check(JSON.stringify(shown.scores) === JSON.stringify(rest),
             `${output}: chart scores ${shown.scores} equal REST ${rest}`);
     }
+    // species has a drift baseline: once it has answered, a chart per
+    // feature, then the classes.
+    await page.waitForFunction(() => !document.getElementById("drift").hidden);
+    const driftCharts = await page.$$eval("#drift-charts figcaption",
+                                          (items) => items.map((i) => i.textContent));
+    check(JSON.stringify(driftCharts) ===
+          JSON.stringify(["limbs", "lays_eggs", "has_hair", "predicted class"]),
+          `species drift: a chart per feature and the class: ${driftCharts}`);
     // Under log_softmax the scores are log-probabilities, all negative: the
     // bars draw their probabilities, so the likeliest class has the
     // longest bar; each row prints the probability and keeps the score the

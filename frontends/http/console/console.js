@@ -159,6 +159,65 @@ async function selectModel(name) {
     if (multiOnly && metadata.output_width < 2) continue;
     select.appendChild(el("option", mode, { value: mode }));
   }
+  loadDrift(name);
+}
+
+// One small chart: per bin, the baseline's share (grey) over the window's
+// (blue), with the PSI in the caption.
+function driftChart(title, bins, baseline, recent, psi, threshold) {
+  const figure = el("figure", undefined, { class: "drift-chart" });
+  const caption = el("figcaption", title + (psi === undefined ? "" : " · PSI " + psi.toFixed(3)));
+  if (psi !== undefined && psi > threshold) caption.className = "above";
+  figure.appendChild(caption);
+  const labelWidth = 90, barWidth = 120, rowHeight = 16;
+  const chart = svg("svg", { width: labelWidth + barWidth + 40, height: bins.length * rowHeight,
+                             role: "img", "aria-label": title });
+  bins.forEach((bin, i) => {
+    const y = i * rowHeight;
+    const row = svg("g");
+    row.appendChild(svg("title", {}, bin + ": baseline " + (100 * baseline[i]).toFixed(1) +
+                                      "%, window " + (100 * recent[i]).toFixed(1) + "%"));
+    row.appendChild(svg("text", Object.assign({ x: 0, y: y + 12 }, labelFit(bin, labelWidth)), bin));
+    row.appendChild(svg("rect", { class: "baseline", x: labelWidth, y: y + 2,
+                                  width: Math.max(baseline[i] * barWidth, 1), height: 5 }));
+    row.appendChild(svg("rect", { class: "window", x: labelWidth, y: y + 8,
+                                  width: Math.max(recent[i] * barWidth, 1), height: 5 }));
+    chart.appendChild(row);
+  });
+  figure.appendChild(chart);
+  return figure;
+}
+
+// GET /v1/models/{name}/drift: nothing shown for a model without a baseline,
+// before its first answered row, or when the server keeps no metrics.
+async function loadDrift(name) {
+  const box = document.getElementById("drift");
+  if (state.model === null || state.model.model !== name) box.hidden = true;
+  let report;
+  try { report = await api("/v1/models/" + encodeURIComponent(name) + "/drift"); } catch (e) { return; }
+  const version = (report.versions || []).find((v) => v.drift);
+  if (!version || state.model === null || state.model.model !== name) {
+    box.hidden = true;
+    return;
+  }
+  const drift = version.drift;
+  document.getElementById("drift-note").textContent =
+    "version " + version.version + ": the last " + drift.window_rows + " rows against the " +
+    "training data" + (drift.evaluated ? "" : " (PSI from " + drift.min_rows + " rows)") +
+    "; warning above PSI " + drift.psi_threshold.toFixed(2) +
+    ". Grey: the training data's share of each bin; blue: the window's.";
+  const charts = document.getElementById("drift-charts");
+  charts.replaceChildren();
+  for (const feature of drift.features) {
+    charts.appendChild(driftChart(feature.name, feature.bins, feature.baseline, feature.window,
+                                  feature.psi, drift.psi_threshold));
+  }
+  if (drift.prediction) {
+    const p = drift.prediction;
+    charts.appendChild(driftChart("predicted class", p.labels, p.baseline, p.window, p.psi,
+                                  drift.psi_threshold));
+  }
+  box.hidden = false;
 }
 
 // The server's gRPC port, which it writes into the page.
@@ -277,6 +336,8 @@ async function classify(event) {
     const top = document.getElementById("top-k");
     top.replaceChildren();
     for (const entry of result.top_k || []) top.appendChild(el("li", entry.label + ": " + entry.score));
+    // The row just answered is in the drift window now.
+    loadDrift(metadata.model);
     // Over TLS curl must trust the server's CA (ca.pem, as the README names
     // it); with a token, it sends the one seqclient reads, $SEQSERVE_TOKEN.
     const tls = location.protocol === "https:" ? " --cacert ca.pem" : "";
