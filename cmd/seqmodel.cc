@@ -1,6 +1,7 @@
 // seqmodel: inspect and run a model file before deploying it, with no
 // server. `run` checks and answers the rows as the server would (the same
 // checks, heads, labels and output formats as seqclient classify).
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "serving/explain.h"
 #include "serving/model_config.h"
 #include "serving/model_inputs.h"
+#include "serving/preprocessing.h"
 #include "serving/served_model.h"
 #include "cmd/flag_help.h"
 #include "cmd/row_input.h"
@@ -47,7 +49,8 @@ ABSL_FLAG(std::string, rule, "",
           "explain: gausslegendre (default), riemann_left, riemann_right, riemann_middle or "
           "riemann_trapezoid");
 ABSL_FLAG(std::string, config, "",
-          "run, explain: the model's config.textproto (labels, feature names, default output); "
+          "inspect, run, explain: the model's config.textproto (labels, feature names, "
+          "preprocessing, default output); "
           "default: REPO/<model>/config.textproto when FILE is REPO/<model>/<version>/...");
 
 namespace seqserve {
@@ -55,7 +58,7 @@ namespace {
 
 constexpr char kUsage[] =
     "Inspects or runs a seqserve model file (.onnx or .textproto) with no server.\n"
-    "  seqmodel inspect FILE\n"
+    "  seqmodel inspect FILE [--config config.textproto]\n"
     "  seqmodel run FILE [ROW ...] [--output MODE] [--format table|csv|json]\n"
     "                    [--input ROWS] [--top_k K] [--threshold P]\n"
     "                    [--config config.textproto]\n"
@@ -96,9 +99,35 @@ ModelPlace PlaceOf(const std::string& path) {
   return place;
 }
 
+// The model, and with a config (found beside a repository's model or given
+// with --config) the features a call sends and how each is prepared.
 int Inspect(const Sequential& model, const std::string& path) {
-  std::cout << "model:        " << path << "\n"
-            << "input width:  " << model.input_width() << "\n"
+  ModelPlace place = PlaceOf(path);
+  if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
+  v1::ModelConfig config;
+  if (!place.config_path.empty()) {
+    auto loaded = LoadModelConfig(place.config_path);
+    if (!loaded.ok()) return Fail(loaded.status().ToString());
+    config = std::move(*loaded);
+    auto preprocessing = Preprocessing::Create(config, model.input_width());
+    if (!preprocessing.ok()) {
+      return Fail(absl::StrCat(place.config_path, ": ", preprocessing.status().ToString()));
+    }
+  }
+  std::cout << "model:        " << path << "\n";
+  if (!place.config_path.empty()) std::cout << "config:       " << place.config_path << "\n";
+  if (!config.feature_names().empty()) {
+    std::cout << "features:\n";
+    for (const std::string& name : config.feature_names()) {
+      auto transform = std::find_if(config.preprocessing().begin(), config.preprocessing().end(),
+                                    [&](const v1::FeatureTransform& t) { return t.feature() == name; });
+      std::cout << "  " << name << ": "
+                << (transform == config.preprocessing().end() ? "as sent"
+                                                              : DescribeTransform(*transform))
+                << "\n";
+    }
+  }
+  std::cout << "input width:  " << model.input_width() << "\n"
             << "output width: " << model.output_width() << "\n"
             << "default head: " << HeadName(model.default_head()) << "\n"
             << "parameters:   " << model.ParameterCount() << "\n"
@@ -237,7 +266,8 @@ int Explain(std::shared_ptr<const Sequential> model, const std::string& path,
 int Main(int argc, char** argv) {
   if (HelpRequested(argc, argv)) {
     std::cout << GroupedFlagHelp(
-        kUsage, {{"run", {"output", "format", "input", "top_k", "threshold", "config"}},
+        kUsage, {{"inspect", {"config"}},
+                 {"run", {"output", "format", "input", "top_k", "threshold", "config"}},
                  {"explain", {"method", "target_class", "output", "baseline", "steps", "rule",
                               "threshold", "format", "input", "config"}}},
         "cmd/seqmodel.cc");

@@ -261,6 +261,8 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   response->set_output_width(model.model->output_width());
   *response->mutable_labels() = model.config.labels();
   *response->mutable_feature_names() = model.config.feature_names();
+  *response->mutable_preprocessing() = model.config.preprocessing();
+  response->set_model_input_width(static_cast<uint32_t>(model.model->input_width()));
   response->set_input_tensor(model.model->tensor_names().input);
   response->set_output_tensor(model.model->tensor_names().output);
   for (const Layer& layer : model.model->layers()) {

@@ -41,6 +41,55 @@ std::string Where(size_t row, absl::string_view feature) {
 
 }  // namespace
 
+std::string DescribeTransform(const v1::FeatureTransform& t) {
+  std::vector<std::string> steps;
+  if (t.has_clip()) {
+    steps.push_back(absl::StrCat(
+        "clip to ", t.clip().has_min() ? absl::StrCat("[", t.clip().min()) : "(-inf", ", ",
+        t.clip().has_max() ? absl::StrCat(t.clip().max(), "]") : "inf)"));
+  }
+  switch (t.scaling_case()) {
+    case v1::FeatureTransform::kStandardize:
+      steps.push_back(
+          absl::StrCat("(x - ", t.standardize().mean(), ") / ", t.standardize().std()));
+      break;
+    case v1::FeatureTransform::kMinMax: {
+      const auto& m = t.min_max();
+      steps.push_back(absl::StrCat("min_max [", m.min(), ", ", m.max(), "] to [",
+                                   m.has_low() ? m.low() : 0.0f, ", ",
+                                   m.has_high() ? m.high() : 1.0f, "]"));
+      break;
+    }
+    case v1::FeatureTransform::kOneHot: {
+      const auto& h = t.one_hot();
+      const char* unknown = h.unknown() == v1::FeatureTransform::OneHot::UNKNOWN_ZEROS
+                                ? "all zeros"
+                            : h.unknown() == v1::FeatureTransform::OneHot::UNKNOWN_OTHER
+                                ? "an 'other' column"
+                                : "refused";
+      steps.push_back(absl::StrCat("one_hot ", CategoryList({h.categories().begin(),
+                                                              h.categories().end()}),
+                                   " (unknown: ", unknown, ")"));
+      break;
+    }
+    case v1::FeatureTransform::SCALING_NOT_SET:
+      break;
+  }
+  std::string text = steps.empty() ? "as sent" : absl::StrJoin(steps, ", then ");
+  switch (t.missing_case()) {
+    case v1::FeatureTransform::kMissingValue:
+      absl::StrAppend(&text, "; missing: ", t.missing_value());
+      break;
+    case v1::FeatureTransform::kMissingCategory:
+      absl::StrAppend(&text, "; missing: ", QuoteClientText(t.missing_category()));
+      break;
+    case v1::FeatureTransform::MISSING_NOT_SET:
+      absl::StrAppend(&text, "; missing: refused");
+      break;
+  }
+  return text;
+}
+
 absl::StatusOr<std::shared_ptr<const Preprocessing>> Preprocessing::Create(
     const v1::ModelConfig& config, int model_input_width) {
   auto made = std::shared_ptr<Preprocessing>(new Preprocessing());

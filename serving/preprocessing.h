@@ -20,6 +20,10 @@
 
 namespace seqserve {
 
+// One feature's transform as a line for people: "clip to [0, 100], then
+// (x - 40) / 10; missing: 30".
+std::string DescribeTransform(const v1::FeatureTransform& transform);
+
 class Preprocessing {
  public:
   // From the config's feature_names and preprocessing, for a model whose

@@ -68,6 +68,34 @@ TEST(Seqmodel, InspectPrintsLayersWidthsHeadAndParameters) {
   EXPECT_THAT(ok.output, HasSubstr("(2) Linear(16, 3)"));
 }
 
+// With a config, inspect lists the features a call sends and how each is
+// prepared; a preprocessing that does not fit the model is refused.
+TEST(Seqmodel, InspectShowsTheConfigsPreprocessing) {
+  const std::string config = ::testing::TempDir() + "/inspect_config.textproto";
+  std::ofstream(config) << R"pb(
+    feature_names: [ "limbs", "lays_eggs", "has_hair" ]
+    preprocessing { feature: "limbs" clip { max: 8 } standardize { mean: 3.5 std: 1.25 } }
+    preprocessing { feature: "has_hair" min_max { min: 0 max: 2 } missing_value: 1 }
+  )pb";
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result ok = RunSeqmodel("inspect " + model + " --config " + config);
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_THAT(ok.output, HasSubstr("features:\n"
+                                   "  limbs: clip to (-inf, 8], then (x - 3.5) / 1.25; missing: "
+                                   "refused\n"
+                                   "  lays_eggs: as sent\n"
+                                   "  has_hair: min_max [0, 2] to [0, 1]; missing: 1\n"));
+  EXPECT_THAT(ok.output, HasSubstr("input width:  3"));
+
+  std::ofstream(config) << R"pb(
+    feature_names: [ "limbs", "lays_eggs", "has_hair" ]
+    preprocessing { feature: "limbs" one_hot { categories: [ "2", "4" ] } }
+  )pb";
+  const Result refused = RunSeqmodel("inspect " + model + " --config " + config);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("config preprocessing prepares 4 values from 3 features"));
+}
+
 TEST(Seqmodel, InspectReportsTheLoadError) {
   const std::string path = ::testing::TempDir() + "/garbage.onnx";
   std::ofstream(path) << "not a model";

@@ -226,6 +226,30 @@ TEST_F(PreprocessingApiTest, EveryProtocolAnswersWhatTheLayersGiveForRowsPrepare
       {want[1]}, "TF Serving instances without age");
 }
 
+// Metadata shows the features a call sends, how each is prepared and what
+// the model's first layer reads; over gRPC and in the REST metadata.
+TEST_F(PreprocessingApiTest, MetadataShowsThePreprocessing) {
+  v1::GetModelMetadataRequest request;
+  request.set_model("pets");
+  v1::GetModelMetadataResponse metadata;
+  grpc::ClientContext context;
+  const grpc::Status status = stub_->GetModelMetadata(&context, request, &metadata);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(metadata.input_width(), 4u);
+  EXPECT_EQ(metadata.model_input_width(), 7u);
+  ASSERT_EQ(metadata.preprocessing_size(), 4);
+  EXPECT_EQ(metadata.preprocessing(2).feature(), "species");
+  EXPECT_EQ(metadata.preprocessing(2).one_hot().categories_size(), 3);
+  EXPECT_EQ(metadata.preprocessing(3).missing_value(), 4.0f);
+
+  const HttpReply reply = HttpCall(server_->http_port(), "GET", "/v1/models/pets/metadata");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const json own = json::parse(reply.body)["metadata"]["seqserve"];
+  EXPECT_EQ(own["model_input_width"], 7);
+  EXPECT_EQ(own["preprocessing"][0]["standardize"]["std"], 7.25);
+  EXPECT_EQ(own["preprocessing"][2]["one_hot"]["unknown"], "UNKNOWN_OTHER");
+}
+
 TEST_F(PreprocessingApiTest, RefusalsNameTheRowAndFeature) {
   v1::ClassifyRequest request = NamedRequest({{4, 25, "cat", 3}});
   request.clear_columns();

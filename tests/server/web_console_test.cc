@@ -48,6 +48,12 @@ void CheckConsole(const std::string& token, bool tls = false) {
                        "version_labels { key: 'stable' value: 1 }\n"
                        "traffic { version: 1 percent: 100 }\n"
                        "shadow { version: 2 percent: 100 }\n");
+  repository.AddReferenceVersion("pets", 1, "species");
+  repository.WriteReferenceConfig("pets", "species",
+                                  "feature_names: ['limbs', 'coat']\n"
+                                  "preprocessing { feature: 'limbs' missing_value: 4 }\n"
+                                  "preprocessing { feature: 'coat' "
+                                  "one_hot { categories: ['feathers', 'hair'] } }\n");
   repository.AddReferenceVersion("hostile", 1, "species");
   repository.WriteFile("hostile/config.textproto",
                        "labels: ['<script>window.pwned=1</script>', "

@@ -3,7 +3,9 @@
 // species sample (features limbs, lays_eggs and has_hair), a binary
 // model named "churn" (the mammal reference with labels "stays" and
 // "churns", and a limit of 16 rows a request, under the 50 that integrated
-// gradients evaluate), a model named "hostile" whose labels are HTML and
+// gradients evaluate), "pets" (species behind preprocessing: limbs with a
+// missing default, coat one_hot over feathers and hair), a model named
+// "hostile" whose labels are HTML and
 // one named "canary" whose version 1 is labelled "stable" and takes every
 // call while version 2 shadows them:
 //   [SEQSERVE_CA_DIR=DIR] node console-check.js http://127.0.0.1:8501 screenshot.png GRPC_PORT [TOKEN]
@@ -198,7 +200,8 @@ async function chooseModel(page, name, width) {
   await page.click(`#models tbody tr[data-model="${name}"]`);
   await page.waitForFunction((name, width) =>
     document.getElementById("model-title").textContent.startsWith(name + " version ") &&
-    document.querySelectorAll("#feature-fields input").length === width, {}, name, width);
+    document.querySelectorAll("#feature-fields [name^=feature]").length === width, {}, name,
+    width);
 }
 
 (async () => {
@@ -263,7 +266,7 @@ async function chooseModel(page, name, width) {
     await page.waitForSelector("#models tbody tr");
     const models = await page.$$eval("#models tbody tr", (rows) =>
       rows.map((row) => row.getAttribute("data-model")));
-    check(JSON.stringify(models) === JSON.stringify(["canary", "churn", "hostile", "species"]),
+    check(JSON.stringify(models) === JSON.stringify(["canary", "churn", "hostile", "pets", "species"]),
           `models listed: ${models}`);
     const version = await page.$eval("#version", (node) => node.textContent);
     check(/^version \d/.test(version), `server version shown: ${version}`);
@@ -434,6 +437,33 @@ async function chooseModel(page, name, width) {
             shown.error === answer.code + ": " + answer.message && !shown.visible,
             `churn integrated_gradients: the server's refusal shown: ${shown.error}`);
     }
+
+    // pets is species behind preprocessing: limbs with a missing default of
+    // 4, coat one_hot over feathers (lays_eggs) and hair (has_hair). The
+    // form offers coat's categories; limbs left empty and coat "hair" is
+    // species' row 4, 0, 1.
+    await chooseModel(page, "pets", 2);
+    const petsFacts = await page.$eval("#model-facts", (node) => node.textContent);
+    check(petsFacts.includes("model input width3") &&
+          petsFacts.includes("coat: one_hot (2 categories)") &&
+          petsFacts.includes("limbs: missing default"),
+          `pets preprocessing shown: ${petsFacts}`);
+    const coat = await page.$$eval("#feature-fields select option", (o) => o.map((x) => x.value));
+    check(JSON.stringify(coat) === JSON.stringify(["feathers", "hair"]),
+          `coat offered as its categories: ${coat}`);
+    await page.select("#feature-fields select", "hair");
+    const limbs = await page.$("#feature-fields input");
+    await limbs.click({ clickCount: 3 });
+    await page.keyboard.press("Backspace");
+    const petsShown = await classifyInPage(page, "default");
+    const speciesRest = await restScores(page, "species", "default");
+    check(petsShown.error === "" && petsShown.predicted === "mammal" &&
+          JSON.stringify(petsShown.scores) === JSON.stringify(speciesRest),
+          `pets with limbs missing and coat hair answers species' 4, 0, 1: ${petsShown.scores} ` +
+          `vs ${speciesRest} ${petsShown.error}`);
+    const petsCurl = await page.$eval("#curl-command", (node) => node.textContent);
+    check(petsCurl.includes('"categories":["","hair"]'),
+          `the curl command sends the category: ${petsCurl}`);
 
     await chooseModel(page, "hostile", 3);
     const hostileFacts = await page.$eval("#model-facts", (node) => node.textContent);

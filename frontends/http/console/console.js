@@ -134,6 +134,13 @@ async function selectModel(name) {
   facts.replaceChildren();
   const add = (term, value) => { facts.appendChild(el("dt", term)); facts.appendChild(el("dd", value)); };
   add("input width", metadata.input_width);
+  if (metadata.model_input_width && metadata.model_input_width !== metadata.input_width) {
+    add("model input width", metadata.model_input_width);
+  }
+  const transforms = new Map((metadata.preprocessing || []).map((t) => [t.feature, t]));
+  if (transforms.size > 0) {
+    add("preprocessing", Array.from(transforms.values()).map(transformName).join("; "));
+  }
   add("output width", metadata.output_width);
   add("labels", (metadata.labels || []).join(", ") || "(none)");
   add("default output", modeName(metadata.default_output));
@@ -147,8 +154,21 @@ async function selectModel(name) {
   const names = metadata.feature_names || [];
   for (let i = 0; i < metadata.input_width; ++i) {
     const label = el("label", (names[i] || "feature " + i) + " ");
-    const input = el("input", undefined, { type: "number", step: "any", value: "0",
-                                           name: "feature" + i, required: "" });
+    const transform = transforms.get(names[i]);
+    let input;
+    if (transform && transform.one_hot) {
+      // A categorical feature: its categories, as the config lists them.
+      input = el("select", undefined, { name: "feature" + i, "data-categorical": "" });
+      for (const category of transform.one_hot.categories) {
+        input.appendChild(el("option", category, { value: category }));
+      }
+    } else {
+      // A feature with a missing default may be left empty.
+      const optional = transform && transform.missing_value !== undefined;
+      input = el("input", undefined, Object.assign(
+        { type: "number", step: "any", value: "0", name: "feature" + i },
+        optional ? { placeholder: "missing" } : { required: "" }));
+    }
     label.appendChild(input);
     fields.appendChild(label);
   }
@@ -160,6 +180,17 @@ async function selectModel(name) {
     select.appendChild(el("option", mode, { value: mode }));
   }
   loadDrift(name);
+}
+
+// A feature's preprocessing in a few words: "weight: standardize".
+function transformName(t) {
+  const steps = [];
+  if (t.clip) steps.push("clip");
+  if (t.standardize) steps.push("standardize");
+  if (t.min_max) steps.push("min_max");
+  if (t.one_hot) steps.push("one_hot (" + t.one_hot.categories.length + " categories)");
+  if (t.missing_value !== undefined || t.missing_category !== undefined) steps.push("missing default");
+  return t.feature + ": " + (steps.join(", ") || "as sent");
 }
 
 // One small chart: per bin, the baseline's share (grey) over the window's
@@ -292,13 +323,21 @@ async function classify(event) {
   event.preventDefault();
   showError(null);
   const metadata = state.model;
-  const features = Array.from(document.querySelectorAll("#feature-fields input"))
-    .map((input) => Number(input.value));
+  // Numbers as numbers, an empty optional field as missing (NaN), and a
+  // categorical feature's choice in `categories` beside them.
+  const fields = Array.from(document.querySelectorAll("#feature-fields [name^=feature]"));
+  const categorical = fields.some((field) => field.hasAttribute("data-categorical"));
+  const features = fields.map((field) => field.hasAttribute("data-categorical") ? 0
+    : field.value === "" ? "NaN" : Number(field.value));
   const output = document.getElementById("output-mode").value;
   // A model with one output is a binary classifier: two classes.
   const binary = metadata.output_width === 1;
   const classes = binary ? 2 : metadata.output_width;
   const request = { features, rows: 1, output, top_k: Math.min(3, classes) };
+  if (categorical) {
+    request.categories = fields.map((field) =>
+      field.hasAttribute("data-categorical") ? field.value : "");
+  }
   const path = "/v1/models/" + encodeURIComponent(metadata.model) + "/versions/" +
                metadata.version + ":classify";
   try {
@@ -345,8 +384,9 @@ async function classify(event) {
     document.getElementById("curl-command").textContent =
       "curl -s" + tls + " -X POST " + location.origin + path +
       " -H 'Content-Type: application/json'" + auth + " -d " + shellQuote(JSON.stringify(request));
-    document.getElementById("seqclient-command").textContent =
-      "seqclient classify --target " + location.hostname + ":" + grpcPort() +
+    document.getElementById("seqclient-command").textContent = categorical
+      ? "(seqclient sends numbers only: use the curl command for categorical features)"
+      : "seqclient classify --target " + location.hostname + ":" + grpcPort() +
       (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
       " --model " + shellQuote(metadata.model) +
       " --version " + metadata.version + (output === "default" ? "" : " --output " + output) +
