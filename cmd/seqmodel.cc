@@ -12,6 +12,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cmd/classification_format.h"
 #include "cmd/explanation_format.h"
 #include "core/attribution.h"
@@ -115,8 +116,16 @@ int Inspect(const Sequential& model, const std::string& path) {
     }
   }
   std::cout << "model:        " << path << "\n";
-  if (!place.config_path.empty()) std::cout << "config:       " << place.config_path << "\n";
-  if (!config.feature_names().empty()) {
+  if (!place.config_path.empty()) {
+    std::cout << "config:       "
+              << std::filesystem::path(place.config_path)
+                     .lexically_proximate(std::filesystem::current_path())
+                     .string()
+              << "\n";
+  }
+  if (config.preprocessing().empty() && !config.feature_names().empty()) {
+    std::cout << "features:     " << absl::StrJoin(config.feature_names(), ", ") << "\n";
+  } else if (!config.feature_names().empty()) {
     std::cout << "features:\n";
     for (const std::string& name : config.feature_names()) {
       auto transform = std::find_if(config.preprocessing().begin(), config.preprocessing().end(),
