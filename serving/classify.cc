@@ -160,6 +160,8 @@ absl::Status CheckFeatureRows(absl::Span<const float> features, uint32_t rows_gi
 absl::Status CheckTensorInterface(const ServedModel& served, TensorInterface* tensors) {
   const Sequential& model = *served.model;
   const std::string& name = model.tensor_names().input;
+  tensors->output_name = model.tensor_names().output;
+  if (tensors->named_features) return absl::OkStatus();
   if (tensors->input_name != name) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", served.name, "' has no input ", QuoteClientText(tensors->input_name),

@@ -59,6 +59,9 @@ std::vector<std::string> TensorOutputNames(int output_width, const std::string& 
 struct TensorInterface {
   std::string input_name;
   int64_t input_columns = 0;
+  // The inputs are features by name (the request's columns), which the
+  // rows' preparation checks against the model's feature_names instead.
+  bool named_features = false;
   std::string output_name;  // set by PlanOutputs
 };
 

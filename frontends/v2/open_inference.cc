@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "absl/base/config.h"
@@ -247,13 +248,166 @@ size_t TypedCount(const inference::InferTensorContents& c) {
          c.fp32_contents_size() + c.fp64_contents_size() + c.bytes_contents_size();
 }
 
+// Whether the request sends features as inputs of their own, named by the
+// model's feature_names: several inputs, a rank-1 one, or text (BYTES).
+// Otherwise its one input is the tensor of whole rows.
+bool SendsNamedFeatures(const ModelInferRequest& request) {
+  if (request.inputs_size() > 1) return true;
+  return request.inputs_size() == 1 &&
+         (request.inputs(0).shape_size() == 1 || request.inputs(0).datatype() == "BYTES");
+}
+
+// The elements of a BYTES input: its bytes_contents, or its raw contents
+// as Triton writes them (each a 4-byte little-endian length, then the bytes).
+absl::Status ReadTexts(const ModelInferRequest::InferInputTensor& input, const std::string* raw,
+                       size_t count, const std::string& name, std::vector<std::string_view>* texts) {
+  texts->clear();
+  if (raw == nullptr) {
+    if (static_cast<size_t>(input.contents().bytes_contents_size()) != count) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " has ", input.contents().bytes_contents_size(),
+          " values in bytes_contents; its shape needs ", count));
+    }
+    for (const std::string& text : input.contents().bytes_contents()) texts->push_back(text);
+    return absl::OkStatus();
+  }
+  std::string_view rest = *raw;
+  while (!rest.empty()) {
+    uint32_t length = 0;
+    if (rest.size() < sizeof(length)) break;
+    std::memcpy(&length, rest.data(), sizeof(length));
+    rest.remove_prefix(sizeof(length));
+    if (length > rest.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " element ", texts->size(), " claims ", length, " bytes; ",
+          rest.size(), " remain"));
+    }
+    texts->push_back(rest.substr(0, length));
+    rest.remove_prefix(length);
+    if (texts->size() > count) break;
+  }
+  if (texts->size() != count || !rest.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", name, "'s raw contents are not ", count,
+        " length-prefixed strings (a 4-byte little-endian length, then the bytes, each)"));
+  }
+  return absl::OkStatus();
+}
+
+// Inputs named by feature as the rows of `classify`: each input one
+// feature's column, [rows] or [rows, 1], a number type or BYTES (a
+// category's text; empty is missing), gathered row-major with `columns`
+// naming them. The model's checks (unknown, repeated or missing features,
+// categories) are the same as for every protocol's named rows.
+absl::Status ReadNamedFeatures(const ModelInferRequest& request, v1::ClassifyRequest* classify,
+                               TensorInterface* tensors) {
+  const int inputs = request.inputs_size();
+  const bool raw = request.raw_input_contents_size() > 0;
+  if (raw && request.raw_input_contents_size() != inputs) {
+    return absl::InvalidArgumentError(absl::StrCat("raw_input_contents has ",
+                                                   request.raw_input_contents_size(),
+                                                   " entries for ", inputs, " inputs"));
+  }
+  // Check every shape and size before allocating anything the size of one.
+  int64_t rows = -1;
+  bool any_text = false;
+  for (int j = 0; j < inputs; ++j) {
+    const ModelInferRequest::InferInputTensor& input = request.inputs(j);
+    const std::string name = QuoteClientText(input.name());
+    if (input.shape_size() < 1 || input.shape_size() > 2 || input.shape(0) < 0 ||
+        (input.shape_size() == 2 && input.shape(1) != 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " has shape [", absl::StrJoin(input.shape(), ", "),
+          "]; a feature sent by name is [rows] or [rows, 1], the tensor of whole rows the "
+          "only input"));
+    }
+    if (rows >= 0 && input.shape(0) != rows) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " has ", input.shape(0), " rows; input ",
+          QuoteClientText(request.inputs(0).name()), " has ", rows));
+    }
+    rows = input.shape(0);
+    if (rows > std::numeric_limits<uint32_t>::max()) {
+      return absl::InvalidArgumentError(absl::StrCat("input ", name, " has too many rows"));
+    }
+    if (raw && input.has_contents()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input ", name, " has both contents and raw_input_contents"));
+    }
+    const size_t count = static_cast<size_t>(rows);
+    if (input.datatype() == "BYTES") {
+      any_text = true;
+      // Each element takes at least its 4-byte length raw, a tag typed.
+      const size_t held = raw ? request.raw_input_contents(j).size() / 4
+                              : static_cast<size_t>(input.contents().bytes_contents_size());
+      if (count > held) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input ", name, " has shape [", rows, "] but its contents hold fewer values"));
+      }
+      continue;
+    }
+    const InputType* type = FindInputType(input.datatype());
+    if (type == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " is ", QuoteClientText(input.datatype()), "; features may be ",
+          InputTypeNames(), " or BYTES"));
+    }
+    if (raw ? request.raw_input_contents(j).size() != count * type->bytes
+            : count > TypedCount(input.contents())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input ", name, " has shape [", rows, "] of ", type->name,
+          " but its contents hold another number of values"));
+    }
+  }
+  const size_t count = static_cast<size_t>(rows);
+  const size_t width = static_cast<size_t>(inputs);
+  classify->set_rows(static_cast<uint32_t>(count));
+  classify->mutable_features()->Resize(static_cast<int>(count * width), 0.0f);
+  float* features = classify->mutable_features()->mutable_data();
+  if (any_text) {
+    classify->mutable_categories()->Reserve(static_cast<int>(count * width));
+    for (size_t i = 0; i < count * width; ++i) classify->add_categories();
+  }
+  std::vector<float> column(count);
+  std::vector<std::string_view> texts;
+  for (int j = 0; j < inputs; ++j) {
+    const ModelInferRequest::InferInputTensor& input = request.inputs(j);
+    const std::string name = QuoteClientText(input.name());
+    *classify->add_columns() = input.name();
+    if (input.datatype() == "BYTES") {
+      if (absl::Status s = ReadTexts(input, raw ? &request.raw_input_contents(j) : nullptr, count,
+                                     name, &texts);
+          !s.ok()) {
+        return s;
+      }
+      for (size_t r = 0; r < count; ++r) {
+        // A category's number is not read; an empty text is a missing value.
+        features[r * width + j] = std::numeric_limits<float>::quiet_NaN();
+        classify->mutable_categories(static_cast<int>(r * width + j))->assign(texts[r]);
+      }
+      continue;
+    }
+    const InputType& type = *FindInputType(input.datatype());
+    FeatureWriter writer(name, type, column.data());
+    absl::Status converted =
+        raw ? ConvertRaw(request.raw_input_contents(j), type, count, writer, column.data())
+            : ConvertContents(input.contents(), type, name, count, writer);
+    if (!converted.ok()) return converted;
+    for (size_t r = 0; r < count; ++r) features[r * width + j] = column[r];
+  }
+  tensors->named_features = true;
+  return absl::OkStatus();
+}
+
 // The request's one input tensor as the rows of `classify`, and what it
-// declares in `tensors`.
+// declares in `tensors`; or its features by name.
 absl::Status ReadInput(const ModelInferRequest& request, v1::ClassifyRequest* classify,
                        TensorInterface* tensors) {
+  if (SendsNamedFeatures(request)) return ReadNamedFeatures(request, classify, tensors);
   if (request.inputs_size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "a seqserve model takes one input tensor; the request has ", request.inputs_size()));
+        "a seqserve model takes one input tensor of whole rows, or its features as inputs "
+        "named by feature; the request has ", request.inputs_size(), " inputs"));
   }
   const ModelInferRequest::InferInputTensor& input = request.inputs(0);
   const std::string name = QuoteClientText(input.name());
@@ -618,11 +772,25 @@ absl::Status OpenInference::ModelMetadata(const inference::ModelMetadataRequest&
     }
   }
   response->set_platform(kPlatform);
-  auto* input = response->add_inputs();
-  input->set_name(metadata.input_tensor());
-  input->set_datatype("FP32");
-  input->add_shape(-1);
-  input->add_shape(metadata.input_width());
+  if (metadata.preprocessing_size() > 0 && !metadata.feature_names().empty()) {
+    // A preprocessed model is called by feature, a categorical one as text
+    // (the tensor of whole rows is still taken when every feature is a number).
+    for (const std::string& feature : metadata.feature_names()) {
+      const bool categorical = std::any_of(
+          metadata.preprocessing().begin(), metadata.preprocessing().end(),
+          [&](const v1::FeatureTransform& t) { return t.feature() == feature && t.has_one_hot(); });
+      auto* input = response->add_inputs();
+      input->set_name(feature);
+      input->set_datatype(categorical ? "BYTES" : "FP32");
+      input->add_shape(-1);
+    }
+  } else {
+    auto* input = response->add_inputs();
+    input->set_name(metadata.input_tensor());
+    input->set_datatype("FP32");
+    input->add_shape(-1);
+    input->add_shape(metadata.input_width());
+  }
   for (const std::string& name :
        TensorOutputNames(static_cast<int>(metadata.output_width()), metadata.output_tensor())) {
     auto* output = response->add_outputs();
@@ -665,6 +833,10 @@ absl::Status V2Call::Read(const ModelInferRequest& request, OpenInference::RawOu
   classify.set_version(*version);
   classify.set_version_label(*label);
   if (attributions_asked || request.parameters().count("explain") > 0) {
+    if (tensors.named_features) {
+      return absl::InvalidArgumentError(
+          "an explanation takes the tensor of whole rows, not features by name");
+    }
     explain.emplace();
     if (absl::Status s = ReadExplainParameters(request.parameters(), &*explain); !s.ok()) {
       return s;

@@ -362,19 +362,27 @@ TEST_F(OpenInferenceTest, EveryRefusalHasItsCodeAndMessage) {
   };
   const std::vector<Case> cases = {
       {"no input", [](ModelInferRequest& r) { r.clear_inputs(); },
-       grpc::StatusCode::INVALID_ARGUMENT, "one input tensor; the request has 0"},
+       grpc::StatusCode::INVALID_ARGUMENT, "one input tensor of whole rows, or its features as "
+                                           "inputs named by feature; the request has 0 inputs"},
       {"two inputs", [](ModelInferRequest& r) { *r.add_inputs() = r.inputs(0); },
-       grpc::StatusCode::INVALID_ARGUMENT, "one input tensor; the request has 2"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "has shape [3, 3]; a feature sent by name is [rows] or [rows, 1], the tensor of whole "
+       "rows the only input"},
       {"another name", [](ModelInferRequest& r) { r.mutable_inputs(0)->set_name("x"); },
        grpc::StatusCode::INVALID_ARGUMENT, "has no input 'x'; its input is"},
-      {"rank 1", [](ModelInferRequest& r) { r.mutable_inputs(0)->mutable_shape()->RemoveLast(); },
+      {"rank 1: a feature by name", [](ModelInferRequest& r) {
+         r.mutable_inputs(0)->mutable_shape()->RemoveLast();
+         r.mutable_inputs(0)->mutable_contents()->mutable_fp32_contents()->Truncate(3);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "names no features (its config has no feature_names)"},
+      {"rank 3", [](ModelInferRequest& r) { r.mutable_inputs(0)->add_shape(1); },
        grpc::StatusCode::INVALID_ARGUMENT, "send [rows, features per row]"},
       {"width", [](ModelInferRequest& r) {
          r.mutable_inputs(0)->set_shape(0, 1);
          r.mutable_inputs(0)->set_shape(1, 9);
        },
        grpc::StatusCode::INVALID_ARGUMENT, "has shape [-1, 3]; got 9 columns"},
-      {"BYTES", [](ModelInferRequest& r) { r.mutable_inputs(0)->set_datatype("BYTES"); },
+      {"FP8", [](ModelInferRequest& r) { r.mutable_inputs(0)->set_datatype("FP8"); },
        grpc::StatusCode::INVALID_ARGUMENT, "features may be FP32"},
       {"too few values",
        [](ModelInferRequest& r) {

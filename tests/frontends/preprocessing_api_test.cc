@@ -1,7 +1,8 @@
 // A model shipped with its preprocessing (standardize, min_max with clip,
 // one_hot with an `other` slot, a missing default) on a real server: named,
-// unscaled, categorical rows on gRPC, seqserve's REST body and TF Serving's
-// REST bodies answer with exactly the bits the same layers give for rows
+// unscaled, categorical rows on gRPC, seqserve's REST body, TF Serving's
+// REST bodies and v2's inputs named by feature (gRPC typed and raw, REST)
+// answer with exactly the bits the same layers give for rows
 // prepared by hand in float32; refusals name the row and feature.
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
@@ -117,8 +119,82 @@ class PreprocessingApiTest : public ::testing::Test {
     auto server = testing::StartLocalServer(options, /*with_http=*/true);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    stub_ = v1::Classifier::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                       grpc::InsecureChannelCredentials());
+    stub_ = v1::Classifier::NewStub(channel);
+    v2_ = inference::GRPCInferenceService::NewStub(channel);
+  }
+
+  grpc::Status Infer(const inference::ModelInferRequest& request,
+                     inference::ModelInferResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return v2_->ModelInfer(&context, request, response);
+  }
+
+  // A v2 request sending each feature as an input of its own, in the
+  // request's order: species as text, height as FP64, weight and age as
+  // FP32 (NaN: missing); typed contents, or raw as Triton's clients send.
+  static inference::ModelInferRequest NamedInputs(const std::vector<Pet>& pets, bool raw) {
+    inference::ModelInferRequest request;
+    request.set_model_name("pets");
+    const int64_t rows = static_cast<int64_t>(pets.size());
+    auto add = [&](const char* name, const char* datatype, bool column_shape) {
+      auto* input = request.add_inputs();
+      input->set_name(name);
+      input->set_datatype(datatype);
+      input->add_shape(rows);
+      if (column_shape) input->add_shape(1);
+      return input;
+    };
+    auto* species = add("species", "BYTES", false);
+    auto* height = add("height", "FP64", true);
+    auto* weight = add("weight", "FP32", false);
+    auto* age = add("age", "FP32", true);
+    std::string species_raw, height_raw, weight_raw, age_raw;
+    auto append = [](std::string* bytes, const auto& value) {
+      bytes->append(reinterpret_cast<const char*>(&value), sizeof value);
+    };
+    for (const Pet& pet : pets) {
+      if (raw) {
+        append(&species_raw, static_cast<uint32_t>(pet.species.size()));
+        species_raw += pet.species;
+        append(&height_raw, static_cast<double>(pet.height));
+        append(&weight_raw, pet.weight);
+        append(&age_raw, pet.age);
+      } else {
+        species->mutable_contents()->add_bytes_contents(pet.species);
+        height->mutable_contents()->add_fp64_contents(pet.height);
+        weight->mutable_contents()->add_fp32_contents(pet.weight);
+        age->mutable_contents()->add_fp32_contents(pet.age);
+      }
+    }
+    if (raw) {
+      for (std::string* bytes : {&species_raw, &height_raw, &weight_raw, &age_raw}) {
+        request.add_raw_input_contents(*bytes);
+      }
+    }
+    return request;
+  }
+
+  static Rows V2Scores(const inference::ModelInferResponse& response, size_t rows) {
+    Rows scores(rows);
+    if (response.outputs_size() != 1) return {};
+    const auto& output = response.outputs(0);
+    std::vector<float> values;
+    if (response.raw_output_contents_size() == 1) {
+      const std::string& bytes = response.raw_output_contents(0);
+      values.resize(bytes.size() / sizeof(float));
+      std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
+    } else {
+      values.assign(output.contents().fp32_contents().begin(),
+                    output.contents().fp32_contents().end());
+    }
+    const size_t width = rows == 0 ? 0 : values.size() / rows;
+    for (size_t r = 0; r < rows; ++r) {
+      scores[r].assign(values.begin() + r * width, values.begin() + (r + 1) * width);
+    }
+    return scores;
   }
 
   grpc::Status Classify(const v1::ClassifyRequest& request, v1::ClassifyResponse* response) {
@@ -170,6 +246,7 @@ class PreprocessingApiTest : public ::testing::Test {
   testing::TestRepository repository_;
   std::unique_ptr<ModelServer> server_;
   std::unique_ptr<v1::Classifier::Stub> stub_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> v2_;
 };
 
 const std::vector<Pet> kPets = {
@@ -224,6 +301,104 @@ TEST_F(PreprocessingApiTest, EveryProtocolAnswersWhatTheLayersGiveForRowsPrepare
       Post("/v1/models/pets:predict",
            {{"instances", {{{"species", "dog"}, {"height", 60}, {"weight", 30.5f}}}}})["predictions"],
       {want[1]}, "TF Serving instances without age");
+}
+
+TEST_F(PreprocessingApiTest, OpenInferenceTakesTheFeaturesAsInputsByName) {
+  const Rows want = Want(kPets);
+  ASSERT_EQ(want.size(), kPets.size());
+  for (bool raw : {false, true}) {
+    inference::ModelInferResponse response;
+    const grpc::Status status = Infer(NamedInputs(kPets, raw), &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    const Rows got = V2Scores(response, kPets.size());
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t r = 0; r < want.size(); ++r) {
+      ASSERT_EQ(got[r].size(), want[r].size()) << (raw ? "raw" : "typed") << " row " << r;
+      for (size_t c = 0; c < want[r].size(); ++c) {
+        EXPECT_EQ(Bits(got[r][c]), Bits(want[r][c])) << (raw ? "raw" : "typed") << " row " << r;
+      }
+    }
+  }
+
+  // REST: JSON has no NaN, so age is left out and every row takes its default.
+  std::vector<Pet> without_age = kPets;
+  json species = json::array(), height = json::array(), weight = json::array();
+  for (Pet& pet : without_age) {
+    pet.age = std::nanf("");
+    species.push_back(pet.species);
+    height.push_back(pet.height);
+    weight.push_back(pet.weight);
+  }
+  const json body = {{"inputs",
+                      {{{"name", "weight"}, {"datatype", "FP32"}, {"shape", {5}}, {"data", weight}},
+                       {{"name", "species"}, {"datatype", "BYTES"}, {"shape", {5, 1}},
+                        {"data", species}},
+                       {{"name", "height"}, {"datatype", "FP32"}, {"shape", {5}},
+                        {"data", height}}}}};
+  const json answer = Post("/v2/models/pets/infer", body);
+  Rows rest(kPets.size());
+  const json& data = answer["outputs"][0]["data"];
+  ASSERT_EQ(data.size(), 15u) << answer.dump();
+  for (size_t i = 0; i < data.size(); ++i) rest[i / 3].push_back(data[i].get<float>());
+  const Rows rest_want = Want(without_age);
+  for (size_t r = 0; r < rest.size(); ++r) {
+    for (size_t c = 0; c < 3; ++c) {
+      EXPECT_EQ(Bits(rest[r][c]), Bits(rest_want[r][c])) << "REST row " << r;
+    }
+  }
+
+  // The metadata lists the features as inputs, the categorical one as text.
+  const HttpReply reply = HttpCall(server_->http_port(), "GET", "/v2/models/pets");
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const json inputs = json::parse(reply.body)["inputs"];
+  EXPECT_EQ(inputs.dump(),
+            json({{{"name", "weight"}, {"datatype", "FP32"}, {"shape", {-1}}},
+                  {{"name", "height"}, {"datatype", "FP32"}, {"shape", {-1}}},
+                  {{"name", "species"}, {"datatype", "BYTES"}, {"shape", {-1}}},
+                  {{"name", "age"}, {"datatype", "FP32"}, {"shape", {-1}}}})
+                .dump());
+}
+
+TEST_F(PreprocessingApiTest, OpenInferenceRefusesFeaturesThatDoNotFit) {
+  auto refused = [&](inference::ModelInferRequest request, const std::string& message) {
+    inference::ModelInferResponse response;
+    const grpc::Status status = Infer(request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message;
+    EXPECT_THAT(status.error_message(), HasSubstr(message));
+  };
+  const std::vector<Pet> two = {kPets[0], kPets[1]};
+  inference::ModelInferRequest request = NamedInputs(two, false);
+  request.mutable_inputs(2)->set_shape(0, 3);
+  refused(request, "input 'weight' has 3 rows; input 'species' has 2");
+
+  request = NamedInputs(two, false);
+  request.mutable_inputs(1)->set_shape(1, 2);
+  refused(request, "input 'height' has shape [2, 2]; a feature sent by name is [rows]");
+
+  request = NamedInputs(two, true);
+  request.mutable_raw_input_contents(0)->pop_back();  // the last text one byte short
+  refused(request, "input 'species' element 1 claims 3 bytes; 2 remain");
+
+  request = NamedInputs(two, true);
+  request.mutable_raw_input_contents()->RemoveLast();
+  refused(request, "raw_input_contents has 3 entries for 4 inputs");
+
+  request = NamedInputs(two, false);
+  request.mutable_inputs(2)->set_name("mass");
+  refused(request, "model 'pets' has no feature 'mass'; its features are weight, height, "
+                   "species, age");
+
+  request = NamedInputs(two, false);
+  request.mutable_inputs(2)->mutable_contents()->add_fp32_contents(1);
+  refused(request, "input 'weight' has 3 values in fp32_contents; its shape needs 2");
+
+  request = NamedInputs(two, false);
+  request.mutable_inputs(0)->mutable_contents()->set_bytes_contents(1, "");
+  refused(request, "feature 'species'");  // missing, with no default
+
+  request = NamedInputs(two, false);
+  (*request.mutable_parameters())["explain"].set_bool_param(true);
+  refused(request, "an explanation takes the tensor of whole rows");
 }
 
 // Metadata shows the features a call sends, how each is prepared and what

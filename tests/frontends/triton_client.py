@@ -16,6 +16,9 @@ Scenarios:
               reference rows (typed, binary and with the classification
               extension), compared with PyTorch's numbers and between the
               clients
+  features    a preprocessed model (pets: limbs and a categorical coat) sent
+              its features as inputs by name, FP32 and BYTES, answering
+              the bits of the species rows they stand for
   repository  the model repository extension against a server under
               --model_control_mode=explicit serving species, with mammal in
               the repository but not loaded: index, load (also with a config
@@ -291,7 +294,46 @@ def repository(clients, args):
             client.say(f"load_model('no-such-model') refused: {error.message()}")
 
 
-SCENARIOS = {"infer": infer, "repository": repository}
+def features(clients, args):
+    """pets is species behind preprocessing: limbs, then coat one-hot over
+    feathers (species' lays_eggs) and hair (has_hair), unknown as zeros.
+    Its features sent as inputs by name answer the bits of species' rows."""
+    import numpy as np
+
+    limbs = np.array([4, 2, 0, 6], dtype=np.float32)
+    coats = np.array([b"hair", b"feathers", b"hair", b"scales"], dtype=np.object_)
+    rows = np.array([[4, 0, 1], [2, 1, 0], [0, 0, 1], [6, 0, 0]], dtype=np.float32)
+    for client in clients:
+        m = client.module
+        model = client.json(client.call("get_model_metadata('pets')", "get_model_metadata",
+                                        "pets"))
+        inputs = [(i["name"], i["datatype"], [int(d) for d in i["shape"]])
+                  for i in model.get("inputs", [])]
+        expect(inputs == [("limbs", "FP32", [-1]), ("coat", "BYTES", [-1])],
+               f"{client.protocol}: pets should take limbs FP32 [-1] and coat BYTES [-1]: "
+               f"{inputs}")
+        client.say("model pets: inputs limbs FP32 [-1], coat BYTES [-1]")
+        tensor = m.InferInput("features", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        want = client.call("infer('species')", "infer", MODEL, [tensor],
+                           outputs=[m.InferRequestedOutput("softmax")]).as_numpy("softmax")
+        forms = ["JSON", "binary"] if client.protocol == "http" else ["raw"]
+        for form in forms:
+            options = {"binary_data": form == "binary"} if client.protocol == "http" else {}
+            # Coat first: the inputs' order is the request's, not the model's.
+            coat = m.InferInput("coat", [len(coats)], "BYTES")
+            coat.set_data_from_numpy(coats, **options)
+            limb = m.InferInput("limbs", [len(limbs)], "FP32")
+            limb.set_data_from_numpy(limbs, **options)
+            got = client.call(f"infer('pets', {form})", "infer", "pets", [coat, limb],
+                              outputs=[m.InferRequestedOutput("softmax", **options)]
+                              ).as_numpy("softmax")
+            expect(got is not None and np.array_equal(got, want),
+                   f"{client.protocol}: pets {form} answered {got} for species' {want}")
+            client.say(f"pets by feature ({form}) answers species' bits for 4 rows")
+
+
+SCENARIOS = {"infer": infer, "repository": repository, "features": features}
 
 
 def main():

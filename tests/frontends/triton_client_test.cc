@@ -46,6 +46,12 @@ class TritonClientTest : public ::testing::Test {
     repository_ = new TestRepository();
     repository_->AddReferenceVersion("species", 1, "species");
     repository_->WriteReferenceConfig("species", "species");
+    repository_->AddReferenceVersion("pets", 1, "species");
+    repository_->WriteReferenceConfig(
+        "pets", "species",
+        "feature_names: ['limbs', 'coat']\n"
+        "preprocessing { feature: 'coat' one_hot { categories: ['feathers', 'hair'] "
+        "unknown: UNKNOWN_ZEROS } }\n");
     server_ = new ServerProcess(
         SEQSERVE_PATH, {"--model_repository=" + repository_->root(), "--poll_seconds=0"});
   }
@@ -84,6 +90,22 @@ TEST_F(TritonClientTest, InferOverHttpAndGrpcMatchesTheReference) {
   EXPECT_THAT(result.output, HasSubstr("infer: OK"));
   EXPECT_THAT(result.output, Not(HasSubstr("Traceback")));
   EXPECT_THAT(result.output, Not(HasSubstr("Warning")));
+}
+
+// A preprocessed model's features as inputs by name, text as BYTES, in
+// each client's forms (HTTP JSON and binary, gRPC raw).
+TEST_F(TritonClientTest, FeaturesByNameOverHttpAndGrpc) {
+  const auto result = RunCommand(TritonClientCommand(*server_, "features"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  for (const char* line : {"http: model pets: inputs limbs FP32 [-1], coat BYTES [-1]",
+                           "grpc: model pets: inputs limbs FP32 [-1], coat BYTES [-1]",
+                           "http: pets by feature (JSON) answers species' bits for 4 rows",
+                           "http: pets by feature (binary) answers species' bits for 4 rows",
+                           "grpc: pets by feature (raw) answers species' bits for 4 rows",
+                           "features: OK"}) {
+    EXPECT_THAT(result.output, HasSubstr(line));
+  }
+  EXPECT_THAT(result.output, Not(HasSubstr("Traceback")));
 }
 
 // Triton's load_model, unload_model and get_model_repository_index against
