@@ -233,6 +233,7 @@ absl::StatusOr<Classification> Client::Classify(const std::string& model,
   request.set_version(options.version);
   request.set_version_label(options.version_label);
   request.mutable_features()->Add(features.begin(), features.end());
+  for (const std::string& category : options.categories) request.add_categories(category);
   request.set_rows(static_cast<uint32_t>(rows));
   request.set_output(options.output);
   request.set_top_k(options.top_k);

@@ -89,6 +89,9 @@ struct ClassifyOptions {
   // version; empty: none.
   std::string request_id;
   float threshold = 0.0f;  // 0: the model's
+  // Parallel to the features (ClassifyRequest.categories): empty, or one
+  // per value, a categorical feature's text; must outlive the call.
+  absl::Span<const std::string> categories;
 };
 
 struct ModelVersion {

@@ -335,6 +335,9 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
 
   if (protocol == "v2") {
+    if (!rows->categories.empty()) {
+      return Fail("rows with text (categories) are sent over --protocol v1");
+    }
     if (!have_metadata && (options.top_k > 0 || *format == OutputFormat::kCsv)) {
       if (absl::Status fetched = fetch_metadata(options.version); !fetched.ok()) {
         return FailCall(fetched);
@@ -342,6 +345,7 @@ int Classify(Client& client, const std::vector<std::string>& args) {
     }
     return ClassifyV2(client, model, *rows, options, absl::GetFlag(FLAGS_format), metadata);
   }
+  options.categories = rows->categories;
   auto result = client.Classify(model, rows->values, rows->rows, options);
   if (!result.ok()) return FailCall(result.status());
   // A table or CSV names score columns by the labels, which a model

@@ -201,6 +201,7 @@ int Run(std::shared_ptr<const Sequential> model, const std::string& path,
   v1::ClassifyRequest request;
   request.set_model(served.name);
   request.mutable_features()->Add(rows.values.begin(), rows.values.end());
+  for (const std::string& category : rows.categories) request.add_categories(category);
   request.set_rows(static_cast<uint32_t>(rows.rows));
   request.set_output(*output);
   request.set_top_k(absl::GetFlag(FLAGS_top_k));

@@ -184,6 +184,7 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
     position[options.feature_names[i]] = i;
   }
   size_t line_number = 0;
+  bool with_text = false;  // some row gave text: categories are kept
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
     line = absl::StripAsciiWhitespace(line);
@@ -193,6 +194,7 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
       return JsonError(options, line_number, "not a JSON object");
     }
     std::vector<float> values;
+    std::vector<std::string> texts;  // by name: each value's category, if text
     if (row.contains("features")) {
       if (row.size() != 1 || !row["features"].is_array()) {
         return JsonError(options, line_number,
@@ -213,6 +215,7 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
                          "gives none); write {\"features\": [...]}");
       }
       values.assign(options.feature_names.size(), 0.0f);
+      texts.assign(values.size(), std::string());
       std::vector<bool> seen(values.size(), false);
       std::vector<std::string> unknown;
       for (const auto& [name, value] : row.items()) {
@@ -221,13 +224,20 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
           unknown.push_back(name);
           continue;
         }
+        seen[it->second] = true;
+        // Text is a category and null a missing value, for the model's
+        // preprocessing to read (or refuse).
+        if (value.is_string() || value.is_null()) {
+          values[it->second] = std::nanf("");
+          if (value.is_string()) texts[it->second] = value.get<std::string>();
+          continue;
+        }
         const std::optional<float> f = FiniteFloat(value);
         if (!f) {
           return JsonError(options, line_number,
-                           absl::StrCat("'", name, "' is not a finite number"));
+                           absl::StrCat("'", name, "' is not a finite number, text or null"));
         }
         values[it->second] = *f;
-        seen[it->second] = true;
       }
       std::vector<std::string> missing;
       for (size_t i = 0; i < seen.size(); ++i) {
@@ -247,6 +257,16 @@ absl::StatusOr<FeatureRows> ParseJsonLines(absl::string_view text,
     if (values.size() != result.width) {
       return JsonError(options, line_number,
                        absl::StrCat("has ", values.size(), " values, expected ", result.width));
+    }
+    const bool has_text = std::any_of(texts.begin(), texts.end(),
+                                      [](const std::string& t) { return !t.empty(); });
+    if (has_text && !with_text) {
+      with_text = true;
+      result.categories.resize(result.values.size());  // the rows before: numbers only
+    }
+    if (with_text) {
+      texts.resize(values.size());
+      result.categories.insert(result.categories.end(), texts.begin(), texts.end());
     }
     result.values.insert(result.values.end(), values.begin(), values.end());
     ++result.rows;

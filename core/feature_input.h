@@ -6,7 +6,9 @@
 //     is skipped; with the model's feature names the other columns are
 //     matched by name in any order, without them taken in order;
 //   - JSON Lines (the first line starts with '{'): {"features": [...]} or
-//     {"name": value, ...} per row.
+//     {"name": value, ...} per row; by name a value may be text (a
+//     category: FeatureRows::categories) or null (missing: NaN), which the
+//     model's preprocessing reads.
 // Blank lines and lines starting with '#' are skipped in every form.
 #pragma once
 

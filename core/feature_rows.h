@@ -15,6 +15,9 @@ struct FeatureRows {
   size_t rows = 0;
   size_t width = 0;
   std::vector<float> values;  // rows x width, row-major
+  // Empty when every value is a number; else one per value: the text a row
+  // gave (a categorical feature's category, its value NaN), or empty.
+  std::vector<std::string> categories;
 };
 
 // Every row must hold `width` numbers (0: take the first row's width).

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/http_client.h"
 #include "tests/support/sample_server_fixture.h"
 #include "tests/support/test_repository.h"
@@ -333,6 +334,44 @@ TEST(Seqclient, AVersionLabelNamesTheVersionOverBothProtocols) {
   auto both = seqclient("classify --model species --version 1 --version_label stable 4,0,1");
   EXPECT_EQ(both.exit_code, 1);
   EXPECT_THAT(both.output, HasSubstr("give --version or --version_label, not both"));
+}
+
+// JSON Lines rows by name with a category's text and a null reach a
+// preprocessed model (the species sample behind limbs with a default and a
+// one-hot coat) and answer species' rows; v2 sends no text and says so.
+TEST(Seqclient, ClassifySendsCategoriesAndMissingValuesByName) {
+  testing::TestRepository repository;
+  repository.AddReferenceVersion("species", 1, "species");
+  repository.WriteReferenceConfig("species", "species");
+  repository.AddReferenceVersion("pets", 1, "species");
+  repository.WriteReferenceConfig(
+      "pets", "species",
+      "feature_names: ['limbs', 'coat']\n"
+      "preprocessing { feature: 'limbs' missing_value: 4 }\n"
+      "preprocessing { feature: 'coat' one_hot { categories: ['feathers', 'hair'] } }\n");
+  ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + repository.root(),
+                                       "--poll_seconds=0"});
+  ASSERT_TRUE(server.ready()) << server.output();
+  const std::string rows = ::testing::TempDir() + "/pets.jsonl";
+  std::ofstream(rows) << "{\"coat\": \"hair\", \"limbs\": null}\n"
+                         "{\"limbs\": 2, \"coat\": \"feathers\"}\n";
+  auto seqclient = [&](const std::string& arguments) {
+    return RunCommand(absl::StrCat(SEQCLIENT_PATH, " --target=", server.target(), " ",
+                                   arguments, " 2>&1"));
+  };
+  auto pets = seqclient("classify --model pets --format json --input " + rows);
+  ASSERT_EQ(pets.exit_code, 0) << pets.output;
+  auto species = seqclient("classify --model species --format json 4,0,1 2,1,0");
+  ASSERT_EQ(species.exit_code, 0) << species.output;
+  auto results = [](const std::string& output) {
+    return nlohmann::json::parse(output, nullptr, false)["results"].dump();
+  };
+  EXPECT_EQ(results(pets.output), results(species.output)) << pets.output << species.output;
+  EXPECT_THAT(pets.output, HasSubstr("\"predicted_label\":\"mammal\""));
+
+  auto v2 = seqclient("classify --protocol v2 --model pets --input " + rows);
+  EXPECT_EQ(v2.exit_code, 1);
+  EXPECT_THAT(v2.output, HasSubstr("rows with text (categories) are sent over --protocol v1"));
 }
 
 // --request_id sends the id a traffic split routes by: over v1 and v2 an id

@@ -96,6 +96,45 @@ TEST(Seqmodel, InspectShowsTheConfigsPreprocessing) {
   EXPECT_THAT(refused.output, HasSubstr("config preprocessing prepares 4 values from 3 features"));
 }
 
+// JSON Lines by name with a category's text and a null run through the
+// config's preprocessing: the species sample behind limbs (default 4) and
+// a coat one-hot over feathers and hair answers species' own rows.
+TEST(Seqmodel, RunReadsCategoriesAndMissingValuesThroughThePreprocessing) {
+  const std::string config = ::testing::TempDir() + "/categorical_config.textproto";
+  std::ofstream(config) << R"pb(
+    labels: [ "bird", "mammal", "reptile" ]
+    feature_names: [ "limbs", "coat" ]
+    preprocessing { feature: "limbs" missing_value: 4 }
+    preprocessing { feature: "coat" one_hot { categories: [ "feathers", "hair" ] } }
+  )pb";
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result pets = RunSeqmodel("run " + model + " --config " + config + " --format csv",
+                                  "{\"coat\": \"hair\", \"limbs\": null}\n"
+                                  "{\"limbs\": 2, \"coat\": \"feathers\"}\n");
+  ASSERT_EQ(pets.exit_code, 0) << pets.output;
+  const Result species = RunSeqmodel("run " + model + " --format csv", "4,0,1\n2,1,0\n");
+  ASSERT_EQ(species.exit_code, 0) << species.output;
+  // Species has no labels without a config: compare the score columns.
+  auto scores = [](const std::string& csv) {
+    std::vector<std::string> rows;
+    for (absl::string_view line : absl::StrSplit(csv, '\n', absl::SkipEmpty())) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+      rows.push_back(absl::StrJoin(fields.end() - 3, fields.end(), ","));
+    }
+    return rows;
+  };
+  const auto pets_scores = scores(pets.output), species_scores = scores(species.output);
+  ASSERT_EQ(pets_scores.size(), 3u) << pets.output;
+  EXPECT_EQ(std::vector<std::string>(pets_scores.begin() + 1, pets_scores.end()),
+            std::vector<std::string>(species_scores.begin() + 1, species_scores.end()))
+      << pets.output << species.output;
+
+  const Result unknown = RunSeqmodel("run " + model + " --config " + config,
+                                     "{\"coat\": \"scales\", \"limbs\": 4}\n");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("'scales'"));
+}
+
 TEST(Seqmodel, InspectReportsTheLoadError) {
   const std::string path = ::testing::TempDir() + "/garbage.onnx";
   std::ofstream(path) << "not a model";

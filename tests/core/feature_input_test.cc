@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace seqserve {
 namespace {
 
@@ -118,6 +120,32 @@ TEST(FeatureInput, JsonLinesByArrayOrByName) {
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(rows->rows, 2u);
   EXPECT_THAT(rows->values, ElementsAre(4, 0, 1, 2, 1, 0));
+}
+
+// Text is a category and null a missing value, both NaN among the values,
+// for the model's preprocessing to read; rows before the first text get
+// empty categories.
+TEST(FeatureInput, JsonLinesByNameCarryTextAndNull) {
+  auto rows = ParseFeatureInput(
+      "{\"features\": [4, 0, 1]}\n"
+      "{\"has_hair\": \"yes\", \"limbs\": null, \"lays_eggs\": 1}\n"
+      "{\"has_hair\": 1, \"limbs\": 6, \"lays_eggs\": \"no\"}\n",
+      Named());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->rows, 3u);
+  ASSERT_EQ(rows->values.size(), 9u);
+  EXPECT_THAT(rows->categories, ElementsAre("", "", "", "", "", "yes", "", "no", ""));
+  for (size_t i : {3u, 5u, 7u}) EXPECT_TRUE(std::isnan(rows->values[i])) << i;
+  EXPECT_EQ(rows->values[4], 1.0f);
+  EXPECT_EQ(rows->values[6], 6.0f);
+  EXPECT_EQ(rows->values[8], 1.0f);
+
+  rows = ParseFeatureInput("{\"has_hair\": 0, \"limbs\": 2, \"lays_eggs\": 1}\n", Named());
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_TRUE(rows->categories.empty());
+  rows = ParseFeatureInput("{\"has_hair\": [1], \"limbs\": 2, \"lays_eggs\": 1}\n", Named());
+  EXPECT_THAT(rows.status().message(),
+              HasSubstr("line 1: 'has_hair' is not a finite number, text or null"));
 }
 
 TEST(FeatureInput, JsonLinesRefusalsNameTheLine) {
