@@ -40,11 +40,13 @@ TEST(ReflectionV1, ListsTheServicesItWasGiven) {
 TEST(ReflectionV1, TheAnswerComesFirstThenImportsOncePerStream) {
   ReflectionV1Service service({}, &kLetEveryoneIn);
   v1::ServerReflectionRequest request;
-  // config.proto imports classifier.proto's OutputMode.
+  // config.proto imports classifier.proto's OutputMode, which imports
+  // preprocessing.proto's FeatureTransform (config.proto's too: sent once).
   request.set_file_containing_symbol("seqserve.v1.ModelConfig");
   std::vector<std::string> sent;
   EXPECT_THAT(FileNames(service.Answer(request, &sent)),
-              ElementsAre("seqserve/v1/config.proto", "seqserve/v1/classifier.proto"));
+              ElementsAre("seqserve/v1/config.proto", "seqserve/v1/classifier.proto",
+                          "seqserve/v1/preprocessing.proto"));
   // Asked again on this stream: the answer again, its imports not.
   EXPECT_THAT(FileNames(service.Answer(request, &sent)),
               ElementsAre("seqserve/v1/config.proto"));
