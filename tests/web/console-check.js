@@ -464,6 +464,10 @@ async function chooseModel(page, name, width) {
     const petsCurl = await page.$eval("#curl-command", (node) => node.textContent);
     check(petsCurl.includes('"categories":["","hair"]'),
           `the curl command sends the category: ${petsCurl}`);
+    const petsSeqclient = await page.$eval("#seqclient-command", (node) => node.textContent);
+    check(petsSeqclient.startsWith(`echo '{"limbs":null,"coat":"hair"}' | seqclient classify `) &&
+          petsSeqclient.includes("--model 'pets' --version 1"),
+          `the seqclient command sends the row by name: ${petsSeqclient}`);
 
     await chooseModel(page, "hostile", 3);
     const hostileFacts = await page.$eval("#model-facts", (node) => node.textContent);

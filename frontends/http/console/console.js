@@ -384,13 +384,24 @@ async function classify(event) {
     document.getElementById("curl-command").textContent =
       "curl -s" + tls + " -X POST " + location.origin + path +
       " -H 'Content-Type: application/json'" + auth + " -d " + shellQuote(JSON.stringify(request));
-    document.getElementById("seqclient-command").textContent = categorical
-      ? "(seqclient sends numbers only: use the curl command for categorical features)"
-      : "seqclient classify --target " + location.hostname + ":" + grpcPort() +
+    // A categorical row goes to seqclient as a JSON Lines row by name on
+    // stdin (a category's text, null for a missing value).
+    let jsonRow = null;
+    if (categorical) {
+      const names = metadata.feature_names || [];
+      jsonRow = {};
+      fields.forEach((field, i) => {
+        jsonRow[names[i]] = field.hasAttribute("data-categorical") ? field.value
+          : features[i] === "NaN" ? null : features[i];
+      });
+    }
+    document.getElementById("seqclient-command").textContent =
+      (jsonRow ? "echo " + shellQuote(JSON.stringify(jsonRow)) + " | " : "") +
+      "seqclient classify --target " + location.hostname + ":" + grpcPort() +
       (location.protocol === "https:" ? " --tls_ca_file ca.pem" : "") +
       " --model " + shellQuote(metadata.model) +
       " --version " + metadata.version + (output === "default" ? "" : " --output " + output) +
-      (request.top_k ? " --top_k " + request.top_k : "") + " " + features.join(",");
+      (request.top_k ? " --top_k " + request.top_k : "") + (jsonRow ? "" : " " + features.join(","));
   } catch (error) {
     showError(error);
   }
