@@ -13,7 +13,8 @@
 // 16 of the first byte the body is one of the model repository extension's
 // instead (index, load, unload, by the next bits): it parses or is refused
 // INVALID_ARGUMENT, and a load's "config" is read and checked as a load
-// would.
+// would. With bit 32 (HTTP bodies) the model is "pets", whose features
+// limbs and coat (one-hot) may come as inputs by name.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,6 +27,7 @@
 #include "frontends/http/v2_json.h"
 #include "frontends/v2/model_repository_extension.h"
 #include "serving/model_config.h"
+#include "serving/model_inputs.h"
 #include "serving/served_model.h"
 #include "frontends/v2/open_inference.h"
 #include "core/attribution.h"
@@ -48,6 +50,20 @@ std::vector<std::shared_ptr<const ServedModel>> MakeFixture() {
   auto m = MakeServedModel("mammal", 1, BinaryModel(), mammal);
   Require(m.ok(), "mammal fixture", m.status());
   served.push_back(*m);
+  // Features by name through preprocessing: limbs (missing: 4), coat one-hot.
+  v1::ModelConfig pets = species;
+  pets.add_feature_names("limbs");
+  pets.add_feature_names("coat");
+  auto* limbs = pets.add_preprocessing();
+  limbs->set_feature("limbs");
+  limbs->set_missing_value(4);
+  auto* coat = pets.add_preprocessing();
+  coat->set_feature("coat");
+  coat->mutable_one_hot()->add_categories("feathers");
+  coat->mutable_one_hot()->add_categories("hair");
+  auto p = MakeServedModel("pets", 1, MultiClassModel(), pets);
+  Require(p.ok(), "pets fixture", p.status());
+  served.push_back(*p);
   return served;
 }
 
@@ -153,7 +169,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Require(absl::IsInvalidArgument(parsed), "HTTP parse: INVALID_ARGUMENT", parsed);
       return 0;
     }
-    request.set_model_name((mode & 8) ? "mammal" : "species");
+    request.set_model_name((mode & 32) ? "pets" : (mode & 8) ? "mammal" : "species");
   }
   V2Call call;
   const absl::Status read = call.Read(request, (mode & 2)
@@ -197,10 +213,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RequireRefusal(plans.status(), "PlanOutputs");
     return 0;
   }
+  ModelInputs inputs;  // the rows as the model reads them, as the server prepares them
+  const absl::Status prepared =
+      PrepareModelInputs(call.classify, plans->front().rows, *served, &inputs);
+  if (!prepared.ok()) {
+    RequireRefusal(prepared, "PrepareModelInputs");
+    return 0;
+  }
   std::vector<float> logits(plans->front().rows * served->model->output_width());
-  Require(served->model
-              ->Forward(call.classify.features(), plans->front().rows, absl::MakeSpan(logits))
-              .ok(),
+  Require(served->model->Forward(inputs.values, plans->front().rows, absl::MakeSpan(logits)).ok(),
           "Forward on planned rows");
   call.answers.resize(plans->size());
   std::vector<v1::ClassifyResponse*> targets;
