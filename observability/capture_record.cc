@@ -30,7 +30,22 @@ void AppendNumber(std::string* out, float value) {
 }
 
 void AppendText(std::string* out, absl::string_view text) {
-  out->append(JsonQuoteClientText(text, kUncut));
+  // Printable ASCII without a quote or backslash is written as it is by
+  // JsonQuoteClientText too: the common case, without its string.
+  bool plain = text.size() < kUncut;
+  for (const char c : text) {
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (!plain) {
+    out->append(JsonQuoteClientText(text, kUncut));
+    return;
+  }
+  out->push_back('"');
+  out->append(text.data(), text.size());
+  out->push_back('"');
 }
 
 void AppendNumbers(std::string* out, const std::vector<float>& values, size_t begin, size_t count) {

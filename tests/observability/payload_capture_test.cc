@@ -35,6 +35,7 @@
 #include "observability/payload_capture.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
+#include "serving/client_text.h"
 #include "serving/model_config.h"
 #include "serving/preprocessing.h"
 #include "tests/auth/log_capture.h"
@@ -305,6 +306,29 @@ TEST(CaptureRecord, AFormattedCallIsExactlyItsLine) {
   // A shape made for another width is not used: the names are this call's.
   const CapturedCall third = CopyPayload(record, MakeCaptureShape(call.served, 3));
   EXPECT_EQ(FormatCapturedCall(third), expected);
+}
+
+// Client text is quoted as JsonQuoteClientText quotes it, whether plain
+// ASCII (written as it is) or not.
+TEST(CaptureRecord, ClientTextIsQuotedAsEverywhere) {
+  SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
+  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
+  PayloadRecord record;
+  record.served = &call.served;
+  record.raw = &raw;
+  record.inputs = call.inputs;
+  record.response = &call.response;
+  for (const std::string text :
+       {std::string(""), std::string("abc-123 ~{}"), std::string("a\"b"), std::string("a\\b"),
+        std::string("line\nbreak"), std::string("del\x7f"), std::string("caf\xc3\xa9"),
+        std::string("bad\xff"), std::string("\xf0\x9f\x98\x80"), std::string(" !/~")}) {
+    record.request_id = text;
+    const std::string line = FormatCapturedCall(CopyPayload(record));
+    EXPECT_THAT(line, ::testing::HasSubstr(absl::StrCat("\"request_id\":",
+                                             JsonQuoteClientText(text, size_t{1} << 30),
+                                             ",\"caller\":")))
+        << line;
+  }
 }
 
 // A new version at the same address (its own preprocessing) brings its own
