@@ -21,6 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr absl::string_view kSuffix = ".jsonl";
+constexpr size_t kBufferBytes = size_t{256} << 10;
+
 // The part between "<model>-" and ".jsonl": 20261205T131500.123456Z-000001.
 bool MatchesStamp(absl::string_view middle) {
   // Eight digits, T, six digits, '.', six digits, Z, '-', then digits.
@@ -89,6 +91,9 @@ absl::Status CaptureFiles::Begin(absl::Time now) {
                         absl::StrFormat("%s-%s-%06d%s", model_, stamp, ++sequence_, kSuffix))
                            .string();
     if (std::FILE* file = std::fopen(path.c_str(), "wxe")) {
+      // The writer flushes after each batch; a larger buffer than the
+      // default 4 KiB saves write calls within a batch.
+      std::setvbuf(file, nullptr, _IOFBF, kBufferBytes);
       file_ = file;
       path_ = std::move(path);
       bytes_ = 0;

@@ -30,7 +30,22 @@ void AppendNumber(std::string* out, float value) {
 }
 
 void AppendText(std::string* out, absl::string_view text) {
-  out->append(JsonQuoteClientText(text, kUncut));
+  // Printable ASCII without a quote or backslash is written as it is by
+  // JsonQuoteClientText too: the common case, without its string.
+  bool plain = text.size() < kUncut;
+  for (const char c : text) {
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (!plain) {
+    out->append(JsonQuoteClientText(text, kUncut));
+    return;
+  }
+  out->push_back('"');
+  out->append(text.data(), text.size());
+  out->push_back('"');
 }
 
 void AppendNumbers(std::string* out, const std::vector<float>& values, size_t begin, size_t count) {
@@ -52,11 +67,29 @@ std::string OutputName(v1::OutputMode mode) {
 
 }  // namespace
 
+std::shared_ptr<const CaptureShape> MakeCaptureShape(const ServedModel& served,
+                                                     size_t features) {
+  auto shape = std::make_shared<CaptureShape>();
+  shape->capture = served.config.capture();
+  shape->capture_key = shape->capture.SerializeAsString();
+  shape->labels.assign(served.config.labels().begin(), served.config.labels().end());
+  const bool named = features == static_cast<size_t>(served.config.feature_names_size());
+  shape->feature_names.reserve(features);
+  shape->feature_keys.reserve(features);
+  for (size_t f = 0; f < features; ++f) {
+    shape->feature_names.push_back(named ? served.config.feature_names(static_cast<int>(f))
+                                         : absl::StrCat("feature_", f));
+    std::string key;
+    AppendText(&key, shape->feature_names.back());
+    key.push_back(':');
+    shape->feature_keys.push_back(std::move(key));
+  }
+  return shape;
+}
+
 size_t CapturedCall::bytes() const {
   size_t total = sizeof(CapturedCall) + model.size() + protocol.size() + request_id.size() +
-                 caller.size() + output.size() + capture.ByteSizeLong();
-  for (const std::string& name : feature_names) total += name.size() + sizeof(std::string);
-  for (const std::string& label : labels) total += label.size() + sizeof(std::string);
+                 caller.size() + output.size();
   for (const std::string& text : categories) total += text.size() + sizeof(std::string);
   for (const std::string& label : predicted_label) total += label.size() + sizeof(std::string);
   total += sizeof(float) * (features.size() + inputs.size() + scores.size() +
@@ -64,7 +97,8 @@ size_t CapturedCall::bytes() const {
   return total;
 }
 
-CapturedCall CopyPayload(const PayloadRecord& record) {
+CapturedCall CopyPayload(const PayloadRecord& record,
+                         std::shared_ptr<const CaptureShape> shape) {
   CapturedCall call;
   const ServedModel& served = *record.served;
   call.model = served.name;
@@ -73,20 +107,14 @@ CapturedCall CopyPayload(const PayloadRecord& record) {
   call.request_id = std::string(record.request_id);
   call.caller = std::string(record.caller);
   call.time = record.time;
-  call.capture = served.config.capture();
-  call.labels.assign(served.config.labels().begin(), served.config.labels().end());
 
   const RawRowsView& raw = *record.raw;
   const size_t features = raw.features();
   call.rows = raw.rows();
-  call.feature_names.reserve(features);
-  for (size_t f = 0; f < features; ++f) {
-    call.feature_names.push_back(static_cast<int>(f) < served.config.feature_names_size() &&
-                                         features ==
-                                             static_cast<size_t>(served.config.feature_names_size())
-                                     ? served.config.feature_names(static_cast<int>(f))
-                                     : absl::StrCat("feature_", f));
+  if (shape == nullptr || shape->feature_names.size() != features) {
+    shape = MakeCaptureShape(served, features);
   }
+  call.shape = std::move(shape);
   call.features.resize(call.rows * features);
   bool any_category = false;
   for (size_t r = 0; r < call.rows; ++r) {
@@ -126,7 +154,7 @@ CapturedCall CopyPayload(const PayloadRecord& record) {
 
 std::string FormatCapturedCall(const CapturedCall& call) {
   std::string out;
-  out.reserve(256 + call.rows * (32 + 12 * (call.feature_names.size() + call.input_width +
+  out.reserve(256 + call.rows * (32 + 12 * (call.shape->feature_names.size() + call.input_width +
                                             call.output_width)));
   absl::StrAppend(&out, "{\"model\":");
   AppendText(&out, call.model);
@@ -140,21 +168,21 @@ std::string FormatCapturedCall(const CapturedCall& call) {
   AppendText(&out, call.protocol);
   out.append(",\"output\":");
   AppendText(&out, call.output);
+  const CaptureShape& shape = *call.shape;
   out.append(",\"labels\":[");
-  for (size_t i = 0; i < call.labels.size(); ++i) {
+  for (size_t i = 0; i < shape.labels.size(); ++i) {
     if (i > 0) out.push_back(',');
-    AppendText(&out, call.labels[i]);
+    AppendText(&out, shape.labels[i]);
   }
   out.append("],\"rows\":[");
-  const size_t features = call.feature_names.size();
+  const size_t features = shape.feature_keys.size();
   const size_t answered = call.predicted_index.size();
   for (size_t r = 0; r < call.rows; ++r) {
     if (r > 0) out.push_back(',');
     out.append("{\"features\":{");
     for (size_t f = 0; f < features; ++f) {
       if (f > 0) out.push_back(',');
-      AppendText(&out, call.feature_names[f]);
-      out.push_back(':');
+      out.append(shape.feature_keys[f]);
       const size_t at = r * features + f;
       if (!call.categories.empty() && !call.categories[at].empty()) {
         AppendText(&out, call.categories[at]);

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,24 @@
 
 namespace seqserve {
 
+// What every record of one served version (and request width) shares,
+// made once rather than copied per call.
+struct CaptureShape {
+  // Where the records go: the answering version's capture config, and it
+  // serialized (what tells the writer a reload changed it).
+  v1::CaptureConfig capture;
+  std::string capture_key;
+  // The model's features by name (its feature_names, else "feature_<i>"),
+  // and each as the JSON key it is written as ("name":).
+  std::vector<std::string> feature_names;
+  std::vector<std::string> feature_keys;
+  std::vector<std::string> labels;
+};
+
+// The shape of `served`'s records for calls of `features` raw features.
+std::shared_ptr<const CaptureShape> MakeCaptureShape(const ServedModel& served,
+                                                     size_t features);
+
 struct CapturedCall {
   std::string model;
   int64_t version = 0;
@@ -22,14 +41,11 @@ struct CapturedCall {
   std::string request_id;
   std::string caller;
   absl::Time time;
-  // Where the record goes: the answering version's capture config.
-  v1::CaptureConfig capture;
-  // The model's features by name (its feature_names, else "feature_<i>").
-  std::vector<std::string> feature_names;
-  std::vector<std::string> labels;
+  // Shared with the version's other records; never null once copied.
+  std::shared_ptr<const CaptureShape> shape;
   std::string output;  // "logits", "sigmoid", "softmax", "log_softmax"
   size_t rows = 0;
-  // rows x feature_names.size(): the number sent (NaN: missing), or the
+  // rows x shape->feature_names.size(): the number sent (NaN: missing), or the
   // category when `categories` holds a non-empty string there.
   std::vector<float> features;
   std::vector<std::string> categories;  // parallel to `features`, or empty
@@ -43,12 +59,15 @@ struct CapturedCall {
   std::vector<std::string> predicted_label;
   std::vector<float> predicted_score;
 
-  // Bytes held, roughly: what the queues count against their bounds.
+  // Bytes this record holds of its own, roughly (not the shared shape):
+  // what the queues count against their bounds.
   size_t bytes() const;
 };
 
-// Copies what `record` points at.
-CapturedCall CopyPayload(const PayloadRecord& record);
+// Copies what `record` points at; `shape` is MakeCaptureShape's for its
+// version and raw width (made here when null).
+CapturedCall CopyPayload(const PayloadRecord& record,
+                         std::shared_ptr<const CaptureShape> shape = nullptr);
 
 // The call as one JSON object on one line (no newline):
 //   {"model":"species","version":1,"time":"2026-12-05T13:00:00.123456Z",

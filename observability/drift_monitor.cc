@@ -1,6 +1,7 @@
 #include "observability/drift_monitor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -9,14 +10,60 @@
 #include "spdlog/spdlog.h"
 
 namespace seqserve {
+namespace {
+
+size_t Classes(const ServedModel& served) {
+  const int width = served.model->output_width();
+  return static_cast<size_t>(width == 1 ? 2 : width);
+}
+
+}  // namespace
 
 struct DriftMonitor::Entry {
-  std::string model;
-  int64_t version = 0;
+  Entry(const ServedModel& served, size_t classes)
+      : model(served.name),
+        version(served.version),
+        fixed_classes(classes),
+        predicted(new std::atomic<uint64_t>[classes]),
+        labels(LabelsOf(served, classes)) {
+    for (size_t c = 0; c < classes; ++c) predicted[c].store(0, std::memory_order_relaxed);
+  }
+
+  // Each class's label, else its index.
+  static std::vector<std::string> LabelsOf(const ServedModel& served, size_t classes) {
+    std::vector<std::string> labels(classes);
+    for (size_t c = 0; c < classes; ++c) {
+      labels[c] = ClassLabel(served, static_cast<uint32_t>(c));
+      if (labels[c].empty()) labels[c] = absl::StrCat(c);
+    }
+    return labels;
+  }
+  void Count(size_t c) {
+    if (c < fixed_classes) {
+      predicted[c].fetch_add(1, std::memory_order_relaxed);
+    } else {
+      mu.AssertHeld();
+      ++more_predicted[c - fixed_classes];
+    }
+  }
+  uint64_t Predicted(size_t c) const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    return c < fixed_classes ? predicted[c].load(std::memory_order_relaxed)
+                             : more_predicted[c - fixed_classes];
+  }
+
+  const std::string model;
+  const int64_t version;
   mutable absl::Mutex mu;
-  // Every answered row's predicted class since the version was first seen.
-  std::vector<uint64_t> predicted ABSL_GUARDED_BY(mu);
-  std::vector<std::string> labels ABSL_GUARDED_BY(mu);
+  // Every answered row's predicted class since the version was first seen:
+  // the classes it had then counted without the lock (most versions have
+  // no baseline, and this is all they need), any more a reload brought
+  // under it.
+  const size_t fixed_classes;
+  const std::unique_ptr<std::atomic<uint64_t>[]> predicted;
+  std::vector<uint64_t> more_predicted ABSL_GUARDED_BY(mu);
+  std::vector<std::string> labels ABSL_GUARDED_BY(mu);  // one a class
+  // Whether `window` is set, for the path that takes no lock.
+  std::atomic<bool> has_window{false};
   // Null when the version has no baseline.
   std::unique_ptr<DriftWindow> window ABSL_GUARDED_BY(mu);
   float threshold ABSL_GUARDED_BY(mu) = kDefaultPsiThreshold;
@@ -31,11 +78,6 @@ struct DriftMonitor::Entry {
 };
 
 namespace {
-
-int Classes(const ServedModel& served) {
-  const int width = served.model->output_width();
-  return width == 1 ? 2 : width;
-}
 
 // What the threshold checks found worth a line in the log: written after
 // the version's lock is released.
@@ -61,11 +103,7 @@ std::shared_ptr<DriftMonitor::Entry> DriftMonitor::EntryFor(const ServedModel& s
   }
   absl::MutexLock lock(&mu_);
   auto& entry = entries_[key];
-  if (entry == nullptr) {
-    entry = std::make_shared<Entry>();
-    entry->model = served.name;
-    entry->version = served.version;
-  }
+  if (entry == nullptr) entry = std::make_shared<Entry>(served, Classes(served));
   return entry;
 }
 
@@ -73,25 +111,31 @@ void DriftMonitor::OnPayload(const PayloadRecord& record) {
   if (record.served == nullptr || record.response == nullptr) return;
   const ServedModel& served = *record.served;
   const std::shared_ptr<Entry> entry = EntryFor(served);
+  const size_t classes = Classes(served);
+  const v1::ClassifyResponse& response = *record.response;
+  if (served.drift_baseline == nullptr && classes <= entry->fixed_classes &&
+      !entry->has_window.load(std::memory_order_acquire)) {
+    // Counts alone: no lock.
+    for (const v1::RowResult& result : response.results()) {
+      if (result.predicted_index() < classes) entry->Count(result.predicted_index());
+    }
+    return;
+  }
   std::vector<Crossing> crossings;
   size_t window_rows = 0;
   float threshold = 0.0f;
   {
     absl::MutexLock lock(&entry->mu);
-    const size_t classes = static_cast<size_t>(Classes(served));
-    if (entry->predicted.size() < classes) {
-      entry->predicted.resize(classes, 0);
-      entry->labels.resize(classes);
-      for (size_t c = 0; c < classes; ++c) {
-        entry->labels[c] = ClassLabel(served, static_cast<uint32_t>(c));
-        if (entry->labels[c].empty()) entry->labels[c] = absl::StrCat(c);
-      }
+    if (entry->labels.size() < classes) {
+      entry->more_predicted.resize(classes - entry->fixed_classes, 0);
+      entry->labels = Entry::LabelsOf(served, classes);
     }
     // A reload of the version (a new file or config) brings a new baseline:
     // the window starts again.
     const v1::DriftBaseline* baseline = served.drift_baseline.get();
     if (baseline == nullptr) {
       entry->window.reset();
+      entry->has_window.store(false, std::memory_order_release);
     } else if (entry->window == nullptr || &entry->window->baseline() != baseline) {
       const v1::DriftConfig& drift = served.config.drift();
       const uint32_t capacity = std::min(
@@ -105,8 +149,8 @@ void DriftMonitor::OnPayload(const PayloadRecord& record) {
       entry->above.assign(entry->window->features() + 1, false);
       entry->values.assign(entry->window->features(), 0.0f);
       entry->bins.assign(entry->window->features(), DriftWindow::kMissing);
+      entry->has_window.store(true, std::memory_order_release);
     }
-    const v1::ClassifyResponse& response = *record.response;
     const size_t rows = record.raw != nullptr
                             ? std::min<size_t>(record.raw->rows(), response.results_size())
                             : static_cast<size_t>(response.results_size());
@@ -115,7 +159,7 @@ void DriftMonitor::OnPayload(const PayloadRecord& record) {
         window != nullptr ? std::min(window->features(), record.raw->features()) : 0;
     for (size_t r = 0; r < rows; ++r) {
       const uint32_t predicted = response.results(static_cast<int>(r)).predicted_index();
-      if (predicted < classes) ++entry->predicted[predicted];
+      if (predicted < classes) entry->Count(predicted);
       if (window == nullptr) continue;
       const RawRowsView& raw = *record.raw;
       for (size_t f = 0; f < window->features(); ++f) {
@@ -200,10 +244,10 @@ void DriftMonitor::WriteMetrics(ExpositionWriter& out) const {
     absl::MutexLock lock(&entry->mu);
     const std::string version = absl::StrCat(entry->version);
     const Labels labels = {{"model", entry->model}, {"version", version}};
-    for (size_t c = 0; c < entry->predicted.size(); ++c) {
+    for (size_t c = 0; c < entry->labels.size(); ++c) {
       Labels with = labels;
       with.emplace_back("label", entry->labels[c]);
-      predictions.push_back({std::move(with), static_cast<double>(entry->predicted[c])});
+      predictions.push_back({std::move(with), static_cast<double>(entry->Predicted(c))});
     }
     const DriftWindow* window = entry->window.get();
     if (window == nullptr) continue;
@@ -293,8 +337,8 @@ std::optional<std::string> DriftMonitor::ReportJson(absl::string_view model) con
     absl::MutexLock lock(&entry->mu);
     nlohmann::json version = {{"version", entry->version}};
     nlohmann::json predictions = nlohmann::json::object();
-    for (size_t c = 0; c < entry->predicted.size(); ++c) {
-      predictions[entry->labels[c]] = entry->predicted[c];
+    for (size_t c = 0; c < entry->labels.size(); ++c) {
+      predictions[entry->labels[c]] = entry->Predicted(c);
     }
     version["predictions_total"] = std::move(predictions);
     const DriftWindow* window = entry->window.get();

@@ -36,6 +36,8 @@ DriftWindow::DriftWindow(std::shared_ptr<const v1::DriftBaseline> baseline, size
   values_.assign(capacity_ * features_.size(), 0.0f);
   bins_.assign(capacity_ * features_.size(), kMissing);
   classes_.assign(capacity_, kMissing);
+  recompute_mean_.assign(features_.size(), 0.0);
+  recompute_m2_.assign(features_.size(), 0.0);
 }
 
 uint32_t DriftWindow::NumberBin(size_t feature, float value) const {
@@ -96,6 +98,8 @@ void DriftWindow::Add(const float* values, const uint32_t* bins, uint32_t predic
     ++feature.counts[bin];
     if (!in_stats) continue;
     const double x = values[f];
+    ++feature.lap_count;
+    feature.lap_sum += x;
     ++feature.count;
     const double delta = x - feature.mean;
     feature.mean += delta / static_cast<double>(feature.count);
@@ -108,27 +112,40 @@ void DriftWindow::Add(const float* values, const uint32_t* bins, uint32_t predic
 }
 
 void DriftWindow::Recompute() {
+  // Called when the lap ends (next_ back at 0): the ring's slots 0..rows_-1
+  // were written in this lap in that order, so the lap's sums are the ones
+  // a walk of the ring would make, rounding included.
   const size_t width = features_.size();
+  std::fill(recompute_mean_.begin(), recompute_mean_.end(), 0.0);
+  std::fill(recompute_m2_.begin(), recompute_m2_.end(), 0.0);
+  for (size_t f = 0; f < width; ++f) {
+    const Feature& feature = features_[f];
+    if (feature.lap_count > 0) {
+      recompute_mean_[f] = feature.lap_sum / static_cast<double>(feature.lap_count);
+    }
+  }
+  // Row by row, each feature's squares still added in row order: the same
+  // sums as a walk down each column, without striding through the ring.
+  // A slot out of the stats holds NaN and adds exactly 0.
+  const double* mean = recompute_mean_.data();
+  double* m2 = recompute_m2_.data();
+  for (size_t r = 0; r < rows_; ++r) {
+    const float* row = values_.data() + r * width;
+    for (size_t f = 0; f < width; ++f) {
+      const float x = row[f];
+      const double d = x - mean[f];
+      m2[f] += std::isnan(x) ? 0.0 : d * d;
+    }
+  }
   for (size_t f = 0; f < width; ++f) {
     Feature& feature = features_[f];
-    if (!feature.numeric) continue;
-    uint64_t n = 0;
-    double sum = 0.0;
-    for (size_t r = 0; r < rows_; ++r) {
-      const float x = values_[r * width + f];
-      if (std::isnan(x)) continue;
-      ++n;
-      sum += x;
+    if (feature.numeric) {
+      feature.count = feature.lap_count;
+      feature.mean = recompute_mean_[f];
+      feature.m2 = recompute_m2_[f];
     }
-    const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
-    double m2 = 0.0;
-    for (size_t r = 0; r < rows_; ++r) {
-      const float x = values_[r * width + f];
-      if (!std::isnan(x)) m2 += (x - mean) * (x - mean);
-    }
-    feature.count = n;
-    feature.mean = mean;
-    feature.m2 = m2;
+    feature.lap_count = 0;
+    feature.lap_sum = 0.0;
   }
 }
 
@@ -157,7 +174,8 @@ size_t DriftWindow::MemoryBytes() const {
   size_t bytes = sizeof(*this) + values_.capacity() * sizeof(float) +
                  bins_.capacity() * sizeof(uint32_t) + classes_.capacity() * sizeof(uint32_t) +
                  class_counts_.capacity() * sizeof(uint64_t) +
-                 expected_classes_.capacity() * sizeof(double);
+                 expected_classes_.capacity() * sizeof(double) +
+                 (recompute_mean_.capacity() + recompute_m2_.capacity()) * sizeof(double);
   for (const Feature& f : features_) {
     bytes += sizeof(Feature) + f.counts.capacity() * sizeof(uint64_t) +
              f.expected.capacity() * sizeof(double);

@@ -91,10 +91,15 @@ class DriftWindow {
     uint64_t count = 0;
     double mean = 0.0;
     double m2 = 0.0;
+    // The numbers added since the lap began, summed in slot order: at the
+    // lap's end they are the ring's, so Recompute needs no pass for the mean.
+    uint64_t lap_count = 0;
+    double lap_sum = 0.0;
   };
   void Remove(size_t slot);
   // Recomputes the means and variances from the ring, so rounding from
-  // adding and removing never accumulates (once a lap: O(1) a row).
+  // adding and removing never accumulates (once a lap: O(1) a row). One
+  // pass over the ring in memory order; the sums come from the lap.
   void Recompute();
 
   std::shared_ptr<const v1::DriftBaseline> baseline_;
@@ -106,6 +111,9 @@ class DriftWindow {
   std::vector<float> values_;
   std::vector<uint32_t> bins_;
   std::vector<uint32_t> classes_;
+  // Recompute's per-feature means and sums of squares, reused.
+  std::vector<double> recompute_mean_;
+  std::vector<double> recompute_m2_;
   size_t next_ = 0;  // the slot the next row takes
   size_t rows_ = 0;
 };

@@ -19,6 +19,8 @@ constexpr absl::Duration kRetryCreate = absl::Seconds(10);
 constexpr absl::Duration kRetiredSinkGrace = absl::Seconds(5);
 // The writer looks at idle files this often (their age limit).
 constexpr absl::Duration kTick = absl::Seconds(1);
+// Past this many served versions the shapes are forgotten and made again.
+constexpr size_t kMaxShapes = 64;
 
 bool Sampled(double rate) {
   if (rate >= 1.0) return true;
@@ -47,7 +49,7 @@ void PayloadCapture::OnPayload(const PayloadRecord& record) {
   if (!Sampled(capture.sample_rate())) return;
   CapturedCall call;
   try {  // on an inference thread: nothing may throw into the call
-    call = CopyPayload(record);
+    call = CopyPayload(record, ShapeFor(*served, record.raw->features()));
   } catch (const std::bad_alloc&) {
     DroppedFor(served->name)->Increment();
     return;
@@ -63,6 +65,24 @@ void PayloadCapture::OnPayload(const PayloadRecord& record) {
     }
   }
   DroppedFor(served->name)->Increment();
+}
+
+std::shared_ptr<const CaptureShape> PayloadCapture::ShapeFor(const ServedModel& served,
+                                                             size_t features) {
+  if (served.preprocessing == nullptr) return nullptr;
+  {
+    absl::ReaderMutexLock lock(&shapes_mu_);
+    auto found = shapes_.find(&served);
+    if (found != shapes_.end() && found->second.pin == served.preprocessing &&
+        found->second.shape->feature_names.size() == features) {
+      return found->second.shape;
+    }
+  }
+  std::shared_ptr<const CaptureShape> shape = MakeCaptureShape(served, features);
+  absl::MutexLock lock(&shapes_mu_);
+  if (shapes_.size() >= kMaxShapes) shapes_.clear();
+  shapes_[&served] = ShapeEntry{served.preprocessing, shape};
+  return shape;
 }
 
 void PayloadCapture::Shutdown(absl::Time deadline) {
@@ -128,8 +148,8 @@ void PayloadCapture::Write() {
 PayloadCapture::Destinations& PayloadCapture::DestinationsFor(const CapturedCall& call,
                                                               absl::Time now) {
   Destinations& destinations = destinations_[call.model];
-  std::string config = call.capture.SerializeAsString();
-  if (config != destinations.config) {
+  if (call.shape == destinations.shape) return destinations;
+  if (call.shape->capture_key != destinations.config) {
     // A reload changed where this model's records go: the old files end
     // here, the old sink sends what it holds for a little longer.
     destinations.files.reset();
@@ -138,8 +158,9 @@ PayloadCapture::Destinations& PayloadCapture::DestinationsFor(const CapturedCall
       retired_sinks_.push_back(std::move(destinations.sink));
     }
     destinations = Destinations{};
-    destinations.config = std::move(config);
+    destinations.config = call.shape->capture_key;
   }
+  destinations.shape = call.shape;
   return destinations;
 }
 
@@ -147,10 +168,10 @@ void PayloadCapture::Deliver(const CapturedCall& call, absl::Time now) {
   Destinations& destinations = DestinationsFor(call, now);
   DroppedFor(call.model);  // the model's series exists from its first record
   const std::string line = FormatCapturedCall(call);
-  if (call.capture.has_files()) {
+  if (call.shape->capture.has_files()) {
     CaptureCounters* counters = CountersFor(call.model, kFiles);
     if (destinations.files == nullptr && now >= destinations.retry_files) {
-      auto files = CaptureFiles::Create(call.model, call.capture.files());
+      auto files = CaptureFiles::Create(call.model, call.shape->capture.files());
       if (files.ok()) {
         destinations.files = std::move(*files);
       } else {
@@ -168,10 +189,10 @@ void PayloadCapture::Deliver(const CapturedCall& call, absl::Time now) {
       spdlog::error("capture for model {}: {}", call.model, std::string(written.message()));
     }
   }
-  if (call.capture.has_http()) {
+  if (call.shape->capture.has_http()) {
     CaptureCounters* counters = CountersFor(call.model, kHttp);
     if (destinations.sink == nullptr && now >= destinations.retry_sink) {
-      auto sink = CaptureSink::Create(call.capture.http(), options_.sink, counters);
+      auto sink = CaptureSink::Create(call.shape->capture.http(), options_.sink, counters);
       if (sink.ok()) {
         destinations.sink = std::move(*sink);
       } else {

@@ -71,6 +71,8 @@ class PayloadCapture : public PayloadObserver {
   // A model's destinations, as made from one capture config.
   struct Destinations {
     std::string config;  // the CaptureConfig they were made from, serialized
+    // The shape last seen with that config: the same one needs no compare.
+    std::shared_ptr<const CaptureShape> shape;
     std::unique_ptr<CaptureFiles> files;
     std::unique_ptr<CaptureSink> sink;
     // A destination that could not be made is tried again after this.
@@ -78,6 +80,10 @@ class PayloadCapture : public PayloadObserver {
     absl::Time retry_sink = absl::InfinitePast();
   };
 
+  // The shared shape of `served`'s records of `features` raw features;
+  // null when it cannot be told apart from a later version (no
+  // preprocessing to pin), and the copy makes its own.
+  std::shared_ptr<const CaptureShape> ShapeFor(const ServedModel& served, size_t features);
   void Write();
   void Deliver(const CapturedCall& call, absl::Time now);
   Destinations& DestinationsFor(const CapturedCall& call, absl::Time now);
@@ -93,6 +99,16 @@ class PayloadCapture : public PayloadObserver {
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+
+  // Shapes by served version. A version is known by its address and its
+  // preprocessing, held here so that its address cannot be reused while
+  // the entry lives; a later version at the same address has another.
+  struct ShapeEntry {
+    std::shared_ptr<const void> pin;
+    std::shared_ptr<const CaptureShape> shape;
+  };
+  absl::Mutex shapes_mu_;
+  std::map<const ServedModel*, ShapeEntry> shapes_ ABSL_GUARDED_BY(shapes_mu_);
 
   // Counters by model (and destination): made once, never removed, so
   // destinations and the writer hold plain pointers.

@@ -121,6 +121,53 @@ std::string Labels(const std::string& feature = "") {
                          : "{model=\"m\",version=\"1\",feature=\"" + feature + "\"}";
 }
 
+// At each lap's end the window's mean and variance are those of a fresh
+// two-pass walk over its rows, bit for bit, missing and infinite values
+// skipped; in between they keep following the rows.
+TEST(DriftWindow, StatsAtEachLapEqualATwoPassWalkOfTheWindow) {
+  constexpr size_t kCapacity = 37;
+  DriftWindow window(std::make_shared<v1::DriftBaseline>(NormalBaseline()), kCapacity);
+  std::mt19937 random(7);
+  std::normal_distribution<float> normal(3.0f, 2.0f);
+  std::uniform_int_distribution<int> pick(0, 19);
+  std::vector<std::vector<float>> sent;  // x0 and x1 of each row
+  for (size_t row = 0; row < 10 * kCapacity + 5; ++row) {
+    float values[3];
+    uint32_t bins[3];
+    for (size_t f = 0; f < 2; ++f) {
+      const int p = pick(random);
+      values[f] = p == 0 ? std::nanf("") : p == 1 ? INFINITY : normal(random);
+      bins[f] = window.NumberBin(f, values[f]);
+    }
+    values[2] = std::nanf("");
+    bins[2] = window.CategoryBin(2, pick(random) < 10 ? "red" : "blue");
+    window.Add(values, bins, 0);
+    sent.push_back({values[0], values[1]});
+    for (size_t f = 0; f < 2; ++f) {
+      std::vector<float> kept;
+      for (size_t r = sent.size() - std::min(sent.size(), kCapacity); r < sent.size(); ++r) {
+        if (std::isfinite(sent[r][f])) kept.push_back(sent[r][f]);
+      }
+      double sum = 0.0;
+      for (float x : kept) sum += x;
+      const double mean = kept.empty() ? 0.0 : sum / static_cast<double>(kept.size());
+      double m2 = 0.0;
+      for (float x : kept) m2 += (x - mean) * (x - mean);
+      const double variance = kept.empty() ? 0.0 : m2 / static_cast<double>(kept.size());
+      const DriftWindow::FeatureStats stats = window.Stats(f);
+      ASSERT_EQ(stats.count, kept.size()) << "row " << row;
+      if ((row + 1) % kCapacity == 0) {
+        ASSERT_EQ(stats.mean, mean) << "row " << row << " feature " << f;
+        ASSERT_EQ(stats.variance, variance) << "row " << row << " feature " << f;
+      } else {
+        ASSERT_NEAR(stats.mean, mean, 1e-9 * (1.0 + std::abs(mean)));
+        ASSERT_NEAR(stats.variance, variance, 1e-9 * (1.0 + variance));
+      }
+    }
+    ASSERT_EQ(window.Stats(2).count, std::min(sent.size(), kCapacity));
+  }
+}
+
 TEST(DriftMonitor, RowsFromTheBaselineKeepEveryPsiLow) {
   DriftMonitor monitor;
   auto served = Served("m", 1, true, 2000);

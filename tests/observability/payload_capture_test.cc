@@ -35,7 +35,9 @@
 #include "observability/payload_capture.h"
 #include "seqserve/v1/classifier.grpc.pb.h"
 #include "server/model_server.h"
+#include "serving/client_text.h"
 #include "serving/model_config.h"
+#include "serving/preprocessing.h"
 #include "tests/auth/log_capture.h"
 #include "tests/support/http_client.h"
 #include "tests/support/local_server.h"
@@ -271,6 +273,90 @@ TEST(PayloadCapture, SamplesAboutRateTimesCallsAndEveryCallAtOne) {
   EXPECT_EQ(first["rows"][0]["inputs"], json::parse("[2.5, 1, 0]"));
   EXPECT_EQ(first["output"], "sigmoid");
   EXPECT_EQ(first["version"], 3);
+}
+
+// The record's exact bytes: feature names written as keys from the
+// version's shared shape, categories and numbers in the model's order.
+TEST(CaptureRecord, AFormattedCallIsExactlyItsLine) {
+  SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
+  call.served.config.add_labels("no");
+  call.served.config.add_labels("y\"es");
+  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
+  PayloadRecord record;
+  record.served = &call.served;
+  record.protocol = "http";
+  record.request_id = "r-1";
+  record.caller = "ops";
+  record.time = absl::FromUnixMicros(1796479488020263);
+  record.raw = &raw;
+  record.inputs = call.inputs;
+  record.response = &call.response;
+  const std::shared_ptr<const CaptureShape> shape = MakeCaptureShape(call.served, 2);
+  const CapturedCall first = CopyPayload(record, shape);
+  const CapturedCall second = CopyPayload(record, shape);
+  EXPECT_EQ(first.shape, shape);  // shared, not copied
+  EXPECT_EQ(second.shape, shape);
+  const std::string expected =
+      R"({"model":"synthetic","version":3,"time":"2026-12-05T14:04:48.020263Z",)"
+      R"("request_id":"r-1","caller":"ops","protocol":"http","output":"sigmoid",)"
+      R"("labels":["no","y\"es"],"rows":[{"features":{"x":2.5,"colour":"red"},)"
+      R"("inputs":[2.5,1,0],"scores":[0.75],"predicted_index":1,"predicted_label":"",)"
+      R"("score":0.75}]})";
+  EXPECT_EQ(FormatCapturedCall(first), expected);
+  // A shape made for another width is not used: the names are this call's.
+  const CapturedCall third = CopyPayload(record, MakeCaptureShape(call.served, 3));
+  EXPECT_EQ(FormatCapturedCall(third), expected);
+}
+
+// Client text is quoted as JsonQuoteClientText quotes it, whether plain
+// ASCII (written as it is) or not.
+TEST(CaptureRecord, ClientTextIsQuotedAsEverywhere) {
+  SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
+  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
+  PayloadRecord record;
+  record.served = &call.served;
+  record.raw = &raw;
+  record.inputs = call.inputs;
+  record.response = &call.response;
+  for (const std::string text :
+       {std::string(""), std::string("abc-123 ~{}"), std::string("a\"b"), std::string("a\\b"),
+        std::string("line\nbreak"), std::string("del\x7f"), std::string("caf\xc3\xa9"),
+        std::string("bad\xff"), std::string("\xf0\x9f\x98\x80"), std::string(" !/~")}) {
+    record.request_id = text;
+    const std::string line = FormatCapturedCall(CopyPayload(record));
+    EXPECT_THAT(line, ::testing::HasSubstr(absl::StrCat("\"request_id\":",
+                                             JsonQuoteClientText(text, size_t{1} << 30),
+                                             ",\"caller\":")))
+        << line;
+  }
+}
+
+// A new version at the same address (its own preprocessing) brings its own
+// capture config: records go where the answering version says.
+TEST(PayloadCapture, ANewVersionAtTheSameAddressTakesItsOwnConfig) {
+  const std::string directory = ::testing::TempDir() + "/capture-same-address";
+  fs::remove_all(directory);
+  SyntheticCall call(absl::StrCat("sample_rate: 1 files { directory: \"", directory, "/a\" }"));
+  auto preprocessing = [&] {
+    auto made = Preprocessing::Create(call.served.config, 2);
+    EXPECT_TRUE(made.ok()) << made.status();
+    return *made;
+  };
+  call.served.preprocessing = preprocessing();
+  PayloadCapture capture;
+  for (int i = 0; i < 3; ++i) call.TellTo(capture, absl::StrCat("a-", i));
+  call.served.config.mutable_capture()->mutable_files()->set_directory(directory + "/b");
+  call.served.config.set_feature_names(0, "y");
+  call.served.preprocessing = preprocessing();
+  for (int i = 0; i < 2; ++i) call.TellTo(capture, absl::StrCat("b-", i));
+  capture.Shutdown(absl::Now() + absl::Seconds(10));
+  const std::vector<json> a = ReadCaptured(directory + "/a", "synthetic");
+  const std::vector<json> b = ReadCaptured(directory + "/b", "synthetic");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(a[0]["rows"][0]["features"], json::parse(R"({"x": 2.5, "colour": "red"})"));
+  EXPECT_EQ(b[1]["rows"][0]["features"], json::parse(R"({"y": 2.5, "colour": "red"})"));
+  EXPECT_EQ(capture.written("synthetic", "files"), 5u);
 }
 
 TEST(PayloadCapture, QueueBeyondItsBoundDropsAndCounts) {
