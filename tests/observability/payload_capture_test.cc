@@ -318,7 +318,7 @@ TEST(CaptureRecord, ClientTextIsQuotedAsEverywhere) {
   record.raw = &raw;
   record.inputs = call.inputs;
   record.response = &call.response;
-  for (const std::string text :
+  for (const std::string& text :
        {std::string(""), std::string("abc-123 ~{}"), std::string("a\"b"), std::string("a\\b"),
         std::string("line\nbreak"), std::string("del\x7f"), std::string("caf\xc3\xa9"),
         std::string("bad\xff"), std::string("\xf0\x9f\x98\x80"), std::string(" !/~")}) {
@@ -494,7 +494,9 @@ class TestSink {
           if (colon == std::string::npos) continue;
           std::string name = absl::AsciiStrToLower(lines[i].substr(0, colon));
           std::string value(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)));
-          if (name == "content-length") EXPECT_TRUE(absl::SimpleAtoi(value, &length));
+          if (name == "content-length") {
+            EXPECT_TRUE(absl::SimpleAtoi(value, &length));
+          }
           event.headers[name] = value;
         }
         if (buffer.size() < end + 4 + length) break;
