@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <fstream>
 #include <memory>
@@ -470,18 +471,58 @@ inference::ModelInferRequest ToModelInferRequest(
   inference::ModelInferRequest infer;
   infer.set_model_name(request.model());
   if (request.version() != 0) infer.set_model_version(absl::StrCat(request.version()));
-  auto* input = infer.add_inputs();
-  if (metadata.inputs_size() > 0) input->set_name(metadata.inputs(0).name());
-  input->set_datatype("FP32");
   const int64_t rows = request.rows();
-  input->add_shape(rows);
-  input->add_shape(rows > 0 ? request.features_size() / rows : 0);
-  if (raw) {
-    infer.add_raw_input_contents(
-        std::string(reinterpret_cast<const char*>(request.features().data()),
-                    request.features_size() * sizeof(float)));
+  // A model whose metadata lists its features as inputs (a preprocessed
+  // one) is sent them by name, column by column: text (BYTES) for a
+  // categorical one, a category's text or else the number as text.
+  const bool by_feature =
+      metadata.inputs_size() > 1 ||
+      (metadata.inputs_size() == 1 && metadata.inputs(0).shape_size() == 1);
+  if (by_feature) {
+    const int width = metadata.inputs_size();
+    for (int j = 0; j < width; ++j) {
+      const auto& declared = metadata.inputs(j);
+      const bool text = declared.datatype() == "BYTES";
+      auto* input = infer.add_inputs();
+      input->set_name(declared.name());
+      input->set_datatype(text ? "BYTES" : "FP32");
+      input->add_shape(rows);
+      std::string bytes;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int at = static_cast<int>(r * width + j);
+        const float value =
+            at < request.features_size() ? request.features(at) : std::nanf("");
+        if (text) {
+          std::string category = at < request.categories_size() ? request.categories(at) : "";
+          if (category.empty() && !std::isnan(value)) category = absl::StrCat(value);
+          if (raw) {
+            const uint32_t length = static_cast<uint32_t>(category.size());
+            bytes.append(reinterpret_cast<const char*>(&length), sizeof length);
+            bytes += category;
+          } else {
+            input->mutable_contents()->add_bytes_contents(std::move(category));
+          }
+        } else if (raw) {
+          bytes.append(reinterpret_cast<const char*>(&value), sizeof value);
+        } else {
+          input->mutable_contents()->add_fp32_contents(value);
+        }
+      }
+      if (raw) infer.add_raw_input_contents(std::move(bytes));
+    }
   } else {
-    *input->mutable_contents()->mutable_fp32_contents() = request.features();
+    auto* input = infer.add_inputs();
+    if (metadata.inputs_size() > 0) input->set_name(metadata.inputs(0).name());
+    input->set_datatype("FP32");
+    input->add_shape(rows);
+    input->add_shape(rows > 0 ? request.features_size() / rows : 0);
+    if (raw) {
+      infer.add_raw_input_contents(
+          std::string(reinterpret_cast<const char*>(request.features().data()),
+                      request.features_size() * sizeof(float)));
+    } else {
+      *input->mutable_contents()->mutable_fp32_contents() = request.features();
+    }
   }
   // A v2 output is named by its head: the OutputMode's own name in lower
   // case, without its prefix ("OUTPUT_MODE_LOG_SOFTMAX" -> "log_softmax"),

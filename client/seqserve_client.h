@@ -235,7 +235,9 @@ class Client {
 
 // A Classify request as the Open Inference Protocol's ModelInfer, for a
 // model whose v2 metadata is `metadata`: the rows as one FP32 tensor named
-// as its input (raw bytes when `raw`); the output named by the request's
+// as its input (raw bytes when `raw`), or, when the metadata lists the
+// features as inputs, each feature's column as its own input (text as
+// BYTES, with the request's categories); the output named by the request's
 // output mode, or for the default none, unless a top-k needs one named:
 // then `default_output` (GetModelMetadata's, what the default gives) by its
 // name, or without it the last output of `metadata` (the graph's own,

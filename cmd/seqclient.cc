@@ -227,6 +227,7 @@ int ClassifyV2(Client& client, const std::string& model, const FeatureRows& rows
   request.set_model(model);
   request.set_version(options.version);
   request.mutable_features()->Add(rows.values.begin(), rows.values.end());
+  for (const std::string& category : rows.categories) request.add_categories(category);
   request.set_rows(static_cast<uint32_t>(rows.rows));
   request.set_output(options.output);
   request.set_top_k(options.top_k);
@@ -335,9 +336,6 @@ int Classify(Client& client, const std::vector<std::string>& args) {
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
 
   if (protocol == "v2") {
-    if (!rows->categories.empty()) {
-      return Fail("rows with text (categories) are sent over --protocol v1");
-    }
     if (!have_metadata && (options.top_k > 0 || *format == OutputFormat::kCsv)) {
       if (absl::Status fetched = fetch_metadata(options.version); !fetched.ok()) {
         return FailCall(fetched);

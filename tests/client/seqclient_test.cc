@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/seqserve_client.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/http_client.h"
 #include "tests/support/sample_server_fixture.h"
@@ -338,7 +339,7 @@ TEST(Seqclient, AVersionLabelNamesTheVersionOverBothProtocols) {
 
 // JSON Lines rows by name with a category's text and a null reach a
 // preprocessed model (the species sample behind limbs with a default and a
-// one-hot coat) and answer species' rows; v2 sends no text and says so.
+// one-hot coat) and answer species' rows, over v1 and v2.
 TEST(Seqclient, ClassifySendsCategoriesAndMissingValuesByName) {
   testing::TestRepository repository;
   repository.AddReferenceVersion("species", 1, "species");
@@ -369,9 +370,39 @@ TEST(Seqclient, ClassifySendsCategoriesAndMissingValuesByName) {
   EXPECT_EQ(results(pets.output), results(species.output)) << pets.output << species.output;
   EXPECT_THAT(pets.output, HasSubstr("\"predicted_label\":\"mammal\""));
 
-  auto v2 = seqclient("classify --protocol v2 --model pets --input " + rows);
-  EXPECT_EQ(v2.exit_code, 1);
-  EXPECT_THAT(v2.output, HasSubstr("rows with text (categories) are sent over --protocol v1"));
+  // Over v2 the features go as inputs by name, coat as BYTES.
+  auto v2_outputs = [](const std::string& output) {
+    return nlohmann::json::parse(output, nullptr, false)["outputs"].dump();
+  };
+  auto pets_v2 = seqclient("classify --protocol v2 --model pets --format json --input " + rows);
+  ASSERT_EQ(pets_v2.exit_code, 0) << pets_v2.output;
+  auto species_v2 = seqclient("classify --protocol v2 --model species --format json 4,0,1 2,1,0");
+  ASSERT_EQ(species_v2.exit_code, 0) << species_v2.output;
+  EXPECT_EQ(v2_outputs(pets_v2.output), v2_outputs(species_v2.output))
+      << pets_v2.output << species_v2.output;
+  EXPECT_THAT(pets_v2.output, HasSubstr("\"fp32_contents\""));
+
+  // The client library's raw form (what seqclient bench sends) answers the
+  // bits of its typed form.
+  auto client = Client::Create(server.target(), ClientOptions{});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto metadata = (*client)->ModelMetadataV2("pets", 0);
+  ASSERT_TRUE(metadata.ok()) << metadata.status();
+  v1::ClassifyRequest request;
+  request.set_model("pets");
+  for (float value : {std::nanf(""), 0.0f, 2.0f, 0.0f}) request.add_features(value);
+  for (const char* text : {"", "hair", "", "feathers"}) request.add_categories(text);
+  request.set_rows(2);
+  auto typed = (*client)->Infer(ToModelInferRequest(request, *metadata, /*raw=*/false));
+  auto raw = (*client)->Infer(ToModelInferRequest(request, *metadata, /*raw=*/true));
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  ASSERT_EQ(typed->outputs_size(), 1);
+  ASSERT_EQ(raw->raw_output_contents_size(), 1);
+  const auto& scores = typed->outputs(0).contents().fp32_contents();
+  ASSERT_EQ(scores.size(), 6);
+  EXPECT_EQ(raw->raw_output_contents(0),
+            std::string(reinterpret_cast<const char*>(scores.data()), 6 * sizeof(float)));
 }
 
 // --request_id sends the id a traffic split routes by: over v1 and v2 an id
