@@ -288,7 +288,7 @@ absl::Status ReadTexts(const ModelInferRequest::InferInputTensor& input, const s
   }
   if (texts->size() != count || !rest.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input ", name, "'s raw contents are not ", count,
+        "the raw contents of input ", name, " are not ", count,
         " length-prefixed strings (a 4-byte little-endian length, then the bytes, each)"));
   }
   return absl::OkStatus();

@@ -380,6 +380,10 @@ TEST_F(PreprocessingApiTest, OpenInferenceRefusesFeaturesThatDoNotFit) {
   refused(request, "input 'species' element 1 claims 3 bytes; 2 remain");
 
   request = NamedInputs(two, true);
+  request.mutable_raw_input_contents(0)->append("xy");  // bytes past the last text
+  refused(request, "the raw contents of input 'species' are not 2 length-prefixed strings");
+
+  request = NamedInputs(two, true);
   request.mutable_raw_input_contents()->RemoveLast();
   refused(request, "raw_input_contents has 3 entries for 4 inputs");
 
