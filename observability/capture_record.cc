@@ -2,11 +2,13 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "serving/client_text.h"
+#include "serving/output_mode_name.h"
 
 namespace seqserve {
 namespace {
@@ -57,12 +59,29 @@ void AppendNumbers(std::string* out, const std::vector<float>& values, size_t be
   out->push_back(']');
 }
 
-std::string OutputName(v1::OutputMode mode) {
-  std::string name = v1::OutputMode_Name(mode);
-  constexpr absl::string_view kPrefix = "OUTPUT_MODE_";
-  if (absl::StartsWith(name, kPrefix)) name.erase(0, kPrefix.size());
-  absl::AsciiStrToLower(&name);
-  return name;
+// "2026-12-05T13:00:00.123456Z". The writer formats one record after
+// another, mostly within the same second: the part up to the second is
+// formatted once per second.
+void AppendTime(std::string* out, absl::Time time) {
+  struct Cached {
+    int64_t second = std::numeric_limits<int64_t>::min();
+    std::string text;  // "2026-12-05T13:00:00"
+  };
+  thread_local Cached cached;
+  const int64_t micros = absl::ToUnixMicros(time);
+  const int64_t second = micros >= 0 ? micros / 1000000 : (micros - 999999) / 1000000;
+  if (second != cached.second) {
+    cached.second = second;
+    cached.text = absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second),
+                                   absl::UTCTimeZone());
+  }
+  const int64_t fraction = micros - second * 1000000;
+  char digits[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 6, rest = static_cast<int>(fraction); i >= 1; --i, rest /= 10) {
+    digits[i] = static_cast<char>('0' + rest % 10);
+  }
+  out->append(cached.text);
+  out->append(digits, sizeof(digits));
 }
 
 }  // namespace
@@ -89,7 +108,7 @@ std::shared_ptr<const CaptureShape> MakeCaptureShape(const ServedModel& served,
 
 size_t CapturedCall::bytes() const {
   size_t total = sizeof(CapturedCall) + model.size() + protocol.size() + request_id.size() +
-                 caller.size() + output.size();
+                 caller.size();
   for (const std::string& text : categories) total += text.size() + sizeof(std::string);
   for (const std::string& label : predicted_label) total += label.size() + sizeof(std::string);
   total += sizeof(float) * (features.size() + inputs.size() + scores.size() +
@@ -136,7 +155,7 @@ CapturedCall CopyPayload(const PayloadRecord& record,
   call.inputs.assign(record.inputs.begin(), record.inputs.end());
 
   const v1::ClassifyResponse& response = *record.response;
-  call.output = OutputName(response.output());
+  call.output = response.output();
   call.output_width = response.results_size() == 0 ? 0 : response.results(0).scores_size();
   call.scores.reserve(call.output_width * response.results_size());
   for (const v1::RowResult& row : response.results()) {
@@ -158,16 +177,16 @@ std::string FormatCapturedCall(const CapturedCall& call) {
                                             call.output_width)));
   absl::StrAppend(&out, "{\"model\":");
   AppendText(&out, call.model);
-  absl::StrAppend(&out, ",\"version\":", call.version, ",\"time\":\"",
-                  absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", call.time, absl::UTCTimeZone()),
-                  "\",\"request_id\":");
+  absl::StrAppend(&out, ",\"version\":", call.version, ",\"time\":\"");
+  AppendTime(&out, call.time);
+  out.append("\",\"request_id\":");
   AppendText(&out, call.request_id);
   out.append(",\"caller\":");
   AppendText(&out, call.caller);
   out.append(",\"protocol\":");
   AppendText(&out, call.protocol);
   out.append(",\"output\":");
-  AppendText(&out, call.output);
+  AppendText(&out, OutputModeName(call.output));
   const CaptureShape& shape = *call.shape;
   out.append(",\"labels\":[");
   for (size_t i = 0; i < shape.labels.size(); ++i) {
@@ -177,6 +196,14 @@ std::string FormatCapturedCall(const CapturedCall& call) {
   out.append("],\"rows\":[");
   const size_t features = shape.feature_keys.size();
   const size_t answered = call.predicted_index.size();
+  // Without preprocessing the inputs are the features again: their text is
+  // copied from the features' rather than formatted twice.
+  const bool inputs_are_features = call.categories.empty() && call.input_width == features &&
+                                   call.inputs.size() == call.features.size() &&
+                                   std::memcmp(call.inputs.data(), call.features.data(),
+                                               sizeof(float) * call.inputs.size()) == 0;
+  std::vector<std::pair<size_t, size_t>> number_text;  // a row's features: begin, end in `out`
+  if (inputs_are_features) number_text.resize(features);
   for (size_t r = 0; r < call.rows; ++r) {
     if (r > 0) out.push_back(',');
     out.append("{\"features\":{");
@@ -187,11 +214,23 @@ std::string FormatCapturedCall(const CapturedCall& call) {
       if (!call.categories.empty() && !call.categories[at].empty()) {
         AppendText(&out, call.categories[at]);
       } else {
+        const size_t begin = out.size();
         AppendNumber(&out, call.features[at]);  // NaN (missing) is null
+        if (inputs_are_features) number_text[f] = {begin, out.size()};
       }
     }
     out.append("},\"inputs\":");
-    AppendNumbers(&out, call.inputs, r * call.input_width, call.input_width);
+    if (inputs_are_features) {
+      out.push_back('[');
+      for (size_t f = 0; f < features; ++f) {
+        if (f > 0) out.push_back(',');
+        const auto [begin, end] = number_text[f];
+        out.append(out, begin, end - begin);
+      }
+      out.push_back(']');
+    } else {
+      AppendNumbers(&out, call.inputs, r * call.input_width, call.input_width);
+    }
     if (r < answered) {
       out.append(",\"scores\":");
       AppendNumbers(&out, call.scores, r * call.output_width, call.output_width);

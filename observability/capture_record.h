@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "seqserve/v1/classifier.pb.h"
 #include "seqserve/v1/config.pb.h"
 #include "serving/payload_observer.h"
 
@@ -43,7 +44,7 @@ struct CapturedCall {
   absl::Time time;
   // Shared with the version's other records; never null once copied.
   std::shared_ptr<const CaptureShape> shape;
-  std::string output;  // "logits", "sigmoid", "softmax", "log_softmax"
+  v1::OutputMode output = v1::OUTPUT_MODE_DEFAULT;  // as answered
   size_t rows = 0;
   // rows x shape->feature_names.size(): the number sent (NaN: missing), or the
   // category when `categories` holds a non-empty string there.

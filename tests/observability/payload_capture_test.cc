@@ -15,6 +15,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -306,6 +307,66 @@ TEST(CaptureRecord, AFormattedCallIsExactlyItsLine) {
   // A shape made for another width is not used: the names are this call's.
   const CapturedCall third = CopyPayload(record, MakeCaptureShape(call.served, 3));
   EXPECT_EQ(FormatCapturedCall(third), expected);
+}
+
+// Times in UTC to the microsecond, whatever second each record falls in
+// (the writer keeps the part up to the second between records).
+TEST(CaptureRecord, TimesAreUtcToTheMicrosecond) {
+  SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
+  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
+  PayloadRecord record;
+  record.served = &call.served;
+  record.raw = &raw;
+  record.inputs = call.inputs;
+  record.response = &call.response;
+  for (const int64_t micros : {int64_t{1796479488000001}, int64_t{1796479488999999},
+                               int64_t{1796479489000000}, int64_t{1796479488020263},
+                               int64_t{0}, int64_t{-1}, int64_t{-1000000}}) {
+    record.time = absl::FromUnixMicros(micros);
+    const json line = json::parse(FormatCapturedCall(CopyPayload(record)));
+    EXPECT_EQ(line["time"],
+              absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", record.time, absl::UTCTimeZone()))
+        << micros;
+  }
+}
+
+// A model without preprocessing reads the features as sent: its inputs are
+// written with the same text, a missing value as null.
+TEST(CaptureRecord, InputsThatAreTheFeaturesAreTheirText) {
+  ServedModel served;
+  served.name = "plain";
+  served.version = 1;
+  for (const char* name : {"a", "b", "c"}) served.config.add_feature_names(name);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> numbers = {1.5f, -0.0f, 1e-45f, nan, 3.4028235e38f, 0.1f};
+  const google::protobuf::RepeatedPtrField<std::string> no_categories;
+  const RawRowsView raw(2, 3, numbers, no_categories, {0, 1, 2});
+  v1::ClassifyResponse response;
+  response.set_output(v1::OUTPUT_MODE_LOGITS);
+  for (int r = 0; r < 2; ++r) {
+    v1::RowResult* row = response.add_results();
+    row->add_scores(0.5f);
+    row->set_score(0.5f);
+  }
+  PayloadRecord record;
+  record.served = &served;
+  record.raw = &raw;
+  record.inputs = numbers;
+  record.response = &response;
+  record.time = absl::FromUnixMicros(1796479488020263);
+  const std::string line = FormatCapturedCall(CopyPayload(record));
+  EXPECT_THAT(line, ::testing::HasSubstr(
+                        R"("rows":[{"features":{"a":1.5,"b":-0,"c":1e-45},"inputs":[1.5,-0,1e-45],)"))
+      << line;
+  EXPECT_THAT(line, ::testing::HasSubstr(
+                        R"({"features":{"a":null,"b":3.4028235e+38,"c":0.1},)"
+                        R"("inputs":[null,3.4028235e+38,0.1],)"))
+      << line;
+  // Inputs that differ from the features are their own numbers.
+  const std::vector<float> scaled = {3, -1, 0.5f, nan, 2, 0.25f};
+  record.inputs = scaled;
+  EXPECT_THAT(FormatCapturedCall(CopyPayload(record)),
+              ::testing::HasSubstr(R"("inputs":[3,-1,0.5],)"));
 }
 
 // Client text is quoted as JsonQuoteClientText quotes it, whether plain
