@@ -1,9 +1,13 @@
 #include "core/linear_kernel.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/linear_kernel_isa.h"
@@ -11,18 +15,24 @@
 namespace seqserve {
 namespace {
 
+using linear_internal::kQuadBytes;
 using linear_internal::kSlabWidth;
+using linear_internal::PackedInt8Linear;
 using linear_internal::PackedLinear;
+using linear_internal::QuantizedRows;
 
-// 64-byte aligned floats, freed with std::free.
-struct FreeFloats {
-  void operator()(float* values) const { std::free(values); }
+// 64-byte aligned arrays, freed with std::free.
+struct FreeAligned {
+  void operator()(void* values) const { std::free(values); }
 };
-using AlignedFloats = std::unique_ptr<float[], FreeFloats>;
+template <typename T>
+using Aligned = std::unique_ptr<T[], FreeAligned>;
+using AlignedFloats = Aligned<float>;
 
-AlignedFloats AllocateAligned(size_t count) {
-  const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
-  return AlignedFloats(static_cast<float*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64)));
+template <typename T = float>
+Aligned<T> AllocateAligned(size_t count) {
+  const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
+  return Aligned<T>(static_cast<T*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64)));
 }
 
 LinearKernel::Isa DetectIsa() {
@@ -52,7 +62,21 @@ struct LinearKernel::Packed {
   AlignedFloats slabs;
   AlignedFloats bias;
   PackedLinear layout;
+  // INT8 only.
+  Aligned<int8_t> int8_slabs;
+  AlignedFloats weight_scales;
+  Aligned<int32_t> column_sums;
+  PackedInt8Linear int8_layout;
+  bool vnni = false;  // RunInt8Vnni, else RunInt8Generic
 };
+
+bool LinearKernel::HasVnni() {
+  static const bool vnni = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+  }();
+  return vnni;
+}
 
 LinearKernel::Isa LinearKernel::BestIsa() {
   static const Isa isa = DetectIsa();
@@ -72,16 +96,27 @@ const char* LinearKernel::IsaName(Isa isa) {
 }
 
 absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& layer,
-                                                                   bool fuse_relu) {
-  return Create(layer, fuse_relu, BestIsa());
+                                                                   bool fuse_relu,
+                                                                   Precision precision) {
+  return Create(layer, fuse_relu, BestIsa(), precision);
 }
 
 absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& layer,
-                                                                   bool fuse_relu, Isa isa) {
+                                                                   bool fuse_relu, Isa isa,
+                                                                   Precision precision) {
   if (static_cast<int>(isa) > static_cast<int>(BestIsa())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "this CPU cannot run the ", IsaName(isa), " kernel (best: ", IsaName(BestIsa()), ")"));
   }
+  auto packed = precision == Precision::kInt8 ? PackInt8(layer, fuse_relu)
+                                              : PackFp32(layer, fuse_relu);
+  if (!packed.ok()) return packed.status();
+  (*packed)->vnni = precision == Precision::kInt8 && isa == Isa::kAvx512 && HasVnni();
+  return std::unique_ptr<LinearKernel>(new LinearKernel(isa, precision, std::move(*packed)));
+}
+
+absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackFp32(const Layer& layer,
+                                                                             bool fuse_relu) {
   const size_t in = static_cast<size_t>(layer.in_features);
   const size_t out = static_cast<size_t>(layer.out_features);
   const size_t slab_count = (out + kSlabWidth - 1) / kSlabWidth;
@@ -114,19 +149,155 @@ absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& 
   packed->layout.out = out;
   packed->layout.slab_count = slab_count;
   packed->layout.relu = fuse_relu;
-  return std::unique_ptr<LinearKernel>(new LinearKernel(isa, std::move(packed)));
+  return packed;
 }
 
-LinearKernel::LinearKernel(Isa isa, std::unique_ptr<Packed> packed)
-    : isa_(isa), packed_(std::move(packed)) {}
+absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(const Layer& layer,
+                                                                             bool fuse_relu) {
+  const size_t in = static_cast<size_t>(layer.in_features);
+  const size_t out = static_cast<size_t>(layer.out_features);
+  if (in > kMaxInt8Inputs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        layer.Describe(), " has ", in, " inputs; INT8 takes at most ", kMaxInt8Inputs,
+        " (its int32 sums would overflow)"));
+  }
+  const size_t slab_count = (out + kSlabWidth - 1) / kSlabWidth;
+  const size_t quads = (in + kQuadBytes - 1) / kQuadBytes;
+  const size_t columns = slab_count * kSlabWidth;
+  auto packed = std::make_unique<Packed>();
+  packed->int8_slabs = AllocateAligned<int8_t>(columns * quads * kQuadBytes);
+  packed->weight_scales = AllocateAligned(columns);
+  packed->column_sums = AllocateAligned<int32_t>(columns);
+  packed->bias = AllocateAligned(columns);
+  if (packed->int8_slabs == nullptr || packed->weight_scales == nullptr ||
+      packed->column_sums == nullptr || packed->bias == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("no memory for the int8 weights of ", layer.Describe(), " (",
+                     columns * (quads * kQuadBytes + 12), " bytes)"));
+  }
+  int8_t* slabs = packed->int8_slabs.get();
+  std::fill(slabs, slabs + columns * quads * kQuadBytes, int8_t{0});
+  float* scales = packed->weight_scales.get();
+  int32_t* sums = packed->column_sums.get();
+  std::fill(scales, scales + columns, 0.0f);
+  std::fill(sums, sums + columns, 0);
+  for (size_t o = 0; o < out; ++o) {
+    const float* row = layer.weight.data() + o * in;
+    float largest = 0.0f;
+    for (size_t k = 0; k < in; ++k) largest = std::max(largest, std::fabs(row[k]));
+    // Symmetric, [-127, 127]: ONNX Runtime's per-channel int8 weights.
+    const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
+    scales[o] = scale;
+    const size_t s = o / kSlabWidth, l = o % kSlabWidth;
+    int8_t* lane = slabs + s * quads * kSlabWidth * kQuadBytes + l * kQuadBytes;
+    int32_t sum = 0;
+    for (size_t k = 0; k < in; ++k) {
+      const float q = std::clamp(std::nearbyint(row[k] / scale), -127.0f, 127.0f);
+      const int8_t value = static_cast<int8_t>(q);
+      lane[(k / kQuadBytes) * kSlabWidth * kQuadBytes + k % kQuadBytes] = value;
+      sum += value;
+    }
+    sums[o] = sum;
+  }
+  float* bias = packed->bias.get();
+  std::fill(bias, bias + columns, 0.0f);
+  std::copy(layer.bias.begin(), layer.bias.end(), bias);
+  PackedInt8Linear& layout = packed->int8_layout;
+  layout.slabs = slabs;
+  layout.weight_scales = scales;
+  layout.column_sums = sums;
+  layout.bias = bias;
+  layout.in = in;
+  layout.quads = quads;
+  layout.out = out;
+  layout.slab_count = slab_count;
+  layout.relu = fuse_relu;
+  return packed;
+}
+
+LinearKernel::LinearKernel(Isa isa, Precision precision, std::unique_ptr<Packed> packed)
+    : isa_(isa), precision_(precision), packed_(std::move(packed)) {}
 
 LinearKernel::~LinearKernel() = default;
 
 size_t LinearKernel::packed_bytes() const {
+  if (precision_ == Precision::kInt8) {
+    const PackedInt8Linear& layout = packed_->int8_layout;
+    return layout.slab_count * kSlabWidth *
+           (layout.quads * kQuadBytes + sizeof(float) * 2 + sizeof(int32_t));
+  }
   return packed_->layout.slab_count * (packed_->layout.in + 1) * kSlabWidth * sizeof(float);
 }
 
+namespace {
+
+// Row `x` of `in` floats as DynamicQuantizeLinear quantizes it
+// (core/linear_kernel_isa.h): `stride` bytes at `xq`, 0 past `in`. A row
+// that is not finite gets scale NaN and zeros, so its outputs are NaN.
+void QuantizeRow(const float* x, size_t in, size_t stride, uint8_t* xq, float* scale,
+                 int32_t* zero) {
+  float low = 0.0f, high = 0.0f;
+  bool finite = true;
+  for (size_t k = 0; k < in; ++k) {
+    finite = finite && std::isfinite(x[k]);
+    low = std::min(low, x[k]);
+    high = std::max(high, x[k]);
+  }
+  const float range = high - low;
+  if (!finite || !std::isfinite(range)) {
+    std::memset(xq, 0, stride);
+    *scale = std::numeric_limits<float>::quiet_NaN();
+    *zero = 0;
+    return;
+  }
+  if (range == 0.0f) {  // all zero: every quantized value is the zero point, 0
+    std::memset(xq, 0, stride);
+    *scale = 0.0f;
+    *zero = 0;
+    return;
+  }
+  const float step = range / 255.0f;
+  const float zero_point = std::clamp(std::nearbyint(0.0f - low / step), 0.0f, 255.0f);
+  for (size_t k = 0; k < in; ++k) {
+    xq[k] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[k] / step) + zero_point, 0.0f, 255.0f));
+  }
+  std::memset(xq + in, 0, stride - in);
+  *scale = step;
+  *zero = static_cast<int32_t>(zero_point);
+}
+
+}  // namespace
+
+void LinearKernel::RunInt8(const float* x, size_t rows, float* y) const {
+  const PackedInt8Linear& layout = packed_->int8_layout;
+  const size_t stride = (layout.quads * kQuadBytes + 63) / 64 * 64;
+  // The thread's buffers, grown when a call needs more and kept.
+  thread_local std::vector<uint8_t> quantized;
+  thread_local std::vector<float> scales;
+  thread_local std::vector<int32_t> zeros;
+  if (quantized.size() < rows * stride) quantized.resize(rows * stride);
+  if (scales.size() < rows) {
+    scales.resize(rows);
+    zeros.resize(rows);
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    QuantizeRow(x + r * layout.in, layout.in, stride, quantized.data() + r * stride, &scales[r],
+                &zeros[r]);
+  }
+  QuantizedRows view;
+  view.xq = quantized.data();
+  view.stride = stride;
+  view.scales = scales.data();
+  view.zeros = zeros.data();
+  if (packed_->vnni) {
+    linear_internal::RunInt8Vnni(layout, view, rows, y);
+  } else {
+    linear_internal::RunInt8Generic(layout, view, rows, y);
+  }
+}
+
 void LinearKernel::Run(const float* x, size_t rows, float* y) const {
+  if (precision_ == Precision::kInt8) return RunInt8(x, rows, y);
   switch (isa_) {
     case Isa::kAvx512:
       return linear_internal::RunAvx512(packed_->layout, x, rows, y);

@@ -8,11 +8,12 @@
 
 #include "absl/status/statusor.h"
 #include "core/layer.h"
+#include "core/precision.h"
 
 namespace seqserve {
 
 // Immutable once created; Run() is safe from many threads at once and
-// allocates nothing.
+// allocates nothing (INT8: once a thread's buffer is large enough).
 //
 // Batch invariance: each output y[r][o] is computed as
 //   acc = b[o]; for k = 0 .. in-1: acc = fma(x[r][k], W[o][k], acc)
@@ -41,32 +42,46 @@ class LinearKernel {
 
   // `layer` is a checked Linear. With `fuse_relu`, Run() also applies the
   // ReLU that follows the layer. RESOURCE_EXHAUSTED when the packed copy of
-  // the weights cannot be allocated.
-  static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(const Layer& layer,
-                                                              bool fuse_relu);
+  // the weights cannot be allocated. INT8 (core/linear_kernel_isa.h) takes
+  // at most kMaxInt8Inputs inputs, so that its int32 sums cannot overflow
+  // (INVALID_ARGUMENT beyond); it runs on AVX512_VNNI when the CPU has it
+  // and the instruction set is AVX-512, else in plain x86-64, with the
+  // same bits. Batch invariance holds for INT8 too: a row's quantization
+  // is its own, and its integer sums are exact.
+  static constexpr size_t kMaxInt8Inputs = size_t{1} << 16;
+  static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(
+      const Layer& layer, bool fuse_relu, Precision precision = Precision::kFp32);
   // The same on a given instruction set, for tests: FAILED_PRECONDITION when
   // the CPU lacks it.
-  static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(const Layer& layer,
-                                                              bool fuse_relu, Isa isa);
+  static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(
+      const Layer& layer, bool fuse_relu, Isa isa, Precision precision = Precision::kFp32);
+  // Whether this CPU has AVX512_VNNI (what the INT8 body on AVX-512 uses).
+  static bool HasVnni();
   ~LinearKernel();
 
   LinearKernel(const LinearKernel&) = delete;
   LinearKernel& operator=(const LinearKernel&) = delete;
 
   // y = x W^T + b (then ReLU when fused) for `rows` rows, on the calling
-  // thread alone. x and y must not overlap.
+  // thread alone. x and y must not overlap. INT8 quantizes the rows into a
+  // buffer of the thread's, kept for its next call.
   void Run(const float* x, size_t rows, float* y) const;
 
   Isa isa() const { return isa_; }
+  Precision precision() const { return precision_; }
   // Bytes of the packed weights and bias.
   size_t packed_bytes() const;
 
  private:
   struct Packed;
 
-  LinearKernel(Isa isa, std::unique_ptr<Packed> packed);
+  LinearKernel(Isa isa, Precision precision, std::unique_ptr<Packed> packed);
+  static absl::StatusOr<std::unique_ptr<Packed>> PackFp32(const Layer& layer, bool fuse_relu);
+  static absl::StatusOr<std::unique_ptr<Packed>> PackInt8(const Layer& layer, bool fuse_relu);
+  void RunInt8(const float* x, size_t rows, float* y) const;
 
   const Isa isa_;
+  const Precision precision_;
   std::unique_ptr<Packed> packed_;
 };
 

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace seqserve::linear_internal {
 
@@ -49,5 +50,53 @@ struct PackedLinear {
 void RunGeneric(const PackedLinear& layer, const float* x, size_t rows, float* y);
 void RunAvx2Fma(const PackedLinear& layer, const float* x, size_t rows, float* y);
 void RunAvx512(const PackedLinear& layer, const float* x, size_t rows, float* y);
+
+// INT8: the layer as ONNX Runtime's quantize_dynamic computes it.
+//
+// Weights, once at load: per output o, symmetric int8 with
+//   w_scale[o] = max_k |W[o][k]| / 127,  q[o][k] = round(W[o][k] / w_scale[o])
+// (1 when the row is all zero). Activations, per row of each call, as
+// ONNX's DynamicQuantizeLinear (uint8, round half to even):
+//   x_scale = (max(0, max x) - min(0, min x)) / 255
+//   zero = clamp(round(0 - min(0, min x) / x_scale), 0, 255)
+//   xq[k] = clamp(round(x[k] / x_scale) + zero, 0, 255)
+// The quantized rows come from one function (linear_kernel.cc), so every
+// body reads the same bytes. Then per output, in this order:
+//   sum = sum_k xq[k] * q[o][k] - zero * column_sum[o]   (exact, in int32)
+//   y = float(sum) * (x_scale * w_scale[o]) + b[o]        (two roundings)
+// then max(y, 0) with a fused ReLU. The sum is exact whatever the order,
+// and the rest is per row, so a row's outputs are bit-identical at every
+// batch size and on every body. A row that is not finite gives NaN.
+constexpr size_t kQuadBytes = 4;  // inputs per 32-bit lane of a dot product
+
+struct PackedInt8Linear {
+  // slab_count slabs of quads x kSlabWidth x 4 bytes: byte [s][q][l][j] is
+  // q[s * kSlabWidth + l][4q + j]; 0 past `in` and past `out`. 64-byte
+  // aligned.
+  const int8_t* slabs = nullptr;
+  // slab_count * kSlabWidth each, 0 past `out`; 64-byte aligned.
+  const float* weight_scales = nullptr;
+  const int32_t* column_sums = nullptr;
+  const float* bias = nullptr;
+  size_t in = 0;
+  size_t quads = 0;  // (in + 3) / 4
+  size_t out = 0;
+  size_t slab_count = 0;
+  bool relu = false;
+};
+
+// A call's rows quantized: row r's quads * 4 bytes at xq + r * stride
+// (0 past `in`), its scale and zero point.
+struct QuantizedRows {
+  const uint8_t* xq = nullptr;
+  size_t stride = 0;
+  const float* scales = nullptr;
+  const int32_t* zeros = nullptr;
+};
+
+void RunInt8Generic(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows,
+                    float* y);
+// Needs AVX-512F and AVX512_VNNI.
+void RunInt8Vnni(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows, float* y);
 
 }  // namespace seqserve::linear_internal

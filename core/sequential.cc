@@ -180,7 +180,7 @@ ForwardScratch& ThreadScratch() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Sequential>> Sequential::Create(
-    int input_width, std::vector<Layer> layers, Head default_head) {
+    int input_width, std::vector<Layer> layers, Head default_head, Precision precision) {
   FoldBatchNorms(layers);
   if (input_width <= 0 || input_width > kMaxWidth) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -202,8 +202,14 @@ absl::StatusOr<std::unique_ptr<Sequential>> Sequential::Create(
         "a Sequential model needs at least one Linear layer");
   }
   std::unique_ptr<Sequential> model(
-      new Sequential(input_width, std::move(layers), default_head));
+      new Sequential(input_width, std::move(layers), default_head, precision));
   if (absl::Status status = model->BuildKernels(); !status.ok()) return status;
+  return model;
+}
+
+absl::StatusOr<std::unique_ptr<Sequential>> Sequential::WithPrecision(Precision precision) const {
+  auto model = Create(input_width_, layers_, default_head_, precision);
+  if (model.ok()) (*model)->set_tensor_names(tensor_names_);
   return model;
 }
 
@@ -215,7 +221,7 @@ absl::Status Sequential::BuildKernels() {
     size_t next = i + 1;
     while (next < layers_.size() && !layers_[next].Runs()) ++next;
     const bool fuse_relu = next < layers_.size() && layers_[next].kind == LayerKind::kRelu;
-    auto kernel = LinearKernel::Create(layers_[i], fuse_relu);
+    auto kernel = LinearKernel::Create(layers_[i], fuse_relu, precision_);
     if (!kernel.ok()) return kernel.status();
     kernels_[i] = std::move(*kernel);
     if (fuse_relu) fused_[next] = true;
@@ -224,11 +230,12 @@ absl::Status Sequential::BuildKernels() {
 }
 
 Sequential::Sequential(int input_width, std::vector<Layer> layers,
-                       Head default_head)
+                       Head default_head, Precision precision)
     : input_width_(input_width),
       output_width_(input_width),
       layers_(std::move(layers)),
-      default_head_(default_head) {
+      default_head_(default_head),
+      precision_(precision) {
   widest_ = input_width_;
   for (size_t i = 0; i < layers_.size(); ++i) {
     parameter_count_ += layers_[i].ParameterCount();

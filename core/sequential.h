@@ -14,6 +14,7 @@
 #include "core/head.h"
 #include "core/layer.h"
 #include "core/linear_kernel.h"
+#include "core/precision.h"
 
 namespace seqserve {
 
@@ -35,8 +36,16 @@ class Sequential {
   // do not chain, weight counts do not match, a value is NaN/Inf, or there
   // is no Linear layer; RESOURCE_EXHAUSTED when the packed weights cannot
   // be allocated.
+  // `precision` chooses the Linear layers' arithmetic (core/precision.h);
+  // every other layer runs in float32 either way.
   static absl::StatusOr<std::unique_ptr<Sequential>> Create(
-      int input_width, std::vector<Layer> layers, Head default_head);
+      int input_width, std::vector<Layer> layers, Head default_head,
+      Precision precision = Precision::kFp32);
+
+  // The same layers, head and tensor names in another precision (the
+  // layers keep their float32 weights, so any precision can be made from
+  // any other).
+  absl::StatusOr<std::unique_ptr<Sequential>> WithPrecision(Precision precision) const;
 
   Sequential(const Sequential&) = delete;
   Sequential& operator=(const Sequential&) = delete;
@@ -88,6 +97,7 @@ class Sequential {
   int input_width() const { return input_width_; }
   int output_width() const { return output_width_; }
   Head default_head() const { return default_head_; }
+  Precision precision() const { return precision_; }
   const std::vector<Layer>& layers() const { return layers_; }
   size_t ParameterCount() const { return parameter_count_; }
   // The widest row anywhere in the model (input, hidden or output).
@@ -98,7 +108,8 @@ class Sequential {
   static size_t ThreadScratchBytes();
 
  private:
-  Sequential(int input_width, std::vector<Layer> layers, Head default_head);
+  Sequential(int input_width, std::vector<Layer> layers, Head default_head,
+             Precision precision);
   // One kernel per Linear; a ReLU right after a Linear (folded layers
   // aside) runs inside that Linear's kernel.
   absl::Status BuildKernels();
@@ -118,6 +129,7 @@ class Sequential {
   std::vector<std::unique_ptr<LinearKernel>> kernels_;
   std::vector<bool> fused_;
   Head default_head_;
+  Precision precision_;
   size_t widest_ = 0;  // widest row anywhere, to size scratch once per call
   size_t last_linear_ = 0;  // this layer writes straight into the output
   size_t parameter_count_ = 0;

@@ -1,0 +1,221 @@
+// The INT8 Linear kernel (core/linear_kernel_isa.h): each output is the
+// documented arithmetic of ONNX Runtime's quantize_dynamic to the bit,
+// computed here again from the formulas alone; the VNNI and plain bodies
+// agree bit for bit; a row's bits do not depend on its batch; and the
+// answers stay close to float32's.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/linear_kernel.h"
+#include "core/sequential.h"
+
+namespace seqserve {
+namespace {
+
+using Isa = LinearKernel::Isa;
+
+Layer RandomLinear(int in, int out, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> weight(static_cast<size_t>(in) * out), bias(out);
+  for (float& v : weight) v = uniform(rng);
+  for (float& v : bias) v = uniform(rng);
+  return Layer::Linear(in, out, std::move(weight), std::move(bias));
+}
+
+std::vector<float> RandomRows(size_t rows, int width, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.5f, 2.0f);
+  std::vector<float> values(rows * width);
+  for (float& v : values) v = normal(rng);
+  return values;
+}
+
+std::vector<float> Outputs(const LinearKernel& kernel, const float* x, size_t rows, int out) {
+  std::vector<float> y(rows * out, -7.0f);
+  kernel.Run(x, rows, y.data());
+  return y;
+}
+
+std::unique_ptr<LinearKernel> MakeInt8(const Layer& layer, bool relu, Isa isa) {
+  auto kernel = LinearKernel::Create(layer, relu, isa, Precision::kInt8);
+  EXPECT_TRUE(kernel.ok()) << kernel.status();
+  return kernel.ok() ? std::move(*kernel) : nullptr;
+}
+
+// One row through the formulas, step by step, in the types they name.
+std::vector<float> Formula(const Layer& layer, const float* x, bool relu) {
+  const int in = layer.in_features, out = layer.out_features;
+  float low = 0, high = 0;
+  for (int k = 0; k < in; ++k) {
+    low = std::min(low, x[k]);
+    high = std::max(high, x[k]);
+  }
+  const float x_scale = (high - low) / 255.0f;
+  std::vector<int64_t> xq(in, 0);
+  int64_t zero = 0;
+  if (x_scale > 0) {
+    zero = static_cast<int64_t>(std::clamp(std::nearbyint(0.0f - low / x_scale), 0.0f, 255.0f));
+    for (int k = 0; k < in; ++k) {
+      xq[k] = static_cast<int64_t>(std::clamp(
+          std::nearbyint(x[k] / x_scale) + static_cast<float>(zero), 0.0f, 255.0f));
+    }
+  }
+  std::vector<float> y(out);
+  for (int o = 0; o < out; ++o) {
+    float largest = 0;
+    for (int k = 0; k < in; ++k) largest = std::max(largest, std::fabs(layer.weight[o * in + k]));
+    const float w_scale = largest > 0 ? largest / 127.0f : 1.0f;
+    int64_t sum = 0;
+    for (int k = 0; k < in; ++k) {
+      const int64_t q = static_cast<int64_t>(
+          std::clamp(std::nearbyint(layer.weight[o * in + k] / w_scale), -127.0f, 127.0f));
+      sum += (xq[k] - zero) * q;
+    }
+    const float scale = x_scale * w_scale;
+    volatile float product = static_cast<float>(sum) * scale;  // rounded here, not fused
+    const float value = product + layer.bias[o];
+    y[o] = relu && value < 0 ? 0.0f : value;
+  }
+  return y;
+}
+
+// Equal bits, NaN included.
+bool SameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+TEST(Int8LinearKernel, EveryOutputIsTheFormulaBitForBit) {
+  for (const auto& [in, out] : std::vector<std::pair<int, int>>{{3, 3}, {37, 50}, {130, 17}}) {
+    const Layer layer = RandomLinear(in, out, 11 + in);
+    const std::vector<float> x = RandomRows(9, in, 5 + out);
+    for (Isa isa : {Isa::kGeneric, LinearKernel::BestIsa()}) {
+      for (bool relu : {false, true}) {
+        auto kernel = MakeInt8(layer, relu, isa);
+        ASSERT_NE(kernel, nullptr);
+        const std::vector<float> y = Outputs(*kernel, x.data(), 9, out);
+        for (size_t r = 0; r < 9; ++r) {
+          const std::vector<float> expected = Formula(layer, x.data() + r * in, relu);
+          for (int o = 0; o < out; ++o) {
+            ASSERT_TRUE(SameBits(y[r * out + o], expected[o]))
+                << LinearKernel::IsaName(isa) << " relu " << relu << " " << in << "x" << out
+                << " row " << r << " output " << o << ": " << y[r * out + o] << " vs "
+                << expected[o];
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Int8LinearKernel, VnniAndPlainBodiesGiveTheSameBits) {
+  if (LinearKernel::BestIsa() != Isa::kAvx512 || !LinearKernel::HasVnni()) {
+    GTEST_SKIP() << "this CPU has no AVX512_VNNI";
+  }
+  const Layer layer = RandomLinear(784, 100, 3);
+  auto vnni = MakeInt8(layer, true, Isa::kAvx512);
+  auto plain = MakeInt8(layer, true, Isa::kGeneric);
+  ASSERT_NE(vnni, nullptr);
+  ASSERT_NE(plain, nullptr);
+  const std::vector<float> x = RandomRows(67, 784, 4);
+  const std::vector<float> a = Outputs(*vnni, x.data(), 67, 100);
+  const std::vector<float> b = Outputs(*plain, x.data(), 67, 100);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(SameBits(a[i], b[i])) << i;
+}
+
+TEST(Int8LinearKernel, ARowGivesTheSameBitsInEveryBatch) {
+  const Layer layer = RandomLinear(70, 83, 8);
+  auto kernel = MakeInt8(layer, false, LinearKernel::BestIsa());
+  ASSERT_NE(kernel, nullptr);
+  const size_t rows = 23;
+  const std::vector<float> x = RandomRows(rows, 70, 9);
+  const std::vector<float> together = Outputs(*kernel, x.data(), rows, 83);
+  for (size_t first = 0; first < rows; first += 5) {
+    const size_t count = std::min<size_t>(5 + first % 3, rows - first);
+    const std::vector<float> part = Outputs(*kernel, x.data() + first * 70, count, 83);
+    for (size_t i = 0; i < part.size(); ++i) {
+      ASSERT_TRUE(SameBits(part[i], together[first * 83 + i])) << first << " " << i;
+    }
+  }
+}
+
+TEST(Int8LinearKernel, StaysCloseToFloat32) {
+  const Layer layer = RandomLinear(256, 64, 21);
+  auto int8 = MakeInt8(layer, false, LinearKernel::BestIsa());
+  auto fp32 = LinearKernel::Create(layer, false);
+  ASSERT_NE(int8, nullptr);
+  ASSERT_TRUE(fp32.ok());
+  const std::vector<float> x = RandomRows(40, 256, 22);
+  const std::vector<float> a = Outputs(*int8, x.data(), 40, 64);
+  const std::vector<float> b = Outputs(**fp32, x.data(), 40, 64);
+  double largest = 0, error = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    largest = std::max(largest, std::fabs(static_cast<double>(b[i])));
+    error = std::max(error, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  // 8 bits each side: errors of a few hundredths of the outputs' range.
+  EXPECT_LT(error, 0.03 * largest) << error << " of " << largest;
+  EXPECT_GT(error, 0.0);  // it is quantized
+}
+
+TEST(Int8LinearKernel, AZeroRowGivesTheBiasAndANonFiniteRowNan) {
+  const Layer layer = RandomLinear(5, 4, 2);
+  auto kernel = MakeInt8(layer, false, LinearKernel::BestIsa());
+  ASSERT_NE(kernel, nullptr);
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> x = {0, 0, 0, 0, 0, 1, inf, 2, 3, 4, 1, 2, 3, 4, 5};
+  const std::vector<float> y = Outputs(*kernel, x.data(), 3, 4);
+  for (int o = 0; o < 4; ++o) {
+    EXPECT_EQ(y[o], layer.bias[o]);
+    EXPECT_TRUE(std::isnan(y[4 + o]));
+    EXPECT_TRUE(std::isfinite(y[8 + o]));
+  }
+}
+
+TEST(Int8LinearKernel, MoreInputsThanItsSumsHoldAreRefused) {
+  const size_t in = LinearKernel::kMaxInt8Inputs + 1;
+  const Layer layer = Layer::Linear(static_cast<int>(in), 1, std::vector<float>(in, 0.5f), {});
+  auto kernel = LinearKernel::Create(layer, false, Precision::kInt8);
+  ASSERT_FALSE(kernel.ok());
+  EXPECT_EQ(kernel.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(kernel.status().message().find("at most 65536"), std::string::npos)
+      << kernel.status();
+}
+
+TEST(Int8Sequential, AModelInInt8KeepsItsLayersAndAgreesOnTheClass) {
+  std::vector<Layer> layers = {RandomLinear(20, 32, 1), Layer::Relu(), RandomLinear(32, 5, 2)};
+  auto fp32 = Sequential::Create(20, layers, Head::kSoftmax);
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+  auto int8 = (*fp32)->WithPrecision(Precision::kInt8);
+  ASSERT_TRUE(int8.ok()) << int8.status();
+  EXPECT_EQ((*int8)->precision(), Precision::kInt8);
+  EXPECT_EQ((*fp32)->precision(), Precision::kFp32);
+  EXPECT_EQ((*int8)->ParameterCount(), (*fp32)->ParameterCount());
+  const size_t rows = 200;
+  const std::vector<float> x = RandomRows(rows, 20, 3);
+  auto a = (*fp32)->Predict(x, rows, Head::kLogits);
+  auto b = (*int8)->Predict(x, rows, Head::kLogits);
+  ASSERT_TRUE(a.ok() && b.ok());
+  int agree = 0;
+  for (size_t r = 0; r < rows; ++r) {
+    const auto top = [&](const std::vector<float>& y) {
+      return std::max_element(y.begin() + r * 5, y.begin() + r * 5 + 5) - (y.begin() + r * 5);
+    };
+    agree += top(*a) == top(*b);
+  }
+  EXPECT_GE(agree, 190) << agree << " of " << rows;
+  // And back: the float32 layers were kept.
+  auto back = (*int8)->WithPrecision(Precision::kFp32);
+  ASSERT_TRUE(back.ok());
+  auto c = (*back)->Predict(x, rows, Head::kLogits);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, *a);
+}
+
+}  // namespace
+}  // namespace seqserve
