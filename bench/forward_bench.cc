@@ -335,6 +335,22 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("forward/784-1024-1024-10", seqserve::BM_Forward,
                                large.get())
       ->Arg(1)->Arg(32)->Arg(256);
+  // The same two large shapes in INT8 (core/precision.h) beside float32.
+  static auto large_int8 = large->WithPrecision(seqserve::Precision::kInt8);
+  static auto wide = seqserve::RandomModel({256, 4096, 2});
+  static auto wide_int8 = wide->WithPrecision(seqserve::Precision::kInt8);
+  if (!large_int8.ok() || !wide_int8.ok()) {
+    std::fprintf(stderr, "no int8 model\n");
+    return 1;
+  }
+  benchmark::RegisterBenchmark("forward/784-1024-1024-10 int8", seqserve::BM_Forward,
+                               large_int8->get())
+      ->Arg(1)->Arg(32)->Arg(256);
+  benchmark::RegisterBenchmark("forward/256-4096-2", seqserve::BM_Forward, wide.get())
+      ->Arg(1)->Arg(32)->Arg(256);
+  benchmark::RegisterBenchmark("forward/256-4096-2 int8", seqserve::BM_Forward,
+                               wide_int8->get())
+      ->Arg(1)->Arg(32)->Arg(256);
   static auto folded = seqserve::RandomModel({784, 1024, 1024, 10}, /*batch_norm=*/true);
   benchmark::RegisterBenchmark("forward/784-1024-1024-10+BatchNorm1d", seqserve::BM_Forward,
                                folded.get())

@@ -229,45 +229,6 @@ size_t LinearKernel::packed_bytes() const {
   return packed_->layout.slab_count * (packed_->layout.in + 1) * kSlabWidth * sizeof(float);
 }
 
-namespace {
-
-// Row `x` of `in` floats as DynamicQuantizeLinear quantizes it
-// (core/linear_kernel_isa.h): `stride` bytes at `xq`, 0 past `in`. A row
-// that is not finite gets scale NaN and zeros, so its outputs are NaN.
-void QuantizeRow(const float* x, size_t in, size_t stride, uint8_t* xq, float* scale,
-                 int32_t* zero) {
-  float low = 0.0f, high = 0.0f;
-  bool finite = true;
-  for (size_t k = 0; k < in; ++k) {
-    finite = finite && std::isfinite(x[k]);
-    low = std::min(low, x[k]);
-    high = std::max(high, x[k]);
-  }
-  const float range = high - low;
-  if (!finite || !std::isfinite(range)) {
-    std::memset(xq, 0, stride);
-    *scale = std::numeric_limits<float>::quiet_NaN();
-    *zero = 0;
-    return;
-  }
-  if (range == 0.0f) {  // all zero: every quantized value is the zero point, 0
-    std::memset(xq, 0, stride);
-    *scale = 0.0f;
-    *zero = 0;
-    return;
-  }
-  const float step = range / 255.0f;
-  const float zero_point = std::clamp(std::nearbyint(0.0f - low / step), 0.0f, 255.0f);
-  for (size_t k = 0; k < in; ++k) {
-    xq[k] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[k] / step) + zero_point, 0.0f, 255.0f));
-  }
-  std::memset(xq + in, 0, stride - in);
-  *scale = step;
-  *zero = static_cast<int32_t>(zero_point);
-}
-
-}  // namespace
-
 void LinearKernel::RunInt8(const float* x, size_t rows, float* y) const {
   const PackedInt8Linear& layout = packed_->int8_layout;
   const size_t stride = (layout.quads * kQuadBytes + 63) / 64 * 64;
@@ -280,15 +241,18 @@ void LinearKernel::RunInt8(const float* x, size_t rows, float* y) const {
     scales.resize(rows);
     zeros.resize(rows);
   }
-  for (size_t r = 0; r < rows; ++r) {
-    QuantizeRow(x + r * layout.in, layout.in, stride, quantized.data() + r * stride, &scales[r],
-                &zeros[r]);
-  }
   QuantizedRows view;
   view.xq = quantized.data();
   view.stride = stride;
   view.scales = scales.data();
   view.zeros = zeros.data();
+  if (packed_->vnni) {
+    linear_internal::QuantizeRowsAvx512(x, rows, layout.in, quantized.data(), stride,
+                                        scales.data(), zeros.data());
+  } else {
+    linear_internal::QuantizeRowsGeneric(x, rows, layout.in, quantized.data(), stride,
+                                         scales.data(), zeros.data());
+  }
   if (packed_->vnni) {
     linear_internal::RunInt8Vnni(layout, view, rows, y);
   } else {

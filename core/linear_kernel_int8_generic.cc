@@ -2,12 +2,47 @@
 // the arithmetic): the integer sums in plain C++, the float steps as
 // written. Built with -ffp-contract=off so that the multiply and the add
 // of the last step stay two roundings, as in the VNNI body.
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 
 #include "core/linear_kernel_isa.h"
 
 namespace seqserve::linear_internal {
+
+void QuantizeRowsGeneric(const float* x, size_t rows, size_t in, uint8_t* xq, size_t stride,
+                         float* scales, int32_t* zeros) {
+  for (size_t r = 0; r < rows; ++r, x += in, xq += stride) {
+    float low = 0.0f, high = 0.0f;
+    bool finite = true;
+    for (size_t k = 0; k < in; ++k) {
+      finite = finite && std::isfinite(x[k]);
+      low = std::min(low, x[k]);
+      high = std::max(high, x[k]);
+    }
+    const float range = high - low;
+    std::memset(xq, 0, stride);
+    zeros[r] = 0;
+    if (!finite || !std::isfinite(range)) {
+      scales[r] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    if (range == 0.0f) {  // all zero: every value is the zero point, 0
+      scales[r] = 0.0f;
+      continue;
+    }
+    const float step = range / 255.0f;
+    const float zero = std::clamp(std::nearbyint(0.0f - low / step), 0.0f, 255.0f);
+    for (size_t k = 0; k < in; ++k) {
+      xq[k] = static_cast<uint8_t>(std::clamp(std::nearbyint(x[k] / step) + zero, 0.0f, 255.0f));
+    }
+    scales[r] = step;
+    zeros[r] = static_cast<int32_t>(zero);
+  }
+}
 
 void RunInt8Generic(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows,
                     float* y) {

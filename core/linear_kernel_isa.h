@@ -94,6 +94,15 @@ struct QuantizedRows {
   const int32_t* zeros = nullptr;
 };
 
+// Quantize `rows` rows of `in` floats at x as above, row r into
+// xq + r * stride (0 past `in`), scales[r] and zeros[r]. A row that is not
+// finite gets scale NaN (its outputs are NaN), a row of zeros scale 0.
+// Both give the same bytes; the second needs AVX-512F.
+void QuantizeRowsGeneric(const float* x, size_t rows, size_t in, uint8_t* xq, size_t stride,
+                         float* scales, int32_t* zeros);
+void QuantizeRowsAvx512(const float* x, size_t rows, size_t in, uint8_t* xq, size_t stride,
+                        float* scales, int32_t* zeros);
+
 void RunInt8Generic(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows,
                     float* y);
 // Needs AVX-512F and AVX512_VNNI.

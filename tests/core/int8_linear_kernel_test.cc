@@ -113,6 +113,22 @@ TEST(Int8LinearKernel, EveryOutputIsTheFormulaBitForBit) {
   }
 }
 
+// Halves round to even, on every body: with a row from 0 to 255 the step
+// is 1, and 2.5, 3.5 and 100.5 are ties.
+TEST(Int8LinearKernel, TiesRoundToEvenOnEveryBody) {
+  const Layer layer = RandomLinear(7, 3, 17);
+  const std::vector<float> x = {0, 255, 2.5f, 3.5f, 100.5f, -0.0f, 7};
+  const std::vector<float> expected = Formula(layer, x.data(), false);
+  for (Isa isa : {Isa::kGeneric, LinearKernel::BestIsa()}) {
+    auto kernel = MakeInt8(layer, false, isa);
+    ASSERT_NE(kernel, nullptr);
+    const std::vector<float> y = Outputs(*kernel, x.data(), 1, 3);
+    for (int o = 0; o < 3; ++o) {
+      EXPECT_TRUE(SameBits(y[o], expected[o])) << LinearKernel::IsaName(isa) << " " << o;
+    }
+  }
+}
+
 TEST(Int8LinearKernel, VnniAndPlainBodiesGiveTheSameBits) {
   if (LinearKernel::BestIsa() != Isa::kAvx512 || !LinearKernel::HasVnni()) {
     GTEST_SKIP() << "this CPU has no AVX512_VNNI";
