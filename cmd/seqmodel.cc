@@ -2,8 +2,10 @@
 // server. `run` checks and answers the rows as the server would (the same
 // checks, heads, labels and output formats as seqclient classify).
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cmd/classification_format.h"
 #include "cmd/explanation_format.h"
@@ -54,6 +57,10 @@ ABSL_FLAG(std::string, config, "",
           "preprocessing, default output); "
           "default: REPO/<model>/config.textproto when FILE is REPO/<model>/<version>/...");
 
+ABSL_FLAG(std::string, precision, "",
+          "inspect, run, explain: fp32 or int8 instead of the config's precision; "
+          "compare: the precision compared with fp32 (default int8)");
+
 namespace seqserve {
 namespace {
 
@@ -65,6 +72,10 @@ constexpr char kUsage[] =
     "                    [--config config.textproto]\n"
     "  seqmodel explain FILE [ROW ...] [--method integrated_gradients|shapley|...]\n"
     "                    [--target_class CLASS] [--baseline 0,0,0] [--steps N]\n"
+    "  seqmodel compare FILE [ROW ...] [--precision int8] [--input ROWS]\n"
+    "Run, explain and inspect take --precision fp32|int8 over the config's.\n"
+    "Compare runs the rows in float32 and in --precision and prints how often\n"
+    "the predicted class agrees and the largest probability difference.\n"
     "Rows come as arguments (seqmodel run FILE 4,0,1 2,1,0), from --input or\n"
     "stdin: CSV (a header row is matched to the config's feature_names), or\n"
     "JSON Lines. In a repository\n"
@@ -100,9 +111,22 @@ ModelPlace PlaceOf(const std::string& path) {
   return place;
 }
 
+// --precision: nullopt when not given.
+absl::StatusOr<std::optional<Precision>> PrecisionFlag() {
+  const std::string name = absl::GetFlag(FLAGS_precision);
+  if (name.empty()) return std::optional<Precision>();
+  std::optional<Precision> precision = ParsePrecision(name);
+  if (!precision) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--precision ", name, " is not a precision: fp32 or int8"));
+  }
+  return precision;
+}
+
 // The model, and with a config (found beside a repository's model or given
 // with --config) the features a call sends and how each is prepared.
 int Inspect(const Sequential& model, const std::string& path) {
+  Precision precision = Precision::kFp32;
   ModelPlace place = PlaceOf(path);
   if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
   v1::ModelConfig config;
@@ -110,10 +134,16 @@ int Inspect(const Sequential& model, const std::string& path) {
     auto loaded = LoadModelConfig(place.config_path);
     if (!loaded.ok()) return Fail(loaded.status().ToString());
     config = std::move(*loaded);
+    precision = ConfigPrecision(config.precision()).value_or(Precision::kFp32);
     auto preprocessing = Preprocessing::Create(config, model.input_width());
     if (!preprocessing.ok()) {
       return Fail(absl::StrCat(place.config_path, ": ", preprocessing.status().ToString()));
     }
+  }
+  if (auto chosen = PrecisionFlag(); !chosen.ok()) {
+    return Fail(chosen.status().message());
+  } else if (*chosen) {
+    precision = **chosen;
   }
   std::cout << "model:        " << path << "\n";
   if (!place.config_path.empty()) {
@@ -139,6 +169,7 @@ int Inspect(const Sequential& model, const std::string& path) {
   std::cout << "input width:  " << model.input_width() << "\n"
             << "output width: " << model.output_width() << "\n"
             << "default head: " << HeadName(model.default_head()) << "\n"
+            << "precision:    " << PrecisionName(precision) << "\n"
             << "parameters:   " << model.ParameterCount() << "\n"
             << "layers:\n";
   for (size_t i = 0; i < model.layers().size(); ++i) {
@@ -156,9 +187,11 @@ struct Loaded {
 
 // The error's message is what to print: a model or config that does not
 // load with its status code, rows that do not parse as they are.
+// `precision`, when given, is served instead of the config's.
 absl::StatusOr<Loaded> LoadWithRows(std::shared_ptr<const Sequential> model,
                                     const std::string& path,
-                                    const std::vector<std::string>& row_args) {
+                                    const std::vector<std::string>& row_args,
+                                    std::optional<Precision> precision) {
   ModelPlace place = PlaceOf(path);
   if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
   Loaded loaded;
@@ -167,6 +200,7 @@ absl::StatusOr<Loaded> LoadWithRows(std::shared_ptr<const Sequential> model,
     if (!config.ok()) return absl::Status(config.status().code(), config.status().ToString());
     loaded.config = std::move(*config);
   }
+  if (precision) loaded.config.set_precision(ApiPrecision(*precision));
   auto served = MakeServedModel(place.name, place.version, std::move(model), loaded.config);
   if (!served.ok()) {
     return absl::Status(served.status().code(),
@@ -188,44 +222,101 @@ absl::StatusOr<Loaded> LoadWithRows(std::shared_ptr<const Sequential> model,
   return loaded;
 }
 
+// The rows answered by `served` as the server answers a Classify call.
+absl::StatusOr<v1::ClassifyResponse> Answer(const ServedModel& served, const FeatureRows& rows,
+                                            v1::OutputMode output) {
+  v1::ClassifyRequest request;
+  request.set_model(served.name);
+  request.mutable_features()->Add(rows.values.begin(), rows.values.end());
+  for (const std::string& category : rows.categories) request.add_categories(category);
+  request.set_rows(static_cast<uint32_t>(rows.rows));
+  request.set_output(output);
+  request.set_top_k(absl::GetFlag(FLAGS_top_k));
+  request.set_threshold(absl::GetFlag(FLAGS_threshold));
+  auto plan = PlanClassify(request, served, RequestLimits{});
+  if (!plan.ok()) return plan.status();
+  ModelInputs inputs;
+  if (absl::Status prepared = PrepareModelInputs(request, plan->rows, served, &inputs);
+      !prepared.ok()) {
+    return prepared;
+  }
+  auto logits = served.model->Predict(inputs.values, rows.rows, Head::kLogits);
+  if (!logits.ok()) return logits.status();
+  v1::ClassifyResponse response;
+  if (absl::Status built = BuildClassifyResponse(served, *plan, absl::MakeSpan(*logits),
+                                                 &response);
+      !built.ok()) {
+    return built;
+  }
+  return response;
+}
+
 int Run(std::shared_ptr<const Sequential> model, const std::string& path,
         const std::vector<std::string>& row_args) {
   auto format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
   if (!format.ok()) return Fail(format.status().message());
   auto output = ParseOutputModeShortName(absl::GetFlag(FLAGS_output));
   if (!output.ok()) return Fail(output.status().message());
-  auto loaded = LoadWithRows(std::move(model), path, row_args);
+  auto precision = PrecisionFlag();
+  if (!precision.ok()) return Fail(precision.status().message());
+  auto loaded = LoadWithRows(std::move(model), path, row_args, *precision);
   if (!loaded.ok()) return Fail(loaded.status().message());
-  const ServedModel& served = *loaded->served;
-  const FeatureRows& rows = loaded->rows;
-  v1::ClassifyRequest request;
-  request.set_model(served.name);
-  request.mutable_features()->Add(rows.values.begin(), rows.values.end());
-  for (const std::string& category : rows.categories) request.add_categories(category);
-  request.set_rows(static_cast<uint32_t>(rows.rows));
-  request.set_output(*output);
-  request.set_top_k(absl::GetFlag(FLAGS_top_k));
-  request.set_threshold(absl::GetFlag(FLAGS_threshold));
-  auto plan = PlanClassify(request, served, RequestLimits{});
-  if (!plan.ok()) return Fail(plan.status().ToString());
-  ModelInputs inputs;
-  if (absl::Status prepared = PrepareModelInputs(request, plan->rows, served, &inputs);
-      !prepared.ok()) {
-    return Fail(prepared.ToString());
-  }
-  auto logits = served.model->Predict(inputs.values, rows.rows, Head::kLogits);
-  if (!logits.ok()) return Fail(logits.status().ToString());
-  v1::ClassifyResponse response;
-  if (absl::Status built = BuildClassifyResponse(served, *plan, absl::MakeSpan(*logits),
-                                                 &response);
-      !built.ok()) {
-    return Fail(built.ToString());
-  }
+  auto response = Answer(*loaded->served, loaded->rows, *output);
+  if (!response.ok()) return Fail(response.status().ToString());
   const std::vector<std::string> labels(loaded->config.labels().begin(),
                                         loaded->config.labels().end());
-  auto printed = FormatClassification(Client::ToClassification(response), labels, *format);
+  auto printed = FormatClassification(Client::ToClassification(*response), labels, *format);
   if (!printed.ok()) return Fail(std::string(printed.status().message()));
   std::cout << *printed;
+  return 0;
+}
+
+// The rows in float32 and in --precision (int8 by default): how often the
+// predicted class agrees, and the largest difference of a probability
+// (sigmoid for a one-output model, else softmax).
+int Compare(std::shared_ptr<const Sequential> model, const std::string& path,
+            const std::vector<std::string>& row_args) {
+  auto flag = PrecisionFlag();
+  if (!flag.ok()) return Fail(flag.status().message());
+  const Precision precision = flag->value_or(Precision::kInt8);
+  if (precision == Precision::kFp32) return Fail("compare: --precision fp32 is the reference");
+  auto loaded = LoadWithRows(std::move(model), path, row_args, Precision::kFp32);
+  if (!loaded.ok()) return Fail(loaded.status().message());
+  const ServedModel& reference = *loaded->served;
+  v1::ModelConfig config = reference.config;
+  config.set_precision(ApiPrecision(precision));
+  auto reduced = MakeServedModel(reference.name, reference.version, reference.model, config);
+  if (!reduced.ok()) return Fail(reduced.status().ToString());
+  const v1::OutputMode output = reference.model->output_width() == 1 ? v1::OUTPUT_MODE_SIGMOID
+                                                                     : v1::OUTPUT_MODE_SOFTMAX;
+  auto expected = Answer(reference, loaded->rows, output);
+  if (!expected.ok()) return Fail(expected.status().ToString());
+  auto actual = Answer(**reduced, loaded->rows, output);
+  if (!actual.ok()) return Fail(actual.status().ToString());
+  size_t agree = 0;
+  float largest = 0;
+  int largest_row = -1;
+  for (int r = 0; r < expected->results_size(); ++r) {
+    const v1::RowResult& a = expected->results(r);
+    const v1::RowResult& b = actual->results(r);
+    agree += a.predicted_index() == b.predicted_index();
+    for (int i = 0; i < a.scores_size() && i < b.scores_size(); ++i) {
+      const float difference = std::fabs(a.scores(i) - b.scores(i));
+      if (largest_row < 0 || difference > largest) {
+        largest = difference;
+        largest_row = r;
+      }
+    }
+  }
+  const size_t rows = static_cast<size_t>(expected->results_size());
+  std::cout << "precision:        " << PrecisionName(precision) << " against fp32\n"
+            << "rows:             " << rows << "\n"
+            << "top-1 agreement:  " << agree << " of " << rows << " ("
+            << absl::StrFormat("%.2f", rows == 0 ? 100.0 : 100.0 * agree / rows) << "%)\n"
+            << "largest " << (output == v1::OUTPUT_MODE_SIGMOID ? "sigmoid" : "softmax")
+            << " difference: " << absl::StrFormat("%.6g", largest);
+  if (largest_row >= 0) std::cout << " (row " << largest_row << ")";
+  std::cout << "\n";
   return 0;
 }
 
@@ -249,7 +340,9 @@ int Explain(std::shared_ptr<const Sequential> model, const std::string& path,
   if (absl::Status filled = FillExplainRequest(flags, &request); !filled.ok()) {
     return Fail(filled.message());
   }
-  auto loaded = LoadWithRows(std::move(model), path, row_args);
+  auto precision = PrecisionFlag();
+  if (!precision.ok()) return Fail(precision.status().message());
+  auto loaded = LoadWithRows(std::move(model), path, row_args, *precision);
   if (!loaded.ok()) return Fail(loaded.status().message());
   const ServedModel& served = *loaded->served;
   request.set_model(served.name);
@@ -276,10 +369,12 @@ int Explain(std::shared_ptr<const Sequential> model, const std::string& path,
 int Main(int argc, char** argv) {
   if (HelpRequested(argc, argv)) {
     std::cout << GroupedFlagHelp(
-        kUsage, {{"inspect", {"config"}},
-                 {"run", {"output", "format", "input", "top_k", "threshold", "config"}},
+        kUsage, {{"inspect", {"config", "precision"}},
+                 {"run", {"output", "format", "input", "top_k", "threshold", "config",
+                          "precision"}},
                  {"explain", {"method", "target_class", "output", "baseline", "steps", "rule",
-                              "threshold", "format", "input", "config"}}},
+                              "threshold", "format", "input", "config", "precision"}},
+                 {"compare", {"precision", "input", "threshold", "config"}}},
         "cmd/seqmodel.cc");
     return 0;
   }
@@ -287,11 +382,11 @@ int Main(int argc, char** argv) {
   std::vector<char*> joined = JoinDashValue(argc, argv, "input");
   std::vector<char*> args =
       absl::ParseCommandLine(static_cast<int>(joined.size()), joined.data());
-  // inspect FILE, or run or explain FILE with any rows after it.
+  // inspect FILE, or run, explain or compare FILE with any rows after it.
   const std::string command = args.size() >= 2 ? args[1] : "";
   const bool inspect = command == "inspect";
   if (args.size() < 3 || (inspect && args.size() != 3) ||
-      (!inspect && command != "run" && command != "explain")) {
+      (!inspect && command != "run" && command != "explain" && command != "compare")) {
     std::cerr << kUsage << "\n";
     return 2;
   }
@@ -306,6 +401,7 @@ int Main(int argc, char** argv) {
   }
   const std::vector<std::string> rows(args.begin() + 3, args.end());
   if (command == "explain") return Explain(std::move(*model), path, rows);
+  if (command == "compare") return Compare(std::move(*model), path, rows);
   return Run(std::move(*model), path, rows);
 }
 

@@ -263,6 +263,7 @@ absl::Status InferenceService::DescribeModel(const v1::GetModelMetadataRequest& 
   *response->mutable_feature_names() = model.config.feature_names();
   *response->mutable_preprocessing() = model.config.preprocessing();
   response->set_model_input_width(static_cast<uint32_t>(model.model->input_width()));
+  response->set_precision(ApiPrecision(model.model->precision()));
   response->set_input_tensor(model.model->tensor_names().input);
   response->set_output_tensor(model.model->tensor_names().output);
   for (const Layer& layer : model.model->layers()) {

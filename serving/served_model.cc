@@ -8,6 +8,22 @@
 
 namespace seqserve {
 
+v1::Precision ApiPrecision(Precision precision) {
+  return precision == Precision::kInt8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32;
+}
+
+std::optional<Precision> ConfigPrecision(v1::Precision precision) {
+  switch (precision) {
+    case v1::PRECISION_UNSPECIFIED:
+    case v1::PRECISION_FP32:
+      return Precision::kFp32;
+    case v1::PRECISION_INT8:
+      return Precision::kInt8;
+    default:
+      return std::nullopt;
+  }
+}
+
 absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
     const std::string& name, int64_t version,
     std::shared_ptr<const Sequential> model, const v1::ModelConfig& config) {
@@ -78,6 +94,20 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
   auto baseline = LoadDriftBaseline(config, binary ? 2 : outputs);
   if (!baseline.ok()) return baseline.status();
   served->drift_baseline = std::move(*baseline);
+  const std::optional<Precision> precision = ConfigPrecision(config.precision());
+  if (!precision) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config precision ", config.precision(), " is not a precision"));
+  }
+  if (*precision != model->precision()) {
+    auto rebuilt = model->WithPrecision(*precision);
+    if (!rebuilt.ok()) {
+      return absl::Status(rebuilt.status().code(),
+                          absl::StrCat("config precision ", PrecisionName(*precision), ": ",
+                                       rebuilt.status().message()));
+    }
+    model = std::move(*rebuilt);
+  }
   served->model = std::move(model);
   return served;
 }

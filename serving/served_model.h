@@ -3,10 +3,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/head.h"
+#include "core/precision.h"
 #include "core/sequential.h"
 #include "seqserve/v1/config.pb.h"
 #include "serving/preprocessing.h"
@@ -37,9 +39,16 @@ struct ServedModel {
   size_t request_width() const { return preprocessing->raw_width(); }
 };
 
+// The API's name of a precision, and the precision a config's value asks
+// for (UNSPECIFIED is FP32; nullopt for a value the API does not define).
+v1::Precision ApiPrecision(Precision precision);
+std::optional<Precision> ConfigPrecision(v1::Precision precision);
+
 // Combines a loaded model with its config; INVALID_ARGUMENT when they do not
 // fit (label count, threshold range, an unknown or softmax default output
-// for a one-output model, preprocessing as Preprocessing::Create says).
+// for a one-output model, preprocessing as Preprocessing::Create says, a
+// precision the model cannot run in). A config's precision other than the
+// model's rebuilds the model's kernels in it.
 absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
     const std::string& name, int64_t version,
     std::shared_ptr<const Sequential> model, const v1::ModelConfig& config);

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -347,6 +348,99 @@ TEST(Seqmodel, ExplainPrintsATableWithFeatureColumnsAndRefusesWhatItCannot) {
   EXPECT_EQ(baseline.output,
             "seqmodel: INVALID_ARGUMENT: model 'species': the baseline has 2 values, the model "
             "takes 3\n");
+}
+
+}  // namespace
+}  // namespace seqserve
+
+namespace seqserve {
+namespace {
+
+// Inspect says the precision the model would be served in: the config's,
+// or --precision over it.
+TEST(SeqmodelPrecision, InspectShowsTheConfigsPrecisionOrTheFlags) {
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result plain = RunSeqmodel("inspect " + model);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_THAT(plain.output, HasSubstr("precision:    fp32"));
+  const std::string config = ::testing::TempDir() + "/int8_config.textproto";
+  std::ofstream(config) << "precision: int8\n";
+  const Result int8 = RunSeqmodel(absl::StrCat("inspect ", model, " --config ", config));
+  ASSERT_EQ(int8.exit_code, 0) << int8.output;
+  EXPECT_THAT(int8.output, HasSubstr("precision:    int8"));
+  const Result flag =
+      RunSeqmodel(absl::StrCat("inspect ", model, " --config ", config, " --precision fp32"));
+  ASSERT_EQ(flag.exit_code, 0) << flag.output;
+  EXPECT_THAT(flag.output, HasSubstr("precision:    fp32"));
+  const Result wrong = RunSeqmodel(absl::StrCat("inspect ", model, " --precision bf17"));
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_THAT(wrong.output, HasSubstr("--precision bf17 is not a precision: fp32 or int8"));
+}
+
+// Run in INT8 answers with other scores than float32 but, on the reference
+// rows, the same classes.
+TEST(SeqmodelPrecision, RunInInt8KeepsTheReferenceClasses) {
+  auto reference = testing::LoadReference("species");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  const std::string rows = WriteRows(*reference);
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result fp32 = RunSeqmodel(absl::StrCat("run ", model, " --format csv --input ", rows));
+  const Result int8 =
+      RunSeqmodel(absl::StrCat("run ", model, " --format csv --precision int8 --input ", rows));
+  ASSERT_EQ(fp32.exit_code, 0) << fp32.output;
+  ASSERT_EQ(int8.exit_code, 0) << int8.output;
+  EXPECT_NE(fp32.output, int8.output);
+  // row,predicted_index,...: the first two fields of every line agree.
+  const std::vector<std::string> a = absl::StrSplit(fp32.output, '\n');
+  const std::vector<std::string> b = absl::StrSplit(int8.output, '\n');
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::vector<std::string> x = absl::StrSplit(a[i], absl::MaxSplits(',', 2));
+    const std::vector<std::string> y = absl::StrSplit(b[i], absl::MaxSplits(',', 2));
+    ASSERT_EQ(x.size(), y.size()) << i;
+    if (x.size() >= 2) {
+      EXPECT_EQ(x[1], y[1]) << "line " << i;
+    }
+  }
+}
+
+// Compare prints the agreement with float32 and the largest difference.
+TEST(SeqmodelPrecision, CompareReportsAgreementAndTheLargestDifference) {
+  auto reference = testing::LoadReference("species");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  const std::string rows = WriteRows(*reference);
+  const std::string model = testing::ReferenceDir() + "/species.onnx";
+  const Result result = RunSeqmodel(absl::StrCat("compare ", model, " --input ", rows));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("precision:        int8 against fp32\n"));
+  EXPECT_THAT(result.output, HasSubstr(absl::StrCat("rows:             ", reference->rows, "\n")));
+  EXPECT_THAT(result.output,
+              HasSubstr(absl::StrCat("top-1 agreement:  ", reference->rows, " of ",
+                                     reference->rows, " (100.00%)\n")));
+  // The largest difference, computed here from the two runs' softmax.
+  const Result fp32 = RunSeqmodel(
+      absl::StrCat("run ", model, " --format json --output softmax --input ", rows));
+  const Result int8 = RunSeqmodel(absl::StrCat(
+      "run ", model, " --format json --output softmax --precision int8 --input ", rows));
+  ASSERT_EQ(fp32.exit_code, 0) << fp32.output;
+  ASSERT_EQ(int8.exit_code, 0) << int8.output;
+  const nlohmann::json a = nlohmann::json::parse(fp32.output);
+  const nlohmann::json b = nlohmann::json::parse(int8.output);
+  float largest = 0;
+  for (size_t r = 0; r < a["results"].size(); ++r) {
+    for (size_t i = 0; i < a["results"][r]["scores"].size(); ++i) {
+      largest = std::max(largest, std::fabs(a["results"][r]["scores"][i].get<float>() -
+                                            b["results"][r]["scores"][i].get<float>()));
+    }
+  }
+  EXPECT_GT(largest, 0.0f);
+  EXPECT_THAT(result.output,
+              HasSubstr(absl::StrCat("largest softmax difference: ",
+                                     absl::StrFormat("%.6g", largest), " (row ")));
+  const Result refused =
+      RunSeqmodel(absl::StrCat("compare ", model, " --precision fp32 --input ", rows));
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("--precision fp32 is the reference"));
 }
 
 }  // namespace

@@ -68,6 +68,37 @@ TEST_F(ModelManagerTest, LoadsModelsWithTheirConfig) {
   EXPECT_EQ(Version("species", 1)->state, v1::MODEL_STATE_AVAILABLE);
 }
 
+// A config's precision rebuilds the loaded version's kernels, at load and
+// when the config changes; back in float32 the answers are PyTorch's again.
+TEST_F(ModelManagerTest, AConfigsPrecisionRebuildsTheVersionsKernels) {
+  auto reference = testing::LoadReference("species");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  repository_.AddReferenceVersion("species", 1, "species");
+  repository_.WriteReferenceConfig("species", "species", "precision: int8");
+  manager_.Refresh();
+  auto served = manager_.Find("species", 0);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ((*served)->model->precision(), Precision::kInt8);
+  auto quantized = (*served)->model->Predict(reference->inputs, reference->rows, Head::kLogits);
+  ASSERT_TRUE(quantized.ok()) << quantized.status();
+  EXPECT_NE(testing::FirstMismatch(*quantized, reference->logits), -1);  // not float32's
+
+  repository_.WriteReferenceConfig("species", "species", "precision: PRECISION_FP32");
+  manager_.Refresh();
+  served = manager_.Find("species", 0);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ((*served)->model->precision(), Precision::kFp32);
+  auto exact = (*served)->model->Predict(reference->inputs, reference->rows, Head::kLogits);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_EQ(testing::FirstMismatch(*exact, reference->logits), -1);
+
+  repository_.WriteReferenceConfig("species", "species", "precision: 7");
+  manager_.Refresh();
+  served = manager_.Find("species", 0);  // the version keeps its last good config
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ((*served)->model->precision(), Precision::kFp32);
+}
+
 TEST_F(ModelManagerTest, UnknownModelsAndVersionsAreNotFound) {
   repository_.AddReferenceVersion("species", 1, "species");
   manager_.Refresh();
