@@ -276,6 +276,7 @@ async function chooseModel(page, name, width) {
     await chooseModel(page, "species", 3);
     const facts = await page.$eval("#model-facts", (node) => node.textContent);
     check(facts.includes("bird, mammal, reptile"), "species labels shown");
+    check(facts.includes("precisionfp32"), "species precision shown: " + facts);
     const layers = await page.$$eval("#model-layers li", (items) => items.map((i) => i.textContent));
     check(layers[0] === "Linear(3, 16)", `layers shown as PyTorch prints them: ${layers}`);
     const inputs = await page.$$("#feature-fields input");

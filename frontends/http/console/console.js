@@ -142,6 +142,8 @@ async function selectModel(name) {
     add("preprocessing", Array.from(transforms.values()).map(transformName).join("; "));
   }
   add("output width", metadata.output_width);
+  // The API's enum name, printed as the config and seqmodel spell it.
+  add("precision", (metadata.precision || "PRECISION_FP32").replace("PRECISION_", "").toLowerCase());
   add("labels", (metadata.labels || []).join(", ") || "(none)");
   add("default output", modeName(metadata.default_output));
   add("parameters", metadata.parameter_count);
