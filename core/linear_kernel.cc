@@ -62,12 +62,13 @@ struct LinearKernel::Packed {
   AlignedFloats slabs;
   AlignedFloats bias;
   PackedLinear layout;
-  // INT8 only.
+  // INT8 only: the body and the weights in its layout.
+  Int8Body int8_body = Int8Body::kGeneric;
   Aligned<int8_t> int8_slabs;
+  Aligned<int16_t> pair_slabs;
   AlignedFloats weight_scales;
   Aligned<int32_t> column_sums;
   PackedInt8Linear int8_layout;
-  bool vnni = false;  // RunInt8Vnni, else RunInt8Generic
 };
 
 bool LinearKernel::HasVnni() {
@@ -108,10 +109,13 @@ absl::StatusOr<std::unique_ptr<LinearKernel>> LinearKernel::Create(const Layer& 
     return absl::FailedPreconditionError(absl::StrCat(
         "this CPU cannot run the ", IsaName(isa), " kernel (best: ", IsaName(BestIsa()), ")"));
   }
-  auto packed = precision == Precision::kInt8 ? PackInt8(layer, fuse_relu)
+  // INT8 on AVX512_VNNI, else on AVX2's or SSE2's int16 multiply-adds.
+  const Int8Body body = isa == Isa::kAvx512 && HasVnni() ? Int8Body::kVnni
+                        : isa != Isa::kGeneric           ? Int8Body::kAvx2
+                                                         : Int8Body::kGeneric;
+  auto packed = precision == Precision::kInt8 ? PackInt8(layer, fuse_relu, body)
                                               : PackFp32(layer, fuse_relu);
   if (!packed.ok()) return packed.status();
-  (*packed)->vnni = precision == Precision::kInt8 && isa == Isa::kAvx512 && HasVnni();
   return std::unique_ptr<LinearKernel>(new LinearKernel(isa, precision, std::move(*packed)));
 }
 
@@ -153,7 +157,8 @@ absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackFp32(con
 }
 
 absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(const Layer& layer,
-                                                                             bool fuse_relu) {
+                                                                             bool fuse_relu,
+                                                                             Int8Body body) {
   const size_t in = static_cast<size_t>(layer.in_features);
   const size_t out = static_cast<size_t>(layer.out_features);
   if (in > kMaxInt8Inputs) {
@@ -163,20 +168,34 @@ absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(con
   }
   const size_t slab_count = (out + kSlabWidth - 1) / kSlabWidth;
   const size_t quads = (in + kQuadBytes - 1) / kQuadBytes;
+  const size_t pairs = (in + 1) / 2;
   const size_t columns = slab_count * kSlabWidth;
+  const bool vnni = body == Int8Body::kVnni;
+  const size_t weight_bytes = vnni ? columns * quads * kQuadBytes : columns * pairs * 2 * 2;
   auto packed = std::make_unique<Packed>();
-  packed->int8_slabs = AllocateAligned<int8_t>(columns * quads * kQuadBytes);
+  packed->int8_body = body;
+  if (vnni) {
+    packed->int8_slabs = AllocateAligned<int8_t>(weight_bytes);
+  } else {
+    packed->pair_slabs = AllocateAligned<int16_t>(weight_bytes / 2);
+  }
   packed->weight_scales = AllocateAligned(columns);
   packed->column_sums = AllocateAligned<int32_t>(columns);
   packed->bias = AllocateAligned(columns);
-  if (packed->int8_slabs == nullptr || packed->weight_scales == nullptr ||
-      packed->column_sums == nullptr || packed->bias == nullptr) {
+  if ((vnni ? packed->int8_slabs == nullptr : packed->pair_slabs == nullptr) ||
+      packed->weight_scales == nullptr || packed->column_sums == nullptr ||
+      packed->bias == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("no memory for the int8 weights of ", layer.Describe(), " (",
-                     columns * (quads * kQuadBytes + 12), " bytes)"));
+                     weight_bytes + columns * 12, " bytes)"));
   }
   int8_t* slabs = packed->int8_slabs.get();
-  std::fill(slabs, slabs + columns * quads * kQuadBytes, int8_t{0});
+  int16_t* pair_slabs = packed->pair_slabs.get();
+  if (vnni) {
+    std::fill(slabs, slabs + weight_bytes, int8_t{0});
+  } else {
+    std::fill(pair_slabs, pair_slabs + weight_bytes / 2, int16_t{0});
+  }
   float* scales = packed->weight_scales.get();
   int32_t* sums = packed->column_sums.get();
   std::fill(scales, scales + columns, 0.0f);
@@ -189,12 +208,16 @@ absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(con
     const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
     scales[o] = scale;
     const size_t s = o / kSlabWidth, l = o % kSlabWidth;
-    int8_t* lane = slabs + s * quads * kSlabWidth * kQuadBytes + l * kQuadBytes;
     int32_t sum = 0;
     for (size_t k = 0; k < in; ++k) {
       const float q = std::clamp(std::nearbyint(row[k] / scale), -127.0f, 127.0f);
       const int8_t value = static_cast<int8_t>(q);
-      lane[(k / kQuadBytes) * kSlabWidth * kQuadBytes + k % kQuadBytes] = value;
+      if (vnni) {
+        slabs[((s * quads + k / kQuadBytes) * kSlabWidth + l) * kQuadBytes + k % kQuadBytes] =
+            value;
+      } else {
+        pair_slabs[((s * pairs + k / 2) * kSlabWidth + l) * 2 + k % 2] = value;
+      }
       sum += value;
     }
     sums[o] = sum;
@@ -204,11 +227,13 @@ absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(con
   std::copy(layer.bias.begin(), layer.bias.end(), bias);
   PackedInt8Linear& layout = packed->int8_layout;
   layout.slabs = slabs;
+  layout.pair_slabs = pair_slabs;
   layout.weight_scales = scales;
   layout.column_sums = sums;
   layout.bias = bias;
   layout.in = in;
   layout.quads = quads;
+  layout.pairs = pairs;
   layout.out = out;
   layout.slab_count = slab_count;
   layout.relu = fuse_relu;
@@ -223,17 +248,21 @@ LinearKernel::~LinearKernel() = default;
 size_t LinearKernel::packed_bytes() const {
   if (precision_ == Precision::kInt8) {
     const PackedInt8Linear& layout = packed_->int8_layout;
-    return layout.slab_count * kSlabWidth *
-           (layout.quads * kQuadBytes + sizeof(float) * 2 + sizeof(int32_t));
+    const size_t weights = packed_->int8_body == Int8Body::kVnni ? layout.quads * kQuadBytes
+                                                                 : layout.pairs * 2 * 2;
+    return layout.slab_count * kSlabWidth * (weights + sizeof(float) * 2 + sizeof(int32_t));
   }
   return packed_->layout.slab_count * (packed_->layout.in + 1) * kSlabWidth * sizeof(float);
 }
 
 void LinearKernel::RunInt8(const float* x, size_t rows, float* y) const {
   const PackedInt8Linear& layout = packed_->int8_layout;
+  const Int8Body body = packed_->int8_body;
   const size_t stride = (layout.quads * kQuadBytes + 63) / 64 * 64;
+  const size_t pair_stride = (layout.pairs + 15) / 16 * 16;
   // The thread's buffers, grown when a call needs more and kept.
   thread_local std::vector<uint8_t> quantized;
+  thread_local std::vector<int32_t> pairs;
   thread_local std::vector<float> scales;
   thread_local std::vector<int32_t> zeros;
   if (quantized.size() < rows * stride) quantized.resize(rows * stride);
@@ -241,22 +270,35 @@ void LinearKernel::RunInt8(const float* x, size_t rows, float* y) const {
     scales.resize(rows);
     zeros.resize(rows);
   }
-  QuantizedRows view;
-  view.xq = quantized.data();
-  view.stride = stride;
-  view.scales = scales.data();
-  view.zeros = zeros.data();
-  if (packed_->vnni) {
+  if (body == Int8Body::kVnni) {
     linear_internal::QuantizeRowsAvx512(x, rows, layout.in, quantized.data(), stride,
                                         scales.data(), zeros.data());
   } else {
     linear_internal::QuantizeRowsGeneric(x, rows, layout.in, quantized.data(), stride,
                                          scales.data(), zeros.data());
+    if (pairs.size() < rows * pair_stride) pairs.resize(rows * pair_stride);
+    for (size_t r = 0; r < rows; ++r) {
+      const uint8_t* xq = quantized.data() + r * stride;
+      int32_t* row = pairs.data() + r * pair_stride;
+      for (size_t p = 0; p < layout.pairs; ++p) {
+        row[p] = static_cast<int32_t>(xq[2 * p] | (static_cast<uint32_t>(xq[2 * p + 1]) << 16));
+      }
+    }
   }
-  if (packed_->vnni) {
-    linear_internal::RunInt8Vnni(layout, view, rows, y);
-  } else {
-    linear_internal::RunInt8Generic(layout, view, rows, y);
+  QuantizedRows view;
+  view.xq = quantized.data();
+  view.stride = stride;
+  view.pairs = pairs.data();
+  view.pair_stride = pair_stride;
+  view.scales = scales.data();
+  view.zeros = zeros.data();
+  switch (body) {
+    case Int8Body::kVnni:
+      return linear_internal::RunInt8Vnni(layout, view, rows, y);
+    case Int8Body::kAvx2:
+      return linear_internal::RunInt8Avx2(layout, view, rows, y);
+    case Int8Body::kGeneric:
+      return linear_internal::RunInt8Generic(layout, view, rows, y);
   }
 }
 

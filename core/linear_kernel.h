@@ -45,8 +45,8 @@ class LinearKernel {
   // the weights cannot be allocated. INT8 (core/linear_kernel_isa.h) takes
   // at most kMaxInt8Inputs inputs, so that its int32 sums cannot overflow
   // (INVALID_ARGUMENT beyond); it runs on AVX512_VNNI when the CPU has it
-  // and the instruction set is AVX-512, else in plain x86-64, with the
-  // same bits. Batch invariance holds for INT8 too: a row's quantization
+  // and the instruction set is AVX-512, else on AVX2 (also on AVX-512
+  // without VNNI), else in plain x86-64, all with the same bits. Batch invariance holds for INT8 too: a row's quantization
   // is its own, and its integer sums are exact.
   static constexpr size_t kMaxInt8Inputs = size_t{1} << 16;
   static absl::StatusOr<std::unique_ptr<LinearKernel>> Create(
@@ -77,7 +77,11 @@ class LinearKernel {
 
   LinearKernel(Isa isa, Precision precision, std::unique_ptr<Packed> packed);
   static absl::StatusOr<std::unique_ptr<Packed>> PackFp32(const Layer& layer, bool fuse_relu);
-  static absl::StatusOr<std::unique_ptr<Packed>> PackInt8(const Layer& layer, bool fuse_relu);
+  // Which INT8 body runs: VPDPBUSD on 4-byte quads, or 16-bit pair
+  // multiply-adds in AVX2 or SSE2 (core/linear_kernel_isa.h's layouts).
+  enum class Int8Body { kVnni, kAvx2, kGeneric };
+  static absl::StatusOr<std::unique_ptr<Packed>> PackInt8(const Layer& layer, bool fuse_relu,
+                                                          Int8Body body);
   void RunInt8(const float* x, size_t rows, float* y) const;
 
   const Isa isa_;

@@ -69,27 +69,36 @@ void RunAvx512(const PackedLinear& layer, const float* x, size_t rows, float* y)
 // batch size and on every body. A row that is not finite gives NaN.
 constexpr size_t kQuadBytes = 4;  // inputs per 32-bit lane of a dot product
 
+// The weights in one of two layouts, by body. `slabs` (VNNI): slab_count
+// slabs of quads x kSlabWidth x 4 bytes, byte [s][q][l][j] being
+// q[s * kSlabWidth + l][4q + j]. `pair_slabs` (AVX2 and plain x86-64, whose
+// multiply-adds take int16 pairs): slab_count slabs of pairs x kSlabWidth
+// x 2 int16, [s][p][l][j] being q[s * kSlabWidth + l][2p + j]. 0 past `in`
+// and past `out`; 64-byte aligned; the other layout null.
 struct PackedInt8Linear {
-  // slab_count slabs of quads x kSlabWidth x 4 bytes: byte [s][q][l][j] is
-  // q[s * kSlabWidth + l][4q + j]; 0 past `in` and past `out`. 64-byte
-  // aligned.
   const int8_t* slabs = nullptr;
+  const int16_t* pair_slabs = nullptr;
   // slab_count * kSlabWidth each, 0 past `out`; 64-byte aligned.
   const float* weight_scales = nullptr;
   const int32_t* column_sums = nullptr;
   const float* bias = nullptr;
   size_t in = 0;
   size_t quads = 0;  // (in + 3) / 4
+  size_t pairs = 0;  // (in + 1) / 2
   size_t out = 0;
   size_t slab_count = 0;
   bool relu = false;
 };
 
 // A call's rows quantized: row r's quads * 4 bytes at xq + r * stride
-// (0 past `in`), its scale and zero point.
+// (0 past `in`), its scale and zero point; for the pair layout also each
+// pair of bytes as one int32, xq[2p] | xq[2p + 1] << 16, at
+// pairs + r * pair_stride.
 struct QuantizedRows {
   const uint8_t* xq = nullptr;
   size_t stride = 0;
+  const int32_t* pairs = nullptr;
+  size_t pair_stride = 0;
   const float* scales = nullptr;
   const int32_t* zeros = nullptr;
 };
@@ -103,8 +112,10 @@ void QuantizeRowsGeneric(const float* x, size_t rows, size_t in, uint8_t* xq, si
 void QuantizeRowsAvx512(const float* x, size_t rows, size_t in, uint8_t* xq, size_t stride,
                         float* scales, int32_t* zeros);
 
+// The pair layout's bodies; the second needs AVX2.
 void RunInt8Generic(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows,
                     float* y);
+void RunInt8Avx2(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows, float* y);
 // Needs AVX-512F and AVX512_VNNI.
 void RunInt8Vnni(const PackedInt8Linear& layer, const QuantizedRows& x, size_t rows, float* y);
 
