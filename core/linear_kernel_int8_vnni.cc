@@ -21,6 +21,14 @@ namespace {
 constexpr int kMaxRows = 6;
 constexpr int kMaxVectors = 4;
 
+// acc += the four products of each lane's bytes, u8 from `x`, s8 from `w`:
+// VPDPBUSD. Written as an instruction whose accumulator is its output,
+// because GCC 12 copies the accumulator for the intrinsic at every use.
+inline __m512i DotAdd(__m512i acc, __m512i x, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+  return acc;
+}
+
 using TileFn = void (*)(const PackedInt8Linear& layer, const QuantizedRows& x, size_t row,
                         size_t slab, float* y, __mmask16 last);
 
@@ -49,7 +57,7 @@ void Tile(const PackedInt8Linear& layer, const QuantizedRows& x, size_t row, siz
       std::memcpy(&quad, xq + r * x.stride + q * kQuadBytes, sizeof(quad));
       const __m512i xb = _mm512_set1_epi32(quad);
 #pragma GCC unroll 8
-      for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xb, wq[v]);
+      for (int v = 0; v < kVectors; ++v) acc[r][v] = DotAdd(acc[r][v], xb, wq[v]);
     }
   }
   const __m512 zero = _mm512_setzero_ps();
