@@ -134,7 +134,12 @@ int Inspect(const Sequential& model, const std::string& path) {
     auto loaded = LoadModelConfig(place.config_path);
     if (!loaded.ok()) return Fail(loaded.status().ToString());
     config = std::move(*loaded);
-    precision = ConfigPrecision(config.precision()).value_or(Precision::kFp32);
+    const std::optional<Precision> configured = ConfigPrecision(config.precision());
+    if (!configured) {
+      return Fail(absl::StrCat(place.config_path, ": precision ", config.precision(),
+                               " is not a precision"));
+    }
+    precision = *configured;
     auto preprocessing = Preprocessing::Create(config, model.input_width());
     if (!preprocessing.ok()) {
       return Fail(absl::StrCat(place.config_path, ": ", preprocessing.status().ToString()));
@@ -302,7 +307,10 @@ int Compare(std::shared_ptr<const Sequential> model, const std::string& path,
     agree += a.predicted_index() == b.predicted_index();
     for (int i = 0; i < a.scores_size() && i < b.scores_size(); ++i) {
       const float difference = std::fabs(a.scores(i) - b.scores(i));
-      if (largest_row < 0 || difference > largest) {
+      // A NaN on one side only (a row beyond float32 in int8) is the
+      // largest difference there is, and stays so.
+      if (std::isnan(largest)) break;
+      if (largest_row < 0 || difference > largest || std::isnan(difference)) {
         largest = difference;
         largest_row = r;
       }

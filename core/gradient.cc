@@ -186,6 +186,10 @@ absl::Status Sequential::ScoreGradients(absl::Span<const float> features, size_t
         scores.size(), " scores and ", gradients.size(), " gradient values for ", rows,
         " rows of ", input_width_));
   }
+  if (precision_ != Precision::kFp32) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "gradients are of float32 models; this one runs in ", PrecisionName(precision_)));
+  }
   const int classes = static_cast<int>(ClassCount(output_width_));
   for (int target : targets) {
     if (target < 0 || target >= classes) {

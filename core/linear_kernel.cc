@@ -204,8 +204,11 @@ absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(con
     const float* row = layer.weight.data() + o * in;
     float largest = 0.0f;
     for (size_t k = 0; k < in; ++k) largest = std::max(largest, std::fabs(row[k]));
-    // Symmetric, [-127, 127]: ONNX Runtime's per-channel int8 weights.
-    const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
+    // Symmetric, [-127, 127]: ONNX Runtime's per-channel int8 weights. A
+    // row too small for a scale (all zero, or a quotient that underflows)
+    // quantizes to zeros.
+    float scale = largest / 127.0f;
+    if (!(scale > 0.0f)) scale = 1.0f;
     scales[o] = scale;
     const size_t s = o / kSlabWidth, l = o % kSlabWidth;
     int32_t sum = 0;
@@ -255,16 +258,43 @@ size_t LinearKernel::packed_bytes() const {
   return packed_->layout.slab_count * (packed_->layout.in + 1) * kSlabWidth * sizeof(float);
 }
 
+namespace {
+
+// The calling thread's INT8 buffers, grown when a call needs more.
+struct Int8Scratch {
+  std::vector<uint8_t> quantized;
+  std::vector<int32_t> pairs;
+  std::vector<float> scales;
+  std::vector<int32_t> zeros;
+};
+
+Int8Scratch& ThreadInt8Scratch() {
+  thread_local Int8Scratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+size_t LinearKernel::ThreadInt8ScratchBytes() {
+  const Int8Scratch& scratch = ThreadInt8Scratch();
+  return scratch.quantized.capacity() + scratch.pairs.capacity() * sizeof(int32_t) +
+         scratch.scales.capacity() * sizeof(float) + scratch.zeros.capacity() * sizeof(int32_t);
+}
+
+void LinearKernel::ReleaseThreadInt8Scratch() { ThreadInt8Scratch() = Int8Scratch(); }
+
 void LinearKernel::RunInt8(const float* x, size_t rows, float* y) const {
   const PackedInt8Linear& layout = packed_->int8_layout;
   const Int8Body body = packed_->int8_body;
-  const size_t stride = (layout.quads * kQuadBytes + 63) / 64 * 64;
-  const size_t pair_stride = (layout.pairs + 15) / 16 * 16;
-  // The thread's buffers, grown when a call needs more and kept.
-  thread_local std::vector<uint8_t> quantized;
-  thread_local std::vector<int32_t> pairs;
-  thread_local std::vector<float> scales;
-  thread_local std::vector<int32_t> zeros;
+  // Rows packed tight: the bodies read bytes, quads and pairs at any
+  // address. At most a quarter of x's bytes (and twice that in pairs).
+  const size_t stride = layout.quads * kQuadBytes;
+  const size_t pair_stride = layout.pairs;
+  Int8Scratch& scratch = ThreadInt8Scratch();
+  std::vector<uint8_t>& quantized = scratch.quantized;
+  std::vector<int32_t>& pairs = scratch.pairs;
+  std::vector<float>& scales = scratch.scales;
+  std::vector<int32_t>& zeros = scratch.zeros;
   if (quantized.size() < rows * stride) quantized.resize(rows * stride);
   if (scales.size() < rows) {
     scales.resize(rows);

@@ -13,9 +13,11 @@
 namespace seqserve {
 
 // Immutable once created; Run() is safe from many threads at once and
-// allocates nothing (INT8: once a thread's buffer is large enough).
+// allocates nothing (INT8: once the thread's buffers are large enough).
 //
-// Batch invariance: each output y[r][o] is computed as
+// Batch invariance (float32; INT8's arithmetic is in
+// core/linear_kernel_isa.h, per row and exact in its sums): each output
+// y[r][o] is computed as
 //   acc = b[o]; for k = 0 .. in-1: acc = fma(x[r][k], W[o][k], acc)
 // (then max(acc, 0) with a fused ReLU), in that order, whether row r comes
 // alone or among any number of rows, at any position. The kernel vectorises
@@ -63,9 +65,14 @@ class LinearKernel {
   LinearKernel& operator=(const LinearKernel&) = delete;
 
   // y = x W^T + b (then ReLU when fused) for `rows` rows, on the calling
-  // thread alone. x and y must not overlap. INT8 quantizes the rows into a
-  // buffer of the thread's, kept for its next call.
+  // thread alone. x and y must not overlap. INT8 quantizes the rows into
+  // buffers of the thread's, kept for its next call (about 3 bytes per
+  // input value), and throws std::bad_alloc when they cannot grow.
   void Run(const float* x, size_t rows, float* y) const;
+
+  // The calling thread's INT8 buffers: their bytes, and giving them back.
+  static size_t ThreadInt8ScratchBytes();
+  static void ReleaseThreadInt8Scratch();
 
   Isa isa() const { return isa_; }
   Precision precision() const { return precision_; }

@@ -3,15 +3,13 @@
 // uint8 inputs by 64 int8 weights and adds them, four per lane, into 16
 // int32 sums: exact, so any blocking gives the generic body's sums. Built
 // with -mavx512f -mavx512vnni -ffp-contract=off; like the other bodies it
-// includes no header that could emit code shared with the rest of the
-// program.
+// calls no inline function of a header (<cmath>'s among them: compiler
+// builtins instead), so it emits no code the rest of the program shares.
 #include <immintrin.h>
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 #include "core/linear_kernel_isa.h"
 
@@ -135,8 +133,8 @@ void QuantizeRowsAvx512(const float* x, size_t rows, size_t in, uint8_t* xq, siz
     const float range = row_high - row_low;
     std::memset(xq, 0, stride);
     zeros[r] = 0;
-    if (nonfinite != 0 || !std::isfinite(range)) {
-      scales[r] = std::numeric_limits<float>::quiet_NaN();
+    if (nonfinite != 0 || !__builtin_isfinite(range)) {
+      scales[r] = __builtin_nanf("");
       continue;
     }
     if (range == 0.0f) {
@@ -144,7 +142,7 @@ void QuantizeRowsAvx512(const float* x, size_t rows, size_t in, uint8_t* xq, siz
       continue;
     }
     const float step = range / 255.0f;
-    float zero = std::nearbyint(0.0f - row_low / step);
+    float zero = __builtin_nearbyintf(0.0f - row_low / step);
     zero = zero < 0.0f ? 0.0f : (zero > 255.0f ? 255.0f : zero);
     const __m512 step_v = _mm512_set1_ps(step), zero_v = _mm512_set1_ps(zero);
     const __m512 floor_v = _mm512_setzero_ps(), ceiling_v = _mm512_set1_ps(255.0f);

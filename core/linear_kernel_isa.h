@@ -1,7 +1,8 @@
 // Internal to core/linear_kernel.cc: the packed layout of a Linear layer and
 // the bodies that run it, one per instruction set. Each body lives in its
 // own file built for its instruction set (linear_kernel_avx512.cc,
-// linear_kernel_avx2.cc, linear_kernel_generic.cc), so this header holds
+// linear_kernel_avx2.cc, linear_kernel_generic.cc; for INT8
+// linear_kernel_int8_vnni.cc, _avx2.cc, _generic.cc), so this header holds
 // plain types and declarations only: nothing here may become code that a
 // file built for AVX-512 and one built for plain x86-64 would both emit
 // (the linker keeps one copy of such code, maybe the AVX-512 one).
@@ -55,18 +56,22 @@ void RunAvx512(const PackedLinear& layer, const float* x, size_t rows, float* y)
 //
 // Weights, once at load: per output o, symmetric int8 with
 //   w_scale[o] = max_k |W[o][k]| / 127,  q[o][k] = round(W[o][k] / w_scale[o])
-// (1 when the row is all zero). Activations, per row of each call, as
-// ONNX's DynamicQuantizeLinear (uint8, round half to even):
+// (1 when the row is all zero or that quotient underflows to 0).
+// Activations, per row of each call, as ONNX's DynamicQuantizeLinear
+// (uint8, round half to even):
 //   x_scale = (max(0, max x) - min(0, min x)) / 255
 //   zero = clamp(round(0 - min(0, min x) / x_scale), 0, 255)
 //   xq[k] = clamp(round(x[k] / x_scale) + zero, 0, 255)
-// The quantized rows come from one function (linear_kernel.cc), so every
-// body reads the same bytes. Then per output, in this order:
+// Two functions quantize (QuantizeRowsGeneric, QuantizeRowsAvx512, below);
+// they must give the same bytes, which the tests check. Then per output,
+// in this order, each float step rounded on its own:
 //   sum = sum_k xq[k] * q[o][k] - zero * column_sum[o]   (exact, in int32)
-//   y = float(sum) * (x_scale * w_scale[o]) + b[o]        (two roundings)
-// then max(y, 0) with a fused ReLU. The sum is exact whatever the order,
-// and the rest is per row, so a row's outputs are bit-identical at every
-// batch size and on every body. A row that is not finite gives NaN.
+//   y = float(sum) * (x_scale * w_scale[o]) + b[o]
+// (int32 to float, the scales' product, the product, the sum), then
+// max(y, 0) with a fused ReLU. The sum is exact whatever the order, and the
+// rest is per row, so a row's outputs are bit-identical at every batch size
+// and on every body. A row that is not finite, or whose max - min is not
+// finite in float32, gives NaN.
 constexpr size_t kQuadBytes = 4;  // inputs per 32-bit lane of a dot product
 
 // The weights in one of two layouts, by body. `slabs` (VNNI): slab_count

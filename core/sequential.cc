@@ -277,20 +277,26 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
         " bytes of activations"));
   }
   absl::Status status;
-  for (size_t first = 0; first < rows; first += chunk_rows) {
-    const size_t count = std::min(chunk_rows, rows - first);
-    if (first > 0 && stop && stop()) {
-      status = absl::CancelledError(
-          absl::StrCat("the pass stopped after ", first, " of ", rows, " rows"));
-      break;
+  try {  // INT8 kernels grow buffers of the thread's
+    for (size_t first = 0; first < rows; first += chunk_rows) {
+      const size_t count = std::min(chunk_rows, rows - first);
+      if (first > 0 && stop && stop()) {
+        status = absl::CancelledError(
+            absl::StrCat("the pass stopped after ", first, " of ", rows, " rows"));
+        break;
+      }
+      status = ForwardChunk(features.data() + first * input_width_, count,
+                            logits.data() + first * output_width_,
+                            scratch.buffers[0].data(), scratch.buffers[1].data());
+      if (!status.ok()) break;
     }
-    status = ForwardChunk(features.data() + first * input_width_, count,
-                          logits.data() + first * output_width_,
-                          scratch.buffers[0].data(), scratch.buffers[1].data());
-    if (!status.ok()) break;
+  } catch (const std::bad_alloc&) {
+    LinearKernel::ReleaseThreadInt8Scratch();
+    status = absl::ResourceExhaustedError("no memory for the int8 kernels' quantized rows");
   }
   if (scratch_values * sizeof(float) > kScratchBudgetBytes) {
     for (auto& buffer : scratch.buffers) std::vector<float>().swap(buffer);
+    LinearKernel::ReleaseThreadInt8Scratch();
   }
   return status;
 }
@@ -298,7 +304,8 @@ absl::Status Sequential::Forward(absl::Span<const float> features, size_t rows,
 size_t Sequential::ThreadScratchBytes() {
   const ForwardScratch& scratch = ThreadScratch();
   return (scratch.buffers[0].capacity() + scratch.buffers[1].capacity()) *
-         sizeof(float);
+             sizeof(float) +
+         LinearKernel::ThreadInt8ScratchBytes();
 }
 
 absl::Status Sequential::ForwardChunk(const float* features, size_t rows, float* logits,

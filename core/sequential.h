@@ -78,7 +78,9 @@ class Sequential {
   // the gradient is as close to an exact one as the float forward allows.
   // INVALID_ARGUMENT on size mismatch, a target outside ClassCount(), or a
   // softmax or log-softmax head on one output; RESOURCE_EXHAUSTED when the
-  // activations cannot be kept; `stop` as for Forward().
+  // activations cannot be kept; FAILED_PRECONDITION for a model not in
+  // float32 (its answers are not the weights' float arithmetic); `stop` as
+  // for Forward().
   absl::Status ScoreGradients(absl::Span<const float> features, size_t rows, Head head,
                               absl::Span<const int> targets, absl::Span<float> scores,
                               absl::Span<double> gradients,
@@ -104,7 +106,9 @@ class Sequential {
   size_t widest() const { return widest_; }
 
   // Scratch bytes the calling thread holds for forward passes (for tests:
-  // what a pass leaves behind once it is over).
+  // what a pass leaves behind once it is over): two buffers of activations
+  // within the budget, and INT8 kernels' quantized rows (3 bytes per input
+  // value and 8 per row of a chunk).
   static size_t ThreadScratchBytes();
 
  private:

@@ -69,6 +69,11 @@ void AppendTime(std::string* out, absl::Time time) {
   };
   thread_local Cached cached;
   const int64_t micros = absl::ToUnixMicros(time);
+  if (micros <= std::numeric_limits<int64_t>::min() + 1000000 ||
+      micros == std::numeric_limits<int64_t>::max()) {  // beyond int64 microseconds
+    out->append(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone()));
+    return;
+  }
   const int64_t second = micros >= 0 ? micros / 1000000 : (micros - 999999) / 1000000;
   if (second != cached.second) {
     cached.second = second;
@@ -200,6 +205,7 @@ std::string FormatCapturedCall(const CapturedCall& call) {
   // copied from the features' rather than formatted twice.
   const bool inputs_are_features = call.categories.empty() && call.input_width == features &&
                                    call.inputs.size() == call.features.size() &&
+                                   !call.inputs.empty() &&
                                    std::memcmp(call.inputs.data(), call.features.data(),
                                                sizeof(float) * call.inputs.size()) == 0;
   std::vector<std::pair<size_t, size_t>> number_text;  // a row's features: begin, end in `out`

@@ -91,6 +91,14 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
         "model '", served.name, "' prepares its features (its config's preprocessing); "
         "explanations of such models are not served"));
   }
+  // The backward pass differentiates float32 weights; an INT8 model's
+  // answers come from other arithmetic (core/linear_kernel_isa.h).
+  if (model.precision() != Precision::kFp32) {
+    return absl::UnimplementedError(absl::StrCat(
+        "model '", served.name, "' runs in ", PrecisionName(model.precision()),
+        " (its config's precision); explanations are of float32 models "
+        "(seqmodel explain --precision fp32 gives the float32 model's)"));
+  }
   if (tensors != nullptr) {
     if (absl::Status checked = CheckTensorInterface(served, tensors); !checked.ok()) {
       return checked;

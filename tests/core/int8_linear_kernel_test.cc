@@ -193,17 +193,36 @@ TEST(Int8LinearKernel, StaysCloseToFloat32) {
   EXPECT_GT(error, 0.0);  // it is quantized
 }
 
+// A row of zeros gives the bias; a row that is not finite, or whose range
+// is not (max - min beyond float32), NaN; on every body.
 TEST(Int8LinearKernel, AZeroRowGivesTheBiasAndANonFiniteRowNan) {
   const Layer layer = RandomLinear(5, 4, 2);
-  auto kernel = MakeInt8(layer, false, LinearKernel::BestIsa());
-  ASSERT_NE(kernel, nullptr);
   const float inf = std::numeric_limits<float>::infinity();
-  const std::vector<float> x = {0, 0, 0, 0, 0, 1, inf, 2, 3, 4, 1, 2, 3, 4, 5};
-  const std::vector<float> y = Outputs(*kernel, x.data(), 3, 4);
-  for (int o = 0; o < 4; ++o) {
-    EXPECT_EQ(y[o], layer.bias[o]);
-    EXPECT_TRUE(std::isnan(y[4 + o]));
-    EXPECT_TRUE(std::isfinite(y[8 + o]));
+  const std::vector<float> x = {0, 0, 0, 0, 0,  1, inf, 2, 3, 4,  1, 2, 3, 4, 5,
+                                -2e38f, 2e38f, 0, 1, 2};
+  for (Isa isa : RunnableIsas()) {
+    auto kernel = MakeInt8(layer, false, isa);
+    ASSERT_NE(kernel, nullptr);
+    const std::vector<float> y = Outputs(*kernel, x.data(), 4, 4);
+    for (int o = 0; o < 4; ++o) {
+      EXPECT_EQ(y[o], layer.bias[o]);
+      EXPECT_TRUE(std::isnan(y[4 + o]));
+      EXPECT_TRUE(std::isfinite(y[8 + o]));
+      EXPECT_TRUE(std::isnan(y[12 + o])) << LinearKernel::IsaName(isa);
+    }
+  }
+}
+
+// Weights too small for a scale (largest / 127 underflows) quantize to
+// zeros: the layer answers its bias.
+TEST(Int8LinearKernel, WeightsTooSmallForAScaleAnswerTheBias) {
+  const Layer layer = Layer::Linear(3, 2, {1e-44f, -1e-44f, 0, 0, 0, 0}, {0.5f, -0.25f});
+  const std::vector<float> x = {1, 2, 3};
+  for (Isa isa : RunnableIsas()) {
+    auto kernel = MakeInt8(layer, false, isa);
+    ASSERT_NE(kernel, nullptr);
+    EXPECT_EQ(Outputs(*kernel, x.data(), 1, 2), (std::vector<float>{0.5f, -0.25f}))
+        << LinearKernel::IsaName(isa);
   }
 }
 
@@ -239,6 +258,17 @@ TEST(Int8Sequential, AModelInInt8KeepsItsLayersAndAgreesOnTheClass) {
     agree += top(*a) == top(*b);
   }
   EXPECT_GE(agree, 190) << agree << " of " << rows;
+  // Its quantized rows stay with the thread, counted as its scratch.
+  EXPECT_GE(LinearKernel::ThreadInt8ScratchBytes(), rows * 20);
+  EXPECT_GE(Sequential::ThreadScratchBytes(), LinearKernel::ThreadInt8ScratchBytes());
+  // Gradients are of float32 models.
+  std::vector<int> targets(rows, 0);
+  std::vector<float> scores(rows);
+  std::vector<double> gradients(rows * 20);
+  const absl::Status refused =
+      (*int8)->ScoreGradients(x, rows, Head::kLogits, targets, absl::MakeSpan(scores),
+                              absl::MakeSpan(gradients));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   // And back: the float32 layers were kept.
   auto back = (*int8)->WithPrecision(Precision::kFp32);
   ASSERT_TRUE(back.ok());

@@ -152,5 +152,23 @@ TEST_F(PrecisionApiTest, EveryProtocolGivesTheInt8ModelsBits) {
   EXPECT_EQ(rest_scores, grpc_scores);
 }
 
+// Explanations differentiate float32 weights: an INT8 model's are refused,
+// saying how to have the float32 model's.
+TEST_F(PrecisionApiTest, ExplainingAnInt8ModelIsRefused) {
+  v1::ExplainRequest request;
+  request.set_model("species_int8");
+  request.mutable_features()->Add(reference_.inputs.begin(),
+                                  reference_.inputs.begin() + reference_.input_width);
+  v1::ExplainResponse response;
+  grpc::ClientContext context;
+  const grpc::Status status = stub_->Explain(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("runs in int8"));
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--precision fp32"));
+  request.set_model("species");
+  grpc::ClientContext fp32_context;
+  EXPECT_TRUE(stub_->Explain(&fp32_context, request, &response).ok());
+}
+
 }  // namespace
 }  // namespace seqserve

@@ -328,6 +328,12 @@ TEST(CaptureRecord, TimesAreUtcToTheMicrosecond) {
               absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", record.time, absl::UTCTimeZone()))
         << micros;
   }
+  // Beyond what int64 microseconds hold: written as absl writes them.
+  for (const absl::Time time : {absl::InfinitePast(), absl::InfiniteFuture()}) {
+    record.time = time;
+    const json line = json::parse(FormatCapturedCall(CopyPayload(record)));
+    EXPECT_EQ(line["time"], absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone()));
+  }
 }
 
 // A model without preprocessing reads the features as sent: its inputs are
