@@ -10,32 +10,25 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "core/linear_kernel.h"
 #include "core/sequential.h"
+#include "tests/support/random_layers.h"
 
 namespace seqserve {
 namespace {
 
 using Isa = LinearKernel::Isa;
 
+// Weights and bias uniform in [-1, 1].
 Layer RandomLinear(int in, int out, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> weight(static_cast<size_t>(in) * out), bias(out);
-  for (float& v : weight) v = uniform(rng);
-  for (float& v : bias) v = uniform(rng);
-  return Layer::Linear(in, out, std::move(weight), std::move(bias));
+  return testing::RandomLinear(in, out, /*bias=*/true, seed);
 }
 
+// Rows mostly positive, some negative: the zero point varies.
 std::vector<float> RandomRows(size_t rows, int width, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.5f, 2.0f);
-  std::vector<float> values(rows * width);
-  for (float& v : values) v = normal(rng);
-  return values;
+  return testing::RandomRows(rows, width, seed, 0.5f);
 }
 
 std::vector<float> Outputs(const LinearKernel& kernel, const float* x, size_t rows, int out) {
@@ -87,15 +80,9 @@ std::vector<float> Formula(const Layer& layer, const float* x, bool relu) {
   return y;
 }
 
-// Every instruction set this CPU runs: plain x86-64's body, AVX2's and,
-// on AVX-512, VNNI's when the CPU has it (else AVX2's again).
-std::vector<Isa> RunnableIsas() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2Fma, Isa::kAvx512}) {
-    if (static_cast<int>(isa) <= static_cast<int>(LinearKernel::BestIsa())) isas.push_back(isa);
-  }
-  return isas;
-}
+// Every instruction set this CPU runs: plain x86-64's INT8 body, AVX2's
+// and, on AVX-512, VNNI's when the CPU has it (else AVX2's again).
+using testing::RunnableIsas;
 
 // Equal bits, NaN included.
 bool SameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }

@@ -11,41 +11,20 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/support/random_layers.h"
 
 namespace seqserve {
 namespace {
 
 using Isa = LinearKernel::Isa;
 
-Layer RandomLinear(int in, int out, bool bias, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> weight(static_cast<size_t>(in) * out), b(bias ? out : 0);
-  for (float& v : weight) v = uniform(rng);
-  for (float& v : b) v = uniform(rng);
-  return Layer::Linear(in, out, std::move(weight), std::move(b));
-}
-
-std::vector<float> RandomRows(size_t rows, int width, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 2.0f);
-  std::vector<float> values(rows * width);
-  for (float& v : values) v = normal(rng);
-  return values;
-}
-
-// Every instruction set this CPU runs, plain x86-64 first.
-std::vector<Isa> RunnableIsas() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2Fma, Isa::kAvx512}) {
-    if (static_cast<int>(isa) <= static_cast<int>(LinearKernel::BestIsa())) isas.push_back(isa);
-  }
-  return isas;
-}
+using testing::RandomLinear;
+using testing::RandomRows;
+using testing::RunnableIsas;
 
 std::unique_ptr<LinearKernel> MakeKernel(const Layer& layer, bool relu, Isa isa) {
   auto kernel = LinearKernel::Create(layer, relu, isa);

@@ -468,16 +468,20 @@ int64_t ResidentKiB(pid_t pid) {
   return -1;
 }
 
-// Memory stays flat under steady load once warm.
-TEST(Drills, MemoryStaysFlatUnderLoad) {
-#ifdef SEQSERVE_SANITIZED
-  GTEST_SKIP() << "sanitizer runtimes hold freed memory in quarantine";
-#endif
-  ServerProcess server(SEQSERVE_PATH,
-                       {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR),
-                       });
-  ASSERT_TRUE(server.ready()) << server.output();
+// Four callers sending the species model 1, 21, 41 and 61 rows a call for
+// DrillLength(); the server's resident size a third of the way in (warm)
+// and at the end.
+struct SteadyLoad {
+  int64_t warm_kib = 0;
+  int64_t end_kib = 0;
+  int64_t calls = 0;
+  int failures = 0;
+  std::string first_failure;
+};
+
+SteadyLoad RunSteadyLoad(const ServerProcess& server) {
   std::atomic<bool> stop{false};
+  std::atomic<int64_t> calls{0};
   Failures failures;
   std::vector<std::thread> clients;
   for (int t = 0; t < 4; ++t) {
@@ -488,20 +492,38 @@ TEST(Drills, MemoryStaysFlatUnderLoad) {
       while (!stop) {
         auto answer = client->Classify("species", rows, rows.size() / 3);
         if (!answer.ok()) failures.Add(answer.status());
+        ++calls;
       }
     });
   }
+  SteadyLoad load;
   absl::SleepFor(DrillLength() / 3);
-  const int64_t warm = ResidentKiB(server.pid());
+  load.warm_kib = ResidentKiB(server.pid());
   absl::SleepFor(DrillLength() * 2 / 3);
-  const int64_t end = ResidentKiB(server.pid());
+  load.end_kib = ResidentKiB(server.pid());
   stop = true;
   for (auto& client : clients) client.join();
-  EXPECT_EQ(failures.count(), 0) << failures.first();
-  ASSERT_GT(warm, 0);
+  load.calls = calls.load();
+  load.failures = failures.count();
+  load.first_failure = failures.first();
+  return load;
+}
+
+// Memory stays flat under steady load once warm.
+TEST(Drills, MemoryStaysFlatUnderLoad) {
+#ifdef SEQSERVE_SANITIZED
+  GTEST_SKIP() << "sanitizer runtimes hold freed memory in quarantine";
+#endif
+  ServerProcess server(SEQSERVE_PATH,
+                       {absl::StrCat("--model_repository=", SEQSERVE_MODELS_DIR),
+                       });
+  ASSERT_TRUE(server.ready()) << server.output();
+  const SteadyLoad load = RunSteadyLoad(server);
+  EXPECT_EQ(load.failures, 0) << load.first_failure;
+  ASSERT_GT(load.warm_kib, 0);
   // Allocator noise is a few MiB; a leak per call grows with the calls.
-  EXPECT_LT(end - warm, 16 * 1024) << "RSS grew from " << warm << " KiB to " << end
-                                   << " KiB";
+  EXPECT_LT(load.end_kib - load.warm_kib, 16 * 1024)
+      << "RSS grew from " << load.warm_kib << " KiB to " << load.end_kib << " KiB";
 }
 
 // Memory stays flat too while every call is captured to files (rotated and
@@ -527,32 +549,12 @@ TEST(Drills, MemoryStaysFlatWhileCapturingAndWatchingDrift) {
   ServerProcess server(SEQSERVE_PATH, {"--model_repository=" + repository.root(),
                                        "--poll_seconds=0"});
   ASSERT_TRUE(server.ready()) << server.output();
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> calls{0};
-  Failures failures;
-  std::vector<std::thread> clients;
-  for (int t = 0; t < 4; ++t) {
-    clients.emplace_back([&, t] {
-      auto client = Connect(server.target());
-      std::vector<float> rows;
-      for (int r = 0; r < 1 + t * 20; ++r) rows.insert(rows.end(), {4, 0, 1});
-      while (!stop) {
-        auto answer = client->Classify("species", rows, rows.size() / 3);
-        if (!answer.ok()) failures.Add(answer.status());
-        ++calls;
-      }
-    });
-  }
-  absl::SleepFor(DrillLength() / 3);
-  const int64_t warm = ResidentKiB(server.pid());
-  absl::SleepFor(DrillLength() * 2 / 3);
-  const int64_t end = ResidentKiB(server.pid());
-  stop = true;
-  for (auto& client : clients) client.join();
-  EXPECT_EQ(failures.count(), 0) << failures.first();
-  ASSERT_GT(warm, 0);
-  EXPECT_LT(end - warm, 16 * 1024) << "RSS grew from " << warm << " KiB to " << end
-                                   << " KiB over " << calls.load() << " captured calls";
+  const SteadyLoad load = RunSteadyLoad(server);
+  EXPECT_EQ(load.failures, 0) << load.first_failure;
+  ASSERT_GT(load.warm_kib, 0);
+  EXPECT_LT(load.end_kib - load.warm_kib, 16 * 1024)
+      << "RSS grew from " << load.warm_kib << " KiB to " << load.end_kib << " KiB over "
+      << load.calls << " captured calls";
   // The files were written and kept under their cap (which one file may
   // pass while it is being written).
   uintmax_t bytes = 0;

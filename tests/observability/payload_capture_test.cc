@@ -227,16 +227,23 @@ struct SyntheticCall {
     row->set_score(0.75f);
     inputs = {2.5f, 1, 0};
   }
-  void TellTo(PayloadObserver& observer, const std::string& request_id) {
-    const RawRowsView raw(1, 2, numbers, categories, {0, 1});
+  // Its one row as sent; Record() points at it.
+  RawRowsView Raw() const { return RawRowsView(1, 2, numbers, categories, {0, 1}); }
+  // The call as the server reports it, over `raw` (from Raw()).
+  PayloadRecord Record(const RawRowsView& raw) const {
     PayloadRecord record;
     record.served = &served;
-    record.protocol = "grpc";
-    record.request_id = request_id;
-    record.time = absl::Now();
     record.raw = &raw;
     record.inputs = inputs;
     record.response = &response;
+    return record;
+  }
+  void TellTo(PayloadObserver& observer, const std::string& request_id) {
+    const RawRowsView raw = Raw();
+    PayloadRecord record = Record(raw);
+    record.protocol = "grpc";
+    record.request_id = request_id;
+    record.time = absl::Now();
     observer.OnPayload(record);
   }
   ServedModel served;
@@ -282,16 +289,12 @@ TEST(CaptureRecord, AFormattedCallIsExactlyItsLine) {
   SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
   call.served.config.add_labels("no");
   call.served.config.add_labels("y\"es");
-  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
-  PayloadRecord record;
-  record.served = &call.served;
+  const RawRowsView raw = call.Raw();
+  PayloadRecord record = call.Record(raw);
   record.protocol = "http";
   record.request_id = "r-1";
   record.caller = "ops";
   record.time = absl::FromUnixMicros(1796479488020263);
-  record.raw = &raw;
-  record.inputs = call.inputs;
-  record.response = &call.response;
   const std::shared_ptr<const CaptureShape> shape = MakeCaptureShape(call.served, 2);
   const CapturedCall first = CopyPayload(record, shape);
   const CapturedCall second = CopyPayload(record, shape);
@@ -313,12 +316,8 @@ TEST(CaptureRecord, AFormattedCallIsExactlyItsLine) {
 // (the writer keeps the part up to the second between records).
 TEST(CaptureRecord, TimesAreUtcToTheMicrosecond) {
   SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
-  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
-  PayloadRecord record;
-  record.served = &call.served;
-  record.raw = &raw;
-  record.inputs = call.inputs;
-  record.response = &call.response;
+  const RawRowsView raw = call.Raw();
+  PayloadRecord record = call.Record(raw);
   for (const int64_t micros : {int64_t{1796479488000001}, int64_t{1796479488999999},
                                int64_t{1796479489000000}, int64_t{1796479488020263},
                                int64_t{0}, int64_t{-1}, int64_t{-1000000}}) {
@@ -379,12 +378,8 @@ TEST(CaptureRecord, InputsThatAreTheFeaturesAreTheirText) {
 // ASCII (written as it is) or not.
 TEST(CaptureRecord, ClientTextIsQuotedAsEverywhere) {
   SyntheticCall call("sample_rate: 1 files { directory: \"unused\" }");
-  const RawRowsView raw(1, 2, call.numbers, call.categories, {0, 1});
-  PayloadRecord record;
-  record.served = &call.served;
-  record.raw = &raw;
-  record.inputs = call.inputs;
-  record.response = &call.response;
+  const RawRowsView raw = call.Raw();
+  PayloadRecord record = call.Record(raw);
   for (const std::string& text :
        {std::string(""), std::string("abc-123 ~{}"), std::string("a\"b"), std::string("a\\b"),
         std::string("line\nbreak"), std::string("del\x7f"), std::string("caf\xc3\xa9"),
