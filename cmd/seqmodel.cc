@@ -126,7 +126,7 @@ absl::StatusOr<std::optional<Precision>> PrecisionFlag() {
 // The model, and with a config (found beside a repository's model or given
 // with --config) the features a call sends and how each is prepared.
 int Inspect(const Sequential& model, const std::string& path) {
-  Precision precision = Precision::kFp32;
+  Precision precision = model.stored_precision();
   ModelPlace place = PlaceOf(path);
   if (!absl::GetFlag(FLAGS_config).empty()) place.config_path = absl::GetFlag(FLAGS_config);
   v1::ModelConfig config;
@@ -134,7 +134,7 @@ int Inspect(const Sequential& model, const std::string& path) {
     auto loaded = LoadModelConfig(place.config_path);
     if (!loaded.ok()) return Fail(loaded.status().ToString());
     config = std::move(*loaded);
-    const std::optional<Precision> configured = ConfigPrecision(config.precision());
+    const std::optional<Precision> configured = ConfigPrecision(config.precision(), model.stored_precision());
     if (!configured) {
       return Fail(absl::StrCat(place.config_path, ": precision ", config.precision(),
                                " is not a precision"));

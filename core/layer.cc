@@ -97,6 +97,19 @@ Layer Layer::Linear(int in_features, int out_features,
   return layer;
 }
 
+Layer Layer::QuantizedLinear(int in_features, int out_features, std::vector<int8_t> weight,
+                             std::vector<float> scales, std::vector<float> bias) {
+  std::vector<float> values(weight.size());
+  const size_t in = static_cast<size_t>(std::max(in_features, 1));
+  for (size_t i = 0; i < weight.size() && i / in < scales.size(); ++i) {
+    values[i] = static_cast<float>(weight[i]) * scales[i / in];  // DequantizeLinear's value
+  }
+  Layer layer = Linear(in_features, out_features, std::move(values), std::move(bias));
+  layer.int8_weight = std::move(weight);
+  layer.int8_scales = std::move(scales);
+  return layer;
+}
+
 Layer Layer::Relu() { return OfKind(LayerKind::kRelu); }
 
 Layer Layer::LeakyRelu(float negative_slope) {
@@ -299,8 +312,10 @@ void FoldBatchNorms(std::vector<Layer>& layers) {
     size_t before = i - 1;
     while (before > 0 && layers[before].kind == LayerKind::kNoOp) --before;
     Layer& linear = layers[before];
+    // A Linear stored in int8 keeps its file's weights: its BatchNorm1d runs.
     if (norm.kind != LayerKind::kBatchNorm || norm.folded ||
-        linear.kind != LayerKind::kLinear || norm.out_features != linear.out_features ||
+        linear.kind != LayerKind::kLinear || !linear.int8_weight.empty() ||
+        norm.out_features != linear.out_features ||
         norm.weight.size() != static_cast<size_t>(linear.out_features) ||
         norm.bias.size() != norm.weight.size() ||
         linear.weight.size() !=

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,12 @@ struct Layer {
   // Linear: out_features or empty for no bias. BatchNorm1d: the shift
   // bias - running_mean * scale. LayerNorm: bias (empty: all zeros).
   std::vector<float> bias;
+  // A Linear whose file stores it quantized (ONNX Runtime's quantize_dynamic
+  // form): its int8 weights (out_features x in_features) and one scale per
+  // output, which INT8 runs as they are; `weight` holds their values
+  // q * scale, which FP32 runs. Empty for a float Linear.
+  std::vector<int8_t> int8_weight;
+  std::vector<float> int8_scales;
   // kElementwise: the steps, run in order in float32 as torch runs them
   // (never folded into one scale and shift: that would change the bits).
   std::vector<ElementwiseStep> steps;
@@ -84,6 +91,9 @@ struct Layer {
 
   static Layer Linear(int in_features, int out_features,
                       std::vector<float> weight, std::vector<float> bias);
+  // A Linear stored as int8 weights and a scale per output.
+  static Layer QuantizedLinear(int in_features, int out_features, std::vector<int8_t> weight,
+                               std::vector<float> scales, std::vector<float> bias);
   static Layer Relu();
   static Layer LeakyRelu(float negative_slope);
   static Layer Tanh();

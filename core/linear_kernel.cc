@@ -200,21 +200,30 @@ absl::StatusOr<std::unique_ptr<LinearKernel::Packed>> LinearKernel::PackInt8(con
   int32_t* sums = packed->column_sums.get();
   std::fill(scales, scales + columns, 0.0f);
   std::fill(sums, sums + columns, 0);
+  // A layer its file stores in int8 runs those weights and scales as they are.
+  const bool stored = !layer.int8_weight.empty();
   for (size_t o = 0; o < out; ++o) {
     const float* row = layer.weight.data() + o * in;
-    float largest = 0.0f;
-    for (size_t k = 0; k < in; ++k) largest = std::max(largest, std::fabs(row[k]));
-    // Symmetric, [-127, 127]: ONNX Runtime's per-channel int8 weights. A
-    // row too small for a scale (all zero, or a quotient that underflows)
-    // quantizes to zeros.
-    float scale = largest / 127.0f;
-    if (!(scale > 0.0f)) scale = 1.0f;
+    float scale;
+    if (stored) {
+      scale = layer.int8_scales[o];
+    } else {
+      float largest = 0.0f;
+      for (size_t k = 0; k < in; ++k) largest = std::max(largest, std::fabs(row[k]));
+      // Symmetric, [-127, 127]: ONNX Runtime's per-channel int8 weights. A
+      // row too small for a scale (all zero, or a quotient that underflows)
+      // quantizes to zeros.
+      scale = largest / 127.0f;
+      if (!(scale > 0.0f)) scale = 1.0f;
+    }
     scales[o] = scale;
     const size_t s = o / kSlabWidth, l = o % kSlabWidth;
     int32_t sum = 0;
     for (size_t k = 0; k < in; ++k) {
-      const float q = std::clamp(std::nearbyint(row[k] / scale), -127.0f, 127.0f);
-      const int8_t value = static_cast<int8_t>(q);
+      const int8_t value =
+          stored ? layer.int8_weight[o * in + k]
+                 : static_cast<int8_t>(
+                       std::clamp(std::nearbyint(row[k] / scale), -127.0f, 127.0f));
       if (vnni) {
         slabs[((s * quads + k / kQuadBytes) * kSlabWidth + l) * kQuadBytes + k % kQuadBytes] =
             value;

@@ -33,6 +33,36 @@ std::string TypeName(int type) {
   return onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(type));
 }
 
+// IEEE binary16 to float32, exactly (subnormals, Inf and NaN included).
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1fu;
+  const uint32_t mantissa = h & 0x3ffu;
+  float magnitude;
+  if (exponent == 0) {
+    magnitude = std::ldexp(static_cast<float>(mantissa), -24);  // zero or subnormal
+  } else if (exponent == 0x1f) {
+    magnitude = mantissa == 0 ? std::numeric_limits<float>::infinity()
+                              : std::numeric_limits<float>::quiet_NaN();
+  } else {
+    magnitude = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
+  }
+  uint32_t bits;
+  std::memcpy(&bits, &magnitude, sizeof(bits));
+  bits |= sign;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+// bfloat16 is the high half of a float32.
+float BFloat16ToFloat(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
 }  // namespace
 
 OnnxGraph::OnnxGraph(const onnx::ModelProto& model, absl::string_view name,
@@ -137,41 +167,84 @@ absl::Status OnnxGraph::ReadRaw(const onnx::NodeProto& node, const onnx::TensorP
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<float>> OnnxGraph::Floats(const onnx::NodeProto& node,
-                                                     const onnx::TensorProto& tensor) const {
-  const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
-  if (tensor.data_type() != onnx::TensorProto::FLOAT) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node,
-                     absl::StrCat(what, " has data type ", TypeName(tensor.data_type()),
-                                  "; only float32 weights are supported"));
-  }
+absl::StatusOr<int64_t> OnnxGraph::ValueCount(const onnx::NodeProto& node,
+                                              const onnx::TensorProto& tensor) const {
   int64_t count = 1;
   for (int64_t dim : tensor.dims()) {
     // Zero-element weights are refused too: a zero dim would otherwise let
     // any other dim through unchecked.
     if (dim <= 0 || dim > kMaxWidth || count > kMaxWeightValues / dim) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
-                       absl::StrCat(what, " has shape [", absl::StrJoin(tensor.dims(), ", "),
+                       absl::StrCat("initializer '", tensor.name(), "' has shape [",
+                                    absl::StrJoin(tensor.dims(), ", "),
                                     "]; every dimension must be 1 to ", kMaxWidth,
                                     " and the whole at most ", kMaxWeightValues, " values"));
     }
     count *= dim;
   }
+  return count;
+}
+
+template <typename T>
+absl::StatusOr<std::vector<T>> OnnxGraph::RawValues(const onnx::NodeProto& node,
+                                                    const onnx::TensorProto& tensor,
+                                                    int64_t count) const {
+  std::vector<T> values;
+  if (absl::Status read = ReadRaw(node, tensor, static_cast<uint64_t>(count) * sizeof(T),
+                                  [&] {
+                                    values.resize(count);
+                                    return reinterpret_cast<char*>(values.data());
+                                  });
+      !read.ok()) {
+    return read;
+  }
+  return values;
+}
+
+absl::StatusOr<std::vector<float>> OnnxGraph::Floats(const onnx::NodeProto& node,
+                                                     const onnx::TensorProto& tensor) const {
+  const std::string what = absl::StrCat("initializer '", tensor.name(), "'");
+  const int type = tensor.data_type();
+  const bool half = type == onnx::TensorProto::FLOAT16 || type == onnx::TensorProto::BFLOAT16;
+  if (type != onnx::TensorProto::FLOAT && !half) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat(what, " has data type ", TypeName(type),
+                                  "; weights are float32, float16 or bfloat16"));
+  }
+  auto count = ValueCount(node, tensor);
+  if (!count.ok()) return count.status();
+  const bool raw =
+      tensor.data_location() == onnx::TensorProto::EXTERNAL || !tensor.raw_data().empty();
   std::vector<float> values;
-  if (tensor.data_location() == onnx::TensorProto::EXTERNAL || !tensor.raw_data().empty()) {
-    if (absl::Status read = ReadRaw(node, tensor, static_cast<uint64_t>(count) * sizeof(float),
-                                    [&] {
-                                      values.resize(count);
-                                      return reinterpret_cast<char*>(values.data());
-                                    });
-        !read.ok()) {
-      return read;
+  if (half) {
+    // 16-bit floats widen to float32 exactly; the layers compute in float32.
+    // Without raw bytes ONNX keeps them in int32_data, one per value.
+    std::vector<uint16_t> bits;
+    if (raw) {
+      auto read = RawValues<uint16_t>(node, tensor, *count);
+      if (!read.ok()) return read.status();
+      bits = std::move(*read);
+    } else if (tensor.int32_data_size() == *count) {
+      bits.assign(tensor.int32_data().begin(), tensor.int32_data().end());
+    } else {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat(what, " holds ", tensor.int32_data_size(), " values for ",
+                                    *count));
     }
+    values.resize(bits.size());
+    for (size_t i = 0; i < bits.size(); ++i) {
+      values[i] = type == onnx::TensorProto::FLOAT16 ? HalfToFloat(bits[i])
+                                                      : BFloat16ToFloat(bits[i]);
+    }
+  } else if (raw) {
+    auto read = RawValues<float>(node, tensor, *count);
+    if (!read.ok()) return read.status();
+    values = std::move(*read);
   } else {
-    if (tensor.float_data_size() != count) {
+    if (tensor.float_data_size() != *count) {
       return NodeError(absl::StatusCode::kInvalidArgument, node,
                        absl::StrCat(what, " holds ", tensor.float_data_size(),
-                                    " values for ", count));
+                                    " values for ", *count));
     }
     values.assign(tensor.float_data().begin(), tensor.float_data().end());
   }
@@ -180,6 +253,45 @@ absl::StatusOr<std::vector<float>> OnnxGraph::Floats(const onnx::NodeProto& node
       return NodeError(absl::StatusCode::kInvalidArgument, node,
                        absl::StrCat(what, " holds NaN or Inf"));
     }
+  }
+  return values;
+}
+
+absl::StatusOr<std::vector<int32_t>> OnnxGraph::Bytes(const onnx::NodeProto& node,
+                                                      const onnx::TensorProto& tensor) const {
+  const int type = tensor.data_type();
+  if (type != onnx::TensorProto::INT8 && type != onnx::TensorProto::UINT8) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("initializer '", tensor.name(), "' has data type ",
+                                  TypeName(type), "; expected INT8 or UINT8"));
+  }
+  auto count = ValueCount(node, tensor);
+  if (!count.ok()) return count.status();
+  std::vector<int32_t> values;
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL || !tensor.raw_data().empty()) {
+    auto read = RawValues<uint8_t>(node, tensor, *count);
+    if (!read.ok()) return read.status();
+    values.reserve(read->size());
+    for (uint8_t byte : *read) {
+      values.push_back(type == onnx::TensorProto::INT8 ? static_cast<int8_t>(byte) : byte);
+    }
+    return values;
+  }
+  // Without raw bytes ONNX keeps 8-bit values in int32_data.
+  if (tensor.int32_data_size() != *count) {
+    return NodeError(absl::StatusCode::kInvalidArgument, node,
+                     absl::StrCat("initializer '", tensor.name(), "' holds ",
+                                  tensor.int32_data_size(), " values for ", *count));
+  }
+  const int32_t low = type == onnx::TensorProto::INT8 ? -128 : 0;
+  const int32_t high = type == onnx::TensorProto::INT8 ? 127 : 255;
+  for (int32_t v : tensor.int32_data()) {
+    if (v < low || v > high) {
+      return NodeError(absl::StatusCode::kInvalidArgument, node,
+                       absl::StrCat("initializer '", tensor.name(), "' holds ", v,
+                                    ", outside ", TypeName(type)));
+    }
+    values.push_back(v);
   }
   return values;
 }

@@ -42,9 +42,13 @@ class OnnxGraph {
 
   // The constant that `node` reads at input `index`.
   absl::StatusOr<const onnx::TensorProto*> Weight(const onnx::NodeProto& node, int index) const;
-  // A float tensor's values, read from the model or its external data file.
+  // A float tensor's values, read from the model or its external data file;
+  // float16 and bfloat16 widened to float32 exactly.
   absl::StatusOr<std::vector<float>> Floats(const onnx::NodeProto& node,
                                             const onnx::TensorProto& tensor) const;
+  // An INT8 or UINT8 tensor's values (quantized weights, zero points).
+  absl::StatusOr<std::vector<int32_t>> Bytes(const onnx::NodeProto& node,
+                                             const onnx::TensorProto& tensor) const;
   // Weight() then Floats().
   absl::StatusOr<std::vector<float>> InputFloats(const onnx::NodeProto& node, int index) const;
   // Integer constants (ReduceMean axes, ...) of `node` at input `index`.
@@ -71,6 +75,15 @@ class OnnxGraph {
   // known to exist.
   absl::Status ReadRaw(const onnx::NodeProto& node, const onnx::TensorProto& tensor,
                        uint64_t bytes, const std::function<char*()>& allocate) const;
+
+  // How many values `tensor`'s shape holds, or a refusal of a shape past
+  // the limits.
+  absl::StatusOr<int64_t> ValueCount(const onnx::NodeProto& node,
+                                     const onnx::TensorProto& tensor) const;
+  // `count` values of type T from the tensor's raw bytes.
+  template <typename T>
+  absl::StatusOr<std::vector<T>> RawValues(const onnx::NodeProto& node,
+                                           const onnx::TensorProto& tensor, int64_t count) const;
 
   const onnx::GraphProto& graph_;
   std::string name_;

@@ -72,6 +72,9 @@ class OnnxConverter {
   absl::Status AddHead(const onnx::NodeProto& node, Head head);
   absl::Status AddLinear(const onnx::NodeProto& node, int64_t in, int64_t out,
                          std::vector<float> weight, std::vector<float> bias);
+  // Appends a Linear layer of Sequential module `module` after checking
+  // its widths against the chain; `node` names it in errors.
+  absl::Status AppendLinear(const onnx::NodeProto& node, Layer layer, std::optional<int> module);
   // Appends what a pattern matched, checking per-feature widths.
   absl::Status AddMatched(const onnx::NodeProto& first, LayerMatch match);
   absl::Status CheckExtraOutputsUnused(const onnx::NodeProto& node);
@@ -214,13 +217,17 @@ absl::Status OnnxConverter::ReadInput() {
   const onnx::ValueInfoProto& input = *data_inputs[0];
   input_name_ = input.name();
   const auto& type = input.type().tensor_type();
-  if (type.elem_type() != onnx::TensorProto::FLOAT) {
+  // A float16 or bfloat16 model (torch's model.half()) takes the same rows:
+  // its weights widen exactly and its layers compute in float32.
+  if (type.elem_type() != onnx::TensorProto::FLOAT &&
+      type.elem_type() != onnx::TensorProto::FLOAT16 &&
+      type.elem_type() != onnx::TensorProto::BFLOAT16) {
     return Error(absl::StatusCode::kInvalidArgument,
                  absl::StrCat("input '", input_name_, "' has element type ",
                               onnx::TensorProto::DataType_Name(
                                   static_cast<onnx::TensorProto::DataType>(
                                       type.elem_type())),
-                              "; only float32 inputs are supported"));
+                              "; inputs are float32, float16 or bfloat16"));
   }
   const auto& dims = type.shape().dim();
   if (type.has_shape() && dims.size() < 2) {
@@ -257,6 +264,17 @@ absl::Status OnnxConverter::ReadInput() {
 absl::Status OnnxConverter::AddLinear(const onnx::NodeProto& node, int64_t in,
                                       int64_t out, std::vector<float> weight,
                                       std::vector<float> bias) {
+  // Floats() has bounded every dimension by kMaxWidth: the casts are exact.
+  return AppendLinear(node,
+                      Layer::Linear(static_cast<int>(in), static_cast<int>(out),
+                                    std::move(weight), std::move(bias)),
+                      ModuleIndexOf(node.name()));
+}
+
+absl::Status OnnxConverter::AppendLinear(const onnx::NodeProto& node, Layer layer,
+                                         std::optional<int> module) {
+  const int64_t in = layer.in_features;
+  const int64_t out = layer.out_features;
   if (state_.rank != 2) {
     return NodeError(absl::StatusCode::kUnimplemented, node,
                      absl::StrCat("input has rank ", state_.rank,
@@ -276,9 +294,8 @@ absl::Status OnnxConverter::AddLinear(const onnx::NodeProto& node, int64_t in,
   }
   if (input_width_ == 0) input_width_ = in;
   state_.width = out;
-  layers_.push_back(Layer::Linear(static_cast<int>(in), static_cast<int>(out),
-                                  std::move(weight), std::move(bias)));
-  modules_.AddLayer(ModuleIndexOf(node.name()));
+  layers_.push_back(std::move(layer));
+  modules_.AddLayer(module);
   return absl::OkStatus();
 }
 
@@ -489,6 +506,19 @@ absl::Status OnnxConverter::AddMatched(const onnx::NodeProto& first, LayerMatch 
                      first.op_type() == "Dropout" ? Layer::Dropout() : Layer::Identity());
   }
   for (Layer& layer : match.layers) {
+    if (layer.kind == LayerKind::kLinear) {
+      // A quantized MatMul's window is named after its MatMul node.
+      std::optional<int> linear_module = module;
+      for (int index : match.nodes) {
+        if (graph_.node(index).op_type() == "MatMulInteger") {
+          linear_module = ModuleIndexOf(graph_.node(index).name());
+        }
+      }
+      if (absl::Status s = AppendLinear(first, std::move(layer), linear_module); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
     // A step of arithmetic right after another of the same module (or of
     // no known module) joins its layer: (x - mean) / std lists as one.
     const bool joins = layer.kind == LayerKind::kElementwise && !layers_.empty() &&
@@ -685,8 +715,13 @@ absl::StatusOr<std::unique_ptr<Sequential>> OnnxConverter::Convert() {
   }
   // Modules the export left no node for, listed where torch has them.
   layers_ = modules_.Place(std::move(layers_));
-  auto model = Sequential::Create(static_cast<int>(input_width_),
-                                  std::move(layers_), head);
+  // A file that stores Linear layers in int8 runs in INT8; its float
+  // Linear layers, if any, are quantized at load as INT8 does.
+  const bool stored_int8 = std::any_of(layers_.begin(), layers_.end(), [](const Layer& layer) {
+    return !layer.int8_weight.empty();
+  });
+  auto model = Sequential::Create(static_cast<int>(input_width_), std::move(layers_), head,
+                                  stored_int8 ? Precision::kInt8 : Precision::kFp32);
   if (!model.ok()) {
     return Error(model.status().code(), model.status().message());
   }

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/onnx_quantized.h"
 
 namespace seqserve {
 namespace {
@@ -68,7 +69,10 @@ absl::StatusOr<std::optional<double>> Scalar(const OnnxGraph& g, const Node& nod
     std::memcpy(&value, t.raw_data().data(), sizeof(value));
     return value;
   }
-  if (t.data_type() != onnx::TensorProto::FLOAT) return std::nullopt;
+  if (t.data_type() != onnx::TensorProto::FLOAT && t.data_type() != onnx::TensorProto::FLOAT16 &&
+      t.data_type() != onnx::TensorProto::BFLOAT16) {
+    return std::nullopt;
+  }
   auto values = g.Floats(node, t);
   if (!values.ok()) return values.status();
   return static_cast<double>((*values)[0]);
@@ -699,6 +703,7 @@ PatternResult OneOp(const OnnxGraph& g, const std::string& x) {
 }
 
 constexpr LayerPattern kPatterns[] = {
+    {"MatMul quantized dynamically", DynamicallyQuantizedMatMul},
     {"GELU (Erf form)", GeluErf},
     {"GELU (tanh form)", GeluTanh},
     {"LayerNorm (ReduceMean form)", LayerNormChain},

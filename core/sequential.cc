@@ -162,6 +162,20 @@ absl::Status CheckLayer(const Layer& layer, size_t index, int width) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": weights hold NaN or Inf"));
   }
+  if (!layer.int8_weight.empty() || !layer.int8_scales.empty()) {
+    if (layer.int8_weight.size() != want ||
+        layer.int8_scales.size() != static_cast<size_t>(layer.out_features)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": int8 weights hold ", layer.int8_weight.size(), " values and ",
+          layer.int8_scales.size(), " scales, expected ", want, " and ", layer.out_features));
+    }
+    for (float scale : layer.int8_scales) {
+      if (!(scale > 0.0f) || !std::isfinite(scale)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": an int8 weight scale is ", scale, "; scales are positive"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -211,6 +225,13 @@ absl::StatusOr<std::unique_ptr<Sequential>> Sequential::WithPrecision(Precision 
   auto model = Create(input_width_, layers_, default_head_, precision);
   if (model.ok()) (*model)->set_tensor_names(tensor_names_);
   return model;
+}
+
+Precision Sequential::stored_precision() const {
+  for (const Layer& layer : layers_) {
+    if (!layer.int8_weight.empty()) return Precision::kInt8;
+  }
+  return Precision::kFp32;
 }
 
 absl::Status Sequential::BuildKernels() {

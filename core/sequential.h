@@ -44,7 +44,7 @@ class Sequential {
 
   // The same layers, head and tensor names in another precision (the
   // layers keep their float32 weights, so any precision can be made from
-  // any other).
+  // any other; layers stored in int8 keep their int8 weights for INT8).
   absl::StatusOr<std::unique_ptr<Sequential>> WithPrecision(Precision precision) const;
 
   Sequential(const Sequential&) = delete;
@@ -100,6 +100,9 @@ class Sequential {
   int output_width() const { return output_width_; }
   Head default_head() const { return default_head_; }
   Precision precision() const { return precision_; }
+  // The precision the model's file stores: INT8 when a Linear layer holds
+  // int8 weights (an ONNX Runtime quantize_dynamic file), else FP32.
+  Precision stored_precision() const;
   const std::vector<Layer>& layers() const { return layers_; }
   size_t ParameterCount() const { return parameter_count_; }
   // The widest row anywhere in the model (input, hidden or output).

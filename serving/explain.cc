@@ -96,8 +96,8 @@ absl::StatusOr<ExplainPlan> PlanExplain(const v1::ExplainRequest& request,
   if (model.precision() != Precision::kFp32) {
     return absl::UnimplementedError(absl::StrCat(
         "model '", served.name, "' runs in ", PrecisionName(model.precision()),
-        " (its config's precision); explanations are of float32 models "
-        "(seqmodel explain --precision fp32 gives the float32 model's)"));
+        " (as its file stores it or its config says); explanations are of float32 models "
+        "(config precision: fp32 serves them; seqmodel explain --precision fp32 gives them)"));
   }
   if (tensors != nullptr) {
     if (absl::Status checked = CheckTensorInterface(served, tensors); !checked.ok()) {

@@ -12,9 +12,10 @@ v1::Precision ApiPrecision(Precision precision) {
   return precision == Precision::kInt8 ? v1::PRECISION_INT8 : v1::PRECISION_FP32;
 }
 
-std::optional<Precision> ConfigPrecision(v1::Precision precision) {
+std::optional<Precision> ConfigPrecision(v1::Precision precision, Precision stored) {
   switch (precision) {
     case v1::PRECISION_UNSPECIFIED:
+      return stored;
     case v1::PRECISION_FP32:
       return Precision::kFp32;
     case v1::PRECISION_INT8:
@@ -94,7 +95,8 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> MakeServedModel(
   auto baseline = LoadDriftBaseline(config, binary ? 2 : outputs);
   if (!baseline.ok()) return baseline.status();
   served->drift_baseline = std::move(*baseline);
-  const std::optional<Precision> precision = ConfigPrecision(config.precision());
+  const std::optional<Precision> precision =
+      ConfigPrecision(config.precision(), model->stored_precision());
   if (!precision) {
     return absl::InvalidArgumentError(
         absl::StrCat("config precision ", config.precision(), " is not a precision"));

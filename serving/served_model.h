@@ -40,9 +40,10 @@ struct ServedModel {
 };
 
 // The API's name of a precision, and the precision a config's value asks
-// for (UNSPECIFIED is FP32; nullopt for a value the API does not define).
+// for (UNSPECIFIED is `stored`, the model file's; nullopt for a value the
+// API does not define).
 v1::Precision ApiPrecision(Precision precision);
-std::optional<Precision> ConfigPrecision(v1::Precision precision);
+std::optional<Precision> ConfigPrecision(v1::Precision precision, Precision stored);
 
 // Combines a loaded model with its config; INVALID_ARGUMENT when they do not
 // fit (label count, threshold range, an unknown or softmax default output

@@ -528,7 +528,7 @@ TEST(OnnxLoader, RefusesNonFloatWeights) {
   SetInt(builder.Node("Gemm", {"features", "w"}, {"scores"}), "transB", 1);
   builder.Output("scores", 1);
   ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
-                "initializer 'w' has data type DOUBLE; only float32");
+                "initializer 'w' has data type DOUBLE; weights are float32, float16 or bfloat16");
 }
 
 TEST(OnnxLoader, RefusesNonFloatInput) {
@@ -536,7 +536,7 @@ TEST(OnnxLoader, RefusesNonFloatInput) {
   builder.model().mutable_graph()->mutable_input(0)->mutable_type()
       ->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
   ExpectRefused(Parse(builder), absl::StatusCode::kInvalidArgument,
-                "only float32 inputs");
+                "inputs are float32, float16 or bfloat16");
 }
 
 TEST(OnnxLoader, RefusesNanAndInfWeights) {

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,17 @@ class PrecisionApiTest : public ::testing::Test {
     repository_.WriteReferenceConfig("species", "species");
     repository_.AddReferenceVersion("species_int8", 1, "species");
     repository_.WriteReferenceConfig("species_int8", "species", "precision: int8");
+    // A file ONNX Runtime's quantize_dynamic wrote, as stored and in fp32.
+    const std::string quantized = testing::ReferenceDir() + "/quantized/dynamic_per_channel/";
+    for (const std::string model : {"quantized", "quantized_fp32"}) {
+      for (const std::string file : {"model.onnx", "model.onnx.data"}) {
+        std::ifstream in(quantized + file, std::ios::binary);
+        ASSERT_TRUE(in) << quantized << file;
+        repository_.WriteFile(model + "/1/" + file, std::string(std::istreambuf_iterator<char>(in),
+                                                                std::istreambuf_iterator<char>()));
+      }
+    }
+    repository_.WriteFile("quantized_fp32/config.textproto", "precision: fp32\n");
     ModelServer::Options options;
     options.model_repository = repository_.root();
     options.poll_interval = absl::ZeroDuration();
@@ -95,6 +108,50 @@ TEST_F(PrecisionApiTest, MetadataSaysThePrecision) {
     EXPECT_EQ(json::parse(reply.body)["metadata"]["seqserve"]["precision"],
               v1::Precision_Name(precision))
         << reply.body;
+  }
+}
+
+// A quantized file serves in INT8 unless its config names another
+// precision, with the ONNX operator specs' bits (ONNX Runtime's row by row).
+TEST_F(PrecisionApiTest, AQuantizedFileServesAsStoredUnlessItsConfigSaysOtherwise) {
+  std::ifstream file(testing::ReferenceDir() + "/quantized/dynamic_per_channel/reference.json");
+  ASSERT_TRUE(file);
+  const json reference = json::parse(file);
+  v1::ClassifyRequest request;
+  request.set_model("quantized");
+  request.set_output(v1::OUTPUT_MODE_LOGITS);
+  for (const auto& row : reference["inputs"]) {
+    for (double v : row) request.add_features(static_cast<float>(v));
+  }
+  for (const auto& [model, precision] : std::vector<std::pair<std::string, v1::Precision>>{
+           {"quantized", v1::PRECISION_INT8}, {"quantized_fp32", v1::PRECISION_FP32}}) {
+    v1::GetModelMetadataRequest metadata_request;
+    metadata_request.set_model(model);
+    v1::GetModelMetadataResponse metadata;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->GetModelMetadata(&context, metadata_request, &metadata).ok());
+    EXPECT_EQ(metadata.precision(), precision) << model;
+    request.set_model(model);
+    v1::ClassifyResponse response;
+    grpc::ClientContext classify_context;
+    const grpc::Status status = stub_->Classify(&classify_context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    const std::vector<float> scores = Scores(response);
+    // INT8: the spec's bits. FP32: the stored weights' values in float32,
+    // within the quantization's error of the float model's answers.
+    const bool int8 = precision == v1::PRECISION_INT8;
+    std::vector<float> want;
+    for (const auto& row : reference[int8 ? "output" : "float_output"]) {
+      for (double v : row) want.push_back(static_cast<float>(v));
+    }
+    ASSERT_EQ(scores.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (int8) {
+        EXPECT_EQ(std::memcmp(&scores[i], &want[i], sizeof(float)), 0) << model << " " << i;
+      } else {
+        EXPECT_NEAR(scores[i], want[i], 0.02) << model << " " << i;
+      }
+    }
   }
 }
 
