@@ -21,6 +21,16 @@ graph of one value at batch 1, the binding's cost per run.
 --core-before BINARY adds a fourth side: another build's forward_bench
 (say, of the commit before a change to core), with its ratio to core.
 
+--precision int8 times the quantized model instead: each file rewritten by
+tools/quantize_dynamic.py in the form ONNX Runtime's quantize_dynamic writes
+(per-channel int8 weights, DynamicQuantizeLinear + MatMulInteger), which
+core runs in INT8 with the file's weights and ORT with its own int8 kernels
+(fused into DynamicQuantizeMatMul by its optimizer); PyTorch runs
+torch.ao.quantization.quantize_dynamic(body, {nn.Linear}, torch.qint8) of
+the same body (its own int8 weights, fbgemm). ORT quantizes a batch with
+one scale, core each row with its own: the same file, not the same bits
+beyond batch 1.
+
 Needs the release build, `npm ci` in bench/ort, Debian's python3-torch and
 python3-onnx; run with /usr/bin/python3. --quick runs every side once,
 briefly, on every model at batch 1: a check that the script still works.
@@ -44,6 +54,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 MODELS = {
     "3-16-3": [3, 16, 3],
     "784-1024-1024-10": [784, 1024, 1024, 10],
@@ -145,6 +156,9 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated names from: " + ", ".join(MODELS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="int8: the files quantized as ONNX Runtime's quantize_dynamic "
+                             "writes them, on every side")
     parser.add_argument("--quick", action="store_true",
                         help="one short round at batch 1: checks that the sides run")
     args = parser.parse_args()
@@ -160,6 +174,15 @@ def main():
             bodies[name] = build(MODELS[name])
             paths[name] = os.path.join(tmp, f"{name}.onnx")
             export(bodies[name], MODELS[name][0], paths[name])
+            if args.precision == "int8":
+                import onnx
+                from quantize_dynamic import quantize_model
+                quantized = os.path.join(tmp, f"{name}_int8.onnx")
+                onnx.save_model(quantize_model(onnx.load(paths[name])), quantized)
+                paths[name] = quantized
+                bodies[name] = torch.ao.quantization.quantize_dynamic(
+                    bodies[name], {nn.Linear}, dtype=torch.qint8)
+        print(f"precision: {args.precision}")
         identity = os.path.join(tmp, "identity.onnx")
         export_identity(identity)
         ort = OrtSide()

@@ -5,7 +5,8 @@ arithmetic gives.
 
   dynamic_per_channel  an nn.Sequential exported with Linear as MatMul + Add
                        (today's exporter: opset 20, IR 10, external data),
-                       then quantized as onnxruntime.quantization's
+                       then quantized by tools/quantize_dynamic.py as
+                       onnxruntime.quantization's
                        quantize_dynamic(per_channel=True) writes it: each
                        MatMul becomes DynamicQuantizeLinear, MatMulInteger
                        with symmetric int8 weights (one scale per output
@@ -17,8 +18,8 @@ arithmetic gives.
   half                 the model as torch exports model.half(): float16
                        input, initializers and output, Gemm(transB=1).
 
-The weights are quantized as the tool does: scale = 2 max|w| / 254 over
-the weights' column (or all of them), q = round_half_even(w / scale).
+The weights are quantized as ONNX Runtime's tool does: scale = 2 max|w| / 254
+over the weights' column (or all of them), q = round_half_even(w / scale).
 
 reference.json holds:
   inputs   rows fed to the model;
@@ -39,10 +40,14 @@ The script is deterministic: rerunning it rewrites the same files.
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from quantize_dynamic import quantize_model, quantize_weights  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "quantized")
 F32 = np.float32
@@ -66,14 +71,6 @@ def inputs():
     x[1] = np.abs(x[1])                                  # no negative value: zero point 0
     x[2] = np.array([-1.0, 1.0, 0.5, -0.5, 0.25, 0.0], F32)  # a symmetric range
     return x
-
-
-def quantize_weights(w_t, per_channel):
-    """w_t is MatMul's B, in x out. Symmetric int8 as quantize_dynamic."""
-    absmax = np.abs(w_t).max(axis=0) if per_channel else np.array(np.abs(w_t).max())
-    scale = ((absmax + absmax) / F32(254)).astype(F32)
-    q = np.clip(np.round(w_t / scale), -127, 127).astype(np.int8)
-    return q, scale.astype(F32)
 
 
 def dynamic_quantize_row(x):
@@ -108,53 +105,28 @@ def float_forward(x, weights):
     return x
 
 
-def quantized_graph(weights, per_channel):
-    """The graph quantize_dynamic writes for Linear exported as MatMul + Add,
-    with the tool's tensor and node names."""
+def matmul_graph(weights):
+    """The float model as the exporter writes Linear with MatMul + Add."""
     nodes, inits = [], []
     x = "input"
-    quantized = []
     for i, (w, b) in enumerate(weights):
         module = 2 * i  # Linear, ReLU, Linear, ...
-        matmul = "/%d/MatMul" % module
         out = "/%d/MatMul_output_0" % module
-        w_name = "onnx::MatMul_%d" % (100 + i)
-        q, scale = quantize_weights(w.T.copy(), per_channel)
-        quantized.append((q, scale))
-        inits += [numpy_helper.from_array(q, w_name + "_quantized"),
-                  numpy_helper.from_array(scale.reshape(-1) if per_channel else scale,
-                                          w_name + "_scale"),
-                  numpy_helper.from_array(np.zeros(scale.shape, np.int8),
-                                          w_name + "_zero_point"),
+        inits += [numpy_helper.from_array(w.T.copy(), "onnx::MatMul_%d" % (100 + i)),
                   numpy_helper.from_array(b, "%d.bias" % module)]
-        nodes += [
-            helper.make_node("DynamicQuantizeLinear", [x],
-                             [x + "_quantized", x + "_scale", x + "_zero_point"],
-                             x + "_QuantizeLinear"),
-            helper.make_node("MatMulInteger", [x + "_quantized", w_name + "_quantized",
-                                               x + "_zero_point", w_name + "_zero_point"],
-                             [out + "_output_quantized"], matmul + "_quant"),
-            helper.make_node("Cast", [out + "_output_quantized"],
-                             [out + "_output_quantized_cast_output"],
-                             out + "_output_quantized_cast", to=TensorProto.FLOAT),
-            helper.make_node("Mul", [x + "_scale", w_name + "_scale"],
-                             [matmul + "_quant_scales_mul:0"], matmul + "_quant_scales_mul"),
-            helper.make_node("Mul", [out + "_output_quantized_cast_output",
-                                     matmul + "_quant_scales_mul:0"],
-                             [out], matmul + "_quant_output_scale_mul"),
-            helper.make_node("Add", ["%d.bias" % module, out], ["/%d/Add_output_0" % module],
-                             "/%d/Add" % module),
-        ]
+        nodes += [helper.make_node("MatMul", [x, "onnx::MatMul_%d" % (100 + i)], [out],
+                                   "/%d/MatMul" % module),
+                  helper.make_node("Add", ["%d.bias" % module, out],
+                                   ["/%d/Add_output_0" % module], "/%d/Add" % module)]
         x = "/%d/Add_output_0" % module
         if i + 1 < len(weights):
             nodes.append(helper.make_node("Relu", [x], ["/%d/Relu_output_0" % (module + 1)],
                                           "/%d/Relu" % (module + 1)))
             x = "/%d/Relu_output_0" % (module + 1)
-    graph = helper.make_graph(
+    return helper.make_graph(
         nodes, "main_graph",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", WIDTHS[0]])],
         [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", WIDTHS[-1]])], inits)
-    return graph, quantized
 
 
 def half_graph(weights):
@@ -201,11 +173,11 @@ def main():
     for name, per_channel, opset, ir, external in (
             ("dynamic_per_channel", True, 20, 10, True),
             ("dynamic_per_tensor", False, 13, 7, False)):
-        graph, quantized = quantized_graph(weights, per_channel)
-        proto = helper.make_model(graph, producer_name="onnx.quantize", producer_version="0.1.0",
-                                  opset_imports=[helper.make_opsetid("", opset),
-                                                 helper.make_opsetid("com.microsoft", 1)])
-        proto.ir_version = ir
+        exported = helper.make_model(matmul_graph(weights), producer_name="pytorch",
+                                     opset_imports=[helper.make_opsetid("", opset)])
+        exported.ir_version = ir
+        proto = quantize_model(exported, per_channel)
+        quantized = [quantize_weights(w.T, per_channel) for w, _ in weights]
         biases = [b for _, b in weights]
         output = np.stack([quantized_forward(row, quantized, biases) for row in x])
         save(os.path.join(OUT, name), proto, external,
